@@ -1,0 +1,560 @@
+#include "artifact.h"
+#include "bundle.h"
+#include "error.h"
+#include "fsutil.h"
+#include "manifest.h"
+#include "spec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int artifact_ref_parse(const char *ref, char *name, size_t ncap, char *version, size_t vcap)
+{
+    const char *at = strchr(ref, '@');
+    if (!at || at == ref || !at[1])
+        return err_set(FERRY_E_INVALID, "'%s': expected NAME@VERSION", ref);
+    size_t nlen = (size_t)(at - ref);
+    if (nlen >= ncap || strlen(at + 1) >= vcap)
+        return err_set(FERRY_E_INVALID, "'%s': name or version too long", ref);
+    memcpy(name, ref, nlen);
+    name[nlen] = '\0';
+    snprintf(version, vcap, "%s", at + 1);
+    if (!spec_name_ok(name))
+        return err_set(FERRY_E_INVALID, "'%s': invalid artifact name", ref);
+    if (!spec_version_ok(version))
+        return err_set(FERRY_E_INVALID, "'%s': invalid version", ref);
+    return 0;
+}
+
+/* ---- upload (publish and import) ---------------------------------------- */
+
+/* Where the bytes of a digest are on this machine. */
+typedef int (*locate_fn)(void *arg, const Ferry__Manifest *m, const struct digest *d,
+                         char *path, size_t cap);
+
+static int upload_blob(struct client *c, const struct digest *d, const char *path, uint64_t size,
+                       uint64_t offset, struct progress *prog, uint64_t *sent)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return err_set(-errno, "%s: %s", path, strerror(errno));
+    uint8_t *buf = malloc(WIRE_CHUNK);
+    if (!buf) {
+        close(fd);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    while (rc == 0 && offset < size) {
+        size_t want = size - offset < WIRE_CHUNK ? (size_t)(size - offset) : WIRE_CHUNK;
+        ssize_t n = pread(fd, buf, want, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = err_set(n < 0 ? -errno : -EIO, "%s: changed while publishing", path);
+            break;
+        }
+        Ferry__Wire__Request req;
+        Ferry__Wire__PutChunk pc;
+        ferry__wire__request__init(&req);
+        ferry__wire__put_chunk__init(&pc);
+        pc.digest.data = (uint8_t *)d->b;
+        pc.digest.len = DIGEST_LEN;
+        pc.offset = offset;
+        pc.data.data = buf;
+        pc.data.len = (size_t)n;
+        req.body_case = FERRY__WIRE__REQUEST__BODY_PUT_CHUNK;
+        req.put_chunk = &pc;
+        Ferry__Wire__Response *r = NULL;
+        rc = client_call(c, &req, &r);
+        if (rc < 0)
+            break;
+        if (r->body_case != FERRY__WIRE__RESPONSE__BODY_PUT_CHUNK) {
+            rc = err_set(FERRY_E_PROTOCOL, "registry %s: unexpected reply to a chunk", c->url);
+        } else {
+            *sent += (uint64_t)n;
+            if (prog)
+                progress_add(prog, (uint64_t)n);
+            offset = r->put_chunk->complete ? size : r->put_chunk->offset;
+        }
+        client_response_free(r);
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
+                         Ferry__SignatureList *sigs, const Ferry__Manifest *m, locate_fn locate,
+                         void *arg, int show_progress, struct transfer_result *out)
+{
+    Ferry__Wire__Request req;
+    Ferry__Wire__Offer offer;
+    ferry__wire__request__init(&req);
+    ferry__wire__offer__init(&offer);
+    offer.manifest.data = (uint8_t *)mbytes;
+    offer.manifest.len = mlen;
+    offer.signatures = sigs;
+    req.body_case = FERRY__WIRE__REQUEST__BODY_OFFER;
+    req.offer = &offer;
+
+    snprintf(out->name, sizeof out->name, "%s", m->spec->name);
+    snprintf(out->version, sizeof out->version, "%s", m->spec->version);
+    struct digest md;
+    digest_of(mbytes, mlen, &md);
+    digest_hex(&md, out->digest_hex);
+
+    /* distinct blobs, for the summary */
+    out->blobs_total = 0;
+    for (size_t i = 0; i < m->n_files; i++) {
+        size_t j = 0;
+        while (j < i && memcmp(m->files[j]->digest.data, m->files[i]->digest.data, DIGEST_LEN))
+            j++;
+        out->blobs_total += (j == i);
+    }
+
+    Ferry__Wire__Response *r = NULL;
+    int rc = client_call(c, &req, &r);
+    if (rc < 0)
+        return rc;
+    if (r->body_case != FERRY__WIRE__RESPONSE__BODY_OFFER) {
+        client_response_free(r);
+        return err_set(FERRY_E_PROTOCOL, "registry %s: unexpected reply to an offer", c->url);
+    }
+    if (r->offer->already_published) {
+        out->already_published = 1;
+        client_response_free(r);
+        return 0;
+    }
+
+    uint64_t to_send = 0;
+    for (size_t i = 0; i < r->offer->n_missing; i++)
+        to_send += r->offer->missing[i]->size - r->offer->missing[i]->offset;
+    char label[160];
+    snprintf(label, sizeof label, "publish %s@%s", out->name, out->version);
+    struct progress prog;
+    progress_init(&prog, label, to_send, show_progress);
+
+    for (size_t i = 0; rc == 0 && i < r->offer->n_missing; i++) {
+        const Ferry__Wire__Missing *miss = r->offer->missing[i];
+        struct digest d;
+        char path[4096];
+        if (digest_from_bytes(miss->digest.data, miss->digest.len, &d) < 0) {
+            rc = err_set(FERRY_E_PROTOCOL, "registry %s: bad digest in offer reply", c->url);
+            break;
+        }
+        if ((rc = locate(arg, m, &d, path, sizeof path)) < 0)
+            break;
+        rc = upload_blob(c, &d, path, miss->size, miss->offset, &prog, &out->bytes_uploaded);
+        if (rc == 0)
+            out->blobs_uploaded++;
+    }
+    progress_finish(&prog);
+    client_response_free(r);
+    if (rc < 0)
+        return rc;
+
+    Ferry__Wire__Commit commit;
+    ferry__wire__request__init(&req);
+    ferry__wire__commit__init(&commit);
+    commit.manifest_digest.data = md.b;
+    commit.manifest_digest.len = DIGEST_LEN;
+    req.body_case = FERRY__WIRE__REQUEST__BODY_COMMIT;
+    req.commit = &commit;
+    rc = client_call(c, &req, &r);
+    if (rc == 0)
+        client_response_free(r);
+    return rc;
+}
+
+struct dir_locator {
+    const char *dir;
+};
+
+static int locate_in_dir(void *arg, const Ferry__Manifest *m, const struct digest *d, char *path,
+                         size_t cap)
+{
+    const struct dir_locator *l = arg;
+    for (size_t i = 0; i < m->n_files; i++)
+        if (memcmp(m->files[i]->digest.data, d->b, DIGEST_LEN) == 0) {
+            snprintf(path, cap, "%s/%s", l->dir, m->files[i]->path);
+            return 0;
+        }
+    return err_set(FERRY_E_PROTOCOL, "registry asked for a blob the manifest does not name");
+}
+
+int artifact_publish(struct client *c, const char *dir, const struct key_secret *k,
+                     int show_progress, struct transfer_result *out)
+{
+    Ferry__Manifest *m = NULL;
+    uint8_t *mbytes = NULL;
+    size_t mlen = 0;
+    Ferry__SignatureList *sigs = NULL;
+    int rc = manifest_build(dir, &m);
+    if (rc == 0)
+        rc = manifest_encode(m, &mbytes, &mlen);
+    if (rc == 0)
+        rc = manifest_sign(mbytes, mlen, k, &sigs);
+    if (rc == 0) {
+        struct dir_locator loc = {dir};
+        memset(out, 0, sizeof *out);
+        rc = upload_signed(c, mbytes, mlen, sigs, m, locate_in_dir, &loc, show_progress, out);
+    }
+    signatures_free(sigs);
+    free(mbytes);
+    manifest_free(m);
+    return rc;
+}
+
+/* ---- fetch (pull and export) -------------------------------------------- */
+
+struct fetched {
+    Ferry__Wire__Response *resp; /* owns the bytes below */
+    const uint8_t *mbytes;
+    size_t mlen;
+    Ferry__Manifest *m;
+    struct digest digest;
+};
+
+static void fetched_free(struct fetched *f)
+{
+    manifest_free(f->m);
+    client_response_free(f->resp);
+}
+
+/* Get the manifest of name@version, check it is what was asked for, and
+ * check its signature when t holds keys. */
+static int fetch_manifest(struct client *c, const char *name, const char *version,
+                          const struct trust *t, struct fetched *f)
+{
+    Ferry__Wire__Request req;
+    Ferry__Wire__GetManifest gm;
+    ferry__wire__request__init(&req);
+    ferry__wire__get_manifest__init(&gm);
+    gm.name = (char *)name;
+    gm.version = (char *)version;
+    req.body_case = FERRY__WIRE__REQUEST__BODY_GET_MANIFEST;
+    req.get_manifest = &gm;
+    memset(f, 0, sizeof *f);
+    int rc = client_call(c, &req, &f->resp);
+    if (rc < 0)
+        return rc;
+    if (f->resp->body_case != FERRY__WIRE__RESPONSE__BODY_MANIFEST) {
+        fetched_free(f);
+        return err_set(FERRY_E_PROTOCOL, "registry %s: unexpected reply", c->url);
+    }
+    f->mbytes = f->resp->manifest->manifest.data;
+    f->mlen = f->resp->manifest->manifest.len;
+    digest_of(f->mbytes, f->mlen, &f->digest);
+    if (t && t->n > 0) {
+        rc = manifest_verify(f->mbytes, f->mlen, f->resp->manifest->signatures, t, NULL);
+        if (rc < 0) {
+            char why[900];
+            snprintf(why, sizeof why, "%s", err_detail());
+            fetched_free(f);
+            return err_set(rc, "%s@%s: %s", name, version, why);
+        }
+    }
+    rc = manifest_decode(f->mbytes, f->mlen, &f->m);
+    if (rc == 0 && (strcmp(f->m->spec->name, name) || strcmp(f->m->spec->version, version))) {
+        /* A validly signed manifest of another artifact must not pass for
+         * this one. */
+        rc = err_set(FERRY_E_INVALID, "%s@%s: registry sent the manifest of %s@%s", name, version,
+                     f->m->spec->name, f->m->spec->version);
+    }
+    if (rc < 0)
+        fetched_free(f);
+    return rc;
+}
+
+struct file_sink {
+    int fd;
+    uint64_t offset;
+    struct hasher *h;
+    const char *path;
+};
+
+static int sink_to_file(void *arg, const uint8_t *data, size_t len)
+{
+    struct file_sink *s = arg;
+    hasher_update(s->h, data, len);
+    int rc = fs_pwrite_all(s->fd, data, len, s->offset);
+    if (rc < 0)
+        return err_set(rc, "%s: %s", s->path, strerror(-rc));
+    s->offset += len;
+    return 0;
+}
+
+/* Materialize one manifest file into staging, resuming from what is there. */
+static int pull_file(struct client *c, const char *staging, const Ferry__File *f,
+                     struct progress *prog)
+{
+    char path[8192];
+    if (snprintf(path, sizeof path, "%s/%s", staging, f->path) >= (int)sizeof path)
+        return err_set(-ENAMETOOLONG, "file '%s': path too long", f->path);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    int rc = fs_mkdir_p(path, 0755);
+    *slash = '/';
+    if (rc < 0)
+        return err_set(rc, "%s: %s", path, strerror(-rc));
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return err_set(-errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    struct hasher h;
+    hasher_init(&h);
+    uint64_t have = 0;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size <= f->size)
+        have = (uint64_t)st.st_size;
+    else if (ftruncate(fd, 0) < 0)
+        rc = -errno;
+    if (rc == 0 && have > 0)
+        rc = hasher_update_fd(&h, fd, have);
+    if (prog)
+        progress_add(prog, have);
+    struct digest d;
+    digest_from_bytes(f->digest.data, f->digest.len, &d);
+    if (rc == 0 && have < f->size) {
+        struct file_sink sink = {fd, have, &h, path};
+        rc = client_fetch_blob(c, &d, f->size, have, sink_to_file, &sink, prog);
+    }
+    if (rc == 0) {
+        struct digest got;
+        hasher_final(&h, &got);
+        if (!digest_equal(&got, &d)) {
+            char want_hex[DIGEST_HEX_LEN + 1], got_hex[DIGEST_HEX_LEN + 1];
+            digest_hex(&d, want_hex);
+            digest_hex(&got, got_hex);
+            rc = err_set(FERRY_E_DIGEST,
+                         "file '%s' does not match its digest (expected %.16s…, got %.16s…)",
+                         f->path, want_hex, got_hex);
+        }
+    }
+    if (rc == 0 && fchmod(fd, f->executable ? 0755 : 0644) < 0)
+        rc = -errno;
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+int artifact_pull(struct client *c, const char *name, const char *version, const char *out_dir,
+                  const struct trust *t, int show_progress, struct transfer_result *out)
+{
+    if (!t || t->n == 0)
+        return err_set(FERRY_E_NOKEYS, "pull %s@%s: no trusted keys; give --trust or FERRY_TRUST",
+                       name, version);
+    struct stat st;
+    if (lstat(out_dir, &st) == 0)
+        return err_set(-EEXIST, "%s: already exists", out_dir);
+
+    struct fetched f;
+    int rc = fetch_manifest(c, name, version, t, &f);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->version, sizeof out->version, "%s", version);
+    digest_hex(&f.digest, out->digest_hex);
+
+    char parent[4096], base[1024], staging[4096 + 1100];
+    fs_split(out_dir, parent, sizeof parent, base, sizeof base);
+    snprintf(staging, sizeof staging, "%s/.%s.ferry-partial-%.16s", parent, base,
+             out->digest_hex);
+    rc = fs_mkdir_p(staging, 0755);
+    if (rc < 0) {
+        fetched_free(&f);
+        return err_set(rc, "%s: %s", staging, strerror(-rc));
+    }
+
+    char label[160];
+    snprintf(label, sizeof label, "pull %s@%s", name, version);
+    struct progress prog;
+    progress_init(&prog, label, manifest_total_bytes(f.m), show_progress);
+    for (size_t i = 0; rc == 0 && i < f.m->n_files; i++)
+        rc = pull_file(c, staging, f.m->files[i], &prog);
+    progress_finish(&prog);
+
+    if (rc == FERRY_E_DIGEST) {
+        /* Bad bytes are never worth resuming from. */
+        fs_rm_rf(staging);
+    }
+    if (rc == 0 && rename(staging, out_dir) < 0)
+        rc = err_set(-errno, "%s: %s", out_dir, strerror(errno));
+    if (rc == 0)
+        fs_fsync_dir(parent);
+    if (rc < 0 && rc != FERRY_E_DIGEST && rc != FERRY_E_TRANSPORT) {
+        /* Only an interrupted transfer is kept for resuming. */
+        fs_rm_rf(staging);
+    }
+    if (rc < 0 && strncmp(err_detail(), name, strlen(name)) != 0) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", err_detail());
+        err_set(rc, "pull %s@%s: %s", name, version, why);
+    }
+    fetched_free(&f);
+    return rc;
+}
+
+struct bundle_sink {
+    struct bundle_writer *w;
+    struct hasher *h;
+};
+
+static int sink_to_bundle(void *arg, const uint8_t *data, size_t len)
+{
+    struct bundle_sink *s = arg;
+    hasher_update(s->h, data, len);
+    return bundle_writer_write(s->w, data, len);
+}
+
+int artifact_export(struct client *c, const char *name, const char *version,
+                    const char *tar_path, const struct trust *t, struct transfer_result *out)
+{
+    struct fetched f;
+    int rc = fetch_manifest(c, name, version, t, &f);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->version, sizeof out->version, "%s", version);
+    digest_hex(&f.digest, out->digest_hex);
+
+    uint8_t *sbytes = NULL;
+    size_t slen = 0;
+    struct bundle_writer *w = NULL;
+    rc = signatures_encode(f.resp->manifest->signatures, &sbytes, &slen);
+    if (rc == 0)
+        rc = bundle_writer_open(tar_path, &w);
+    if (rc == 0)
+        rc = bundle_writer_add(w, "manifest.pb", f.mbytes, f.mlen);
+    if (rc == 0)
+        rc = bundle_writer_add(w, "signatures.pb", sbytes, slen);
+    for (size_t i = 0; rc == 0 && i < f.m->n_files; i++) {
+        const Ferry__File *file = f.m->files[i];
+        size_t j = 0;
+        while (j < i && memcmp(f.m->files[j]->digest.data, file->digest.data, DIGEST_LEN))
+            j++;
+        if (j < i)
+            continue; /* this blob is in the bundle already */
+        struct digest d, got;
+        char hex[DIGEST_HEX_LEN + 1], member[80];
+        digest_from_bytes(file->digest.data, file->digest.len, &d);
+        digest_hex(&d, hex);
+        snprintf(member, sizeof member, "blobs/%s", hex);
+        struct hasher h;
+        hasher_init(&h);
+        struct bundle_sink sink = {w, &h};
+        rc = bundle_writer_begin(w, member, file->size);
+        if (rc == 0 && file->size > 0)
+            rc = client_fetch_blob(c, &d, file->size, 0, sink_to_bundle, &sink, NULL);
+        if (rc == 0)
+            rc = bundle_writer_end(w);
+        if (rc == 0) {
+            hasher_final(&h, &got);
+            if (!digest_equal(&got, &d))
+                rc = err_set(FERRY_E_DIGEST, "export %s@%s: file '%s' does not match its digest",
+                             name, version, file->path);
+        }
+        out->blobs_total++;
+    }
+    if (w) {
+        if (rc == 0)
+            rc = bundle_writer_close(w);
+        else
+            bundle_writer_abort(w);
+    }
+    free(sbytes);
+    fetched_free(&f);
+    return rc;
+}
+
+struct staging_locator {
+    const char *dir;
+};
+
+static int locate_in_staging(void *arg, const Ferry__Manifest *m, const struct digest *d,
+                             char *path, size_t cap)
+{
+    (void)m;
+    const struct staging_locator *l = arg;
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_hex(d, hex);
+    snprintf(path, cap, "%s/blobs/%s", l->dir, hex);
+    return 0;
+}
+
+int artifact_import(struct client *c, const char *tar_path, const struct trust *t,
+                    int show_progress, struct transfer_result *out)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char staging[4096];
+    snprintf(staging, sizeof staging, "%s/ferry-import.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(staging))
+        return err_set(-errno, "%s: %s", staging, strerror(errno));
+
+    struct bundle_limits lim;
+    bundle_limits_default(&lim);
+    uint8_t *mbytes = NULL, *sbytes = NULL;
+    size_t mlen = 0, slen = 0;
+    Ferry__Manifest *m = NULL;
+    Ferry__SignatureList *sigs = NULL;
+    char path[4200];
+
+    int rc = bundle_extract(tar_path, staging, &lim);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/manifest.pb", staging);
+        rc = fs_read_file(path, MANIFEST_MAX_BYTES, &mbytes, &mlen);
+    }
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/signatures.pb", staging);
+        rc = fs_read_file(path, 1u << 20, &sbytes, &slen);
+    }
+    if (rc == 0)
+        rc = signatures_decode(sbytes, slen, &sigs);
+    if (rc == 0 && t && t->n > 0)
+        rc = manifest_verify(mbytes, mlen, sigs, t, NULL);
+    if (rc == 0)
+        rc = manifest_decode(mbytes, mlen, &m);
+    /* Every blob the manifest names must be present and match, before a
+     * byte goes anywhere. */
+    for (size_t i = 0; rc == 0 && i < m->n_files; i++) {
+        const Ferry__File *f = m->files[i];
+        struct digest want, got;
+        char hex[DIGEST_HEX_LEN + 1];
+        uint64_t size = 0;
+        digest_from_bytes(f->digest.data, f->digest.len, &want);
+        digest_hex(&want, hex);
+        snprintf(path, sizeof path, "%s/blobs/%s", staging, hex);
+        rc = digest_file(path, &got, &size);
+        if (rc == -ENOENT)
+            rc = err_set(FERRY_E_NOTFOUND, "bundle has no blob for file '%s'", f->path);
+        else if (rc == 0 && (!digest_equal(&want, &got) || size != f->size))
+            rc = err_set(FERRY_E_DIGEST, "bundle blob for file '%s' does not match its digest",
+                         f->path);
+    }
+    if (rc == 0) {
+        struct staging_locator loc = {staging};
+        memset(out, 0, sizeof *out);
+        rc = upload_signed(c, mbytes, mlen, sigs, m, locate_in_staging, &loc, show_progress, out);
+    }
+    if (rc < 0) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", err_detail());
+        if (strncmp(why, tar_path, strlen(tar_path)) == 0)
+            err_set(rc, "import %s", why);
+        else
+            err_set(rc, "import %s: %s", tar_path, why);
+    }
+    manifest_free(m);
+    signatures_free(sigs);
+    free(mbytes);
+    free(sbytes);
+    fs_rm_rf(staging);
+    return rc;
+}

@@ -1,0 +1,43 @@
+/* The client side of artifacts: publish, pull, export and import. Every
+ * operation verifies before anything becomes visible. */
+#ifndef FERRY_LIB_ARTIFACT_H
+#define FERRY_LIB_ARTIFACT_H
+
+#include "client.h"
+#include "key.h"
+
+struct transfer_result {
+    char name[72];
+    char version[72];
+    char digest_hex[DIGEST_HEX_LEN + 1];
+    size_t blobs_total;    /* distinct blobs in the manifest */
+    size_t blobs_uploaded; /* blobs the registry lacked */
+    uint64_t bytes_uploaded;
+    int already_published; /* same content was there: nothing to do */
+};
+
+/* Hash dir, sign with k, upload only what the registry lacks, commit. */
+int artifact_publish(struct client *c, const char *dir, const struct key_secret *k,
+                     int show_progress, struct transfer_result *out);
+
+/* Fetch name@version, verify against t, materialize into out_dir atomically.
+ * An interrupted pull leaves its staging directory (a hidden sibling of
+ * out_dir) and the next pull resumes from the bytes already there. */
+int artifact_pull(struct client *c, const char *name, const char *version, const char *out_dir,
+                  const struct trust *t, int show_progress, struct transfer_result *out);
+
+/* Write name@version as a bundle; blobs are verified while written. When t
+ * holds keys the signature is verified too. */
+int artifact_export(struct client *c, const char *name, const char *version,
+                    const char *tar_path, const struct trust *t, struct transfer_result *out);
+
+/* Extract a bundle into a private staging directory, verify every digest
+ * (and the signature when t holds keys), then upload it like a publish; the
+ * registry checks the signature against its own trusted keys. */
+int artifact_import(struct client *c, const char *tar_path, const struct trust *t,
+                    int show_progress, struct transfer_result *out);
+
+/* Split "name@version". */
+int artifact_ref_parse(const char *ref, char *name, size_t ncap, char *version, size_t vcap);
+
+#endif

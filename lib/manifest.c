@@ -1,0 +1,318 @@
+#include "manifest.h"
+#include "error.h"
+#include "pathsafe.h"
+#include "spec.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct file_list {
+    Ferry__File **v;
+    size_t n, cap;
+};
+
+static int list_push(struct file_list *l, Ferry__File *f)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        Ferry__File **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = f;
+    return 0;
+}
+
+static void file_free(Ferry__File *f)
+{
+    ferry__file__free_unpacked(f, NULL);
+}
+
+/* Recursively add regular files under root/rel. */
+static int walk(const char *root, const char *rel, struct file_list *out)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d)
+        return err_set(-errno, "%s: %s", path, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char child_rel[PATH_REL_MAX + 2], child[4096];
+        if (snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
+            (int)sizeof child_rel) {
+            rc = err_set(FERRY_E_UNSAFE_PATH, "%s/%s: path too long", path, e->d_name);
+            break;
+        }
+        snprintf(child, sizeof child, "%s/%s", root, child_rel);
+        struct stat st;
+        if (lstat(child, &st) < 0) {
+            rc = err_set(-errno, "%s: %s", child, strerror(errno));
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            rc = walk(root, child_rel, out);
+            continue;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            rc = err_set(FERRY_E_UNSAFE_ENTRY,
+                         "%s: symbolic links cannot be published; copy the target in", child);
+            break;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            rc = err_set(FERRY_E_UNSAFE_ENTRY, "%s: not a regular file or directory", child);
+            break;
+        }
+        if ((rc = path_check(child_rel)) < 0)
+            break;
+        if (out->n >= MANIFEST_MAX_FILES) {
+            rc = err_set(FERRY_E_LIMIT, "%s: more than %u files", root, MANIFEST_MAX_FILES);
+            break;
+        }
+        Ferry__File *f = malloc(sizeof *f);
+        if (!f) {
+            rc = -ENOMEM;
+            break;
+        }
+        ferry__file__init(f);
+        f->path = strdup(child_rel);
+        f->digest.data = malloc(DIGEST_LEN);
+        if (!f->path || !f->digest.data) {
+            free(f->path == protobuf_c_empty_string ? NULL : f->path);
+            free(f->digest.data);
+            free(f);
+            rc = -ENOMEM;
+            break;
+        }
+        f->digest.len = DIGEST_LEN;
+        f->executable = (st.st_mode & 0111) != 0;
+        struct digest dg;
+        uint64_t size = 0;
+        rc = digest_file(child, &dg, &size);
+        if (rc == 0) {
+            memcpy(f->digest.data, dg.b, DIGEST_LEN);
+            f->size = size;
+            rc = list_push(out, f);
+        }
+        if (rc < 0)
+            file_free(f);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+    const Ferry__File *fa = *(Ferry__File *const *)a, *fb = *(Ferry__File *const *)b;
+    return strcmp(fa->path, fb->path);
+}
+
+int manifest_build(const char *dir, Ferry__Manifest **out)
+{
+    char spec_path[4096];
+    snprintf(spec_path, sizeof spec_path, "%s/ferry.yaml", dir);
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return err_set(-errno, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return err_set(-ENOTDIR, "%s: not a directory", dir);
+    if (stat(spec_path, &st) < 0)
+        return err_set(-errno, "%s: %s (every artifact needs a ferry.yaml)", spec_path,
+                       strerror(errno));
+
+    Ferry__Spec *spec = NULL;
+    int rc = spec_parse_file(spec_path, &spec);
+    if (rc < 0)
+        return rc;
+
+    struct file_list files = {0};
+    rc = walk(dir, "", &files);
+    if (rc < 0) {
+        for (size_t i = 0; i < files.n; i++)
+            file_free(files.v[i]);
+        free(files.v);
+        spec_free(spec);
+        return rc;
+    }
+    qsort(files.v, files.n, sizeof *files.v, cmp_file);
+
+    Ferry__Manifest *m = malloc(sizeof *m);
+    if (!m) {
+        for (size_t i = 0; i < files.n; i++)
+            file_free(files.v[i]);
+        free(files.v);
+        spec_free(spec);
+        return -ENOMEM;
+    }
+    ferry__manifest__init(m);
+    m->format = MANIFEST_FORMAT;
+    m->spec = spec;
+    m->files = files.v;
+    m->n_files = files.n;
+    m->created_unix = (uint64_t)time(NULL);
+    *out = m;
+    return 0;
+}
+
+int manifest_encode(const Ferry__Manifest *m, uint8_t **buf, size_t *len)
+{
+    size_t n = ferry__manifest__get_packed_size(m);
+    if (n > MANIFEST_MAX_BYTES)
+        return err_set(FERRY_E_LIMIT, "manifest: %zu bytes, more than the %u allowed", n,
+                       MANIFEST_MAX_BYTES);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b)
+        return -ENOMEM;
+    ferry__manifest__pack(m, b);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int manifest_decode(const uint8_t *buf, size_t len, Ferry__Manifest **out)
+{
+    if (len > MANIFEST_MAX_BYTES)
+        return err_set(FERRY_E_LIMIT, "manifest: %zu bytes, more than the %u allowed", len,
+                       MANIFEST_MAX_BYTES);
+    Ferry__Manifest *m = ferry__manifest__unpack(NULL, len, buf);
+    if (!m)
+        return err_set(FERRY_E_PROTOCOL, "manifest: not a valid encoded manifest");
+    int rc = 0;
+    if (m->format != MANIFEST_FORMAT)
+        rc = err_set(FERRY_E_INVALID, "manifest: unknown format %u", m->format);
+    else if (!m->spec || !spec_name_ok(m->spec->name) || !spec_version_ok(m->spec->version))
+        rc = err_set(FERRY_E_INVALID, "manifest: missing or invalid name/version");
+    else if (m->n_files > MANIFEST_MAX_FILES)
+        rc = err_set(FERRY_E_LIMIT, "manifest: more than %u files", MANIFEST_MAX_FILES);
+    for (size_t i = 0; rc == 0 && i < m->n_files; i++) {
+        const Ferry__File *f = m->files[i];
+        if ((rc = path_check(f->path)) < 0)
+            break;
+        if (f->digest.len != DIGEST_LEN)
+            rc = err_set(FERRY_E_INVALID, "manifest: file '%s' has no valid digest", f->path);
+        else if (i > 0 && strcmp(m->files[i - 1]->path, f->path) >= 0)
+            rc = err_set(FERRY_E_INVALID, "manifest: paths not sorted or not unique at '%s'",
+                         f->path);
+    }
+    if (rc < 0) {
+        ferry__manifest__free_unpacked(m, NULL);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void manifest_free(Ferry__Manifest *m)
+{
+    if (m)
+        ferry__manifest__free_unpacked(m, NULL);
+}
+
+uint64_t manifest_total_bytes(const Ferry__Manifest *m)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < m->n_files; i++)
+        t += m->files[i]->size;
+    return t;
+}
+
+int manifest_sign(const uint8_t *buf, size_t len, const struct key_secret *k,
+                  Ferry__SignatureList **out)
+{
+    Ferry__SignatureList *l = malloc(sizeof *l);
+    Ferry__Signature *s = malloc(sizeof *s);
+    Ferry__Signature **v = malloc(sizeof *v);
+    char *id = strdup(k->pub.id);
+    uint8_t *pk = malloc(crypto_sign_PUBLICKEYBYTES);
+    uint8_t *sig = malloc(crypto_sign_BYTES);
+    if (!l || !s || !v || !id || !pk || !sig) {
+        free(l), free(s), free(v), free(id), free(pk), free(sig);
+        return -ENOMEM;
+    }
+    ferry__signature_list__init(l);
+    ferry__signature__init(s);
+    memcpy(pk, k->pub.pk, crypto_sign_PUBLICKEYBYTES);
+    key_sign(k, buf, len, sig);
+    s->key_id = id;
+    s->public_key.data = pk;
+    s->public_key.len = crypto_sign_PUBLICKEYBYTES;
+    s->signature.data = sig;
+    s->signature.len = crypto_sign_BYTES;
+    v[0] = s;
+    l->signatures = v;
+    l->n_signatures = 1;
+    *out = l;
+    return 0;
+}
+
+int signatures_decode(const uint8_t *buf, size_t len, Ferry__SignatureList **out)
+{
+    Ferry__SignatureList *l = ferry__signature_list__unpack(NULL, len, buf);
+    if (!l)
+        return err_set(FERRY_E_PROTOCOL, "signatures: not a valid signature list");
+    if (l->n_signatures > SIGNATURES_MAX) {
+        ferry__signature_list__free_unpacked(l, NULL);
+        return err_set(FERRY_E_LIMIT, "signatures: more than %u", SIGNATURES_MAX);
+    }
+    *out = l;
+    return 0;
+}
+
+int signatures_encode(const Ferry__SignatureList *s, uint8_t **buf, size_t *len)
+{
+    size_t n = ferry__signature_list__get_packed_size(s);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b)
+        return -ENOMEM;
+    ferry__signature_list__pack(s, b);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+void signatures_free(Ferry__SignatureList *s)
+{
+    if (s)
+        ferry__signature_list__free_unpacked(s, NULL);
+}
+
+int manifest_verify(const uint8_t *buf, size_t len, const Ferry__SignatureList *sigs,
+                    const struct trust *t, char signer[KEY_ID_LEN + 1])
+{
+    if (!sigs || sigs->n_signatures == 0)
+        return err_set(FERRY_E_UNTRUSTED, "manifest is not signed");
+    if (sigs->n_signatures > SIGNATURES_MAX)
+        return err_set(FERRY_E_LIMIT, "manifest has more than %u signatures", SIGNATURES_MAX);
+    char seen[SIGNATURES_MAX * (KEY_ID_LEN + 2) + 1] = "";
+    int bad_sig = 0;
+    for (size_t i = 0; i < sigs->n_signatures; i++) {
+        const Ferry__Signature *s = sigs->signatures[i];
+        /* The key id is only a hint: look the key up in our own trust list
+         * and verify with our copy of the public key, never the sender's. */
+        const char *id = s->key_id ? s->key_id : "";
+        size_t used = strlen(seen);
+        snprintf(seen + used, sizeof seen - used, "%s%.16s", used ? ", " : "", id);
+        const struct key_public *k = trust_find(t, id);
+        if (!k)
+            continue;
+        if (key_verify(k->pk, buf, len, s->signature.data, s->signature.len) == 0) {
+            if (signer)
+                memcpy(signer, k->id, KEY_ID_LEN + 1);
+            return 0;
+        }
+        bad_sig = 1;
+    }
+    if (bad_sig)
+        return err_set(FERRY_E_SIGNATURE, "manifest signature by trusted key does not verify");
+    return err_set(FERRY_E_UNTRUSTED, "manifest signed by untrusted key %s", seen);
+}

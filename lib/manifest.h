@@ -1,0 +1,39 @@
+/* The manifest: every file of an artifact (path, size, exec bit, digest) plus
+ * the parsed ferry.yaml. Encoded once; those bytes are signed and stored. */
+#ifndef FERRY_LIB_MANIFEST_H
+#define FERRY_LIB_MANIFEST_H
+
+#include "hash.h"
+#include "key.h"
+#include "manifest.pb-c.h"
+
+#define MANIFEST_FORMAT 1
+#define MANIFEST_MAX_BYTES (8u << 20)
+#define MANIFEST_MAX_FILES 100000u
+#define SIGNATURES_MAX 16u
+
+/* Walk dir (no symlinks or special files), hash every regular file, parse
+ * dir/ferry.yaml. Result sorted by path; caller frees with manifest_free. */
+int manifest_build(const char *dir, Ferry__Manifest **out);
+int manifest_encode(const Ferry__Manifest *m, uint8_t **buf, size_t *len);
+/* Decode and validate untrusted bytes: spec present and well-formed, every
+ * path safe, paths sorted and unique, digests 32 bytes. */
+int manifest_decode(const uint8_t *buf, size_t len, Ferry__Manifest **out);
+void manifest_free(Ferry__Manifest *m);
+
+/* A one-element signature list by k over buf. Free with signatures_free. */
+int manifest_sign(const uint8_t *buf, size_t len, const struct key_secret *k,
+                  Ferry__SignatureList **out);
+int signatures_decode(const uint8_t *buf, size_t len, Ferry__SignatureList **out);
+int signatures_encode(const Ferry__SignatureList *s, uint8_t **buf, size_t *len);
+void signatures_free(Ferry__SignatureList *s);
+
+/* 0 when at least one signature in sigs is a valid signature over buf by a
+ * key in t; signer (may be NULL) receives that key's id. Else
+ * FERRY_E_UNTRUSTED (naming the key ids seen) or FERRY_E_SIGNATURE. */
+int manifest_verify(const uint8_t *buf, size_t len, const Ferry__SignatureList *sigs,
+                    const struct trust *t, char signer[KEY_ID_LEN + 1]);
+
+uint64_t manifest_total_bytes(const Ferry__Manifest *m);
+
+#endif

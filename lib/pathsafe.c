@@ -1,0 +1,44 @@
+#include "pathsafe.h"
+#include "error.h"
+
+#include <string.h>
+
+static int refuse(const char *rel, const char *why)
+{
+    return err_set(FERRY_E_UNSAFE_PATH, "path '%.200s': %s", rel, why);
+}
+
+int path_check(const char *rel)
+{
+    size_t len = strlen(rel);
+    if (len == 0)
+        return refuse(rel, "empty");
+    if (len > PATH_REL_MAX)
+        return refuse(rel, "too long");
+    if (rel[0] == '/')
+        return refuse(rel, "absolute path");
+    for (const unsigned char *p = (const unsigned char *)rel; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return refuse(rel, "control character");
+        if (*p == '\\')
+            return refuse(rel, "backslash");
+    }
+    int depth = 0;
+    const char *start = rel;
+    for (;;) {
+        const char *slash = strchr(start, '/');
+        size_t n = slash ? (size_t)(slash - start) : strlen(start);
+        if (n == 0)
+            return refuse(rel, "empty component");
+        if (n > PATH_COMPONENT_MAX)
+            return refuse(rel, "component too long");
+        if ((n == 1 && start[0] == '.') || (n == 2 && start[0] == '.' && start[1] == '.'))
+            return refuse(rel, "'.' or '..' component");
+        if (++depth > PATH_DEPTH_MAX)
+            return refuse(rel, "too deep");
+        if (!slash)
+            break;
+        start = slash + 1;
+    }
+    return 0;
+}

@@ -1,0 +1,866 @@
+/* ferry.yaml -> Ferry__Spec.
+ *
+ * The text goes through libyaml twice. A first pass over the event stream
+ * refuses what the schema never needs and what makes YAML dangerous or
+ * ambiguous (anchors and aliases, non-standard tags, several documents) and
+ * reports syntax errors. The second pass loads the document tree, so every
+ * node carries its line, and walks it with one static table per mapping.
+ *
+ * Every string and array is allocated with plain malloc and hung on the
+ * message as soon as it exists: protobuf-c's default allocator is
+ * malloc/free, so ferry__spec__free_unpacked() releases a half-built Spec on
+ * any error path, and spec_free() releases a finished one. */
+#include "spec.h"
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define SPEC_MAX_BYTES (1024u * 1024u)
+#define SPEC_NAME_MAX 64
+#define DURATION_MAX_MS (24u * 60u * 60u * 1000u)
+/* env and labels are checked for duplicates pairwise; the cap keeps that
+ * cheap and no real artifact comes close. */
+#define MAP_ENTRIES_MAX 1024
+#define HTTP_PATH_MAX 1024
+#define KEYPATH_MAX 256
+#define KEY_SHOWN_MAX 64
+
+struct ctx {
+    yaml_document_t *doc;
+    const char *file;
+};
+
+/* ---- messages ---------------------------------------------------------- */
+
+/* Copy s into dst for a one-line message: control characters become '?' and
+ * long text is cut at a UTF-8 boundary and marked with "...". */
+static void shown(char *dst, size_t cap, const char *s, size_t len)
+{
+    size_t limit = cap - 4 < KEY_SHOWN_MAX ? cap - 4 : KEY_SHOWN_MAX;
+    bool cut = len > limit;
+    if (cut) {
+        len = limit;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--;
+    }
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        dst[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    if (cut)
+        memcpy(dst + i, "...", 3), i += 3;
+    dst[i] = '\0';
+}
+
+/* parent + "." + key, the dotted path used in messages. */
+static void join(char *dst, size_t cap, const char *parent, const char *key, size_t keylen)
+{
+    char k[KEY_SHOWN_MAX + 4];
+    if (keylen == 0)
+        strcpy(k, "\"\""); /* an empty key, shown as written */
+    else
+        shown(k, sizeof k, key, keylen);
+    if (parent[0])
+        snprintf(dst, cap, "%s.%s", parent, k);
+    else
+        snprintf(dst, cap, "%s", k);
+}
+
+/* "<file>:<line>: key '<path>': <reason>", or without the key part when the
+ * problem is the document itself (path ""). */
+static int fail_at(const struct ctx *c, int code, size_t line, const char *path,
+                   const char *fmt, ...) FY_PRINTF(5, 6);
+static int fail_at(const struct ctx *c, int code, size_t line, const char *path,
+                   const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (path[0])
+        return err_set(code, "%s:%zu: key '%s': %s", c->file, line, path, reason);
+    return err_set(code, "%s:%zu: %s", c->file, line, reason);
+}
+
+static size_t line_of(const yaml_node_t *n) { return n->start_mark.line + 1; }
+
+#define fail(c, node, path, ...) fail_at((c), FERRY_E_SPEC, line_of(node), (path), __VA_ARGS__)
+
+static int no_memory(void) { return err_set(-ENOMEM, "out of memory reading ferry.yaml"); }
+
+/* libyaml's own message. Reader errors (bad UTF-8, control characters) carry
+ * a byte offset instead of a mark, so count the lines up to it. */
+static int yaml_failure(const char *file, const char *text, size_t len, const yaml_parser_t *p)
+{
+    if (p->error == YAML_MEMORY_ERROR)
+        return no_memory();
+    size_t line = p->problem_mark.line + 1;
+    if (p->error == YAML_READER_ERROR) {
+        size_t end = p->problem_offset < len ? p->problem_offset : len;
+        line = 1;
+        for (size_t i = 0; i < end; i++)
+            line += text[i] == '\n';
+    }
+    return err_set(FERRY_E_SPEC, "%s:%zu: %s", file, line,
+                   p->problem ? p->problem : "not valid YAML");
+}
+
+/* ---- first pass: what the schema never needs --------------------------- */
+
+static bool tag_allowed(const char *tag, yaml_event_type_t type)
+{
+    /* No tag, or the non-specific "!", means the ordinary type. */
+    if (!tag || strcmp(tag, "!") == 0)
+        return true;
+    if (type == YAML_SEQUENCE_START_EVENT)
+        return strcmp(tag, YAML_SEQ_TAG) == 0;
+    if (type == YAML_MAPPING_START_EVENT)
+        return strcmp(tag, YAML_MAP_TAG) == 0;
+    static const char *const scalar_tags[] = {YAML_STR_TAG, YAML_INT_TAG, YAML_BOOL_TAG,
+                                              YAML_FLOAT_TAG, YAML_NULL_TAG};
+    for (size_t i = 0; i < sizeof scalar_tags / sizeof *scalar_tags; i++)
+        if (strcmp(tag, scalar_tags[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Aliases are refused outright: the loaded tree shares aliased nodes, and a
+ * walk over a "billion laughs" document would expand them. Anchors are
+ * refused with them since an anchor is only there to be aliased. */
+static int screen(const struct ctx *c, const char *text, size_t len)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return no_memory();
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int rc = 0, docs = 0;
+    bool done = false;
+    while (rc == 0 && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            rc = yaml_failure(c->file, text, len, &p);
+            break;
+        }
+        size_t line = ev.start_mark.line + 1;
+        const char *anchor = NULL, *tag = NULL;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1)
+                rc = fail_at(c, FERRY_E_SPEC, line, "", "only one YAML document is allowed");
+            break;
+        case YAML_ALIAS_EVENT:
+            rc = fail_at(c, FERRY_E_SPEC, line, "", "YAML aliases (*name) are not allowed");
+            break;
+        case YAML_SCALAR_EVENT:
+            anchor = (const char *)ev.data.scalar.anchor;
+            tag = (const char *)ev.data.scalar.tag;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            anchor = (const char *)ev.data.sequence_start.anchor;
+            tag = (const char *)ev.data.sequence_start.tag;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            anchor = (const char *)ev.data.mapping_start.anchor;
+            tag = (const char *)ev.data.mapping_start.tag;
+            break;
+        default:
+            break;
+        }
+        if (rc == 0 && anchor)
+            rc = fail_at(c, FERRY_E_SPEC, line, "", "YAML anchors (&name) are not allowed");
+        if (rc == 0 && !tag_allowed(tag, ev.type)) {
+            char t[KEY_SHOWN_MAX + 4];
+            shown(t, sizeof t, tag, strlen(tag));
+            rc = fail_at(c, FERRY_E_SPEC, line, "", "tag '%s' is not allowed", t);
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+/* ---- scalars ----------------------------------------------------------- */
+
+static bool has_tag(const yaml_node_t *n, const char *tag)
+{
+    return n->tag && strcmp((const char *)n->tag, tag) == 0;
+}
+
+static const char *text_of(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+/* YAML's null: an empty or ~/null plain scalar, or an explicit !!null. */
+static bool is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return false;
+    if (has_tag(n, YAML_NULL_TAG))
+        return true;
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = text_of(n);
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+/* A non-null scalar without NUL bytes; C strings could not carry the rest.
+ * The text is taken as written, so `version: 1.0` is the string "1.0". */
+static int scalar(const struct ctx *c, const yaml_node_t *n, const char *path, const char *want)
+{
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(c, n, path, "expected %s", want);
+    if (memchr(n->data.scalar.value, 0, n->data.scalar.length))
+        return fail(c, n, path, "contains a NUL character");
+    return 0;
+}
+
+static char *dup_text(const yaml_node_t *n)
+{
+    size_t len = n->data.scalar.length;
+    char *s = malloc(len + 1);
+    if (s) {
+        memcpy(s, n->data.scalar.value, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
+/* ---- value rules -------------------------------------------------------- */
+
+/* A rule returns NULL when the text is fine, else the reason. */
+typedef const char *(*rule_fn)(const char *s);
+
+static const char *rule_name(const char *s)
+{
+    return spec_name_ok(s) ? NULL
+                           : "must be 1-64 characters of a-z 0-9 . _ -, starting with a "
+                             "letter or digit";
+}
+
+static const char *rule_version(const char *s)
+{
+    return spec_version_ok(s) ? NULL
+                              : "must be 1-64 characters of A-Z a-z 0-9 . _ + -, starting "
+                                "with a letter or digit";
+}
+
+static const char *rule_nonempty(const char *s) { return *s ? NULL : "must not be empty"; }
+
+static const char *rule_label_name(const char *s)
+{
+    return *s ? NULL : "label names must not be empty";
+}
+
+static const char *rule_http_path(const char *s)
+{
+    if (s[0] != '/')
+        return "must start with '/'";
+    if (strlen(s) > HTTP_PATH_MAX)
+        return "is longer than 1024 characters";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return "must not contain spaces or control characters";
+    return NULL;
+}
+
+static bool alpha_(int ch) { return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '_'; }
+static bool digit(int ch) { return ch >= '0' && ch <= '9'; }
+
+static const char *rule_env_name(const char *s)
+{
+    bool ok = alpha_((unsigned char)s[0]);
+    for (size_t i = 1; ok && s[i]; i++)
+        ok = alpha_((unsigned char)s[i]) || digit((unsigned char)s[i]);
+    return ok ? NULL : "variable names must match [A-Za-z_][A-Za-z0-9_]*";
+}
+
+/* "500ms", "10s", "2m", "1h", or a bare number of seconds. */
+static const char *parse_duration(const char *s, uint32_t *ms)
+{
+    static const char *const bad = "expected a duration like 500ms, 10s, 2m, 1h or a "
+                                   "number of seconds";
+    uint64_t v = 0;
+    size_t i = 0;
+    for (; digit((unsigned char)s[i]); i++) {
+        v = v * 10 + (uint64_t)(s[i] - '0');
+        if (v > DURATION_MAX_MS)
+            return "must be at most 24h";
+    }
+    if (i == 0)
+        return bad;
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
+        if (strcmp(s + i, units[u].unit) == 0) {
+            v *= units[u].ms;
+            if (v > DURATION_MAX_MS)
+                return "must be at most 24h";
+            *ms = (uint32_t)v;
+            return NULL;
+        }
+    }
+    return bad;
+}
+
+/* ---- schema ------------------------------------------------------------- */
+
+enum ftype {
+    F_STRING,   /* char *, checked by `rule` */
+    F_CHOICE,   /* char *, one of `choices` */
+    F_STRLIST,  /* n_ + char **, items non-empty */
+    F_STRMAP,   /* n_ + Ferry__EnvVar **, names checked by `rule` */
+    F_BOOL,     /* protobuf_c_boolean */
+    F_UINT,     /* uint32_t in [min, max] */
+    F_DURATION, /* uint32_t milliseconds in [min, 24h] */
+    F_MAPPING,  /* a nested message described by `sub` */
+};
+
+struct schema;
+
+struct field {
+    const char *key;
+    enum ftype type;
+    bool required;
+    bool nonempty;       /* F_STRLIST: at least one item */
+    size_t offset;       /* the member in the message */
+    size_t count_offset; /* F_STRLIST, F_STRMAP: the n_ member */
+    rule_fn rule;
+    const char *const *choices; /* NULL-terminated */
+    uint32_t min, max;
+    const struct schema *sub;
+};
+
+struct schema {
+    const struct field *fields;
+    size_t n_fields;
+    size_t size;             /* of the message */
+    void (*init)(void *msg); /* protobuf-c init plus ferry's defaults */
+    /* Rules across keys, run once every key of the mapping is read. */
+    int (*finish)(const struct ctx *c, const yaml_node_t *map, const char *path, void *msg);
+};
+
+#define MEMBER(type, m) offsetof(type, m)
+#define COUNT(type, m) offsetof(type, n_##m)
+#define FIELDS(a) (a), sizeof(a) / sizeof *(a)
+/* Keys seen in a mapping are tracked in a 32-bit mask. */
+#define FITS(a) _Static_assert(sizeof(a) / sizeof *(a) <= 32, #a " has too many keys")
+
+static const char *const kinds[] = {"app", "model", "notebook", NULL};
+static const char *const runtimes[] = {"exec", "oci", "model", "notebook", NULL};
+
+static void http_init(void *m)
+{
+    ferry__http_check__init(m);
+    ((Ferry__HttpCheck *)m)->status = 200;
+}
+
+static const struct field http_fields[] = {
+    {.key = "path", .type = F_STRING, .required = true,
+     .offset = MEMBER(Ferry__HttpCheck, path), .rule = rule_http_path},
+    {.key = "status", .type = F_UINT, .offset = MEMBER(Ferry__HttpCheck, status),
+     .min = 100, .max = 599},
+};
+FITS(http_fields);
+static const struct schema http_schema = {FIELDS(http_fields), sizeof(Ferry__HttpCheck),
+                                          http_init, NULL};
+
+static void health_init(void *m)
+{
+    Ferry__Health *h = m;
+    ferry__health__init(h);
+    h->deadline_ms = 30000;
+    h->interval_ms = 1000;
+}
+
+/* A health check either polls HTTP or runs a command; settle alone means
+ * "alive this long is healthy". */
+static int health_finish(const struct ctx *c, const yaml_node_t *map, const char *path,
+                         void *msg)
+{
+    const Ferry__Health *h = msg;
+    if (h->http && h->n_command)
+        return fail(c, map, path, "give either http or command, not both");
+    return 0;
+}
+
+static const struct field health_fields[] = {
+    {.key = "http", .type = F_MAPPING, .offset = MEMBER(Ferry__Health, http),
+     .sub = &http_schema},
+    {.key = "command", .type = F_STRLIST, .nonempty = true,
+     .offset = MEMBER(Ferry__Health, command), .count_offset = COUNT(Ferry__Health, command)},
+    {.key = "settle", .type = F_DURATION, .offset = MEMBER(Ferry__Health, settle_ms)},
+    {.key = "deadline", .type = F_DURATION, .offset = MEMBER(Ferry__Health, deadline_ms),
+     .min = 1},
+    {.key = "interval", .type = F_DURATION, .offset = MEMBER(Ferry__Health, interval_ms),
+     .min = 1},
+};
+FITS(health_fields);
+static const struct schema health_schema = {FIELDS(health_fields), sizeof(Ferry__Health),
+                                            health_init, health_finish};
+
+static void run_init(void *m) { ferry__run__init(m); }
+
+static const struct field run_fields[] = {
+    {.key = "command", .type = F_STRLIST, .required = true, .nonempty = true,
+     .offset = MEMBER(Ferry__Run, command), .count_offset = COUNT(Ferry__Run, command)},
+    {.key = "env", .type = F_STRMAP, .offset = MEMBER(Ferry__Run, env),
+     .count_offset = COUNT(Ferry__Run, env), .rule = rule_env_name},
+};
+FITS(run_fields);
+static const struct schema run_schema = {FIELDS(run_fields), sizeof(Ferry__Run), run_init,
+                                         NULL};
+
+static void model_init(void *m) { ferry__model_spec__init(m); }
+
+static const struct field model_fields[] = {
+    {.key = "framework", .type = F_STRING, .offset = MEMBER(Ferry__ModelSpec, framework),
+     .rule = rule_nonempty},
+    {.key = "card", .type = F_STRING, .offset = MEMBER(Ferry__ModelSpec, card),
+     .rule = rule_nonempty},
+    {.key = "pii", .type = F_BOOL, .offset = MEMBER(Ferry__ModelSpec, pii)},
+    {.key = "inputs", .type = F_STRLIST, .offset = MEMBER(Ferry__ModelSpec, inputs),
+     .count_offset = COUNT(Ferry__ModelSpec, inputs)},
+    {.key = "outputs", .type = F_STRLIST, .offset = MEMBER(Ferry__ModelSpec, outputs),
+     .count_offset = COUNT(Ferry__ModelSpec, outputs)},
+};
+FITS(model_fields);
+static const struct schema model_schema = {FIELDS(model_fields), sizeof(Ferry__ModelSpec),
+                                           model_init, NULL};
+
+static void notebook_init(void *m) { ferry__notebook_spec__init(m); }
+
+static const struct field notebook_fields[] = {
+    {.key = "kernel", .type = F_STRING, .offset = MEMBER(Ferry__NotebookSpec, kernel),
+     .rule = rule_nonempty},
+    {.key = "notebook", .type = F_STRING, .offset = MEMBER(Ferry__NotebookSpec, notebook),
+     .rule = rule_nonempty},
+    {.key = "schedule", .type = F_STRING, .offset = MEMBER(Ferry__NotebookSpec, schedule),
+     .rule = rule_nonempty},
+};
+FITS(notebook_fields);
+static const struct schema notebook_schema = {FIELDS(notebook_fields),
+                                              sizeof(Ferry__NotebookSpec), notebook_init, NULL};
+
+static void spec_init(void *m) { ferry__spec__init(m); }
+
+/* An app is a process ferry starts, so it must say how. */
+static int spec_finish(const struct ctx *c, const yaml_node_t *map, const char *path, void *msg)
+{
+    const Ferry__Spec *s = msg;
+    if (strcmp(s->kind, "app") == 0 && !s->run)
+        return fail(c, map, "run", "required key is missing (kind app needs a run command)");
+    return 0;
+}
+
+static const struct field spec_fields[] = {
+    {.key = "name", .type = F_STRING, .required = true, .offset = MEMBER(Ferry__Spec, name),
+     .rule = rule_name},
+    {.key = "version", .type = F_STRING, .required = true,
+     .offset = MEMBER(Ferry__Spec, version), .rule = rule_version},
+    {.key = "kind", .type = F_CHOICE, .required = true, .offset = MEMBER(Ferry__Spec, kind),
+     .choices = kinds},
+    {.key = "runtime", .type = F_CHOICE, .required = true,
+     .offset = MEMBER(Ferry__Spec, runtime), .choices = runtimes},
+    {.key = "description", .type = F_STRING, .offset = MEMBER(Ferry__Spec, description)},
+    {.key = "run", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, run), .sub = &run_schema},
+    {.key = "health", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, health),
+     .sub = &health_schema},
+    {.key = "labels", .type = F_STRMAP, .offset = MEMBER(Ferry__Spec, labels),
+     .count_offset = COUNT(Ferry__Spec, labels), .rule = rule_label_name},
+    {.key = "model", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, model),
+     .sub = &model_schema},
+    {.key = "notebook", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, notebook),
+     .sub = &notebook_schema},
+};
+FITS(spec_fields);
+static const struct schema spec_schema = {FIELDS(spec_fields), sizeof(Ferry__Spec), spec_init,
+                                          spec_finish};
+
+/* ---- the walk ----------------------------------------------------------- */
+
+#define AT(msg, off, type) ((type *)(void *)((char *)(msg) + (off)))
+
+static int parse_mapping(const struct ctx *c, const yaml_node_t *map, const char *path,
+                         const struct schema *s, void *msg);
+
+static int key_of(const struct ctx *c, const yaml_node_t *k, const char *path)
+{
+    if (k->type != YAML_SCALAR_NODE || is_null(k) ||
+        memchr(k->data.scalar.value, 0, k->data.scalar.length))
+        return fail(c, k, path, "mapping keys must be plain strings");
+    return 0;
+}
+
+static int parse_string(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    int rc = scalar(c, v, path, "a string");
+    if (rc < 0)
+        return rc;
+    const char *why = f->rule ? f->rule(text_of(v)) : NULL;
+    if (why)
+        return fail(c, v, path, "%s", why);
+    char *s = dup_text(v);
+    if (!s)
+        return no_memory();
+    *AT(msg, f->offset, char *) = s;
+    return 0;
+}
+
+static int parse_choice(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    int rc = scalar(c, v, path, "a string");
+    if (rc < 0)
+        return rc;
+    char list[128] = "";
+    for (size_t i = 0; f->choices[i]; i++) {
+        if (strcmp(text_of(v), f->choices[i]) == 0) {
+            char *s = dup_text(v);
+            if (!s)
+                return no_memory();
+            *AT(msg, f->offset, char *) = s;
+            return 0;
+        }
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", f->choices[i]);
+    }
+    return fail(c, v, path, "must be one of %s", list);
+}
+
+static int parse_strlist(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                         const char *path, void *msg)
+{
+    /* A single string is never split into words: argv is what the author
+     * wrote, item by item. */
+    if (v->type == YAML_SCALAR_NODE && !is_null(v))
+        return fail(c, v, path, "expected a list of strings, not a single value");
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(c, v, path, "expected a list of strings");
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n == 0 && f->nonempty)
+        return fail(c, v, path, "must not be an empty list");
+    if (n == 0)
+        return 0;
+    char **arr = calloc(n, sizeof *arr);
+    if (!arr)
+        return no_memory();
+    size_t *count = AT(msg, f->count_offset, size_t);
+    *AT(msg, f->offset, char **) = arr;
+    *count = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        if (item->type != YAML_SCALAR_NODE || is_null(item))
+            return fail(c, item, path, "expected a list of strings");
+        int rc = scalar(c, item, path, "a string");
+        if (rc < 0)
+            return rc;
+        if (!*text_of(item))
+            return fail(c, item, path, "list items must not be empty");
+        if (!(arr[*count] = dup_text(item)))
+            return no_memory();
+        (*count)++;
+    }
+    return 0;
+}
+
+static int parse_strmap(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(c, v, path, "expected a mapping of strings");
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if (n > MAP_ENTRIES_MAX)
+        return fail_at(c, FERRY_E_LIMIT, line_of(v), path, "more than %d entries",
+                       MAP_ENTRIES_MAX);
+    if (n == 0)
+        return 0;
+    Ferry__EnvVar **arr = calloc(n, sizeof *arr);
+    if (!arr)
+        return no_memory();
+    size_t *count = AT(msg, f->count_offset, size_t);
+    *AT(msg, f->offset, Ferry__EnvVar **) = arr;
+    *count = 0;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        const yaml_node_t *val = yaml_document_get_node(c->doc, p->value);
+        int rc = key_of(c, k, path);
+        if (rc < 0)
+            return rc;
+        char sub[KEYPATH_MAX];
+        join(sub, sizeof sub, path, text_of(k), k->data.scalar.length);
+        const char *why = f->rule ? f->rule(text_of(k)) : NULL;
+        if (why)
+            return fail(c, k, sub, "%s", why);
+        for (size_t i = 0; i < *count; i++)
+            if (strcmp(arr[i]->name, text_of(k)) == 0)
+                return fail(c, k, sub, "duplicate key");
+        if ((rc = scalar(c, val, sub, "a string")) < 0)
+            return rc;
+        Ferry__EnvVar *e = malloc(sizeof *e);
+        if (!e)
+            return no_memory();
+        ferry__env_var__init(e);
+        arr[(*count)++] = e;
+        if (!(e->name = dup_text(k)) || !(e->value = dup_text(val)))
+            return no_memory();
+    }
+    return 0;
+}
+
+/* Only plain true/false (in YAML 1.2's three spellings): "yes", "on" and a
+ * quoted "true" are refused rather than guessed at. */
+static int parse_bool(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                      const char *path, void *msg)
+{
+    static const char *const truths[] = {"true", "True", "TRUE"};
+    static const char *const falsities[] = {"false", "False", "FALSE"};
+    if (v->type != YAML_SCALAR_NODE || is_null(v) ||
+        (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE && !has_tag(v, YAML_BOOL_TAG)) ||
+        !(has_tag(v, YAML_STR_TAG) || has_tag(v, YAML_BOOL_TAG)))
+        return fail(c, v, path, "expected true or false");
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(text_of(v), truths[i]) == 0) {
+            *AT(msg, f->offset, protobuf_c_boolean) = 1;
+            return 0;
+        }
+        if (strcmp(text_of(v), falsities[i]) == 0) {
+            *AT(msg, f->offset, protobuf_c_boolean) = 0;
+            return 0;
+        }
+    }
+    return fail(c, v, path, "expected true or false");
+}
+
+static int parse_uint(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                      const char *path, void *msg)
+{
+    bool ok = v->type == YAML_SCALAR_NODE && !is_null(v) &&
+              (has_tag(v, YAML_STR_TAG) || has_tag(v, YAML_INT_TAG)) &&
+              (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE || has_tag(v, YAML_INT_TAG));
+    uint64_t n = 0;
+    const char *s = ok ? text_of(v) : "";
+    ok = ok && *s;
+    for (; ok && *s; s++) {
+        ok = digit((unsigned char)*s);
+        n = n * 10 + (uint64_t)(*s - '0');
+        ok = ok && n <= f->max;
+    }
+    if (!ok || n < f->min)
+        return fail(c, v, path, "expected an integer from %u to %u", (unsigned)f->min,
+                    (unsigned)f->max);
+    *AT(msg, f->offset, uint32_t) = (uint32_t)n;
+    return 0;
+}
+
+static int parse_duration_field(const struct ctx *c, const struct field *f,
+                                const yaml_node_t *v, const char *path, void *msg)
+{
+    int rc = scalar(c, v, path, "a duration like 500ms, 10s, 2m, 1h or a number of seconds");
+    if (rc < 0)
+        return rc;
+    uint32_t ms = 0;
+    const char *why = parse_duration(text_of(v), &ms);
+    if (!why && ms < f->min)
+        why = "must be greater than zero";
+    if (why)
+        return fail(c, v, path, "%s", why);
+    *AT(msg, f->offset, uint32_t) = ms;
+    return 0;
+}
+
+static int parse_nested(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(c, v, path, "expected a mapping");
+    void *sub = malloc(f->sub->size);
+    if (!sub)
+        return no_memory();
+    f->sub->init(sub);
+    /* Attached before it is filled, so an error frees it with the rest. */
+    *AT(msg, f->offset, void *) = sub;
+    return parse_mapping(c, v, path, f->sub, sub);
+}
+
+typedef int (*parse_fn)(const struct ctx *, const struct field *, const yaml_node_t *,
+                        const char *, void *);
+
+static const parse_fn parsers[] = {
+    [F_STRING] = parse_string, [F_CHOICE] = parse_choice,
+    [F_STRLIST] = parse_strlist, [F_STRMAP] = parse_strmap,
+    [F_BOOL] = parse_bool, [F_UINT] = parse_uint,
+    [F_DURATION] = parse_duration_field, [F_MAPPING] = parse_nested,
+};
+
+static int parse_mapping(const struct ctx *c, const yaml_node_t *map, const char *path,
+                         const struct schema *s, void *msg)
+{
+    uint32_t seen = 0;
+    char sub[KEYPATH_MAX];
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        const yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+        int rc = key_of(c, k, path);
+        if (rc < 0)
+            return rc;
+        join(sub, sizeof sub, path, text_of(k), k->data.scalar.length);
+        size_t i = 0;
+        while (i < s->n_fields && strcmp(s->fields[i].key, text_of(k)) != 0)
+            i++;
+        if (i == s->n_fields)
+            return fail(c, k, sub, "unknown key");
+        if (seen & (1u << i))
+            return fail(c, k, sub, "duplicate key");
+        seen |= 1u << i;
+        if ((rc = parsers[s->fields[i].type](c, &s->fields[i], v, sub, msg)) < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < s->n_fields; i++) {
+        if (s->fields[i].required && !(seen & (1u << i))) {
+            const char *key = s->fields[i].key;
+            join(sub, sizeof sub, path, key, strlen(key));
+            return fail(c, map, sub, "required key is missing");
+        }
+    }
+    return s->finish ? s->finish(c, map, path, msg) : 0;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+int spec_parse(const char *display_path, const char *text, size_t len, Ferry__Spec **out)
+{
+    const char *file = display_path ? display_path : "ferry.yaml";
+    if (!out || (!text && len))
+        return err_set(FERRY_E_INVALID, "%s: no text to parse", file);
+    if (len > SPEC_MAX_BYTES)
+        return err_set(FERRY_E_LIMIT, "%s: %zu bytes, more than the 1 MiB allowed", file, len);
+    if (!text)
+        text = "";
+
+    yaml_document_t doc;
+    struct ctx c = {&doc, file};
+    int rc = screen(&c, text, len);
+    if (rc < 0)
+        return rc;
+
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return no_memory();
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) { /* libyaml frees doc itself */
+        rc = yaml_failure(file, text, len, &parser);
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    yaml_parser_delete(&parser);
+
+    Ferry__Spec *spec = NULL;
+    const yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root || is_null(root)) {
+        rc = fail_at(&c, FERRY_E_SPEC, 1, "", "the document is empty");
+    } else if (root->type != YAML_MAPPING_NODE) {
+        rc = fail(&c, root, "", "the top level must be a mapping of keys (name: ..., ...)");
+    } else if (!(spec = malloc(sizeof *spec))) {
+        rc = no_memory();
+    } else {
+        ferry__spec__init(spec);
+        rc = parse_mapping(&c, root, "", &spec_schema, spec);
+    }
+    yaml_document_delete(&doc);
+    if (rc < 0) {
+        spec_free(spec);
+        return rc;
+    }
+    *out = spec;
+    return 0;
+}
+
+int spec_parse_file(const char *path, Ferry__Spec **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(-errno, "%s: %s", path, strerror(errno));
+    /* Read at most one byte past the cap: enough to know it is too big. */
+    size_t cap = SPEC_MAX_BYTES + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return no_memory();
+    }
+    int rc = 0;
+    while (len < cap) {
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = err_set(-errno, "%s: %s", path, strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0)
+        rc = spec_parse(path, buf, len, out);
+    free(buf);
+    return rc;
+}
+
+void spec_free(Ferry__Spec *spec)
+{
+    if (spec)
+        ferry__spec__free_unpacked(spec, NULL);
+}
+
+int spec_name_ok(const char *name)
+{
+    if (!name)
+        return 0;
+    size_t n = strlen(name);
+    if (n == 0 || n > SPEC_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || digit((unsigned char)ch);
+        if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '-')))
+            return 0;
+    }
+    return 1;
+}
+
+int spec_version_ok(const char *version)
+{
+    if (!version)
+        return 0;
+    size_t n = strlen(version);
+    if (n == 0 || n > SPEC_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = version[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     digit((unsigned char)ch);
+        if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '+' && ch != '-')))
+            return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,100 @@
+/* ferry-registry: argument parsing and signals only; the engine is
+ * registry.c. */
+#include "error.h"
+#include "key.h"
+#include "registry.h"
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
+          "                      [--workers N]\n"
+          "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
+          "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0) {
+        fputs("ferry-registry: libsodium failed to initialise\n", stderr);
+        return 1;
+    }
+    const char *data = NULL, *listen = NULL;
+    int workers = 0;
+    struct trust trust;
+    trust_init(&trust);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (!val) {
+            fprintf(stderr, "ferry-registry: %s: needs a value or is unknown\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (strcmp(a, "--data") == 0)
+            data = val;
+        else if (strcmp(a, "--listen") == 0)
+            listen = val;
+        else if (strcmp(a, "--workers") == 0)
+            workers = atoi(val);
+        else if (strcmp(a, "--trust") == 0) {
+            int rc = trust_add_file(&trust, val);
+            if (rc < 0) {
+                fprintf(stderr, "ferry-registry: --trust %s\n", err_message(rc));
+                return 1;
+            }
+        } else {
+            fprintf(stderr, "ferry-registry: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    if (!data) {
+        fprintf(stderr, "ferry-registry: --data DIR is required\n");
+        usage(stderr);
+        return 2;
+    }
+
+    /* Block the stop signals before any thread starts, so only sigwait
+     * below sees them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct registry_config cfg = {data, listen, &trust, workers};
+    struct registry *reg = NULL;
+    int rc = registry_start(&cfg, &reg);
+    if (rc < 0) {
+        fprintf(stderr, "ferry-registry: %s\n", err_message(rc));
+        trust_fini(&trust);
+        return 1;
+    }
+    fprintf(stderr, "ferry-registry: listening on %s (data %s, %zu trusted key%s)\n",
+            registry_url(reg), data, trust.n, trust.n == 1 ? "" : "s");
+    for (size_t i = 0; i < trust.n; i++)
+        fprintf(stderr, "ferry-registry: trusting key %s %s\n", trust.keys[i].id,
+                trust.keys[i].name);
+    fflush(stderr);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "ferry-registry: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    registry_stop(reg);
+    trust_fini(&trust);
+    return 0;
+}

@@ -1,0 +1,667 @@
+#include "registry.h"
+#include "db.h"
+#include "error.h"
+#include "manifest.h"
+#include "spec.h"
+#include "store.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PENDING_MAX 64
+
+/* A publish whose signed manifest was accepted and whose blobs may now be
+ * uploaded. Only digests named here are accepted as uploads, so the blob
+ * store never takes bytes that no trusted key asked for. */
+struct pending {
+    struct digest manifest_digest;
+    uint8_t *mbytes, *sbytes;
+    size_t mlen, slen;
+    char signer[KEY_ID_LEN + 1];
+    char name[72], version[72], kind[16];
+    size_t n_blobs;
+    struct digest *blobs;
+    uint64_t *sizes;
+    struct pending *next;
+};
+
+struct worker {
+    struct registry *reg;
+    nng_ctx ctx;
+    nng_aio *aio;
+    pthread_t thread;
+    int started;
+};
+
+struct registry {
+    nng_socket sock;
+    nng_listener listener;
+    char url[256];
+    const struct trust *trust;
+    struct store store;
+    struct db db;
+    pthread_mutex_t pending_lock;
+    struct pending *pending;
+    size_t n_pending;
+    int n_workers;
+    struct worker *workers;
+    _Atomic uint64_t requests, bad_requests, blobs_received, blob_bytes_received,
+        chunks_served, publishes, publishes_refused;
+};
+
+static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
+static void logf_(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ferry-registry: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- pending publishes --------------------------------------------------- */
+
+static void pending_free(struct pending *p)
+{
+    if (!p)
+        return;
+    free(p->mbytes);
+    free(p->sbytes);
+    free(p->blobs);
+    free(p->sizes);
+    free(p);
+}
+
+/* Caller holds pending_lock. */
+static struct pending **pending_find(struct registry *r, const struct digest *md)
+{
+    for (struct pending **p = &r->pending; *p; p = &(*p)->next)
+        if (digest_equal(&(*p)->manifest_digest, md))
+            return p;
+    return NULL;
+}
+
+static void pending_add(struct registry *r, struct pending *np)
+{
+    pthread_mutex_lock(&r->pending_lock);
+    struct pending **old = pending_find(r, &np->manifest_digest);
+    if (old) {
+        struct pending *o = *old;
+        *old = o->next;
+        pending_free(o);
+        r->n_pending--;
+    }
+    np->next = r->pending;
+    r->pending = np;
+    r->n_pending++;
+    if (r->n_pending > PENDING_MAX) {
+        /* Drop the oldest; its client will simply offer again. */
+        struct pending **p = &r->pending;
+        while ((*p)->next)
+            p = &(*p)->next;
+        pending_free(*p);
+        *p = NULL;
+        r->n_pending--;
+    }
+    pthread_mutex_unlock(&r->pending_lock);
+}
+
+/* Size of d if some pending publish names it. */
+static int pending_blob_size(struct registry *r, const struct digest *d, uint64_t *size)
+{
+    int found = 0;
+    pthread_mutex_lock(&r->pending_lock);
+    for (struct pending *p = r->pending; p && !found; p = p->next)
+        for (size_t i = 0; i < p->n_blobs; i++)
+            if (digest_equal(&p->blobs[i], d)) {
+                *size = p->sizes[i];
+                found = 1;
+                break;
+            }
+    pthread_mutex_unlock(&r->pending_lock);
+    return found;
+}
+
+static struct pending *pending_take(struct registry *r, const struct digest *md)
+{
+    pthread_mutex_lock(&r->pending_lock);
+    struct pending **p = pending_find(r, md), *taken = NULL;
+    if (p) {
+        taken = *p;
+        *p = taken->next;
+        r->n_pending--;
+    }
+    pthread_mutex_unlock(&r->pending_lock);
+    return taken;
+}
+
+/* ---- request handlers ---------------------------------------------------- */
+
+/* Memory a response points into, freed after the response is packed. */
+struct scratch {
+    void *ptrs[8];
+    int n;
+    Ferry__SignatureList *sigs;
+    struct db_version *versions;
+};
+
+static void *keep(struct scratch *s, void *p)
+{
+    if (p && s->n < 8)
+        s->ptrs[s->n++] = p;
+    return p;
+}
+
+static void scratch_free(struct scratch *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->ptrs[i]);
+    signatures_free(s->sigs);
+    free(s->versions);
+}
+
+static int handle_offer(struct registry *r, const Ferry__Wire__Offer *o,
+                        Ferry__Wire__Response *resp, struct scratch *s)
+{
+    if (!o->signatures)
+        return err_set(FERRY_E_UNTRUSTED, "publish refused: manifest is not signed");
+    if (r->trust->n == 0)
+        return err_set(FERRY_E_UNTRUSTED,
+                       "publish refused: this registry trusts no keys (start it with --trust)");
+    char signer[KEY_ID_LEN + 1];
+    int rc = manifest_verify(o->manifest.data, o->manifest.len, o->signatures, r->trust, signer);
+    if (rc < 0) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", err_detail());
+        return err_set(rc, "publish refused: %s", why);
+    }
+    Ferry__Manifest *m = NULL;
+    if ((rc = manifest_decode(o->manifest.data, o->manifest.len, &m)) < 0)
+        return rc;
+
+    size_t nf = m->n_files ? m->n_files : 1;
+    struct pending *p = calloc(1, sizeof *p);
+    Ferry__Wire__OfferReply *reply = keep(s, malloc(sizeof *reply));
+    Ferry__Wire__Missing **missing = keep(s, calloc(nf, sizeof *missing));
+    Ferry__Wire__Missing *mv = keep(s, calloc(nf, sizeof *mv));
+    uint8_t *digests = keep(s, malloc((nf + 1) * DIGEST_LEN));
+    if (p) {
+        p->blobs = malloc(nf * sizeof *p->blobs);
+        p->sizes = malloc(nf * sizeof *p->sizes);
+        p->mbytes = malloc(o->manifest.len ? o->manifest.len : 1);
+    }
+    if (!p || !reply || !missing || !mv || !digests || !p->blobs || !p->sizes || !p->mbytes ||
+        signatures_encode(o->signatures, &p->sbytes, &p->slen) < 0) {
+        pending_free(p);
+        manifest_free(m);
+        return -ENOMEM;
+    }
+    ferry__wire__offer_reply__init(reply);
+    digest_of(o->manifest.data, o->manifest.len, &p->manifest_digest);
+    memcpy(digests, p->manifest_digest.b, DIGEST_LEN);
+    reply->manifest_digest.data = digests;
+    reply->manifest_digest.len = DIGEST_LEN;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_OFFER;
+    resp->offer = reply;
+
+    /* Same content again is a no-op; other content under a used version is
+     * refused now, before any upload. */
+    uint8_t *old_sigs = NULL;
+    size_t old_len = 0;
+    struct digest existing;
+    rc = db_get_version(&r->db, m->spec->name, m->spec->version, &existing, &old_sigs, &old_len);
+    free(old_sigs);
+    if (rc == 0 && digest_equal(&existing, &p->manifest_digest)) {
+        reply->already_published = 1;
+    } else if (rc == 0) {
+        rc = err_set(FERRY_E_EXISTS,
+                     "%s@%s: version already published with different content; "
+                     "versions are immutable, publish a new version",
+                     m->spec->name, m->spec->version);
+    } else if (rc == FERRY_E_NOTFOUND) {
+        rc = 0;
+        memcpy(p->mbytes, o->manifest.data, o->manifest.len);
+        p->mlen = o->manifest.len;
+        memcpy(p->signer, signer, sizeof signer);
+        snprintf(p->name, sizeof p->name, "%s", m->spec->name);
+        snprintf(p->version, sizeof p->version, "%s", m->spec->version);
+        snprintf(p->kind, sizeof p->kind, "%s", m->spec->kind);
+        for (size_t i = 0; i < m->n_files; i++) {
+            struct digest d;
+            digest_from_bytes(m->files[i]->digest.data, m->files[i]->digest.len, &d);
+            size_t j = 0;
+            while (j < p->n_blobs && !digest_equal(&p->blobs[j], &d))
+                j++;
+            if (j < p->n_blobs)
+                continue;
+            p->blobs[p->n_blobs] = d;
+            p->sizes[p->n_blobs] = m->files[i]->size;
+            p->n_blobs++;
+            uint64_t have;
+            if (store_has(&r->store, &d, &have) == 0 && have == m->files[i]->size)
+                continue;
+            Ferry__Wire__Missing *e = &mv[reply->n_missing];
+            uint8_t *dcopy = digests + DIGEST_LEN * (1 + reply->n_missing);
+            ferry__wire__missing__init(e);
+            memcpy(dcopy, d.b, DIGEST_LEN);
+            e->digest.data = dcopy;
+            e->digest.len = DIGEST_LEN;
+            e->size = m->files[i]->size;
+            e->offset = store_partial_size(&r->store, &d);
+            if (e->offset > e->size)
+                e->offset = 0;
+            missing[reply->n_missing++] = e;
+        }
+        reply->missing = missing;
+        pending_add(r, p);
+        p = NULL;
+    }
+    pending_free(p);
+    manifest_free(m);
+    return rc;
+}
+
+static int handle_put_chunk(struct registry *r, const Ferry__Wire__PutChunk *pc,
+                            Ferry__Wire__Response *resp, struct scratch *s)
+{
+    struct digest d;
+    uint64_t size = 0;
+    if (digest_from_bytes(pc->digest.data, pc->digest.len, &d) < 0)
+        return err_set(FERRY_E_INVALID, "chunk: digest must be %d bytes", DIGEST_LEN);
+    if (!pending_blob_size(r, &d, &size))
+        return err_set(FERRY_E_NOTFOUND,
+                       "chunk: no accepted publish names this blob; offer the manifest first");
+    if (pc->data.len > WIRE_CHUNK)
+        return err_set(FERRY_E_LIMIT, "chunk: more than %u bytes", WIRE_CHUNK);
+    uint64_t next = 0;
+    int complete = 0;
+    int rc = store_partial_write(&r->store, &d, size, pc->offset, pc->data.data, pc->data.len,
+                                 &next, &complete);
+    if (rc < 0)
+        return rc;
+    r->blob_bytes_received += pc->data.len;
+    if (complete && pc->data.len > 0)
+        r->blobs_received++;
+    Ferry__Wire__PutChunkReply *reply = keep(s, malloc(sizeof *reply));
+    if (!reply)
+        return -ENOMEM;
+    ferry__wire__put_chunk_reply__init(reply);
+    reply->offset = next;
+    reply->complete = complete;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_PUT_CHUNK;
+    resp->put_chunk = reply;
+    return 0;
+}
+
+static int handle_commit(struct registry *r, const Ferry__Wire__Commit *c)
+{
+    struct digest md;
+    if (digest_from_bytes(c->manifest_digest.data, c->manifest_digest.len, &md) < 0)
+        return err_set(FERRY_E_INVALID, "commit: digest must be %d bytes", DIGEST_LEN);
+    struct pending *p = pending_take(r, &md);
+    if (!p)
+        return err_set(FERRY_E_NOTFOUND, "commit: no accepted publish for this manifest; "
+                                         "offer it again");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < p->n_blobs; i++) {
+        uint64_t have = 0;
+        if (store_has(&r->store, &p->blobs[i], &have) < 0 || have != p->sizes[i]) {
+            char hex[DIGEST_HEX_LEN + 1];
+            digest_hex(&p->blobs[i], hex);
+            rc = err_set(FERRY_E_NOTFOUND, "commit %s@%s: blob %.16s was not uploaded", p->name,
+                         p->version, hex);
+        }
+    }
+    if (rc == 0)
+        rc = store_put(&r->store, p->mbytes, p->mlen, NULL);
+    int already = 0;
+    if (rc == 0)
+        rc = db_add_version(&r->db, p->name, p->version, p->kind, &md, p->signer, p->sbytes,
+                            p->slen, &already);
+    if (rc == 0 && !already) {
+        char subject[200];
+        snprintf(subject, sizeof subject, "%s@%s", p->name, p->version);
+        db_audit(&r->db, p->signer, "publish", subject);
+        r->publishes++;
+        char hex[DIGEST_HEX_LEN + 1];
+        digest_hex(&md, hex);
+        logf_("published %s@%s %s by key %s", p->name, p->version, hex, p->signer);
+    }
+    if (rc < 0)
+        pending_add(r, p); /* the client may finish uploading and retry */
+    else
+        pending_free(p);
+    return rc;
+}
+
+static int handle_get_manifest(struct registry *r, const Ferry__Wire__GetManifest *g,
+                               Ferry__Wire__Response *resp, struct scratch *s)
+{
+    if (!g->name || !spec_name_ok(g->name) || !g->version || !spec_version_ok(g->version))
+        return err_set(FERRY_E_INVALID, "manifest request: invalid name or version");
+    struct digest md;
+    uint8_t *sbytes = NULL, *mbytes = NULL;
+    size_t slen = 0, mlen = 0;
+    int rc = db_get_version(&r->db, g->name, g->version, &md, &sbytes, &slen);
+    if (rc < 0)
+        return rc;
+    keep(s, sbytes);
+    if ((rc = signatures_decode(sbytes, slen, &s->sigs)) < 0)
+        return rc;
+    rc = store_read_all(&r->store, &md, MANIFEST_MAX_BYTES, &mbytes, &mlen);
+    if (rc < 0)
+        return err_set(rc, "%s@%s: manifest blob missing from the store", g->name, g->version);
+    keep(s, mbytes);
+    Ferry__Wire__ManifestReply *reply = keep(s, malloc(sizeof *reply));
+    uint8_t *dcopy = keep(s, malloc(DIGEST_LEN));
+    if (!reply || !dcopy)
+        return -ENOMEM;
+    ferry__wire__manifest_reply__init(reply);
+    memcpy(dcopy, md.b, DIGEST_LEN);
+    reply->manifest.data = mbytes;
+    reply->manifest.len = mlen;
+    reply->signatures = s->sigs;
+    reply->manifest_digest.data = dcopy;
+    reply->manifest_digest.len = DIGEST_LEN;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_MANIFEST;
+    resp->manifest = reply;
+    return 0;
+}
+
+static int handle_get_chunk(struct registry *r, const Ferry__Wire__GetChunk *g,
+                            Ferry__Wire__Response *resp, struct scratch *s)
+{
+    struct digest d;
+    if (digest_from_bytes(g->digest.data, g->digest.len, &d) < 0)
+        return err_set(FERRY_E_INVALID, "chunk request: digest must be %d bytes", DIGEST_LEN);
+    if (g->length > WIRE_CHUNK)
+        return err_set(FERRY_E_LIMIT, "chunk request: more than %u bytes", WIRE_CHUNK);
+    uint64_t size = 0;
+    int rc = store_has(&r->store, &d, &size);
+    if (rc < 0) {
+        char hex[DIGEST_HEX_LEN + 1];
+        digest_hex(&d, hex);
+        return err_set(FERRY_E_NOTFOUND, "blob %.16s: not in this registry", hex);
+    }
+    if (g->offset > size)
+        return err_set(FERRY_E_INVALID, "chunk request: offset past the end of the blob");
+    uint64_t want = size - g->offset < g->length ? size - g->offset : g->length;
+    uint8_t *buf = keep(s, malloc(want ? want : 1));
+    if (!buf)
+        return -ENOMEM;
+    size_t got = 0;
+    if ((rc = store_read(&r->store, &d, g->offset, buf, (size_t)want, &got)) < 0)
+        return err_set(rc, "blob read failed: %s", ferry_strerror(rc));
+    Ferry__Wire__ChunkReply *reply = keep(s, malloc(sizeof *reply));
+    if (!reply)
+        return -ENOMEM;
+    ferry__wire__chunk_reply__init(reply);
+    reply->data.data = buf;
+    reply->data.len = got;
+    reply->size = size;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_CHUNK;
+    resp->chunk = reply;
+    r->chunks_served++;
+    return 0;
+}
+
+static int handle_list_versions(struct registry *r, const Ferry__Wire__ListVersions *l,
+                                Ferry__Wire__Response *resp, struct scratch *s)
+{
+    if (!l->name || !spec_name_ok(l->name))
+        return err_set(FERRY_E_INVALID, "versions request: invalid name");
+    size_t n = 0;
+    int rc = db_list_versions(&r->db, l->name, &s->versions, &n);
+    if (rc < 0)
+        return rc;
+    Ferry__Wire__VersionList *reply = keep(s, malloc(sizeof *reply));
+    Ferry__Wire__VersionInfo **v = keep(s, calloc(n ? n : 1, sizeof *v));
+    Ferry__Wire__VersionInfo *vi = keep(s, calloc(n ? n : 1, sizeof *vi));
+    if (!reply || !v || !vi)
+        return -ENOMEM;
+    ferry__wire__version_list__init(reply);
+    for (size_t i = 0; i < n; i++) {
+        ferry__wire__version_info__init(&vi[i]);
+        vi[i].version = s->versions[i].version;
+        vi[i].manifest_digest.data = s->versions[i].manifest_digest.b;
+        vi[i].manifest_digest.len = DIGEST_LEN;
+        vi[i].publisher = s->versions[i].publisher;
+        vi[i].published_unix = s->versions[i].published_unix;
+        vi[i].kind = s->versions[i].kind;
+        v[i] = &vi[i];
+    }
+    reply->versions = v;
+    reply->n_versions = n;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_VERSIONS;
+    resp->versions = reply;
+    return 0;
+}
+
+static int handle_stats(struct registry *r, Ferry__Wire__Response *resp, struct scratch *s)
+{
+    Ferry__Wire__StatsReply *st = keep(s, malloc(sizeof *st));
+    if (!st)
+        return -ENOMEM;
+    ferry__wire__stats_reply__init(st);
+    st->requests = r->requests;
+    st->bad_requests = r->bad_requests;
+    st->blobs_received = r->blobs_received;
+    st->blob_bytes_received = r->blob_bytes_received;
+    st->chunks_served = r->chunks_served;
+    st->publishes = r->publishes;
+    st->publishes_refused = r->publishes_refused;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_STATS;
+    resp->stats = st;
+    return 0;
+}
+
+static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
+                    Ferry__Wire__Response *resp, struct scratch *s)
+{
+    switch (req->body_case) {
+    case FERRY__WIRE__REQUEST__BODY_PING:
+        return 0;
+    case FERRY__WIRE__REQUEST__BODY_OFFER: {
+        int rc = handle_offer(r, req->offer, resp, s);
+        if (rc == FERRY_E_UNTRUSTED || rc == FERRY_E_SIGNATURE || rc == FERRY_E_EXISTS) {
+            r->publishes_refused++;
+            logf_("%s", err_detail());
+        }
+        return rc;
+    }
+    case FERRY__WIRE__REQUEST__BODY_PUT_CHUNK:
+        return handle_put_chunk(r, req->put_chunk, resp, s);
+    case FERRY__WIRE__REQUEST__BODY_COMMIT:
+        return handle_commit(r, req->commit);
+    case FERRY__WIRE__REQUEST__BODY_GET_MANIFEST:
+        return handle_get_manifest(r, req->get_manifest, resp, s);
+    case FERRY__WIRE__REQUEST__BODY_GET_CHUNK:
+        return handle_get_chunk(r, req->get_chunk, resp, s);
+    case FERRY__WIRE__REQUEST__BODY_LIST_VERSIONS:
+        return handle_list_versions(r, req->list_versions, resp, s);
+    case FERRY__WIRE__REQUEST__BODY_STATS:
+        return handle_stats(r, resp, s);
+    default:
+        return err_set(FERRY_E_PROTOCOL, "request has no known body");
+    }
+}
+
+/* Turn one request message into one response message. Never fails: every
+ * problem becomes an error response, so a bad client cannot stall a worker. */
+static nng_msg *serve_one(struct registry *r, nng_msg *in)
+{
+    r->requests++;
+    err_clear();
+    Ferry__Wire__Response resp;
+    ferry__wire__response__init(&resp);
+    struct scratch s = {0};
+    Ferry__Wire__Request *req =
+        ferry__wire__request__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
+    int rc;
+    if (!req) {
+        rc = err_set(FERRY_E_PROTOCOL, "malformed request");
+        r->bad_requests++;
+    } else {
+        rc = dispatch(r, req, &resp, &s);
+    }
+    if (rc < 0) {
+        resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
+        resp.code = wire_code_of(rc);
+        resp.error = (char *)err_message(rc);
+    }
+    nng_msg *out = NULL;
+    if (wire_pack_response(&resp, &out) < 0)
+        out = NULL;
+    scratch_free(&s);
+    if (req)
+        ferry__wire__request__free_unpacked(req, NULL);
+    return out;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (;;) {
+        nng_ctx_recv(w->ctx, w->aio);
+        nng_aio_wait(w->aio);
+        int rv = nng_aio_result(w->aio);
+        if (rv == NNG_ECLOSED)
+            break;
+        if (rv != 0)
+            continue; /* e.g. an oversized message was dropped: keep serving */
+        nng_msg *in = nng_aio_get_msg(w->aio);
+        nng_msg *out = serve_one(w->reg, in);
+        nng_msg_free(in);
+        if (!out)
+            continue;
+        nng_aio_set_msg(w->aio, out);
+        nng_ctx_send(w->ctx, w->aio);
+        nng_aio_wait(w->aio);
+        rv = nng_aio_result(w->aio);
+        if (rv != 0)
+            nng_msg_free(out);
+        if (rv == NNG_ECLOSED)
+            break;
+    }
+    return NULL;
+}
+
+int registry_start(const struct registry_config *cfg, struct registry **out)
+{
+    struct registry *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->trust = cfg->trust;
+    r->n_workers = cfg->workers > 0 ? cfg->workers : REGISTRY_DEFAULT_WORKERS;
+    pthread_mutex_init(&r->pending_lock, NULL);
+    char path[4096];
+    int rc = 0, rv;
+
+    snprintf(path, sizeof path, "%s", cfg->data_dir);
+    if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
+        free(r);
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/registry.db", cfg->data_dir);
+    if ((rc = db_open(&r->db, path)) < 0) {
+        store_close(&r->store);
+        free(r);
+        return rc;
+    }
+    if ((rv = nng_rep0_open(&r->sock)) != 0) {
+        rc = err_set(FERRY_E_TRANSPORT, "socket: %s", nng_strerror(rv));
+        goto fail_db;
+    }
+    nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG);
+    const char *url = cfg->listen_url ? cfg->listen_url : WIRE_DEFAULT_URL;
+    if ((rv = nng_listen(r->sock, url, &r->listener, 0)) != 0) {
+        rc = err_set(FERRY_E_TRANSPORT, "listen %s: %s", url, nng_strerror(rv));
+        goto fail_sock;
+    }
+    int port = 0;
+    snprintf(r->url, sizeof r->url, "%s", url);
+    if (nng_listener_get_int(r->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
+        /* Rewrite the URL with the port really bound (port 0 picks one). */
+        const char *colon = strrchr(url, ':');
+        if (colon)
+            snprintf(r->url, sizeof r->url, "%.*s:%d", (int)(colon - url), url, port);
+    }
+    r->workers = calloc((size_t)r->n_workers, sizeof *r->workers);
+    if (!r->workers) {
+        rc = -ENOMEM;
+        goto fail_sock;
+    }
+    for (int i = 0; i < r->n_workers; i++) {
+        struct worker *w = &r->workers[i];
+        w->reg = r;
+        if (nng_ctx_open(&w->ctx, r->sock) != 0 || nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
+            pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            rc = err_set(FERRY_E_TRANSPORT, "could not start worker %d", i);
+            goto fail_workers;
+        }
+        w->started = 1;
+    }
+    *out = r;
+    return 0;
+
+fail_workers:
+    nng_close(r->sock);
+    for (int i = 0; i < r->n_workers; i++) {
+        if (r->workers[i].started)
+            pthread_join(r->workers[i].thread, NULL);
+        if (r->workers[i].aio)
+            nng_aio_free(r->workers[i].aio);
+    }
+    free(r->workers);
+    goto fail_db;
+fail_sock:
+    nng_close(r->sock);
+fail_db:
+    db_close(&r->db);
+    store_close(&r->store);
+    pthread_mutex_destroy(&r->pending_lock);
+    free(r);
+    return rc;
+}
+
+const char *registry_url(const struct registry *r) { return r->url; }
+
+void registry_get_stats(struct registry *r, struct registry_stats *out)
+{
+    out->requests = r->requests;
+    out->bad_requests = r->bad_requests;
+    out->blobs_received = r->blobs_received;
+    out->blob_bytes_received = r->blob_bytes_received;
+    out->chunks_served = r->chunks_served;
+    out->publishes = r->publishes;
+    out->publishes_refused = r->publishes_refused;
+}
+
+void registry_stop(struct registry *r)
+{
+    nng_close(r->sock);
+    for (int i = 0; i < r->n_workers; i++) {
+        pthread_join(r->workers[i].thread, NULL);
+        nng_aio_free(r->workers[i].aio);
+    }
+    free(r->workers);
+    while (r->pending) {
+        struct pending *p = r->pending;
+        r->pending = p->next;
+        pending_free(p);
+    }
+    db_close(&r->db);
+    store_close(&r->store);
+    pthread_mutex_destroy(&r->pending_lock);
+    free(r);
+}

@@ -1,0 +1,34 @@
+/* ferry-registry's engine: an nng REP server over a metadata store and a
+ * blob store. main.c only parses arguments and waits for a signal; tests can
+ * start and stop the engine in-process. */
+#ifndef FERRY_REGISTRY_REGISTRY_H
+#define FERRY_REGISTRY_REGISTRY_H
+
+#include "key.h"
+
+#include <stdint.h>
+
+#define REGISTRY_DEFAULT_WORKERS 8
+
+struct registry_config {
+    const char *data_dir;
+    const char *listen_url;      /* port 0 picks a free port */
+    const struct trust *trust;   /* keys that may publish */
+    int workers;
+};
+
+struct registry_stats {
+    uint64_t requests, bad_requests, blobs_received, blob_bytes_received, chunks_served,
+        publishes, publishes_refused;
+};
+
+struct registry;
+
+int registry_start(const struct registry_config *cfg, struct registry **out);
+/* The URL actually listened on (with the chosen port). */
+const char *registry_url(const struct registry *r);
+void registry_get_stats(struct registry *r, struct registry_stats *out);
+/* Stops serving, waits for the workers and frees r. */
+void registry_stop(struct registry *r);
+
+#endif

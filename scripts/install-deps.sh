@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install every Debian package ferry needs to build, test and demo.
+# Idempotent: packages already present are left alone; apt-get update runs
+# first only when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libuv1-dev libnng-dev libsqlite3-dev sqlite3 libsodium-dev libarchive-dev
+  libprotobuf-c-dev protobuf-c-compiler libyaml-dev libjansson-dev libcmocka-dev
+  coreutils python3 curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo_cmd=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,571 @@
+/* ferry.yaml parsing: the fields land where the manifest expects them, and
+ * every refusal names file, line and key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "spec.h"
+
+/* Lines 1-6 of a valid app; tests append the line under test as line 7. */
+#define BASE                                                                                   \
+    "name: hello\n"                                                                            \
+    "version: 1.0.0\n"                                                                         \
+    "kind: app\n"                                                                              \
+    "runtime: exec\n"                                                                          \
+    "run:\n"                                                                                   \
+    "  command: [./hello]\n"
+
+static Ferry__Spec *parse_ok(const char *text)
+{
+    Ferry__Spec *spec = NULL;
+    int rc = spec_parse("t.yaml", text, strlen(text), &spec);
+    if (rc != 0)
+        fail_msg("unexpected failure %d: %s", rc, err_detail());
+    assert_non_null(spec);
+    return spec;
+}
+
+/* The call fails with `code`, leaves *out alone and sets exactly `detail`. */
+static void expect_error(const char *text, size_t len, int code, const char *detail)
+{
+    static Ferry__Spec untouched;
+    Ferry__Spec *spec = &untouched;
+    err_clear();
+    int rc = spec_parse("t.yaml", text, len, &spec);
+    assert_int_equal(rc, code);
+    assert_ptr_equal(spec, &untouched);
+    assert_string_equal(err_detail(), detail);
+    assert_null(strchr(err_detail(), '\n'));
+}
+
+#define EXPECT_SPEC_ERROR(text, detail) expect_error((text), strlen(text), FERRY_E_SPEC, (detail))
+
+static void test_full_app(void **state)
+{
+    (void)state;
+    Ferry__Spec *s = parse_ok("# the hello service\n"
+                              "name: hello\n"
+                              "version: 1.2.0-rc.1\n"
+                              "kind: app\n"
+                              "runtime: exec\n"
+                              "description: says hello\n"
+                              "run:\n"
+                              "  command: [./bin/hello, --port, \"8080\"]\n"
+                              "  env:\n"
+                              "    GREETING: hi there\n"
+                              "    _N1: 5\n"
+                              "health:\n"
+                              "  http: {path: /healthz, status: 204}\n"
+                              "  settle: 500ms\n"
+                              "  deadline: 2m\n"
+                              "  interval: 250ms\n"
+                              "labels:\n"
+                              "  team: edge\n"
+                              "  tier: \"1\"\n");
+    assert_string_equal(s->name, "hello");
+    assert_string_equal(s->version, "1.2.0-rc.1");
+    assert_string_equal(s->kind, "app");
+    assert_string_equal(s->runtime, "exec");
+    assert_string_equal(s->description, "says hello");
+    assert_non_null(s->run);
+    assert_int_equal(s->run->n_command, 3);
+    assert_string_equal(s->run->command[0], "./bin/hello");
+    assert_string_equal(s->run->command[1], "--port");
+    assert_string_equal(s->run->command[2], "8080");
+    assert_int_equal(s->run->n_env, 2);
+    assert_string_equal(s->run->env[0]->name, "GREETING");
+    assert_string_equal(s->run->env[0]->value, "hi there");
+    assert_string_equal(s->run->env[1]->name, "_N1");
+    assert_string_equal(s->run->env[1]->value, "5");
+    assert_non_null(s->health);
+    assert_non_null(s->health->http);
+    assert_string_equal(s->health->http->path, "/healthz");
+    assert_int_equal(s->health->http->status, 204);
+    assert_int_equal(s->health->n_command, 0);
+    assert_int_equal(s->health->settle_ms, 500);
+    assert_int_equal(s->health->deadline_ms, 120000);
+    assert_int_equal(s->health->interval_ms, 250);
+    assert_int_equal(s->n_labels, 2);
+    assert_string_equal(s->labels[0]->name, "team");
+    assert_string_equal(s->labels[0]->value, "edge");
+    assert_string_equal(s->labels[1]->name, "tier");
+    assert_string_equal(s->labels[1]->value, "1");
+    assert_null(s->model);
+    assert_null(s->notebook);
+
+    /* What publish does with it: encode, decode, same fields. */
+    size_t n = ferry__spec__get_packed_size(s);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    ferry__spec__pack(s, buf);
+    Ferry__Spec *back = ferry__spec__unpack(NULL, n, buf);
+    assert_non_null(back);
+    assert_string_equal(back->run->command[2], "8080");
+    assert_int_equal(back->health->deadline_ms, 120000);
+    assert_string_equal(back->labels[1]->value, "1");
+    ferry__spec__free_unpacked(back, NULL);
+    free(buf);
+    spec_free(s);
+}
+
+static void test_model(void **state)
+{
+    (void)state;
+    Ferry__Spec *s = parse_ok("name: churn-model\n"
+                              "version: 3\n"
+                              "kind: model\n"
+                              "runtime: model\n"
+                              "model:\n"
+                              "  framework: onnx\n"
+                              "  card: docs/MODEL_CARD.md\n"
+                              "  pii: true\n"
+                              "  inputs: [tenure, plan]\n"
+                              "  outputs:\n"
+                              "    - churn_probability\n");
+    assert_string_equal(s->version, "3");
+    assert_string_equal(s->kind, "model");
+    assert_null(s->run);    /* run is only required for apps */
+    assert_null(s->health); /* absent health stays NULL */
+    assert_non_null(s->model);
+    assert_string_equal(s->model->framework, "onnx");
+    assert_string_equal(s->model->card, "docs/MODEL_CARD.md");
+    assert_true(s->model->pii);
+    assert_int_equal(s->model->n_inputs, 2);
+    assert_string_equal(s->model->inputs[0], "tenure");
+    assert_string_equal(s->model->inputs[1], "plan");
+    assert_int_equal(s->model->n_outputs, 1);
+    assert_string_equal(s->model->outputs[0], "churn_probability");
+    assert_string_equal(s->description, ""); /* unset optional string */
+    spec_free(s);
+
+    s = parse_ok("name: m\nversion: '1'\nkind: model\nruntime: model\nmodel: {pii: False}\n");
+    assert_false(s->model->pii);
+    assert_int_equal(s->model->n_inputs, 0);
+    spec_free(s);
+}
+
+static void test_notebook(void **state)
+{
+    (void)state;
+    Ferry__Spec *s = parse_ok("name: weekly-report\n"
+                              "version: 2024.06.1\n"
+                              "kind: notebook\n"
+                              "runtime: notebook\n"
+                              "notebook:\n"
+                              "  kernel: python3\n"
+                              "  notebook: report.ipynb\n"
+                              "  schedule: \"0 6 * * 1\"\n");
+    assert_non_null(s->notebook);
+    assert_string_equal(s->notebook->kernel, "python3");
+    assert_string_equal(s->notebook->notebook, "report.ipynb");
+    assert_string_equal(s->notebook->schedule, "0 6 * * 1");
+    spec_free(s);
+}
+
+static void test_version_scalars(void **state)
+{
+    (void)state;
+    /* Unquoted numbers are taken as written, not as numbers. */
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {{"1.0", "1.0"}, {"2", "2"}, {"1.10", "1.10"}, {"'1.0'", "1.0"},
+                 {"\"0.9+build.7\"", "0.9+build.7"}, {"!!str 1.0", "1.0"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "name: v\nversion: %s\nkind: app\nruntime: oci\nrun: {command: [x]}\n",
+                 cases[i].yaml);
+        Ferry__Spec *s = parse_ok(text);
+        assert_string_equal(s->version, cases[i].want);
+        spec_free(s);
+    }
+}
+
+static void test_health_defaults_and_durations(void **state)
+{
+    (void)state;
+    Ferry__Spec *s = parse_ok(BASE "health:\n  http: {path: /}\n");
+    assert_int_equal(s->health->http->status, 200);
+    assert_int_equal(s->health->deadline_ms, 30000);
+    assert_int_equal(s->health->interval_ms, 1000);
+    assert_int_equal(s->health->settle_ms, 0);
+    spec_free(s);
+
+    s = parse_ok(BASE "health:\n  command: [curl, -fs, localhost]\n  deadline: 10\n"
+                      "  settle: 1h\n  interval: 24h\n");
+    assert_null(s->health->http);
+    assert_int_equal(s->health->n_command, 3);
+    assert_string_equal(s->health->command[1], "-fs");
+    assert_int_equal(s->health->deadline_ms, 10000); /* bare number: seconds */
+    assert_int_equal(s->health->settle_ms, 3600000);
+    assert_int_equal(s->health->interval_ms, 86400000);
+    spec_free(s);
+
+    EXPECT_SPEC_ERROR(BASE "health: {deadline: 25h}\n",
+                      "t.yaml:7: key 'health.deadline': must be at most 24h");
+    EXPECT_SPEC_ERROR(BASE "health: {settle: 99999999999999999999s}\n",
+                      "t.yaml:7: key 'health.settle': must be at most 24h");
+    EXPECT_SPEC_ERROR(BASE "health: {interval: 0}\n",
+                      "t.yaml:7: key 'health.interval': must be greater than zero");
+    EXPECT_SPEC_ERROR(BASE "health:\n  deadline: 10 s\n",
+                      "t.yaml:8: key 'health.deadline': expected a duration like 500ms, "
+                      "10s, 2m, 1h or a number of seconds");
+    EXPECT_SPEC_ERROR(BASE "health:\n  deadline: 1.5s\n",
+                      "t.yaml:8: key 'health.deadline': expected a duration like 500ms, "
+                      "10s, 2m, 1h or a number of seconds");
+}
+
+static void test_missing_keys(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: hello\nkind: app\nruntime: exec\nrun: {command: [x]}\n",
+                      "t.yaml:1: key 'version': required key is missing");
+    EXPECT_SPEC_ERROR("name: hello\nversion: 1\nkind: app\nruntime: exec\n",
+                      "t.yaml:1: key 'run': required key is missing (kind app needs a run "
+                      "command)");
+    EXPECT_SPEC_ERROR("name: hello\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  env: {A: b}\n",
+                      "t.yaml:6: key 'run.command': required key is missing");
+    EXPECT_SPEC_ERROR(BASE "health:\n  http:\n    status: 200\n",
+                      "t.yaml:9: key 'health.http.path': required key is missing");
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: hello\nversion: 1\ncolour: blue\n",
+                      "t.yaml:3: key 'colour': unknown key");
+    EXPECT_SPEC_ERROR(BASE "health:\n  htp: {path: /}\n",
+                      "t.yaml:8: key 'health.htp': unknown key");
+    EXPECT_SPEC_ERROR(BASE "model: {framework: x, size: 3}\n",
+                      "t.yaml:7: key 'model.size': unknown key");
+    /* A hostile key is shown on one line and cut short. */
+    EXPECT_SPEC_ERROR("\"a\\nb\": 1\n", "t.yaml:1: key 'a?b': unknown key");
+    char text[400];
+    memset(text, 'k', 200);
+    strcpy(text + 200, ": 1\n");
+    err_clear();
+    Ferry__Spec *s = NULL;
+    assert_int_equal(spec_parse("t.yaml", text, strlen(text), &s), FERRY_E_SPEC);
+    assert_non_null(strstr(err_detail(), "kkk...': unknown key"));
+    assert_true(strlen(err_detail()) < 120);
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: hello\nkind: apps\n",
+                      "t.yaml:2: key 'kind': must be one of app, model, notebook");
+    EXPECT_SPEC_ERROR("name: hello\nversion: 1\nkind: app\nruntime: docker\n",
+                      "t.yaml:4: key 'runtime': must be one of exec, oci, model, notebook");
+    EXPECT_SPEC_ERROR("name: Hello\n",
+                      "t.yaml:1: key 'name': must be 1-64 characters of a-z 0-9 . _ -, "
+                      "starting with a letter or digit");
+    EXPECT_SPEC_ERROR("name: -x\n",
+                      "t.yaml:1: key 'name': must be 1-64 characters of a-z 0-9 . _ -, "
+                      "starting with a letter or digit");
+    EXPECT_SPEC_ERROR("name: x\nversion: v 1\n",
+                      "t.yaml:2: key 'version': must be 1-64 characters of A-Z a-z 0-9 . _ "
+                      "+ -, starting with a letter or digit");
+    EXPECT_SPEC_ERROR("name: x\nversion:\n", "t.yaml:2: key 'version': expected a string");
+    EXPECT_SPEC_ERROR("name: [x]\n", "t.yaml:1: key 'name': expected a string");
+    EXPECT_SPEC_ERROR("name: \"a\\0b\"\n", "t.yaml:1: key 'name': contains a NUL character");
+    EXPECT_SPEC_ERROR(BASE "health: {http: {path: healthz}}\n",
+                      "t.yaml:7: key 'health.http.path': must start with '/'");
+    EXPECT_SPEC_ERROR(BASE "health: {http: {path: \"/a b\"}}\n",
+                      "t.yaml:7: key 'health.http.path': must not contain spaces or control "
+                      "characters");
+    EXPECT_SPEC_ERROR(BASE "health: {http: {path: /, status: 600}}\n",
+                      "t.yaml:7: key 'health.http.status': expected an integer from 100 to 599");
+    EXPECT_SPEC_ERROR(BASE "health: {http: {path: /, status: 99}}\n",
+                      "t.yaml:7: key 'health.http.status': expected an integer from 100 to 599");
+    EXPECT_SPEC_ERROR(BASE "health: {http: {path: /, status: \"200\"}}\n",
+                      "t.yaml:7: key 'health.http.status': expected an integer from 100 to 599");
+    EXPECT_SPEC_ERROR(BASE "health:\n  http: {path: /}\n  command: [true]\n",
+                      "t.yaml:8: key 'health': give either http or command, not both");
+    EXPECT_SPEC_ERROR(BASE "model: {card: \"\"}\n", "t.yaml:7: key 'model.card': must not be empty");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: hello\nversion: 1\nkind: app\nruntime: exec\nrun:\n  command: 5\n",
+                      "t.yaml:6: key 'run.command': expected a list of strings, not a single "
+                      "value");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command: ./hello --port 8080\n",
+                      "t.yaml:6: key 'run.command': expected a list of strings, not a single "
+                      "value");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command: {a: b}\n",
+                      "t.yaml:6: key 'run.command': expected a list of strings");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command:\n    - ./x\n    - [nested]\n",
+                      "t.yaml:8: key 'run.command': expected a list of strings");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command:\n    - ./x\n    - ''\n",
+                      "t.yaml:8: key 'run.command': list items must not be empty");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun: {command: []}\n",
+                      "t.yaml:5: key 'run.command': must not be an empty list");
+    EXPECT_SPEC_ERROR(BASE "model:\n  pii: maybe\n", "t.yaml:8: key 'model.pii': expected true or false");
+    EXPECT_SPEC_ERROR(BASE "model:\n  pii: yes\n", "t.yaml:8: key 'model.pii': expected true or false");
+    EXPECT_SPEC_ERROR(BASE "model:\n  pii: \"true\"\n",
+                      "t.yaml:8: key 'model.pii': expected true or false");
+    EXPECT_SPEC_ERROR(BASE "health: [http]\n", "t.yaml:7: key 'health': expected a mapping");
+    EXPECT_SPEC_ERROR(BASE "health:\n", "t.yaml:7: key 'health': expected a mapping");
+    EXPECT_SPEC_ERROR(BASE "labels: [a, b]\n",
+                      "t.yaml:7: key 'labels': expected a mapping of strings");
+    EXPECT_SPEC_ERROR(BASE "labels:\n  team: {x: 1}\n",
+                      "t.yaml:8: key 'labels.team': expected a string");
+    EXPECT_SPEC_ERROR(BASE "labels: {'': x}\n", "t.yaml:7: key 'labels.\"\"': label names must not be empty");
+    EXPECT_SPEC_ERROR(BASE "[a]: 1\n", "t.yaml:7: mapping keys must be plain strings");
+}
+
+static void test_env_rules(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command: [x]\n  env:\n    1BAD: x\n",
+                      "t.yaml:8: key 'run.env.1BAD': variable names must match "
+                      "[A-Za-z_][A-Za-z0-9_]*");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command: [x]\n  env:\n    A-B: x\n",
+                      "t.yaml:8: key 'run.env.A-B': variable names must match "
+                      "[A-Za-z_][A-Za-z0-9_]*");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command: [x]\n  env:\n    A: x\n    A: y\n",
+                      "t.yaml:9: key 'run.env.A': duplicate key");
+    EXPECT_SPEC_ERROR("name: h\nversion: 1\nkind: app\nruntime: exec\nrun:\n"
+                      "  command: [x]\n  env:\n    A:\n",
+                      "t.yaml:8: key 'run.env.A': expected a string");
+    /* An empty value must be written as one. */
+    Ferry__Spec *s = parse_ok(BASE "  env: {EMPTY: \"\"}\n");
+    assert_int_equal(s->run->n_env, 1);
+    assert_string_equal(s->run->env[0]->value, "");
+    spec_free(s);
+}
+
+static void test_duplicate_keys(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: a\nversion: 1\nname: b\n", "t.yaml:3: key 'name': duplicate key");
+    EXPECT_SPEC_ERROR(BASE "health:\n  deadline: 5s\n  deadline: 6s\n",
+                      "t.yaml:9: key 'health.deadline': duplicate key");
+    EXPECT_SPEC_ERROR(BASE "labels: {a: 1, a: 2}\n", "t.yaml:7: key 'labels.a': duplicate key");
+    EXPECT_SPEC_ERROR(BASE "run: {command: [y]}\n", "t.yaml:7: key 'run': duplicate key");
+}
+
+static void test_document_shape(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("", "t.yaml:1: the document is empty");
+    EXPECT_SPEC_ERROR("# only a comment\n\n", "t.yaml:1: the document is empty");
+    EXPECT_SPEC_ERROR("---\n", "t.yaml:1: the document is empty");
+    EXPECT_SPEC_ERROR("- name\n- version\n",
+                      "t.yaml:1: the top level must be a mapping of keys (name: ..., ...)");
+    EXPECT_SPEC_ERROR("\n\nhello\n",
+                      "t.yaml:3: the top level must be a mapping of keys (name: ..., ...)");
+    EXPECT_SPEC_ERROR(BASE "---\nname: again\n", "t.yaml:7: only one YAML document is allowed");
+}
+
+static void test_yaml_syntax(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: hello\nversion: 1\nrun: [a, b\n",
+                      "t.yaml:4: did not find expected ',' or ']'");
+    EXPECT_SPEC_ERROR("name: hello\n  version: 1\n",
+                      "t.yaml:2: mapping values are not allowed in this context");
+    EXPECT_SPEC_ERROR("name: hello\nversion: \"1\xff\"\n", "t.yaml:2: invalid leading UTF-8 octet");
+    /* A NUL byte in the text itself is refused by the reader. */
+    static const char nul[] = "name: hello\nversion: 1\0\n";
+    expect_error(nul, sizeof nul - 1, FERRY_E_SPEC, "t.yaml:2: control characters are not allowed");
+}
+
+static void test_aliases_anchors_tags(void **state)
+{
+    (void)state;
+    EXPECT_SPEC_ERROR("name: &n hello\nversion: *n\n",
+                      "t.yaml:1: YAML anchors (&name) are not allowed");
+    /* The classic billion laughs, cut down: refused before any expansion. */
+    EXPECT_SPEC_ERROR("a: &a [x, x, x, x, x, x, x, x, x]\n"
+                      "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                      "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n",
+                      "t.yaml:1: YAML anchors (&name) are not allowed");
+    EXPECT_SPEC_ERROR("name: hello\nversion: *v\n", "t.yaml:2: YAML aliases (*name) are not allowed");
+    EXPECT_SPEC_ERROR("name: !secret hello\n", "t.yaml:1: tag '!secret' is not allowed");
+    EXPECT_SPEC_ERROR("name: !!python/object:os.system hello\n",
+                      "t.yaml:1: tag 'tag:yaml.org,2002:python/object:os.system' is not allowed");
+    EXPECT_SPEC_ERROR("name: hello\nrun: !!set {a, b}\n",
+                      "t.yaml:2: tag 'tag:yaml.org,2002:set' is not allowed");
+    /* Standard tags are fine where they fit the type. */
+    Ferry__Spec *s = parse_ok(BASE "model: !!map {pii: !!bool true, inputs: !!seq [!!str a]}\n"
+                                   "health: {http: {path: /, status: !!int \"201\"}}\n");
+    assert_true(s->model->pii);
+    assert_string_equal(s->model->inputs[0], "a");
+    assert_int_equal(s->health->http->status, 201);
+    spec_free(s);
+    EXPECT_SPEC_ERROR(BASE "model: {pii: !!int 1}\n", "t.yaml:7: key 'model.pii': expected true or false");
+    EXPECT_SPEC_ERROR(BASE "description: !!null x\n", "t.yaml:7: key 'description': expected a string");
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    size_t len = 1024 * 1024 + 1;
+    char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, '#', len);
+    expect_error(big, len, FERRY_E_LIMIT, "t.yaml: 1048577 bytes, more than the 1 MiB allowed");
+
+    /* Exactly 1 MiB is read (a comment, then a valid spec). */
+    static const char tail[] = "\n" BASE;
+    memcpy(big + (len - 1) - (sizeof tail - 1), tail, sizeof tail - 1);
+    Ferry__Spec *s = NULL;
+    assert_int_equal(spec_parse("t.yaml", big, len - 1, &s), 0);
+    assert_string_equal(s->name, "hello");
+    spec_free(s);
+
+    /* Many env entries are capped. */
+    size_t cap = 64 + 2000 * 16;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t used = (size_t)snprintf(text, cap, "%s  env:\n", BASE);
+    for (int i = 0; i < 1025; i++)
+        used += (size_t)snprintf(text + used, cap - used, "    V%d: x\n", i);
+    expect_error(text, used, FERRY_E_LIMIT, "t.yaml:8: key 'run.env': more than 1024 entries");
+    free(text);
+    free(big);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_true(spec_name_ok("hello"));
+    assert_true(spec_name_ok("0day.svc_a-b"));
+    assert_false(spec_name_ok(""));
+    assert_false(spec_name_ok(NULL));
+    assert_false(spec_name_ok(".hidden"));
+    assert_false(spec_name_ok("_x"));
+    assert_false(spec_name_ok("Hello"));
+    assert_false(spec_name_ok("a/b"));
+    assert_false(spec_name_ok("a b"));
+    char n[80];
+    memset(n, 'a', 64);
+    n[64] = '\0';
+    assert_true(spec_name_ok(n));
+    n[64] = 'a';
+    n[65] = '\0';
+    assert_false(spec_name_ok(n));
+
+    assert_true(spec_version_ok("1.0"));
+    assert_true(spec_version_ok("1.0.0-RC1+build.5"));
+    assert_true(spec_version_ok("v2"));
+    assert_false(spec_version_ok(""));
+    assert_false(spec_version_ok(NULL));
+    assert_false(spec_version_ok("+1"));
+    assert_false(spec_version_ok("1.0/2"));
+    assert_false(spec_version_ok("1 0"));
+    assert_true(spec_version_ok(n + 1));
+    assert_false(spec_version_ok(n));
+}
+
+static char *tmp_path(const char *name)
+{
+    const char *base = getenv("FERRY_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/spec-XXXXXX", base);
+    (void)mkdir(base, 0700);
+    assert_non_null(mkdtemp(dir));
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    assert_non_null(p);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void remove_tmp(char *path)
+{
+    unlink(path);
+    *strrchr(path, '/') = '\0';
+    rmdir(path);
+    free(path);
+}
+
+static void test_parse_file(void **state)
+{
+    (void)state;
+    char *path = tmp_path("ferry.yaml");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(BASE "colour: red\n", f);
+    fclose(f);
+
+    Ferry__Spec *s = NULL;
+    err_clear();
+    assert_int_equal(spec_parse_file(path, &s), FERRY_E_SPEC);
+    assert_null(s);
+    char want[4200];
+    snprintf(want, sizeof want, "%s:7: key 'colour': unknown key", path);
+    assert_string_equal(err_detail(), want);
+
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(BASE, f);
+    fclose(f);
+    assert_int_equal(spec_parse_file(path, &s), 0);
+    assert_string_equal(s->run->command[0], "./hello");
+    spec_free(s);
+
+    f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 1024 * 64 + 1; i++)
+        fputs("# comment line.\n", f); /* 16 bytes each: just over 1 MiB */
+    fclose(f);
+    s = NULL;
+    assert_int_equal(spec_parse_file(path, &s), FERRY_E_LIMIT);
+    assert_null(s);
+    remove_tmp(path);
+
+    char *missing = tmp_path("nope.yaml");
+    err_clear();
+    assert_int_equal(spec_parse_file(missing, &s), -ENOENT);
+    snprintf(want, sizeof want, "%s: %s", missing, strerror(ENOENT));
+    assert_string_equal(err_detail(), want);
+    remove_tmp(missing);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_app),
+        cmocka_unit_test(test_model),
+        cmocka_unit_test(test_notebook),
+        cmocka_unit_test(test_version_scalars),
+        cmocka_unit_test(test_health_defaults_and_durations),
+        cmocka_unit_test(test_missing_keys),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_env_rules),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_document_shape),
+        cmocka_unit_test(test_yaml_syntax),
+        cmocka_unit_test(test_aliases_anchors_tags),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_parse_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
