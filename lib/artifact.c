@@ -343,6 +343,18 @@ static int pull_file(struct client *c, const char *staging, const Ferry__File *f
     return rc;
 }
 
+/* ferry.yaml comes out of the verified manifest itself. */
+static int write_spec_file(const char *staging, const Ferry__Manifest *m)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", staging, MANIFEST_SPEC_FILE);
+    int rc = fs_write_file_atomic(path, m->spec_yaml.data, m->spec_yaml.len,
+                                  m->spec_yaml_executable ? 0755 : 0644);
+    if (rc == 0 && chmod(path, m->spec_yaml_executable ? 0755 : 0644) < 0)
+        rc = -errno;
+    return rc < 0 ? err_set(rc, "%s: %s", path, strerror(-rc)) : 0;
+}
+
 int artifact_pull(struct client *c, const char *name, const char *version, const char *out_dir,
                   const struct trust *t, int show_progress, struct transfer_result *out)
 {
@@ -379,6 +391,8 @@ int artifact_pull(struct client *c, const char *name, const char *version, const
     for (size_t i = 0; rc == 0 && i < f.m->n_files; i++)
         rc = pull_file(c, staging, f.m->files[i], &prog);
     progress_finish(&prog);
+    if (rc == 0)
+        rc = write_spec_file(staging, f.m);
 
     if (rc == FERRY_E_DIGEST) {
         /* Bad bytes are never worth resuming from. */

@@ -231,6 +231,8 @@ static void writer_free(struct bundle_writer *w)
 
 int bundle_writer_open(const char *path, struct bundle_writer **out)
 {
+    if (!path || !*path)
+        return err_set(FERRY_E_INVALID, "bundle: empty output path");
     struct bundle_writer *w = calloc(1, sizeof *w);
     if (!w)
         return err_set(-ENOMEM, "%s: out of memory", path);
@@ -493,7 +495,7 @@ struct extract {
     struct archive *out;
     struct nameset names;
     uint64_t entries;
-    uint64_t total;      /* bytes: max of declared and copied, summed */
+    uint64_t total;      /* bytes copied so far, all entries */
     char *dest;          /* buffer for root/name */
     size_t dest_cap;
 };
@@ -770,6 +772,9 @@ int bundle_extract(const char *path, const char *staging_dir, const struct bundl
         bundle_limits_default(&deflim);
         lim = &deflim;
     }
+    /* "" would make libarchive read stdin. */
+    if (!path || !*path || !staging_dir || !*staging_dir)
+        return err_set(FERRY_E_INVALID, "bundle_extract: empty path");
     struct extract x = {.path = path, .lim = lim};
     int rc = check_staging(path, staging_dir, &x.root);
     if (rc < 0)

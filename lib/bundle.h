@@ -29,7 +29,11 @@ struct bundle_limits {
     uint64_t max_entry_bytes; /* one member */
 };
 
-/* Defaults: 100000 entries, 64 GiB total, 16 GiB per entry. */
+/* Defaults: 100000 entries, 64 GiB total, 16 GiB per entry. Two environment
+ * variables override them (positive decimal integers; anything else is
+ * ignored): FERRY_BUNDLE_MAX_ENTRIES sets max_entries, FERRY_BUNDLE_MAX_BYTES
+ * sets max_total_bytes (and lowers max_entry_bytes to it if smaller). This is
+ * the one place defaults live; bundle_extract with lim == NULL uses them. */
 void bundle_limits_default(struct bundle_limits *l);
 
 /* Extract the bundle at `path` into `staging_dir` (which must exist and be

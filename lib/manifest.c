@@ -1,5 +1,6 @@
 #include "manifest.h"
 #include "error.h"
+#include "fsutil.h"
 #include "pathsafe.h"
 #include "spec.h"
 
@@ -48,6 +49,8 @@ static int walk(const char *root, const char *rel, struct file_list *out)
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
+        if (!*rel && strcmp(e->d_name, MANIFEST_SPEC_FILE) == 0)
+            continue; /* carried in the manifest itself */
         char child_rel[PATH_REL_MAX + 2], child[4096];
         if (snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
             (int)sizeof child_rel) {
@@ -126,14 +129,22 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
         return err_set(-errno, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return err_set(-ENOTDIR, "%s: not a directory", dir);
-    if (stat(spec_path, &st) < 0)
+    if (lstat(spec_path, &st) < 0)
         return err_set(-errno, "%s: %s (every artifact needs a ferry.yaml)", spec_path,
                        strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return err_set(FERRY_E_UNSAFE_ENTRY, "%s: not a regular file", spec_path);
 
+    uint8_t *yaml = NULL;
+    size_t yaml_len = 0;
     Ferry__Spec *spec = NULL;
-    int rc = spec_parse_file(spec_path, &spec);
-    if (rc < 0)
+    int rc = fs_read_file(spec_path, SPEC_MAX_BYTES, &yaml, &yaml_len);
+    if (rc == 0)
+        rc = spec_parse(spec_path, (const char *)yaml, yaml_len, &spec);
+    if (rc < 0) {
+        free(yaml);
         return rc;
+    }
 
     struct file_list files = {0};
     rc = walk(dir, "", &files);
@@ -142,6 +153,7 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
             file_free(files.v[i]);
         free(files.v);
         spec_free(spec);
+        free(yaml);
         return rc;
     }
     qsort(files.v, files.n, sizeof *files.v, cmp_file);
@@ -152,14 +164,17 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
             file_free(files.v[i]);
         free(files.v);
         spec_free(spec);
+        free(yaml);
         return -ENOMEM;
     }
     ferry__manifest__init(m);
+    m->spec_yaml.data = yaml;
+    m->spec_yaml.len = yaml_len;
+    m->spec_yaml_executable = (st.st_mode & 0111) != 0;
     m->format = MANIFEST_FORMAT;
     m->spec = spec;
     m->files = files.v;
     m->n_files = files.n;
-    m->created_unix = (uint64_t)time(NULL);
     *out = m;
     return 0;
 }
@@ -200,6 +215,9 @@ int manifest_decode(const uint8_t *buf, size_t len, Ferry__Manifest **out)
             break;
         if (f->digest.len != DIGEST_LEN)
             rc = err_set(FERRY_E_INVALID, "manifest: file '%s' has no valid digest", f->path);
+        else if (strcmp(f->path, MANIFEST_SPEC_FILE) == 0)
+            rc = err_set(FERRY_E_INVALID, "manifest: '%s' must not be listed as a file",
+                         MANIFEST_SPEC_FILE);
         else if (i > 0 && strcmp(m->files[i - 1]->path, f->path) >= 0)
             rc = err_set(FERRY_E_INVALID, "manifest: paths not sorted or not unique at '%s'",
                          f->path);

@@ -11,9 +11,12 @@
 #define MANIFEST_MAX_BYTES (8u << 20)
 #define MANIFEST_MAX_FILES 100000u
 #define SIGNATURES_MAX 16u
+#define SPEC_MAX_BYTES (1u << 20)
+#define MANIFEST_SPEC_FILE "ferry.yaml"
 
 /* Walk dir (no symlinks or special files), hash every regular file, parse
- * dir/ferry.yaml. Result sorted by path; caller frees with manifest_free. */
+ * dir/ferry.yaml. Result sorted by path; caller frees with manifest_free.
+ * ferry.yaml itself is carried as spec_yaml, not as a file entry. */
 int manifest_build(const char *dir, Ferry__Manifest **out);
 int manifest_encode(const Ferry__Manifest *m, uint8_t **buf, size_t *len);
 /* Decode and validate untrusted bytes: spec present and well-formed, every

@@ -1,0 +1,111 @@
+# Shared helpers for integration tests: real binaries, real sockets on
+# 127.0.0.1, a private scratch directory, and cleanup of everything started.
+# Source it first thing; every wait has a deadline, none is a fixed sleep.
+set -euo pipefail
+
+: "${FERRY_BIN:?FERRY_BIN must point at the build directory}"
+: "${FERRY_SRC:?FERRY_SRC must point at the source directory}"
+FERRY="$FERRY_BIN/cli/ferry"
+FERRY_REGISTRY_BIN="$FERRY_BIN/registry/ferry-registry"
+FERRY_POKE="$FERRY_BIN/tests/ferry-poke"
+unset FERRY_REGISTRY FERRY_KEY FERRY_TRUST
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-it.XXXXXX")
+PIDS=()
+TEST_NAME=$(basename "$0" .sh)
+
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ $rc -eq 0 ]; then
+    rm -rf "$T"
+    echo "$TEST_NAME: all checks passed"
+  else
+    echo "$TEST_NAME: FAILED (scratch kept in $T)" >&2
+    for log in "$T"/*.log; do
+      [ -f "$log" ] || continue
+      echo "--- $log" >&2
+      tail -n 20 "$log" >&2
+    done
+  fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+# wait_until SECONDS CMD...: run CMD until it succeeds or the deadline passes.
+wait_until() {
+  local limit=$1; shift
+  local deadline=$(( $(date +%s%N) + limit * 1000000000 ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+    sleep 0.02
+  done
+}
+
+# start_registry NAME DATA_DIR [extra args]: sets REG_URL and REG_PID.
+start_registry() {
+  local name=$1 data=$2; shift 2
+  local log="$T/$name.log"
+  : > "$log"
+  "$FERRY_REGISTRY_BIN" --data "$data" --listen tcp://127.0.0.1:0 "$@" 2>>"$log" &
+  REG_PID=$!
+  PIDS+=("$REG_PID")
+  wait_until 10 grep -q 'listening on' "$log" || fail "registry $name did not start: $(cat "$log")"
+  REG_URL=$(grep -o 'listening on tcp://[0-9.]*:[0-9]*' "$log" | tail -n 1 | sed 's/listening on //')
+  REG_PORT=${REG_URL##*:}
+}
+
+# restart on the same port
+start_registry_at() {
+  local name=$1 data=$2 url=$3; shift 3
+  local log="$T/$name.log"
+  "$FERRY_REGISTRY_BIN" --data "$data" --listen "$url" "$@" 2>>"$log" &
+  REG_PID=$!
+  PIDS+=("$REG_PID")
+  wait_until 10 "$FERRY_POKE" "$url" ping || fail "registry $name did not restart at $url"
+}
+
+# expect_fail PATTERN CMD...: CMD must exit non-zero with one stderr line
+# matching PATTERN (grep -E).
+expect_fail() {
+  local pattern=$1; shift
+  local out rc=0
+  out=$("$@" 2>&1 >/dev/null) || rc=$?
+  [ $rc -ne 0 ] || fail "expected failure from: $*"
+  echo "$out" | grep -Eq -- "$pattern" || fail "error for '$*' was '$out', expected /$pattern/"
+  [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "error for '$*' is not one line: $out"
+}
+
+stat_counter() { # stat_counter NAME -> registry counter value
+  "$FERRY" stats --registry "$REG_URL" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+
+# tree_listing DIR: relative path, mode and digest of every file
+tree_listing() {
+  (cd "$1" && find . -type f -printf '%P %m\n' | sort | while read -r p m; do
+     echo "$p $m $(b2sum -l 256 "$p" | cut -d' ' -f1)"; done)
+}
+
+make_key() { "$FERRY" keygen "$1" --dir "$T" >/dev/null; }
+
+# make_app DIR NAME VERSION: a small app with three files.
+make_app() {
+  local dir=$1 name=$2 version=$3
+  mkdir -p "$dir/static"
+  cat > "$dir/ferry.yaml" <<YAML
+name: $name
+version: "$version"
+kind: app
+runtime: exec
+run:
+  command: ["./run.sh"]
+YAML
+  printf '#!/bin/sh\necho run\n' > "$dir/run.sh"
+  chmod 755 "$dir/run.sh"
+  printf 'static content\n' > "$dir/static/index.html"
+}
