@@ -5,7 +5,16 @@
 
 static int refuse(const char *rel, const char *why)
 {
-    return err_set(FERRY_E_UNSAFE_PATH, "path '%.200s': %s", rel, why);
+    /* The path is hostile: keep the detail one line by showing control
+     * bytes as '?'. */
+    char shown[201];
+    size_t i = 0;
+    for (; i < sizeof shown - 1 && rel[i]; i++) {
+        unsigned char c = (unsigned char)rel[i];
+        shown[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    shown[i] = '\0';
+    return err_set(FERRY_E_UNSAFE_PATH, "path '%s': %s", shown, why);
 }
 
 int path_check(const char *rel)

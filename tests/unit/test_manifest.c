@@ -1,0 +1,557 @@
+/* Manifests: build from a tree, encode/decode of untrusted bytes, signatures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "key.h"
+#include "manifest.h"
+
+#define SPEC_YAML                                                                              \
+    "name: hello\n"                                                                            \
+    "version: 1.0.0\n"                                                                         \
+    "kind: app\n"                                                                              \
+    "runtime: exec\n"                                                                          \
+    "run: {command: [\"./run\"]}\n"
+
+/* ---- scratch directory per test ---- */
+
+static int setup_tmp(void **state)
+{
+    const char *base = getenv("FERRY_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    if (fs_mkdir_p(base, 0755) < 0)
+        return -1;
+    char *dir = malloc(4096);
+    if (!dir)
+        return -1;
+    snprintf(dir, 4096, "%s/test_manifest.XXXXXX", base);
+    if (!mkdtemp(dir)) {
+        free(dir);
+        return -1;
+    }
+    *state = dir;
+    return 0;
+}
+
+static int teardown_tmp(void **state)
+{
+    char *dir = *state;
+    int rc = fs_rm_rf(dir);
+    free(dir);
+    return rc == 0 ? 0 : -1;
+}
+
+/* ---- helpers ---- */
+
+static void put_file(const char *root, const char *rel, const void *data, size_t len,
+                     mode_t mode)
+{
+    char path[4096], dir[4096], base[1024];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    fs_split(path, dir, sizeof dir, base, sizeof base);
+    assert_int_equal(fs_mkdir_p(dir, 0755), 0);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(fs_write_all(fd, data, len), 0);
+    assert_int_equal(fchmod(fd, mode), 0);
+    assert_int_equal(close(fd), 0);
+}
+
+/* The fixture tree: ROOT/src with ferry.yaml, an executable, a nested file,
+ * an empty file and names whose order differs from walk order. */
+static const char *const fixture_paths[] = {"empty", "ferry.yaml", "lib.txt",
+                                            "lib/nested/data.txt", "run"};
+#define FIXTURE_N 5
+
+static void make_fixture(const char *root, char *src, size_t cap)
+{
+    snprintf(src, cap, "%s/src", root);
+    put_file(src, "ferry.yaml", SPEC_YAML, strlen(SPEC_YAML), 0644);
+    put_file(src, "run", "#!/bin/sh\necho hello\n", 21, 0755);
+    put_file(src, "lib/nested/data.txt", "nested data\n", 12, 0644);
+    put_file(src, "lib.txt", "sorted before lib/\n", 19, 0644);
+    put_file(src, "empty", "", 0, 0644);
+}
+
+static Ferry__Manifest *build_ok(const char *dir)
+{
+    Ferry__Manifest *m = NULL;
+    int rc = manifest_build(dir, &m);
+    if (rc != 0)
+        fail_msg("manifest_build %s: %d %s", dir, rc, err_detail());
+    assert_non_null(m);
+    return m;
+}
+
+static void encode_ok(const Ferry__Manifest *m, uint8_t **buf, size_t *len)
+{
+    int rc = manifest_encode(m, buf, len);
+    if (rc != 0)
+        fail_msg("manifest_encode: %d %s", rc, err_detail());
+}
+
+/* Generate DIR/NAME.{key,pub}; load the secret into *sk. */
+static void make_key(const char *dir, const char *name, struct key_secret *sk, char *pub,
+                     size_t cap)
+{
+    char key[4096];
+    assert_int_equal(fs_mkdir_p(dir, 0700), 0);
+    assert_int_equal(key_generate(dir, name, NULL), 0);
+    snprintf(key, sizeof key, "%s/%s.key", dir, name);
+    snprintf(pub, cap, "%s/%s.pub", dir, name);
+    assert_int_equal(key_load_secret(key, sk), 0);
+}
+
+/* A manifest built from parts, packed with ferry__manifest__pack. */
+struct hand {
+    uint32_t format;
+    int no_spec;
+    const char *name;
+    const char *paths[4];
+    size_t n;
+    size_t digest_len;
+};
+
+static uint8_t *pack_hand(const struct hand *h, size_t *len)
+{
+    Ferry__Spec spec = FERRY__SPEC__INIT;
+    spec.name = (char *)(h->name ? h->name : "hello");
+    spec.version = "1.0.0";
+    spec.kind = "app";
+    spec.runtime = "exec";
+    uint8_t digest[64];
+    memset(digest, 0xab, sizeof digest);
+    Ferry__File files[4], *fp[4];
+    for (size_t i = 0; i < h->n; i++) {
+        ferry__file__init(&files[i]);
+        files[i].path = (char *)h->paths[i];
+        files[i].size = 3;
+        files[i].digest.data = digest;
+        files[i].digest.len = h->digest_len;
+        fp[i] = &files[i];
+    }
+    Ferry__Manifest m = FERRY__MANIFEST__INIT;
+    m.format = h->format;
+    m.spec = h->no_spec ? NULL : &spec;
+    m.files = fp;
+    m.n_files = h->n;
+    m.created_unix = 1700000000;
+    *len = ferry__manifest__get_packed_size(&m);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    assert_int_equal(ferry__manifest__pack(&m, buf), *len);
+    return buf;
+}
+
+static void expect_decode_error(const uint8_t *buf, size_t len, int code, const char *what)
+{
+    Ferry__Manifest sentinel;
+    Ferry__Manifest *m = &sentinel;
+    err_clear();
+    int rc = manifest_decode(buf, len, &m);
+    if (rc != code) {
+        if (rc == 0 && m != &sentinel)
+            manifest_free(m);
+        fail_msg("%s: got %d, want %d (%s)", what, rc, code, err_detail());
+    }
+    assert_ptr_equal(m, &sentinel);
+    assert_true(err_detail()[0] != '\0');
+}
+
+/* ---- tests ---- */
+
+static void test_build(void **state)
+{
+    const char *root = *state;
+    char src[4096];
+    make_fixture(root, src, sizeof src);
+    Ferry__Manifest *m = build_ok(src);
+
+    assert_int_equal(m->format, MANIFEST_FORMAT);
+    assert_non_null(m->spec);
+    assert_string_equal(m->spec->name, "hello");
+    assert_string_equal(m->spec->version, "1.0.0");
+    assert_string_equal(m->spec->kind, "app");
+    assert_string_equal(m->spec->runtime, "exec");
+    assert_non_null(m->spec->run);
+    assert_int_equal(m->spec->run->n_command, 1);
+    assert_string_equal(m->spec->run->command[0], "./run");
+
+    assert_int_equal(m->n_files, FIXTURE_N);
+    uint64_t total = 0;
+    for (size_t i = 0; i < FIXTURE_N; i++) {
+        const Ferry__File *f = m->files[i];
+        assert_string_equal(f->path, fixture_paths[i]);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", src, f->path);
+        struct digest d;
+        uint64_t size;
+        assert_int_equal(digest_file(path, &d, &size), 0);
+        assert_int_equal(f->size, size);
+        assert_int_equal(f->digest.len, DIGEST_LEN);
+        assert_memory_equal(f->digest.data, d.b, DIGEST_LEN);
+        assert_int_equal(f->executable, strcmp(f->path, "run") == 0);
+        total += size;
+    }
+    /* Spot checks that do not depend on digest_file. */
+    assert_int_equal(m->files[0]->size, 0);
+    assert_int_equal(m->files[3]->size, 12);
+    assert_int_equal(m->files[4]->size, 21);
+    struct digest empty;
+    digest_of("", 0, &empty);
+    assert_memory_equal(m->files[0]->digest.data, empty.b, DIGEST_LEN);
+    assert_int_equal(manifest_total_bytes(m), total);
+    manifest_free(m);
+}
+
+static void test_encode_decode(void **state)
+{
+    const char *root = *state;
+    char src[4096];
+    make_fixture(root, src, sizeof src);
+    Ferry__Manifest *m = build_ok(src);
+    uint8_t *b1 = NULL, *b2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    encode_ok(m, &b1, &l1);
+    assert_true(l1 > 0);
+
+    Ferry__Manifest *d = NULL;
+    assert_int_equal(manifest_decode(b1, l1, &d), 0);
+    assert_non_null(d);
+    encode_ok(d, &b2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, l1);
+
+    assert_int_equal(d->format, m->format);
+    assert_int_equal(d->created_unix, m->created_unix);
+    assert_string_equal(d->spec->name, m->spec->name);
+    assert_string_equal(d->spec->version, m->spec->version);
+    assert_string_equal(d->spec->kind, m->spec->kind);
+    assert_string_equal(d->spec->run->command[0], "./run");
+    assert_int_equal(d->n_files, m->n_files);
+    for (size_t i = 0; i < m->n_files; i++) {
+        assert_string_equal(d->files[i]->path, m->files[i]->path);
+        assert_int_equal(d->files[i]->size, m->files[i]->size);
+        assert_int_equal(d->files[i]->executable, m->files[i]->executable);
+        assert_int_equal(d->files[i]->digest.len, DIGEST_LEN);
+        assert_memory_equal(d->files[i]->digest.data, m->files[i]->digest.data, DIGEST_LEN);
+    }
+    free(b1);
+    free(b2);
+    manifest_free(d);
+    manifest_free(m);
+}
+
+static void test_sign_verify(void **state)
+{
+    const char *root = *state;
+    char src[4096], keys[4096], pub[4096], opub[4096];
+    make_fixture(root, src, sizeof src);
+    snprintf(keys, sizeof keys, "%s/keys", root);
+    struct key_secret sk, other;
+    make_key(keys, "publisher", &sk, pub, sizeof pub);
+    make_key(keys, "other", &other, opub, sizeof opub);
+
+    Ferry__Manifest *m = build_ok(src);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    encode_ok(m, &buf, &len);
+    manifest_free(m);
+
+    Ferry__SignatureList *sigs = NULL;
+    assert_int_equal(manifest_sign(buf, len, &sk, &sigs), 0);
+    assert_int_equal(sigs->n_signatures, 1);
+    assert_string_equal(sigs->signatures[0]->key_id, sk.pub.id);
+
+    struct trust t;
+    trust_init(&t);
+    assert_int_equal(trust_add_file(&t, pub), 0);
+    char signer[KEY_ID_LEN + 1] = "";
+    assert_int_equal(manifest_verify(buf, len, sigs, &t, signer), 0);
+    assert_string_equal(signer, sk.pub.id);
+    assert_int_equal(manifest_verify(buf, len, sigs, &t, NULL), 0);
+
+    /* Through the wire encoding of the signature list too. */
+    uint8_t *sbuf = NULL;
+    size_t slen = 0;
+    assert_int_equal(signatures_encode(sigs, &sbuf, &slen), 0);
+    Ferry__SignatureList *back = NULL;
+    assert_int_equal(signatures_decode(sbuf, slen, &back), 0);
+    memset(signer, 0, sizeof signer);
+    assert_int_equal(manifest_verify(buf, len, back, &t, signer), 0);
+    assert_string_equal(signer, sk.pub.id);
+    signatures_free(back);
+    free(sbuf);
+
+    /* A flipped byte anywhere in the manifest. */
+    const size_t at[] = {0, len / 2, len - 1};
+    for (size_t i = 0; i < 3; i++) {
+        buf[at[i]] ^= 0x20;
+        err_clear();
+        assert_int_equal(manifest_verify(buf, len, sigs, &t, NULL), FERRY_E_SIGNATURE);
+        assert_true(err_detail()[0] != '\0');
+        buf[at[i]] ^= 0x20;
+    }
+    /* A flipped signature byte. */
+    sigs->signatures[0]->signature.data[5] ^= 1;
+    assert_int_equal(manifest_verify(buf, len, sigs, &t, NULL), FERRY_E_SIGNATURE);
+    sigs->signatures[0]->signature.data[5] ^= 1;
+    assert_int_equal(manifest_verify(buf, len, sigs, &t, NULL), 0);
+
+    trust_fini(&t);
+    signatures_free(sigs);
+    free(buf);
+    key_secret_wipe(&sk);
+    key_secret_wipe(&other);
+}
+
+static void test_untrusted(void **state)
+{
+    const char *root = *state;
+    char src[4096], keys[4096], pub[4096], opub[4096];
+    make_fixture(root, src, sizeof src);
+    snprintf(keys, sizeof keys, "%s/keys", root);
+    struct key_secret sk, other;
+    make_key(keys, "publisher", &sk, pub, sizeof pub);
+    make_key(keys, "other", &other, opub, sizeof opub);
+
+    Ferry__Manifest *m = build_ok(src);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    encode_ok(m, &buf, &len);
+    manifest_free(m);
+    Ferry__SignatureList *sigs = NULL;
+    assert_int_equal(manifest_sign(buf, len, &sk, &sigs), 0);
+
+    /* Empty trust. */
+    struct trust t;
+    trust_init(&t);
+    char signer[KEY_ID_LEN + 1] = "untouched";
+    err_clear();
+    assert_int_equal(manifest_verify(buf, len, sigs, &t, signer), FERRY_E_UNTRUSTED);
+    assert_non_null(strstr(err_detail(), sk.pub.id));
+    assert_string_equal(signer, "untouched");
+
+    /* Trust holding only another key. */
+    assert_int_equal(trust_add_file(&t, opub), 0);
+    err_clear();
+    assert_int_equal(manifest_verify(buf, len, sigs, &t, signer), FERRY_E_UNTRUSTED);
+    assert_non_null(strstr(err_detail(), sk.pub.id));
+    assert_string_equal(signer, "untouched");
+
+    /* No signatures at all. */
+    Ferry__SignatureList none = FERRY__SIGNATURE_LIST__INIT;
+    assert_int_equal(manifest_verify(buf, len, &none, &t, NULL), FERRY_E_UNTRUSTED);
+    assert_int_equal(manifest_verify(buf, len, NULL, &t, NULL), FERRY_E_UNTRUSTED);
+
+    trust_fini(&t);
+    signatures_free(sigs);
+    free(buf);
+    key_secret_wipe(&sk);
+    key_secret_wipe(&other);
+}
+
+/* The key id in a signature is only a hint: a signature by an attacker's key
+ * that claims a trusted key id (and carries the attacker's public key) is
+ * refused; a list with an untrusted and a trusted signature is accepted. */
+static void test_forged_and_multiple(void **state)
+{
+    const char *root = *state;
+    char src[4096], keys[4096], pub[4096], opub[4096];
+    make_fixture(root, src, sizeof src);
+    snprintf(keys, sizeof keys, "%s/keys", root);
+    struct key_secret sk, evil;
+    make_key(keys, "publisher", &sk, pub, sizeof pub);
+    make_key(keys, "evil", &evil, opub, sizeof opub);
+    struct trust t;
+    trust_init(&t);
+    assert_int_equal(trust_add_file(&t, pub), 0);
+
+    Ferry__Manifest *m = build_ok(src);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    encode_ok(m, &buf, &len);
+    manifest_free(m);
+
+    Ferry__SignatureList *forged = NULL;
+    assert_int_equal(manifest_sign(buf, len, &evil, &forged), 0);
+    free(forged->signatures[0]->key_id);
+    forged->signatures[0]->key_id = strdup(sk.pub.id);
+    assert_non_null(forged->signatures[0]->key_id);
+    assert_int_equal(manifest_verify(buf, len, forged, &t, NULL), FERRY_E_SIGNATURE);
+
+    /* Untrusted first, trusted second: repeated fields concatenate. */
+    Ferry__SignatureList *good = NULL, *bad = NULL, *both = NULL;
+    assert_int_equal(manifest_sign(buf, len, &sk, &good), 0);
+    assert_int_equal(manifest_sign(buf, len, &evil, &bad), 0);
+    uint8_t *e1 = NULL, *e2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    assert_int_equal(signatures_encode(bad, &e1, &n1), 0);
+    assert_int_equal(signatures_encode(good, &e2, &n2), 0);
+    uint8_t *cat = malloc(n1 + n2);
+    assert_non_null(cat);
+    memcpy(cat, e1, n1);
+    memcpy(cat + n1, e2, n2);
+    assert_int_equal(signatures_decode(cat, n1 + n2, &both), 0);
+    assert_int_equal(both->n_signatures, 2);
+    char signer[KEY_ID_LEN + 1] = "";
+    assert_int_equal(manifest_verify(buf, len, both, &t, signer), 0);
+    assert_string_equal(signer, sk.pub.id);
+
+    /* Garbage is not a signature list. */
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
+    Ferry__SignatureList *j = NULL;
+    assert_int_equal(signatures_decode(junk, sizeof junk, &j), FERRY_E_PROTOCOL);
+    assert_null(j);
+
+    free(cat);
+    free(e1);
+    free(e2);
+    signatures_free(both);
+    signatures_free(good);
+    signatures_free(bad);
+    signatures_free(forged);
+    trust_fini(&t);
+    free(buf);
+    key_secret_wipe(&sk);
+    key_secret_wipe(&evil);
+}
+
+static void test_decode_refuses(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *buf;
+
+    /* The control: a hand-made valid manifest decodes. */
+    struct hand ok = {.format = 1, .paths = {"a", "b/c", "b0"}, .n = 3, .digest_len = 32};
+    buf = pack_hand(&ok, &len);
+    Ferry__Manifest *m = NULL;
+    assert_int_equal(manifest_decode(buf, len, &m), 0);
+    assert_int_equal(m->n_files, 3);
+    assert_string_equal(m->files[1]->path, "b/c");
+    manifest_free(m);
+    /* ...and cut short by one byte, it does not. */
+    expect_decode_error(buf, len - 1, FERRY_E_PROTOCOL, "truncated");
+    free(buf);
+
+    const uint8_t garbage1[] = "this is not a manifest";
+    expect_decode_error(garbage1, sizeof garbage1 - 1, FERRY_E_PROTOCOL, "text");
+    const uint8_t garbage2[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00};
+    expect_decode_error(garbage2, sizeof garbage2, FERRY_E_PROTOCOL, "huge length");
+
+    const struct {
+        struct hand h;
+        int code;
+        const char *what;
+    } cases[] = {
+        {{.format = 1, .paths = {"../x"}, .n = 1, .digest_len = 32}, FERRY_E_UNSAFE_PATH,
+         "dotdot path"},
+        {{.format = 1, .paths = {"a", "/etc/passwd"}, .n = 2, .digest_len = 32},
+         FERRY_E_UNSAFE_PATH, "absolute path"},
+        {{.format = 1, .paths = {"b", "a"}, .n = 2, .digest_len = 32}, FERRY_E_INVALID,
+         "unsorted"},
+        {{.format = 1, .paths = {"a", "a"}, .n = 2, .digest_len = 32}, FERRY_E_INVALID,
+         "duplicate"},
+        {{.format = 1, .paths = {"a"}, .n = 1, .digest_len = 31}, FERRY_E_INVALID,
+         "31-byte digest"},
+        {{.format = 1, .paths = {"a"}, .n = 1, .digest_len = 33}, FERRY_E_INVALID,
+         "33-byte digest"},
+        {{.format = 1, .paths = {"a"}, .n = 1, .digest_len = 0}, FERRY_E_INVALID,
+         "no digest"},
+        {{.format = 2, .paths = {"a"}, .n = 1, .digest_len = 32}, FERRY_E_INVALID,
+         "format 2"},
+        {{.format = 1, .no_spec = 1, .paths = {"a"}, .n = 1, .digest_len = 32},
+         FERRY_E_INVALID, "no spec"},
+        {{.format = 1, .name = "../evil", .paths = {"a"}, .n = 1, .digest_len = 32},
+         FERRY_E_INVALID, "bad name"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        buf = pack_hand(&cases[i].h, &len);
+        expect_decode_error(buf, len, cases[i].code, cases[i].what);
+        free(buf);
+    }
+}
+
+static void test_build_refuses(void **state)
+{
+    const char *root = *state;
+    char src[4096], path[4096];
+    Ferry__Manifest sentinel, *m = &sentinel;
+
+    /* No ferry.yaml. */
+    snprintf(src, sizeof src, "%s/bare", root);
+    put_file(src, "run", "x", 1, 0755);
+    err_clear();
+    assert_int_equal(manifest_build(src, &m), -ENOENT);
+    assert_non_null(strstr(err_detail(), "ferry.yaml"));
+    assert_ptr_equal(m, &sentinel);
+
+    /* A directory that does not exist, and a file that is not one. */
+    snprintf(path, sizeof path, "%s/nowhere", root);
+    assert_int_equal(manifest_build(path, &m), -ENOENT);
+    snprintf(path, sizeof path, "%s/bare/run", root);
+    assert_int_equal(manifest_build(path, &m), -ENOTDIR);
+
+    /* A symlink inside the tree, even to a file inside the tree. */
+    make_fixture(root, src, sizeof src);
+    snprintf(path, sizeof path, "%s/lib/nested/link", src);
+    assert_int_equal(symlink("data.txt", path), 0);
+    err_clear();
+    assert_int_equal(manifest_build(src, &m), FERRY_E_UNSAFE_ENTRY);
+    assert_non_null(strstr(err_detail(), "lib/nested/link"));
+    assert_ptr_equal(m, &sentinel);
+    assert_int_equal(unlink(path), 0);
+
+    /* A FIFO. */
+    snprintf(path, sizeof path, "%s/pipe", src);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    err_clear();
+    assert_int_equal(manifest_build(src, &m), FERRY_E_UNSAFE_ENTRY);
+    assert_non_null(strstr(err_detail(), "pipe"));
+    assert_ptr_equal(m, &sentinel);
+    assert_int_equal(unlink(path), 0);
+
+    /* A ferry.yaml that does not follow the schema. */
+    put_file(src, "ferry.yaml", "name: hello\n", 12, 0644);
+    err_clear();
+    assert_int_equal(manifest_build(src, &m), FERRY_E_SPEC);
+    assert_non_null(strstr(err_detail(), "ferry.yaml"));
+    assert_ptr_equal(m, &sentinel);
+
+    /* Restored, the same tree builds. */
+    put_file(src, "ferry.yaml", SPEC_YAML, strlen(SPEC_YAML), 0644);
+    m = build_ok(src);
+    assert_int_equal(m->n_files, FIXTURE_N);
+    manifest_free(m);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_build, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_encode_decode, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_sign_verify, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_untrusted, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_forged_and_multiple, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test_setup_teardown(test_build_refuses, setup_tmp, teardown_tmp),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
