@@ -6,6 +6,7 @@
 #include "key.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,6 +411,10 @@ int main(int argc, char **argv)
         help(stdout);
         return 0;
     }
+    /* Chunk buffers are about 1 MiB: keep them on the heap for reuse rather
+     * than mapping and faulting in fresh pages for every chunk. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     if (sodium_init() < 0) {
         fputs("ferry: libsodium failed to initialise\n", stderr);
         return 1;

@@ -1,6 +1,7 @@
 #include "artifact.h"
 #include "bundle.h"
 #include "error.h"
+#include "filewriter.h"
 #include "fsutil.h"
 #include "manifest.h"
 #include "spec.h"
@@ -275,23 +276,24 @@ struct file_sink {
     int fd;
     uint64_t offset;
     struct hasher *h;
-    const char *path;
+    struct file_writer *writer;
 };
 
-static int sink_to_file(void *arg, const uint8_t *data, size_t len)
+static void release_chunk(void *owner) { client_response_free(owner); }
+
+/* Hash here, write on the writer thread: the two overlap. */
+static int sink_to_file(void *arg, Ferry__Wire__Response *chunk, const uint8_t *data, size_t len)
 {
     struct file_sink *s = arg;
     hasher_update(s->h, data, len);
-    int rc = fs_pwrite_all(s->fd, data, len, s->offset);
-    if (rc < 0)
-        return err_set(rc, "%s: %s", s->path, strerror(-rc));
+    int rc = file_writer_submit(s->writer, s->fd, s->offset, data, len, chunk, release_chunk);
     s->offset += len;
-    return 0;
+    return rc;
 }
 
 /* Materialize one manifest file into staging, resuming from what is there. */
-static int pull_file(struct client *c, const char *staging, const Ferry__File *f,
-                     struct progress *prog)
+static int pull_file(struct client *c, struct file_writer *writer, const char *staging,
+                     const Ferry__File *f, struct progress *prog)
 {
     char path[8192];
     if (snprintf(path, sizeof path, "%s/%s", staging, f->path) >= (int)sizeof path)
@@ -320,8 +322,11 @@ static int pull_file(struct client *c, const char *staging, const Ferry__File *f
     struct digest d;
     digest_from_bytes(f->digest.data, f->digest.len, &d);
     if (rc == 0 && have < f->size) {
-        struct file_sink sink = {fd, have, &h, path};
+        struct file_sink sink = {fd, have, &h, writer};
         rc = client_fetch_blob(c, &d, f->size, have, sink_to_file, &sink, prog);
+        int wrc = file_writer_flush(writer);
+        if (rc == 0 && wrc < 0)
+            rc = err_set(wrc, "%s: %s", path, strerror(-wrc));
     }
     if (rc == 0) {
         struct digest got;
@@ -388,8 +393,11 @@ int artifact_pull(struct client *c, const char *name, const char *version, const
     snprintf(label, sizeof label, "pull %s@%s", name, version);
     struct progress prog;
     progress_init(&prog, label, manifest_total_bytes(f.m), show_progress);
+    struct file_writer *writer = NULL;
+    rc = file_writer_new(&writer);
     for (size_t i = 0; rc == 0 && i < f.m->n_files; i++)
-        rc = pull_file(c, staging, f.m->files[i], &prog);
+        rc = pull_file(c, writer, staging, f.m->files[i], &prog);
+    file_writer_free(writer);
     progress_finish(&prog);
     if (rc == 0)
         rc = write_spec_file(staging, f.m);
@@ -420,11 +428,14 @@ struct bundle_sink {
     struct hasher *h;
 };
 
-static int sink_to_bundle(void *arg, const uint8_t *data, size_t len)
+static int sink_to_bundle(void *arg, Ferry__Wire__Response *chunk, const uint8_t *data,
+                          size_t len)
 {
     struct bundle_sink *s = arg;
     hasher_update(s->h, data, len);
-    return bundle_writer_write(s->w, data, len);
+    int rc = bundle_writer_write(s->w, data, len);
+    client_response_free(chunk);
+    return rc;
 }
 
 int artifact_export(struct client *c, const char *name, const char *version,

@@ -187,7 +187,8 @@ int client_fetch_blob(struct client *c, const struct digest *d, uint64_t size, u
                 rc = err_set(FERRY_E_PROTOCOL, "registry %s: short chunk (%zu of %llu bytes)",
                              c->url, len, (unsigned long long)want);
             else {
-                rc = sink(arg, r->chunk->data.data, len);
+                rc = sink(arg, r, r->chunk->data.data, len);
+                r = NULL; /* the sink owns it now */
                 next_take += len;
                 if (prog)
                     progress_add(prog, len);

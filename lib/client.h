@@ -37,8 +37,11 @@ int client_call(struct client *c, const Ferry__Wire__Request *req,
                 Ferry__Wire__Response **resp);
 void client_response_free(Ferry__Wire__Response *r);
 
-/* Receives blob bytes [offset, size) in order and hands them to sink. */
-typedef int (*client_sink_fn)(void *arg, const uint8_t *data, size_t len);
+/* Receives blob bytes [offset, size) in order and hands them to sink. The
+ * sink owns chunk (free it with client_response_free, now or later); data
+ * points into it. */
+typedef int (*client_sink_fn)(void *arg, Ferry__Wire__Response *chunk, const uint8_t *data,
+                              size_t len);
 int client_fetch_blob(struct client *c, const struct digest *d, uint64_t size, uint64_t offset,
                       client_sink_fn sink, void *arg, struct progress *prog);
 

@@ -4,6 +4,7 @@
 #include "key.h"
 #include "registry.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -21,6 +22,10 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* Chunk buffers are about 1 MiB: keep them on the heap for reuse rather
+     * than mapping and faulting in fresh pages for every chunk. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     if (sodium_init() < 0) {
         fputs("ferry-registry: libsodium failed to initialise\n", stderr);
         return 1;

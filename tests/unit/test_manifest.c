@@ -57,11 +57,18 @@ static int teardown_tmp(void **state)
 
 /* ---- helpers ---- */
 
+/* out = a "/" b, refusing truncation. */
+static void join(char *out, size_t cap, const char *a, const char *b)
+{
+    int n = snprintf(out, cap, "%s/%s", a, b);
+    assert_true(n > 0 && (size_t)n < cap);
+}
+
 static void put_file(const char *root, const char *rel, const void *data, size_t len,
                      mode_t mode)
 {
     char path[4096], dir[4096], base[1024];
-    snprintf(path, sizeof path, "%s/%s", root, rel);
+    join(path, sizeof path, root, rel);
     fs_split(path, dir, sizeof dir, base, sizeof base);
     assert_int_equal(fs_mkdir_p(dir, 0755), 0);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -73,13 +80,13 @@ static void put_file(const char *root, const char *rel, const void *data, size_t
 
 /* The fixture tree: ROOT/src with ferry.yaml, an executable, a nested file,
  * an empty file and names whose order differs from walk order. */
-static const char *const fixture_paths[] = {"empty", "ferry.yaml", "lib.txt",
-                                            "lib/nested/data.txt", "run"};
-#define FIXTURE_N 5
+/* ferry.yaml is carried as spec_yaml, never as a file entry. */
+static const char *const fixture_paths[] = {"empty", "lib.txt", "lib/nested/data.txt", "run"};
+#define FIXTURE_N 4
 
 static void make_fixture(const char *root, char *src, size_t cap)
 {
-    snprintf(src, cap, "%s/src", root);
+    join(src, cap, root, "src");
     put_file(src, "ferry.yaml", SPEC_YAML, strlen(SPEC_YAML), 0644);
     put_file(src, "run", "#!/bin/sh\necho hello\n", 21, 0755);
     put_file(src, "lib/nested/data.txt", "nested data\n", 12, 0644);
@@ -149,7 +156,6 @@ static uint8_t *pack_hand(const struct hand *h, size_t *len)
     m.spec = h->no_spec ? NULL : &spec;
     m.files = fp;
     m.n_files = h->n;
-    m.created_unix = 1700000000;
     *len = ferry__manifest__get_packed_size(&m);
     uint8_t *buf = malloc(*len ? *len : 1);
     assert_non_null(buf);
@@ -197,7 +203,7 @@ static void test_build(void **state)
         const Ferry__File *f = m->files[i];
         assert_string_equal(f->path, fixture_paths[i]);
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", src, f->path);
+        join(path, sizeof path, src, f->path);
         struct digest d;
         uint64_t size;
         assert_int_equal(digest_file(path, &d, &size), 0);
@@ -209,13 +215,61 @@ static void test_build(void **state)
     }
     /* Spot checks that do not depend on digest_file. */
     assert_int_equal(m->files[0]->size, 0);
-    assert_int_equal(m->files[3]->size, 12);
-    assert_int_equal(m->files[4]->size, 21);
+    assert_int_equal(m->files[2]->size, 12);
+    assert_int_equal(m->files[3]->size, 21);
     struct digest empty;
     digest_of("", 0, &empty);
     assert_memory_equal(m->files[0]->digest.data, empty.b, DIGEST_LEN);
     assert_int_equal(manifest_total_bytes(m), total);
+
+    /* ferry.yaml travels as its exact bytes. */
+    assert_int_equal(m->spec_yaml.len, strlen(SPEC_YAML));
+    assert_memory_equal(m->spec_yaml.data, SPEC_YAML, strlen(SPEC_YAML));
+    assert_false(m->spec_yaml_executable);
     manifest_free(m);
+
+    /* A nested ferry.yaml is an ordinary file; an executable top-level one
+     * keeps its exec bit. */
+    put_file(src, "lib/ferry.yaml", "x: 1\n", 5, 0644);
+    char top[4096];
+    join(top, sizeof top, src, "ferry.yaml");
+    assert_int_equal(chmod(top, 0755), 0);
+    m = build_ok(src);
+    assert_int_equal(m->n_files, FIXTURE_N + 1);
+    assert_string_equal(m->files[2]->path, "lib/ferry.yaml");
+    assert_true(m->spec_yaml_executable);
+    manifest_free(m);
+}
+
+/* The same content encodes to the same bytes (re-publishing is a no-op). */
+static void test_build_deterministic(void **state)
+{
+    const char *root = *state;
+    char src[4096];
+    make_fixture(root, src, sizeof src);
+    Ferry__Manifest *a = build_ok(src);
+    uint8_t *b1 = NULL, *b2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    encode_ok(a, &b1, &l1);
+    manifest_free(a);
+    /* Touch the files' times: content is what counts. */
+    sleep(1);
+    put_file(src, "run", "#!/bin/sh\necho hello\n", 21, 0755);
+    Ferry__Manifest *b = build_ok(src);
+    encode_ok(b, &b2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, l1);
+    free(b2);
+
+    /* One changed byte in one file changes the bytes. */
+    put_file(src, "lib/nested/data.txt", "nested dat4\n", 12, 0644);
+    manifest_free(b);
+    b = build_ok(src);
+    encode_ok(b, &b2, &l2);
+    assert_true(l1 != l2 || memcmp(b1, b2, l1) != 0);
+    manifest_free(b);
+    free(b1);
+    free(b2);
 }
 
 static void test_encode_decode(void **state)
@@ -237,7 +291,9 @@ static void test_encode_decode(void **state)
     assert_memory_equal(b1, b2, l1);
 
     assert_int_equal(d->format, m->format);
-    assert_int_equal(d->created_unix, m->created_unix);
+    assert_int_equal(d->spec_yaml.len, m->spec_yaml.len);
+    assert_memory_equal(d->spec_yaml.data, m->spec_yaml.data, m->spec_yaml.len);
+    assert_int_equal(d->spec_yaml_executable, m->spec_yaml_executable);
     assert_string_equal(d->spec->name, m->spec->name);
     assert_string_equal(d->spec->version, m->spec->version);
     assert_string_equal(d->spec->kind, m->spec->kind);
@@ -261,7 +317,7 @@ static void test_sign_verify(void **state)
     const char *root = *state;
     char src[4096], keys[4096], pub[4096], opub[4096];
     make_fixture(root, src, sizeof src);
-    snprintf(keys, sizeof keys, "%s/keys", root);
+    join(keys, sizeof keys, root, "keys");
     struct key_secret sk, other;
     make_key(keys, "publisher", &sk, pub, sizeof pub);
     make_key(keys, "other", &other, opub, sizeof opub);
@@ -324,7 +380,7 @@ static void test_untrusted(void **state)
     const char *root = *state;
     char src[4096], keys[4096], pub[4096], opub[4096];
     make_fixture(root, src, sizeof src);
-    snprintf(keys, sizeof keys, "%s/keys", root);
+    join(keys, sizeof keys, root, "keys");
     struct key_secret sk, other;
     make_key(keys, "publisher", &sk, pub, sizeof pub);
     make_key(keys, "other", &other, opub, sizeof opub);
@@ -373,7 +429,7 @@ static void test_forged_and_multiple(void **state)
     const char *root = *state;
     char src[4096], keys[4096], pub[4096], opub[4096];
     make_fixture(root, src, sizeof src);
-    snprintf(keys, sizeof keys, "%s/keys", root);
+    join(keys, sizeof keys, root, "keys");
     struct key_secret sk, evil;
     make_key(keys, "publisher", &sk, pub, sizeof pub);
     make_key(keys, "evil", &evil, opub, sizeof opub);
@@ -473,6 +529,8 @@ static void test_decode_refuses(void **state)
          "33-byte digest"},
         {{.format = 1, .paths = {"a"}, .n = 1, .digest_len = 0}, FERRY_E_INVALID,
          "no digest"},
+        {{.format = 1, .paths = {"a", "ferry.yaml"}, .n = 2, .digest_len = 32},
+         FERRY_E_INVALID, "ferry.yaml as a file"},
         {{.format = 2, .paths = {"a"}, .n = 1, .digest_len = 32}, FERRY_E_INVALID,
          "format 2"},
         {{.format = 1, .no_spec = 1, .paths = {"a"}, .n = 1, .digest_len = 32},
@@ -494,7 +552,7 @@ static void test_build_refuses(void **state)
     Ferry__Manifest sentinel, *m = &sentinel;
 
     /* No ferry.yaml. */
-    snprintf(src, sizeof src, "%s/bare", root);
+    join(src, sizeof src, root, "bare");
     put_file(src, "run", "x", 1, 0755);
     err_clear();
     assert_int_equal(manifest_build(src, &m), -ENOENT);
@@ -502,14 +560,14 @@ static void test_build_refuses(void **state)
     assert_ptr_equal(m, &sentinel);
 
     /* A directory that does not exist, and a file that is not one. */
-    snprintf(path, sizeof path, "%s/nowhere", root);
+    join(path, sizeof path, root, "nowhere");
     assert_int_equal(manifest_build(path, &m), -ENOENT);
-    snprintf(path, sizeof path, "%s/bare/run", root);
+    join(path, sizeof path, root, "bare/run");
     assert_int_equal(manifest_build(path, &m), -ENOTDIR);
 
     /* A symlink inside the tree, even to a file inside the tree. */
     make_fixture(root, src, sizeof src);
-    snprintf(path, sizeof path, "%s/lib/nested/link", src);
+    join(path, sizeof path, src, "lib/nested/link");
     assert_int_equal(symlink("data.txt", path), 0);
     err_clear();
     assert_int_equal(manifest_build(src, &m), FERRY_E_UNSAFE_ENTRY);
@@ -518,13 +576,26 @@ static void test_build_refuses(void **state)
     assert_int_equal(unlink(path), 0);
 
     /* A FIFO. */
-    snprintf(path, sizeof path, "%s/pipe", src);
+    join(path, sizeof path, src, "pipe");
     assert_int_equal(mkfifo(path, 0644), 0);
     err_clear();
     assert_int_equal(manifest_build(src, &m), FERRY_E_UNSAFE_ENTRY);
     assert_non_null(strstr(err_detail(), "pipe"));
     assert_ptr_equal(m, &sentinel);
     assert_int_equal(unlink(path), 0);
+
+    /* A ferry.yaml that is a symlink. */
+    char spec[4096];
+    join(spec, sizeof spec, src, "ferry.yaml");
+    join(path, sizeof path, root, "real.yaml");
+    put_file(root, "real.yaml", SPEC_YAML, strlen(SPEC_YAML), 0644);
+    assert_int_equal(unlink(spec), 0);
+    assert_int_equal(symlink(path, spec), 0);
+    err_clear();
+    assert_int_equal(manifest_build(src, &m), FERRY_E_UNSAFE_ENTRY);
+    assert_non_null(strstr(err_detail(), "ferry.yaml"));
+    assert_ptr_equal(m, &sentinel);
+    assert_int_equal(unlink(spec), 0);
 
     /* A ferry.yaml that does not follow the schema. */
     put_file(src, "ferry.yaml", "name: hello\n", 12, 0644);
@@ -546,6 +617,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_build, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_build_deterministic, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_encode_decode, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_sign_verify, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_untrusted, setup_tmp, teardown_tmp),
