@@ -7,7 +7,7 @@
 
 #include <nng/nng.h>
 
-#define WIRE_CHUNK (1u << 20)          /* blob bytes per chunk message */
+#define WIRE_CHUNK (1u << 20)            /* blob bytes per chunk message */
 #define WIRE_MAX_MSG (WIRE_CHUNK + (64u << 10) + MANIFEST_MAX_BYTES)
 #define WIRE_DEFAULT_URL "tcp://127.0.0.1:7400"
 
