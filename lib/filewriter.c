@@ -4,12 +4,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
 #include <stdlib.h>
 
 #define QUEUE_LEN 8
+#define DIRECT_ALIGN 4096
+#define BOUNCE_BYTES (4u << 20)
 
 struct job {
     int fd;
+    int direct; /* fd has O_DIRECT: write through the aligned bounce buffer */
     uint64_t off;
     const uint8_t *data;
     size_t len;
@@ -26,6 +30,7 @@ struct file_writer {
     int busy;     /* the thread is writing a job it took off the queue */
     int error;    /* first error since the last flush */
     int stopping;
+    uint8_t *bounce; /* aligned, for O_DIRECT writes */
 };
 
 static void *writer_main(void *arg)
@@ -45,7 +50,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->lock);
 
         int rc = 0;
-        if (!skip) {
+        if (!skip && j.direct) {
+            memcpy(w->bounce, j.data, j.len);
+            rc = fs_pwrite_all(j.fd, w->bounce, j.len, j.off);
+        } else if (!skip) {
             rc = fs_pwrite_all(j.fd, j.data, j.len, j.off);
 #ifdef SYNC_FILE_RANGE_WRITE
             /* Start write-back now so the final fsync has little left. */
@@ -71,9 +79,14 @@ int file_writer_new(struct file_writer **out)
     struct file_writer *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
+    if (posix_memalign((void **)&w->bounce, DIRECT_ALIGN, BOUNCE_BYTES) != 0) {
+        free(w);
+        return -ENOMEM;
+    }
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->changed, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        free(w->bounce);
         pthread_cond_destroy(&w->changed);
         pthread_mutex_destroy(&w->lock);
         free(w);
@@ -83,15 +96,16 @@ int file_writer_new(struct file_writer **out)
     return 0;
 }
 
-int file_writer_submit(struct file_writer *w, int fd, uint64_t off, const uint8_t *data,
-                       size_t len, void *owner, file_writer_release_fn release)
+int file_writer_submit(struct file_writer *w, int fd, int direct, uint64_t off,
+                       const uint8_t *data, size_t len, void *owner,
+                       file_writer_release_fn release)
 {
     pthread_mutex_lock(&w->lock);
     while (w->count == QUEUE_LEN && w->error == 0)
         pthread_cond_wait(&w->changed, &w->lock);
     int rc = w->error;
     if (rc == 0) {
-        w->q[(w->head + w->count) % QUEUE_LEN] = (struct job){fd, off, data, len, owner, release};
+        w->q[(w->head + w->count) % QUEUE_LEN] = (struct job){fd, direct, off, data, len, owner, release};
         w->count++;
         pthread_cond_broadcast(&w->changed);
     }
@@ -123,5 +137,11 @@ void file_writer_free(struct file_writer *w)
     pthread_join(w->thread, NULL);
     pthread_cond_destroy(&w->changed);
     pthread_mutex_destroy(&w->lock);
+    free(w->bounce);
     free(w);
+}
+
+int file_writer_direct_ok(uint64_t off, size_t len)
+{
+    return off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 && len <= BOUNCE_BYTES;
 }

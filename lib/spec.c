@@ -34,6 +34,10 @@
 #define HTTP_PATH_MAX 1024
 #define KEYPATH_MAX 256
 #define KEY_SHOWN_MAX 64
+/* The schema nests four levels deep. libyaml's scanner does work in the
+ * nesting depth for every token, so a megabyte of '[' would take minutes;
+ * stopping at a small depth in the first pass keeps that linear. */
+#define NESTING_MAX 16
 
 struct ctx {
     yaml_document_t *doc;
@@ -145,7 +149,7 @@ static int screen(const struct ctx *c, const char *text, size_t len)
     if (!yaml_parser_initialize(&p))
         return no_memory();
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    int rc = 0, docs = 0;
+    int rc = 0, docs = 0, depth = 0;
     bool done = false;
     while (rc == 0 && !done) {
         yaml_event_t ev;
@@ -173,14 +177,23 @@ static int screen(const struct ctx *c, const char *text, size_t len)
         case YAML_SEQUENCE_START_EVENT:
             anchor = (const char *)ev.data.sequence_start.anchor;
             tag = (const char *)ev.data.sequence_start.tag;
+            depth++;
             break;
         case YAML_MAPPING_START_EVENT:
             anchor = (const char *)ev.data.mapping_start.anchor;
             tag = (const char *)ev.data.mapping_start.tag;
+            depth++;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
             break;
         default:
             break;
         }
+        if (rc == 0 && depth > NESTING_MAX)
+            rc = fail_at(c, FERRY_E_SPEC, line, "", "nested more than %d levels deep",
+                         NESTING_MAX);
         if (rc == 0 && anchor)
             rc = fail_at(c, FERRY_E_SPEC, line, "", "YAML anchors (&name) are not allowed");
         if (rc == 0 && !tag_allowed(tag, ev.type)) {

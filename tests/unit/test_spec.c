@@ -435,6 +435,11 @@ static void test_limits(void **state)
     assert_string_equal(s->name, "hello");
     spec_free(s);
 
+    /* Deep nesting is refused early: libyaml would be slow on it, not just
+     * the schema. A megabyte of '[' must fail fast, not hang. */
+    memset(big, '[', len - 1);
+    expect_error(big, len - 1, FERRY_E_SPEC, "t.yaml:1: nested more than 16 levels deep");
+
     /* Many env entries are capped. */
     size_t cap = 64 + 2000 * 16;
     char *text = malloc(cap);
