@@ -114,6 +114,23 @@ static int walk(const char *root, const char *rel, struct file_list *out)
     return rc;
 }
 
+/* A path the spec names (model card, notebook) must be a file of the
+ * artifact, or the artifact is broken before it ships. */
+static int require_file(const char *spec_path, const char *key, const char *rel,
+                        const struct file_list *files)
+{
+    if (!rel || !*rel)
+        return 0;
+    if (path_check(rel) < 0)
+        return err_set(FERRY_E_SPEC, "%s: key '%s': '%.200s' is not a safe relative path",
+                       spec_path, key, rel);
+    for (size_t i = 0; i < files->n; i++)
+        if (strcmp(files->v[i]->path, rel) == 0)
+            return 0;
+    return err_set(FERRY_E_SPEC, "%s: key '%s': file '%.200s' is not in the artifact", spec_path,
+                   key, rel);
+}
+
 static int cmp_file(const void *a, const void *b)
 {
     const Ferry__File *fa = *(Ferry__File *const *)a, *fb = *(Ferry__File *const *)b;
@@ -148,6 +165,10 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
 
     struct file_list files = {0};
     rc = walk(dir, "", &files);
+    if (rc == 0 && spec->model)
+        rc = require_file(spec_path, "model.card", spec->model->card, &files);
+    if (rc == 0 && spec->notebook)
+        rc = require_file(spec_path, "notebook.notebook", spec->notebook->notebook, &files);
     if (rc < 0) {
         for (size_t i = 0; i < files.n; i++)
             file_free(files.v[i]);

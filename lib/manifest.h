@@ -11,7 +11,6 @@
 #define MANIFEST_MAX_BYTES (8u << 20)
 #define MANIFEST_MAX_FILES 100000u
 #define SIGNATURES_MAX 16u
-#define SPEC_MAX_BYTES (1u << 20)
 #define MANIFEST_SPEC_FILE "ferry.yaml"
 
 /* Walk dir (no symlinks or special files), hash every regular file, parse

@@ -25,7 +25,6 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define SPEC_MAX_BYTES (1024u * 1024u)
 #define SPEC_NAME_MAX 64
 #define DURATION_MAX_MS (24u * 60u * 60u * 1000u)
 /* env and labels are checked for duplicates pairwise; the cap keeps that

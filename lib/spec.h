@@ -5,6 +5,8 @@
 
 #include "manifest.pb-c.h"
 
+#define SPEC_MAX_BYTES (1u << 20) /* ferry.yaml larger than this is refused */
+
 /* Parse the YAML text of `display_path` (used only in messages).
  * On success *out is a new Ferry__Spec the caller frees with spec_free.
  * On failure returns FERRY_E_SPEC with err_detail() like

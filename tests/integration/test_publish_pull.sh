@@ -107,6 +107,25 @@ expect_fail "bad/ferry\.yaml:3: key 'kind'" \
   "$FERRY" publish "$T/bad" --registry "$REG_URL" --key "$T/alice.key"
 pass "ferry.yaml errors are reported with file, line and key"
 
+# --- a model whose card is not among its files is refused before upload
+mkdir -p "$T/model"
+cat > "$T/model/ferry.yaml" <<'YAML'
+name: churn
+version: "1"
+kind: model
+runtime: model
+model:
+  framework: onnx
+  card: CARD.md
+YAML
+head -c 1000 /dev/urandom > "$T/model/model.onnx"
+expect_fail "model/ferry\.yaml: key 'model\.card': file 'CARD\.md' is not in the artifact" \
+  "$FERRY" publish "$T/model" --registry "$REG_URL" --key "$T/alice.key"
+echo "# churn model" > "$T/model/CARD.md"
+"$FERRY" publish "$T/model" --registry "$REG_URL" --key "$T/alice.key" | grep -q '^churn@1 '
+"$FERRY" versions churn --registry "$REG_URL" --json | grep -q '"kind": "model"' || fail "model kind"
+pass "a model's card must ship with it"
+
 # --- an unreachable registry is one clear line
 expect_fail 'registry tcp://127.0.0.1:1: ' \
   "$FERRY" versions shop --registry tcp://127.0.0.1:1
