@@ -38,53 +38,34 @@ int artifact_ref_parse(const char *ref, char *name, size_t ncap, char *version, 
 typedef int (*locate_fn)(void *arg, const Ferry__Manifest *m, const struct digest *d,
                          char *path, size_t cap);
 
+struct file_source {
+    int fd;
+    const char *path;
+};
+
+static int read_from_file(void *arg, uint64_t off, uint8_t *buf, size_t len)
+{
+    struct file_source *src = arg;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(src->fd, buf + got, len - got, (off_t)(off + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return err_set(n < 0 ? -errno : -EIO, "%s: changed while publishing", src->path);
+        got += (size_t)n;
+    }
+    return 0;
+}
+
 static int upload_blob(struct client *c, const struct digest *d, const char *path, uint64_t size,
                        uint64_t offset, struct progress *prog, uint64_t *sent)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return err_set(-errno, "%s: %s", path, strerror(errno));
-    uint8_t *buf = malloc(WIRE_CHUNK);
-    if (!buf) {
-        close(fd);
-        return -ENOMEM;
-    }
-    int rc = 0;
-    while (rc == 0 && offset < size) {
-        size_t want = size - offset < WIRE_CHUNK ? (size_t)(size - offset) : WIRE_CHUNK;
-        ssize_t n = pread(fd, buf, want, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = err_set(n < 0 ? -errno : -EIO, "%s: changed while publishing", path);
-            break;
-        }
-        Ferry__Wire__Request req;
-        Ferry__Wire__PutChunk pc;
-        ferry__wire__request__init(&req);
-        ferry__wire__put_chunk__init(&pc);
-        pc.digest.data = (uint8_t *)d->b;
-        pc.digest.len = DIGEST_LEN;
-        pc.offset = offset;
-        pc.data.data = buf;
-        pc.data.len = (size_t)n;
-        req.body_case = FERRY__WIRE__REQUEST__BODY_PUT_CHUNK;
-        req.put_chunk = &pc;
-        Ferry__Wire__Response *r = NULL;
-        rc = client_call(c, &req, &r);
-        if (rc < 0)
-            break;
-        if (r->body_case != FERRY__WIRE__RESPONSE__BODY_PUT_CHUNK) {
-            rc = err_set(FERRY_E_PROTOCOL, "registry %s: unexpected reply to a chunk", c->url);
-        } else {
-            *sent += (uint64_t)n;
-            if (prog)
-                progress_add(prog, (uint64_t)n);
-            offset = r->put_chunk->complete ? size : r->put_chunk->offset;
-        }
-        client_response_free(r);
-    }
-    free(buf);
+    struct file_source src = {fd, path};
+    int rc = client_push_blob(c, d, size, offset, read_from_file, &src, prog, sent);
     close(fd);
     return rc;
 }

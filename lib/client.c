@@ -212,3 +212,80 @@ int client_fetch_blob(struct client *c, const struct digest *d, uint64_t size, u
     }
     return rc;
 }
+
+static void drain_slots(struct client *c, int head, int inflight)
+{
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", err_detail());
+    while (inflight > 0) {
+        Ferry__Wire__Response *r = NULL;
+        if (slot_finish(c, &c->slots[head], &r) == 0)
+            client_response_free(r);
+        head = (head + 1) % CLIENT_SLOTS;
+        inflight--;
+    }
+    err_set(0, "%s", saved);
+}
+
+int client_push_blob(struct client *c, const struct digest *d, uint64_t size, uint64_t offset,
+                     client_source_fn source, void *arg, struct progress *prog,
+                     uint64_t *sent)
+{
+    uint8_t *buf = malloc(WIRE_CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    uint64_t next_send = offset;
+    size_t lens[CLIENT_SLOTS];
+    int inflight = 0, head = 0, rc = 0, done = 0;
+    while (rc == 0 && !done && (next_send < size || inflight > 0)) {
+        while (rc == 0 && inflight < CLIENT_SLOTS && next_send < size) {
+            size_t len = size - next_send < WIRE_CHUNK ? (size_t)(size - next_send) : WIRE_CHUNK;
+            if ((rc = source(arg, next_send, buf, len)) < 0)
+                break;
+            Ferry__Wire__Request req;
+            Ferry__Wire__PutChunk pc;
+            ferry__wire__request__init(&req);
+            ferry__wire__put_chunk__init(&pc);
+            pc.digest.data = (uint8_t *)d->b;
+            pc.digest.len = DIGEST_LEN;
+            pc.offset = next_send;
+            pc.data.data = buf; /* packed into the message: buf is free again */
+            pc.data.len = len;
+            req.body_case = FERRY__WIRE__REQUEST__BODY_PUT_CHUNK;
+            req.put_chunk = &pc;
+            int slot = (head + inflight) % CLIENT_SLOTS;
+            if ((rc = slot_start(c, &c->slots[slot], &req)) < 0)
+                break;
+            lens[slot] = len;
+            next_send += len;
+            inflight++;
+        }
+        if (inflight == 0)
+            break;
+        Ferry__Wire__Response *r = NULL;
+        int frc = slot_finish(c, &c->slots[head], &r);
+        size_t len = lens[head];
+        head = (head + 1) % CLIENT_SLOTS;
+        inflight--;
+        if (rc == 0)
+            rc = frc;
+        if (frc < 0)
+            continue;
+        if (r->body_case != FERRY__WIRE__RESPONSE__BODY_PUT_CHUNK) {
+            rc = err_set(FERRY_E_PROTOCOL, "registry %s: unexpected reply to a chunk", c->url);
+        } else {
+            *sent += len;
+            if (prog)
+                progress_add(prog, len);
+            done = r->put_chunk->complete;
+        }
+        client_response_free(r);
+    }
+    if (inflight > 0) {
+        drain_slots(c, head, inflight);
+        if (rc < 0)
+            err_set(rc, "%s", err_detail());
+    }
+    free(buf);
+    return rc;
+}

@@ -45,4 +45,11 @@ typedef int (*client_sink_fn)(void *arg, Ferry__Wire__Response *chunk, const uin
 int client_fetch_blob(struct client *c, const struct digest *d, uint64_t size, uint64_t offset,
                       client_sink_fn sink, void *arg, struct progress *prog);
 
+/* Sends blob bytes [offset, size) in order, several chunks in flight.
+ * source fills buf with len bytes found at off. *sent counts bytes sent. */
+typedef int (*client_source_fn)(void *arg, uint64_t off, uint8_t *buf, size_t len);
+int client_push_blob(struct client *c, const struct digest *d, uint64_t size, uint64_t offset,
+                     client_source_fn source, void *arg, struct progress *prog,
+                     uint64_t *sent);
+
 #endif

@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long a chunk that arrived early waits for the ones before it. */
+#define STORE_ORDER_WAIT_S 10
+#define STORE_DIRECT_ALIGN 4096
+#define STORE_BOUNCE_BYTES (4u << 20)
 
 struct store_upload {
     struct digest digest;
@@ -29,7 +35,10 @@ int store_open(struct store *s, const char *root)
     snprintf(path, sizeof path, "%s/tmp", root);
     if ((rc = fs_mkdir_p(path, 0755)) < 0)
         return err_set(rc, "%s: %s", path, strerror(-rc));
+    if (posix_memalign((void **)&s->bounce, STORE_DIRECT_ALIGN, STORE_BOUNCE_BYTES) != 0)
+        s->bounce = NULL; /* buffered writes only */
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->progressed, NULL);
     s->uploads = NULL;
     return 0;
 }
@@ -41,7 +50,10 @@ void store_close(struct store *s)
         s->uploads = u->next;
         free(u);
     }
+    pthread_cond_destroy(&s->progressed);
     pthread_mutex_destroy(&s->lock);
+    free(s->bounce);
+    s->bounce = NULL;
 }
 
 static void blob_dir(const struct store *s, const char *hex, char *out, size_t cap)
@@ -118,6 +130,27 @@ static int publish_file(struct store *s, const char *tmp, const struct digest *d
     return 0;
 }
 
+/* Aligned chunks go around the page cache (O_DIRECT through an aligned
+ * bounce buffer): a blob being received is not read again soon, and on a
+ * VM the page-cache copy costs more than the disk. Anything else, or a
+ * file system without O_DIRECT, takes the buffered path. */
+static int write_chunk(struct store *s, int fd, const char *path, const void *data, size_t len,
+                       uint64_t offset)
+{
+    if (s->bounce && len <= STORE_BOUNCE_BYTES && len % STORE_DIRECT_ALIGN == 0 &&
+        offset % STORE_DIRECT_ALIGN == 0) {
+        int dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
+        if (dfd >= 0) {
+            memcpy(s->bounce, data, len);
+            int rc = fs_pwrite_all(dfd, s->bounce, len, offset);
+            close(dfd);
+            if (rc != -EINVAL)
+                return rc;
+        }
+    }
+    return fs_pwrite_all(fd, data, len, offset);
+}
+
 int store_partial_write(struct store *s, const struct digest *d, uint64_t size, uint64_t offset,
                         const void *data, size_t len, uint64_t *next_offset, int *complete)
 {
@@ -127,53 +160,74 @@ int store_partial_write(struct store *s, const struct digest *d, uint64_t size, 
 
     pthread_mutex_lock(&s->lock);
     int rc = 0, fd = -1;
-    if (store_has(s, d, NULL) == 0) {
-        /* Someone else finished it meanwhile: nothing more to take. */
-        *next_offset = size;
-        *complete = 1;
-        goto out;
-    }
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        rc = err_set(-errno, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    uint64_t have = (uint64_t)st.st_size;
-    struct store_upload **slot = find_upload(s, d);
-    if (!slot || (*slot)->received != have) {
-        /* No running hash for this file (restart, or a stale one): rebuild
-         * it from the bytes on disk. */
-        drop_upload(s, d);
-        struct store_upload *u = calloc(1, sizeof *u);
-        if (!u) {
-            rc = -ENOMEM;
+    struct store_upload *u = NULL;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += STORE_ORDER_WAIT_S;
+    for (;;) {
+        if (store_has(s, d, NULL) == 0) {
+            /* Someone else finished it meanwhile: nothing more to take. */
+            *next_offset = size;
+            *complete = 1;
             goto out;
         }
-        u->digest = *d;
-        hasher_init(&u->hash);
-        if (have > size) {
-            if (ftruncate(fd, 0) < 0) {
-                free(u);
-                rc = -errno;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) {
+            rc = err_set(-errno, "%s: %s", path, strerror(errno));
+            goto out;
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+            rc = -errno;
+            goto out;
+        }
+        uint64_t have = (uint64_t)st.st_size;
+        struct store_upload **slot = find_upload(s, d);
+        if (!slot || (*slot)->received != have) {
+            /* No running hash for this file (restart, or a stale one):
+             * rebuild it from the bytes on disk. */
+            drop_upload(s, d);
+            u = calloc(1, sizeof *u);
+            if (!u) {
+                rc = -ENOMEM;
                 goto out;
             }
-            have = 0;
+            u->digest = *d;
+            hasher_init(&u->hash);
+            if (have > size) {
+                if (ftruncate(fd, 0) < 0) {
+                    free(u);
+                    rc = -errno;
+                    goto out;
+                }
+                have = 0;
+            }
+            if ((rc = hasher_update_fd(&u->hash, fd, have)) < 0) {
+                free(u);
+                goto out;
+            }
+            u->received = have;
+            u->next = s->uploads;
+            s->uploads = u;
+            slot = &s->uploads;
         }
-        if ((rc = hasher_update_fd(&u->hash, fd, have)) < 0) {
-            free(u);
+        u = *slot;
+        if (offset <= u->received)
+            break;
+        /* A pipelining client's later chunk overtook an earlier one on
+         * another worker: wait (bounded) for the earlier one to land. */
+        close(fd);
+        fd = -1;
+        if (pthread_cond_timedwait(&s->progressed, &s->lock, &deadline) == ETIMEDOUT) {
+            struct store_upload **cur = find_upload(s, d);
+            u = cur ? *cur : NULL;
+            rc = err_set(FERRY_E_INVALID, "blob %.16s: chunk at offset %llu, expected %llu", hex,
+                         (unsigned long long)offset,
+                         (unsigned long long)(u ? u->received : 0));
+            *next_offset = u ? u->received : 0;
             goto out;
         }
-        u->received = have;
-        u->next = s->uploads;
-        s->uploads = u;
-        slot = &s->uploads;
     }
-    struct store_upload *u = *slot;
     if (offset != u->received) {
         rc = err_set(FERRY_E_INVALID, "blob %.16s: chunk at offset %llu, expected %llu", hex,
                      (unsigned long long)offset, (unsigned long long)u->received);
@@ -185,7 +239,7 @@ int store_partial_write(struct store *s, const struct digest *d, uint64_t size, 
                      (unsigned long long)size);
         goto out;
     }
-    if ((rc = fs_pwrite_all(fd, data, len, offset)) < 0) {
+    if ((rc = write_chunk(s, fd, path, data, len, offset)) < 0) {
         err_set(rc, "%s: %s", path, strerror(-rc));
         goto out;
     }
@@ -215,6 +269,7 @@ int store_partial_write(struct store *s, const struct digest *d, uint64_t size, 
 out:
     if (fd >= 0)
         close(fd);
+    pthread_cond_broadcast(&s->progressed);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

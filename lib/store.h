@@ -15,7 +15,9 @@ struct store_upload; /* in-progress upload, keeps the running hash */
 struct store {
     char root[3072];
     pthread_mutex_t lock;
+    pthread_cond_t progressed; /* an upload advanced or ended */
     struct store_upload *uploads;
+    uint8_t *bounce; /* aligned buffer for O_DIRECT writes, under lock */
 };
 
 int store_open(struct store *s, const char *root);
@@ -26,7 +28,8 @@ void store_blob_path(const struct store *s, const struct digest *d, char *out, s
 int store_has(const struct store *s, const struct digest *d, uint64_t *size);
 /* Bytes of an unfinished upload already on disk (0 when none). */
 uint64_t store_partial_size(struct store *s, const struct digest *d);
-/* Append len bytes at offset, which must equal the bytes received so far.
+/* Append len bytes at offset, which must equal the bytes received so far
+ * (a chunk that arrives ahead of its predecessor waits for it, bounded).
  * When offset + len == size the blob is verified and published; *complete
  * says so. Returns FERRY_E_DIGEST (and drops the upload) on mismatch. */
 int store_partial_write(struct store *s, const struct digest *d, uint64_t size, uint64_t offset,
