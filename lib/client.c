@@ -147,6 +147,20 @@ static void chunk_request(Ferry__Wire__Request *req, Ferry__Wire__GetChunk *gc,
     req->get_chunk = gc;
 }
 
+static void drain_slots(struct client *c, int head, int inflight)
+{
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", err_detail());
+    while (inflight > 0) {
+        Ferry__Wire__Response *r = NULL;
+        if (slot_finish(c, &c->slots[head], &r) == 0)
+            client_response_free(r);
+        head = (head + 1) % CLIENT_SLOTS;
+        inflight--;
+    }
+    err_set(0, "%s", saved);
+}
+
 int client_fetch_blob(struct client *c, const struct digest *d, uint64_t size, uint64_t offset,
                       client_sink_fn sink, void *arg, struct progress *prog)
 {
@@ -196,35 +210,10 @@ int client_fetch_blob(struct client *c, const struct digest *d, uint64_t size, u
         }
         client_response_free(r);
     }
-    /* On error, drain whatever is still in flight so the slots are idle,
-     * keeping the first error's detail. */
-    if (inflight > 0) {
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", err_detail());
-        while (inflight > 0) {
-            Ferry__Wire__Response *r = NULL;
-            if (slot_finish(c, &c->slots[head], &r) == 0)
-                client_response_free(r);
-            head = (head + 1) % CLIENT_SLOTS;
-            inflight--;
-        }
-        err_set(rc, "%s", saved);
-    }
+    /* On error, drain whatever is still in flight so the slots are idle. */
+    if (inflight > 0)
+        drain_slots(c, head, inflight);
     return rc;
-}
-
-static void drain_slots(struct client *c, int head, int inflight)
-{
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", err_detail());
-    while (inflight > 0) {
-        Ferry__Wire__Response *r = NULL;
-        if (slot_finish(c, &c->slots[head], &r) == 0)
-            client_response_free(r);
-        head = (head + 1) % CLIENT_SLOTS;
-        inflight--;
-    }
-    err_set(0, "%s", saved);
 }
 
 int client_push_blob(struct client *c, const struct digest *d, uint64_t size, uint64_t offset,
@@ -281,11 +270,8 @@ int client_push_blob(struct client *c, const struct digest *d, uint64_t size, ui
         }
         client_response_free(r);
     }
-    if (inflight > 0) {
-        drain_slots(c, head, inflight);
-        if (rc < 0)
-            err_set(rc, "%s", err_detail());
-    }
+    if (inflight > 0)
+        drain_slots(c, head, inflight); /* keeps the first error's detail */
     free(buf);
     return rc;
 }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 /* How long a chunk that arrived early waits for the ones before it. */
-#define STORE_ORDER_WAIT_S 10
+#define STORE_ORDER_WAIT_S 3
 #define STORE_DIRECT_ALIGN 4096
 #define STORE_BOUNCE_BYTES (4u << 20)
 
