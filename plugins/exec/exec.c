@@ -1,0 +1,2 @@
+/* placeholder: the exec plugin is being written */
+#include <ferry/plugin.h>
