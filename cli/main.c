@@ -4,6 +4,9 @@
 #include "client.h"
 #include "error.h"
 #include "key.h"
+#include "record.h"
+#include "selector.h"
+#include "spec.h"
 
 #include <getopt.h>
 #include <malloc.h>
@@ -21,6 +24,8 @@ struct opts {
     const char *dir;
     const char *out;
     const char *to;
+    const char *wait;
+    int timeout_s;
     int json;
     int verbose;
     struct trust trust;
@@ -39,7 +44,8 @@ static int usage_error(const char *verb, const char *msg)
     return EXIT_USAGE;
 }
 
-enum { OPT_REGISTRY = 256, OPT_KEY, OPT_TRUST, OPT_DIR, OPT_OUT, OPT_JSON, OPT_VERBOSE };
+enum { OPT_REGISTRY = 256, OPT_KEY, OPT_TRUST, OPT_DIR, OPT_OUT, OPT_JSON, OPT_VERBOSE, OPT_TO,
+       OPT_WAIT, OPT_TIMEOUT };
 
 static const struct option long_opts[] = {
     {"registry", required_argument, NULL, OPT_REGISTRY},
@@ -49,6 +55,9 @@ static const struct option long_opts[] = {
     {"out", required_argument, NULL, OPT_OUT},
     {"json", no_argument, NULL, OPT_JSON},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"to", required_argument, NULL, OPT_TO},
+    {"wait", required_argument, NULL, OPT_WAIT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -84,6 +93,13 @@ static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
         case OPT_OUT: o->out = optarg; break;
         case OPT_JSON: o->json = 1; break;
         case OPT_VERBOSE: o->verbose = 1; break;
+        case OPT_TO: o->to = optarg; break;
+        case OPT_WAIT: o->wait = optarg; break;
+        case OPT_TIMEOUT:
+            o->timeout_s = atoi(optarg);
+            if (o->timeout_s <= 0)
+                return usage_error(verb, "--timeout takes a number of seconds");
+            break;
         case OPT_TRUST: {
             int rc = trust_add_file(&o->trust, optarg);
             if (rc < 0) {
@@ -371,6 +387,347 @@ static int cmd_stats(int argc, char **argv)
     return 0;
 }
 
+
+/* ---- deployments and the fleet ------------------------------------------- */
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sign rec with the operator key and send it. */
+static int send_record(struct opts *o, Ferry__DeployRecord *rec, struct client *c)
+{
+    if (!o->key || !*o->key)
+        return err_set(FERRY_E_INVALID, "no signing key: give --key FILE.key or set FERRY_KEY");
+    struct key_secret k;
+    int rc = key_load_secret(o->key, &k);
+    if (rc < 0)
+        return rc;
+    Ferry__SignedRecord *sr = NULL;
+    rc = record_sign(rec, &k, &sr);
+    key_secret_wipe(&k);
+    if (rc < 0)
+        return rc;
+    Ferry__Wire__Request req;
+    Ferry__Wire__Deploy dep;
+    ferry__wire__request__init(&req);
+    ferry__wire__deploy__init(&dep);
+    dep.signed_ = sr;
+    req.body_case = FERRY__WIRE__REQUEST__BODY_DEPLOY;
+    req.deploy = &dep;
+    Ferry__Wire__Response *r = NULL;
+    rc = client_call(c, &req, &r);
+    client_response_free(r);
+    signed_record_free(sr);
+    return rc;
+}
+
+static int cmd_deploy_or_undeploy(int argc, char **argv, int undeploy)
+{
+    const char *verb = undeploy ? "undeploy" : "deploy";
+    struct opts o;
+    static const int allowed[] = {OPT_REGISTRY, OPT_KEY, OPT_TO, 0};
+    int rc = parse_opts(verb, argc, argv, &o, allowed);
+    if (rc)
+        return rc;
+    if (optind + 1 != argc)
+        return usage_error(verb, undeploy ? "expected exactly one NAME"
+                                          : "expected exactly one NAME@VERSION");
+    if (!o.to)
+        return usage_error(verb, "--to SELECTOR is required (e.g. --to env=prod)");
+    struct label_set sel;
+    if ((rc = labels_parse(o.to, &sel)) < 0)
+        return fail(rc);
+    char selector[2048], name[72] = "", version[72] = "";
+    labels_format(&sel, selector, sizeof selector);
+    if (undeploy) {
+        if (!spec_name_ok(argv[optind]))
+            return fail(err_set(FERRY_E_INVALID, "'%s': invalid name", argv[optind]));
+        snprintf(name, sizeof name, "%s", argv[optind]);
+    } else if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version,
+                                        sizeof version)) < 0) {
+        return fail(rc);
+    }
+    struct client c;
+    if ((rc = connect_registry(&o, &c)) < 0)
+        return fail(rc);
+    Ferry__DeployRecord rec;
+    ferry__deploy_record__init(&rec);
+    rec.name = name;
+    rec.version = version;
+    rec.selector = selector;
+    rec.undeploy = undeploy;
+    rec.issued_ms = (uint64_t)unix_ms();
+    Ferry__Wire__Response *mr = NULL;
+    if (!undeploy) {
+        /* Pin the exact artifact the operator means. */
+        Ferry__Wire__Request req;
+        Ferry__Wire__GetManifest gm;
+        ferry__wire__request__init(&req);
+        ferry__wire__get_manifest__init(&gm);
+        gm.name = name;
+        gm.version = version;
+        req.body_case = FERRY__WIRE__REQUEST__BODY_GET_MANIFEST;
+        req.get_manifest = &gm;
+        rc = client_call(&c, &req, &mr);
+        if (rc == 0 && mr->body_case != FERRY__WIRE__RESPONSE__BODY_MANIFEST)
+            rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
+        if (rc == 0)
+            rec.manifest_digest = mr->manifest->manifest_digest;
+    }
+    if (rc == 0)
+        rc = send_record(&o, &rec, &c);
+    client_response_free(mr);
+    client_close(&c);
+    if (rc < 0)
+        return fail(rc);
+    if (undeploy)
+        printf("undeployed %s from %s\n", name, selector);
+    else
+        printf("deployed %s@%s to %s\n", name, version, selector);
+    return 0;
+}
+
+static int cmd_deploy(int argc, char **argv) { return cmd_deploy_or_undeploy(argc, argv, 0); }
+static int cmd_undeploy(int argc, char **argv) { return cmd_deploy_or_undeploy(argc, argv, 1); }
+
+static int fetch_hosts(struct opts *o, Ferry__Wire__Response **out)
+{
+    struct client c;
+    int rc = connect_registry(o, &c);
+    if (rc < 0)
+        return rc;
+    Ferry__Wire__Request req;
+    Ferry__Wire__ListHosts lh;
+    ferry__wire__request__init(&req);
+    ferry__wire__list_hosts__init(&lh);
+    req.body_case = FERRY__WIRE__REQUEST__BODY_LIST_HOSTS;
+    req.list_hosts = &lh;
+    rc = client_call(&c, &req, out);
+    client_close(&c);
+    if (rc == 0 && (*out)->body_case != FERRY__WIRE__RESPONSE__BODY_HOSTS) {
+        client_response_free(*out);
+        rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
+    }
+    return rc;
+}
+
+static json_t *labels_json(const Ferry__Wire__HostInfo *h)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < h->n_labels; i++)
+        json_object_set_new(o, h->labels[i]->key, json_string(h->labels[i]->value));
+    return o;
+}
+
+static void labels_text(const Ferry__Wire__HostInfo *h, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < h->n_labels && used < cap; i++) {
+        int n = snprintf(out + used, cap - used, "%s%s=%s", i ? "," : "", h->labels[i]->key,
+                         h->labels[i]->value);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    if (!out[0])
+        snprintf(out, cap, "-");
+}
+
+static void iso_ms(uint64_t ms, char *out, size_t cap)
+{
+    if (ms == 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int cmd_hosts(int argc, char **argv)
+{
+    struct opts o;
+    static const int allowed[] = {OPT_REGISTRY, OPT_JSON, 0};
+    int rc = parse_opts("hosts", argc, argv, &o, allowed);
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return usage_error("hosts", "takes no arguments");
+    Ferry__Wire__Response *r = NULL;
+    if ((rc = fetch_hosts(&o, &r)) < 0)
+        return fail(rc);
+    const Ferry__Wire__HostList *hl = r->hosts;
+    if (o.json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < hl->n_hosts; i++) {
+            const Ferry__Wire__HostInfo *h = hl->hosts[i];
+            char when[32];
+            iso_ms(h->last_seen_ms, when, sizeof when);
+            json_array_append_new(arr, json_pack("{s:s, s:o, s:b, s:s, s:I, s:s}", "name",
+                                                 h->name, "labels", labels_json(h), "online",
+                                                 h->online, "last_seen", when, "last_seen_ms",
+                                                 (json_int_t)h->last_seen_ms, "key_id",
+                                                 h->key_id));
+        }
+        json_t *doc = json_pack("{s:o}", "hosts", arr);
+        char *text = json_dumps(doc, JSON_INDENT(2));
+        puts(text);
+        free(text);
+        json_decref(doc);
+    } else {
+        printf("%-20s %-8s %-21s %s\n", "HOST", "ONLINE", "LAST SEEN", "LABELS");
+        for (size_t i = 0; i < hl->n_hosts; i++) {
+            const Ferry__Wire__HostInfo *h = hl->hosts[i];
+            char when[32], labels[1024];
+            iso_ms(h->last_seen_ms, when, sizeof when);
+            labels_text(h, labels, sizeof labels);
+            printf("%-20s %-8s %-21s %s\n", h->name, h->online ? "yes" : "no", when, labels);
+        }
+    }
+    client_response_free(r);
+    return 0;
+}
+
+static void print_status(const Ferry__Wire__HostList *hl, int as_json)
+{
+    if (as_json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < hl->n_hosts; i++) {
+            const Ferry__Wire__HostInfo *h = hl->hosts[i];
+            json_t *wl = json_array();
+            for (size_t k = 0; k < h->n_workloads; k++) {
+                const Ferry__Wire__WorkloadReport *w = h->workloads[k];
+                char since[32];
+                iso_ms(w->since_ms, since, sizeof since);
+                json_array_append_new(
+                    wl, json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:i, s:i, s:I}", "name",
+                                  w->name, "version", w->version, "state", w->state, "reason",
+                                  w->reason, "restarts", (int)w->restarts, "since", since,
+                                  "since_ms", (json_int_t)w->since_ms, "pid", (int)w->pid, "port",
+                                  (int)w->port, "rss_bytes", (json_int_t)w->rss_bytes));
+            }
+            char seen[32];
+            iso_ms(h->last_seen_ms, seen, sizeof seen);
+            json_array_append_new(arr, json_pack("{s:s, s:o, s:b, s:s, s:o}", "name", h->name,
+                                                 "labels", labels_json(h), "online", h->online,
+                                                 "last_seen", seen, "workloads", wl));
+        }
+        json_t *doc = json_pack("{s:o}", "hosts", arr);
+        char *text = json_dumps(doc, JSON_INDENT(2));
+        puts(text);
+        free(text);
+        json_decref(doc);
+        return;
+    }
+    printf("%-16s %-16s %-12s %-12s %-21s %-8s %s\n", "HOST", "WORKLOAD", "VERSION", "STATE",
+           "SINCE", "RESTARTS", "REASON");
+    for (size_t i = 0; i < hl->n_hosts; i++) {
+        const Ferry__Wire__HostInfo *h = hl->hosts[i];
+        char host[48];
+        snprintf(host, sizeof host, "%s%s", h->name, h->online ? "" : " (off)");
+        if (h->n_workloads == 0)
+            printf("%-16s %-16s\n", host, "-");
+        for (size_t k = 0; k < h->n_workloads; k++) {
+            const Ferry__Wire__WorkloadReport *w = h->workloads[k];
+            char since[32];
+            iso_ms(w->since_ms, since, sizeof since);
+            printf("%-16s %-16s %-12s %-12s %-21s %-8u %s\n", host, w->name, w->version, w->state,
+                   since, w->restarts, w->reason && *w->reason ? w->reason : "-");
+        }
+    }
+}
+
+/* One look at the fleet for status --wait: 1 done, 0 keep waiting, <0 failed
+ * (with detail). */
+static int wait_check(const Ferry__Wire__HostList *hl, const char *name, const char *version,
+                      char *pending, size_t pcap)
+{
+    int matching = 0, ready = 0;
+    pending[0] = '\0';
+    for (size_t i = 0; i < hl->n_hosts; i++) {
+        const Ferry__Wire__HostInfo *h = hl->hosts[i];
+        int wants = 0;
+        for (size_t k = 0; k < h->n_desired; k++)
+            if (strcmp(h->desired[k]->name, name) == 0 &&
+                strcmp(h->desired[k]->version, version) == 0)
+                wants = 1;
+        if (!wants || !h->online)
+            continue;
+        matching++;
+        const Ferry__Wire__WorkloadReport *mine = NULL;
+        for (size_t k = 0; k < h->n_workloads; k++)
+            if (strcmp(h->workloads[k]->name, name) == 0 &&
+                strcmp(h->workloads[k]->version, version) == 0)
+                mine = h->workloads[k];
+        if (mine && (strcmp(mine->state, "failed") == 0 ||
+                     strcmp(mine->state, "rolled_back") == 0))
+            return err_set(FERRY_E_REMOTE, "host %s: %s@%s %s: %s", h->name, name, version,
+                           mine->state, mine->reason && *mine->reason ? mine->reason : "no reason");
+        if (mine && strcmp(mine->state, "running") == 0)
+            ready++;
+        else if (!pending[0])
+            snprintf(pending, pcap, "host %s is %s%s%s", h->name, mine ? mine->state : "pending",
+                     mine && mine->reason && *mine->reason ? ": " : "",
+                     mine && mine->reason ? mine->reason : "");
+    }
+    if (matching == 0)
+        snprintf(pending, pcap, "no online host has %s@%s as its desired state", name, version);
+    return matching > 0 && ready == matching;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    struct opts o;
+    static const int allowed[] = {OPT_REGISTRY, OPT_JSON, OPT_WAIT, OPT_TIMEOUT, 0};
+    int rc = parse_opts("status", argc, argv, &o, allowed);
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return usage_error("status", "takes no arguments");
+    Ferry__Wire__Response *r = NULL;
+    if (!o.wait) {
+        if ((rc = fetch_hosts(&o, &r)) < 0)
+            return fail(rc);
+        print_status(r->hosts, o.json);
+        client_response_free(r);
+        return 0;
+    }
+    char name[72], version[72], pending[512] = "";
+    if ((rc = artifact_ref_parse(o.wait, name, sizeof name, version, sizeof version)) < 0)
+        return fail(rc);
+    int timeout_s = o.timeout_s ? o.timeout_s : 300;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        /* A registry that is briefly unreachable is waited for too. */
+        rc = fetch_hosts(&o, &r);
+        if (rc == 0) {
+            rc = wait_check(r->hosts, name, version, pending, sizeof pending);
+            if (rc != 0) {
+                if (rc > 0)
+                    print_status(r->hosts, o.json);
+                client_response_free(r);
+                return rc > 0 ? 0 : fail(rc);
+            }
+            client_response_free(r);
+        } else {
+            snprintf(pending, sizeof pending, "%s", err_message(rc));
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= timeout_s)
+            return fail(err_set(FERRY_E_REMOTE, "timed out after %ds waiting for %s@%s: %s",
+                                timeout_s, name, version, pending));
+        struct timespec pause = {0, 200 * 1000000};
+        nanosleep(&pause, NULL); /* the poll interval, not a wait for a condition */
+    }
+}
+
 static void help(FILE *f)
 {
     fputs("usage: ferry COMMAND [options]\n"
@@ -382,6 +739,11 @@ static void help(FILE *f)
           "  import FILE.tar                            verify a bundle and upload it\n"
           "  versions NAME [--json]                     list published versions\n"
           "  stats [--json]                             registry counters\n"
+          "  deploy NAME@VERSION --to K=V[,K=V] [--key K]  run it on matching hosts\n"
+          "  undeploy NAME --to K=V[,K=V] [--key K]     stop it there\n"
+          "  hosts [--json]                             hosts, labels, online\n"
+          "  status [--json]                            workloads per host\n"
+          "  status --wait NAME@VERSION [--timeout S]   until running (0) or failed (1)\n"
           "\n"
           "Environment: FERRY_REGISTRY (--registry), FERRY_KEY (--key),\n"
           "FERRY_TRUST (colon-separated .pub files, --trust).\n"
@@ -397,7 +759,8 @@ struct verb {
 static const struct verb verbs[] = {
     {"keygen", cmd_keygen},   {"publish", cmd_publish},   {"pull", cmd_pull},
     {"export", cmd_export},   {"import", cmd_import},     {"versions", cmd_versions},
-    {"stats", cmd_stats},
+    {"stats", cmd_stats},     {"deploy", cmd_deploy},     {"undeploy", cmd_undeploy},
+    {"hosts", cmd_hosts},     {"status", cmd_status},
 };
 
 int main(int argc, char **argv)

@@ -19,7 +19,13 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS audit("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, time_unix INTEGER NOT NULL,"
     "  actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,"
-    "  prev_hash BLOB NOT NULL, hash BLOB NOT NULL);";
+    "  prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS hosts("
+    "  name TEXT PRIMARY KEY, host_key BLOB NOT NULL, labels TEXT NOT NULL,"
+    "  last_seen_ms INTEGER NOT NULL, report BLOB);"
+    "CREATE TABLE IF NOT EXISTS deployments("
+    "  name TEXT NOT NULL, selector TEXT NOT NULL, issued_ms INTEGER NOT NULL,"
+    "  signed_record BLOB NOT NULL, PRIMARY KEY(name, selector));";
 
 static int db_fail(struct db *db, const char *what)
 {
@@ -272,4 +278,282 @@ rollback:
 out:
     pthread_mutex_unlock(&db->lock);
     return rc;
+}
+
+/* ---- hosts and deployments ---------------------------------------------- */
+
+int db_host_register(struct db *db, const char *name, const uint8_t key[32], const char *labels,
+                     int64_t now_ms)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = exec_simple(db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        goto out;
+    if (sqlite3_prepare_v2(db->h, "SELECT host_key FROM hosts WHERE name=?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW &&
+        (sqlite3_column_bytes(st, 0) != 32 || memcmp(sqlite3_column_blob(st, 0), key, 32) != 0)) {
+        rc = err_set(FERRY_E_EXISTS, "host '%s' is registered with another host key", name);
+        goto rollback;
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(db->h,
+                           "INSERT INTO hosts(name, host_key, labels, last_seen_ms) VALUES(?,?,?,?)"
+                           " ON CONFLICT(name) DO UPDATE SET labels=excluded.labels,"
+                           " last_seen_ms=excluded.last_seen_ms",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, labels, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_fail(db, "hosts");
+        goto rollback;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = exec_simple(db, "COMMIT");
+    if (rc == 0)
+        goto out;
+rollback:
+    sqlite3_finalize(st);
+    st = NULL;
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+int db_host_key(struct db *db, const char *name, uint8_t key[32])
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = FERRY_E_NOTFOUND;
+    if (sqlite3_prepare_v2(db->h, "SELECT host_key FROM hosts WHERE name=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        rc = db_fail(db, "hosts");
+    else {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
+            memcpy(key, sqlite3_column_blob(st, 0), 32);
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+static int update_host(struct db *db, const char *sql, const char *name, const uint8_t *blob,
+                       size_t len, int64_t now_ms)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+    } else {
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        if (blob)
+            sqlite3_bind_blob(st, 3, blob, (int)len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(db, "hosts");
+        else if (sqlite3_changes(db->h) == 0)
+            rc = err_set(FERRY_E_NOTFOUND, "host '%s' is not registered", name);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+int db_host_seen(struct db *db, const char *name, int64_t now_ms)
+{
+    return update_host(db, "UPDATE hosts SET last_seen_ms=? WHERE name=?", name, NULL, 0, now_ms);
+}
+
+int db_host_report(struct db *db, const char *name, const uint8_t *report, size_t len,
+                   int64_t now_ms)
+{
+    return update_host(db, "UPDATE hosts SET last_seen_ms=?, report=?3 WHERE name=?2", name,
+                       report, len, now_ms);
+}
+
+int db_host_list(struct db *db, struct db_host **out, size_t *n)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    struct db_host *v = NULL;
+    size_t count = 0, cap = 0;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT name, host_key, labels, last_seen_ms, report FROM hosts"
+                           " ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+        goto out;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct db_host *g = realloc(v, cap * sizeof *v);
+            if (!g) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            v = g;
+        }
+        struct db_host *h = &v[count++];
+        memset(h, 0, sizeof *h);
+        snprintf(h->name, sizeof h->name, "%s", (const char *)sqlite3_column_text(st, 0));
+        if (sqlite3_column_bytes(st, 1) == 32)
+            memcpy(h->key, sqlite3_column_blob(st, 1), 32);
+        snprintf(h->labels, sizeof h->labels, "%s", (const char *)sqlite3_column_text(st, 2));
+        h->last_seen_ms = sqlite3_column_int64(st, 3);
+        int len = sqlite3_column_bytes(st, 4);
+        if (len > 0) {
+            h->report = malloc((size_t)len);
+            if (!h->report) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            memcpy(h->report, sqlite3_column_blob(st, 4), (size_t)len);
+            h->report_len = (size_t)len;
+        }
+    }
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    if (rc < 0) {
+        db_host_list_free(v, count);
+        return rc;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+void db_host_list_free(struct db_host *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].report);
+    free(v);
+}
+
+int db_deployment_put(struct db *db, const char *name, const char *selector, int64_t issued_ms,
+                      const uint8_t *signed_record, size_t len)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = exec_simple(db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        goto out;
+    if (sqlite3_prepare_v2(db->h, "SELECT issued_ms FROM deployments WHERE name=? AND selector=?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "deployments");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) >= issued_ms) {
+        rc = err_set(FERRY_E_INVALID,
+                     "deployment of %s to %s: a newer decision is already recorded "
+                     "(is this machine's clock behind?)",
+                     name, selector);
+        goto rollback;
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(db->h,
+                           "INSERT OR REPLACE INTO deployments(name, selector, issued_ms,"
+                           " signed_record) VALUES(?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "deployments");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, issued_ms);
+    sqlite3_bind_blob(st, 4, signed_record, (int)len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_fail(db, "deployments");
+        goto rollback;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = exec_simple(db, "COMMIT");
+    if (rc == 0)
+        goto out;
+rollback:
+    sqlite3_finalize(st);
+    st = NULL;
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+int db_deployment_list(struct db *db, struct db_deployment **out, size_t *n)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    struct db_deployment *v = NULL;
+    size_t count = 0, cap = 0;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT name, selector, issued_ms, signed_record FROM deployments"
+                           " ORDER BY name, issued_ms",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "deployments");
+        goto out;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct db_deployment *g = realloc(v, cap * sizeof *v);
+            if (!g) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            v = g;
+        }
+        struct db_deployment *d = &v[count++];
+        memset(d, 0, sizeof *d);
+        snprintf(d->name, sizeof d->name, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(d->selector, sizeof d->selector, "%s", (const char *)sqlite3_column_text(st, 1));
+        d->issued_ms = sqlite3_column_int64(st, 2);
+        int len = sqlite3_column_bytes(st, 3);
+        d->signed_record = malloc(len > 0 ? (size_t)len : 1);
+        if (!d->signed_record) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (len > 0)
+            memcpy(d->signed_record, sqlite3_column_blob(st, 3), (size_t)len);
+        d->signed_len = (size_t)len;
+    }
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    if (rc < 0) {
+        db_deployment_list_free(v, count);
+        return rc;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+void db_deployment_list_free(struct db_deployment *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].signed_record);
+    free(v);
 }

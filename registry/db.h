@@ -39,6 +39,42 @@ int db_get_version(struct db *db, const char *name, const char *version, struct 
 /* All versions of name, oldest first; *out is malloc'd. */
 int db_list_versions(struct db *db, const char *name, struct db_version **out, size_t *n);
 
+struct db_host {
+    char name[72];
+    uint8_t key[32];
+    char labels[2048];   /* canonical "k=v,k=v" */
+    int64_t last_seen_ms;
+    uint8_t *report;     /* encoded ReportBody, malloc'd, may be NULL */
+    size_t report_len;
+};
+
+struct db_deployment {
+    char name[72];
+    char selector[2048];
+    int64_t issued_ms;
+    uint8_t *signed_record; /* encoded SignedRecord, malloc'd */
+    size_t signed_len;
+};
+
+/* Register or refresh a host. FERRY_E_EXISTS when the name is held by
+ * another host key. */
+int db_host_register(struct db *db, const char *name, const uint8_t key[32], const char *labels,
+                     int64_t now_ms);
+/* The key a host registered with; FERRY_E_NOTFOUND when unknown. */
+int db_host_key(struct db *db, const char *name, uint8_t key[32]);
+int db_host_seen(struct db *db, const char *name, int64_t now_ms);
+int db_host_report(struct db *db, const char *name, const uint8_t *report, size_t len,
+                   int64_t now_ms);
+int db_host_list(struct db *db, struct db_host **out, size_t *n);
+void db_host_list_free(struct db_host *v, size_t n);
+
+/* Replace the deployment of name for selector. FERRY_E_INVALID when a newer
+ * record (issued_ms) is already stored: decisions never go backwards. */
+int db_deployment_put(struct db *db, const char *name, const char *selector, int64_t issued_ms,
+                      const uint8_t *signed_record, size_t len);
+int db_deployment_list(struct db *db, struct db_deployment **out, size_t *n);
+void db_deployment_list_free(struct db_deployment *v, size_t n);
+
 /* Append to the hash-chained audit log. */
 int db_audit(struct db *db, const char *actor, const char *action, const char *subject);
 

@@ -14,9 +14,10 @@
 static void usage(FILE *f)
 {
     fputs("usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
-          "                      [--workers N]\n"
+          "                      [--workers N] [--host-ttl SECONDS]\n"
           "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
-          "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n",
+          "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n"
+          "  --host-ttl: a host unheard of this long is shown offline (default 15).\n",
           f);
 }
 
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *data = NULL, *listen = NULL;
-    int workers = 0;
+    int workers = 0, host_ttl_ms = 0;
     struct trust trust;
     trust_init(&trust);
 
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
             listen = val;
         else if (strcmp(a, "--workers") == 0)
             workers = atoi(val);
+        else if (strcmp(a, "--host-ttl") == 0)
+            host_ttl_ms = atoi(val) * 1000;
         else if (strcmp(a, "--trust") == 0) {
             int rc = trust_add_file(&trust, val);
             if (rc < 0) {
@@ -81,7 +84,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct registry_config cfg = {data, listen, &trust, workers};
+    struct registry_config cfg = {data, listen, &trust, workers, host_ttl_ms};
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);
     if (rc < 0) {

@@ -1,5 +1,8 @@
 #include "registry.h"
 #include "db.h"
+#include "fleet.h"
+#include "record.h"
+#include "selector.h"
 #include "error.h"
 #include "manifest.h"
 #include "spec.h"
@@ -34,6 +37,17 @@ struct pending {
     struct pending *next;
 };
 
+/* A Poll whose answer would not differ from what the host already has: its
+ * context is set aside (the worker opens a fresh one) until the host's
+ * desired state changes or the poll's wait runs out. */
+struct parked {
+    nng_ctx ctx;
+    char host[72];
+    uint64_t known_serial;
+    int64_t deadline_ms;
+    struct parked *next;
+};
+
 struct worker {
     struct registry *reg;
     nng_ctx ctx;
@@ -54,6 +68,15 @@ struct registry {
     size_t n_pending;
     int n_workers;
     struct worker *workers;
+    int host_ttl_ms;
+    /* Long polls waiting for a host's desired state to change. */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_wake;
+    struct parked *parked;
+    int park_dirty;     /* deployments changed: re-check every parked poll */
+    int stopping;
+    pthread_t notifier;
+    int notifier_started;
     _Atomic uint64_t requests, bad_requests, blobs_received, blob_bytes_received,
         chunks_served, publishes, publishes_refused;
 };
@@ -465,10 +488,413 @@ static int handle_stats(struct registry *r, Ferry__Wire__Response *resp, struct 
     return 0;
 }
 
-static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
-                    Ferry__Wire__Response *resp, struct scratch *s)
+
+/* ---- fleet: deployments, hosts, reports ----------------------------------- */
+
+static int64_t wall_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake_pollers(struct registry *r)
+{
+    pthread_mutex_lock(&r->park_lock);
+    r->park_dirty = 1;
+    pthread_cond_signal(&r->park_wake);
+    pthread_mutex_unlock(&r->park_lock);
+}
+
+static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
+{
+    char signer[KEY_ID_LEN + 1];
+    Ferry__DeployRecord *rec = NULL;
+    if (!d->signed_)
+        return err_set(FERRY_E_UNTRUSTED, "deploy refused: request is not signed");
+    int rc = record_verify(d->signed_, r->trust, &rec, signer);
+    if (rc < 0) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", err_detail());
+        return err_set(rc, "deploy refused: %s", why);
+    }
+    if (!rec->undeploy) {
+        struct digest have;
+        uint8_t *sigs = NULL;
+        size_t slen = 0;
+        rc = db_get_version(&r->db, rec->name, rec->version, &have, &sigs, &slen);
+        free(sigs);
+        if (rc == 0 && memcmp(have.b, rec->manifest_digest.data, DIGEST_LEN) != 0)
+            rc = err_set(FERRY_E_INVALID, "deploy %s@%s: the signed digest is not this version's",
+                         rec->name, rec->version);
+    }
+    size_t len = ferry__signed_record__get_packed_size(d->signed_);
+    uint8_t *bytes = rc == 0 ? malloc(len ? len : 1) : NULL;
+    if (rc == 0 && !bytes)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        ferry__signed_record__pack(d->signed_, bytes);
+        rc = db_deployment_put(&r->db, rec->name, rec->selector, (int64_t)rec->issued_ms, bytes,
+                               len);
+    }
+    if (rc == 0) {
+        char subject[256];
+        snprintf(subject, sizeof subject, "%s%s%s to %s", rec->name, rec->undeploy ? "" : "@",
+                 rec->undeploy ? "" : rec->version, rec->selector);
+        db_audit(&r->db, signer, rec->undeploy ? "undeploy" : "deploy", subject);
+        logf_("%s %s by key %s", rec->undeploy ? "undeploy" : "deploy", subject, signer);
+        wake_pollers(r);
+    }
+    free(bytes);
+    record_free(rec);
+    return rc;
+}
+
+static int handle_register(struct registry *r, const Ferry__Wire__Register *reg)
+{
+    Ferry__Wire__HostHello *hello =
+        ferry__wire__host_hello__unpack(NULL, reg->hello.len, reg->hello.data);
+    if (!hello)
+        return err_set(FERRY_E_PROTOCOL, "register: malformed hello");
+    int rc = 0;
+    struct label_set labels = {.n = 0};
+    char text[2048];
+    if (!spec_name_ok(hello->name))
+        rc = err_set(FERRY_E_INVALID, "register: invalid host name");
+    else if (hello->host_key.len != crypto_sign_PUBLICKEYBYTES ||
+             key_verify(hello->host_key.data, reg->hello.data, reg->hello.len, reg->signature.data,
+                        reg->signature.len) < 0)
+        rc = err_set(FERRY_E_SIGNATURE, "register %s: hello not signed by its host key",
+                     hello->name);
+    for (size_t i = 0; rc == 0 && i < hello->n_labels; i++) {
+        char kv[160];
+        snprintf(kv, sizeof kv, "%s=%s", hello->labels[i]->key, hello->labels[i]->value);
+        rc = labels_add(&labels, kv);
+    }
+    if (rc == 0) {
+        labels_format(&labels, text, sizeof text);
+        rc = db_host_register(&r->db, hello->name, hello->host_key.data, text, wall_ms());
+    }
+    if (rc == 0)
+        logf_("host %s registered (%s)", hello->name, text);
+    ferry__wire__host_hello__free_unpacked(hello, NULL);
+    return rc;
+}
+
+/* Labels of a registered host. */
+static int host_labels(struct registry *r, const char *host, struct label_set *out)
+{
+    struct db_host *hosts = NULL;
+    size_t n = 0;
+    int rc = db_host_list(&r->db, &hosts, &n);
+    if (rc < 0)
+        return rc;
+    rc = err_set(FERRY_E_NOTFOUND, "host '%s' is not registered", host);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(hosts[i].name, host) == 0) {
+            out->n = 0;
+            rc = hosts[i].labels[0] ? labels_parse(hosts[i].labels, out) : 0;
+            break;
+        }
+    db_host_list_free(hosts, n);
+    return rc;
+}
+
+/* The desired-state response for host (pointing into *d). */
+static int desired_response(struct registry *r, const char *host, struct desired *d,
+                            Ferry__Wire__Response *resp, struct scratch *s)
+{
+    struct label_set labels;
+    int rc = host_labels(r, host, &labels);
+    if (rc == 0)
+        rc = fleet_desired_for(&r->db, &labels, d);
+    if (rc < 0)
+        return rc;
+    Ferry__Wire__DesiredState *ds = keep(s, malloc(sizeof *ds));
+    if (!ds)
+        return -ENOMEM;
+    ferry__wire__desired_state__init(ds);
+    ds->serial = d->serial;
+    ds->records = d->signed_records;
+    ds->n_records = d->n;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
+    resp->desired = ds;
+    return 0;
+}
+
+static int handle_report(struct registry *r, const Ferry__Wire__Report *rep)
+{
+    Ferry__Wire__ReportBody *body =
+        ferry__wire__report_body__unpack(NULL, rep->body.len, rep->body.data);
+    if (!body)
+        return err_set(FERRY_E_PROTOCOL, "report: malformed body");
+    uint8_t key[32];
+    int rc = db_host_key(&r->db, body->host, key);
+    if (rc == 0 &&
+        key_verify(key, rep->body.data, rep->body.len, rep->signature.data, rep->signature.len) < 0)
+        rc = err_set(FERRY_E_SIGNATURE, "report from %s: not signed by its host key", body->host);
+    if (rc == 0)
+        rc = db_host_report(&r->db, body->host, rep->body.data, rep->body.len, wall_ms());
+    ferry__wire__report_body__free_unpacked(body, NULL);
+    return rc;
+}
+
+/* Everything one ListHosts reply points into. */
+struct hosts_scratch {
+    struct db_host *hosts;
+    size_t n;
+    Ferry__Wire__HostInfo *infos;
+    Ferry__Wire__HostInfo **ptrs;
+    Ferry__Wire__ReportBody **bodies;
+    Ferry__Wire__Label *labels;
+    Ferry__Wire__Label **label_ptrs;
+    Ferry__Wire__DesiredEntry *desired;
+    Ferry__Wire__DesiredEntry **desired_ptrs;
+    struct desired *des;
+    struct label_set *sets;
+    char (*key_ids)[KEY_ID_LEN + 1];
+};
+
+static void hosts_scratch_free(struct hosts_scratch *h)
+{
+    for (size_t i = 0; h->bodies && i < h->n; i++)
+        if (h->bodies[i])
+            ferry__wire__report_body__free_unpacked(h->bodies[i], NULL);
+    for (size_t i = 0; h->des && i < h->n; i++)
+        desired_free(&h->des[i]);
+    db_host_list_free(h->hosts, h->n);
+    free(h->infos);
+    free(h->ptrs);
+    free(h->bodies);
+    free(h->labels);
+    free(h->label_ptrs);
+    free(h->desired);
+    free(h->desired_ptrs);
+    free(h->des);
+    free(h->sets);
+    free(h->key_ids);
+}
+
+static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, struct scratch *s,
+                             struct hosts_scratch *h)
+{
+    int rc = db_host_list(&r->db, &h->hosts, &h->n);
+    if (rc < 0)
+        return rc;
+    size_t n = h->n ? h->n : 1;
+    h->infos = calloc(n, sizeof *h->infos);
+    h->ptrs = calloc(n, sizeof *h->ptrs);
+    h->bodies = calloc(n, sizeof *h->bodies);
+    h->labels = calloc(n * LABEL_MAX, sizeof *h->labels);
+    h->label_ptrs = calloc(n * LABEL_MAX, sizeof *h->label_ptrs);
+    h->des = calloc(n, sizeof *h->des);
+    h->sets = calloc(n, sizeof *h->sets);
+    h->key_ids = calloc(n, sizeof *h->key_ids);
+    if (!h->infos || !h->ptrs || !h->bodies || !h->labels || !h->label_ptrs || !h->des ||
+        !h->sets || !h->key_ids)
+        return -ENOMEM;
+    size_t total_desired = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->hosts[i].labels[0])
+            labels_parse(h->hosts[i].labels, &h->sets[i]);
+        if (fleet_desired_for(&r->db, &h->sets[i], &h->des[i]) == 0)
+            total_desired += h->des[i].n;
+    }
+    h->desired = calloc(total_desired ? total_desired : 1, sizeof *h->desired);
+    h->desired_ptrs = calloc(total_desired ? total_desired : 1, sizeof *h->desired_ptrs);
+    if (!h->desired || !h->desired_ptrs)
+        return -ENOMEM;
+    int64_t now = wall_ms();
+    size_t di = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        struct db_host *dh = &h->hosts[i];
+        Ferry__Wire__HostInfo *info = &h->infos[i];
+        ferry__wire__host_info__init(info);
+        info->name = dh->name;
+        info->last_seen_ms = (uint64_t)dh->last_seen_ms;
+        info->online = now - dh->last_seen_ms <= r->host_ttl_ms;
+        key_id_of(dh->key, h->key_ids[i]);
+        info->key_id = h->key_ids[i];
+        info->labels = &h->label_ptrs[i * LABEL_MAX];
+        for (size_t l = 0; l < h->sets[i].n; l++) {
+            Ferry__Wire__Label *lb = &h->labels[i * LABEL_MAX + l];
+            ferry__wire__label__init(lb);
+            lb->key = h->sets[i].v[l].key;
+            lb->value = h->sets[i].v[l].value;
+            info->labels[info->n_labels++] = lb;
+        }
+        if (dh->report) {
+            h->bodies[i] = ferry__wire__report_body__unpack(NULL, dh->report_len, dh->report);
+            if (h->bodies[i]) {
+                info->workloads = h->bodies[i]->workloads;
+                info->n_workloads = h->bodies[i]->n_workloads;
+            }
+        }
+        info->desired = &h->desired_ptrs[di];
+        for (size_t k = 0; k < h->des[i].n; k++) {
+            const Ferry__DeployRecord *rec = h->des[i].records[k];
+            if (rec->undeploy)
+                continue;
+            Ferry__Wire__DesiredEntry *e = &h->desired[di];
+            ferry__wire__desired_entry__init(e);
+            e->name = rec->name;
+            e->version = rec->version;
+            h->desired_ptrs[di++] = e;
+            info->n_desired++;
+        }
+        h->ptrs[i] = info;
+    }
+    Ferry__Wire__HostList *list = keep(s, malloc(sizeof *list));
+    if (!list)
+        return -ENOMEM;
+    ferry__wire__host_list__init(list);
+    list->hosts = h->ptrs;
+    list->n_hosts = h->n;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_HOSTS;
+    resp->hosts = list;
+    return 0;
+}
+
+/* ---- long polls ------------------------------------------------------------ */
+
+/* Answer a parked poll with the host's current desired state and retire its
+ * context. Runs on the notifier thread. */
+static void answer_parked(struct registry *r, struct parked *p)
+{
+    Ferry__Wire__Response resp;
+    ferry__wire__response__init(&resp);
+    struct scratch s = {0};
+    struct desired d = {0};
+    err_clear();
+    int rc = desired_response(r, p->host, &d, &resp, &s);
+    if (rc < 0) {
+        resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
+        resp.code = wire_code_of(rc);
+        resp.error = (char *)err_message(rc);
+    }
+    nng_msg *out = NULL;
+    nng_aio *aio = NULL;
+    if (wire_pack_response(&resp, &out) == 0 && nng_aio_alloc(&aio, NULL, NULL) == 0) {
+        nng_aio_set_timeout(aio, 5000);
+        nng_aio_set_msg(aio, out);
+        nng_ctx_send(p->ctx, aio);
+        nng_aio_wait(aio);
+        if (nng_aio_result(aio) != 0)
+            nng_msg_free(out);
+    } else if (out) {
+        nng_msg_free(out);
+    }
+    if (aio)
+        nng_aio_free(aio);
+    nng_ctx_close(p->ctx);
+    desired_free(&d);
+    scratch_free(&s);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 when host's desired serial differs from known. */
+static int serial_changed(struct registry *r, const char *host, uint64_t known)
+{
+    struct label_set labels;
+    struct desired d = {0};
+    if (host_labels(r, host, &labels) < 0 || fleet_desired_for(&r->db, &labels, &d) < 0)
+        return 1; /* answer now; the reply carries the error */
+    int changed = d.serial != known;
+    desired_free(&d);
+    return changed;
+}
+
+static void *notifier_main(void *arg)
+{
+    struct registry *r = arg;
+    pthread_mutex_lock(&r->park_lock);
+    while (!r->stopping) {
+        int64_t now = mono_ms(), next = now + 1000;
+        for (struct parked *p = r->parked; p; p = p->next)
+            if (p->deadline_ms < next)
+                next = p->deadline_ms;
+        if (!r->park_dirty && next > now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t wait = next - now;
+            ts.tv_sec += wait / 1000;
+            ts.tv_nsec += (wait % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&r->park_wake, &r->park_lock, &ts);
+            continue;
+        }
+        int dirty = r->park_dirty;
+        r->park_dirty = 0;
+        struct parked *all = r->parked;
+        r->parked = NULL;
+        pthread_mutex_unlock(&r->park_lock);
+
+        /* Decide outside the lock: each check reads the database. */
+        struct parked *keep_list = NULL;
+        now = mono_ms();
+        while (all) {
+            struct parked *p = all;
+            all = p->next;
+            if (p->deadline_ms <= now || (dirty && serial_changed(r, p->host, p->known_serial))) {
+                answer_parked(r, p);
+                free(p);
+            } else {
+                p->next = keep_list;
+                keep_list = p;
+            }
+        }
+        pthread_mutex_lock(&r->park_lock);
+        while (keep_list) {
+            struct parked *p = keep_list;
+            keep_list = p->next;
+            p->next = r->parked;
+            r->parked = p;
+        }
+    }
+    pthread_mutex_unlock(&r->park_lock);
+    return NULL;
+}
+
+/* Returned by dispatch when a poll should wait instead of being answered. */
+#define PARK 1
+
+struct request_scratch {
+    struct scratch s;
+    struct hosts_scratch hosts;
+    struct desired desired;
+};
+
+static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
+                    Ferry__Wire__Response *resp, struct request_scratch *rs)
+{
+    struct scratch *s = &rs->s;
     switch (req->body_case) {
+    case FERRY__WIRE__REQUEST__BODY_DEPLOY:
+        return handle_deploy(r, req->deploy);
+    case FERRY__WIRE__REQUEST__BODY_REGISTER:
+        return handle_register(r, req->register_);
+    case FERRY__WIRE__REQUEST__BODY_REPORT:
+        return handle_report(r, req->report);
+    case FERRY__WIRE__REQUEST__BODY_LIST_HOSTS:
+        return handle_list_hosts(r, resp, s, &rs->hosts);
+    case FERRY__WIRE__REQUEST__BODY_POLL: {
+        const Ferry__Wire__Poll *p = req->poll;
+        int rc = db_host_seen(&r->db, p->host, wall_ms());
+        if (rc == 0)
+            rc = desired_response(r, p->host, &rs->desired, resp, s);
+        if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial)
+            return PARK;
+        return rc;
+    }
     case FERRY__WIRE__REQUEST__BODY_PING:
         return 0;
     case FERRY__WIRE__REQUEST__BODY_OFFER: {
@@ -497,32 +923,50 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
 }
 
 /* Turn one request message into one response message. Never fails: every
- * problem becomes an error response, so a bad client cannot stall a worker. */
-static nng_msg *serve_one(struct registry *r, nng_msg *in)
+ * problem becomes an error response, so a bad client cannot stall a worker.
+ * A poll with nothing new returns NULL and fills *park instead. */
+static nng_msg *serve_one(struct registry *r, nng_msg *in, struct parked **park)
 {
     r->requests++;
     err_clear();
     Ferry__Wire__Response resp;
     ferry__wire__response__init(&resp);
-    struct scratch s = {0};
+    struct request_scratch rs;
+    memset(&rs, 0, sizeof rs);
     Ferry__Wire__Request *req =
         ferry__wire__request__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
     int rc;
+    nng_msg *out = NULL;
     if (!req) {
         rc = err_set(FERRY_E_PROTOCOL, "malformed request");
         r->bad_requests++;
     } else {
-        rc = dispatch(r, req, &resp, &s);
+        rc = dispatch(r, req, &resp, &rs);
+    }
+    if (rc == PARK) {
+        struct parked *p = calloc(1, sizeof *p);
+        if (p) {
+            snprintf(p->host, sizeof p->host, "%s", req->poll->host);
+            p->known_serial = req->poll->known_serial;
+            uint32_t wait = req->poll->wait_ms > 60000 ? 60000 : req->poll->wait_ms;
+            p->deadline_ms = mono_ms() + wait;
+            *park = p;
+        } else {
+            rc = 0; /* cannot park: answer now with the same state */
+        }
     }
     if (rc < 0) {
         resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
         resp.code = wire_code_of(rc);
         resp.error = (char *)err_message(rc);
     }
-    nng_msg *out = NULL;
-    if (wire_pack_response(&resp, &out) < 0)
+    if (rc != PARK && wire_pack_response(&resp, &out) < 0)
         out = NULL;
-    scratch_free(&s);
+    if (rc == PARK && !*park)
+        out = NULL;
+    scratch_free(&rs.s);
+    hosts_scratch_free(&rs.hosts);
+    desired_free(&rs.desired);
     if (req)
         ferry__wire__request__free_unpacked(req, NULL);
     return out;
@@ -531,6 +975,7 @@ static nng_msg *serve_one(struct registry *r, nng_msg *in)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    struct registry *r = w->reg;
     for (;;) {
         nng_ctx_recv(w->ctx, w->aio);
         nng_aio_wait(w->aio);
@@ -540,8 +985,25 @@ static void *worker_main(void *arg)
         if (rv != 0)
             continue; /* e.g. an oversized message was dropped: keep serving */
         nng_msg *in = nng_aio_get_msg(w->aio);
-        nng_msg *out = serve_one(w->reg, in);
+        struct parked *park = NULL;
+        nng_msg *out = serve_one(r, in, &park);
         nng_msg_free(in);
+        if (park) {
+            /* Hand this context to the notifier and go on with a new one. */
+            nng_ctx fresh;
+            if (nng_ctx_open(&fresh, r->sock) != 0) {
+                free(park);
+                break;
+            }
+            park->ctx = w->ctx;
+            w->ctx = fresh;
+            pthread_mutex_lock(&r->park_lock);
+            park->next = r->parked;
+            r->parked = park;
+            pthread_cond_signal(&r->park_wake);
+            pthread_mutex_unlock(&r->park_lock);
+            continue;
+        }
         if (!out)
             continue;
         nng_aio_set_msg(w->aio, out);
@@ -563,7 +1025,10 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         return -ENOMEM;
     r->trust = cfg->trust;
     r->n_workers = cfg->workers > 0 ? cfg->workers : REGISTRY_DEFAULT_WORKERS;
+    r->host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS;
     pthread_mutex_init(&r->pending_lock, NULL);
+    pthread_mutex_init(&r->park_lock, NULL);
+    pthread_cond_init(&r->park_wake, NULL);
     char path[4096];
     int rc = 0, rv;
 
@@ -611,6 +1076,11 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         }
         w->started = 1;
     }
+    if (pthread_create(&r->notifier, NULL, notifier_main, r) != 0) {
+        rc = err_set(FERRY_E_TRANSPORT, "could not start the poll notifier");
+        goto fail_workers;
+    }
+    r->notifier_started = 1;
     *out = r;
     return 0;
 
@@ -649,7 +1119,18 @@ void registry_get_stats(struct registry *r, struct registry_stats *out)
 
 void registry_stop(struct registry *r)
 {
+    pthread_mutex_lock(&r->park_lock);
+    r->stopping = 1;
+    pthread_cond_signal(&r->park_wake);
+    pthread_mutex_unlock(&r->park_lock);
+    if (r->notifier_started)
+        pthread_join(r->notifier, NULL);
     nng_close(r->sock);
+    while (r->parked) {
+        struct parked *p = r->parked;
+        r->parked = p->next;
+        free(p);
+    }
     for (int i = 0; i < r->n_workers; i++) {
         pthread_join(r->workers[i].thread, NULL);
         nng_aio_free(r->workers[i].aio);

@@ -9,12 +9,14 @@
 #include <stdint.h>
 
 #define REGISTRY_DEFAULT_WORKERS 8
+#define REGISTRY_DEFAULT_HOST_TTL_MS 15000
 
 struct registry_config {
     const char *data_dir;
     const char *listen_url;      /* port 0 picks a free port */
     const struct trust *trust;   /* keys that may publish */
     int workers;
+    int host_ttl_ms;             /* a host unheard of this long is offline */
 };
 
 struct registry_stats {
