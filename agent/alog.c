@@ -6,8 +6,18 @@
 
 static int max_level = FERRY_LOG_INFO;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static alog_sink_fn sink_fn;
+static void *sink_arg;
 
 void alog_set_level(int level) { max_level = level; }
+
+void alog_set_sink(alog_sink_fn sink, void *arg)
+{
+    pthread_mutex_lock(&lock);
+    sink_fn = sink;
+    sink_arg = arg;
+    pthread_mutex_unlock(&lock);
+}
 
 void alogv(int level, const char *fmt, va_list ap)
 {
@@ -27,8 +37,12 @@ void alogv(int level, const char *fmt, va_list ap)
     if (n > 0 && n < (int)sizeof line)
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     pthread_mutex_lock(&lock);
-    fprintf(stderr, "%s\n", line);
-    fflush(stderr);
+    if (sink_fn) {
+        sink_fn(level, line, sink_arg);
+    } else {
+        fprintf(stderr, "%s\n", line);
+        fflush(stderr);
+    }
     pthread_mutex_unlock(&lock);
 }
 

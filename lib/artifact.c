@@ -281,8 +281,51 @@ static int sink_to_file(void *arg, Ferry__Wire__Response *chunk, const uint8_t *
 }
 
 /* Materialize one manifest file into staging, resuming from what is there. */
+/* Seed an empty staging file from the local blob cache. The bytes are
+ * verified like any others afterwards, so a damaged cache entry only costs
+ * a fetch. Returns the bytes copied. */
+static uint64_t seed_from_cache(const char *cache_dir, const struct digest *d, int fd,
+                                uint64_t size)
+{
+    char hex[DIGEST_HEX_LEN + 1], path[4200];
+    digest_hex(d, hex);
+    snprintf(path, sizeof path, "%s/%s", cache_dir, hex);
+    int src = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (src < 0)
+        return 0;
+    struct stat st;
+    uint64_t copied = 0;
+    if (fstat(src, &st) == 0 && (uint64_t)st.st_size == size) {
+        while (copied < size) {
+            ssize_t n = copy_file_range(src, NULL, fd, NULL, size - copied, 0);
+            if (n <= 0)
+                break;
+            copied += (uint64_t)n;
+        }
+    }
+    close(src);
+    if (copied != size && ftruncate(fd, 0) == 0)
+        copied = 0;
+    return copied;
+}
+
+/* Remember a verified file in the cache (a hard link: no copy). */
+static void add_to_cache(const char *cache_dir, const struct digest *d, const char *path)
+{
+    char hex[DIGEST_HEX_LEN + 1], dest[4200];
+    digest_hex(d, hex);
+    snprintf(dest, sizeof dest, "%s/%s", cache_dir, hex);
+    if (link(path, dest) < 0 && errno == EEXIST) {
+        /* An older entry may be damaged; the fresh verified file replaces it. */
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.%ld", dest, (long)getpid());
+        if (link(path, tmp) == 0 && rename(tmp, dest) < 0)
+            unlink(tmp);
+    }
+}
+
 static int pull_file(struct client *c, struct file_writer *writer, const char *staging,
-                     const Ferry__File *f, struct progress *prog)
+                     const Ferry__File *f, struct progress *prog, const char *cache_dir)
 {
     char path[8192];
     if (snprintf(path, sizeof path, "%s/%s", staging, f->path) >= (int)sizeof path)
@@ -304,12 +347,15 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         have = (uint64_t)st.st_size;
     else if (ftruncate(fd, 0) < 0)
         rc = -errno;
+    struct digest d;
+    digest_from_bytes(f->digest.data, f->digest.len, &d);
+    if (rc == 0 && have == 0 && cache_dir && f->size > 0)
+        have = seed_from_cache(cache_dir, &d, fd, f->size);
     if (rc == 0 && have > 0)
         rc = hasher_update_fd(&h, fd, have);
     if (prog)
         progress_add(prog, have);
-    struct digest d;
-    digest_from_bytes(f->digest.data, f->digest.len, &d);
+    int from_cache = have == f->size && have > 0;
     if (rc == 0 && have < f->size) {
         int dfd = -1;
         if (f->size - have >= DIRECT_MIN_BYTES)
@@ -325,6 +371,12 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
     if (rc == 0) {
         struct digest got;
         hasher_final(&h, &got);
+        if (!digest_equal(&got, &d) && from_cache) {
+            /* The cached copy was damaged: fetch it for real. */
+            close(fd);
+            unlink(path);
+            return pull_file(c, writer, staging, f, prog, NULL);
+        }
         if (!digest_equal(&got, &d)) {
             char want_hex[DIGEST_HEX_LEN + 1], got_hex[DIGEST_HEX_LEN + 1];
             digest_hex(&d, want_hex);
@@ -339,6 +391,8 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     close(fd);
+    if (rc == 0 && cache_dir && !from_cache && f->size > 0)
+        add_to_cache(cache_dir, &d, path);
     return rc;
 }
 
@@ -357,6 +411,15 @@ static int write_spec_file(const char *staging, const Ferry__Manifest *m)
 int artifact_pull(struct client *c, const char *name, const char *version, const char *out_dir,
                   const struct trust *t, int show_progress, struct transfer_result *out)
 {
+    struct pull_options opts = {.show_progress = show_progress};
+    return artifact_pull_ex(c, name, version, out_dir, t, &opts, out);
+}
+
+int artifact_pull_ex(struct client *c, const char *name, const char *version, const char *out_dir,
+                     const struct trust *t, const struct pull_options *po,
+                     struct transfer_result *out)
+{
+    int show_progress = po->show_progress;
     if (!t || t->n == 0)
         return err_set(FERRY_E_NOKEYS, "pull %s@%s: no trusted keys; give --trust or FERRY_TRUST",
                        name, version);
@@ -372,6 +435,14 @@ int artifact_pull(struct client *c, const char *name, const char *version, const
     snprintf(out->name, sizeof out->name, "%s", name);
     snprintf(out->version, sizeof out->version, "%s", version);
     digest_hex(&f.digest, out->digest_hex);
+    if (po->expect_digest && !digest_equal(po->expect_digest, &f.digest)) {
+        fetched_free(&f);
+        return err_set(FERRY_E_DIGEST, "%s@%s: manifest digest %.16s is not the one deployed",
+                       name, version, out->digest_hex);
+    }
+    if (po->signer) {
+        manifest_verify(f.mbytes, f.mlen, f.resp->manifest->signatures, t, po->signer);
+    }
 
     char parent[4096], base[1024], staging[4096 + 1100];
     fs_split(out_dir, parent, sizeof parent, base, sizeof base);
@@ -390,7 +461,7 @@ int artifact_pull(struct client *c, const char *name, const char *version, const
     struct file_writer *writer = NULL;
     rc = file_writer_new(&writer);
     for (size_t i = 0; rc == 0 && i < f.m->n_files; i++)
-        rc = pull_file(c, writer, staging, f.m->files[i], &prog);
+        rc = pull_file(c, writer, staging, f.m->files[i], &prog, po->cache_dir);
     file_writer_free(writer);
     progress_finish(&prog);
     if (rc == 0)

@@ -26,6 +26,16 @@ int artifact_publish(struct client *c, const char *dir, const struct key_secret 
 int artifact_pull(struct client *c, const char *name, const char *version, const char *out_dir,
                   const struct trust *t, int show_progress, struct transfer_result *out);
 
+struct pull_options {
+    int show_progress;
+    const char *cache_dir;              /* blob cache: reuse and remember verified files */
+    const struct digest *expect_digest; /* refuse any other manifest */
+    char *signer;                       /* KEY_ID_LEN+1: the trusted key that signed it */
+};
+int artifact_pull_ex(struct client *c, const char *name, const char *version, const char *out_dir,
+                     const struct trust *t, const struct pull_options *po,
+                     struct transfer_result *out);
+
 /* Write name@version as a bundle; blobs are verified while written. When t
  * holds keys the signature is verified too. */
 int artifact_export(struct client *c, const char *name, const char *version,

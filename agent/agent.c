@@ -1,0 +1,1215 @@
+#include "agent.h"
+#include "alog.h"
+#include "artifact.h"
+#include "error.h"
+#include "fsutil.h"
+#include "link.h"
+#include "localdb.h"
+#include "pluginhost.h"
+#include "probe.h"
+#include "record.h"
+#include "spec.h"
+#include "supervisor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define STOP_TIMEOUT_MS 5000
+#define FIRST_PROBE_MS 50
+#define MAINTENANCE_MS 5000
+#define DEFAULT_LOG_CAP (1u << 20)
+
+struct agent;
+
+/* One version of one workload on this host. */
+struct run {
+    struct agent *a;
+    struct run *next;
+    char name[72], version[72];
+    char dir[4096];
+    uint64_t issued_ms;
+    struct digest digest;
+
+    char state[16];  /* reported: pending fetching verifying starting running ... */
+    char reason[256];
+    uint64_t since_ms;
+
+    struct sup sup;
+    int supervised;  /* sup drives this run (it was started or adopted) */
+    int rollout;     /* started while another version of name runs */
+    int rolled_back;
+    int retired;     /* stopped on purpose: remove once stopped */
+
+    Ferry__Spec *spec;
+    struct ferry_workload wl;
+    struct ferry_run frun;
+    uint64_t proc_start;
+    const struct plugin_slot *plugin;
+
+    uv_timer_t sup_timer, probe_timer;
+    uv_process_t proc;
+    uv_poll_t pidfd_poll;
+    int pidfd;
+    int proc_active, poll_active;
+    uint32_t probe_delay_ms;
+    int work_pending;    /* a fetch or probe is on the thread pool */
+    int closing, open_handles;
+};
+
+struct agent {
+    const struct agent_config *cfg;
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t maintenance;
+    struct localdb db;
+    struct key_secret host_key;
+    struct plugin_set plugins;
+    struct ferry_host host;
+    struct link *link;
+    struct run *runs;
+    char workloads_dir[4096], cache_dir[4096];
+    int stopping;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* starttime (field 22) of /proc/PID/stat: with the pid it names one process
+ * for the life of the machine, so a reused pid is never adopted. */
+static uint64_t proc_start_time(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may contain spaces */
+    if (!p || p[1] != ' ' || p[2] == 'Z')
+        return 0;
+    int field = 2;
+    for (p += 1; *p && field < 22; p++)
+        if (*p == ' ')
+            field++;
+    return strtoull(p, NULL, 10);
+}
+
+static uint64_t proc_rss(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long size = 0, resident = 0;
+    int ok = fscanf(f, "%lu %lu", &size, &resident) == 2;
+    fclose(f);
+    return ok ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    int port = -EADDRNOTAVAIL;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* ---- reporting ------------------------------------------------------------ */
+
+static void fill_report(const struct run *r, Ferry__Wire__WorkloadReport *w)
+{
+    ferry__wire__workload_report__init(w);
+    w->name = (char *)r->name;
+    w->version = (char *)r->version;
+    w->state = (char *)r->state;
+    w->reason = (char *)r->reason;
+    w->restarts = r->sup.restarts;
+    w->since_ms = r->since_ms;
+    w->pid = r->frun.pid;
+    w->port = r->frun.port;
+    w->rss_bytes = r->frun.pid > 0 && (r->proc_active || r->poll_active) ? proc_rss(r->frun.pid)
+                                                                         : 0;
+}
+
+static void publish_snapshot(struct agent *a)
+{
+    if (!a->link)
+        return;
+    size_t n = 0;
+    for (struct run *r = a->runs; r; r = r->next)
+        n++;
+    Ferry__Wire__WorkloadReport *wv = calloc(n ? n : 1, sizeof *wv);
+    Ferry__Wire__WorkloadReport **wp = calloc(n ? n : 1, sizeof *wp);
+    if (!wv || !wp) {
+        free(wv);
+        free(wp);
+        return;
+    }
+    size_t i = 0;
+    for (struct run *r = a->runs; r; r = r->next, i++) {
+        fill_report(r, &wv[i]);
+        wp[i] = &wv[i];
+    }
+    Ferry__Wire__ReportBody body;
+    ferry__wire__report_body__init(&body);
+    body.host = (char *)a->cfg->name;
+    body.workloads = wp;
+    body.n_workloads = n;
+    size_t len = ferry__wire__report_body__get_packed_size(&body);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf) {
+        ferry__wire__report_body__pack(&body, buf);
+        link_set_snapshot(a->link, buf, len);
+    }
+    free(buf);
+    free(wv);
+    free(wp);
+}
+
+static void persist_run(struct run *r)
+{
+    struct localdb_run lr;
+    memset(&lr, 0, sizeof lr);
+    snprintf(lr.name, sizeof lr.name, "%s", r->name);
+    snprintf(lr.version, sizeof lr.version, "%s", r->version);
+    lr.pid = r->frun.pid;
+    lr.proc_start = r->proc_start;
+    lr.port = r->frun.port;
+    snprintf(lr.state, sizeof lr.state, "%s", r->state);
+    snprintf(lr.reason, sizeof lr.reason, "%s", r->reason);
+    lr.restarts = r->sup.restarts;
+    lr.since_ms = r->since_ms;
+    lr.issued_ms = r->issued_ms;
+    if (localdb_run_put(&r->a->db, &lr) < 0)
+        alog(FERRY_LOG_ERROR, "%s", err_detail());
+}
+
+/* Every state change goes here: persisted, logged, queued for the registry. */
+static void set_state(struct run *r, const char *state, const char *reason)
+{
+    int changed = strcmp(r->state, state) != 0 || strcmp(r->reason, reason ? reason : "") != 0;
+    if (!changed)
+        return;
+    if (strcmp(r->state, state) != 0)
+        r->since_ms = unix_ms();
+    snprintf(r->state, sizeof r->state, "%s", state);
+    snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
+    alog(FERRY_LOG_INFO, "%s@%s %s%s%s", r->name, r->version, state, r->reason[0] ? ": " : "",
+         r->reason);
+    persist_run(r);
+    if (r->a->link) {
+        Ferry__Wire__WorkloadReport ev;
+        fill_report(r, &ev);
+        link_add_event(r->a->link, &ev);
+    }
+    publish_snapshot(r->a);
+}
+
+/* ---- run lifetime ----------------------------------------------------------- */
+
+static void run_free(struct run *r)
+{
+    if (r->spec)
+        spec_free(r->spec);
+    free((void *)r->wl.command);
+    free((void *)r->wl.env);
+    free((void *)r->wl.health_command);
+    free(r);
+}
+
+/* open_handles counts this run's handles not yet closed; the run is freed
+ * when it is being destroyed, the last one has closed and no thread-pool
+ * work refers to it. */
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct run *r = h->data;
+    if (--r->open_handles == 0 && r->closing && !r->work_pending)
+        run_free(r);
+}
+
+static void close_run_handle(struct run *r, uv_handle_t *h)
+{
+    h->data = r;
+    uv_close(h, on_handle_closed);
+}
+
+/* Unlink r from the agent and free it once its handles are closed and no
+ * thread-pool work refers to it. The process itself is left alone. */
+static void run_destroy(struct run *r)
+{
+    struct agent *a = r->a;
+    for (struct run **p = &a->runs; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    r->closing = 1;
+    close_run_handle(r, (uv_handle_t *)&r->sup_timer);
+    close_run_handle(r, (uv_handle_t *)&r->probe_timer);
+    if (r->proc_active) {
+        r->proc_active = 0;
+        close_run_handle(r, (uv_handle_t *)&r->proc);
+    }
+    if (r->poll_active) {
+        r->poll_active = 0;
+        close_run_handle(r, (uv_handle_t *)&r->pidfd_poll);
+        close(r->pidfd);
+        r->pidfd = -1;
+    }
+}
+
+static struct run *run_new(struct agent *a, const char *name, const char *version,
+                           uint64_t issued_ms)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->a = a;
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->version, sizeof r->version, "%s", version);
+    if (snprintf(r->dir, sizeof r->dir, "%.3900s/%s/%s", a->workloads_dir, name, version) < 0)
+        r->dir[0] = '\0';
+    snprintf(r->state, sizeof r->state, "pending");
+    r->issued_ms = issued_ms;
+    r->since_ms = unix_ms();
+    r->frun.struct_size = sizeof r->frun;
+    r->pidfd = -1;
+    uv_timer_init(&a->loop, &r->sup_timer);
+    uv_timer_init(&a->loop, &r->probe_timer);
+    r->sup_timer.data = r->probe_timer.data = r;
+    r->open_handles = 2;
+    sup_init(&r->sup, NULL);
+    r->next = a->runs;
+    a->runs = r;
+    return r;
+}
+
+static struct run *find_run(struct agent *a, const char *name, const char *version)
+{
+    for (struct run *r = a->runs; r; r = r->next)
+        if (strcmp(r->name, name) == 0 && (!version || strcmp(r->version, version) == 0))
+            return r;
+    return NULL;
+}
+
+/* ---- supervision ------------------------------------------------------------- */
+
+static void apply(struct run *r, const struct sup_out *out);
+
+static void sup_feed(struct run *r, enum sup_event ev, const char *detail)
+{
+    struct sup_out out;
+    sup_event(&r->sup, ev, mono_ms(), detail, &out);
+    apply(r, &out);
+}
+
+static void on_sup_timer(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    sup_feed(r, SUP_EV_TIMER, NULL);
+}
+
+static void probe_after(uv_work_t *req, int status);
+static void probe_work(uv_work_t *req);
+struct probe_ctx {
+    struct run *r;
+    struct ferry_health h;
+};
+
+static void on_probe_timer(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    if (r->work_pending || r->closing || !r->plugin)
+        return;
+    enum sup_state s = r->sup.state;
+    if (s != SUP_STARTING && s != SUP_RUNNING && s != SUP_UNHEALTHY)
+        return;
+    uv_work_t *w = malloc(sizeof *w);
+    struct probe_ctx *c = calloc(1, sizeof *c);
+    if (!w || !c) {
+        free(w);
+        free(c);
+        return;
+    }
+    c->r = r;
+    c->h.struct_size = sizeof c->h;
+    w->data = c;
+    r->work_pending = 1;
+    if (uv_queue_work(&r->a->loop, w, probe_work, probe_after) != 0) {
+        r->work_pending = 0;
+        free(c);
+        free(w);
+    }
+}
+
+static void probe_work(uv_work_t *req)
+{
+    struct probe_ctx *c = req->data;
+    struct run *r = c->r;
+    /* Reads only what stays fixed while work_pending is set. */
+    int rc = r->plugin->p.health(r->plugin->state, &r->wl, &r->frun, &c->h);
+    if (rc < 0) {
+        c->h.healthy = 0;
+        snprintf(c->h.reason, sizeof c->h.reason, "probe failed: %s", ferry_strerror(rc));
+    }
+}
+
+static void schedule_probe(struct run *r)
+{
+    uint32_t interval = r->wl.health_interval_ms ? r->wl.health_interval_ms : 1000;
+    uint32_t delay = r->probe_delay_ms ? r->probe_delay_ms : FIRST_PROBE_MS;
+    /* Quick first probes so a healthy start is seen at once, then the
+     * configured interval. */
+    r->probe_delay_ms = delay * 2 > interval ? interval : delay * 2;
+    uv_timer_start(&r->probe_timer, on_probe_timer, delay, 0);
+}
+
+static void finish_rollout(struct run *r);
+
+static void probe_after(uv_work_t *req, int status)
+{
+    struct probe_ctx *c = req->data;
+    struct run *r = c->r;
+    r->work_pending = 0;
+    if (r->closing) {
+        if (r->open_handles == 0)
+            run_free(r);
+    } else if (status == 0) {
+        enum sup_state before = r->sup.state;
+        sup_feed(r, c->h.healthy ? SUP_EV_HEALTHY : SUP_EV_UNHEALTHY, c->h.reason);
+        if (before == SUP_STARTING && r->sup.state == SUP_RUNNING)
+            finish_rollout(r);
+        enum sup_state s = r->sup.state;
+        if (s == SUP_STARTING || s == SUP_RUNNING || s == SUP_UNHEALTHY)
+            schedule_probe(r);
+    }
+    free(c);
+    free(req);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    struct run *r = p->data;
+    char detail[96];
+    if (sig)
+        snprintf(detail, sizeof detail, "killed by signal %d", sig);
+    else
+        snprintf(detail, sizeof detail, "exited with status %lld", (long long)status);
+    r->proc_active = 0;
+    close_run_handle(r, (uv_handle_t *)p);
+    if (!r->closing)
+        sup_feed(r, SUP_EV_EXITED, detail);
+}
+
+static void on_pidfd(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct run *r = p->data;
+    r->poll_active = 0;
+    close_run_handle(r, (uv_handle_t *)p);
+    close(r->pidfd);
+    r->pidfd = -1;
+    if (!r->closing)
+        sup_feed(r, SUP_EV_EXITED, "exited (adopted process)");
+}
+
+/* Watch a process that is not our child (adopted after an agent restart). */
+static int watch_pidfd(struct run *r)
+{
+    int fd = (int)syscall(SYS_pidfd_open, r->frun.pid, 0);
+    if (fd < 0)
+        return -errno;
+    r->pidfd = fd;
+    uv_poll_init(&r->a->loop, &r->pidfd_poll, fd);
+    r->pidfd_poll.data = r;
+    uv_poll_start(&r->pidfd_poll, UV_READABLE, on_pidfd);
+    r->poll_active = 1;
+    r->open_handles++;
+    return 0;
+}
+
+static const char *reported_state(const struct run *r)
+{
+    switch (r->sup.state) {
+    case SUP_STARTING:
+    case SUP_BACKOFF: return "starting";
+    case SUP_RUNNING: return "running";
+    case SUP_UNHEALTHY: return "unhealthy";
+    case SUP_STOPPING:
+    case SUP_STOPPED: return "stopped";
+    case SUP_FAILED: return r->rolled_back ? "rolled_back" : "failed";
+    default: return "failed";
+    }
+}
+
+static int spawn_run(struct run *r)
+{
+    if (r->frun.port <= 0) {
+        int port = free_port();
+        if (port < 0)
+            return port;
+        r->frun.port = port;
+    }
+    return r->plugin->p.start(r->plugin->state, &r->wl, &r->frun);
+}
+
+static void rollout_failed(struct run *r);
+
+static void apply(struct run *r, const struct sup_out *out)
+{
+    unsigned act = out->actions;
+    if (act & SUP_DO_SPAWN) {
+        int rc = spawn_run(r);
+        if (rc < 0) {
+            char detail[200];
+            snprintf(detail, sizeof detail, "could not start: %s", err_message(rc));
+            sup_feed(r, SUP_EV_EXITED, detail);
+            return;
+        }
+        r->probe_delay_ms = 0;
+        schedule_probe(r);
+    }
+    if ((act & SUP_DO_TERM) && r->frun.pid > 0)
+        r->plugin->p.stop(r->plugin->state, &r->frun, STOP_TIMEOUT_MS);
+    if ((act & SUP_DO_KILL) && r->frun.pid > 0)
+        kill(-r->frun.pid, SIGKILL);
+    if (act & SUP_DO_CANCEL_TIMER)
+        uv_timer_stop(&r->sup_timer);
+    if (act & SUP_DO_TIMER) {
+        uint64_t now = mono_ms();
+        uv_timer_start(&r->sup_timer, on_sup_timer,
+                       out->timer_at_ms > now ? out->timer_at_ms - now : 0, 0);
+    }
+    if (r->sup.state == SUP_FAILED && r->rollout && !r->rolled_back)
+        rollout_failed(r);
+    if (act & SUP_DO_REPORT)
+        set_state(r, reported_state(r), r->sup.reason);
+    if (r->sup.state == SUP_STOPPED && r->retired) {
+        localdb_run_delete(&r->a->db, r->name, r->version);
+        run_destroy(r);
+        publish_snapshot(r->a);
+    }
+}
+
+/* The new version is healthy: the old one goes. */
+static void finish_rollout(struct run *r)
+{
+    for (struct run *o = r->a->runs; o; o = o->next) {
+        if (o == r || strcmp(o->name, r->name) != 0 || o->retired)
+            continue;
+        o->retired = 1;
+        alog(FERRY_LOG_INFO, "%s@%s replaces %s@%s", r->name, r->version, o->name, o->version);
+        if (o->supervised && o->sup.state != SUP_STOPPED)
+            sup_feed(o, SUP_EV_STOP, "replaced by a new version");
+        else {
+            localdb_run_delete(&o->a->db, o->name, o->version);
+            run_destroy(o);
+            publish_snapshot(r->a);
+        }
+    }
+    r->rollout = 0;
+}
+
+/* The new version never became healthy: stop it, keep the previous one. */
+static void rollout_failed(struct run *r)
+{
+    struct run *prev = NULL;
+    for (struct run *o = r->a->runs; o; o = o->next)
+        if (o != r && strcmp(o->name, r->name) == 0 && !o->retired &&
+            (o->sup.state == SUP_RUNNING || o->sup.state == SUP_UNHEALTHY ||
+             o->sup.state == SUP_STARTING || o->sup.state == SUP_BACKOFF))
+            prev = o;
+    if (!prev)
+        return; /* nothing to go back to: plain failed */
+    r->rolled_back = 1;
+    char reason[sizeof r->sup.reason + 100];
+    snprintf(reason, sizeof reason, "%.160s; %.60s keeps running", r->sup.reason, prev->version);
+    snprintf(r->sup.reason, sizeof r->sup.reason, "%.250s", reason);
+}
+
+/* ---- starting a run: fetch, verify, materialize, plugin ------------------------ */
+
+struct fetch_ctx {
+    struct run *r;
+    char url[512];
+    char name[72], version[72], dir[4096], cache[4096];
+    struct digest digest;
+    const struct trust *trust;
+    int rc;
+    char error[1024];
+};
+
+static void fetch_work(uv_work_t *req)
+{
+    struct fetch_ctx *c = req->data;
+    struct stat st;
+    if (stat(c->dir, &st) == 0) {
+        c->rc = 0; /* materialized earlier, atomically: complete */
+        return;
+    }
+    char parent[4200];
+    snprintf(parent, sizeof parent, "%s/..", c->dir);
+    fs_mkdir_p(parent, 0755);
+    struct client cl;
+    err_clear();
+    c->rc = client_open(&cl, c->url);
+    if (c->rc == 0) {
+        struct transfer_result res;
+        struct pull_options po = {.cache_dir = c->cache, .expect_digest = &c->digest};
+        c->rc = artifact_pull_ex(&cl, c->name, c->version, c->dir, c->trust, &po, &res);
+        client_close(&cl);
+    }
+    if (c->rc < 0)
+        snprintf(c->error, sizeof c->error, "%s", err_message(c->rc));
+}
+
+static int prepare_workload(struct run *r);
+
+static void fetch_after(uv_work_t *req, int status)
+{
+    struct fetch_ctx *c = req->data;
+    struct run *r = c->r;
+    r->work_pending = 0;
+    if (r->closing) {
+        if (r->open_handles == 0)
+            run_free(r);
+    } else if (status < 0 || c->rc < 0) {
+        set_state(r, "failed", status < 0 ? "fetch cancelled" : c->error);
+    } else {
+        set_state(r, "verifying", "");
+        int rc = prepare_workload(r);
+        if (rc < 0) {
+            set_state(r, "failed", err_message(rc));
+        } else {
+            r->supervised = 1;
+            sup_feed(r, SUP_EV_START, NULL);
+        }
+    }
+    free(c);
+    free(req);
+}
+
+static const char **strv_from(char **items, size_t n)
+{
+    const char **v = calloc(n + 1, sizeof *v);
+    if (v)
+        for (size_t i = 0; i < n; i++)
+            v[i] = items[i];
+    return v;
+}
+
+/* Read the verified ferry.yaml of the materialized tree into the workload
+ * description the plugin gets. */
+static int prepare_workload(struct run *r)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ferry.yaml", r->dir);
+    int rc = spec_parse_file(path, &r->spec);
+    if (rc < 0)
+        return rc;
+    r->plugin = pluginhost_find(&r->a->plugins, r->spec->runtime);
+    if (!r->plugin)
+        return err_set(FERRY_E_NOTFOUND, "no plugin serves runtime '%s'", r->spec->runtime);
+    struct ferry_workload *w = &r->wl;
+    w->struct_size = sizeof *w;
+    w->name = r->name;
+    w->version = r->version;
+    w->kind = r->spec->kind;
+    w->runtime = r->spec->runtime;
+    w->dir = r->dir;
+    const Ferry__Run *run = r->spec->run;
+    w->command = run ? strv_from(run->command, run->n_command) : strv_from(NULL, 0);
+    size_t nenv = run ? run->n_env : 0;
+    char **envs = calloc(nenv + 1, sizeof *envs);
+    /* "K=V" strings live in one block after the pointer array. */
+    size_t bytes = 0;
+    for (size_t i = 0; i < nenv; i++)
+        bytes += strlen(run->env[i]->name) + strlen(run->env[i]->value) + 2;
+    char *block = envs ? realloc(envs, (nenv + 1) * sizeof *envs + bytes + 1) : NULL;
+    if (!w->command || !block) {
+        free(envs == (char **)block ? NULL : envs);
+        free(block);
+        return -ENOMEM;
+    }
+    envs = (char **)block;
+    char *p = block + (nenv + 1) * sizeof *envs;
+    for (size_t i = 0; i < nenv; i++) {
+        int n = sprintf(p, "%s=%s", run->env[i]->name, run->env[i]->value);
+        envs[i] = p;
+        p += n + 1;
+    }
+    envs[nenv] = NULL;
+    w->env = (const char *const *)envs;
+    const Ferry__Health *h = r->spec->health;
+    struct sup_policy pol;
+    sup_policy_default(&pol);
+    pol.stop_timeout_ms = STOP_TIMEOUT_MS;
+    if (h) {
+        if (h->http && h->http->path && *h->http->path) {
+            w->health_http_path = h->http->path;
+            w->health_http_status = h->http->status ? (int)h->http->status : 200;
+        }
+        if (h->n_command > 0)
+            w->health_command = strv_from(h->command, h->n_command);
+        w->health_settle_ms = h->settle_ms;
+        w->health_deadline_ms = h->deadline_ms;
+        w->health_interval_ms = h->interval_ms;
+        if (h->deadline_ms)
+            pol.health_deadline_ms = h->deadline_ms;
+    } else {
+        w->health_settle_ms = 1000; /* no check given: alive for a second */
+    }
+    if (!w->health_deadline_ms)
+        w->health_deadline_ms = pol.health_deadline_ms;
+    uint32_t restarts = r->sup.restarts;
+    sup_init(&r->sup, &pol);
+    r->sup.restarts = restarts;
+    return 0;
+}
+
+static void start_fetch(struct run *r, const struct digest *d)
+{
+    struct fetch_ctx *c = calloc(1, sizeof *c);
+    uv_work_t *w = malloc(sizeof *w);
+    if (!c || !w) {
+        free(c);
+        free(w);
+        set_state(r, "failed", "out of memory");
+        return;
+    }
+    c->r = r;
+    snprintf(c->url, sizeof c->url, "%s", r->a->cfg->registry_url);
+    snprintf(c->name, sizeof c->name, "%s", r->name);
+    snprintf(c->version, sizeof c->version, "%s", r->version);
+    snprintf(c->dir, sizeof c->dir, "%s", r->dir);
+    snprintf(c->cache, sizeof c->cache, "%s", r->a->cache_dir);
+    c->digest = *d;
+    c->trust = r->a->cfg->trust;
+    w->data = c;
+    r->work_pending = 1;
+    set_state(r, "fetching", "");
+    if (uv_queue_work(&r->a->loop, w, fetch_work, fetch_after) != 0) {
+        r->work_pending = 0;
+        free(c);
+        free(w);
+        set_state(r, "failed", "could not queue the fetch");
+    }
+}
+
+/* ---- reconciling ------------------------------------------------------------------- */
+
+static void stop_all_of(struct agent *a, const char *name, const char *why)
+{
+    for (struct run *r = a->runs, *next; r; r = next) {
+        next = r->next;
+        if (strcmp(r->name, name) != 0)
+            continue;
+        r->retired = 1;
+        if (r->supervised && r->sup.state != SUP_STOPPED && r->sup.state != SUP_FAILED) {
+            sup_feed(r, SUP_EV_STOP, why);
+        } else {
+            if (r->supervised && r->frun.pid > 0 && r->sup.state == SUP_FAILED)
+                kill(-r->frun.pid, SIGKILL);
+            localdb_run_delete(&a->db, r->name, r->version);
+            run_destroy(r);
+        }
+    }
+    publish_snapshot(a);
+}
+
+/* Make name's runs match one verified record. */
+static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
+{
+    if (rec->undeploy) {
+        stop_all_of(a, rec->name, "undeployed");
+        return;
+    }
+    struct run *r = find_run(a, rec->name, rec->version);
+    if (r && r->retired && r->sup.state != SUP_STOPPED) {
+        /* Asked to stop but wanted again: let it be. */
+        r->retired = 0;
+    }
+    if (r && !r->retired) {
+        int done = strcmp(r->state, "failed") == 0 || strcmp(r->state, "rolled_back") == 0;
+        if (!done || r->issued_ms == rec->issued_ms)
+            return; /* running, on its way, or already failed for this very decision */
+        /* A new decision for a version that failed before: try it afresh. */
+        if (r->supervised && r->frun.pid > 0 && (r->proc_active || r->poll_active))
+            kill(-r->frun.pid, SIGKILL);
+        localdb_run_delete(&a->db, r->name, r->version);
+        run_destroy(r);
+    }
+    int others = 0;
+    for (struct run *o = a->runs; o; o = o->next)
+        if (strcmp(o->name, rec->name) == 0 && !o->retired &&
+            strcmp(o->state, "failed") != 0 && strcmp(o->state, "rolled_back") != 0)
+            others = 1;
+    /* Failed leftovers of other versions go from the picture. */
+    for (struct run *o = a->runs, *next; o; o = next) {
+        next = o->next;
+        if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
+            (strcmp(o->state, "failed") == 0 || strcmp(o->state, "rolled_back") == 0)) {
+            localdb_run_delete(&a->db, o->name, o->version);
+            run_destroy(o);
+        }
+    }
+    r = run_new(a, rec->name, rec->version, rec->issued_ms);
+    if (!r)
+        return;
+    r->rollout = others;
+    digest_from_bytes(rec->manifest_digest.data, rec->manifest_digest.len, &r->digest);
+    persist_run(r);
+    start_fetch(r, &r->digest);
+}
+
+/* A record that cannot be applied is shown as a failed run of what it asked
+ * for, with the reason, and nothing is started. */
+static void refuse_record(struct agent *a, const Ferry__SignedRecord *sr, const char *why)
+{
+    Ferry__DeployRecord *rec = NULL;
+    if (record_decode(sr->record.data, sr->record.len, &rec) < 0)
+        return;
+    alog(FERRY_LOG_ERROR, "refusing deployment of %s: %s", rec->name, why);
+    if (!rec->undeploy && !find_run(a, rec->name, rec->version)) {
+        struct run *r = run_new(a, rec->name, rec->version, rec->issued_ms);
+        if (r)
+            set_state(r, "failed", why);
+    }
+    record_free(rec);
+}
+
+static void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int from_registry)
+{
+    /* Names that are no longer desired at all are stopped. */
+    struct localdb_desired *have = NULL;
+    size_t nhave = 0;
+    if (from_registry && localdb_desired_list(&a->db, &have, &nhave) == 0) {
+        for (size_t i = 0; i < nhave; i++) {
+            int still = 0;
+            for (size_t k = 0; k < n && !still; k++) {
+                Ferry__DeployRecord *rec = NULL;
+                if (record_decode(recs[k]->record.data, recs[k]->record.len, &rec) == 0) {
+                    still = strcmp(rec->name, have[i].name) == 0;
+                    record_free(rec);
+                }
+            }
+            if (!still) {
+                localdb_desired_delete(&a->db, have[i].name);
+                stop_all_of(a, have[i].name, "no longer deployed here");
+            }
+        }
+        localdb_desired_list_free(have, nhave);
+    }
+    for (size_t k = 0; k < n; k++) {
+        Ferry__DeployRecord *rec = NULL;
+        char signer[KEY_ID_LEN + 1];
+        int rc = record_verify(recs[k], a->cfg->trust, &rec, signer);
+        if (rc < 0) {
+            refuse_record(a, recs[k], err_message(rc));
+            continue;
+        }
+        uint64_t applied = localdb_applied(&a->db, rec->name);
+        if (rec->issued_ms < applied) {
+            /* Signed, but older than a decision already applied: a replay
+             * or a rollback attempt. Keep what we have. */
+            alog(FERRY_LOG_WARN,
+                 "ignoring an older deployment of %s (issued %llu, applied %llu): not rolling back",
+                 rec->name, (unsigned long long)rec->issued_ms, (unsigned long long)applied);
+            record_free(rec);
+            continue;
+        }
+        if (rec->issued_ms > applied) {
+            localdb_set_applied(&a->db, rec->name, rec->issued_ms);
+            size_t len = ferry__signed_record__get_packed_size(recs[k]);
+            uint8_t *buf = malloc(len ? len : 1);
+            if (buf) {
+                ferry__signed_record__pack(recs[k], buf);
+                localdb_desired_put(&a->db, rec->name, rec->issued_ms, buf, len);
+                free(buf);
+            }
+        }
+        reconcile_record(a, rec);
+        record_free(rec);
+    }
+}
+
+static void on_desired(void *arg, Ferry__Wire__DesiredState *ds)
+{
+    struct agent *a = arg;
+    if (!a->stopping)
+        apply_desired(a, ds->records, ds->n_records, 1);
+    ferry__wire__desired_state__free_unpacked(ds, NULL);
+}
+
+/* ---- the host table plugins get ------------------------------------------------------ */
+
+static void host_log(void *ctx, int level, const char *fmt, ...)
+{
+    (void)ctx;
+    va_list ap;
+    va_start(ap, fmt);
+    alogv(level, fmt, ap);
+    va_end(ap);
+}
+
+static struct run *run_of(struct agent *a, const struct ferry_run *fr)
+{
+    for (struct run *r = a->runs; r; r = r->next)
+        if (&r->frun == fr)
+            return r;
+    return NULL;
+}
+
+static int open_log(const char *dir, const char *name)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/.ferry", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/.ferry/%s", dir, name);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+static int host_spawn(void *ctx, struct ferry_run *fr, const char *const *argv,
+                      const char *const *env, const char *cwd)
+{
+    struct agent *a = ctx;
+    struct run *r = run_of(a, fr);
+    if (!r || !argv || !argv[0])
+        return -EINVAL;
+    char exe[4300];
+    if (argv[0][0] != '/' && strchr(argv[0], '/'))
+        snprintf(exe, sizeof exe, "%s/%s", cwd, argv[0]);
+    else
+        snprintf(exe, sizeof exe, "%s", argv[0]);
+    int out = open_log(r->dir, "stdout.log"), err = open_log(r->dir, "stderr.log");
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = out >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+    stdio[1].data.fd = out;
+    stdio[2].flags = err >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+    stdio[2].data.fd = err;
+    uv_process_options_t o;
+    memset(&o, 0, sizeof o);
+    o.file = exe;
+    o.args = (char **)argv;
+    o.env = (char **)env;
+    o.cwd = cwd;
+    o.exit_cb = on_exit_cb;
+    /* Its own session: the agent's terminal, signals and death are not
+     * the workload's. */
+    o.flags = UV_PROCESS_DETACHED;
+    o.stdio_count = 3;
+    o.stdio = stdio;
+    char *saved0 = (char *)argv[0];
+    ((char **)argv)[0] = exe;
+    r->proc.data = r;
+    int rc = uv_spawn(&a->loop, &r->proc, &o);
+    ((char **)argv)[0] = saved0;
+    if (out >= 0)
+        close(out);
+    if (err >= 0)
+        close(err);
+    r->open_handles++;
+    if (rc < 0) {
+        /* libuv requires closing a handle whose spawn failed. */
+        close_run_handle(r, (uv_handle_t *)&r->proc);
+        return err_set(rc, "%s: %s", exe, uv_strerror(rc));
+    }
+    r->proc_active = 1;
+    fr->pid = r->proc.pid;
+    fr->started_ms = mono_ms();
+    r->proc_start = proc_start_time(fr->pid);
+    persist_run(r);
+    return 0;
+}
+
+static int host_signal(void *ctx, struct ferry_run *fr, int sig)
+{
+    (void)ctx;
+    if (fr->pid <= 0)
+        return -ESRCH;
+    if (kill(-fr->pid, sig) < 0 && kill(fr->pid, sig) < 0)
+        return -errno;
+    return 0;
+}
+
+static int host_alive(void *ctx, const struct ferry_run *fr)
+{
+    (void)ctx;
+    return fr->pid > 0 && proc_start_time(fr->pid) != 0;
+}
+
+static int host_http_get(void *ctx, int port, const char *path, int timeout_ms, int *status)
+{
+    (void)ctx;
+    return probe_http_get(port, path, timeout_ms, status);
+}
+
+static int host_run_command(void *ctx, const char *const *argv, const char *const *env,
+                            const char *cwd, int timeout_ms, int *exit_status)
+{
+    (void)ctx;
+    return probe_run_command(argv, env, cwd, timeout_ms, exit_status);
+}
+
+/* ---- maintenance: log caps and fresh resource figures ---------------------------------- */
+
+static void cap_log(const char *dir, const char *name, uint64_t cap)
+{
+    char path[4300], old[4400];
+    snprintf(path, sizeof path, "%s/.ferry/%s", dir, name);
+    struct stat st;
+    if (stat(path, &st) < 0 || (uint64_t)st.st_size <= cap)
+        return;
+    /* Copy then truncate: the workload keeps its O_APPEND descriptor and
+     * goes on writing at the new end. */
+    snprintf(old, sizeof old, "%s.1", path);
+    int in = open(path, O_RDWR | O_CLOEXEC), out = open(old, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (in >= 0 && out >= 0) {
+        off_t off = 0;
+        while (off < st.st_size) {
+            ssize_t n = copy_file_range(in, &off, out, NULL, (size_t)(st.st_size - off), 0);
+            if (n <= 0)
+                break;
+        }
+        if (ftruncate(in, 0) < 0)
+            alog(FERRY_LOG_WARN, "%s: cannot truncate: %s", path, strerror(errno));
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+}
+
+static void on_maintenance(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    uint64_t cap = a->cfg->log_cap_bytes ? a->cfg->log_cap_bytes : DEFAULT_LOG_CAP;
+    for (struct run *r = a->runs; r; r = r->next) {
+        cap_log(r->dir, "stdout.log", cap);
+        cap_log(r->dir, "stderr.log", cap);
+    }
+    publish_snapshot(a);
+}
+
+/* ---- start and stop ---------------------------------------------------------------------- */
+
+/* Rebuild runs from local state: adopt live processes, restart what should
+ * run, keep failures visible. */
+static void restore(struct agent *a)
+{
+    struct localdb_run *runs = NULL;
+    size_t n = 0;
+    if (localdb_run_list(&a->db, &runs, &n) < 0) {
+        alog(FERRY_LOG_ERROR, "%s", err_detail());
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct localdb_run *lr = &runs[i];
+        struct run *r = run_new(a, lr->name, lr->version, lr->issued_ms);
+        if (!r)
+            break;
+        snprintf(r->state, sizeof r->state, "%s", lr->state);
+        snprintf(r->reason, sizeof r->reason, "%s", lr->reason);
+        r->since_ms = lr->since_ms;
+        r->frun.port = lr->port;
+        int live = strcmp(lr->state, "running") == 0 || strcmp(lr->state, "starting") == 0 ||
+                   strcmp(lr->state, "unhealthy") == 0;
+        if (!live)
+            continue; /* failed / rolled_back / stopped stay as they were */
+        if (prepare_workload(r) < 0) {
+            set_state(r, "failed", err_message(-1));
+            continue;
+        }
+        r->supervised = 1;
+        r->sup.restarts = lr->restarts;
+        if (lr->pid > 0 && lr->proc_start && proc_start_time(lr->pid) == lr->proc_start) {
+            r->frun.pid = lr->pid;
+            r->proc_start = lr->proc_start;
+            r->frun.started_ms = mono_ms();
+            if (watch_pidfd(r) == 0) {
+                alog(FERRY_LOG_INFO, "%s@%s: re-adopted pid %d", r->name, r->version, r->frun.pid);
+                sup_feed(r, SUP_EV_ADOPTED, "re-adopted after an agent restart");
+                r->probe_delay_ms = 0;
+                schedule_probe(r);
+                continue;
+            }
+        }
+        alog(FERRY_LOG_INFO, "%s@%s: not running any more; starting it", r->name, r->version);
+        r->frun.pid = 0;
+        sup_feed(r, SUP_EV_START, NULL);
+    }
+    free(runs);
+    /* Desired records we hold but have no run for (e.g. crashed mid-fetch). */
+    struct localdb_desired *des = NULL;
+    size_t nd = 0;
+    if (localdb_desired_list(&a->db, &des, &nd) == 0) {
+        Ferry__SignedRecord **recs = calloc(nd ? nd : 1, sizeof *recs);
+        size_t k = 0;
+        for (size_t i = 0; recs && i < nd; i++) {
+            recs[k] = ferry__signed_record__unpack(NULL, des[i].len, des[i].signed_record);
+            if (recs[k])
+                k++;
+        }
+        if (recs)
+            apply_desired(a, recs, k, 0);
+        for (size_t i = 0; recs && i < k; i++)
+            signed_record_free(recs[i]);
+        free(recs);
+        localdb_desired_list_free(des, nd);
+    }
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    struct agent *a = s->data;
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    alog(FERRY_LOG_INFO, "%s received: stopping; workloads keep running",
+         signum == SIGINT ? "SIGINT" : "SIGTERM");
+    uv_stop(&a->loop);
+}
+
+static int load_host_key(struct agent *a)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/host.key", a->cfg->state_dir);
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        int rc = key_generate(a->cfg->state_dir, "host", NULL);
+        if (rc < 0)
+            return rc;
+        alog(FERRY_LOG_INFO, "created host key %s", path);
+    }
+    return key_load_secret(path, &a->host_key);
+}
+
+int agent_run(const struct agent_config *cfg)
+{
+    struct agent *a = calloc(1, sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    a->cfg = cfg;
+    int rc = fs_mkdir_p(cfg->state_dir, 0700);
+    if (rc < 0) {
+        free(a);
+        return err_set(rc, "%s: %s", cfg->state_dir, strerror(-rc));
+    }
+    snprintf(a->workloads_dir, sizeof a->workloads_dir, "%s/workloads", cfg->state_dir);
+    snprintf(a->cache_dir, sizeof a->cache_dir, "%s/blobs", cfg->state_dir);
+    fs_mkdir_p(a->workloads_dir, 0755);
+    fs_mkdir_p(a->cache_dir, 0700);
+    char dbpath[4200];
+    snprintf(dbpath, sizeof dbpath, "%s/agent.db", cfg->state_dir);
+    if ((rc = localdb_open(&a->db, dbpath)) < 0) {
+        free(a);
+        return rc;
+    }
+    if ((rc = load_host_key(a)) < 0) {
+        localdb_close(&a->db);
+        free(a);
+        return rc;
+    }
+    uv_loop_init(&a->loop);
+    a->host = (struct ferry_host){
+        .magic = FERRY_HOST_MAGIC,
+        .struct_size = sizeof(struct ferry_host),
+        .abi = FERRY_PLUGIN_ABI,
+        .ctx = a,
+        .log = host_log,
+        .spawn = host_spawn,
+        .signal = host_signal,
+        .alive = host_alive,
+        .http_get = host_http_get,
+        .run_command = host_run_command,
+    };
+    if (pluginhost_load_dir(&a->plugins, cfg->plugins_dir, &a->host) < 0)
+        alog(FERRY_LOG_ERROR, "plugins: %s", err_message(-1));
+    if (a->plugins.n == 0)
+        alog(FERRY_LOG_WARN, "no plugins loaded from %s: nothing can run", cfg->plugins_dir);
+
+    uv_signal_init(&a->loop, &a->sigterm);
+    uv_signal_init(&a->loop, &a->sigint);
+    a->sigterm.data = a->sigint.data = a;
+    uv_signal_start(&a->sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&a->sigint, on_stop_signal, SIGINT);
+    uv_timer_init(&a->loop, &a->maintenance);
+    a->maintenance.data = a;
+    uv_timer_start(&a->maintenance, on_maintenance, MAINTENANCE_MS, MAINTENANCE_MS);
+
+    struct link_config lc = {
+        .url = cfg->registry_url,
+        .host = cfg->name,
+        .labels = &cfg->labels,
+        .host_key = &a->host_key,
+        .poll_wait_ms = cfg->poll_wait_ms,
+        .heartbeat_ms = cfg->heartbeat_ms,
+    };
+    link_start(&a->loop, &lc, on_desired, a, &a->link);
+    alog(FERRY_LOG_INFO, "host %s (key %s), registry %s, state %s", cfg->name, a->host_key.pub.id,
+         cfg->registry_url, cfg->state_dir);
+
+    /* What local state says should run starts now, registry or not. */
+    restore(a);
+    publish_snapshot(a);
+
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+
+    /* Leaving: persist, let go of the processes without touching them. */
+    for (struct run *r = a->runs; r; r = r->next)
+        persist_run(r);
+    link_stop(a->link);
+    a->link = NULL;
+    while (a->runs)
+        run_destroy(a->runs);
+    uv_walk(&a->loop, walk_close, NULL);
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a->loop);
+    pluginhost_unload_all(&a->plugins);
+    localdb_close(&a->db);
+    key_secret_wipe(&a->host_key);
+    free(a);
+    return 0;
+}

@@ -1,0 +1,26 @@
+/* ferry-agent's engine: one libuv loop that owns everything in the process.
+ * It reconciles the desired state (signed deploy records from the registry,
+ * persisted locally) with what runs, through plugins, and reports back.
+ * main.c parses arguments and calls agent_run. */
+#ifndef FERRY_AGENT_AGENT_H
+#define FERRY_AGENT_AGENT_H
+
+#include "key.h"
+#include "selector.h"
+
+struct agent_config {
+    const char *registry_url;
+    const char *state_dir;
+    const char *name;
+    const char *plugins_dir;
+    struct label_set labels;
+    const struct trust *trust;   /* verifies artifacts and deploy records */
+    uint32_t poll_wait_ms;       /* 0: default */
+    uint32_t heartbeat_ms;       /* 0: default */
+    uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */
+};
+
+/* Runs until SIGTERM or SIGINT, which leave the workloads running. */
+int agent_run(const struct agent_config *cfg);
+
+#endif

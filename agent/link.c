@@ -1,0 +1,471 @@
+#include "link.h"
+#include "alog.h"
+#include "client.h"
+#include "error.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EVENTS_MAX 256
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 5000
+
+struct link {
+    struct link_config cfg;
+    char url[512], host[72];
+    struct label_set labels;
+    struct key_secret key;
+
+    uv_async_t async;
+    link_desired_fn on_desired;
+    void *arg;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stopping;
+    int online;
+    int registered;
+    Ferry__Wire__DesiredState *mailbox; /* latest desired state for the loop */
+    uint8_t *snapshot;
+    size_t snapshot_len;
+    int snapshot_dirty;
+    Ferry__Wire__WorkloadReport *events[EVENTS_MAX];
+    size_t n_events;
+    uint32_t events_dropped;
+
+    struct client poller, reporter;
+    int poller_open, reporter_open;
+    pthread_t poll_thread, report_thread;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Thousands of hosts must not reconnect or report in step: +-20%. */
+static uint32_t jitter(uint32_t ms)
+{
+    uint32_t spread = ms / 5;
+    return ms - spread + (spread ? randombytes_uniform(2 * spread + 1) : 0);
+}
+
+/* Sleep up to ms, or until the link stops. Caller holds lock. Returns
+ * stopping. */
+static int nap(struct link *l, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    if (!l->stopping)
+        pthread_cond_timedwait(&l->wake, &l->lock, &ts);
+    return l->stopping;
+}
+
+static void set_online(struct link *l, int online)
+{
+    pthread_mutex_lock(&l->lock);
+    if (l->online != online)
+        alog(online ? FERRY_LOG_INFO : FERRY_LOG_WARN, "registry %s %s", l->url,
+             online ? "reachable" : "unreachable; workloads keep running");
+    l->online = online;
+    pthread_mutex_unlock(&l->lock);
+}
+
+static int do_register(struct link *l, struct client *c)
+{
+    Ferry__Wire__HostHello hello;
+    ferry__wire__host_hello__init(&hello);
+    Ferry__Wire__Label lv[LABEL_MAX], *lp[LABEL_MAX];
+    for (size_t i = 0; i < l->labels.n; i++) {
+        ferry__wire__label__init(&lv[i]);
+        lv[i].key = l->labels.v[i].key;
+        lv[i].value = l->labels.v[i].value;
+        lp[i] = &lv[i];
+    }
+    hello.name = l->host;
+    hello.labels = lp;
+    hello.n_labels = l->labels.n;
+    hello.host_key.data = l->key.pub.pk;
+    hello.host_key.len = sizeof l->key.pub.pk;
+    hello.sent_ms = unix_ms();
+    size_t n = ferry__wire__host_hello__get_packed_size(&hello);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return -ENOMEM;
+    ferry__wire__host_hello__pack(&hello, buf);
+    uint8_t sig[crypto_sign_BYTES];
+    key_sign(&l->key, buf, n, sig);
+    Ferry__Wire__Request req;
+    Ferry__Wire__Register reg;
+    ferry__wire__request__init(&req);
+    ferry__wire__register__init(&reg);
+    reg.hello.data = buf;
+    reg.hello.len = n;
+    reg.signature.data = sig;
+    reg.signature.len = sizeof sig;
+    req.body_case = FERRY__WIRE__REQUEST__BODY_REGISTER;
+    req.register_ = &reg;
+    Ferry__Wire__Response *r = NULL;
+    int rc = client_call(c, &req, &r);
+    client_response_free(r);
+    free(buf);
+    return rc;
+}
+
+static void *poll_main(void *arg)
+{
+    struct link *l = arg;
+    uint64_t known = 0;
+    uint32_t backoff = BACKOFF_MIN_MS;
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        int stop = l->stopping;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            break;
+        int rc = 0;
+        if (!l->poller_open) {
+            rc = client_open(&l->poller, l->url);
+            if (rc == 0) {
+                l->poller.timeout_ms = (int)l->cfg.poll_wait_ms + 15000;
+                pthread_mutex_lock(&l->lock);
+                l->poller_open = !l->stopping;
+                stop = l->stopping;
+                pthread_mutex_unlock(&l->lock);
+                if (stop) {
+                    client_close(&l->poller);
+                    break;
+                }
+            }
+        }
+        if (rc == 0 && !l->registered) {
+            rc = do_register(l, &l->poller);
+            if (rc == 0) {
+                pthread_mutex_lock(&l->lock);
+                l->registered = 1;
+                l->snapshot_dirty = 1; /* tell the registry what runs here now */
+                pthread_cond_broadcast(&l->wake);
+                pthread_mutex_unlock(&l->lock);
+                alog(FERRY_LOG_INFO, "registered with %s as %s (host key %s)", l->url, l->host,
+                     l->key.pub.id);
+            }
+        }
+        Ferry__Wire__Response *r = NULL;
+        if (rc == 0) {
+            Ferry__Wire__Request req;
+            Ferry__Wire__Poll poll;
+            ferry__wire__request__init(&req);
+            ferry__wire__poll__init(&poll);
+            poll.host = l->host;
+            poll.known_serial = known;
+            poll.wait_ms = jitter(l->cfg.poll_wait_ms);
+            req.body_case = FERRY__WIRE__REQUEST__BODY_POLL;
+            req.poll = &poll;
+            rc = client_call(&l->poller, &req, &r);
+        }
+        if (rc == 0 && r->body_case == FERRY__WIRE__RESPONSE__BODY_DESIRED) {
+            set_online(l, 1);
+            backoff = BACKOFF_MIN_MS;
+            known = r->desired->serial;
+            /* Move the desired state out of the response into the mailbox. */
+            Ferry__Wire__DesiredState *ds = r->desired;
+            r->desired = NULL;
+            r->body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
+            pthread_mutex_lock(&l->lock);
+            if (l->mailbox)
+                ferry__wire__desired_state__free_unpacked(l->mailbox, NULL);
+            l->mailbox = ds;
+            pthread_mutex_unlock(&l->lock);
+            uv_async_send(&l->async);
+            client_response_free(r);
+            continue;
+        }
+        client_response_free(r);
+        if (rc == FERRY_E_NOTFOUND) {
+            l->registered = 0; /* the registry forgot us: say hello again */
+            continue;
+        }
+        /* Transport trouble (or a refusal): start over after a backoff. */
+        pthread_mutex_lock(&l->lock);
+        stop = l->stopping;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            break;
+        alog(FERRY_LOG_DEBUG, "poll: %s", err_message(rc));
+        set_online(l, 0);
+        if (l->poller_open) {
+            pthread_mutex_lock(&l->lock);
+            l->poller_open = 0;
+            pthread_mutex_unlock(&l->lock);
+            client_close(&l->poller);
+        }
+        l->registered = 0;
+        pthread_mutex_lock(&l->lock);
+        nap(l, jitter(backoff));
+        pthread_mutex_unlock(&l->lock);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    if (l->poller_open)
+        client_close(&l->poller);
+    l->poller_open = 0;
+    return NULL;
+}
+
+/* Build, sign and send one report from the snapshot and queued events.
+ * Events go back to the queue's head if sending fails. */
+static int send_report(struct link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    Ferry__Wire__ReportBody *body =
+        l->snapshot ? ferry__wire__report_body__unpack(NULL, l->snapshot_len, l->snapshot) : NULL;
+    size_t n_ev = l->n_events;
+    Ferry__Wire__WorkloadReport *evs[EVENTS_MAX];
+    memcpy(evs, l->events, n_ev * sizeof evs[0]);
+    uint32_t dropped = l->events_dropped;
+    l->n_events = 0;
+    l->events_dropped = 0;
+    l->snapshot_dirty = 0;
+    pthread_mutex_unlock(&l->lock);
+
+    Ferry__Wire__ReportBody empty;
+    ferry__wire__report_body__init(&empty);
+    Ferry__Wire__ReportBody *b = body ? body : &empty;
+    Ferry__Wire__WorkloadReport **saved_events = b->events;
+    size_t saved_n = b->n_events;
+    b->host = b == &empty ? l->host : b->host;
+    b->sent_ms = unix_ms();
+    b->events = evs;
+    b->n_events = n_ev;
+    b->events_dropped = dropped;
+    size_t n = ferry__wire__report_body__get_packed_size(b);
+    uint8_t *buf = malloc(n ? n : 1);
+    int rc = buf ? 0 : -ENOMEM;
+    if (rc == 0) {
+        ferry__wire__report_body__pack(b, buf);
+        uint8_t sig[crypto_sign_BYTES];
+        key_sign(&l->key, buf, n, sig);
+        Ferry__Wire__Request req;
+        Ferry__Wire__Report rep;
+        ferry__wire__request__init(&req);
+        ferry__wire__report__init(&rep);
+        rep.body.data = buf;
+        rep.body.len = n;
+        rep.signature.data = sig;
+        rep.signature.len = sizeof sig;
+        req.body_case = FERRY__WIRE__REQUEST__BODY_REPORT;
+        req.report = &rep;
+        Ferry__Wire__Response *r = NULL;
+        rc = client_call(&l->reporter, &req, &r);
+        client_response_free(r);
+    }
+    free(buf);
+    b->events = saved_events;
+    b->n_events = saved_n;
+    if (body)
+        ferry__wire__report_body__free_unpacked(body, NULL);
+
+    pthread_mutex_lock(&l->lock);
+    if (rc < 0) {
+        /* Put the unsent events back in front of newer ones, within bounds. */
+        size_t room = EVENTS_MAX - l->n_events;
+        size_t keep = n_ev < room ? n_ev : room;
+        size_t lose = n_ev - keep;
+        for (size_t i = 0; i < lose; i++)
+            ferry__wire__workload_report__free_unpacked(evs[i], NULL);
+        memmove(&l->events[keep], l->events, l->n_events * sizeof l->events[0]);
+        memcpy(l->events, evs + lose, keep * sizeof evs[0]);
+        l->n_events += keep;
+        l->events_dropped += dropped + (uint32_t)lose;
+        l->snapshot_dirty = 1;
+    } else {
+        for (size_t i = 0; i < n_ev; i++)
+            ferry__wire__workload_report__free_unpacked(evs[i], NULL);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static void *report_main(void *arg)
+{
+    struct link *l = arg;
+    uint32_t backoff = BACKOFF_MIN_MS;
+    uint64_t next_beat = mono_ms();
+    pthread_mutex_lock(&l->lock);
+    while (!l->stopping) {
+        uint64_t now = mono_ms();
+        if (!(l->snapshot_dirty && l->registered) && now < next_beat) {
+            nap(l, (uint32_t)(next_beat - now));
+            continue;
+        }
+        if (!l->registered) {
+            nap(l, 100); /* the poller registers first */
+            continue;
+        }
+        pthread_mutex_unlock(&l->lock);
+        int rc = 0;
+        if (!l->reporter_open) {
+            rc = client_open(&l->reporter, l->url);
+            if (rc == 0) {
+                pthread_mutex_lock(&l->lock);
+                l->reporter_open = 1;
+                pthread_mutex_unlock(&l->lock);
+            }
+        }
+        if (rc == 0)
+            rc = send_report(l);
+        pthread_mutex_lock(&l->lock);
+        if (rc == 0) {
+            backoff = BACKOFF_MIN_MS;
+            next_beat = mono_ms() + jitter(l->cfg.heartbeat_ms);
+            continue;
+        }
+        if (l->reporter_open && rc != FERRY_E_NOTFOUND) {
+            l->reporter_open = 0;
+            pthread_mutex_unlock(&l->lock);
+            client_close(&l->reporter);
+            pthread_mutex_lock(&l->lock);
+        }
+        nap(l, jitter(backoff));
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (l->reporter_open)
+        client_close(&l->reporter);
+    l->reporter_open = 0;
+    return NULL;
+}
+
+static void on_async(uv_async_t *a)
+{
+    struct link *l = a->data;
+    pthread_mutex_lock(&l->lock);
+    Ferry__Wire__DesiredState *ds = l->mailbox;
+    l->mailbox = NULL;
+    pthread_mutex_unlock(&l->lock);
+    if (ds)
+        l->on_desired(l->arg, ds);
+}
+
+int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn on_desired,
+               void *arg, struct link **out)
+{
+    struct link *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    l->cfg = *cfg;
+    if (!l->cfg.poll_wait_ms)
+        l->cfg.poll_wait_ms = 20000;
+    if (!l->cfg.heartbeat_ms)
+        l->cfg.heartbeat_ms = 5000;
+    snprintf(l->url, sizeof l->url, "%s", cfg->url);
+    snprintf(l->host, sizeof l->host, "%s", cfg->host);
+    l->labels = *cfg->labels;
+    l->key = *cfg->host_key;
+    l->on_desired = on_desired;
+    l->arg = arg;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->wake, NULL);
+    uv_async_init(loop, &l->async, on_async);
+    l->async.data = l;
+    if (pthread_create(&l->poll_thread, NULL, poll_main, l) != 0 ||
+        pthread_create(&l->report_thread, NULL, report_main, l) != 0) {
+        alog(FERRY_LOG_ERROR, "cannot start the registry link threads");
+        abort(); /* no partial state to unwind safely with a thread running */
+    }
+    *out = l;
+    return 0;
+}
+
+void link_set_snapshot(struct link *l, const uint8_t *body, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, body, len);
+    pthread_mutex_lock(&l->lock);
+    free(l->snapshot);
+    l->snapshot = copy;
+    l->snapshot_len = len;
+    l->snapshot_dirty = 1;
+    pthread_cond_broadcast(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+}
+
+void link_add_event(struct link *l, const Ferry__Wire__WorkloadReport *ev)
+{
+    size_t n = ferry__wire__workload_report__get_packed_size(ev);
+    uint8_t buf[1024];
+    if (n > sizeof buf)
+        return;
+    ferry__wire__workload_report__pack(ev, buf);
+    Ferry__Wire__WorkloadReport *copy = ferry__wire__workload_report__unpack(NULL, n, buf);
+    if (!copy)
+        return;
+    pthread_mutex_lock(&l->lock);
+    if (l->n_events == EVENTS_MAX) {
+        /* Bounded: the oldest change goes, and the count says so. */
+        ferry__wire__workload_report__free_unpacked(l->events[0], NULL);
+        memmove(l->events, l->events + 1, (EVENTS_MAX - 1) * sizeof l->events[0]);
+        l->n_events--;
+        l->events_dropped++;
+    }
+    l->events[l->n_events++] = copy;
+    pthread_mutex_unlock(&l->lock);
+}
+
+int link_online(struct link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    int on = l->online;
+    pthread_mutex_unlock(&l->lock);
+    return on;
+}
+
+static void free_link(uv_handle_t *h)
+{
+    struct link *l = h->data;
+    if (l->mailbox)
+        ferry__wire__desired_state__free_unpacked(l->mailbox, NULL);
+    for (size_t i = 0; i < l->n_events; i++)
+        ferry__wire__workload_report__free_unpacked(l->events[i], NULL);
+    free(l->snapshot);
+    key_secret_wipe(&l->key);
+    pthread_cond_destroy(&l->wake);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+void link_stop(struct link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->stopping = 1;
+    pthread_cond_broadcast(&l->wake);
+    /* Interrupt a long poll or a send in progress. */
+    if (l->poller_open)
+        nng_close(l->poller.sock);
+    if (l->reporter_open)
+        nng_close(l->reporter.sock);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->poll_thread, NULL);
+    pthread_join(l->report_thread, NULL);
+    uv_close((uv_handle_t *)&l->async, free_link);
+}

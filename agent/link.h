@@ -1,0 +1,42 @@
+/* The agent's link to the registry. Two threads of its own, each with its
+ * own nng socket: a poller (register, then long-poll the desired state) and
+ * a reporter (state snapshots and change events, plus a jittered
+ * heartbeat). Neither touches loop state: the desired state is handed to
+ * the loop through a uv_async and a one-slot mailbox. The agent dials out
+ * only; it listens on no port. */
+#ifndef FERRY_AGENT_LINK_H
+#define FERRY_AGENT_LINK_H
+
+#include "key.h"
+#include "selector.h"
+#include "wire.pb-c.h"
+
+#include <uv.h>
+
+struct link_config {
+    const char *url;
+    const char *host;
+    const struct label_set *labels;
+    const struct key_secret *host_key;
+    uint32_t poll_wait_ms;      /* long-poll length (the periodic resync), default 20000 */
+    uint32_t heartbeat_ms;      /* default 5000, jittered by +-20% */
+};
+
+struct link;
+
+/* Called on the loop thread; takes ownership of ds
+ * (ferry__wire__desired_state__free_unpacked). */
+typedef void (*link_desired_fn)(void *arg, Ferry__Wire__DesiredState *ds);
+
+int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn on_desired,
+               void *arg, struct link **out);
+/* The current picture (encoded ReportBody with workloads); sent soon. */
+void link_set_snapshot(struct link *l, const uint8_t *body, size_t len);
+/* A state change, queued (bounded) until the registry has it. */
+void link_add_event(struct link *l, const Ferry__Wire__WorkloadReport *ev);
+/* 1 while the last exchange with the registry succeeded. */
+int link_online(struct link *l);
+/* Stop both threads (interrupting a long poll) and free l. Loop thread. */
+void link_stop(struct link *l);
+
+#endif

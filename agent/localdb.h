@@ -1,0 +1,52 @@
+/* The agent's local state in SQLite (WAL, synchronous=FULL): the verified
+ * desired records it applied, and what it runs. With this an agent restarted
+ * without a registry knows what should run, and re-adopts what does. */
+#ifndef FERRY_AGENT_LOCALDB_H
+#define FERRY_AGENT_LOCALDB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct localdb {
+    sqlite3 *h;
+};
+
+struct localdb_desired {
+    char name[72];
+    uint64_t issued_ms;
+    uint8_t *signed_record; /* encoded SignedRecord, malloc'd */
+    size_t len;
+};
+
+struct localdb_run {
+    char name[72];
+    char version[72];
+    int pid;
+    uint64_t proc_start; /* /proc/PID/stat starttime: tells a reused pid apart */
+    int port;
+    char state[16];
+    char reason[256];
+    uint32_t restarts;
+    uint64_t since_ms;
+    uint64_t issued_ms;  /* the deploy record this run belongs to */
+};
+
+int localdb_open(struct localdb *db, const char *path);
+void localdb_close(struct localdb *db);
+
+int localdb_desired_put(struct localdb *db, const char *name, uint64_t issued_ms,
+                        const uint8_t *rec, size_t len);
+int localdb_desired_delete(struct localdb *db, const char *name);
+int localdb_desired_list(struct localdb *db, struct localdb_desired **out, size_t *n);
+void localdb_desired_list_free(struct localdb_desired *v, size_t n);
+/* The newest issued_ms ever applied for name (0 when none): the rollback
+ * guard. It survives undeploys. */
+uint64_t localdb_applied(struct localdb *db, const char *name);
+int localdb_set_applied(struct localdb *db, const char *name, uint64_t issued_ms);
+
+int localdb_run_put(struct localdb *db, const struct localdb_run *r);
+int localdb_run_delete(struct localdb *db, const char *name, const char *version);
+int localdb_run_list(struct localdb *db, struct localdb_run **out, size_t *n);
+
+#endif

@@ -1,0 +1,103 @@
+/* ferry-agent: argument parsing only; the engine is agent.c. */
+#include "agent.h"
+#include "alog.h"
+#include "error.h"
+
+#include <malloc.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
+          "                   [--trust FILE.pub ...] [--plugins DIR] [--verbose]\n"
+          "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
+          "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0) {
+        fputs("ferry-agent: libsodium failed to initialise\n", stderr);
+        return 1;
+    }
+    /* Small footprint: chunk buffers are reused, and the heap is trimmed. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_ARENA_MAX, 2);
+    struct agent_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.plugins_dir = FERRY_PLUGIN_DIR;
+    struct trust trust;
+    trust_init(&trust);
+    cfg.trust = &trust;
+    static char hostname[72];
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            alog_set_level(FERRY_LOG_DEBUG);
+            continue;
+        }
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val) {
+            fprintf(stderr, "ferry-agent: %s: needs a value or is unknown\n", a);
+            usage(stderr);
+            return 2;
+        }
+        int rc = 0;
+        if (strcmp(a, "--registry") == 0)
+            cfg.registry_url = val;
+        else if (strcmp(a, "--state") == 0)
+            cfg.state_dir = val;
+        else if (strcmp(a, "--name") == 0)
+            cfg.name = val;
+        else if (strcmp(a, "--plugins") == 0)
+            cfg.plugins_dir = val;
+        else if (strcmp(a, "--label") == 0)
+            rc = labels_add(&cfg.labels, val);
+        else if (strcmp(a, "--trust") == 0)
+            rc = trust_add_file(&trust, val);
+        else {
+            fprintf(stderr, "ferry-agent: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "ferry-agent: %s %s: %s\n", a, val, err_message(rc));
+            return 2;
+        }
+        i++;
+    }
+    if (!cfg.registry_url || !cfg.state_dir) {
+        fprintf(stderr, "ferry-agent: --registry URL and --state DIR are required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (!cfg.name) {
+        if (gethostname(hostname, sizeof hostname - 1) < 0)
+            snprintf(hostname, sizeof hostname, "host");
+        cfg.name = hostname;
+    }
+    if (trust.n == 0)
+        fprintf(stderr, "ferry-agent: warning: no --trust keys: every deployment will be refused\n");
+    signal(SIGPIPE, SIG_IGN);
+    const char *hb = getenv("FERRY_AGENT_HEARTBEAT_MS");
+    if (hb && atoi(hb) > 0)
+        cfg.heartbeat_ms = (uint32_t)atoi(hb);
+    int rc = agent_run(&cfg);
+    trust_fini(&trust);
+    if (rc < 0) {
+        fprintf(stderr, "ferry-agent: %s\n", err_message(rc));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,284 @@
+#include "pluginhost.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "alog.h"
+#include "error.h"
+
+/* The host calls everything through fini, so a plugin must declare at least
+ * that much; fields a newer header appends after it are simply not read. */
+#define PLUGIN_PREFIX (offsetof(struct ferry_plugin, fini) + sizeof(((struct ferry_plugin *)0)->fini))
+/* Far beyond anything this ABI version will grow to: a bigger struct_size is
+ * garbage, not a future plugin. */
+#define PLUGIN_SIZE_MAX 4096u
+
+static int refuse(const char *path, const char *fmt, ...) FY_PRINTF(2, 3);
+static int refuse(const char *path, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    alog(FERRY_LOG_ERROR, "plugin %s refused: %s", path, reason);
+    return FERRY_E_INVALID;
+}
+
+/* Next space-separated token of s: its start (NULL at the end) and length. */
+static const char *next_token(const char *s, size_t *len)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!*s)
+        return NULL;
+    size_t n = 0;
+    while (s[n] && s[n] != ' ' && s[n] != '\t')
+        n++;
+    *len = n;
+    return s;
+}
+
+static const struct plugin_slot *find_n(const struct plugin_set *set, const char *runtime, size_t rlen)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const char *t = set->v[i].runtimes;
+        size_t len;
+        while ((t = next_token(t, &len)) != NULL) {
+            if (len == rlen && memcmp(t, runtime, len) == 0)
+                return &set->v[i];
+            t += len;
+        }
+    }
+    return NULL;
+}
+
+const struct plugin_slot *pluginhost_find(const struct plugin_set *set, const char *runtime)
+{
+    if (!set || !runtime || !*runtime)
+        return NULL;
+    return find_n(set, runtime, strlen(runtime));
+}
+
+/* Which of runtimes earlier plugins already serve, as "exec (exec from
+ * /x/exec.so), ..." in out; returns how many runtimes stay for this one. */
+static int unclaimed_runtimes(const struct plugin_set *set, const char *runtimes, char *out, size_t outsz)
+{
+    int free_n = 0;
+    size_t used = 0;
+    out[0] = '\0';
+    const char *t = runtimes;
+    size_t len;
+    while ((t = next_token(t, &len)) != NULL) {
+        const struct plugin_slot *owner = find_n(set, t, len);
+        if (!owner) {
+            free_n++;
+        } else if (used < outsz) {
+            int w = snprintf(out + used, outsz - used, "%s%.*s (%s from %s)", used ? ", " : "", (int)len,
+                             t, owner->name, owner->path);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        t += len;
+    }
+    return free_n;
+}
+
+static int load_one(struct plugin_set *set, const char *path, const struct ferry_host *host)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return refuse(path, "%s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return refuse(path, "not a regular file");
+    /* Anyone who can write the file can run code as the agent. */
+    if (st.st_mode & S_IWOTH)
+        return refuse(path, "writable by others (mode %04o)", (unsigned)(st.st_mode & 07777));
+
+    dlerror();
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        const char *e = dlerror();
+        return refuse(path, "dlopen failed: %s", e ? e : "unknown error");
+    }
+    int rc;
+    void *sym = dlsym(dl, "ferry_plugin_entry");
+    if (!sym) {
+        rc = refuse(path, "no symbol ferry_plugin_entry");
+        goto fail;
+    }
+    ferry_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry); /* object to function pointer, as POSIX allows */
+
+    /* Until magic and struct_size check out, the table may be anything: read
+     * it a field at a time and never past what it says it holds. */
+    const unsigned char *raw = (const unsigned char *)entry();
+    if (!raw) {
+        rc = refuse(path, "ferry_plugin_entry returned NULL");
+        goto fail;
+    }
+    uint32_t magic, size;
+    memcpy(&magic, raw + offsetof(struct ferry_plugin, magic), sizeof magic);
+    if (magic != FERRY_PLUGIN_MAGIC) {
+        rc = refuse(path, "wrong magic 0x%08x (expected 0x%08x)", magic, FERRY_PLUGIN_MAGIC);
+        goto fail;
+    }
+    memcpy(&size, raw + offsetof(struct ferry_plugin, struct_size), sizeof size);
+    if (size < PLUGIN_PREFIX) {
+        rc = refuse(path, "struct_size %u too small (need at least %zu)", size, (size_t)PLUGIN_PREFIX);
+        goto fail;
+    }
+    if (size > PLUGIN_SIZE_MAX) {
+        rc = refuse(path, "struct_size %u implausibly large (limit %u)", size, PLUGIN_SIZE_MAX);
+        goto fail;
+    }
+    struct ferry_plugin p;
+    memset(&p, 0, sizeof p);
+    memcpy(&p, raw, size < sizeof p ? size : sizeof p);
+
+    if (p.abi != FERRY_PLUGIN_ABI) {
+        rc = refuse(path, "abi %u (host speaks %u)", p.abi, FERRY_PLUGIN_ABI);
+        goto fail;
+    }
+    if (!p.name || !p.runtimes) {
+        rc = refuse(path, "%s is NULL", !p.name ? "name" : "runtimes");
+        goto fail;
+    }
+    size_t nlen = strnlen(p.name, PLUGIN_NAME_MAX);
+    if (nlen == 0 || nlen == PLUGIN_NAME_MAX) {
+        rc = refuse(path, "name is empty or longer than %d bytes", PLUGIN_NAME_MAX - 1);
+        goto fail;
+    }
+    size_t rlen = strnlen(p.runtimes, PLUGIN_RUNTIMES_MAX);
+    size_t tlen;
+    if (rlen == PLUGIN_RUNTIMES_MAX) {
+        rc = refuse(path, "runtimes longer than %d bytes", PLUGIN_RUNTIMES_MAX - 1);
+        goto fail;
+    }
+    if (!next_token(p.runtimes, &tlen)) {
+        rc = refuse(path, "serves no runtime (runtimes is empty)");
+        goto fail;
+    }
+    const char *missing = !p.init      ? "init"
+                          : !p.start   ? "start"
+                          : !p.stop    ? "stop"
+                          : !p.health  ? "health"
+                          : !p.metrics ? "metrics"
+                          : !p.fini    ? "fini"
+                                       : NULL;
+    if (missing) {
+        rc = refuse(path, "function %s is NULL", missing);
+        goto fail;
+    }
+
+    char claimed[512];
+    int free_n = unclaimed_runtimes(set, p.runtimes, claimed, sizeof claimed);
+    if (free_n == 0) {
+        /* Not initialised at all: it would serve nothing. */
+        alog(FERRY_LOG_WARN, "plugin %s skipped: runtimes already served: %s", path, claimed);
+        rc = FERRY_E_EXISTS;
+        goto fail;
+    }
+    if (claimed[0])
+        alog(FERRY_LOG_WARN, "plugin %s: runtimes already served, the first loaded wins: %s", path, claimed);
+
+    /* set->v holds one slot per candidate file, so this never reallocates. */
+    struct plugin_slot *s = &set->v[set->n];
+    memset(s, 0, sizeof *s);
+    memcpy(s->name, p.name, nlen);
+    memcpy(s->runtimes, p.runtimes, rlen);
+    snprintf(s->path, sizeof s->path, "%s", path);
+
+    void *state = NULL;
+    rc = p.init(&state, host);
+    if (rc != 0) {
+        if (rc < 0)
+            refuse(path, "init failed: %s", ferry_strerror(rc));
+        else
+            refuse(path, "init failed: returned %d", rc);
+        rc = FERRY_E_INVALID;
+        goto fail;
+    }
+    /* Keep nothing pointing into the plugin's memory that we can copy. */
+    p.name = s->name;
+    p.runtimes = s->runtimes;
+    s->p = p;
+    s->dl = dl;
+    s->state = state;
+    set->n++;
+    alog(FERRY_LOG_INFO, "plugin %s loaded from %s (runtimes: %s)", s->name, path, s->runtimes);
+    return 0;
+
+fail:
+    dlclose(dl);
+    return rc;
+}
+
+static int is_candidate(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    /* Hidden files are editor and package-manager leftovers, not plugins. */
+    return d->d_name[0] != '.' && n > 3 && strcmp(d->d_name + n - 3, ".so") == 0;
+}
+
+/* Byte order, not the locale's collation: load order decides which plugin
+ * wins a runtime, so it must not depend on LANG. */
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+int pluginhost_load_dir(struct plugin_set *set, const char *dir, const struct ferry_host *host)
+{
+    if (!set || !dir || !host)
+        return err_set(-EINVAL, "pluginhost_load_dir: NULL argument");
+    if (set->v || set->n)
+        return err_set(-EINVAL, "pluginhost_load_dir: plugin set already loaded");
+    struct dirent **names = NULL;
+    int count = scandir(dir, &names, is_candidate, by_name);
+    if (count < 0) {
+        int e = errno;
+        return err_set(-e, "plugin dir %s: %s", dir, strerror(e));
+    }
+    int rc = 0;
+    if (count > 0) {
+        set->v = calloc((size_t)count, sizeof *set->v);
+        if (!set->v)
+            rc = err_set(-ENOMEM, "plugin dir %s: out of memory", dir);
+    }
+    for (int i = 0; i < count; i++) {
+        if (rc == 0) {
+            char path[sizeof set->v[0].path];
+            int w = snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+            if (w < 0 || (size_t)w >= sizeof path)
+                refuse(names[i]->d_name, "path too long in %s", dir);
+            else
+                load_one(set, path, host);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+void pluginhost_unload_all(struct plugin_set *set)
+{
+    if (!set)
+        return;
+    /* Reverse order, like destructors: a later plugin may lean on an earlier
+     * one's process-wide setup. */
+    for (size_t i = set->n; i-- > 0;) {
+        struct plugin_slot *s = &set->v[i];
+        s->p.fini(s->state);
+        dlclose(s->dl);
+    }
+    free(set->v);
+    set->v = NULL;
+    set->n = 0;
+}

@@ -1,0 +1,44 @@
+/* Loading plugins: every *.so in a directory is dlopen'd, validated against
+ * the ABI in <ferry/plugin.h> before anything else of it is trusted, copied
+ * into host-owned memory and initialised. A refused plugin costs one error
+ * line in the log; the agent keeps running with the others. */
+#ifndef FERRY_AGENT_PLUGINHOST_H
+#define FERRY_AGENT_PLUGINHOST_H
+
+#include <ferry/plugin.h>
+#include <stddef.h>
+
+#define PLUGIN_NAME_MAX 64
+#define PLUGIN_RUNTIMES_MAX 256
+
+struct plugin_slot {
+    void *dl;
+    /* The host's copy of the plugin's table: only the prefix the plugin
+     * declared, the rest zero. name and runtimes point into this slot. */
+    struct ferry_plugin p;
+    void *state; /* from p.init */
+    char name[PLUGIN_NAME_MAX];
+    char runtimes[PLUGIN_RUNTIMES_MAX];
+    char path[4096];
+};
+
+/* Zero-initialise before pluginhost_load_dir. Slots never move once loaded,
+ * so pointers from pluginhost_find stay valid until unload_all. */
+struct plugin_set {
+    struct plugin_slot *v;
+    size_t n;
+};
+
+/* Load every *.so in dir, in byte order of their names. host must outlive
+ * the set. Returns 0 even when plugins were refused (set->n says how many
+ * loaded); a negative code only if dir cannot be read or set is not empty. */
+int pluginhost_load_dir(struct plugin_set *set, const char *dir, const struct ferry_host *host);
+
+/* The plugin serving runtime, or NULL. When two plugins claim a runtime the
+ * first loaded wins. */
+const struct plugin_slot *pluginhost_find(const struct plugin_set *set, const char *runtime);
+
+/* fini and dlclose every plugin, last loaded first; the set is empty after. */
+void pluginhost_unload_all(struct plugin_set *set);
+
+#endif
