@@ -85,7 +85,14 @@ struct agent {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
+/* The supervisor's clock is the loop's, so a timer armed for time T never
+ * fires while the supervisor still thinks it is before T. */
+static uv_loop_t *clock_loop;
+static uint64_t mono_ms(void)
+{
+    uv_update_time(clock_loop);
+    return uv_now(clock_loop);
+}
 
 static uint64_t unix_ms(void)
 {
@@ -581,8 +588,8 @@ static void fetch_work(uv_work_t *req)
         c->rc = 0; /* materialized earlier, atomically: complete */
         return;
     }
-    char parent[4200];
-    snprintf(parent, sizeof parent, "%s/..", c->dir);
+    char parent[4096], base[1024];
+    fs_split(c->dir, parent, sizeof parent, base, sizeof base);
     fs_mkdir_p(parent, 0755);
     struct client cl;
     err_clear();
@@ -1137,8 +1144,14 @@ int agent_run(const struct agent_config *cfg)
         free(a);
         return err_set(rc, "%s: %s", cfg->state_dir, strerror(-rc));
     }
-    snprintf(a->workloads_dir, sizeof a->workloads_dir, "%s/workloads", cfg->state_dir);
-    snprintf(a->cache_dir, sizeof a->cache_dir, "%s/blobs", cfg->state_dir);
+    /* Absolute, because workloads run with their own directory as cwd. */
+    char state[4000];
+    if (!realpath(cfg->state_dir, state)) {
+        free(a);
+        return err_set(-errno, "%s: %s", cfg->state_dir, strerror(errno));
+    }
+    snprintf(a->workloads_dir, sizeof a->workloads_dir, "%s/workloads", state);
+    snprintf(a->cache_dir, sizeof a->cache_dir, "%s/blobs", state);
     fs_mkdir_p(a->workloads_dir, 0755);
     fs_mkdir_p(a->cache_dir, 0700);
     char dbpath[4200];
@@ -1153,6 +1166,7 @@ int agent_run(const struct agent_config *cfg)
         return rc;
     }
     uv_loop_init(&a->loop);
+    clock_loop = &a->loop;
     a->host = (struct ferry_host){
         .magic = FERRY_HOST_MAGIC,
         .struct_size = sizeof(struct ferry_host),

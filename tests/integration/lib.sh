@@ -109,3 +109,65 @@ YAML
   chmod 755 "$dir/run.sh"
   printf 'static content\n' > "$dir/static/index.html"
 }
+
+FERRY_AGENT_BIN="$FERRY_BIN/agent/ferry-agent"
+FERRY_PLUGINS="$FERRY_BIN/plugins"
+
+# start_agent NAME STATE_DIR [extra args]: sets AGENT_PID; waits until it
+# has registered (or, with no registry, until it has started).
+start_agent() {
+  local name=$1 state=$2; shift 2
+  local log="$T/agent-$name.log"
+  "$FERRY_AGENT_BIN" --registry "$REG_URL" --state "$state" --name "$name" \
+      --plugins "$FERRY_PLUGINS" "$@" 2>>"$log" &
+  AGENT_PID=$!
+  PIDS+=("$AGENT_PID")
+  wait_until 10 grep -q "host $name " "$log" || fail "agent $name did not start: $(cat "$log")"
+}
+
+# workload_field HOST NAME VERSION FIELD: from ferry status --json
+workload_field() {
+  "$FERRY" status --registry "$REG_URL" --json | python3 -c "
+import json, sys
+doc = json.load(sys.stdin)
+for h in doc['hosts']:
+    if h['name'] != sys.argv[1]: continue
+    for w in h['workloads']:
+        if w['name'] == sys.argv[2] and w['version'] == sys.argv[3]:
+            print(w[sys.argv[4]]); sys.exit(0)
+sys.exit(1)" "$@"
+}
+
+workload_state_is() { [ "$(workload_field "$1" "$2" "$3" state 2>/dev/null)" = "$4" ]; }
+
+# make_web_app DIR NAME VERSION [HEALTH_PATH]: serves its own directory on
+# $PORT with python3's http.server; health is GET HEALTH_PATH (default /).
+make_web_app() {
+  local dir=$1 name=$2 version=$3 health=${4:-/}
+  mkdir -p "$dir"
+  cat > "$dir/ferry.yaml" <<YAML
+name: $name
+version: "$version"
+kind: app
+runtime: exec
+run:
+  command: ["./serve.sh"]
+  env:
+    MESSAGE: "$name $version"
+health:
+  http:
+    path: $health
+    status: 200
+  deadline: 4s
+  interval: 200ms
+YAML
+  cat > "$dir/serve.sh" <<'SH'
+#!/bin/sh
+printf '%s\n' "$MESSAGE" > index.html 2>/dev/null || true
+exec python3 -m http.server "$PORT" --bind 127.0.0.1
+SH
+  chmod +x "$dir/serve.sh"
+}
+
+# answer PORT: what the app says on /
+answer() { curl -fsS --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null; }
