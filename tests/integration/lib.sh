@@ -20,6 +20,14 @@ cleanup() {
     [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
   done
   wait 2>/dev/null || true
+  # Workloads run in their own sessions and outlive the agent by design:
+  # stop every process whose working directory is in this test's tree.
+  local d
+  for d in /proc/[0-9]*; do
+    case "$(readlink "$d/cwd" 2>/dev/null)" in
+      "$T"/*) kill -9 "${d#/proc/}" 2>/dev/null || true ;;
+    esac
+  done
   if [ $rc -eq 0 ]; then
     rm -rf "$T"
     echo "$TEST_NAME: all checks passed"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The agent without its registry, and across its own restarts; plugins that
+# must be refused.
+source "$(dirname "$0")/lib.sh"
+
+make_key ops
+start_registry reg "$T/reg" --trust "$T/ops.pub" --host-ttl 3
+url=$REG_URL
+export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
+
+# A plugins folder with the real exec plugin and a .so with a wrong magic.
+mkdir -p "$T/plugins"
+cp "$FERRY_PLUGINS/exec.so" "$T/plugins/"
+cp "$FERRY_BIN/test-plugins/badmagic.so" "$T/plugins/"
+FERRY_PLUGINS="$T/plugins"
+start_agent h1 "$T/h1" --label env=edge --trust "$T/ops.pub"
+
+# --- the bad plugin is refused with one clear line; exec still works
+wait_until 5 grep -q "plugin $T/plugins/badmagic.so refused: wrong magic" "$T/agent-h1.log" \
+  || fail "no refusal line for the bad plugin"
+[ "$(grep -c 'badmagic.so' "$T/agent-h1.log")" -eq 1 ] || fail "more than one line about the bad plugin"
+make_web_app "$T/web1" web 1.0
+"$FERRY" publish "$T/web1" >/dev/null
+"$FERRY" deploy web@1.0 --to env=edge >/dev/null
+"$FERRY" status --wait web@1.0 --timeout 30 >/dev/null || fail "web@1.0 did not start"
+port=$(workload_field h1 web 1.0 port)
+pid=$(workload_field h1 web 1.0 pid)
+pass "a plugin with a wrong magic is refused; exec works"
+
+# --- registry stopped: the app keeps answering; restarted: deploys apply
+kill -TERM "$REG_PID"; wait "$REG_PID" || true
+wait_until 10 grep -q 'unreachable; workloads keep running' "$T/agent-h1.log" || fail "agent did not notice"
+[ "$(answer "$port")" = "web 1.0" ] || fail "web stopped answering without the registry"
+kill -0 "$pid" || fail "web died without the registry"
+start_registry_at reg2 "$T/reg" "$url" --trust "$T/ops.pub" --host-ttl 3
+online() { "$FERRY" hosts --json | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['hosts'][0]['online'] else 1)"; }
+wait_until 20 online || fail "agent did not come back online"
+make_web_app "$T/web2" web 2.0
+"$FERRY" publish "$T/web2" >/dev/null
+"$FERRY" deploy web@2.0 --to env=edge >/dev/null
+"$FERRY" status --wait web@2.0 --timeout 30 >/dev/null || fail "deploy after reconnect not applied"
+port=$(workload_field h1 web 2.0 port)
+[ "$(answer "$port")" = "web 2.0" ] || fail "web@2.0 does not answer"
+pass "the app survives a registry outage; after it, a deploy is applied"
+
+# --- kill -9 of the agent, restart: the workload keeps its pid
+pid=$(workload_field h1 web 2.0 pid)
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
+kill -0 "$pid" || fail "the workload died with the agent"
+start_agent h1 "$T/h1" --label env=edge --trust "$T/ops.pub"
+wait_until 10 grep -q "web@2.0: re-adopted pid $pid" "$T/agent-h1.log" || fail "agent did not re-adopt $pid"
+reported_again() { [ "$(workload_field h1 web 2.0 pid)" = "$pid" ] && workload_state_is h1 web 2.0 running; }
+wait_until 15 reported_again || fail "status after restart: pid $(workload_field h1 web 2.0 pid)"
+[ "$(answer "$port")" = "web 2.0" ] || fail "web@2.0 stopped answering"
+# ...and it is still supervised: a kill -9 now is noticed and restarted.
+kill -9 "$pid"
+restarted() { workload_state_is h1 web 2.0 running && [ "$(workload_field h1 web 2.0 pid)" != "$pid" ]; }
+wait_until 20 restarted || fail "an adopted workload was not restarted after it died"
+pass "an agent restart re-adopts the workload (pid $pid unchanged), and keeps supervising it"
+
+# --- SIGTERM stops the agent and leaves the workload running
+pid=$(workload_field h1 web 2.0 pid)
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || fail "agent exit status $? on SIGTERM"
+kill -0 "$pid" || fail "SIGTERM to the agent stopped the workload"
+pass "SIGTERM stops the agent, not the workloads"
+
+# --- started while the registry is down, it runs what its state says
+kill -TERM "$REG_PID"; wait "$REG_PID" || true
+kill -9 "$pid"
+wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "could not stop the workload"
+start_agent h1 "$T/h1" --label env=edge --trust "$T/ops.pub"
+wait_until 20 answer "$port" || wait_until 20 bash -c "grep -q 'web@2.0 running' '$T/agent-h1.log'" \
+  || fail "agent without registry did not start web@2.0"
+grep -q 'web@2.0: not running any more; starting it' "$T/agent-h1.log" || fail "no restart line"
+pass "an agent started without its registry runs what its local state says"
