@@ -1,34 +1,61 @@
 #!/usr/bin/env bash
-# make demo: a local registry (SQLite + blob folder under demo-data/), a key,
-# publish of every example, and a verified pull of each back out.
+# make demo: a local registry (SQLite + blob folder) and one agent, both with
+# their data under demo-data/; every example is published, verified back out,
+# and deployed to the agent; then status, and everything stops on Ctrl-C.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd)
 FERRY="$BUILD/cli/ferry"
 REGISTRY="$BUILD/registry/ferry-registry"
+AGENT="$BUILD/agent/ferry-agent"
 DATA="$ROOT/demo-data"
 PORT=${FERRY_DEMO_PORT:-7400}
 URL="tcp://127.0.0.1:$PORT"
 
 mkdir -p "$DATA/keys" "$DATA/pulled"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+PIDS=()
+stop_all() {
+  say "stopping the agent, its workloads and the registry"
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  # The agent leaves workloads running on purpose; the demo cleans them up.
+  for d in /proc/[0-9]*; do
+    case "$(readlink "$d/cwd" 2>/dev/null)" in
+      "$DATA"/agent/*) kill -TERM "${d#/proc/}" 2>/dev/null || true ;;
+    esac
+  done
+}
+trap stop_all EXIT
+trap 'exit 0' INT TERM
+
+wait_for_line() { # FILE PATTERN
+  for _ in $(seq 1000); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.01
+  done
+  echo "timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  return 1
+}
 
 if [ ! -f "$DATA/keys/demo.key" ]; then
-  say "creating a signing key"
+  say "creating a signing key (demo-data/keys)"
   "$FERRY" keygen demo --dir "$DATA/keys"
 fi
 
 say "starting ferry-registry on $URL (data in demo-data/registry)"
 "$REGISTRY" --data "$DATA/registry" --listen "$URL" --trust "$DATA/keys/demo.pub" \
   2>"$DATA/registry.log" &
-REG_PID=$!
-trap 'kill $REG_PID 2>/dev/null; wait $REG_PID 2>/dev/null || true' EXIT
-for _ in $(seq 500); do
-  grep -q 'listening on' "$DATA/registry.log" && break
-  kill -0 $REG_PID 2>/dev/null || { cat "$DATA/registry.log" >&2; exit 1; }
-  sleep 0.01
-done
+PIDS+=($!)
+wait_for_line "$DATA/registry.log" 'listening on'
+
+say "starting ferry-agent 'demo-host' (state in demo-data/agent, labels env=demo)"
+"$AGENT" --registry "$URL" --state "$DATA/agent" --name demo-host --label env=demo \
+  --trust "$DATA/keys/demo.pub" --plugins "$BUILD/plugins" 2>"$DATA/agent.log" &
+PIDS+=($!)
+wait_for_line "$DATA/agent.log" 'registered with'
 
 export FERRY_REGISTRY="$URL" FERRY_KEY="$DATA/keys/demo.key" FERRY_TRUST="$DATA/keys/demo.pub"
 for ex in "$ROOT"/examples/*/; do
@@ -41,9 +68,27 @@ for ex in "$ROOT"/examples/*/; do
   rm -rf "$DATA/pulled/$name"
   "$FERRY" pull "$art" --out "$DATA/pulled/$name"
   ls -l "$DATA/pulled/$name"
-  "$FERRY" versions "${art%@*}"
 done
 
-say "done"
-echo "registry log: demo-data/registry.log; pulled trees: demo-data/pulled/"
-echo "try: FERRY_REGISTRY=$URL $FERRY versions hello --json   (while a registry runs)"
+say "deploying hello@1.0.0 to env=demo and waiting until it runs"
+"$FERRY" deploy hello@1.0.0 --to env=demo
+"$FERRY" status --wait hello@1.0.0 --timeout 60
+port=$("$FERRY" status --json | python3 -c "
+import json, sys
+for h in json.load(sys.stdin)['hosts']:
+    for w in h['workloads']:
+        if w['name'] == 'hello' and w['state'] == 'running':
+            print(w['port'])")
+
+say "status"
+"$FERRY" hosts
+"$FERRY" status
+say "hello answers on http://127.0.0.1:$port/"
+curl -fsS "http://127.0.0.1:$port/" || true
+echo
+echo "Try:  FERRY_REGISTRY=$URL $FERRY status --json"
+echo "Logs: demo-data/registry.log, demo-data/agent.log"
+if [ -t 0 ] && [ "${CI:-}" != true ]; then
+  echo "Press Ctrl-C to stop everything."
+  while kill -0 "${PIDS[0]}" 2>/dev/null; do sleep 1; done
+fi
