@@ -177,7 +177,8 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
         free(yaml);
         return rc;
     }
-    qsort(files.v, files.n, sizeof *files.v, cmp_file);
+    if (files.n > 1)
+        qsort(files.v, files.n, sizeof *files.v, cmp_file);
 
     Ferry__Manifest *m = malloc(sizeof *m);
     if (!m) {
