@@ -28,7 +28,7 @@
 
 #define STOP_TIMEOUT_MS 5000
 #define FIRST_PROBE_MS 50
-#define MAINTENANCE_MS 5000
+#define MAINTENANCE_MS 2000
 #define DEFAULT_LOG_CAP (1u << 20)
 
 struct agent;

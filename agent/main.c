@@ -93,6 +93,9 @@ int main(int argc, char **argv)
     const char *hb = getenv("FERRY_AGENT_HEARTBEAT_MS");
     if (hb && atoi(hb) > 0)
         cfg.heartbeat_ms = (uint32_t)atoi(hb);
+    const char *cap = getenv("FERRY_AGENT_LOG_CAP");
+    if (cap && atoll(cap) > 0)
+        cfg.log_cap_bytes = (uint64_t)atoll(cap);
     int rc = agent_run(&cfg);
     trust_fini(&trust);
     if (rc < 0) {

@@ -13,7 +13,7 @@ mkdir -p "$T/plugins"
 cp "$FERRY_PLUGINS/exec.so" "$T/plugins/"
 cp "$FERRY_BIN/test-plugins/badmagic.so" "$T/plugins/"
 FERRY_PLUGINS="$T/plugins"
-start_agent h1 "$T/h1" --label env=edge --trust "$T/ops.pub"
+FERRY_AGENT_LOG_CAP=65536 start_agent h1 "$T/h1" --label env=edge --trust "$T/ops.pub"
 
 # --- the bad plugin is refused with one clear line; exec still works
 wait_until 5 grep -q "plugin $T/plugins/badmagic.so refused: wrong magic" "$T/agent-h1.log" \
@@ -26,6 +26,31 @@ make_web_app "$T/web1" web 1.0
 port=$(workload_field h1 web 1.0 port)
 pid=$(workload_field h1 web 1.0 pid)
 pass "a plugin with a wrong magic is refused; exec works"
+
+# --- stdout and stderr go to size-capped files
+mkdir -p "$T/chatty"
+cat > "$T/chatty/ferry.yaml" <<'YAML'
+name: chatty
+version: "1"
+kind: app
+runtime: exec
+run:
+  command: ["/bin/sh", "-c", "while :; do head -c 4096 /dev/zero | tr '\\0' x; echo; echo err >&2; sleep 0.01; done"]
+YAML
+"$FERRY" publish "$T/chatty" >/dev/null
+"$FERRY" deploy chatty@1 --to env=edge >/dev/null
+"$FERRY" status --wait chatty@1 --timeout 30 >/dev/null || fail "chatty did not start"
+logs="$T/h1/workloads/chatty/1/.ferry"
+wait_until 30 test -s "$logs/stdout.log.1" || fail "stdout.log was never rotated"
+# The cap is checked every 2 s and the app writes at most ~400 KiB/s, so
+# neither file can be far over the 64 KiB cap.
+size=$(stat -c %s "$logs/stdout.log")
+[ "$size" -le $((65536 + 2 * 1024 * 1024)) ] || fail "stdout.log grew to $size bytes"
+size=$(stat -c %s "$logs/stdout.log.1")
+[ "$size" -le $((65536 + 2 * 1024 * 1024)) ] || fail "stdout.log.1 is $size bytes"
+grep -q err "$logs/stderr.log" || fail "stderr not captured"
+"$FERRY" undeploy chatty --to env=edge >/dev/null
+pass "workload output goes to size-capped log files"
 
 # --- registry stopped: the app keeps answering; restarted: deploys apply
 kill -TERM "$REG_PID"; wait "$REG_PID" || true
