@@ -57,16 +57,22 @@ kill -TERM "$REG_PID"; wait "$REG_PID" || true
 wait_until 10 grep -q 'unreachable; workloads keep running' "$T/agent-h1.log" || fail "agent did not notice"
 [ "$(answer "$port")" = "web 1.0" ] || fail "web stopped answering without the registry"
 kill -0 "$pid" || fail "web died without the registry"
+# A crash during the outage is handled locally and reported afterwards.
+kill -9 "$pid"
+running_again() { [ "$(grep -c 'web@1.0 running' "$T/agent-h1.log")" -ge 2 ]; }
+wait_until 20 running_again || fail "web was not restarted while the registry was away"
 start_registry_at reg2 "$T/reg" "$url" --trust "$T/ops.pub" --host-ttl 3
 online() { "$FERRY" hosts --json | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['hosts'][0]['online'] else 1)"; }
 wait_until 20 online || fail "agent did not come back online"
+caught_up() { [ "$(workload_field h1 web 1.0 restarts)" -ge 1 ] && [ "$(workload_field h1 web 1.0 pid)" != "$pid" ]; }
+wait_until 20 caught_up || fail "the restart during the outage was not reported"
 make_web_app "$T/web2" web 2.0
 "$FERRY" publish "$T/web2" >/dev/null
 "$FERRY" deploy web@2.0 --to env=edge >/dev/null
 "$FERRY" status --wait web@2.0 --timeout 30 >/dev/null || fail "deploy after reconnect not applied"
 port=$(workload_field h1 web 2.0 port)
 [ "$(answer "$port")" = "web 2.0" ] || fail "web@2.0 does not answer"
-pass "the app survives a registry outage; after it, a deploy is applied"
+pass "the app survives a registry outage, its restart meanwhile is reported later, and a deploy after it applies"
 
 # --- kill -9 of the agent, restart: the workload keeps its pid
 pid=$(workload_field h1 web 2.0 pid)
