@@ -9,7 +9,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* Without --plugins: the installed folder, else one next to this binary
+ * (an install under another prefix, or the build tree). */
+static const char *default_plugins_dir(void)
+{
+    static char found[4200];
+    struct stat st;
+    if (stat(FERRY_PLUGIN_DIR, &st) == 0 && S_ISDIR(st.st_mode))
+        return FERRY_PLUGIN_DIR;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        const char *rel[] = {"../lib/ferry/plugins", "../plugins"};
+        for (size_t i = 0; i < 2; i++) {
+            snprintf(found, sizeof found, "%s/%s", exe, rel[i]);
+            if (stat(found, &st) == 0 && S_ISDIR(st.st_mode))
+                return found;
+        }
+    }
+    return FERRY_PLUGIN_DIR;
+}
 
 static void usage(FILE *f)
 {
@@ -31,7 +57,7 @@ int main(int argc, char **argv)
     mallopt(M_ARENA_MAX, 2);
     struct agent_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.plugins_dir = FERRY_PLUGIN_DIR;
+    cfg.plugins_dir = default_plugins_dir();
     struct trust trust;
     trust_init(&trust);
     cfg.trust = &trust;
