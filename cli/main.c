@@ -25,6 +25,8 @@ struct opts {
     const char *out;
     const char *to;
     const char *wait;
+    const char *host;
+    int limit;
     int timeout_s;
     int json;
     int verbose;
@@ -45,7 +47,7 @@ static int usage_error(const char *verb, const char *msg)
 }
 
 enum { OPT_REGISTRY = 256, OPT_KEY, OPT_TRUST, OPT_DIR, OPT_OUT, OPT_JSON, OPT_VERBOSE, OPT_TO,
-       OPT_WAIT, OPT_TIMEOUT };
+       OPT_WAIT, OPT_TIMEOUT, OPT_HOST, OPT_LIMIT };
 
 static const struct option long_opts[] = {
     {"registry", required_argument, NULL, OPT_REGISTRY},
@@ -58,6 +60,8 @@ static const struct option long_opts[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"wait", required_argument, NULL, OPT_WAIT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"limit", required_argument, NULL, OPT_LIMIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -95,6 +99,12 @@ static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
         case OPT_VERBOSE: o->verbose = 1; break;
         case OPT_TO: o->to = optarg; break;
         case OPT_WAIT: o->wait = optarg; break;
+        case OPT_HOST: o->host = optarg; break;
+        case OPT_LIMIT:
+            o->limit = atoi(optarg);
+            if (o->limit <= 0)
+                return usage_error(verb, "--limit takes a positive number");
+            break;
         case OPT_TIMEOUT:
             o->timeout_s = atoi(optarg);
             if (o->timeout_s <= 0)
@@ -728,6 +738,67 @@ static int cmd_status(int argc, char **argv)
     }
 }
 
+static int cmd_events(int argc, char **argv)
+{
+    struct opts o;
+    static const int allowed[] = {OPT_REGISTRY, OPT_JSON, OPT_HOST, OPT_LIMIT, 0};
+    int rc = parse_opts("events", argc, argv, &o, allowed);
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return usage_error("events", "takes no arguments");
+    struct client c;
+    if ((rc = connect_registry(&o, &c)) < 0)
+        return fail(rc);
+    Ferry__Wire__Request req;
+    Ferry__Wire__ListEvents le;
+    ferry__wire__request__init(&req);
+    ferry__wire__list_events__init(&le);
+    le.host = (char *)(o.host ? o.host : "");
+    le.limit = (uint32_t)o.limit;
+    req.body_case = FERRY__WIRE__REQUEST__BODY_LIST_EVENTS;
+    req.list_events = &le;
+    Ferry__Wire__Response *r = NULL;
+    rc = client_call(&c, &req, &r);
+    client_close(&c);
+    if (rc == 0 && r->body_case != FERRY__WIRE__RESPONSE__BODY_EVENTS) {
+        client_response_free(r);
+        rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
+    }
+    if (rc < 0)
+        return fail(rc);
+    const Ferry__Wire__EventList *el = r->events;
+    json_t *arr = o.json ? json_array() : NULL;
+    if (!o.json)
+        printf("%-21s %-16s %-16s %-12s %-12s %s\n", "TIME", "HOST", "WORKLOAD", "VERSION",
+               "STATE", "REASON");
+    for (size_t i = 0; i < el->n_events; i++) {
+        const Ferry__Wire__Event *e = el->events[i];
+        const Ferry__Wire__WorkloadReport *w = e->change;
+        char when[32];
+        iso_ms(w->since_ms, when, sizeof when);
+        if (o.json)
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i}",
+                                                 "time", when, "host", e->host, "name", w->name,
+                                                 "version", w->version, "state", w->state,
+                                                 "reason", w->reason, "time_ms",
+                                                 (json_int_t)w->since_ms, "restarts",
+                                                 (int)w->restarts));
+        else
+            printf("%-21s %-16s %-16s %-12s %-12s %s\n", when, e->host, w->name, w->version,
+                   w->state, w->reason && *w->reason ? w->reason : "-");
+    }
+    if (o.json) {
+        json_t *doc = json_pack("{s:o}", "events", arr);
+        char *text = json_dumps(doc, JSON_INDENT(2));
+        puts(text);
+        free(text);
+        json_decref(doc);
+    }
+    client_response_free(r);
+    return 0;
+}
+
 static void help(FILE *f)
 {
     fputs("usage: ferry COMMAND [options]\n"
@@ -744,6 +815,7 @@ static void help(FILE *f)
           "  hosts [--json]                             hosts, labels, online\n"
           "  status [--json]                            workloads per host\n"
           "  status --wait NAME@VERSION [--timeout S]   until running (0) or failed (1)\n"
+          "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n"
           "\n"
           "Environment: FERRY_REGISTRY (--registry), FERRY_KEY (--key),\n"
           "FERRY_TRUST (colon-separated .pub files, --trust).\n"
@@ -760,7 +832,7 @@ static const struct verb verbs[] = {
     {"keygen", cmd_keygen},   {"publish", cmd_publish},   {"pull", cmd_pull},
     {"export", cmd_export},   {"import", cmd_import},     {"versions", cmd_versions},
     {"stats", cmd_stats},     {"deploy", cmd_deploy},     {"undeploy", cmd_undeploy},
-    {"hosts", cmd_hosts},     {"status", cmd_status},
+    {"hosts", cmd_hosts},     {"status", cmd_status},     {"events", cmd_events},
 };
 
 int main(int argc, char **argv)

@@ -25,7 +25,9 @@ static const char *schema =
     "  last_seen_ms INTEGER NOT NULL, report BLOB);"
     "CREATE TABLE IF NOT EXISTS deployments("
     "  name TEXT NOT NULL, selector TEXT NOT NULL, issued_ms INTEGER NOT NULL,"
-    "  signed_record BLOB NOT NULL, PRIMARY KEY(name, selector));";
+    "  signed_record BLOB NOT NULL, PRIMARY KEY(name, selector));"
+    "CREATE TABLE IF NOT EXISTS events("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, change BLOB NOT NULL);";
 
 static int db_fail(struct db *db, const char *what)
 {
@@ -555,5 +557,104 @@ void db_deployment_list_free(struct db_deployment *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(v[i].signed_record);
+    free(v);
+}
+
+int db_events_add(struct db *db, const char *host, const uint8_t *const *changes,
+                  const size_t *lens, size_t n)
+{
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = exec_simple(db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        goto out;
+    if (sqlite3_prepare_v2(db->h, "INSERT INTO events(host, change) VALUES(?,?)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = db_fail(db, "events");
+        goto rollback;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, changes[i], (int)lens[i], SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(db, "events");
+            goto rollback;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* Bounded: the oldest changes go. */
+    sqlite3_exec(db->h,
+                 "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - "
+                 "10000",
+                 NULL, NULL, NULL);
+    rc = exec_simple(db, "COMMIT");
+    if (rc == 0)
+        goto out;
+rollback:
+    sqlite3_finalize(st);
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+int db_events_list(struct db *db, const char *host, size_t limit, struct db_event **out,
+                   size_t *n)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    struct db_event *v = calloc(limit ? limit : 1, sizeof *v);
+    size_t count = 0;
+    int rc = v ? 0 : -ENOMEM;
+    if (rc == 0 &&
+        sqlite3_prepare_v2(db->h,
+                           host ? "SELECT host, change FROM events WHERE host=? ORDER BY seq DESC LIMIT ?"
+                                : "SELECT host, change FROM events WHERE ?1 IS NULL ORDER BY seq DESC LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        rc = db_fail(db, "events");
+    if (rc == 0) {
+        if (host)
+            sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        while (count < limit && sqlite3_step(st) == SQLITE_ROW) {
+            struct db_event *e = &v[count];
+            snprintf(e->host, sizeof e->host, "%s", (const char *)sqlite3_column_text(st, 0));
+            int len = sqlite3_column_bytes(st, 1);
+            e->change = malloc(len > 0 ? (size_t)len : 1);
+            if (!e->change) {
+                rc = -ENOMEM;
+                break;
+            }
+            if (len > 0)
+                memcpy(e->change, sqlite3_column_blob(st, 1), (size_t)len);
+            e->len = (size_t)len;
+            count++;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    if (rc < 0) {
+        db_events_free(v, count);
+        return rc;
+    }
+    /* Newest last. */
+    for (size_t i = 0; i < count / 2; i++) {
+        struct db_event t = v[i];
+        v[i] = v[count - 1 - i];
+        v[count - 1 - i] = t;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+void db_events_free(struct db_event *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].change);
     free(v);
 }

@@ -75,6 +75,20 @@ int db_deployment_put(struct db *db, const char *name, const char *selector, int
 int db_deployment_list(struct db *db, struct db_deployment **out, size_t *n);
 void db_deployment_list_free(struct db_deployment *v, size_t n);
 
+/* Workload state changes reported by agents (the newest EVENTS_KEPT). */
+#define DB_EVENTS_KEPT 10000
+struct db_event {
+    char host[72];
+    uint8_t *change; /* encoded WorkloadReport, malloc'd */
+    size_t len;
+};
+int db_events_add(struct db *db, const char *host, const uint8_t *const *changes,
+                  const size_t *lens, size_t n);
+/* Newest last; host NULL for all. */
+int db_events_list(struct db *db, const char *host, size_t limit, struct db_event **out,
+                   size_t *n);
+void db_events_free(struct db_event *v, size_t n);
+
 /* Append to the hash-chained audit log. */
 int db_audit(struct db *db, const char *actor, const char *action, const char *subject);
 

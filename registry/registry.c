@@ -635,8 +635,85 @@ static int handle_report(struct registry *r, const Ferry__Wire__Report *rep)
         rc = err_set(FERRY_E_SIGNATURE, "report from %s: not signed by its host key", body->host);
     if (rc == 0)
         rc = db_host_report(&r->db, body->host, rep->body.data, rep->body.len, wall_ms());
+    if (rc == 0 && body->n_events > 0) {
+        /* Keep each change on its own, re-encoded: the snapshot replaces
+         * the last one, the changes accumulate. */
+        size_t n = body->n_events;
+        uint8_t **bufs = calloc(n, sizeof *bufs);
+        size_t *lens = calloc(n, sizeof *lens);
+        for (size_t i = 0; bufs && lens && i < n; i++) {
+            lens[i] = ferry__wire__workload_report__get_packed_size(body->events[i]);
+            bufs[i] = malloc(lens[i] ? lens[i] : 1);
+            if (bufs[i])
+                ferry__wire__workload_report__pack(body->events[i], bufs[i]);
+        }
+        int complete = bufs && lens;
+        for (size_t i = 0; complete && i < n; i++)
+            complete = bufs[i] != NULL;
+        if (complete)
+            rc = db_events_add(&r->db, body->host, (const uint8_t *const *)bufs, lens, n);
+        for (size_t i = 0; bufs && i < n; i++)
+            free(bufs[i]);
+        free(bufs);
+        free(lens);
+        if (body->events_dropped)
+            logf_("host %s dropped %u state changes while the registry was away", body->host,
+                  body->events_dropped);
+    }
     ferry__wire__report_body__free_unpacked(body, NULL);
     return rc;
+}
+
+struct events_scratch {
+    struct db_event *rows;
+    size_t n;
+    Ferry__Wire__Event *ev;
+    Ferry__Wire__Event **ptrs;
+    Ferry__Wire__WorkloadReport **changes;
+};
+
+static void events_scratch_free(struct events_scratch *e)
+{
+    for (size_t i = 0; e->changes && i < e->n; i++)
+        if (e->changes[i])
+            ferry__wire__workload_report__free_unpacked(e->changes[i], NULL);
+    db_events_free(e->rows, e->n);
+    free(e->ev);
+    free(e->ptrs);
+    free(e->changes);
+}
+
+static int handle_list_events(struct registry *r, const Ferry__Wire__ListEvents *le,
+                              Ferry__Wire__Response *resp, struct scratch *s,
+                              struct events_scratch *e)
+{
+    size_t limit = le->limit ? (le->limit > 10000 ? 10000 : le->limit) : 100;
+    int rc = db_events_list(&r->db, le->host && *le->host ? le->host : NULL, limit, &e->rows,
+                            &e->n);
+    if (rc < 0)
+        return rc;
+    size_t n = e->n ? e->n : 1;
+    e->ev = calloc(n, sizeof *e->ev);
+    e->ptrs = calloc(n, sizeof *e->ptrs);
+    e->changes = calloc(n, sizeof *e->changes);
+    Ferry__Wire__EventList *list = keep(s, malloc(sizeof *list));
+    if (!e->ev || !e->ptrs || !e->changes || !list)
+        return -ENOMEM;
+    ferry__wire__event_list__init(list);
+    for (size_t i = 0; i < e->n; i++) {
+        e->changes[i] = ferry__wire__workload_report__unpack(NULL, e->rows[i].len, e->rows[i].change);
+        if (!e->changes[i])
+            continue;
+        Ferry__Wire__Event *ev = &e->ev[list->n_events];
+        ferry__wire__event__init(ev);
+        ev->host = e->rows[i].host;
+        ev->change = e->changes[i];
+        e->ptrs[list->n_events++] = ev;
+    }
+    list->events = e->ptrs;
+    resp->body_case = FERRY__WIRE__RESPONSE__BODY_EVENTS;
+    resp->events = list;
+    return 0;
 }
 
 /* Everything one ListHosts reply points into. */
@@ -870,6 +947,7 @@ static void *notifier_main(void *arg)
 struct request_scratch {
     struct scratch s;
     struct hosts_scratch hosts;
+    struct events_scratch events;
     struct desired desired;
 };
 
@@ -886,6 +964,8 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         return handle_report(r, req->report);
     case FERRY__WIRE__REQUEST__BODY_LIST_HOSTS:
         return handle_list_hosts(r, resp, s, &rs->hosts);
+    case FERRY__WIRE__REQUEST__BODY_LIST_EVENTS:
+        return handle_list_events(r, req->list_events, resp, s, &rs->events);
     case FERRY__WIRE__REQUEST__BODY_POLL: {
         const Ferry__Wire__Poll *p = req->poll;
         int rc = db_host_seen(&r->db, p->host, wall_ms());
@@ -966,6 +1046,7 @@ static nng_msg *serve_one(struct registry *r, nng_msg *in, struct parked **park)
         out = NULL;
     scratch_free(&rs.s);
     hosts_scratch_free(&rs.hosts);
+    events_scratch_free(&rs.events);
     desired_free(&rs.desired);
     if (req)
         ferry__wire__request__free_unpacked(req, NULL);

@@ -66,6 +66,11 @@ online() { "$FERRY" hosts --json | python3 -c "import json,sys; sys.exit(0 if js
 wait_until 20 online || fail "agent did not come back online"
 caught_up() { [ "$(workload_field h1 web 1.0 restarts)" -ge 1 ] && [ "$(workload_field h1 web 1.0 pid)" != "$pid" ]; }
 wait_until 20 caught_up || fail "the restart during the outage was not reported"
+"$FERRY" events --host h1 --json | python3 -c "
+import json, sys
+ev = [e for e in json.load(sys.stdin)['events'] if e['name'] == 'web' and e['version'] == '1.0']
+assert any('signal 9' in e['reason'] for e in ev), ev
+assert ev[-1]['state'] == 'running', ev[-1]" || fail "the changes during the outage are not in ferry events"
 make_web_app "$T/web2" web 2.0
 "$FERRY" publish "$T/web2" >/dev/null
 "$FERRY" deploy web@2.0 --to env=edge >/dev/null
