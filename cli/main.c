@@ -196,17 +196,18 @@ static int cmd_publish(int argc, char **argv)
     return 0;
 }
 
-static int cmd_pull(int argc, char **argv)
+/* pull and export: NAME@VERSION out of the registry into o.out. */
+static int fetch_verb(const char *verb, const char *out_usage, int argc, char **argv, int export)
 {
     struct opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_TRUST, OPT_OUT, 0};
-    int rc = parse_opts("pull", argc, argv, &o, allowed);
+    int rc = parse_opts(verb, argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage_error("pull", "expected exactly one NAME@VERSION");
+        return usage_error(verb, "expected exactly one NAME@VERSION");
     if (!o.out)
-        return usage_error("pull", "--out DIR is required");
+        return usage_error(verb, out_usage);
     char name[72], version[72];
     if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version, sizeof version)) < 0)
         return fail(rc);
@@ -216,7 +217,10 @@ static int cmd_pull(int argc, char **argv)
         trust_fini(&o.trust);
         return fail(rc);
     }
-    rc = artifact_pull(&c, name, version, o.out, &o.trust, 1, &res);
+    if (export)
+        rc = artifact_export(&c, name, version, o.out, &o.trust, &res);
+    else
+        rc = artifact_pull(&c, name, version, o.out, &o.trust, 1, &res);
     client_close(&c);
     trust_fini(&o.trust);
     if (rc < 0)
@@ -225,33 +229,14 @@ static int cmd_pull(int argc, char **argv)
     return 0;
 }
 
+static int cmd_pull(int argc, char **argv)
+{
+    return fetch_verb("pull", "--out DIR is required", argc, argv, 0);
+}
+
 static int cmd_export(int argc, char **argv)
 {
-    struct opts o;
-    static const int allowed[] = {OPT_REGISTRY, OPT_TRUST, OPT_OUT, 0};
-    int rc = parse_opts("export", argc, argv, &o, allowed);
-    if (rc)
-        return rc;
-    if (optind + 1 != argc)
-        return usage_error("export", "expected exactly one NAME@VERSION");
-    if (!o.out)
-        return usage_error("export", "-o FILE.tar is required");
-    char name[72], version[72];
-    if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version, sizeof version)) < 0)
-        return fail(rc);
-    struct client c;
-    struct transfer_result res;
-    if ((rc = connect_registry(&o, &c)) < 0) {
-        trust_fini(&o.trust);
-        return fail(rc);
-    }
-    rc = artifact_export(&c, name, version, o.out, &o.trust, &res);
-    client_close(&c);
-    trust_fini(&o.trust);
-    if (rc < 0)
-        return fail(rc);
-    printf("%s@%s %s\n", res.name, res.version, res.digest_hex);
-    return 0;
+    return fetch_verb("export", "-o FILE.tar is required", argc, argv, 1);
 }
 
 static int cmd_import(int argc, char **argv)

@@ -29,6 +29,20 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS events("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, change BLOB NOT NULL);";
 
+/* Room for one more element in a growing result array. */
+static int grow(void **v, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *g = realloc(*v, ncap * elem);
+    if (!g)
+        return -ENOMEM;
+    *v = g;
+    *cap = ncap;
+    return 0;
+}
+
 static int db_fail(struct db *db, const char *what)
 {
     return err_set(FERRY_E_STORE, "metadata store: %s: %s", what, sqlite3_errmsg(db->h));
@@ -188,14 +202,9 @@ int db_list_versions(struct db *db, const char *name, struct db_version **out, s
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct db_version *grown = realloc(v, cap * sizeof *v);
-            if (!grown) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            v = grown;
+        if (grow((void **)&v, &cap, count, sizeof *v) < 0) {
+            rc = -ENOMEM;
+            goto out;
         }
         struct db_version *e = &v[count++];
         memset(e, 0, sizeof *e);
@@ -404,14 +413,9 @@ int db_host_list(struct db *db, struct db_host **out, size_t *n)
         goto out;
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct db_host *g = realloc(v, cap * sizeof *v);
-            if (!g) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            v = g;
+        if (grow((void **)&v, &cap, count, sizeof *v) < 0) {
+            rc = -ENOMEM;
+            goto out;
         }
         struct db_host *h = &v[count++];
         memset(h, 0, sizeof *h);
@@ -517,14 +521,9 @@ int db_deployment_list(struct db *db, struct db_deployment **out, size_t *n)
         goto out;
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct db_deployment *g = realloc(v, cap * sizeof *v);
-            if (!g) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            v = g;
+        if (grow((void **)&v, &cap, count, sizeof *v) < 0) {
+            rc = -ENOMEM;
+            goto out;
         }
         struct db_deployment *d = &v[count++];
         memset(d, 0, sizeof *d);
