@@ -222,7 +222,14 @@ spawn_ms=$(ms_since "$t0")
 wait_until 120 online_is "$N_AGENTS" ||
   die "only $(hosts_online) of $N_AGENTS agents registered within 120 s"
 register_ms=$(ms_since "$t0")
-sleep 2
+# idle load of the fleet: one heartbeat period (5 s) with nothing to do
+sum_agent_ticks() { local p n=0; for p in "${AGENT_PIDS[@]}"; do n=$(( n + $(cpu_ticks "$p") )); done; echo $n; }
+idle_r0=$(cpu_ticks "$REG_PID"); idle_a0=$(sum_agent_ticks)
+sleep 5
+idle_r1=$(cpu_ticks "$REG_PID"); idle_a1=$(sum_agent_ticks)
+tck=$(getconf CLK_TCK)
+idle_reg_pct=$(echo "scale=1; 100 * ($idle_r1 - $idle_r0) / $tck / 5" | bc -l | sed 's/^\./0./')
+idle_agents_pct=$(echo "scale=1; 100 * ($idle_a1 - $idle_a0) / $tck / 5" | bc -l | sed 's/^\./0./')
 reg_fleet_idle_kb=$(rss_kb "$REG_PID")
 reg_ticks0=$(cpu_ticks "$REG_PID")
 agents_kb=0 agents_pss=0
@@ -300,6 +307,8 @@ printf '%-58s %12s\n' "  deploy -> all report running (ms)" "$fleet_ms"
 printf '%-58s %12s\n' "  hosts with fleet@1 running afterwards" "$fleet_running / $N_AGENTS"
 printf '%-58s %12s\n' "  ferry status --json of $N_AGENTS hosts (ms)" "$status100_ms"
 printf '%-58s %12s\n' "  registry CPU during the deploy (s)" "$reg_cpu_s"
+printf '%-58s %12s\n' "  idle, 5 s: registry CPU (% of one core)" "$idle_reg_pct"
+printf '%-58s %12s\n' "  idle, 5 s: all $N_AGENTS agents' CPU (% of one core)" "$idle_agents_pct"
 printf '%-58s %12s\n' "  registry VmRSS, no hosts (MiB)" "$(mib "$reg_fleet0_kb")"
 printf '%-58s %12s\n' "  registry VmRSS, $N_AGENTS hosts registered (MiB)" "$(mib "$reg_fleet_idle_kb")"
 printf '%-58s %12s\n' "  registry VmRSS after the deploy (MiB)" "$(mib "$reg_fleet_after_kb")"

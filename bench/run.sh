@@ -72,3 +72,6 @@ printf '%-44s %10.3f %12s %10s\n' "ferry re-publish, nothing changed" "$republis
 printf '%-44s %10s %12s %10s\n' "  blob bytes uploaded on re-publish" "$republish_bytes" "" ""
 echo
 echo "targets: pull >= 0.80 x b2sum throughput; re-publish uploads 0 blob bytes"
+
+# The agent: memory, deploy latency, a fleet of 100 agents (bench/agent.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/agent.sh" "$BUILD"

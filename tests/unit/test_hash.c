@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "fsutil.h"
+#include "scratch.h"
 #include "hash.h"
 
 /* python3: hashlib.blake2b(b'', digest_size=32) and b'abc'. */
@@ -22,32 +23,9 @@
 
 /* ---- scratch directory per test ---- */
 
-static int setup_tmp(void **state)
-{
-    const char *base = getenv("FERRY_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    if (fs_mkdir_p(base, 0755) < 0)
-        return -1;
-    char *dir = malloc(4096);
-    if (!dir)
-        return -1;
-    snprintf(dir, 4096, "%s/test_hash.XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        free(dir);
-        return -1;
-    }
-    *state = dir;
-    return 0;
-}
+static int setup_tmp(void **state) { return scratch_setup(state, "test_hash"); }
 
-static int teardown_tmp(void **state)
-{
-    char *dir = *state;
-    int rc = fs_rm_rf(dir);
-    free(dir);
-    return rc == 0 ? 0 : -1;
-}
+static int teardown_tmp(void **state) { return scratch_teardown(state); }
 
 /* Deterministic, non-repeating-looking bytes. */
 static uint8_t *pattern(size_t len)

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "fsutil.h"
+#include "scratch.h"
 #include "hash.h"
 #include "key.h"
 #include "manifest.h"
@@ -28,32 +29,9 @@
 
 /* ---- scratch directory per test ---- */
 
-static int setup_tmp(void **state)
-{
-    const char *base = getenv("FERRY_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    if (fs_mkdir_p(base, 0755) < 0)
-        return -1;
-    char *dir = malloc(4096);
-    if (!dir)
-        return -1;
-    snprintf(dir, 4096, "%s/test_manifest.XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        free(dir);
-        return -1;
-    }
-    *state = dir;
-    return 0;
-}
+static int setup_tmp(void **state) { return scratch_setup(state, "test_manifest"); }
 
-static int teardown_tmp(void **state)
-{
-    char *dir = *state;
-    int rc = fs_rm_rf(dir);
-    free(dir);
-    return rc == 0 ? 0 : -1;
-}
+static int teardown_tmp(void **state) { return scratch_teardown(state); }
 
 /* ---- helpers ---- */
 
