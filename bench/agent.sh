@@ -30,9 +30,14 @@ cleanup() {
   for p in "${PIDS[@]:-}"; do
     [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
   done
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  local deadline=$(( $(date +%s) + 5 ))
+  for p in "${PIDS[@]:-}"; do # bounded: whatever ignores TERM gets KILL
+    while [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do
+      sleep 0.05
+    done
+    [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
   done
+  wait 2>/dev/null || true
   # Workloads run in their own sessions and outlive their agent by design:
   # stop every process whose working directory is inside the scratch dir.
   for d in /proc/[0-9]*; do
@@ -80,7 +85,13 @@ start_registry() {
   wait_until 10 grep -q 'listening on' "$log" || die "registry did not start: $(cat "$log")"
   URL=$(grep -o 'tcp://[0-9.]*:[0-9]*' "$log" | head -n 1)
 }
-stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop_pid() { # TERM, and KILL after 5 s
+  kill -TERM "$1" 2>/dev/null || true
+  local i
+  for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 
 # start_agent NAME LABEL: sets AGENT_PID (does not wait for registration)
 start_agent() {
