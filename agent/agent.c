@@ -398,6 +398,13 @@ static void schedule_probe(struct run *r)
 {
     uint32_t interval = r->wl.health_interval_ms ? r->wl.health_interval_ms : 1000;
     uint32_t delay = r->probe_delay_ms ? r->probe_delay_ms : FIRST_PROBE_MS;
+    int alive_check = !r->wl.health_http_path && !r->wl.health_command;
+    if (alive_check && r->sup.state == SUP_STARTING && r->frun.started_ms) {
+        /* An alive-for-settle check cannot pass earlier: probe right then. */
+        uint64_t ready = r->frun.started_ms + r->wl.health_settle_ms, now = mono_ms();
+        if (ready + 5 > now && ready + 5 - now > delay)
+            delay = (uint32_t)(ready + 5 - now);
+    }
     /* Quick first probes so a healthy start is seen at once, then the
      * configured interval. */
     r->probe_delay_ms = delay * 2 > interval ? interval : delay * 2;

@@ -718,7 +718,7 @@ static int cmd_status(int argc, char **argv)
         if (now.tv_sec - start.tv_sec >= timeout_s)
             return fail(err_set(FERRY_E_REMOTE, "timed out after %ds waiting for %s@%s: %s",
                                 timeout_s, name, version, pending));
-        struct timespec pause = {0, 200 * 1000000};
+        struct timespec pause = {0, 100 * 1000000};
         nanosleep(&pause, NULL); /* the poll interval, not a wait for a condition */
     }
 }
