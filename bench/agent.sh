@@ -306,7 +306,7 @@ printf '%-58s %8s %8s %8s %8s\n' "    of which the ferry deploy command" "$ld_me
 printf '%-58s %8s %8s %8s %8s\n' "  health: settle 1ms (running once seen alive)" "$q_med" "$q_p95" "$q_min" "$q_max"
 printf '%-58s %8s %8s %8s %8s\n' "    of which the ferry deploy command" "$qd_med" "" "" ""
 printf '%-58s %8s %8s %8s %8s\n' "  settle 1ms, seen by back-to-back ferry status" "$p_med" "$p_p95" "$p_min" "$p_max"
-echo "  (status --wait polls every 200 ms: its figures include up to 200 ms of polling;"
+echo "  (status --wait polls every 100 ms: its figures include up to 100 ms of polling;"
 echo "   the last row polls with ferry status every ~20 ms instead)"
 echo "  target: median under 300 ms: no health section $(yn "$l_med < 300"); settle 1ms $(yn "$q_med < 300")"
 
