@@ -183,7 +183,7 @@ running_seen() {
 # lat_run NAME MODE HEALTH_YAML: publish N versions, then deploy them one
 # after the other; each is timed from just before `ferry deploy` until
 # `ferry status --wait NAME@V` returns 0 (MODE wait: the CLI polls every
-# 200 ms), or until a `ferry status` run back to back says running (MODE
+# 100 ms), or until a `ferry status` run back to back says running (MODE
 # poll: ~10 ms resolution). Each deploy replaces the previous version.
 lat_run() {
   local name=$1 mode=$2 health=$3 v t0 t1
