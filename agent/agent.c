@@ -668,19 +668,16 @@ static int prepare_workload(struct run *r)
     const Ferry__Run *run = r->spec->run;
     w->command = run ? strv_from(run->command, run->n_command) : strv_from(NULL, 0);
     size_t nenv = run ? run->n_env : 0;
-    char **envs = calloc(nenv + 1, sizeof *envs);
-    /* "K=V" strings live in one block after the pointer array. */
-    size_t bytes = 0;
+    /* One block: the pointer array, then the "K=V" strings it points to. */
+    size_t bytes = (nenv + 1) * sizeof(char *);
     for (size_t i = 0; i < nenv; i++)
         bytes += strlen(run->env[i]->name) + strlen(run->env[i]->value) + 2;
-    char *block = envs ? realloc(envs, (nenv + 1) * sizeof *envs + bytes + 1) : NULL;
-    if (!w->command || !block) {
-        free(envs == (char **)block ? NULL : envs);
-        free(block);
+    char **envs = malloc(bytes);
+    if (!w->command || !envs) {
+        free(envs);
         return -ENOMEM;
     }
-    envs = (char **)block;
-    char *p = block + (nenv + 1) * sizeof *envs;
+    char *p = (char *)(envs + nenv + 1);
     for (size_t i = 0; i < nenv; i++) {
         int n = sprintf(p, "%s=%s", run->env[i]->name, run->env[i]->value);
         envs[i] = p;
@@ -1065,8 +1062,9 @@ static void restore(struct agent *a)
                    strcmp(lr->state, "unhealthy") == 0;
         if (!live)
             continue; /* failed / rolled_back / stopped stay as they were */
-        if (prepare_workload(r) < 0) {
-            set_state(r, "failed", err_message(-1));
+        int prc = prepare_workload(r);
+        if (prc < 0) {
+            set_state(r, "failed", err_message(prc));
             continue;
         }
         r->supervised = 1;
@@ -1186,8 +1184,9 @@ int agent_run(const struct agent_config *cfg)
         .http_get = host_http_get,
         .run_command = host_run_command,
     };
-    if (pluginhost_load_dir(&a->plugins, cfg->plugins_dir, &a->host) < 0)
-        alog(FERRY_LOG_ERROR, "plugins: %s", err_message(-1));
+    int prc = pluginhost_load_dir(&a->plugins, cfg->plugins_dir, &a->host);
+    if (prc < 0)
+        alog(FERRY_LOG_ERROR, "plugins %s: %s", cfg->plugins_dir, err_message(prc));
     if (a->plugins.n == 0)
         alog(FERRY_LOG_WARN, "no plugins loaded from %s: nothing can run", cfg->plugins_dir);
 
