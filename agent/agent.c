@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,9 @@ static uint64_t proc_rss(int pid)
     fclose(f);
     return ok ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
+
+struct run;
+static int run_signal(struct run *r, int sig);
 
 static int free_port(void)
 {
@@ -476,6 +480,24 @@ static int watch_pidfd(struct run *r)
     return 0;
 }
 
+/* Signal a run's process group, but only while we know the process is the
+ * one we started: pids are recycled quickly (pid_max may be 32768), and a
+ * signal to a stale pid's group would hit a stranger. Our own child cannot
+ * be recycled before libuv reaps it and calls on_exit_cb; an adopted one is
+ * checked by its start time. */
+static int run_signal(struct run *r, int sig)
+{
+    int pid = r->frun.pid;
+    if (pid <= 0)
+        return -ESRCH;
+    if (!r->proc_active &&
+        !(r->poll_active && r->proc_start && proc_start_time(pid) == r->proc_start))
+        return -ESRCH;
+    if (kill(-pid, sig) < 0 && kill(pid, sig) < 0)
+        return -errno;
+    return 0;
+}
+
 static const char *reported_state(const struct run *r)
 {
     switch (r->sup.state) {
@@ -519,8 +541,8 @@ static void apply(struct run *r, const struct sup_out *out)
     }
     if ((act & SUP_DO_TERM) && r->frun.pid > 0)
         r->plugin->p.stop(r->plugin->state, &r->frun, STOP_TIMEOUT_MS);
-    if ((act & SUP_DO_KILL) && r->frun.pid > 0)
-        kill(-r->frun.pid, SIGKILL);
+    if (act & SUP_DO_KILL)
+        run_signal(r, SIGKILL);
     if (act & SUP_DO_CANCEL_TIMER)
         uv_timer_stop(&r->sup_timer);
     if (act & SUP_DO_TIMER) {
@@ -753,8 +775,8 @@ static void stop_all_of(struct agent *a, const char *name, const char *why)
         if (r->supervised && r->sup.state != SUP_STOPPED && r->sup.state != SUP_FAILED) {
             sup_feed(r, SUP_EV_STOP, why);
         } else {
-            if (r->supervised && r->frun.pid > 0 && r->sup.state == SUP_FAILED)
-                kill(-r->frun.pid, SIGKILL);
+            if (r->supervised)
+                run_signal(r, SIGKILL); /* a failed run may still have a process */
             localdb_run_delete(&a->db, r->name, r->version);
             run_destroy(r);
         }
@@ -779,8 +801,7 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         if (!done || r->issued_ms == rec->issued_ms)
             return; /* running, on its way, or already failed for this very decision */
         /* A new decision for a version that failed before: try it afresh. */
-        if (r->supervised && r->frun.pid > 0 && (r->proc_active || r->poll_active))
-            kill(-r->frun.pid, SIGKILL);
+        run_signal(r, SIGKILL);
         localdb_run_delete(&a->db, r->name, r->version);
         run_destroy(r);
     }
@@ -897,12 +918,12 @@ static void host_log(void *ctx, int level, const char *fmt, ...)
     va_end(ap);
 }
 
-static struct run *run_of(struct agent *a, const struct ferry_run *fr)
+/* Plugins hand back the ferry_run we gave them, which is always the frun
+ * member of a run: recover the run without walking the loop's list (the
+ * probes call in from pool threads). */
+static struct run *run_of(const struct ferry_run *fr)
 {
-    for (struct run *r = a->runs; r; r = r->next)
-        if (&r->frun == fr)
-            return r;
-    return NULL;
+    return (struct run *)((char *)fr - offsetof(struct run, frun));
 }
 
 static int open_log(const char *dir, const char *name)
@@ -918,8 +939,8 @@ static int host_spawn(void *ctx, struct ferry_run *fr, const char *const *argv,
                       const char *const *env, const char *cwd)
 {
     struct agent *a = ctx;
-    struct run *r = run_of(a, fr);
-    if (!r || !argv || !argv[0])
+    struct run *r = run_of(fr);
+    if (!argv || !argv[0])
         return -EINVAL;
     char exe[4300];
     if (argv[0][0] != '/' && strchr(argv[0], '/'))
@@ -971,17 +992,16 @@ static int host_spawn(void *ctx, struct ferry_run *fr, const char *const *argv,
 static int host_signal(void *ctx, struct ferry_run *fr, int sig)
 {
     (void)ctx;
-    if (fr->pid <= 0)
-        return -ESRCH;
-    if (kill(-fr->pid, sig) < 0 && kill(fr->pid, sig) < 0)
-        return -errno;
-    return 0;
+    return run_signal(run_of(fr), sig);
 }
 
 static int host_alive(void *ctx, const struct ferry_run *fr)
 {
     (void)ctx;
-    return fr->pid > 0 && proc_start_time(fr->pid) != 0;
+    /* The same process, not just the same pid: proc_start is fixed while a
+     * probe runs. A zombie reads as not alive. */
+    const struct run *r = run_of(fr);
+    return fr->pid > 0 && r->proc_start && proc_start_time(fr->pid) == r->proc_start;
 }
 
 static int host_http_get(void *ctx, int port, const char *path, int timeout_ms, int *status)

@@ -45,11 +45,14 @@ pass "a tampered bundle is refused before any byte is uploaded"
 # --- hostile bundles: each refused, nothing written outside the staging area
 python3 "$FERRY_SRC/tests/fixtures/make_hostile_bundles.py" "$T/hostile" >/dev/null
 mkdir -p "$T/tmp"
-# Anything new near the places a hostile entry aims at (the scratch parent,
-# /tmp, /etc, the working directory), outside this test's own tree.
+# What a hostile entry would leave where it aims (the scratch parent, /tmp,
+# /etc, the working directory): the fixtures' target names, or a file named
+# like a blob outside any store. Names, not "anything new", because other
+# tests run at the same time and write in /tmp too.
 outside_writes() {
   find "$(dirname "$T")" /tmp /var/tmp /etc "$PWD" -maxdepth 2 -newer "$T/marker" \
-       -not -path "$T" -not -path "$T/*" 2>/dev/null | { grep -v -e '/ferry-it\.' -e '/ferry-import\.' || true; } | sort
+       \( -name 'ferry-hostile-*' -o -regex '.*/[0-9a-f]\{64\}' \) \
+       -not -path "$T" -not -path "$T/*" -not -path '*/blobs/*' 2>/dev/null | sort
 }
 check_hostile() { # check_hostile FILE PATTERN [ENV...]
   local file=$1 pattern=$2; shift 2
