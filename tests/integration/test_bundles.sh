@@ -51,7 +51,7 @@ mkdir -p "$T/tmp"
 # tests run at the same time and write in /tmp too.
 outside_writes() {
   find "$(dirname "$T")" /tmp /var/tmp /etc "$PWD" -maxdepth 2 -newer "$T/marker" \
-       \( -name 'ferry-hostile-*' -o -regex '.*/[0-9a-f]\{64\}' \) \
+       -regextype posix-extended \( -name 'ferry-hostile-*' -o -regex '.*/[0-9a-f]{64}' \) \
        -not -path "$T" -not -path "$T/*" -not -path '*/blobs/*' 2>/dev/null | sort
 }
 check_hostile() { # check_hostile FILE PATTERN [ENV...]
