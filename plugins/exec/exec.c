@@ -145,6 +145,58 @@ static int run_ok(const struct ferry_run *run)
     return run && run->struct_size >= NEED(struct ferry_run, plugin_data);
 }
 
+/* The value of NAME (len bytes) in env ("K=V" list), or NULL. */
+static const char *env_lookup(const char *const *env, const char *name, size_t len)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+            return env[i] + len + 1;
+    return NULL;
+}
+
+/* Authors write ["./server", "--port", "$PORT"]: references to variables of
+ * the workload's own environment ($NAME or ${NAME}) are replaced in each
+ * argument, as a shell would, without running one. Anything else,
+ * including a '$' before an unknown name, is left as written. */
+static char *expand_arg(const char *arg, const char *const *env)
+{
+    size_t cap = strlen(arg) + 1, used = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (const char *p = arg; *p;) {
+        const char *val = NULL;
+        size_t skip = 1;
+        if (*p == '$') {
+            int braced = p[1] == '{';
+            const char *n = p + 1 + braced, *e = n;
+            while ((*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') ||
+                   (*e >= '0' && *e <= '9' && e > n) || *e == '_')
+                e++;
+            if (e > n && (!braced || *e == '}')) {
+                val = env_lookup(env, n, (size_t)(e - n));
+                skip = (size_t)(e - p) + braced;
+            }
+        }
+        const char *piece = val ? val : p;
+        size_t plen = val ? strlen(val) : 1;
+        if (used + plen + 1 > cap) {
+            cap = (used + plen + 1) * 2;
+            char *g = realloc(out, cap);
+            if (!g) {
+                free(out);
+                return NULL;
+            }
+            out = g;
+        }
+        memcpy(out + used, piece, plen);
+        used += plen;
+        p += val ? skip : 1;
+    }
+    out[used] = '\0';
+    return out;
+}
+
 static int exec_start(void *state, const struct ferry_workload *w, struct ferry_run *run)
 {
     struct exec_state *s = state;
@@ -154,7 +206,19 @@ static int exec_start(void *state, const struct ferry_workload *w, struct ferry_
     int rc = env_build(s->host, w, run, &env);
     if (rc < 0)
         return rc;
-    rc = s->host->spawn(s->host->ctx, run, w->command, env.v, w->dir);
+    size_t argc = 0;
+    while (w->command[argc])
+        argc++;
+    char **argv = calloc(argc + 1, sizeof *argv);
+    rc = argv ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < argc; i++)
+        if (!(argv[i] = expand_arg(w->command[i], env.v)))
+            rc = -ENOMEM;
+    if (rc == 0)
+        rc = s->host->spawn(s->host->ctx, run, (const char *const *)argv, env.v, w->dir);
+    for (size_t i = 0; argv && i < argc; i++)
+        free(argv[i]);
+    free(argv);
     env_free(&env);
     return rc;
 }

@@ -159,7 +159,7 @@ version: "$version"
 kind: app
 runtime: exec
 run:
-  command: ["./serve.sh"]
+  command: ["./serve.sh", "--port", "\${PORT}"]
   env:
     MESSAGE: "$name $version"
 health:
@@ -172,7 +172,9 @@ YAML
   cat > "$dir/serve.sh" <<'SH'
 #!/bin/sh
 printf '%s\n' "$MESSAGE" > index.html 2>/dev/null || true
-exec python3 -m http.server "$PORT" --bind 127.0.0.1
+# the agent expands \${PORT} in the arguments; the env var is set too
+[ "$1" = --port ] && [ "$2" = "$PORT" ] || { echo "bad arguments: $*" >&2; exit 64; }
+exec python3 -m http.server "$2" --bind 127.0.0.1
 SH
   chmod +x "$dir/serve.sh"
 }
