@@ -3,21 +3,66 @@
 
 #include <errno.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* nng reports a lost pipe on its own threads, possibly after nng_close
+ * has returned and the client is gone. So the callback never gets the
+ * client's address: it gets an id, looked up in this table of open clients
+ * under a lock that client_close also takes to leave the table. */
+#define LIVE_MAX 64
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uintptr_t id;
+    struct client *c;
+} live[LIVE_MAX];
+static uintptr_t live_next = 1;
+
+static uintptr_t live_add(struct client *c)
+{
+    uintptr_t id = 0;
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < LIVE_MAX; i++)
+        if (!live[i].id) {
+            id = live[i].id = live_next++;
+            live[i].c = c;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+    return id; /* 0: table full, the client relies on timeouts alone */
+}
+
+static void live_remove(uintptr_t id)
+{
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < LIVE_MAX; i++)
+        if (live[i].id == id)
+            live[i].id = 0;
+    pthread_mutex_unlock(&live_lock);
+}
 
 static void on_pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     (void)p;
     (void)ev;
-    struct client *c = arg;
-    nng_mtx_lock(c->mtx);
-    c->lost = 1;
-    nng_mtx_unlock(c->mtx);
-    for (int i = 0; i < CLIENT_SLOTS; i++)
-        if (c->slots[i].aio)
-            nng_aio_cancel(c->slots[i].aio);
+    uintptr_t id = (uintptr_t)arg;
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < LIVE_MAX; i++) {
+        if (live[i].id != id)
+            continue;
+        /* Fail the requests in flight now rather than at their timeout. */
+        struct client *c = live[i].c;
+        nng_mtx_lock(c->mtx);
+        c->lost = 1;
+        nng_mtx_unlock(c->mtx);
+        for (int k = 0; k < CLIENT_SLOTS; k++)
+            if (c->slots[k].aio)
+                nng_aio_cancel(c->slots[k].aio);
+    }
+    pthread_mutex_unlock(&live_lock);
 }
 
 int client_open(struct client *c, const char *url)
@@ -43,8 +88,9 @@ int client_open(struct client *c, const char *url)
         if (rv == 0)
             nng_aio_set_timeout(c->slots[i].aio, c->timeout_ms);
     }
-    if (rv == 0)
-        rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed, c);
+    if (rv == 0 && (c->live_id = live_add(c)) != 0)
+        rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed,
+                             (void *)c->live_id);
     if (rv == 0)
         rv = nng_dial(c->sock, url, NULL, 0);
     if (rv != 0) {
@@ -57,6 +103,9 @@ int client_open(struct client *c, const char *url)
 
 void client_close(struct client *c)
 {
+    if (c->live_id)
+        live_remove(c->live_id); /* no callback touches c after this */
+    c->live_id = 0;
     nng_close(c->sock);
     for (int i = 0; i < CLIENT_SLOTS; i++) {
         if (c->slots[i].aio)

@@ -24,6 +24,7 @@ struct client {
     int timeout_ms;
     nng_mtx *mtx;
     int lost; /* the connection went away: fail fast instead of waiting */
+    uintptr_t live_id; /* how nng's pipe callback finds this client */
     struct client_slot slots[CLIENT_SLOTS];
 };
 
