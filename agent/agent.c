@@ -428,10 +428,10 @@ static void probe_after(uv_work_t *req, int status)
     } else if (status == 0) {
         enum sup_state before = r->sup.state;
         sup_feed(r, c->h.healthy ? SUP_EV_HEALTHY : SUP_EV_UNHEALTHY, c->h.reason);
-        if (before == SUP_STARTING && r->sup.state == SUP_RUNNING)
+        if (!r->closing && before == SUP_STARTING && r->sup.state == SUP_RUNNING)
             finish_rollout(r);
         enum sup_state s = r->sup.state;
-        if (s == SUP_STARTING || s == SUP_RUNNING || s == SUP_UNHEALTHY)
+        if (!r->closing && (s == SUP_STARTING || s == SUP_RUNNING || s == SUP_UNHEALTHY))
             schedule_probe(r);
     }
     free(c);
@@ -792,15 +792,16 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         return;
     }
     struct run *r = find_run(a, rec->name, rec->version);
-    if (r && r->retired && r->sup.state != SUP_STOPPED) {
-        /* Asked to stop but wanted again: let it be. */
-        r->retired = 0;
-    }
-    if (r && !r->retired) {
-        int done = strcmp(r->state, "failed") == 0 || strcmp(r->state, "rolled_back") == 0;
-        if (!done || r->issued_ms == rec->issued_ms)
-            return; /* running, on its way, or already failed for this very decision */
-        /* A new decision for a version that failed before: try it afresh. */
+    if (r && r->retired)
+        return; /* on its way out; the next resync (at most a poll away) starts it again */
+    if (r) {
+        int failed = strcmp(r->state, "failed") == 0 || strcmp(r->state, "rolled_back") == 0;
+        int stopped = strcmp(r->state, "stopped") == 0;
+        if (!failed && !stopped)
+            return; /* running, or on its way */
+        if (failed && r->issued_ms == rec->issued_ms)
+            return; /* already failed for this very decision: not retried in a loop */
+        /* A new decision for a version that failed or stopped: afresh. */
         run_signal(r, SIGKILL);
         localdb_run_delete(&a->db, r->name, r->version);
         run_destroy(r);

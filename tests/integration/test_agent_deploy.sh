@@ -101,6 +101,12 @@ wait_until 15 gone || fail "web still in status after undeploy"
 wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "web process $pid still runs"
 pass "undeploy stops the workload and removes it from status"
 
+"$FERRY" deploy web@3.0 --to env=test >/dev/null
+"$FERRY" status --wait web@3.0 --timeout 60 >/dev/null || fail "web@3.0 did not come back after a re-deploy"
+[ "$(answer "$(workload_field h1 web 3.0 port)")" = "web 3.0" ] || fail "re-deployed web@3.0 does not answer"
+"$FERRY" undeploy web --to env=test >/dev/null
+pass "an undeployed version can be deployed again"
+
 # --- bad input to the fleet commands
 expect_fail "selector 'env': label 'env': expected KEY=VALUE|label 'env': expected KEY=VALUE" \
   "$FERRY" deploy web@3.0 --to env
