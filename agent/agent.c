@@ -1,6 +1,7 @@
 #include "agent.h"
 #include "alog.h"
 #include "artifact.h"
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "link.h"
@@ -93,13 +94,6 @@ static uint64_t mono_ms(void)
 {
     uv_update_time(clock_loop);
     return uv_now(clock_loop);
-}
-
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* starttime (field 22) of /proc/PID/stat: with the pid it names one process
@@ -235,7 +229,7 @@ static void set_state(struct run *r, const char *state, const char *reason)
     if (!changed)
         return;
     if (strcmp(r->state, state) != 0)
-        r->since_ms = unix_ms();
+        r->since_ms = clock_unix_ms();
     snprintf(r->state, sizeof r->state, "%s", state);
     snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
     alog(FERRY_LOG_INFO, "%s@%s %s%s%s", r->name, r->version, state, r->reason[0] ? ": " : "",
@@ -315,7 +309,7 @@ static struct run *run_new(struct agent *a, const char *name, const char *versio
         r->dir[0] = '\0';
     snprintf(r->state, sizeof r->state, "pending");
     r->issued_ms = issued_ms;
-    r->since_ms = unix_ms();
+    r->since_ms = clock_unix_ms();
     r->frun.struct_size = sizeof r->frun;
     r->pidfd = -1;
     uv_timer_init(&a->loop, &r->sup_timer);

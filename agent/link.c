@@ -1,6 +1,7 @@
 #include "link.h"
 #include "alog.h"
 #include "client.h"
+#include "clock.h"
 #include "error.h"
 
 #include <errno.h>
@@ -41,20 +42,6 @@ struct link {
     int poller_open, reporter_open;
     pthread_t poll_thread, report_thread;
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Thousands of hosts must not reconnect or report in step: +-20%. */
 static uint32_t jitter(uint32_t ms)
@@ -106,7 +93,7 @@ static int do_register(struct link *l, struct client *c)
     hello.n_labels = l->labels.n;
     hello.host_key.data = l->key.pub.pk;
     hello.host_key.len = sizeof l->key.pub.pk;
-    hello.sent_ms = unix_ms();
+    hello.sent_ms = clock_unix_ms();
     size_t n = ferry__wire__host_hello__get_packed_size(&hello);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf)
@@ -252,7 +239,7 @@ static int send_report(struct link *l)
     Ferry__Wire__WorkloadReport **saved_events = b->events;
     size_t saved_n = b->n_events;
     b->host = b == &empty ? l->host : b->host;
-    b->sent_ms = unix_ms();
+    b->sent_ms = clock_unix_ms();
     b->events = evs;
     b->n_events = n_ev;
     b->events_dropped = dropped;
@@ -308,10 +295,10 @@ static void *report_main(void *arg)
 {
     struct link *l = arg;
     uint32_t backoff = BACKOFF_MIN_MS;
-    uint64_t next_beat = mono_ms();
+    uint64_t next_beat = clock_mono_ms();
     pthread_mutex_lock(&l->lock);
     while (!l->stopping) {
-        uint64_t now = mono_ms();
+        uint64_t now = clock_mono_ms();
         if (!(l->snapshot_dirty && l->registered) && now < next_beat) {
             nap(l, (uint32_t)(next_beat - now));
             continue;
@@ -335,7 +322,7 @@ static void *report_main(void *arg)
         pthread_mutex_lock(&l->lock);
         if (rc == 0) {
             backoff = BACKOFF_MIN_MS;
-            next_beat = mono_ms() + jitter(l->cfg.heartbeat_ms);
+            next_beat = clock_mono_ms() + jitter(l->cfg.heartbeat_ms);
             continue;
         }
         if (l->reporter_open && rc != FERRY_E_NOTFOUND) {

@@ -1,4 +1,5 @@
 #include "probe.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,13 +22,6 @@
 #include "error.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Plugins only see an int, so nng's codes become the errno values they
  * already know how to print. */
@@ -67,7 +61,7 @@ int probe_http_get(int port, const char *path, int timeout_ms, int *status)
 
     char url[2100];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
 
     nng_url *u = NULL;
     nng_http_client *cli = NULL;
@@ -89,7 +83,7 @@ int probe_http_get(int port, const char *path, int timeout_ms, int *status)
     conn = nng_aio_get_output(aio, 0);
 
     /* One deadline for the whole probe, not one per step. */
-    uint64_t now = now_ms();
+    uint64_t now = clock_mono_ms();
     if (now >= deadline) {
         rv = NNG_ETIMEDOUT;
         goto out;
@@ -181,7 +175,7 @@ static int wait_exit(pid_t pid, uint64_t deadline, int *err)
             exited = 1;
             break;
         }
-        uint64_t now = now_ms();
+        uint64_t now = clock_mono_ms();
         if (now >= deadline)
             break;
         uint64_t left = deadline - now;
@@ -236,7 +230,7 @@ int probe_run_command(const char *const *argv, const char *const *env, const cha
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
 
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
     pid_t pid;
     rc = posix_spawn(&pid, path, &fa, &attr, (char *const *)argv, (char *const *)env);
     posix_spawn_file_actions_destroy(&fa);

@@ -2,6 +2,7 @@
  * libferry; errors are printed as one line, "ferry: <detail>". */
 #include "artifact.h"
 #include "client.h"
+#include "clock.h"
 #include "error.h"
 #include "key.h"
 #include "record.h"
@@ -385,13 +386,6 @@ static int cmd_stats(int argc, char **argv)
 
 /* ---- deployments and the fleet ------------------------------------------- */
 
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sign rec with the operator key and send it. */
 static int send_record(struct opts *o, Ferry__DeployRecord *rec, struct client *c)
 {
@@ -455,7 +449,7 @@ static int cmd_deploy_or_undeploy(int argc, char **argv, int undeploy)
     rec.version = version;
     rec.selector = selector;
     rec.undeploy = undeploy;
-    rec.issued_ms = (uint64_t)unix_ms();
+    rec.issued_ms = (uint64_t)(int64_t)clock_unix_ms();
     Ferry__Wire__Response *mr = NULL;
     if (!undeploy) {
         /* Pin the exact artifact the operator means. */

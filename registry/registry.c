@@ -1,4 +1,5 @@
 #include "registry.h"
+#include "clock.h"
 #include "db.h"
 #include "fleet.h"
 #include "record.h"
@@ -491,13 +492,6 @@ static int handle_stats(struct registry *r, Ferry__Wire__Response *resp, struct 
 
 /* ---- fleet: deployments, hosts, reports ----------------------------------- */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void wake_pollers(struct registry *r)
 {
     pthread_mutex_lock(&r->park_lock);
@@ -573,7 +567,7 @@ static int handle_register(struct registry *r, const Ferry__Wire__Register *reg)
     }
     if (rc == 0) {
         labels_format(&labels, text, sizeof text);
-        rc = db_host_register(&r->db, hello->name, hello->host_key.data, text, wall_ms());
+        rc = db_host_register(&r->db, hello->name, hello->host_key.data, text, (int64_t)clock_unix_ms());
     }
     if (rc == 0)
         logf_("host %s registered (%s)", hello->name, text);
@@ -634,7 +628,7 @@ static int handle_report(struct registry *r, const Ferry__Wire__Report *rep)
         key_verify(key, rep->body.data, rep->body.len, rep->signature.data, rep->signature.len) < 0)
         rc = err_set(FERRY_E_SIGNATURE, "report from %s: not signed by its host key", body->host);
     if (rc == 0)
-        rc = db_host_report(&r->db, body->host, rep->body.data, rep->body.len, wall_ms());
+        rc = db_host_report(&r->db, body->host, rep->body.data, rep->body.len, (int64_t)clock_unix_ms());
     if (rc == 0 && body->n_events > 0) {
         /* Keep each change on its own, re-encoded: the snapshot replaces
          * the last one, the changes accumulate. */
@@ -781,7 +775,7 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     h->desired_ptrs = calloc(total_desired ? total_desired : 1, sizeof *h->desired_ptrs);
     if (!h->desired || !h->desired_ptrs)
         return -ENOMEM;
-    int64_t now = wall_ms();
+    int64_t now = (int64_t)clock_unix_ms();
     size_t di = 0;
     for (size_t i = 0; i < h->n; i++) {
         struct db_host *dh = &h->hosts[i];
@@ -868,13 +862,6 @@ static void answer_parked(struct registry *r, struct parked *p)
     scratch_free(&s);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when host's desired serial differs from known. */
 static int serial_changed(struct registry *r, const char *host, uint64_t known)
 {
@@ -892,7 +879,7 @@ static void *notifier_main(void *arg)
     struct registry *r = arg;
     pthread_mutex_lock(&r->park_lock);
     while (!r->stopping) {
-        int64_t now = mono_ms(), next = now + 1000;
+        int64_t now = (int64_t)clock_mono_ms(), next = now + 1000;
         for (struct parked *p = r->parked; p; p = p->next)
             if (p->deadline_ms < next)
                 next = p->deadline_ms;
@@ -917,7 +904,7 @@ static void *notifier_main(void *arg)
 
         /* Decide outside the lock: each check reads the database. */
         struct parked *keep_list = NULL;
-        now = mono_ms();
+        now = (int64_t)clock_mono_ms();
         while (all) {
             struct parked *p = all;
             all = p->next;
@@ -968,7 +955,7 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         return handle_list_events(r, req->list_events, resp, s, &rs->events);
     case FERRY__WIRE__REQUEST__BODY_POLL: {
         const Ferry__Wire__Poll *p = req->poll;
-        int rc = db_host_seen(&r->db, p->host, wall_ms());
+        int rc = db_host_seen(&r->db, p->host, (int64_t)clock_unix_ms());
         if (rc == 0)
             rc = desired_response(r, p->host, &rs->desired, resp, s);
         if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial)
@@ -1029,7 +1016,7 @@ static nng_msg *serve_one(struct registry *r, nng_msg *in, struct parked **park)
             snprintf(p->host, sizeof p->host, "%s", req->poll->host);
             p->known_serial = req->poll->known_serial;
             uint32_t wait = req->poll->wait_ms > 60000 ? 60000 : req->poll->wait_ms;
-            p->deadline_ms = mono_ms() + wait;
+            p->deadline_ms = (int64_t)clock_mono_ms() + wait;
             *park = p;
         } else {
             rc = 0; /* cannot park: answer now with the same state */
