@@ -1,5 +1,6 @@
 #include "client.h"
 #include "error.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -91,8 +92,23 @@ int client_open(struct client *c, const char *url)
     if (rv == 0 && (c->live_id = live_add(c)) != 0)
         rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_removed,
                              (void *)c->live_id);
-    if (rv == 0)
+    if (rv == 0 && tls_url(url)) {
+        nng_tls_config *tls = NULL;
+        nng_dialer d;
+        int trc = tls_client_config(url, &tls);
+        if (trc < 0) {
+            client_close(c);
+            return trc;
+        }
+        rv = nng_dialer_create(&d, c->sock, url);
+        if (rv == 0)
+            rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+        nng_tls_config_free(tls); /* the dialer holds its own reference */
+        if (rv == 0)
+            rv = nng_dialer_start(d, 0);
+    } else if (rv == 0) {
         rv = nng_dial(c->sock, url, NULL, 0);
+    }
     if (rv != 0) {
         int err = wire_nng_error(rv, url);
         client_close(c);

@@ -65,5 +65,10 @@ int wire_nng_error(int nng_rv, const char *url)
         return err_set(FERRY_E_TRANSPORT, "registry %s: timed out", url);
     if (nng_rv == NNG_ECANCELED || nng_rv == NNG_ECLOSED)
         return err_set(FERRY_E_TRANSPORT, "registry %s: connection lost", url);
+    if (nng_rv == NNG_ECRYPTO || nng_rv == NNG_EPEERAUTH)
+        return err_set(FERRY_E_TRANSPORT,
+                       "registry %s: TLS handshake failed: certificate not signed by "
+                       "FERRY_TLS_CA, or not issued for the server name",
+                       url);
     return err_set(FERRY_E_TRANSPORT, "registry %s: %s", url, nng_strerror(nng_rv));
 }

@@ -14,10 +14,11 @@
 static void usage(FILE *f)
 {
     fputs("usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
-          "                      [--workers N] [--host-ttl SECONDS]\n"
+          "                      [--workers N] [--host-ttl SECONDS] [--tls-cert FILE.pem]\n"
           "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
           "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n"
-          "  --host-ttl: a host unheard of this long is shown offline (default 15).\n",
+          "  --host-ttl: a host unheard of this long is shown offline (default 15).\n"
+          "  --tls-cert: certificate and key (one PEM file) for a tls+tcp:// --listen.\n",
           f);
 }
 
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     }
     const char *data = NULL, *listen = NULL;
     int workers = 0, host_ttl_ms = 0;
+    const char *tls_cert = NULL;
     struct trust trust;
     trust_init(&trust);
 
@@ -54,6 +56,8 @@ int main(int argc, char **argv)
             listen = val;
         else if (strcmp(a, "--workers") == 0)
             workers = atoi(val);
+        else if (strcmp(a, "--tls-cert") == 0)
+            tls_cert = val;
         else if (strcmp(a, "--host-ttl") == 0)
             host_ttl_ms = atoi(val) * 1000;
         else if (strcmp(a, "--trust") == 0) {
@@ -84,7 +88,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct registry_config cfg = {data, listen, &trust, workers, host_ttl_ms};
+    struct registry_config cfg = {data, listen, &trust, workers, host_ttl_ms, tls_cert};
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);
     if (rc < 0) {

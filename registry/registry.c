@@ -8,6 +8,7 @@
 #include "manifest.h"
 #include "spec.h"
 #include "store.h"
+#include "tls.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -1117,7 +1118,24 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     }
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG);
     const char *url = cfg->listen_url ? cfg->listen_url : WIRE_DEFAULT_URL;
-    if ((rv = nng_listen(r->sock, url, &r->listener, 0)) != 0) {
+    if (tls_url(url)) {
+        nng_tls_config *tls = NULL;
+        if (!cfg->tls_cert_key) {
+            rc = err_set(FERRY_E_INVALID, "listen %s: TLS needs --tls-cert FILE.pem", url);
+            goto fail_sock;
+        }
+        if ((rc = tls_server_config(cfg->tls_cert_key, &tls)) < 0)
+            goto fail_sock;
+        rv = nng_listener_create(&r->listener, r->sock, url);
+        if (rv == 0)
+            rv = nng_listener_set_ptr(r->listener, NNG_OPT_TLS_CONFIG, tls);
+        nng_tls_config_free(tls); /* the listener holds its own reference */
+        if (rv == 0)
+            rv = nng_listener_start(r->listener, 0);
+    } else {
+        rv = nng_listen(r->sock, url, &r->listener, 0);
+    }
+    if (rv != 0) {
         rc = err_set(FERRY_E_TRANSPORT, "listen %s: %s", url, nng_strerror(rv));
         goto fail_sock;
     }

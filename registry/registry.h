@@ -17,6 +17,7 @@ struct registry_config {
     const struct trust *trust;   /* keys that may publish */
     int workers;
     int host_ttl_ms;             /* a host unheard of this long is offline */
+    const char *tls_cert_key;    /* PEM with certificate and key, for tls+tcp:// */
 };
 
 struct registry_stats {
