@@ -181,3 +181,14 @@ SH
 
 # answer PORT: what the app says on /
 answer() { curl -fsS --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null; }
+
+# stop_and_wait PID SECONDS WHAT: SIGTERM, then the exit status, bounded.
+stop_and_wait() {
+  local pid=$1 secs=$2 what=$3
+  kill -TERM "$pid" 2>/dev/null || true
+  wait_until "$secs" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^Z' <(awk '{print \$3}' /proc/$pid/stat 2>/dev/null)" \
+    || fail "$what did not exit within ${secs}s of SIGTERM"
+  local rc=0
+  wait "$pid" || rc=$?
+  return $rc
+}

@@ -53,7 +53,7 @@ grep -q err "$logs/stderr.log" || fail "stderr not captured"
 pass "workload output goes to size-capped log files"
 
 # --- registry stopped: the app keeps answering; restarted: deploys apply
-kill -TERM "$REG_PID"; wait "$REG_PID" || true
+stop_and_wait "$REG_PID" 30 "the registry" || true
 wait_until 10 grep -q 'unreachable; workloads keep running' "$T/agent-h1.log" || fail "agent did not notice"
 [ "$(answer "$port")" = "web 1.0" ] || fail "web stopped answering without the registry"
 kill -0 "$pid" || fail "web died without the registry"
@@ -96,13 +96,12 @@ pass "an agent restart re-adopts the workload (pid $pid unchanged), and keeps su
 
 # --- SIGTERM stops the agent and leaves the workload running
 pid=$(workload_field h1 web 2.0 pid)
-kill -TERM "$AGENT_PID"
-wait "$AGENT_PID" || fail "agent exit status $? on SIGTERM"
+stop_and_wait "$AGENT_PID" 30 "the agent" || fail "agent exit status $? on SIGTERM"
 kill -0 "$pid" || fail "SIGTERM to the agent stopped the workload"
 pass "SIGTERM stops the agent, not the workloads"
 
 # --- started while the registry is down, it runs what its state says
-kill -TERM "$REG_PID"; wait "$REG_PID" || true
+stop_and_wait "$REG_PID" 30 "the registry" || true
 kill -9 "$pid"
 wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "could not stop the workload"
 start_agent h1 "$T/h1" --label env=edge --trust "$T/ops.pub"

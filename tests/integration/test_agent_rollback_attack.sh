@@ -20,7 +20,7 @@ old_record=$(sqlite3 "$T/reg/registry.db" "SELECT hex(signed_record) || ' ' || i
 "$FERRY" status --wait web@2.0 --timeout 30 >/dev/null || fail "web@2.0"
 
 # Put the old signed record back behind the registry's back.
-kill -TERM "$REG_PID"; wait "$REG_PID" || true
+stop_and_wait "$REG_PID" 30 "the registry" || true
 sqlite3 "$T/reg/registry.db" \
   "UPDATE deployments SET signed_record = X'${old_record% *}', issued_ms = ${old_record#* } WHERE name='web'"
 start_registry_at reg2 "$T/reg" "$url" --trust "$T/ops.pub"
@@ -33,7 +33,7 @@ workload_state_is h1 web 2.0 running || fail "web@2.0 is no longer running"
 pass "a replayed older deployment is ignored: no rollback"
 
 # The same agent restarted still refuses it (the guard is persisted).
-kill -TERM "$AGENT_PID"; wait "$AGENT_PID" || true
+stop_and_wait "$AGENT_PID" 30 "the agent" || true
 start_agent h1 "$T/h1" --label env=prod --trust "$T/ops.pub"
 wait_until 30 bash -c "[ \$(grep -c 'ignoring an older deployment of web' '$T/agent-h1.log') -ge 2 ]" \
   || fail "a restarted agent did not refuse the replay"

@@ -133,6 +133,5 @@ pass "unreachable registry"
 
 # the registry is still healthy and exits 0 on SIGTERM
 "$FERRY_POKE" "$REG_URL" ping >/dev/null || fail "registry stopped answering"
-kill -TERM "$REG_PID"
-wait "$REG_PID" || fail "registry exit status $? on SIGTERM"
+stop_and_wait "$REG_PID" 30 "the registry" || fail "registry exit status $? on SIGTERM"
 pass "registry exits 0 on SIGTERM"
