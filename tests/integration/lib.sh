@@ -8,7 +8,9 @@ set -euo pipefail
 FERRY="$FERRY_BIN/cli/ferry"
 FERRY_REGISTRY_BIN="$FERRY_BIN/registry/ferry-registry"
 FERRY_POKE="$FERRY_BIN/tests/ferry-poke"
-unset FERRY_REGISTRY FERRY_KEY FERRY_TRUST
+unset FERRY_REGISTRY FERRY_KEY FERRY_TRUST FERRY_TLS_CA FERRY_TLS_SERVER_NAME
+# A request that gets no answer fails in 20 s, not the default 60.
+export FERRY_TIMEOUT_MS=20000
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-it.XXXXXX")
 PIDS=()
