@@ -43,6 +43,79 @@ static int grow(void **v, size_t *cap, size_t count, size_t elem)
     return 0;
 }
 
+static int db_fail(struct db *db, const char *what);
+
+/* Fills one element of a result array from the current row; 0 or -ENOMEM. */
+typedef int (*row_fn)(sqlite3_stmt *st, void *elem);
+
+/* Run sql (with an optional text parameter) and map every row through fill
+ * into a malloc'd array of elem_size elements. On failure nothing is
+ * returned and free_partial releases what fill had allocated. */
+static int select_rows(struct db *db, const char *sql, const char *param, row_fn fill,
+                       size_t elem_size, void (*free_partial)(void *, size_t), void **out,
+                       size_t *n)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    void *v = NULL;
+    size_t count = 0, cap = 0;
+    int rc = 0, step = SQLITE_DONE;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "select");
+        goto out;
+    }
+    if (param)
+        sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow(&v, &cap, count, elem_size) < 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        void *elem = (char *)v + count * elem_size;
+        memset(elem, 0, elem_size);
+        count++;
+        if ((rc = fill(st, elem)) < 0)
+            goto out;
+    }
+    if (step != SQLITE_DONE)
+        rc = db_fail(db, "select");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    if (rc < 0) {
+        if (free_partial)
+            free_partial(v, count);
+        else
+            free(v);
+        return rc;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+static void text_into(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* A copy of a blob column; 0 or -ENOMEM. */
+static int blob_into(sqlite3_stmt *st, int col, uint8_t **dst, size_t *len)
+{
+    int n = sqlite3_column_bytes(st, col);
+    *len = 0;
+    *dst = NULL;
+    if (n <= 0)
+        return 0;
+    *dst = malloc((size_t)n);
+    if (!*dst)
+        return -ENOMEM;
+    memcpy(*dst, sqlite3_column_blob(st, col), (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
 static int db_fail(struct db *db, const char *what)
 {
     return err_set(FERRY_E_STORE, "metadata store: %s: %s", what, sqlite3_errmsg(db->h));
@@ -185,49 +258,24 @@ out:
     return rc;
 }
 
+static int version_row(sqlite3_stmt *st, void *elem)
+{
+    struct db_version *e = elem;
+    text_into(st, 0, e->version, sizeof e->version);
+    if (sqlite3_column_bytes(st, 1) == DIGEST_LEN)
+        memcpy(e->manifest_digest.b, sqlite3_column_blob(st, 1), DIGEST_LEN);
+    text_into(st, 2, e->publisher, sizeof e->publisher);
+    e->published_unix = sqlite3_column_int64(st, 3);
+    text_into(st, 4, e->kind, sizeof e->kind);
+    return 0;
+}
+
 int db_list_versions(struct db *db, const char *name, struct db_version **out, size_t *n)
 {
-    pthread_mutex_lock(&db->lock);
-    sqlite3_stmt *st = NULL;
-    struct db_version *v = NULL;
-    size_t count = 0, cap = 0;
-    int rc = 0;
-    if (sqlite3_prepare_v2(db->h,
-                           "SELECT version, manifest_digest, publisher, published_unix, kind"
-                           " FROM artifacts WHERE name=? ORDER BY published_unix, rowid",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "select");
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&v, &cap, count, sizeof *v) < 0) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        struct db_version *e = &v[count++];
-        memset(e, 0, sizeof *e);
-        snprintf(e->version, sizeof e->version, "%s", (const char *)sqlite3_column_text(st, 0));
-        if (sqlite3_column_bytes(st, 1) == DIGEST_LEN)
-            memcpy(e->manifest_digest.b, sqlite3_column_blob(st, 1), DIGEST_LEN);
-        snprintf(e->publisher, sizeof e->publisher, "%s",
-                 (const char *)sqlite3_column_text(st, 2));
-        e->published_unix = sqlite3_column_int64(st, 3);
-        snprintf(e->kind, sizeof e->kind, "%s", (const char *)sqlite3_column_text(st, 4));
-    }
-    if (step != SQLITE_DONE)
-        rc = db_fail(db, "select");
-out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->lock);
-    if (rc < 0) {
-        free(v);
-        return rc;
-    }
-    *out = v;
-    *n = count;
-    return 0;
+    return select_rows(db,
+                       "SELECT version, manifest_digest, publisher, published_unix, kind"
+                       " FROM artifacts WHERE name=? ORDER BY published_unix, rowid",
+                       name, version_row, sizeof **out, NULL, (void **)out, n);
 }
 
 int db_audit(struct db *db, const char *actor, const char *action, const char *subject)
@@ -398,53 +446,25 @@ int db_host_report(struct db *db, const char *name, const uint8_t *report, size_
                        report, len, now_ms);
 }
 
+static int host_row(sqlite3_stmt *st, void *elem)
+{
+    struct db_host *h = elem;
+    text_into(st, 0, h->name, sizeof h->name);
+    if (sqlite3_column_bytes(st, 1) == 32)
+        memcpy(h->key, sqlite3_column_blob(st, 1), 32);
+    text_into(st, 2, h->labels, sizeof h->labels);
+    h->last_seen_ms = sqlite3_column_int64(st, 3);
+    return blob_into(st, 4, &h->report, &h->report_len);
+}
+
+static void host_list_free_partial(void *v, size_t n) { db_host_list_free(v, n); }
+
 int db_host_list(struct db *db, struct db_host **out, size_t *n)
 {
-    pthread_mutex_lock(&db->lock);
-    sqlite3_stmt *st = NULL;
-    struct db_host *v = NULL;
-    size_t count = 0, cap = 0;
-    int rc = 0;
-    if (sqlite3_prepare_v2(db->h,
-                           "SELECT name, host_key, labels, last_seen_ms, report FROM hosts"
-                           " ORDER BY name",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "hosts");
-        goto out;
-    }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (grow((void **)&v, &cap, count, sizeof *v) < 0) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        struct db_host *h = &v[count++];
-        memset(h, 0, sizeof *h);
-        snprintf(h->name, sizeof h->name, "%s", (const char *)sqlite3_column_text(st, 0));
-        if (sqlite3_column_bytes(st, 1) == 32)
-            memcpy(h->key, sqlite3_column_blob(st, 1), 32);
-        snprintf(h->labels, sizeof h->labels, "%s", (const char *)sqlite3_column_text(st, 2));
-        h->last_seen_ms = sqlite3_column_int64(st, 3);
-        int len = sqlite3_column_bytes(st, 4);
-        if (len > 0) {
-            h->report = malloc((size_t)len);
-            if (!h->report) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            memcpy(h->report, sqlite3_column_blob(st, 4), (size_t)len);
-            h->report_len = (size_t)len;
-        }
-    }
-out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->lock);
-    if (rc < 0) {
-        db_host_list_free(v, count);
-        return rc;
-    }
-    *out = v;
-    *n = count;
-    return 0;
+    return select_rows(db,
+                       "SELECT name, host_key, labels, last_seen_ms, report FROM hosts"
+                       " ORDER BY name",
+                       NULL, host_row, sizeof **out, host_list_free_partial, (void **)out, n);
 }
 
 void db_host_list_free(struct db_host *v, size_t n)
@@ -506,50 +526,24 @@ out:
     return rc;
 }
 
+static int deployment_row(sqlite3_stmt *st, void *elem)
+{
+    struct db_deployment *d = elem;
+    text_into(st, 0, d->name, sizeof d->name);
+    text_into(st, 1, d->selector, sizeof d->selector);
+    d->issued_ms = sqlite3_column_int64(st, 2);
+    return blob_into(st, 3, &d->signed_record, &d->signed_len);
+}
+
+static void deployment_list_free_partial(void *v, size_t n) { db_deployment_list_free(v, n); }
+
 int db_deployment_list(struct db *db, struct db_deployment **out, size_t *n)
 {
-    pthread_mutex_lock(&db->lock);
-    sqlite3_stmt *st = NULL;
-    struct db_deployment *v = NULL;
-    size_t count = 0, cap = 0;
-    int rc = 0;
-    if (sqlite3_prepare_v2(db->h,
-                           "SELECT name, selector, issued_ms, signed_record FROM deployments"
-                           " ORDER BY name, issued_ms",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "deployments");
-        goto out;
-    }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (grow((void **)&v, &cap, count, sizeof *v) < 0) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        struct db_deployment *d = &v[count++];
-        memset(d, 0, sizeof *d);
-        snprintf(d->name, sizeof d->name, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(d->selector, sizeof d->selector, "%s", (const char *)sqlite3_column_text(st, 1));
-        d->issued_ms = sqlite3_column_int64(st, 2);
-        int len = sqlite3_column_bytes(st, 3);
-        d->signed_record = malloc(len > 0 ? (size_t)len : 1);
-        if (!d->signed_record) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (len > 0)
-            memcpy(d->signed_record, sqlite3_column_blob(st, 3), (size_t)len);
-        d->signed_len = (size_t)len;
-    }
-out:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->lock);
-    if (rc < 0) {
-        db_deployment_list_free(v, count);
-        return rc;
-    }
-    *out = v;
-    *n = count;
-    return 0;
+    return select_rows(db,
+                       "SELECT name, selector, issued_ms, signed_record FROM deployments"
+                       " ORDER BY name, issued_ms",
+                       NULL, deployment_row, sizeof **out, deployment_list_free_partial,
+                       (void **)out, n);
 }
 
 void db_deployment_list_free(struct db_deployment *v, size_t n)
