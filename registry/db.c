@@ -411,6 +411,26 @@ int db_host_key(struct db *db, const char *name, uint8_t key[32])
     return rc;
 }
 
+int db_host_labels(struct db *db, const char *name, char *labels, size_t cap)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = FERRY_E_NOTFOUND;
+    if (sqlite3_prepare_v2(db->h, "SELECT labels FROM hosts WHERE name=?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+    } else {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            text_into(st, 0, labels, cap);
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return rc == FERRY_E_NOTFOUND ? err_set(rc, "host '%s' is not registered", name) : rc;
+}
+
 static int update_host(struct db *db, const char *sql, const char *name, const uint8_t *blob,
                        size_t len, int64_t now_ms)
 {

@@ -63,6 +63,8 @@ int db_host_register(struct db *db, const char *name, const uint8_t key[32], con
 /* The key a host registered with; FERRY_E_NOTFOUND when unknown. */
 int db_host_key(struct db *db, const char *name, uint8_t key[32]);
 int db_host_seen(struct db *db, const char *name, int64_t now_ms);
+/* A host's canonical labels; FERRY_E_NOTFOUND when unknown. */
+int db_host_labels(struct db *db, const char *name, char *labels, size_t cap);
 int db_host_report(struct db *db, const char *name, const uint8_t *report, size_t len,
                    int64_t now_ms);
 int db_host_list(struct db *db, struct db_host **out, size_t *n);

@@ -579,20 +579,12 @@ static int handle_register(struct registry *r, const Ferry__Wire__Register *reg)
 /* Labels of a registered host. */
 static int host_labels(struct registry *r, const char *host, struct label_set *out)
 {
-    struct db_host *hosts = NULL;
-    size_t n = 0;
-    int rc = db_host_list(&r->db, &hosts, &n);
+    char text[2048];
+    int rc = db_host_labels(&r->db, host, text, sizeof text);
     if (rc < 0)
         return rc;
-    rc = err_set(FERRY_E_NOTFOUND, "host '%s' is not registered", host);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(hosts[i].name, host) == 0) {
-            out->n = 0;
-            rc = hosts[i].labels[0] ? labels_parse(hosts[i].labels, out) : 0;
-            break;
-        }
-    db_host_list_free(hosts, n);
-    return rc;
+    out->n = 0;
+    return text[0] ? labels_parse(text, out) : 0;
 }
 
 /* The desired-state response for host (pointing into *d). */
