@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config git
   libuv1-dev libnng-dev libsqlite3-dev sqlite3 libsodium-dev libarchive-dev
   libprotobuf-c-dev protobuf-c-compiler libyaml-dev libjansson-dev libcmocka-dev
-  coreutils python3 curl procps bc openssl
+  coreutils bsdutils python3 curl procps bc openssl
 )
 
 missing=()

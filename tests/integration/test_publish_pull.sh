@@ -18,6 +18,19 @@ digest1=${out#* }
 [ "$(stat -c %a "$T/pulled1/static/index.html")" = 644 ] || fail "plain file mode wrong"
 pass "publish -> pull is byte-identical with modes"
 
+# --- progress: drawn on a terminal, absent without one
+head -c 3000000 /dev/urandom > "$T/app-progress.bin"
+make_app "$T/progress" progress 1.0
+mv "$T/app-progress.bin" "$T/progress/data.bin"
+err=$("$FERRY" publish "$T/progress" --registry "$REG_URL" --key "$T/alice.key" 2>&1 >/dev/null)
+[ -z "$err" ] || fail "publish without a terminal printed: $err"
+script -qec "'$FERRY' pull progress@1.0 --out '$T/progress-out' --registry '$REG_URL' --trust '$T/alice.pub'" \
+  /dev/null > "$T/tty.out" || fail "pull on a terminal failed"
+grep -q 'pull progress@1.0: .*/s' "$T/tty.out" || fail "no progress on a terminal: $(cat -v "$T/tty.out")"
+err=$("$FERRY" pull progress@1.0 --out "$T/progress-out2" --registry "$REG_URL" --trust "$T/alice.pub" 2>&1 >/dev/null)
+[ -z "$err" ] || fail "pull without a terminal printed: $err"
+pass "progress on a terminal only"
+
 # --- re-publishing identical content succeeds and uploads nothing
 before=$(stat_counter blob_bytes_received)
 out2=$("$FERRY" publish "$T/app1" --registry "$REG_URL" --key "$T/alice.key")
