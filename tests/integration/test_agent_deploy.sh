@@ -10,6 +10,8 @@ start_agent h1 "$T/h1" --label env=test --label zone=a --trust "$T/ops.pub"
 
 # --- deploy -> the app answers on its port, status --wait returns 0
 make_web_app "$T/web1" web 1.0
+head -c 3000000 /dev/urandom > "$T/model.bin"   # every web version ships it
+cp "$T/model.bin" "$T/web1/"
 "$FERRY" publish "$T/web1" >/dev/null
 "$FERRY" deploy web@1.0 --to env=test | grep -q 'deployed web@1.0 to env=test'
 "$FERRY" status --wait web@1.0 --timeout 30 >/dev/null || fail "status --wait web@1.0"
@@ -33,6 +35,7 @@ pass "a killed workload is restarted (restarts=$(workload_field h1 web 1.0 resta
 
 # --- a version whose health never passes is rolled back; the old one answers
 make_web_app "$T/web2" web 2.0 /healthz-that-does-not-exist
+cp "$T/model.bin" "$T/web2/"
 "$FERRY" publish "$T/web2" >/dev/null
 "$FERRY" deploy web@2.0 --to env=test >/dev/null
 rc=0; out=$("$FERRY" status --wait web@2.0 --timeout 60 2>&1 >/dev/null) || rc=$?
@@ -46,13 +49,19 @@ pass "an unhealthy version is rolled back and the previous one keeps answering"
 
 # --- a good new version replaces the old one
 make_web_app "$T/web3" web 3.0
+cp "$T/model.bin" "$T/web3/"
+echo "v3" > "$T/web3/VERSION"
 "$FERRY" publish "$T/web3" >/dev/null
+served=$("$FERRY" stats --json | python3 -c "import json,sys; print(json.load(sys.stdin)['chunks_served'])")
 "$FERRY" deploy web@3.0 --to env=test >/dev/null
 "$FERRY" status --wait web@3.0 --timeout 30 >/dev/null || fail "status --wait web@3.0"
+served=$(( $("$FERRY" stats --json | python3 -c "import json,sys; print(json.load(sys.stdin)['chunks_served'])") - served ))
+[ "$served" -eq 1 ] || fail "web@3.0 changed one small file but the agent fetched $served chunks"
+cmp -s "$T/model.bin" "$T/h1/workloads/web/3.0/model.bin" || fail "model.bin differs in web@3.0"
 old_gone() { ! workload_field h1 web 1.0 state >/dev/null 2>&1; }
 wait_until 15 old_gone || fail "web@1.0 still listed after web@3.0 took over"
 [ "$(answer "$(workload_field h1 web 3.0 port)")" = "web 3.0" ] || fail "web@3.0 does not answer"
-pass "a healthy new version replaces the old one"
+pass "a healthy new version replaces the old one, fetching only the file that changed"
 
 # --- a crash-looping app ends failed
 mkdir -p "$T/crash"
