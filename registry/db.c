@@ -154,6 +154,18 @@ static int exec_simple(struct db *db, const char *sql)
     return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(db, sql);
 }
 
+/* End a transaction begun with BEGIN IMMEDIATE: commit when rc is 0, else
+ * (or when the commit fails) roll back. Returns the outcome. */
+static int finish_tx(struct db *db, sqlite3_stmt *st, int rc)
+{
+    sqlite3_finalize(st);
+    if (rc == 0)
+        rc = exec_simple(db, "COMMIT");
+    if (rc < 0)
+        sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 int db_add_version(struct db *db, const char *name, const char *version, const char *kind,
                    const struct digest *manifest_digest, const char *publisher,
                    const uint8_t *sigs, size_t sigs_len, int *already)
@@ -168,7 +180,7 @@ int db_add_version(struct db *db, const char *name, const char *version, const c
                            "SELECT manifest_digest FROM artifacts WHERE name=? AND version=?", -1,
                            &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "select");
-        goto rollback;
+        goto done;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
@@ -182,7 +194,7 @@ int db_add_version(struct db *db, const char *name, const char *version, const c
                          "%s@%s: version already published with different content; "
                          "versions are immutable, publish a new version",
                          name, version);
-        goto rollback;
+        goto done;
     }
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(db->h,
@@ -190,7 +202,7 @@ int db_add_version(struct db *db, const char *name, const char *version, const c
                            " published_unix, signatures) VALUES(?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "insert");
-        goto rollback;
+        goto done;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
@@ -201,18 +213,10 @@ int db_add_version(struct db *db, const char *name, const char *version, const c
     sqlite3_bind_blob(st, 7, sigs, (int)sigs_len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_fail(db, "insert");
-        goto rollback;
+        goto done;
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = exec_simple(db, "COMMIT");
-    if (rc < 0)
-        goto rollback;
-    goto out;
-rollback:
-    sqlite3_finalize(st);
-    st = NULL;
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+done:
+    rc = finish_tx(db, st, rc);
 out:
     pthread_mutex_unlock(&db->lock);
     return rc;
@@ -289,7 +293,7 @@ int db_audit(struct db *db, const char *actor, const char *action, const char *s
     if (sqlite3_prepare_v2(db->h, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &st,
                            NULL) != SQLITE_OK) {
         rc = db_fail(db, "audit");
-        goto rollback;
+        goto done;
     }
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == DIGEST_LEN)
         memcpy(prev, sqlite3_column_blob(st, 0), DIGEST_LEN);
@@ -314,7 +318,7 @@ int db_audit(struct db *db, const char *actor, const char *action, const char *s
                            " VALUES(?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "audit");
-        goto rollback;
+        goto done;
     }
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
@@ -324,16 +328,10 @@ int db_audit(struct db *db, const char *actor, const char *action, const char *s
     sqlite3_bind_blob(st, 6, d.b, DIGEST_LEN, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_fail(db, "audit");
-        goto rollback;
+        goto done;
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = exec_simple(db, "COMMIT");
-    if (rc == 0)
-        goto out;
-rollback:
-    sqlite3_finalize(st);
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+done:
+    rc = finish_tx(db, st, rc);
 out:
     pthread_mutex_unlock(&db->lock);
     return rc;
@@ -352,13 +350,13 @@ int db_host_register(struct db *db, const char *name, const uint8_t key[32], con
     if (sqlite3_prepare_v2(db->h, "SELECT host_key FROM hosts WHERE name=?", -1, &st, NULL) !=
         SQLITE_OK) {
         rc = db_fail(db, "hosts");
-        goto rollback;
+        goto done;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW &&
         (sqlite3_column_bytes(st, 0) != 32 || memcmp(sqlite3_column_blob(st, 0), key, 32) != 0)) {
         rc = err_set(FERRY_E_EXISTS, "host '%s' is registered with another host key", name);
-        goto rollback;
+        goto done;
     }
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(db->h,
@@ -367,7 +365,7 @@ int db_host_register(struct db *db, const char *name, const uint8_t key[32], con
                            " last_seen_ms=excluded.last_seen_ms",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "hosts");
-        goto rollback;
+        goto done;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
@@ -375,17 +373,10 @@ int db_host_register(struct db *db, const char *name, const uint8_t key[32], con
     sqlite3_bind_int64(st, 4, now_ms);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_fail(db, "hosts");
-        goto rollback;
+        goto done;
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = exec_simple(db, "COMMIT");
-    if (rc == 0)
-        goto out;
-rollback:
-    sqlite3_finalize(st);
-    st = NULL;
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+done:
+    rc = finish_tx(db, st, rc);
 out:
     pthread_mutex_unlock(&db->lock);
     return rc;
@@ -505,7 +496,7 @@ int db_deployment_put(struct db *db, const char *name, const char *selector, int
     if (sqlite3_prepare_v2(db->h, "SELECT issued_ms FROM deployments WHERE name=? AND selector=?",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "deployments");
-        goto rollback;
+        goto done;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
@@ -514,7 +505,7 @@ int db_deployment_put(struct db *db, const char *name, const char *selector, int
                      "deployment of %s to %s: a newer decision is already recorded "
                      "(is this machine's clock behind?)",
                      name, selector);
-        goto rollback;
+        goto done;
     }
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(db->h,
@@ -522,7 +513,7 @@ int db_deployment_put(struct db *db, const char *name, const char *selector, int
                            " signed_record) VALUES(?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "deployments");
-        goto rollback;
+        goto done;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
@@ -530,17 +521,10 @@ int db_deployment_put(struct db *db, const char *name, const char *selector, int
     sqlite3_bind_blob(st, 4, signed_record, (int)len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_fail(db, "deployments");
-        goto rollback;
+        goto done;
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = exec_simple(db, "COMMIT");
-    if (rc == 0)
-        goto out;
-rollback:
-    sqlite3_finalize(st);
-    st = NULL;
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+done:
+    rc = finish_tx(db, st, rc);
 out:
     pthread_mutex_unlock(&db->lock);
     return rc;
@@ -586,7 +570,7 @@ int db_events_add(struct db *db, const char *host, const uint8_t *const *changes
     if (sqlite3_prepare_v2(db->h, "INSERT INTO events(host, change) VALUES(?,?)", -1, &st,
                            NULL) != SQLITE_OK) {
         rc = db_fail(db, "events");
-        goto rollback;
+        goto done;
     }
     for (size_t i = 0; i < n; i++) {
         sqlite3_reset(st);
@@ -594,22 +578,17 @@ int db_events_add(struct db *db, const char *host, const uint8_t *const *changes
         sqlite3_bind_blob(st, 2, changes[i], (int)lens[i], SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = db_fail(db, "events");
-            goto rollback;
+            goto done;
         }
     }
-    sqlite3_finalize(st);
-    st = NULL;
     /* Bounded: the oldest changes go. */
-    sqlite3_exec(db->h,
-                 "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - "
-                 "10000",
-                 NULL, NULL, NULL);
-    rc = exec_simple(db, "COMMIT");
-    if (rc == 0)
-        goto out;
-rollback:
-    sqlite3_finalize(st);
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    char trim[160];
+    snprintf(trim, sizeof trim,
+             "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - %d",
+             DB_EVENTS_KEPT);
+    sqlite3_exec(db->h, trim, NULL, NULL, NULL);
+done:
+    rc = finish_tx(db, st, rc);
 out:
     pthread_mutex_unlock(&db->lock);
     return rc;
