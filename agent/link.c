@@ -77,6 +77,43 @@ static void set_online(struct link *l, int online)
     pthread_mutex_unlock(&l->lock);
 }
 
+/* Encode body, sign the bytes with the host key and send them as a
+ * Register (hello) or a Report: the registry checks the signature against
+ * the host key before it believes a word. */
+static int send_signed(struct link *l, struct client *c, const ProtobufCMessage *body,
+                       int is_register)
+{
+    size_t n = protobuf_c_message_get_packed_size(body);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return -ENOMEM;
+    protobuf_c_message_pack(body, buf);
+    uint8_t sig[crypto_sign_BYTES];
+    key_sign(&l->key, buf, n, sig);
+    Ferry__Wire__Request req;
+    Ferry__Wire__Register reg;
+    Ferry__Wire__Report rep;
+    ferry__wire__request__init(&req);
+    if (is_register) {
+        ferry__wire__register__init(&reg);
+        reg.hello = (ProtobufCBinaryData){n, buf};
+        reg.signature = (ProtobufCBinaryData){sizeof sig, sig};
+        req.body_case = FERRY__WIRE__REQUEST__BODY_REGISTER;
+        req.register_ = &reg;
+    } else {
+        ferry__wire__report__init(&rep);
+        rep.body = (ProtobufCBinaryData){n, buf};
+        rep.signature = (ProtobufCBinaryData){sizeof sig, sig};
+        req.body_case = FERRY__WIRE__REQUEST__BODY_REPORT;
+        req.report = &rep;
+    }
+    Ferry__Wire__Response *r = NULL;
+    int rc = client_call(c, &req, &r);
+    client_response_free(r);
+    free(buf);
+    return rc;
+}
+
 static int do_register(struct link *l, struct client *c)
 {
     Ferry__Wire__HostHello hello;
@@ -94,28 +131,7 @@ static int do_register(struct link *l, struct client *c)
     hello.host_key.data = l->key.pub.pk;
     hello.host_key.len = sizeof l->key.pub.pk;
     hello.sent_ms = clock_unix_ms();
-    size_t n = ferry__wire__host_hello__get_packed_size(&hello);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf)
-        return -ENOMEM;
-    ferry__wire__host_hello__pack(&hello, buf);
-    uint8_t sig[crypto_sign_BYTES];
-    key_sign(&l->key, buf, n, sig);
-    Ferry__Wire__Request req;
-    Ferry__Wire__Register reg;
-    ferry__wire__request__init(&req);
-    ferry__wire__register__init(&reg);
-    reg.hello.data = buf;
-    reg.hello.len = n;
-    reg.signature.data = sig;
-    reg.signature.len = sizeof sig;
-    req.body_case = FERRY__WIRE__REQUEST__BODY_REGISTER;
-    req.register_ = &reg;
-    Ferry__Wire__Response *r = NULL;
-    int rc = client_call(c, &req, &r);
-    client_response_free(r);
-    free(buf);
-    return rc;
+    return send_signed(l, c, &hello.base, 1);
 }
 
 static void *poll_main(void *arg)
@@ -243,28 +259,7 @@ static int send_report(struct link *l)
     b->events = evs;
     b->n_events = n_ev;
     b->events_dropped = dropped;
-    size_t n = ferry__wire__report_body__get_packed_size(b);
-    uint8_t *buf = malloc(n ? n : 1);
-    int rc = buf ? 0 : -ENOMEM;
-    if (rc == 0) {
-        ferry__wire__report_body__pack(b, buf);
-        uint8_t sig[crypto_sign_BYTES];
-        key_sign(&l->key, buf, n, sig);
-        Ferry__Wire__Request req;
-        Ferry__Wire__Report rep;
-        ferry__wire__request__init(&req);
-        ferry__wire__report__init(&rep);
-        rep.body.data = buf;
-        rep.body.len = n;
-        rep.signature.data = sig;
-        rep.signature.len = sizeof sig;
-        req.body_case = FERRY__WIRE__REQUEST__BODY_REPORT;
-        req.report = &rep;
-        Ferry__Wire__Response *r = NULL;
-        rc = client_call(&l->reporter, &req, &r);
-        client_response_free(r);
-    }
-    free(buf);
+    int rc = send_signed(l, &l->reporter, &b->base, 0);
     b->events = saved_events;
     b->n_events = saved_n;
     if (body)
