@@ -296,6 +296,23 @@ static void run_destroy(struct run *r)
     }
 }
 
+/* Drop a run for good: its local record, and with remove_tree its
+ * materialized tree too (a replaced or undeployed version). Its blobs stay
+ * in the agent's blob cache, so deploying it again moves no bytes. */
+static void run_forget(struct run *r, int remove_tree)
+{
+    localdb_run_delete(&r->a->db, r->name, r->version);
+    if (remove_tree && r->dir[0]) {
+        int rc = fs_rm_rf(r->dir);
+        if (rc < 0)
+            alog(FERRY_LOG_WARN, "%s: cannot remove: %s", r->dir, strerror(-rc));
+        char parent[4096], base[1024];
+        fs_split(r->dir, parent, sizeof parent, base, sizeof base);
+        rmdir(parent); /* only if no other version is left */
+    }
+    run_destroy(r);
+}
+
 static struct run *run_new(struct agent *a, const char *name, const char *version,
                            uint64_t issued_ms)
 {
@@ -549,9 +566,9 @@ static void apply(struct run *r, const struct sup_out *out)
     if (act & SUP_DO_REPORT)
         set_state(r, reported_state(r), r->sup.reason);
     if (r->sup.state == SUP_STOPPED && r->retired) {
-        localdb_run_delete(&r->a->db, r->name, r->version);
-        run_destroy(r);
-        publish_snapshot(r->a);
+        struct agent *a = r->a;
+        run_forget(r, 1);
+        publish_snapshot(a);
     }
 }
 
@@ -566,8 +583,7 @@ static void finish_rollout(struct run *r)
         if (o->supervised && o->sup.state != SUP_STOPPED)
             sup_feed(o, SUP_EV_STOP, "replaced by a new version");
         else {
-            localdb_run_delete(&o->a->db, o->name, o->version);
-            run_destroy(o);
+            run_forget(o, 1);
             publish_snapshot(r->a);
         }
     }
@@ -771,8 +787,7 @@ static void stop_all_of(struct agent *a, const char *name, const char *why)
         } else {
             if (r->supervised)
                 run_signal(r, SIGKILL); /* a failed run may still have a process */
-            localdb_run_delete(&a->db, r->name, r->version);
-            run_destroy(r);
+            run_forget(r, 1);
         }
     }
     publish_snapshot(a);
@@ -795,10 +810,10 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
             return; /* running, or on its way */
         if (failed && r->issued_ms == rec->issued_ms)
             return; /* already failed for this very decision: not retried in a loop */
-        /* A new decision for a version that failed or stopped: afresh. */
+        /* A new decision for a version that failed or stopped: afresh, in
+         * the tree it already has. */
         run_signal(r, SIGKILL);
-        localdb_run_delete(&a->db, r->name, r->version);
-        run_destroy(r);
+        run_forget(r, 0);
     }
     int others = 0;
     for (struct run *o = a->runs; o; o = o->next)
@@ -809,10 +824,8 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
     for (struct run *o = a->runs, *next; o; o = next) {
         next = o->next;
         if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
-            (strcmp(o->state, "failed") == 0 || strcmp(o->state, "rolled_back") == 0)) {
-            localdb_run_delete(&a->db, o->name, o->version);
-            run_destroy(o);
-        }
+            (strcmp(o->state, "failed") == 0 || strcmp(o->state, "rolled_back") == 0))
+            run_forget(o, 1);
     }
     r = run_new(a, rec->name, rec->version, rec->issued_ms);
     if (!r)

@@ -60,6 +60,8 @@ served=$(( $("$FERRY" stats --json | python3 -c "import json,sys; print(json.loa
 cmp -s "$T/model.bin" "$T/h1/workloads/web/3.0/model.bin" || fail "model.bin differs in web@3.0"
 old_gone() { ! workload_field h1 web 1.0 state >/dev/null 2>&1; }
 wait_until 15 old_gone || fail "web@1.0 still listed after web@3.0 took over"
+wait_until 15 test ! -e "$T/h1/workloads/web/1.0" || fail "web@1.0's tree was not removed"
+[ ! -e "$T/h1/workloads/web/2.0" ] || fail "the rolled-back web@2.0's tree was not removed"
 [ "$(answer "$(workload_field h1 web 3.0 port)")" = "web 3.0" ] || fail "web@3.0 does not answer"
 pass "a healthy new version replaces the old one, fetching only the file that changed"
 
@@ -110,11 +112,15 @@ wait_until 15 gone || fail "web still in status after undeploy"
 wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "web process $pid still runs"
 pass "undeploy stops the workload and removes it from status"
 
+wait_until 15 test ! -e "$T/h1/workloads/web/3.0" || fail "undeployed web@3.0's tree was not removed"
+served=$("$FERRY" stats --json | python3 -c "import json,sys; print(json.load(sys.stdin)['chunks_served'])")
 "$FERRY" deploy web@3.0 --to env=test >/dev/null
 "$FERRY" status --wait web@3.0 --timeout 60 >/dev/null || fail "web@3.0 did not come back after a re-deploy"
+served=$(( $("$FERRY" stats --json | python3 -c "import json,sys; print(json.load(sys.stdin)['chunks_served'])") - served ))
+[ "$served" -eq 0 ] || fail "re-deploying web@3.0 fetched $served chunks; its blobs were cached"
 [ "$(answer "$(workload_field h1 web 3.0 port)")" = "web 3.0" ] || fail "re-deployed web@3.0 does not answer"
 "$FERRY" undeploy web --to env=test >/dev/null
-pass "an undeployed version can be deployed again"
+pass "an undeployed version can be deployed again, from the agent's blob cache"
 
 # --- bad input to the fleet commands
 expect_fail "selector 'env': label 'env': expected KEY=VALUE|label 'env': expected KEY=VALUE" \
