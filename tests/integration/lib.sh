@@ -188,8 +188,11 @@ answer() { curl -fsS --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null; }
 stop_and_wait() {
   local pid=$1 secs=$2 what=$3
   kill -TERM "$pid" 2>/dev/null || true
-  wait_until "$secs" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^Z' <(awk '{print \$3}' /proc/$pid/stat 2>/dev/null)" \
-    || fail "$what did not exit within ${secs}s of SIGTERM"
+  if ! wait_until "$secs" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^Z' <(awk '{print \$3}' /proc/$pid/stat 2>/dev/null)"; then
+    # Leave the threads' stacks in the log: a hang is worth a diagnosis.
+    command -v gdb >/dev/null && gdb -p "$pid" -batch -ex "thread apply all bt" >&2 2>/dev/null
+    fail "$what did not exit within ${secs}s of SIGTERM"
+  fi
   local rc=0
   wait "$pid" || rc=$?
   return $rc
