@@ -5,7 +5,10 @@
 #include "registry.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,23 @@ static void usage(FILE *f)
           "  --host-ttl: a host unheard of this long is shown offline (default 15).\n"
           "  --tls-cert: certificate and key (one PEM file) for a tls+tcp:// --listen.\n",
           f);
+}
+
+/* A stop must not hang: nng_close has been seen to wait forever (rarely,
+ * after many agents' long polls) although every context of ours is closed.
+ * Everything is durable by then (SQLite FULL, blobs fsync'd), so after a
+ * grace period the process leaves without finishing the socket teardown. */
+#define STOP_GRACE_S 10
+
+static void *stop_watchdog(void *arg)
+{
+    (void)arg;
+    struct timespec t = {STOP_GRACE_S, 0};
+    nanosleep(&t, NULL);
+    fprintf(stderr, "ferry-registry: shutdown did not finish in %ds; exiting anyway\n",
+            STOP_GRACE_S);
+    _exit(0);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -106,6 +126,9 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "ferry-registry: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_t watchdog;
+    if (pthread_create(&watchdog, NULL, stop_watchdog, NULL) == 0)
+        pthread_detach(watchdog);
     registry_stop(reg);
     trust_fini(&trust);
     return 0;

@@ -1059,9 +1059,15 @@ static void *worker_main(void *arg)
             park->ctx = w->ctx;
             w->ctx = fresh;
             pthread_mutex_lock(&r->park_lock);
-            park->next = r->parked;
-            r->parked = park;
-            pthread_cond_signal(&r->park_wake);
+            if (r->stopping) {
+                /* Shutting down: nobody would answer it. */
+                nng_ctx_close(park->ctx);
+                free(park);
+            } else {
+                park->next = r->parked;
+                r->parked = park;
+                pthread_cond_signal(&r->park_wake);
+            }
             pthread_mutex_unlock(&r->park_lock);
             continue;
         }
@@ -1076,6 +1082,9 @@ static void *worker_main(void *arg)
         if (rv == NNG_ECLOSED)
             break;
     }
+    /* nng_close waits for every context to be closed; a context opened
+     * while it ran (a fresh one after a park) would keep it waiting. */
+    nng_ctx_close(w->ctx);
     return NULL;
 }
 
@@ -1203,12 +1212,16 @@ void registry_stop(struct registry *r)
     pthread_mutex_unlock(&r->park_lock);
     if (r->notifier_started)
         pthread_join(r->notifier, NULL);
-    nng_close(r->sock);
+    /* Parked polls are never answered now; their contexts go first. */
+    pthread_mutex_lock(&r->park_lock);
     while (r->parked) {
         struct parked *p = r->parked;
         r->parked = p->next;
+        nng_ctx_close(p->ctx);
         free(p);
     }
+    pthread_mutex_unlock(&r->park_lock);
+    nng_close(r->sock);
     for (int i = 0; i < r->n_workers; i++) {
         pthread_join(r->workers[i].thread, NULL);
         nng_aio_free(r->workers[i].aio);
