@@ -1,5 +1,6 @@
 #include "db.h"
 #include "error.h"
+#include "key.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,11 +24,28 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS hosts("
     "  name TEXT PRIMARY KEY, host_key BLOB NOT NULL, labels TEXT NOT NULL,"
     "  last_seen_ms INTEGER NOT NULL, report BLOB);"
+    /* Hosts that said hello but are not enrolled: shown to operators only. */
+    "CREATE TABLE IF NOT EXISTS pending_hosts("
+    "  name TEXT NOT NULL, host_key BLOB NOT NULL, labels TEXT NOT NULL,"
+    "  first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(name, host_key));"
     "CREATE TABLE IF NOT EXISTS deployments("
     "  name TEXT NOT NULL, selector TEXT NOT NULL, issued_ms INTEGER NOT NULL,"
     "  signed_record BLOB NOT NULL, PRIMARY KEY(name, selector));"
     "CREATE TABLE IF NOT EXISTS events("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, change BLOB NOT NULL);";
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, change BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS events_by_host ON events(host, seq);";
+
+/* Columns added to hosts for enrollment. A database from before them is
+ * migrated in place; its hosts keep the key pinned at their first hello and
+ * count as enrolled (docs/security.md, "Enrollment"). */
+static const char *const host_columns[][2] = {
+    {"hello_ms", "INTEGER NOT NULL DEFAULT 0"},     /* newest hello's send time */
+    {"report_ms", "INTEGER NOT NULL DEFAULT 0"},    /* newest report's */
+    {"poll_ms", "INTEGER NOT NULL DEFAULT 0"},      /* newest poll's */
+    {"accepted_ms", "INTEGER NOT NULL DEFAULT 0"},  /* the operator accept that enrolled it */
+    {"required_labels", "TEXT NOT NULL DEFAULT ''"}, /* from its join token */
+};
 
 /* Room for one more element in a growing result array. */
 static int grow(void **v, size_t *cap, size_t count, size_t elem)
@@ -138,6 +156,24 @@ int db_open(struct db *db, const char *path)
         sqlite3_free(msg);
         sqlite3_close(db->h);
         return rc;
+    }
+    for (size_t i = 0; i < sizeof host_columns / sizeof host_columns[0]; i++) {
+        char sql[200];
+        sqlite3_stmt *st = NULL;
+        int have = 0;
+        snprintf(sql, sizeof sql, "SELECT 1 FROM pragma_table_info('hosts') WHERE name='%s'",
+                 host_columns[i][0]);
+        if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) == SQLITE_OK)
+            have = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+        snprintf(sql, sizeof sql, "ALTER TABLE hosts ADD COLUMN %s %s", host_columns[i][0],
+                 host_columns[i][1]);
+        if (!have && sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            int rc = err_set(FERRY_E_STORE, "%s: %s", path, msg ? msg : "migration failed");
+            sqlite3_free(msg);
+            sqlite3_close(db->h);
+            return rc;
+        }
     }
     pthread_mutex_init(&db->lock, NULL);
     return 0;
@@ -339,42 +375,158 @@ out:
 
 /* ---- hosts and deployments ---------------------------------------------- */
 
-int db_host_register(struct db *db, const char *name, const uint8_t key[32], const char *labels,
-                     int64_t now_ms)
+int db_host_get(struct db *db, const char *name, struct db_host_auth *out)
 {
     pthread_mutex_lock(&db->lock);
     sqlite3_stmt *st = NULL;
+    int rc = FERRY_E_NOTFOUND;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT host_key, labels, required_labels, hello_ms, report_ms,"
+                           " poll_ms, accepted_ms FROM hosts WHERE name=?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+    } else {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
+            memset(out, 0, sizeof *out);
+            memcpy(out->key, sqlite3_column_blob(st, 0), 32);
+            text_into(st, 1, out->labels, sizeof out->labels);
+            text_into(st, 2, out->required_labels, sizeof out->required_labels);
+            out->hello_ms = sqlite3_column_int64(st, 3);
+            out->report_ms = sqlite3_column_int64(st, 4);
+            out->poll_ms = sqlite3_column_int64(st, 5);
+            out->accepted_ms = sqlite3_column_int64(st, 6);
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+int db_host_touch(struct db *db, enum db_touch kind, const char *name, const uint8_t key[32],
+                  int64_t sent_ms, int64_t now_ms, const char *labels, const uint8_t *report,
+                  size_t report_len)
+{
+    /* One statement checks the key and that sent_ms is newer than the
+     * newest of its kind, so two racing copies of a request cannot both
+     * pass. */
+    static const char *const sql[] = {
+        [DB_TOUCH_HELLO] = "UPDATE hosts SET last_seen_ms=?1, hello_ms=?4, labels=?5"
+                           " WHERE name=?2 AND host_key=?3 AND hello_ms<?4",
+        [DB_TOUCH_REPORT] = "UPDATE hosts SET last_seen_ms=?1, report_ms=?4, report=?5"
+                            " WHERE name=?2 AND host_key=?3 AND report_ms<?4",
+        [DB_TOUCH_POLL] = "UPDATE hosts SET last_seen_ms=?1, poll_ms=?4"
+                          " WHERE name=?2 AND host_key=?3 AND poll_ms<?4",
+    };
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db->h, sql[kind], -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+    } else {
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, key, 32, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, sent_ms);
+        if (kind == DB_TOUCH_HELLO)
+            sqlite3_bind_text(st, 5, labels ? labels : "", -1, SQLITE_STATIC);
+        else if (kind == DB_TOUCH_REPORT)
+            sqlite3_bind_blob(st, 5, report, (int)report_len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(db, "hosts");
+        else if (sqlite3_changes(db->h) == 0)
+            rc = FERRY_E_INVALID;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+/* Run one statement whose parameters are, in order, the given texts and
+ * blobs and integers (a tiny binder for the enrollment writes). */
+static int run_stmt(struct db *db, const char *sql, const char *t1, const void *b2, int b2len,
+                    const char *t3, const char *t4, const int64_t *ints, int nints)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, "hosts");
+    int p = 1;
+    sqlite3_bind_text(st, p++, t1, -1, SQLITE_STATIC);
+    if (b2)
+        sqlite3_bind_blob(st, p++, b2, b2len, SQLITE_STATIC);
+    if (t3)
+        sqlite3_bind_text(st, p++, t3, -1, SQLITE_STATIC);
+    if (t4)
+        sqlite3_bind_text(st, p++, t4, -1, SQLITE_STATIC);
+    for (int i = 0; i < nints; i++)
+        sqlite3_bind_int64(st, p++, ints[i]);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(db, "hosts");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_host_enroll(struct db *db, const char *name, const uint8_t key[32], const char *labels,
+                   const char *required_labels, int64_t hello_ms, int64_t accepted_ms,
+                   int64_t now_ms, int replace, int *replaced)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    *replaced = 0;
     int rc = exec_simple(db, "BEGIN IMMEDIATE");
     if (rc < 0)
         goto out;
-    if (sqlite3_prepare_v2(db->h, "SELECT host_key FROM hosts WHERE name=?", -1, &st, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->h, "SELECT host_key, accepted_ms FROM hosts WHERE name=?", -1,
+                           &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "hosts");
         goto done;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW &&
-        (sqlite3_column_bytes(st, 0) != 32 || memcmp(sqlite3_column_blob(st, 0), key, 32) != 0)) {
-        rc = err_set(FERRY_E_EXISTS, "host '%s' is registered with another host key", name);
-        goto done;
-    }
+    int exists = sqlite3_step(st) == SQLITE_ROW;
+    int same = exists && sqlite3_column_bytes(st, 0) == 32 &&
+               memcmp(sqlite3_column_blob(st, 0), key, 32) == 0;
+    int64_t prev_accept = exists ? sqlite3_column_int64(st, 1) : 0;
+    char prev_id[KEY_ID_LEN + 1] = "?";
+    if (exists && sqlite3_column_bytes(st, 0) == 32)
+        key_id_of(sqlite3_column_blob(st, 0), prev_id);
     sqlite3_finalize(st);
-    if (sqlite3_prepare_v2(db->h,
-                           "INSERT INTO hosts(name, host_key, labels, last_seen_ms) VALUES(?,?,?,?)"
-                           " ON CONFLICT(name) DO UPDATE SET labels=excluded.labels,"
-                           " last_seen_ms=excluded.last_seen_ms",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "hosts");
+    st = NULL;
+    if (exists && accepted_ms > 0 && accepted_ms <= prev_accept) {
+        rc = err_set(FERRY_E_INVALID,
+                     "accept %s: not newer than the accept already recorded (replayed?)", name);
         goto done;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, labels, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now_ms);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_fail(db, "hosts");
+    if (exists && !same && !replace) {
+        rc = err_set(FERRY_E_EXISTS,
+                     "host '%s' is enrolled with another host key (%s); "
+                     "re-key it with: ferry hosts accept %s --replace",
+                     name, prev_id, name);
         goto done;
     }
+    if (same) {
+        /* Already enrolled with this key: only the accept time moves. */
+        int64_t v[] = {accepted_ms > prev_accept ? accepted_ms : prev_accept};
+        rc = run_stmt(db, "UPDATE hosts SET accepted_ms=?2 WHERE name=?1", name, NULL, 0, NULL,
+                      NULL, v, 1);
+    } else if (exists) {
+        /* A new key: what the old key wrote and its replay marks go. */
+        int64_t v[] = {now_ms, hello_ms, accepted_ms};
+        rc = run_stmt(db,
+                      "UPDATE hosts SET host_key=?2, labels=?3, required_labels=?4,"
+                      " last_seen_ms=?5, hello_ms=?6, accepted_ms=?7, report_ms=0, poll_ms=0,"
+                      " report=NULL WHERE name=?1",
+                      name, key, 32, labels, required_labels, v, 3);
+        *replaced = 1;
+    } else {
+        int64_t v[] = {now_ms, hello_ms, accepted_ms};
+        rc = run_stmt(db,
+                      "INSERT INTO hosts(name, host_key, labels, required_labels, last_seen_ms,"
+                      " hello_ms, accepted_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+                      name, key, 32, labels, required_labels, v, 3);
+    }
+    if (rc == 0)
+        rc = run_stmt(db, "DELETE FROM pending_hosts WHERE name=?1 AND host_key=?2", name, key,
+                      32, NULL, NULL, NULL, 0);
 done:
     rc = finish_tx(db, st, rc);
 out:
@@ -382,24 +534,60 @@ out:
     return rc;
 }
 
-int db_host_key(struct db *db, const char *name, uint8_t key[32])
+int db_pending_put(struct db *db, const char *name, const uint8_t key[32], const char *labels,
+                   int64_t now_ms, int *is_new)
 {
     pthread_mutex_lock(&db->lock);
-    sqlite3_stmt *st = NULL;
-    int rc = FERRY_E_NOTFOUND;
-    if (sqlite3_prepare_v2(db->h, "SELECT host_key FROM hosts WHERE name=?", -1, &st, NULL) !=
-        SQLITE_OK)
-        rc = db_fail(db, "hosts");
-    else {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
-            memcpy(key, sqlite3_column_blob(st, 0), 32);
-            rc = 0;
-        }
+    int rc = exec_simple(db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        goto out;
+    *is_new = 0;
+    int64_t v[] = {now_ms};
+    rc = run_stmt(db,
+                  "UPDATE pending_hosts SET labels=?3, last_seen_ms=?4"
+                  " WHERE name=?1 AND host_key=?2",
+                  name, key, 32, labels, NULL, v, 1);
+    if (rc == 0 && sqlite3_changes(db->h) == 0) {
+        *is_new = 1;
+        rc = run_stmt(db,
+                      "INSERT INTO pending_hosts(name, host_key, labels, first_seen_ms,"
+                      " last_seen_ms) VALUES(?1,?2,?3,?4,?4)",
+                      name, key, 32, labels, NULL, v, 1);
     }
-    sqlite3_finalize(st);
+    if (rc == 0) {
+        /* Bounded: the least recently seen requests go (a real agent keeps
+         * saying hello, so it comes back). */
+        char trim[200];
+        snprintf(trim, sizeof trim,
+                 "DELETE FROM pending_hosts WHERE rowid NOT IN (SELECT rowid FROM pending_hosts"
+                 " ORDER BY last_seen_ms DESC, rowid DESC LIMIT %d)",
+                 DB_PENDING_MAX);
+        rc = exec_simple(db, trim);
+    }
+    rc = finish_tx(db, NULL, rc);
+out:
     pthread_mutex_unlock(&db->lock);
     return rc;
+}
+
+static int pending_row(sqlite3_stmt *st, void *elem)
+{
+    struct db_pending *p = elem;
+    text_into(st, 0, p->name, sizeof p->name);
+    if (sqlite3_column_bytes(st, 1) == 32)
+        memcpy(p->key, sqlite3_column_blob(st, 1), 32);
+    text_into(st, 2, p->labels, sizeof p->labels);
+    p->first_seen_ms = sqlite3_column_int64(st, 3);
+    p->last_seen_ms = sqlite3_column_int64(st, 4);
+    return 0;
+}
+
+int db_pending_for(struct db *db, const char *name, struct db_pending **out, size_t *n)
+{
+    return select_rows(db,
+                       "SELECT name, host_key, labels, first_seen_ms, last_seen_ms"
+                       " FROM pending_hosts WHERE name=? ORDER BY last_seen_ms DESC",
+                       name, pending_row, sizeof **out, NULL, (void **)out, n);
 }
 
 int db_host_labels(struct db *db, const char *name, char *labels, size_t cap)
@@ -419,42 +607,7 @@ int db_host_labels(struct db *db, const char *name, char *labels, size_t cap)
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&db->lock);
-    return rc == FERRY_E_NOTFOUND ? err_set(rc, "host '%s' is not registered", name) : rc;
-}
-
-static int update_host(struct db *db, const char *sql, const char *name, const uint8_t *blob,
-                       size_t len, int64_t now_ms)
-{
-    pthread_mutex_lock(&db->lock);
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "hosts");
-    } else {
-        sqlite3_bind_int64(st, 1, now_ms);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        if (blob)
-            sqlite3_bind_blob(st, 3, blob, (int)len, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = db_fail(db, "hosts");
-        else if (sqlite3_changes(db->h) == 0)
-            rc = err_set(FERRY_E_NOTFOUND, "host '%s' is not registered", name);
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->lock);
-    return rc;
-}
-
-int db_host_seen(struct db *db, const char *name, int64_t now_ms)
-{
-    return update_host(db, "UPDATE hosts SET last_seen_ms=? WHERE name=?", name, NULL, 0, now_ms);
-}
-
-int db_host_report(struct db *db, const char *name, const uint8_t *report, size_t len,
-                   int64_t now_ms)
-{
-    return update_host(db, "UPDATE hosts SET last_seen_ms=?, report=?3 WHERE name=?2", name,
-                       report, len, now_ms);
+    return rc == FERRY_E_NOTFOUND ? err_set(rc, "host '%s' is not enrolled", name) : rc;
 }
 
 static int host_row(sqlite3_stmt *st, void *elem)
@@ -465,6 +618,7 @@ static int host_row(sqlite3_stmt *st, void *elem)
         memcpy(h->key, sqlite3_column_blob(st, 1), 32);
     text_into(st, 2, h->labels, sizeof h->labels);
     h->last_seen_ms = sqlite3_column_int64(st, 3);
+    h->pending = sqlite3_column_int(st, 5);
     return blob_into(st, 4, &h->report, &h->report_len);
 }
 
@@ -473,8 +627,9 @@ static void host_list_free_partial(void *v, size_t n) { db_host_list_free(v, n);
 int db_host_list(struct db *db, struct db_host **out, size_t *n)
 {
     return select_rows(db,
-                       "SELECT name, host_key, labels, last_seen_ms, report FROM hosts"
-                       " ORDER BY name",
+                       "SELECT name, host_key, labels, last_seen_ms, report, 0 FROM hosts"
+                       " UNION ALL SELECT name, host_key, labels, last_seen_ms, NULL, 1"
+                       " FROM pending_hosts ORDER BY 1, 6",
                        NULL, host_row, sizeof **out, host_list_free_partial, (void **)out, n);
 }
 
@@ -581,12 +736,20 @@ int db_events_add(struct db *db, const char *host, const uint8_t *const *changes
             goto done;
         }
     }
-    /* Bounded: the oldest changes go. */
-    char trim[160];
-    snprintf(trim, sizeof trim,
-             "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - %d",
-             DB_EVENTS_KEPT);
-    sqlite3_exec(db->h, trim, NULL, NULL, NULL);
+    /* Bounded per host: this host's oldest changes go, never another's. */
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db->h,
+                           "DELETE FROM events WHERE host=?1 AND seq <="
+                           " (SELECT MAX(seq) FROM events WHERE host=?1) - ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "events");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, DB_EVENTS_PER_HOST);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(db, "events");
 done:
     rc = finish_tx(db, st, rc);
 out:

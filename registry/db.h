@@ -46,6 +46,7 @@ struct db_host {
     int64_t last_seen_ms;
     uint8_t *report;     /* encoded ReportBody, malloc'd, may be NULL */
     size_t report_len;
+    int pending;         /* said hello, not enrolled (no report, no desired state) */
 };
 
 struct db_deployment {
@@ -56,17 +57,52 @@ struct db_deployment {
     size_t signed_len;
 };
 
-/* Register or refresh a host. FERRY_E_EXISTS when the name is held by
- * another host key. */
-int db_host_register(struct db *db, const char *name, const uint8_t key[32], const char *labels,
-                     int64_t now_ms);
-/* The key a host registered with; FERRY_E_NOTFOUND when unknown. */
-int db_host_key(struct db *db, const char *name, uint8_t key[32]);
-int db_host_seen(struct db *db, const char *name, int64_t now_ms);
-/* A host's canonical labels; FERRY_E_NOTFOUND when unknown. */
+/* An enrolled host, as the request checks need it. */
+struct db_host_auth {
+    uint8_t key[32];
+    char labels[2048];
+    char required_labels[2048]; /* from the join token that enrolled it */
+    int64_t hello_ms, report_ms, poll_ms; /* newest send time seen, per kind */
+    int64_t accepted_ms;                  /* send time of the accept that enrolled it */
+};
+
+/* FERRY_E_NOTFOUND (no detail) when name is not enrolled. */
+int db_host_get(struct db *db, const char *name, struct db_host_auth *out);
+
+enum db_touch { DB_TOUCH_HELLO, DB_TOUCH_REPORT, DB_TOUCH_POLL };
+/* A verified signed request from an enrolled host: refresh its liveness and
+ * the newest send time of that kind (hello: store labels; report: store the
+ * snapshot). FERRY_E_INVALID, without detail, when name is not enrolled
+ * with key or sent_ms is not newer than the newest of its kind. */
+int db_host_touch(struct db *db, enum db_touch kind, const char *name, const uint8_t key[32],
+                  int64_t sent_ms, int64_t now_ms, const char *labels, const uint8_t *report,
+                  size_t report_len);
+/* Enroll name with key (its pending entry goes). A name enrolled with
+ * another key: FERRY_E_EXISTS, unless replace (*replaced = 1: the old key's
+ * snapshot and replay marks go). accepted_ms is the operator accept's send
+ * time (0 for a join token); one not newer than the accept recorded is
+ * refused (replay). */
+int db_host_enroll(struct db *db, const char *name, const uint8_t key[32], const char *labels,
+                   const char *required_labels, int64_t hello_ms, int64_t accepted_ms,
+                   int64_t now_ms, int replace, int *replaced);
+
+/* Hellos from keys not enrolled, for operators to accept: at most
+ * DB_PENDING_MAX, the least recently seen go first. */
+#define DB_PENDING_MAX 256
+struct db_pending {
+    char name[72];
+    uint8_t key[32];
+    char labels[2048];
+    int64_t first_seen_ms, last_seen_ms;
+};
+int db_pending_put(struct db *db, const char *name, const uint8_t key[32], const char *labels,
+                   int64_t now_ms, int *is_new);
+/* name's pending keys, most recently seen first. */
+int db_pending_for(struct db *db, const char *name, struct db_pending **out, size_t *n);
+
+/* A host's canonical labels; FERRY_E_NOTFOUND when not enrolled. */
 int db_host_labels(struct db *db, const char *name, char *labels, size_t cap);
-int db_host_report(struct db *db, const char *name, const uint8_t *report, size_t len,
-                   int64_t now_ms);
+/* Enrolled hosts and pending requests, by name. */
 int db_host_list(struct db *db, struct db_host **out, size_t *n);
 void db_host_list_free(struct db_host *v, size_t n);
 
@@ -77,8 +113,9 @@ int db_deployment_put(struct db *db, const char *name, const char *selector, int
 int db_deployment_list(struct db *db, struct db_deployment **out, size_t *n);
 void db_deployment_list_free(struct db_deployment *v, size_t n);
 
-/* Workload state changes reported by agents (the newest EVENTS_KEPT). */
-#define DB_EVENTS_KEPT 10000
+/* Workload state changes reported by agents: the newest DB_EVENTS_PER_HOST
+ * of each host (a host's changes never push out another's). */
+#define DB_EVENTS_PER_HOST 1000
 struct db_event {
     char host[72];
     uint8_t *change; /* encoded WorkloadReport, malloc'd */

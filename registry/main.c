@@ -3,6 +3,7 @@
 #include "error.h"
 #include "key.h"
 #include "registry.h"
+#include "units.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -18,10 +19,13 @@ static void usage(FILE *f)
 {
     fputs("usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
           "                      [--workers N] [--host-ttl SECONDS] [--tls-cert FILE.pem]\n"
+          "                      [--max-blob-size SIZE]\n"
           "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
           "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n"
           "  --host-ttl: a host unheard of this long is shown offline (default 15).\n"
-          "  --tls-cert: certificate and key (one PEM file) for a tls+tcp:// --listen.\n",
+          "  --tls-cert: certificate and key (one PEM file) for a tls+tcp:// --listen.\n"
+          "  --max-blob-size: largest file a publish may claim, bytes or with K, M, G, T\n"
+          "    (powers of 1024; default 64G).\n",
           f);
 }
 
@@ -55,6 +59,7 @@ int main(int argc, char **argv)
     const char *data = NULL, *listen = NULL;
     int workers = 0, host_ttl_ms = 0;
     const char *tls_cert = NULL;
+    uint64_t max_blob_size = 0;
     struct trust trust;
     trust_init(&trust);
 
@@ -80,7 +85,13 @@ int main(int argc, char **argv)
             tls_cert = val;
         else if (strcmp(a, "--host-ttl") == 0)
             host_ttl_ms = atoi(val) * 1000;
-        else if (strcmp(a, "--trust") == 0) {
+        else if (strcmp(a, "--max-blob-size") == 0) {
+            if (units_parse_size(val, &max_blob_size) < 0 || max_blob_size == 0) {
+                fprintf(stderr, "ferry-registry: --max-blob-size %s: expected a positive size "
+                                "such as 1048576, 512M or 64G\n", val);
+                return 2;
+            }
+        } else if (strcmp(a, "--trust") == 0) {
             int rc = trust_add_file(&trust, val);
             if (rc < 0) {
                 fprintf(stderr, "ferry-registry: --trust %s\n", err_message(rc));
@@ -108,7 +119,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct registry_config cfg = {data, listen, &trust, workers, host_ttl_ms, tls_cert};
+    struct registry_config cfg = {data, listen, &trust, workers, host_ttl_ms, tls_cert,
+                                  max_blob_size};
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);
     if (rc < 0) {

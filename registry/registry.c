@@ -2,6 +2,8 @@
 #include "clock.h"
 #include "db.h"
 #include "fleet.h"
+#include "hosts.h"
+#include "offerlimits.h"
 #include "record.h"
 #include "selector.h"
 #include "error.h"
@@ -71,6 +73,7 @@ struct registry {
     int n_workers;
     struct worker *workers;
     int host_ttl_ms;
+    uint64_t max_blob_size;
     /* Long polls waiting for a host's desired state to change. */
     pthread_mutex_t park_lock;
     pthread_cond_t park_wake;
@@ -213,6 +216,10 @@ static int handle_offer(struct registry *r, const Ferry__Wire__Offer *o,
     Ferry__Manifest *m = NULL;
     if ((rc = manifest_decode(o->manifest.data, o->manifest.len, &m)) < 0)
         return rc;
+    if ((rc = offer_limits_check_store(&r->store, m, r->max_blob_size)) < 0) {
+        manifest_free(m);
+        return rc;
+    }
 
     size_t nf = m->n_files ? m->n_files : 1;
     struct pending *p = calloc(1, sizeof *p);
@@ -545,37 +552,6 @@ static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
     return rc;
 }
 
-static int handle_register(struct registry *r, const Ferry__Wire__Register *reg)
-{
-    Ferry__Wire__HostHello *hello =
-        ferry__wire__host_hello__unpack(NULL, reg->hello.len, reg->hello.data);
-    if (!hello)
-        return err_set(FERRY_E_PROTOCOL, "register: malformed hello");
-    int rc = 0;
-    struct label_set labels = {.n = 0};
-    char text[2048];
-    if (!spec_name_ok(hello->name))
-        rc = err_set(FERRY_E_INVALID, "register: invalid host name");
-    else if (hello->host_key.len != crypto_sign_PUBLICKEYBYTES ||
-             key_verify(hello->host_key.data, reg->hello.data, reg->hello.len, reg->signature.data,
-                        reg->signature.len) < 0)
-        rc = err_set(FERRY_E_SIGNATURE, "register %s: hello not signed by its host key",
-                     hello->name);
-    for (size_t i = 0; rc == 0 && i < hello->n_labels; i++) {
-        char kv[160];
-        snprintf(kv, sizeof kv, "%s=%s", hello->labels[i]->key, hello->labels[i]->value);
-        rc = labels_add(&labels, kv);
-    }
-    if (rc == 0) {
-        labels_format(&labels, text, sizeof text);
-        rc = db_host_register(&r->db, hello->name, hello->host_key.data, text, (int64_t)clock_unix_ms());
-    }
-    if (rc == 0)
-        logf_("host %s registered (%s)", hello->name, text);
-    ferry__wire__host_hello__free_unpacked(hello, NULL);
-    return rc;
-}
-
 /* Labels of a registered host. */
 static int host_labels(struct registry *r, const char *host, struct label_set *out)
 {
@@ -607,48 +583,6 @@ static int desired_response(struct registry *r, const char *host, struct desired
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
     resp->desired = ds;
     return 0;
-}
-
-static int handle_report(struct registry *r, const Ferry__Wire__Report *rep)
-{
-    Ferry__Wire__ReportBody *body =
-        ferry__wire__report_body__unpack(NULL, rep->body.len, rep->body.data);
-    if (!body)
-        return err_set(FERRY_E_PROTOCOL, "report: malformed body");
-    uint8_t key[32];
-    int rc = db_host_key(&r->db, body->host, key);
-    if (rc == 0 &&
-        key_verify(key, rep->body.data, rep->body.len, rep->signature.data, rep->signature.len) < 0)
-        rc = err_set(FERRY_E_SIGNATURE, "report from %s: not signed by its host key", body->host);
-    if (rc == 0)
-        rc = db_host_report(&r->db, body->host, rep->body.data, rep->body.len, (int64_t)clock_unix_ms());
-    if (rc == 0 && body->n_events > 0) {
-        /* Keep each change on its own, re-encoded: the snapshot replaces
-         * the last one, the changes accumulate. */
-        size_t n = body->n_events;
-        uint8_t **bufs = calloc(n, sizeof *bufs);
-        size_t *lens = calloc(n, sizeof *lens);
-        for (size_t i = 0; bufs && lens && i < n; i++) {
-            lens[i] = ferry__wire__workload_report__get_packed_size(body->events[i]);
-            bufs[i] = malloc(lens[i] ? lens[i] : 1);
-            if (bufs[i])
-                ferry__wire__workload_report__pack(body->events[i], bufs[i]);
-        }
-        int complete = bufs && lens;
-        for (size_t i = 0; complete && i < n; i++)
-            complete = bufs[i] != NULL;
-        if (complete)
-            rc = db_events_add(&r->db, body->host, (const uint8_t *const *)bufs, lens, n);
-        for (size_t i = 0; bufs && i < n; i++)
-            free(bufs[i]);
-        free(bufs);
-        free(lens);
-        if (body->events_dropped)
-            logf_("host %s dropped %u state changes while the registry was away", body->host,
-                  body->events_dropped);
-    }
-    ferry__wire__report_body__free_unpacked(body, NULL);
-    return rc;
 }
 
 struct events_scratch {
@@ -761,7 +695,7 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     for (size_t i = 0; i < h->n; i++) {
         if (h->hosts[i].labels[0])
             labels_parse(h->hosts[i].labels, &h->sets[i]);
-        if (fleet_desired_for(&r->db, &h->sets[i], &h->des[i]) == 0)
+        if (!h->hosts[i].pending && fleet_desired_for(&r->db, &h->sets[i], &h->des[i]) == 0)
             total_desired += h->des[i].n;
     }
     h->desired = calloc(total_desired ? total_desired : 1, sizeof *h->desired);
@@ -776,7 +710,8 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
         ferry__wire__host_info__init(info);
         info->name = dh->name;
         info->last_seen_ms = (uint64_t)dh->last_seen_ms;
-        info->online = now - dh->last_seen_ms <= r->host_ttl_ms;
+        info->online = !dh->pending && now - dh->last_seen_ms <= r->host_ttl_ms;
+        info->status = dh->pending ? "pending" : "enrolled";
         key_id_of(dh->key, h->key_ids[i]);
         info->key_id = h->key_ids[i];
         info->labels = &h->label_ptrs[i * LABEL_MAX];
@@ -929,6 +864,7 @@ struct request_scratch {
     struct hosts_scratch hosts;
     struct events_scratch events;
     struct desired desired;
+    struct hosts_accept_reply accept;
 };
 
 static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
@@ -939,16 +875,18 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
     case FERRY__WIRE__REQUEST__BODY_DEPLOY:
         return handle_deploy(r, req->deploy);
     case FERRY__WIRE__REQUEST__BODY_REGISTER:
-        return handle_register(r, req->register_);
+        return hosts_register(&r->db, r->trust, req->register_);
     case FERRY__WIRE__REQUEST__BODY_REPORT:
-        return handle_report(r, req->report);
+        return hosts_report(&r->db, req->report);
+    case FERRY__WIRE__REQUEST__BODY_ACCEPT_HOST:
+        return hosts_accept(&r->db, r->trust, req->accept_host, resp, &rs->accept);
     case FERRY__WIRE__REQUEST__BODY_LIST_HOSTS:
         return handle_list_hosts(r, resp, s, &rs->hosts);
     case FERRY__WIRE__REQUEST__BODY_LIST_EVENTS:
         return handle_list_events(r, req->list_events, resp, s, &rs->events);
     case FERRY__WIRE__REQUEST__BODY_POLL: {
         const Ferry__Wire__Poll *p = req->poll;
-        int rc = db_host_seen(&r->db, p->host, (int64_t)clock_unix_ms());
+        int rc = hosts_poll_auth(&r->db, p);
         if (rc == 0)
             rc = desired_response(r, p->host, &rs->desired, resp, s);
         if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial)
@@ -959,7 +897,8 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         return 0;
     case FERRY__WIRE__REQUEST__BODY_OFFER: {
         int rc = handle_offer(r, req->offer, resp, s);
-        if (rc == FERRY_E_UNTRUSTED || rc == FERRY_E_SIGNATURE || rc == FERRY_E_EXISTS) {
+        if (rc == FERRY_E_UNTRUSTED || rc == FERRY_E_SIGNATURE || rc == FERRY_E_EXISTS ||
+            rc == FERRY_E_LIMIT) {
             r->publishes_refused++;
             logf_("%s", err_detail());
         }
@@ -1096,6 +1035,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     r->trust = cfg->trust;
     r->n_workers = cfg->workers > 0 ? cfg->workers : REGISTRY_DEFAULT_WORKERS;
     r->host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS;
+    r->max_blob_size = cfg->max_blob_size ? cfg->max_blob_size : REGISTRY_DEFAULT_MAX_BLOB_SIZE;
     pthread_mutex_init(&r->pending_lock, NULL);
     pthread_mutex_init(&r->park_lock, NULL);
     pthread_cond_init(&r->park_wake, NULL);

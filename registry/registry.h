@@ -18,6 +18,7 @@ struct registry_config {
     int workers;
     int host_ttl_ms;             /* a host unheard of this long is offline */
     const char *tls_cert_key;    /* PEM with certificate and key, for tls+tcp:// */
+    uint64_t max_blob_size;      /* largest blob a publish may claim; 0: 64 GiB */
 };
 
 struct registry_stats {
