@@ -1234,6 +1234,7 @@ int agent_run(const struct agent_config *cfg)
         .host_key = &a->host_key,
         .poll_wait_ms = cfg->poll_wait_ms,
         .heartbeat_ms = cfg->heartbeat_ms,
+        .join_token = cfg->join_token, .join_token_len = cfg->join_token_len,
     };
     link_start(&a->loop, &lc, on_desired, a, &a->link);
     alog(FERRY_LOG_INFO, "host %s (key %s), registry %s, state %s", cfg->name, a->host_key.pub.id,

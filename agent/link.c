@@ -20,6 +20,12 @@ struct link {
     char url[512], host[72];
     struct label_set labels;
     struct key_secret key;
+    uint8_t *join_token;
+    size_t join_token_len;
+    /* Send times of signed requests only go up (the registry refuses one
+     * not newer than the last it saw), one sequence per kind. */
+    uint64_t hello_last_ms, poll_last_ms, report_last_ms;
+    char last_refusal[600];   /* logged once until it changes */
 
     uv_async_t async;
     link_desired_fn on_desired;
@@ -65,6 +71,16 @@ static int nap(struct link *l, uint32_t ms)
     if (!l->stopping)
         pthread_cond_timedwait(&l->wake, &l->lock, &ts);
     return l->stopping;
+}
+
+/* The wall clock, but strictly after the last value handed out. */
+static uint64_t fresh_ms(uint64_t *last)
+{
+    uint64_t now = clock_unix_ms();
+    if (now <= *last)
+        now = *last + 1;
+    *last = now;
+    return now;
 }
 
 static void set_online(struct link *l, int online)
@@ -130,8 +146,57 @@ static int do_register(struct link *l, struct client *c)
     hello.n_labels = l->labels.n;
     hello.host_key.data = l->key.pub.pk;
     hello.host_key.len = sizeof l->key.pub.pk;
-    hello.sent_ms = clock_unix_ms();
-    return send_signed(l, c, &hello.base, 1);
+    hello.sent_ms = fresh_ms(&l->hello_last_ms);
+    if (l->join_token) {
+        hello.join_token.data = l->join_token;
+        hello.join_token.len = l->join_token_len;
+    }
+    int rc = send_signed(l, c, &hello.base, 1);
+    if (rc < 0 && rc != FERRY_E_TRANSPORT && rc != -ENOMEM) {
+        /* Refused (not enrolled, name taken, bad token, clock): say why at
+         * the default level, once per reason, and keep asking. */
+        const char *why = err_message(rc);
+        if (strcmp(why, l->last_refusal) != 0) {
+            alog(FERRY_LOG_WARN, "registry refused registration of %s: %s", l->host, why);
+            snprintf(l->last_refusal, sizeof l->last_refusal, "%s", why);
+        }
+    } else if (rc == 0) {
+        l->last_refusal[0] = '\0';
+    }
+    return rc;
+}
+
+/* One long poll, its fields signed by the host key so that only this host
+ * refreshes its liveness. */
+static int do_poll(struct link *l, uint64_t known, Ferry__Wire__Response **r)
+{
+    Ferry__Wire__PollBody body;
+    ferry__wire__poll_body__init(&body);
+    body.host = l->host;
+    body.known_serial = known;
+    body.wait_ms = jitter(l->cfg.poll_wait_ms);
+    body.sent_ms = fresh_ms(&l->poll_last_ms);
+    size_t n = ferry__wire__poll_body__get_packed_size(&body);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return -ENOMEM;
+    ferry__wire__poll_body__pack(&body, buf);
+    uint8_t sig[crypto_sign_BYTES];
+    key_sign(&l->key, buf, n, sig);
+    Ferry__Wire__Request req;
+    Ferry__Wire__Poll poll;
+    ferry__wire__request__init(&req);
+    ferry__wire__poll__init(&poll);
+    poll.host = l->host;
+    poll.known_serial = known;
+    poll.wait_ms = body.wait_ms;
+    poll.body = (ProtobufCBinaryData){n, buf};
+    poll.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    req.body_case = FERRY__WIRE__REQUEST__BODY_POLL;
+    req.poll = &poll;
+    int rc = client_call(&l->poller, &req, r);
+    free(buf);
+    return rc;
 }
 
 static void *poll_main(void *arg)
@@ -173,18 +238,8 @@ static void *poll_main(void *arg)
             }
         }
         Ferry__Wire__Response *r = NULL;
-        if (rc == 0) {
-            Ferry__Wire__Request req;
-            Ferry__Wire__Poll poll;
-            ferry__wire__request__init(&req);
-            ferry__wire__poll__init(&poll);
-            poll.host = l->host;
-            poll.known_serial = known;
-            poll.wait_ms = jitter(l->cfg.poll_wait_ms);
-            req.body_case = FERRY__WIRE__REQUEST__BODY_POLL;
-            req.poll = &poll;
-            rc = client_call(&l->poller, &req, &r);
-        }
+        if (rc == 0)
+            rc = do_poll(l, known, &r);
         if (rc == 0 && r->body_case == FERRY__WIRE__RESPONSE__BODY_DESIRED) {
             set_online(l, 1);
             backoff = BACKOFF_MIN_MS;
@@ -255,7 +310,7 @@ static int send_report(struct link *l)
     Ferry__Wire__WorkloadReport **saved_events = b->events;
     size_t saved_n = b->n_events;
     b->host = b == &empty ? l->host : b->host;
-    b->sent_ms = clock_unix_ms();
+    b->sent_ms = fresh_ms(&l->report_last_ms);
     b->events = evs;
     b->n_events = n_ev;
     b->events_dropped = dropped;
@@ -362,6 +417,13 @@ int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn o
     snprintf(l->host, sizeof l->host, "%s", cfg->host);
     l->labels = *cfg->labels;
     l->key = *cfg->host_key;
+    if (cfg->join_token && cfg->join_token_len) {
+        l->join_token = malloc(cfg->join_token_len);
+        if (l->join_token) {
+            memcpy(l->join_token, cfg->join_token, cfg->join_token_len);
+            l->join_token_len = cfg->join_token_len;
+        }
+    }
     l->on_desired = on_desired;
     l->arg = arg;
     pthread_mutex_init(&l->lock, NULL);
@@ -430,6 +492,7 @@ static void free_link(uv_handle_t *h)
     for (size_t i = 0; i < l->n_events; i++)
         ferry__wire__workload_report__free_unpacked(l->events[i], NULL);
     free(l->snapshot);
+    free(l->join_token);
     key_secret_wipe(&l->key);
     pthread_cond_destroy(&l->wake);
     pthread_mutex_destroy(&l->lock);

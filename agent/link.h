@@ -20,6 +20,8 @@ struct link_config {
     const struct key_secret *host_key;
     uint32_t poll_wait_ms;      /* long-poll length (the periodic resync), default 20000 */
     uint32_t heartbeat_ms;      /* default 5000, jittered by +-20% */
+    const uint8_t *join_token;  /* encoded SignedJoinToken sent with every hello, may be NULL */
+    size_t join_token_len;
 };
 
 struct link;

@@ -2,6 +2,7 @@
 #include "agent.h"
 #include "alog.h"
 #include "error.h"
+#include "jointoken.h"
 
 #include <malloc.h>
 #include <signal.h>
@@ -40,9 +41,11 @@ static const char *default_plugins_dir(void)
 static void usage(FILE *f)
 {
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
-          "                   [--trust FILE.pub ...] [--plugins DIR] [--verbose]\n"
+          "                   [--trust FILE.pub ...] [--plugins DIR] [--join-token FILE]\n"
+          "                   [--verbose]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
-          "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n",
+          "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n"
+          "  --join-token: a token from 'ferry hosts token' that enrolls this host.\n",
           f);
 }
 
@@ -62,6 +65,7 @@ int main(int argc, char **argv)
     trust_init(&trust);
     cfg.trust = &trust;
     static char hostname[72];
+    uint8_t *token = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -92,7 +96,15 @@ int main(int argc, char **argv)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
             rc = trust_add_file(&trust, val);
-        else {
+        else if (strcmp(a, "--join-token") == 0) {
+            free(token);
+            token = NULL;
+            if ((rc = jointoken_load(val, &token, &cfg.join_token_len)) < 0) {
+                fprintf(stderr, "ferry-agent: --join-token %s\n", err_message(rc));
+                return 2;
+            }
+            cfg.join_token = token;
+        } else {
             fprintf(stderr, "ferry-agent: unknown option %s\n", a);
             usage(stderr);
             return 2;
@@ -124,6 +136,7 @@ int main(int argc, char **argv)
         cfg.log_cap_bytes = (uint64_t)atoll(cap);
     int rc = agent_run(&cfg);
     trust_fini(&trust);
+    free(token);
     if (rc < 0) {
         fprintf(stderr, "ferry-agent: %s\n", err_message(rc));
         return 1;

@@ -1,6 +1,7 @@
 /* ferry: the command line. Thin: each verb parses its options and calls
  * libferry; errors are printed as one line, "ferry: <detail>". */
 #include "artifact.h"
+#include "cli.h"
 #include "client.h"
 #include "clock.h"
 #include "error.h"
@@ -504,7 +505,7 @@ static int fetch_hosts(struct opts *o, Ferry__Wire__Response **out)
     return rc;
 }
 
-static json_t *labels_json(const Ferry__Wire__HostInfo *h)
+json_t *labels_json(const Ferry__Wire__HostInfo *h)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < h->n_labels; i++)
@@ -512,7 +513,7 @@ static json_t *labels_json(const Ferry__Wire__HostInfo *h)
     return o;
 }
 
-static void labels_text(const Ferry__Wire__HostInfo *h, char *out, size_t cap)
+void labels_text(const Ferry__Wire__HostInfo *h, char *out, size_t cap)
 {
     size_t used = 0;
     out[0] = '\0';
@@ -527,7 +528,7 @@ static void labels_text(const Ferry__Wire__HostInfo *h, char *out, size_t cap)
         snprintf(out, cap, "-");
 }
 
-static void iso_ms(uint64_t ms, char *out, size_t cap)
+void iso_ms(uint64_t ms, char *out, size_t cap)
 {
     if (ms == 0) {
         snprintf(out, cap, "-");
@@ -537,50 +538,6 @@ static void iso_ms(uint64_t ms, char *out, size_t cap)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int cmd_hosts(int argc, char **argv)
-{
-    struct opts o;
-    static const int allowed[] = {OPT_REGISTRY, OPT_JSON, 0};
-    int rc = parse_opts("hosts", argc, argv, &o, allowed);
-    if (rc)
-        return rc;
-    if (optind != argc)
-        return usage_error("hosts", "takes no arguments");
-    Ferry__Wire__Response *r = NULL;
-    if ((rc = fetch_hosts(&o, &r)) < 0)
-        return fail(rc);
-    const Ferry__Wire__HostList *hl = r->hosts;
-    if (o.json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < hl->n_hosts; i++) {
-            const Ferry__Wire__HostInfo *h = hl->hosts[i];
-            char when[32];
-            iso_ms(h->last_seen_ms, when, sizeof when);
-            json_array_append_new(arr, json_pack("{s:s, s:o, s:b, s:s, s:I, s:s}", "name",
-                                                 h->name, "labels", labels_json(h), "online",
-                                                 h->online, "last_seen", when, "last_seen_ms",
-                                                 (json_int_t)h->last_seen_ms, "key_id",
-                                                 h->key_id));
-        }
-        json_t *doc = json_pack("{s:o}", "hosts", arr);
-        char *text = json_dumps(doc, JSON_INDENT(2));
-        puts(text);
-        free(text);
-        json_decref(doc);
-    } else {
-        printf("%-20s %-8s %-21s %s\n", "HOST", "ONLINE", "LAST SEEN", "LABELS");
-        for (size_t i = 0; i < hl->n_hosts; i++) {
-            const Ferry__Wire__HostInfo *h = hl->hosts[i];
-            char when[32], labels[1024];
-            iso_ms(h->last_seen_ms, when, sizeof when);
-            labels_text(h, labels, sizeof labels);
-            printf("%-20s %-8s %-21s %s\n", h->name, h->online ? "yes" : "no", when, labels);
-        }
-    }
-    client_response_free(r);
-    return 0;
 }
 
 static void print_status(const Ferry__Wire__HostList *hl, int as_json)
@@ -619,7 +576,8 @@ static void print_status(const Ferry__Wire__HostList *hl, int as_json)
     for (size_t i = 0; i < hl->n_hosts; i++) {
         const Ferry__Wire__HostInfo *h = hl->hosts[i];
         char host[48];
-        snprintf(host, sizeof host, "%s%s", h->name, h->online ? "" : " (off)");
+        snprintf(host, sizeof host, "%s%s", h->name,
+                 strcmp(h->status, "pending") == 0 ? " (pending)" : h->online ? "" : " (off)");
         if (h->n_workloads == 0)
             printf("%-16s %-16s\n", host, "-");
         for (size_t k = 0; k < h->n_workloads; k++) {
@@ -791,7 +749,9 @@ static void help(FILE *f)
           "  stats [--json]                             registry counters\n"
           "  deploy NAME@VERSION --to K=V[,K=V] [--key K]  run it on matching hosts\n"
           "  undeploy NAME --to K=V[,K=V] [--key K]     stop it there\n"
-          "  hosts [--json]                             hosts, labels, online\n"
+          "  hosts [--json]                             hosts, labels, online, pending\n"
+          "  hosts accept NAME [--key-id ID] [--replace] [--key K]  enroll a pending host\n"
+          "  hosts token [--label K=V]... [--ttl D] [--key K] [-o FILE]  a join token\n"
           "  status [--json]                            workloads per host\n"
           "  status --wait NAME@VERSION [--timeout S]   until running (0) or failed (1)\n"
           "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n"
@@ -811,7 +771,7 @@ static const struct verb verbs[] = {
     {"keygen", cmd_keygen},   {"publish", cmd_publish},   {"pull", cmd_pull},
     {"export", cmd_export},   {"import", cmd_import},     {"versions", cmd_versions},
     {"stats", cmd_stats},     {"deploy", cmd_deploy},     {"undeploy", cmd_undeploy},
-    {"hosts", cmd_hosts},     {"status", cmd_status},     {"events", cmd_events},
+    {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
 };
 
 int main(int argc, char **argv)

@@ -8,6 +8,7 @@ set -euo pipefail
 FERRY="$FERRY_BIN/cli/ferry"
 FERRY_REGISTRY_BIN="$FERRY_BIN/registry/ferry-registry"
 FERRY_POKE="$FERRY_BIN/tests/ferry-poke"
+FERRY_FORGE="$FERRY_BIN/tests/ferry-forge"
 unset FERRY_REGISTRY FERRY_KEY FERRY_TRUST FERRY_TLS_CA FERRY_TLS_SERVER_NAME
 # A request that gets no answer fails in 20 s, not the default 60.
 export FERRY_TIMEOUT_MS=20000
@@ -57,12 +58,24 @@ wait_until() {
   done
 }
 
+# Hosts must be enrolled before a registry serves them. So that tests need
+# not do it by hand, lib.sh has an operator key of its own that every
+# registry it starts trusts (LIB_TRUST holds the arguments, for registries a
+# test starts itself), and start_agent presents a join token signed by it.
+# start_agent_unenrolled starts an agent without one.
+mkdir -p "$T/.lib"
+"$FERRY" keygen enroll --dir "$T/.lib" >/dev/null
+LIB_ENROLL_KEY="$T/.lib/enroll.key"
+LIB_JOIN_TOKEN="$T/.lib/join.token"
+"$FERRY" hosts token --key "$LIB_ENROLL_KEY" --ttl 12h -o "$LIB_JOIN_TOKEN" 2>/dev/null
+LIB_TRUST=(--trust "$T/.lib/enroll.pub")
+
 # start_registry NAME DATA_DIR [extra args]: sets REG_URL and REG_PID.
 start_registry() {
   local name=$1 data=$2; shift 2
   local log="$T/$name.log"
   : > "$log"
-  "$FERRY_REGISTRY_BIN" --data "$data" --listen tcp://127.0.0.1:0 "$@" 2>>"$log" &
+  "$FERRY_REGISTRY_BIN" --data "$data" --listen tcp://127.0.0.1:0 "${LIB_TRUST[@]}" "$@" 2>>"$log" &
   REG_PID=$!
   PIDS+=("$REG_PID")
   wait_until 10 grep -q 'listening on' "$log" || fail "registry $name did not start: $(cat "$log")"
@@ -74,7 +87,7 @@ start_registry() {
 start_registry_at() {
   local name=$1 data=$2 url=$3; shift 3
   local log="$T/$name.log"
-  "$FERRY_REGISTRY_BIN" --data "$data" --listen "$url" "$@" 2>>"$log" &
+  "$FERRY_REGISTRY_BIN" --data "$data" --listen "$url" "${LIB_TRUST[@]}" "$@" 2>>"$log" &
   REG_PID=$!
   PIDS+=("$REG_PID")
   wait_until 10 "$FERRY_POKE" "$url" ping || fail "registry $name did not restart at $url"
@@ -124,16 +137,22 @@ FERRY_AGENT_BIN="$FERRY_BIN/agent/ferry-agent"
 FERRY_PLUGINS="$FERRY_BIN/plugins"
 
 # start_agent NAME STATE_DIR [extra args]: sets AGENT_PID; waits until it
-# has registered (or, with no registry, until it has started).
+# has started. It enrolls with lib.sh's join token (see LIB_TRUST above).
 start_agent() {
   local name=$1 state=$2; shift 2
   local log="$T/agent-$name.log"
+  local enroll=()
+  [ "${START_AGENT_ENROLL:-1}" = 1 ] && enroll=(--join-token "$LIB_JOIN_TOKEN")
   "$FERRY_AGENT_BIN" --registry "$REG_URL" --state "$state" --name "$name" \
-      --plugins "$FERRY_PLUGINS" "$@" 2>>"$log" &
+      --plugins "$FERRY_PLUGINS" "${enroll[@]}" "$@" 2>>"$log" &
   AGENT_PID=$!
   PIDS+=("$AGENT_PID")
   wait_until 10 grep -q "host $name " "$log" || fail "agent $name did not start: $(cat "$log")"
 }
+
+# start_agent_unenrolled NAME STATE_DIR [extra args]: start_agent without a
+# join token: the host stays pending until accepted.
+start_agent_unenrolled() { START_AGENT_ENROLL=0 start_agent "$@"; }
 
 # workload_field HOST NAME VERSION FIELD: from ferry status --json
 workload_field() {
