@@ -133,14 +133,14 @@ static int register_enrolled(struct db *db, const Ferry__Wire__HostHello *hello,
 
 /* A hello the registry will not serve yet: remember it for the operator
  * (bounded), then refuse with what is needed. */
-static int register_pending(struct db *db, const Ferry__Wire__HostHello *hello, const char *id,
-                            const char *text, int64_t now, int rc_in)
+static int register_pending(struct db *db, const Ferry__Wire__HostHello *hello, const char *text,
+                            int64_t now, int rc_in)
 {
     int is_new = 0;
     char why[600];
     snprintf(why, sizeof why, "%s", err_detail());
     if (db_pending_put(db, hello->name, hello->host_key.data, text, now, &is_new) == 0 && is_new)
-        logf_("host %s (key %s) asks to be enrolled: %s", hello->name, id, why);
+        logf_("pending: %s", why);
     return err_set(rc_in, "%s", why);
 }
 
@@ -183,7 +183,7 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
                      "host %s is enrolled with another host key (%s, this one is %s); an "
                      "operator can re-key it: ferry hosts accept %s --replace",
                      hello->name, enrolled_id, id, hello->name);
-        rc = register_pending(db, hello, id, text, now, rc);
+        rc = register_pending(db, hello, text, now, rc);
         goto out;
     }
     if (rc != FERRY_E_NOTFOUND)
@@ -193,7 +193,7 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
                      "host %s (key %s) is not enrolled: an operator must run 'ferry hosts "
                      "accept %s', or start the agent with --join-token",
                      hello->name, id, hello->name);
-        rc = register_pending(db, hello, id, text, now, rc);
+        rc = register_pending(db, hello, text, now, rc);
         goto out;
     }
     struct join_claims claims;
@@ -205,7 +205,7 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
         char why[600];
         snprintf(why, sizeof why, "%s", err_detail());
         rc = err_set(rc, "host %s (key %s): %s", hello->name, id, why);
-        rc = register_pending(db, hello, id, text, now, rc);
+        rc = register_pending(db, hello, text, now, rc);
         goto out;
     }
     char required[HOSTS_LABELS_TEXT_MAX + 1] = "";
