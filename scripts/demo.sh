@@ -51,9 +51,14 @@ say "starting ferry-registry on $URL (data in demo-data/registry)"
 PIDS+=($!)
 wait_for_line "$DATA/registry.log" 'listening on'
 
-say "starting ferry-agent 'demo-host' (state in demo-data/agent, labels env=demo)"
+say "making a join token (signed by demo.key, for hosts labelled env=demo, valid 10 minutes)"
+"$FERRY" hosts token --key "$DATA/keys/demo.key" --label env=demo --ttl 10m \
+  -o "$DATA/keys/join.token"
+
+say "starting ferry-agent 'demo-host' (state in demo-data/agent, labels env=demo), enrolled by the token"
 "$AGENT" --registry "$URL" --state "$DATA/agent" --name demo-host --label env=demo \
-  --trust "$DATA/keys/demo.pub" --plugins "$BUILD/plugins" 2>"$DATA/agent.log" &
+  --trust "$DATA/keys/demo.pub" --plugins "$BUILD/plugins" \
+  --join-token "$DATA/keys/join.token" 2>"$DATA/agent.log" &
 PIDS+=($!)
 wait_for_line "$DATA/agent.log" 'registered with'
 
