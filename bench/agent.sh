@@ -96,7 +96,8 @@ stop_pid() { # TERM, and KILL after 5 s
 # start_agent NAME LABEL: sets AGENT_PID (does not wait for registration)
 start_agent() {
   "$AGENT" --registry "$URL" --state "$W/agents/$1" --name "$1" --label "$2" \
-      --trust "$W/ops.pub" --plugins "$PLUGINS" 2>>"$W/agents/$1.log" &
+      --trust "$W/ops.pub" --plugins "$PLUGINS" --join-token "$W/join.token" \
+      2>>"$W/agents/$1.log" &
   AGENT_PID=$!
   PIDS+=("$AGENT_PID")
 }
@@ -119,6 +120,8 @@ make_sleep_app() {
 }
 
 "$FERRY" keygen ops --dir "$W" >/dev/null
+# Agents enroll themselves with a join token signed by the operator key.
+"$FERRY" hosts token --key "$W/ops.key" --ttl 1d -o "$W/join.token" 2>/dev/null
 mkdir -p "$W/agents"
 echo
 echo "== agent benchmarks ($(nproc) cores, $(uname -r); scratch $W)"
