@@ -468,7 +468,7 @@ static int run_stmt(struct db *db, const char *sql, const char *t1, const void *
 
 int db_host_enroll(struct db *db, const char *name, const uint8_t key[32], const char *labels,
                    const char *required_labels, int64_t hello_ms, int64_t accepted_ms,
-                   int64_t now_ms, int replace, int *replaced)
+                   int64_t seen_ms, int replace, int *replaced)
 {
     pthread_mutex_lock(&db->lock);
     sqlite3_stmt *st = NULL;
@@ -510,7 +510,7 @@ int db_host_enroll(struct db *db, const char *name, const uint8_t key[32], const
                       NULL, v, 1);
     } else if (exists) {
         /* A new key: what the old key wrote and its replay marks go. */
-        int64_t v[] = {now_ms, hello_ms, accepted_ms};
+        int64_t v[] = {seen_ms, hello_ms, accepted_ms};
         rc = run_stmt(db,
                       "UPDATE hosts SET host_key=?2, labels=?3, required_labels=?4,"
                       " last_seen_ms=?5, hello_ms=?6, accepted_ms=?7, report_ms=0, poll_ms=0,"
@@ -518,7 +518,7 @@ int db_host_enroll(struct db *db, const char *name, const uint8_t key[32], const
                       name, key, 32, labels, required_labels, v, 3);
         *replaced = 1;
     } else {
-        int64_t v[] = {now_ms, hello_ms, accepted_ms};
+        int64_t v[] = {seen_ms, hello_ms, accepted_ms};
         rc = run_stmt(db,
                       "INSERT INTO hosts(name, host_key, labels, required_labels, last_seen_ms,"
                       " hello_ms, accepted_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",

@@ -81,10 +81,10 @@ int db_host_touch(struct db *db, enum db_touch kind, const char *name, const uin
  * another key: FERRY_E_EXISTS, unless replace (*replaced = 1: the old key's
  * snapshot and replay marks go). accepted_ms is the operator accept's send
  * time (0 for a join token); one not newer than the accept recorded is
- * refused (replay). */
+ * refused (replay). seen_ms: when the key last signed a request. */
 int db_host_enroll(struct db *db, const char *name, const uint8_t key[32], const char *labels,
                    const char *required_labels, int64_t hello_ms, int64_t accepted_ms,
-                   int64_t now_ms, int replace, int *replaced);
+                   int64_t seen_ms, int replace, int *replaced);
 
 /* Hellos from keys not enrolled, for operators to accept: at most
  * DB_PENDING_MAX, the least recently seen go first. */

@@ -397,8 +397,9 @@ int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__Ac
     int replaced = 0;
     if (rc == 0) {
         key_id_of(pick->key, id);
+        /* Last seen: its last signed hello, not the operator's accept. */
         rc = db_host_enroll(db, b->name, pick->key, pick->labels, "", 0, (int64_t)b->sent_ms,
-                            now, b->replace, &replaced);
+                            pick->last_seen_ms, b->replace, &replaced);
     }
     if (rc == 0) {
         char subject[160];

@@ -2,7 +2,7 @@
  * enrollment tests. Each mode sends one request (or --repeat N of them) and
  * exits 0 on an OK reply; a refusal prints "forge: <registry's reason>" on
  * stderr (one line) and exits 1.
- *   ferry-forge URL poll HOST [--key FILE.key] [--sent-ms MS]
+ *   ferry-forge URL poll HOST [--key FILE.key] [--sent-ms MS] [--known N] [--wait-ms MS]
  *       a poll for HOST: unsigned without --key, else signed by that key
  *   ferry-forge URL hello HOST FILE.key [--sent-ms MS] [--token FILE]
  *                                       [--label K=V]... [--label-raw K V]
@@ -101,6 +101,8 @@ static int mode_poll(const char *host, int argc, char **argv)
     ferry__wire__poll__init(&poll);
     ferry__wire__poll_body__init(&body);
     poll.host = body.host = (char *)host;
+    poll.known_serial = body.known_serial = opt_u64(argc, argv, "--known", 0);
+    poll.wait_ms = body.wait_ms = (uint32_t)opt_u64(argc, argv, "--wait-ms", 0);
     req.body_case = FERRY__WIRE__REQUEST__BODY_POLL;
     req.poll = &poll;
     const char *keyfile = opt(argc, argv, "--key");
