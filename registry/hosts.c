@@ -252,10 +252,12 @@ static int store_events(struct db *db, const Ferry__Wire__ReportBody *body)
 
 int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
 {
-    /* The size first: a huge body is not even decoded. */
-    int rc = hosts_report_check("a host", rep->body.len, NULL);
-    if (rc < 0)
-        return rc;
+    /* The size first: a huge body is not even decoded (so its host is
+     * not known yet). */
+    if (rep->body.len > HOSTS_REPORT_MAX_BYTES)
+        return err_set(FERRY_E_LIMIT, "report: %zu bytes, at most %u", rep->body.len,
+                       HOSTS_REPORT_MAX_BYTES);
+    int rc;
     Ferry__Wire__ReportBody *body =
         ferry__wire__report_body__unpack(NULL, rep->body.len, rep->body.data);
     if (!body)

@@ -148,3 +148,28 @@ expect_fail "register probe: labels take [0-9]+ bytes as text, at most 2047" \
   "$FERRY_FORGE" "$REG_URL" hello probe "$T/probe.key" "${wide[@]}"
 "$FERRY" versions web >/dev/null || fail "registry stopped serving"
 pass "too many, too long or repeated labels are refused with the reason"
+
+# --- a database from before enrollment is migrated: its pinned hosts stay enrolled
+mkdir -p "$T/old/state" "$T/oldreg"
+"$FERRY" keygen host --dir "$T/old/state" >/dev/null
+python3 - "$T/oldreg/registry.db" "$T/old/state/host.pub" <<'PY'
+import base64, sqlite3, sys
+pk = base64.b64decode(open(sys.argv[2]).read().split()[1])
+db = sqlite3.connect(sys.argv[1])
+db.executescript("""
+CREATE TABLE hosts(name TEXT PRIMARY KEY, host_key BLOB NOT NULL, labels TEXT NOT NULL,
+                   last_seen_ms INTEGER NOT NULL, report BLOB);
+CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, change BLOB NOT NULL);
+""")
+db.execute("INSERT INTO hosts VALUES('old1', ?, 'env=test', 0, NULL)", (pk,))
+db.commit()
+PY
+start_registry oldreg "$T/oldreg" --trust "$T/ops.pub"
+export FERRY_REGISTRY="$REG_URL"
+[ "$("$FERRY" hosts --json | python3 -c "import json,sys; print([h['status'] for h in json.load(sys.stdin)['hosts']])")" = "['enrolled']" ] \
+  || fail "the migrated host is not enrolled: $("$FERRY" hosts)"
+start_agent_unenrolled old1 "$T/old/state" --label env=test --trust "$T/ops.pub"
+wait_until 10 grep -q "registered with .* as old1" "$T/agent-old1.log" || fail "the migrated host's agent: $(cat "$T/agent-old1.log")"
+start_agent_unenrolled new1 "$T/new1" --label env=test --trust "$T/ops.pub"
+wait_until 10 grep -q "registry refused registration of new1" "$T/agent-new1.log" || fail "a new host on a migrated registry"
+pass "a database from before enrollment is migrated; its hosts stay enrolled, new ones are pending"
