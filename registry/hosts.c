@@ -213,9 +213,13 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
     int replaced = 0;
     rc = db_host_enroll(db, hello->name, hello->host_key.data, text, required,
                         (int64_t)hello->sent_ms, 0, now, 0, &replaced);
-    if (rc == 0)
+    if (rc == 0) {
+        char subject[160];
+        snprintf(subject, sizeof subject, "%s key %s (join token)", hello->name, id);
+        db_audit(db, claims.signer, "enroll-host", subject);
         logf_("host %s (key %s) enrolled with a join token signed by key %s", hello->name, id,
               claims.signer);
+    }
 out:
     if (rc == 0)
         logf_("host %s registered (%s)", hello->name, text);

@@ -129,7 +129,11 @@ expect_fail "register web1: hello|enrolled with another host key" \
   "$FERRY_FORGE" "$REG_URL" hello web1 "$T/mallory.key" --label env=test --token "$T/test.token"
 expect_fail "report from web1: not signed by its host key" \
   "$FERRY_FORGE" "$REG_URL" report web1 "$T/mallory.key"
-grep -q "accept-host" < <(python3 -c "
+grep -q "enroll-host h2 key" < <(python3 -c "
+import sqlite3
+for r in sqlite3.connect('file:$T/reg/registry.db?mode=ro', uri=True).execute('SELECT action, subject FROM audit'): print(*r)") \
+  || fail "token enrollments are not in the audit log"
+grep -q "accept-host web1 key $real_id (re-keyed)" < <(python3 -c "
 import sqlite3
 for r in sqlite3.connect('file:$T/reg/registry.db?mode=ro', uri=True).execute('SELECT action, subject FROM audit'): print(*r)") \
   || fail "accepts are not in the audit log"
