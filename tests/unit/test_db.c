@@ -1,0 +1,179 @@
+/* The registry's metadata store, host side: enrollment, re-keying, replay
+ * marks, the bounded pending list and per-host event bounds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "error.h"
+#include "scratch.h"
+
+struct fixture {
+    char *dir;
+    struct db db;
+};
+
+static int setup(void **state)
+{
+    void *dir = NULL;
+    if (scratch_setup(&dir, "test_db") < 0)
+        return -1;
+    struct fixture *f = calloc(1, sizeof *f);
+    f->dir = dir;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/registry.db", f->dir);
+    if (db_open(&f->db, path) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    db_close(&f->db);
+    void *dir = f->dir;
+    free(f);
+    return scratch_teardown(&dir);
+}
+
+static void key_of(uint8_t k[32], int n)
+{
+    memset(k, 0, 32);
+    k[0] = (uint8_t)n;
+    k[1] = (uint8_t)(n >> 8);
+}
+
+static void test_enroll_touch(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t a[32], b[32];
+    key_of(a, 1);
+    key_of(b, 2);
+    int replaced = 0;
+    struct db_host_auth auth;
+    assert_int_equal(db_host_get(&f->db, "h", &auth), FERRY_E_NOTFOUND);
+    assert_int_equal(db_host_enroll(&f->db, "h", a, "env=x", "env=x", 100, 0, 5, 0, &replaced), 0);
+    assert_int_equal(replaced, 0);
+    assert_int_equal(db_host_get(&f->db, "h", &auth), 0);
+    assert_memory_equal(auth.key, a, 32);
+    assert_string_equal(auth.required_labels, "env=x");
+    assert_int_equal(auth.hello_ms, 100);
+
+    /* Newer of each kind passes, equal or older does not; kinds are apart. */
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_HELLO, "h", a, 100, 6, "env=x", NULL, 0),
+                     FERRY_E_INVALID);
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_HELLO, "h", a, 101, 6, "env=x", NULL, 0), 0);
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_POLL, "h", a, 50, 7, NULL, NULL, 0), 0);
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_POLL, "h", a, 50, 7, NULL, NULL, 0),
+                     FERRY_E_INVALID);
+    const uint8_t snap[] = {1, 2, 3};
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_REPORT, "h", a, 10, 8, NULL, snap, 3), 0);
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_REPORT, "h", a, 9, 9, NULL, snap, 3),
+                     FERRY_E_INVALID);
+    /* Another key never touches it. */
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_POLL, "h", b, 1000, 9, NULL, NULL, 0),
+                     FERRY_E_INVALID);
+
+    /* Another key: refused unless replace; replacing resets the marks. */
+    assert_int_equal(db_host_enroll(&f->db, "h", b, "env=x", "", 0, 200, 9, 0, &replaced),
+                     FERRY_E_EXISTS);
+    assert_non_null(strstr(err_detail(), "--replace"));
+    assert_int_equal(db_host_enroll(&f->db, "h", b, "env=y", "", 0, 200, 9, 1, &replaced), 0);
+    assert_int_equal(replaced, 1);
+    assert_int_equal(db_host_get(&f->db, "h", &auth), 0);
+    assert_memory_equal(auth.key, b, 32);
+    assert_int_equal(auth.report_ms, 0);
+    assert_int_equal(auth.poll_ms, 0);
+    assert_int_equal(auth.accepted_ms, 200);
+    assert_string_equal(auth.labels, "env=y");
+    /* The same accept again (replay) is refused; the old key is gone. */
+    assert_int_equal(db_host_enroll(&f->db, "h", a, "env=x", "", 0, 200, 9, 1, &replaced),
+                     FERRY_E_INVALID);
+    assert_int_equal(db_host_touch(&f->db, DB_TOUCH_POLL, "h", a, 2000, 9, NULL, NULL, 0),
+                     FERRY_E_INVALID);
+    struct db_host *list = NULL;
+    size_t n = 0;
+    assert_int_equal(db_host_list(&f->db, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_null(list[0].report);
+    db_host_list_free(list, n);
+}
+
+static void test_pending_bounded(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t k[32];
+    int is_new = 0;
+    for (int i = 0; i < DB_PENDING_MAX + 44; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%d", i);
+        key_of(k, 1000 + i);
+        assert_int_equal(db_pending_put(&f->db, name, k, "", 1000 + i, &is_new), 0);
+        assert_int_equal(is_new, 1);
+    }
+    key_of(k, 1000 + DB_PENDING_MAX + 43);
+    assert_int_equal(db_pending_put(&f->db, "p299", k, "a=b", 5000, &is_new), 0);
+    assert_int_equal(is_new, 0);
+    struct db_host *list = NULL;
+    size_t n = 0;
+    assert_int_equal(db_host_list(&f->db, &list, &n), 0);
+    assert_int_equal(n, DB_PENDING_MAX);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(list[i].pending, 1);
+    db_host_list_free(list, n);
+    /* The oldest went first. */
+    struct db_pending *p = NULL;
+    assert_int_equal(db_pending_for(&f->db, "p0", &p, &n), 0);
+    assert_int_equal(n, 0);
+    free(p);
+    assert_int_equal(db_pending_for(&f->db, "p299", &p, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(p[0].labels, "a=b");
+    free(p);
+    /* Enrolling takes the entry out of the pending list. */
+    int replaced;
+    assert_int_equal(db_host_enroll(&f->db, "p299", k, "a=b", "", 0, 1, 9, 0, &replaced), 0);
+    assert_int_equal(db_pending_for(&f->db, "p299", &p, &n), 0);
+    assert_int_equal(n, 0);
+    free(p);
+}
+
+static void test_events_per_host(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t one = 7;
+    const uint8_t *bufs[256];
+    size_t lens[256];
+    for (int i = 0; i < 256; i++) {
+        bufs[i] = &one;
+        lens[i] = 1;
+    }
+    assert_int_equal(db_events_add(&f->db, "quiet", bufs, lens, 10), 0);
+    for (int r = 0; r < 45; r++)
+        assert_int_equal(db_events_add(&f->db, "noisy", bufs, lens, 256), 0);
+    struct db_event *ev = NULL;
+    size_t n = 0;
+    assert_int_equal(db_events_list(&f->db, "noisy", 20000, &ev, &n), 0);
+    assert_int_equal(n, DB_EVENTS_PER_HOST);
+    db_events_free(ev, n);
+    assert_int_equal(db_events_list(&f->db, "quiet", 20000, &ev, &n), 0);
+    assert_int_equal(n, 10);
+    db_events_free(ev, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_enroll_touch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_per_host, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
