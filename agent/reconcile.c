@@ -26,7 +26,7 @@ enum rc_verdict reconcile_judge(const Ferry__DeployRecord *rec, const struct lab
                    held->undeploy == rec->undeploy;
         snprintf(why, cap, "%s of %s%s%s is signed for %s; this host's labels (%s) %s",
                  rec->undeploy ? "undeploy" : "deployment", rec->name, rec->undeploy ? "" : "@",
-                 rec->undeploy ? "" : rec->version, rec->selector[0] ? rec->selector : "every host",
+                 rec->undeploy ? "" : rec->version, rec->selector,
                  labels[0] ? labels : "none", ours ? "no longer match" : "do not match");
         return ours ? RC_UNMATCHED : RC_NOT_FOR_HOST;
     }
