@@ -258,7 +258,8 @@ static void run_destroy(struct run *r)
 static void run_forget(struct run *r, int remove_tree)
 {
     localdb_run_delete(&r->a->db, r->name, r->version);
-    localdb_manifest_prune(&r->a->db);
+    if (remove_tree)
+        localdb_manifest_prune(&r->a->db); /* else the same version is about to start again */
     if (remove_tree && r->dir[0]) {
         int rc = fs_rm_rf(r->dir);
         if (rc < 0)

@@ -292,20 +292,27 @@ void tree_job_run(struct tree_job *j)
         rc = tree_manifest_check(j->mbytes, j->mlen, j->sigs, j->slen, j->trust, &j->digest,
                                  j->name, j->version, &j->m);
     struct stat st;
+    char parent[4096], base[1024], logs[4200], aside[4096 + 1100];
+    fs_split(j->dir, parent, sizeof parent, base, sizeof base);
+    snprintf(logs, sizeof logs, "%s/%s", j->dir, PATH_AGENT_DIR);
+    snprintf(aside, sizeof aside, "%s/.%s.ferry-logs", parent, base);
     if (rc == 0 && lstat(j->dir, &st) == 0) {
         rc = tree_verify(j->dir, j->m);
         if (rc == 0)
             goto done;
         /* Whatever is there is not what was signed: it goes, and the
-         * version is materialized again from verified bytes. */
+         * version is materialized again from verified bytes. The agent's
+         * own folder (the workload's logs) is kept aside meanwhile. */
         snprintf(j->note, sizeof j->note, "%s", err_message(rc));
+        if (lstat(logs, &st) == 0 && S_ISDIR(st.st_mode)) {
+            fs_rm_rf(aside);
+            rename(logs, aside);
+        }
         rc = fs_rm_rf(j->dir);
         if (rc < 0)
             rc = err_set(rc, "%s: %s", j->dir, strerror(-rc));
     }
     if (rc == 0) {
-        char parent[4096], base[1024];
-        fs_split(j->dir, parent, sizeof parent, base, sizeof base);
         fs_mkdir_p(parent, 0755);
         /* Without a registry, all of it may still be in the cache. */
         if (!have_client && client_open(&cl, j->url) == 0)
@@ -314,6 +321,8 @@ void tree_job_run(struct tree_job *j)
         struct pull_options po = {.cache_dir = j->cache, .expect_digest = &j->digest};
         struct transfer_result res;
         rc = artifact_materialize(have_client ? &cl : NULL, j->m, &j->digest, j->dir, &po, &res);
+        if (rc == 0 && lstat(aside, &st) == 0 && rename(aside, logs) < 0)
+            fs_rm_rf(aside);
     }
 done:
     if (have_client)

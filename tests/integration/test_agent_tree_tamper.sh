@@ -32,6 +32,7 @@ exit 3
 wait_until 30 workload_state_is h1 tamper 1 failed || fail "tamper@1 did not fail"
 tree="$T/h1/workloads/tamper/1"
 printf '%s' "$evil" > "$tree/run.sh"    # in place: the same inode as the cache entry
+echo "earlier output" >> "$tree/.ferry/stdout.log"
 "$FERRY" deploy tamper@1 --to env=prod >/dev/null
 wait_until 20 grep -q "tamper@1: tree differs from its manifest: 'run.sh' .*; materialized afresh" "$T/agent-h1.log" \
   || fail "the agent did not notice the edited tree on the next deploy"
@@ -39,6 +40,7 @@ cmp -s "$T/bad/run.sh" "$tree/run.sh" || fail "run.sh was not materialized afres
 wait_until 30 workload_state_is h1 tamper 1 failed || fail "tamper@1 (the signed one) did not fail again"
 grep -q 'exited with status 3' "$T/agent-h1.log" || fail "the signed run.sh did not run"
 no_marker "on the next deploy"
+grep -q "earlier output" "$tree/.ferry/stdout.log" || fail "the workload's logs were lost with the edited tree"
 pass "a tree edited after a failed deploy is materialized afresh on the next deploy; the edit never runs"
 
 # --- edited again, then the agent restarts: nothing starts it, and a deploy verifies it
