@@ -98,3 +98,14 @@ wait_until 20 grep -q "svc@1: tree differs from its manifest: 'sitecustomize.py'
 wait_until 30 restarted || fail "svc@1 was not restarted after the added file"
 [ ! -e "$svc/sitecustomize.py" ] || fail "the added file is still there"
 pass "a restart after a crash verifies the tree too (edited and added files)"
+
+# --- a manifest may not name the agent's own folder, nor collide with ferry.yaml
+simple_app "$T/sneaky" sneaky 1 "#!/bin/sh
+exec sleep 1000
+"
+mkdir -p "$T/sneaky/.ferry"
+echo 'fake log' > "$T/sneaky/.ferry/stdout.log"
+expect_fail "path '.ferry/stdout.log': inside the agent's own folder .ferry/" "$FERRY" publish "$T/sneaky"
+! "$FERRY" versions sneaky 2>/dev/null | grep -q '^1' || fail "sneaky@1 was published"
+"$FERRY_POKE" "$REG_URL" ping >/dev/null || fail "registry stopped answering"
+pass "publishing a tree with the agent's .ferry/ folder in it is refused, naming the path"
