@@ -443,9 +443,12 @@ static void test_refuses_symlink_to_failing_file(void **state)
     (void)state;
     struct marker_case c;
     marker_case(&c, "link");
-    /* The real file lives outside the plugins folder; a link points at it. */
+    /* The real file lives in a folder of its own (inside the plugins
+     * folder, so that the folders above it are this test's; a target
+     * outside is checked up to /, see test_plugin_trust.sh); a link points
+     * at it. */
     char outside[4300], target[4400];
-    snprintf(outside, sizeof outside, "%s/elsewhere", c.root);
+    snprintf(outside, sizeof outside, "%s/store", c.plugins);
     snprintf(target, sizeof target, "%s/marker.so", outside);
     assert_int_equal(mkdir(outside, 0755), 0);
     assert_int_equal(chmod(outside, 0755), 0);
