@@ -323,6 +323,12 @@ void tree_job_run(struct tree_job *j)
         rc = artifact_materialize(have_client ? &cl : NULL, j->m, &j->digest, j->dir, &po, &res);
         if (rc == 0 && lstat(aside, &st) == 0 && rename(aside, logs) < 0)
             fs_rm_rf(aside);
+        if (rc < 0 && strncmp(err_detail(), j->name, strlen(j->name)) != 0) {
+            /* The reason as `ferry pull` gives it. */
+            char why[900];
+            snprintf(why, sizeof why, "%s", err_message(rc));
+            err_set(rc, "pull %s@%s: %s", j->name, j->version, why);
+        }
     }
 done:
     if (have_client)
