@@ -48,6 +48,31 @@ total=$(( size / 1048576 ))
 [ "$more" -lt "$total" ] || fail "the restart fetched $more of $total chunks: nothing was resumed"
 pass "kill -9 during a fetch ($((had / 1048576)) of $total MiB staged): the restart resumes it ($more chunks more) and big@1 runs"
 
+# --- kill -9 while verifying the tree before a start: the restart verifies again
+# (256 MiB take a moment to hash; should the kill land after the check, try again)
+interrupted=0
+for attempt in 1 2 3; do
+  pid=$(workload_field h1 big 1 pid)
+  stop_and_wait "$AGENT_PID" 30 "the agent" || true
+  kill -9 "$pid"
+  wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "could not stop big@1"
+  n=$(grep -c 'big@1 verifying' "$T/agent-h1.log" || true)
+  start_agent h1 "$T/h1" --label env=prod --trust "$T/ops.pub"
+  wait_until 30 bash -c "[ \$(grep -c 'big@1 verifying' '$T/agent-h1.log') -gt $n ]" || fail "big@1 was not verified before its start"
+  kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
+  state=$(sqlite3 "$T/h1/agent.db" "SELECT state FROM runs WHERE name='big'")
+  start_agent h1 "$T/h1" --label env=prod --trust "$T/ops.pub"
+  if [ "$state" = verifying ]; then
+    wait_until 10 grep -q 'big@1: resuming the interrupted verifying' "$T/agent-h1.log" \
+      || fail "the restarted agent did not resume the verification"
+    interrupted=1
+  fi
+  "$FERRY" status --wait big@1 --timeout 60 >/dev/null || fail "status --wait big@1 after a kill while verifying"
+  [ $interrupted = 0 ] || break
+done
+[ $interrupted = 1 ] || fail "three kills all missed the verification"
+pass "kill -9 while verifying: the restart verifies again and big@1 runs"
+
 # --- a damaged cache entry: corrupted in place, same size
 "$FERRY" undeploy big --to env=prod >/dev/null
 wait_until 20 test ! -e "$T/h1/workloads/big/1" || fail "big@1's tree was not removed"
