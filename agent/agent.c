@@ -8,9 +8,12 @@
 #include "localdb.h"
 #include "pluginhost.h"
 #include "probe.h"
+#include "procinfo.h"
+#include "reconcile.h"
 #include "record.h"
-#include "spec.h"
 #include "supervisor.h"
+#include "tree.h"
+#include "workload.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,7 +45,8 @@ struct run {
     char name[72], version[72];
     char dir[4096];
     uint64_t issued_ms;
-    struct digest digest;
+    struct digest digest; /* of the manifest the signed record pins */
+    int has_digest;
 
     char state[16];  /* reported: pending fetching verifying starting running ... */
     char reason[256];
@@ -53,8 +57,10 @@ struct run {
     int rollout;     /* started while another version of name runs */
     int rolled_back;
     int retired;     /* stopped on purpose: remove once stopped */
+    int verified;    /* the tree was verified just now: the next spawn may go ahead */
+    int unlisted;    /* its record left the desired state: kept, and said so */
 
-    Ferry__Spec *spec;
+    Ferry__Manifest *manifest; /* verified; its spec is the runtime spec */
     struct ferry_workload wl;
     struct ferry_run frun;
     uint64_t proc_start;
@@ -66,7 +72,8 @@ struct run {
     int pidfd;
     int proc_active, poll_active;
     uint32_t probe_delay_ms;
-    int work_pending;    /* a fetch or probe is on the thread pool */
+    int work_pending;    /* fetches, verifications and probes on the thread pool */
+    int probe_busy;      /* one of them is a probe */
     int closing, open_handles;
 };
 
@@ -82,6 +89,7 @@ struct agent {
     struct link *link;
     struct run *runs;
     char workloads_dir[4096], cache_dir[4096];
+    char last_refusal[512]; /* logged once, not at every poll */
     int stopping;
 };
 
@@ -96,61 +104,8 @@ static uint64_t mono_ms(void)
     return uv_now(clock_loop);
 }
 
-/* starttime (field 22) of /proc/PID/stat: with the pid it names one process
- * for the life of the machine, so a reused pid is never adopted. */
-static uint64_t proc_start_time(int pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may contain spaces */
-    if (!p || p[1] != ' ' || p[2] == 'Z')
-        return 0;
-    int field = 2;
-    for (p += 1; *p && field < 22; p++)
-        if (*p == ' ')
-            field++;
-    return strtoull(p, NULL, 10);
-}
-
-static uint64_t proc_rss(int pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/statm", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    unsigned long size = 0, resident = 0;
-    int ok = fscanf(f, "%lu %lu", &size, &resident) == 2;
-    fclose(f);
-    return ok ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 struct run;
 static int run_signal(struct run *r, int sig);
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    int port = -EADDRNOTAVAIL;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
 
 /* ---- reporting ------------------------------------------------------------ */
 
@@ -218,6 +173,8 @@ static void persist_run(struct run *r)
     lr.restarts = r->sup.restarts;
     lr.since_ms = r->since_ms;
     lr.issued_ms = r->issued_ms;
+    memcpy(lr.digest, r->digest.b, sizeof lr.digest);
+    lr.has_digest = r->has_digest;
     if (localdb_run_put(&r->a->db, &lr) < 0)
         alog(FERRY_LOG_ERROR, "%s", err_detail());
 }
@@ -225,6 +182,8 @@ static void persist_run(struct run *r)
 /* Every state change goes here: persisted, logged, queued for the registry. */
 static void set_state(struct run *r, const char *state, const char *reason)
 {
+    if (r->unlisted && !reconcile_state_final(state))
+        reason = RECONCILE_KEPT_REASON;
     int changed = strcmp(r->state, state) != 0 || strcmp(r->reason, reason ? reason : "") != 0;
     if (!changed)
         return;
@@ -247,11 +206,8 @@ static void set_state(struct run *r, const char *state, const char *reason)
 
 static void run_free(struct run *r)
 {
-    if (r->spec)
-        spec_free(r->spec);
-    free((void *)r->wl.command);
-    free((void *)r->wl.env);
-    free((void *)r->wl.health_command);
+    manifest_free(r->manifest);
+    workload_fini(&r->wl);
     free(r);
 }
 
@@ -302,6 +258,8 @@ static void run_destroy(struct run *r)
 static void run_forget(struct run *r, int remove_tree)
 {
     localdb_run_delete(&r->a->db, r->name, r->version);
+    if (remove_tree)
+        localdb_manifest_prune(&r->a->db); /* else the same version is about to start again */
     if (remove_tree && r->dir[0]) {
         int rc = fs_rm_rf(r->dir);
         if (rc < 0)
@@ -374,7 +332,7 @@ struct probe_ctx {
 static void on_probe_timer(uv_timer_t *t)
 {
     struct run *r = t->data;
-    if (r->work_pending || r->closing || !r->plugin)
+    if (r->probe_busy || r->closing || !r->plugin)
         return;
     enum sup_state s = r->sup.state;
     if (s != SUP_STARTING && s != SUP_RUNNING && s != SUP_UNHEALTHY)
@@ -389,9 +347,11 @@ static void on_probe_timer(uv_timer_t *t)
     c->r = r;
     c->h.struct_size = sizeof c->h;
     w->data = c;
-    r->work_pending = 1;
+    r->work_pending++;
+    r->probe_busy = 1;
     if (uv_queue_work(&r->a->loop, w, probe_work, probe_after) != 0) {
-        r->work_pending = 0;
+        r->work_pending--;
+        r->probe_busy = 0;
         free(c);
         free(w);
     }
@@ -432,9 +392,10 @@ static void probe_after(uv_work_t *req, int status)
 {
     struct probe_ctx *c = req->data;
     struct run *r = c->r;
-    r->work_pending = 0;
+    r->work_pending--;
+    r->probe_busy = 0;
     if (r->closing) {
-        if (r->open_handles == 0)
+        if (r->open_handles == 0 && !r->work_pending)
             run_free(r);
     } else if (status == 0) {
         enum sup_state before = r->sup.state;
@@ -535,20 +496,34 @@ static int spawn_run(struct run *r)
 }
 
 static void rollout_failed(struct run *r);
+static void start_tree_job(struct run *r, int respawn);
+
+/* Only right after the tree was verified. */
+static int spawn_now(struct run *r)
+{
+    r->verified = 0;
+    int rc = spawn_run(r);
+    if (rc < 0) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "could not start: %s", err_message(rc));
+        sup_feed(r, SUP_EV_EXITED, detail);
+        return rc;
+    }
+    r->probe_delay_ms = 0;
+    schedule_probe(r);
+    return 0;
+}
 
 static void apply(struct run *r, const struct sup_out *out)
 {
     unsigned act = out->actions;
     if (act & SUP_DO_SPAWN) {
-        int rc = spawn_run(r);
-        if (rc < 0) {
-            char detail[200];
-            snprintf(detail, sizeof detail, "could not start: %s", err_message(rc));
-            sup_feed(r, SUP_EV_EXITED, detail);
+        /* Every start, restarts included, runs a tree verified against the
+         * signed manifest just before: the verification comes first. */
+        if (!r->verified)
+            start_tree_job(r, 1);
+        else if (spawn_now(r) < 0)
             return;
-        }
-        r->probe_delay_ms = 0;
-        schedule_probe(r);
     }
     if ((act & SUP_DO_TERM) && r->frun.pid > 0)
         r->plugin->p.stop(r->plugin->state, &r->frun, STOP_TIMEOUT_MS);
@@ -607,170 +582,141 @@ static void rollout_failed(struct run *r)
     snprintf(r->sup.reason, sizeof r->sup.reason, "%.250s", reason);
 }
 
-/* ---- starting a run: fetch, verify, materialize, plugin ------------------------ */
+/* ---- starting a run: manifest, tree (verified or materialized), plugin --------- */
 
-struct fetch_ctx {
-    struct run *r;
-    char url[512];
-    char name[72], version[72], dir[4096], cache[4096];
-    struct digest digest;
-    const struct trust *trust;
-    int rc;
-    char error[1024];
-};
-
-static void fetch_work(uv_work_t *req)
-{
-    struct fetch_ctx *c = req->data;
-    struct stat st;
-    if (stat(c->dir, &st) == 0) {
-        c->rc = 0; /* materialized earlier, atomically: complete */
-        return;
-    }
-    char parent[4096], base[1024];
-    fs_split(c->dir, parent, sizeof parent, base, sizeof base);
-    fs_mkdir_p(parent, 0755);
-    struct client cl;
-    err_clear();
-    c->rc = client_open(&cl, c->url);
-    if (c->rc == 0) {
-        struct transfer_result res;
-        struct pull_options po = {.cache_dir = c->cache, .expect_digest = &c->digest};
-        c->rc = artifact_pull_ex(&cl, c->name, c->version, c->dir, c->trust, &po, &res);
-        client_close(&cl);
-    }
-    if (c->rc < 0)
-        snprintf(c->error, sizeof c->error, "%s", err_message(c->rc));
-}
-
-static int prepare_workload(struct run *r);
-
-static void fetch_after(uv_work_t *req, int status)
-{
-    struct fetch_ctx *c = req->data;
-    struct run *r = c->r;
-    r->work_pending = 0;
-    if (r->closing) {
-        if (r->open_handles == 0)
-            run_free(r);
-    } else if (status < 0 || c->rc < 0) {
-        set_state(r, "failed", status < 0 ? "fetch cancelled" : c->error);
-    } else {
-        set_state(r, "verifying", "");
-        int rc = prepare_workload(r);
-        if (rc < 0) {
-            set_state(r, "failed", err_message(rc));
-        } else {
-            r->supervised = 1;
-            sup_feed(r, SUP_EV_START, NULL);
-        }
-    }
-    free(c);
-    free(req);
-}
-
-static const char **strv_from(char **items, size_t n)
-{
-    const char **v = calloc(n + 1, sizeof *v);
-    if (v)
-        for (size_t i = 0; i < n; i++)
-            v[i] = items[i];
-    return v;
-}
-
-/* Read the verified ferry.yaml of the materialized tree into the workload
- * description the plugin gets. */
+/* The plugin and the workload description, from the signed manifest's spec. */
 static int prepare_workload(struct run *r)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/ferry.yaml", r->dir);
-    int rc = spec_parse_file(path, &r->spec);
+    const Ferry__Spec *spec = r->manifest->spec;
+    r->plugin = pluginhost_find(&r->a->plugins, spec->runtime);
+    if (!r->plugin)
+        return err_set(FERRY_E_NOTFOUND, "no plugin serves runtime '%s'", spec->runtime);
+    struct sup_policy pol;
+    int rc = workload_build(spec, r->name, r->version, r->dir, STOP_TIMEOUT_MS, &r->wl, &pol);
     if (rc < 0)
         return rc;
-    r->plugin = pluginhost_find(&r->a->plugins, r->spec->runtime);
-    if (!r->plugin)
-        return err_set(FERRY_E_NOTFOUND, "no plugin serves runtime '%s'", r->spec->runtime);
-    struct ferry_workload *w = &r->wl;
-    w->struct_size = sizeof *w;
-    w->name = r->name;
-    w->version = r->version;
-    w->kind = r->spec->kind;
-    w->runtime = r->spec->runtime;
-    w->dir = r->dir;
-    const Ferry__Run *run = r->spec->run;
-    w->command = run ? strv_from(run->command, run->n_command) : strv_from(NULL, 0);
-    size_t nenv = run ? run->n_env : 0;
-    /* One block: the pointer array, then the "K=V" strings it points to. */
-    size_t bytes = (nenv + 1) * sizeof(char *);
-    for (size_t i = 0; i < nenv; i++)
-        bytes += strlen(run->env[i]->name) + strlen(run->env[i]->value) + 2;
-    char **envs = malloc(bytes);
-    if (!w->command || !envs) {
-        free(envs);
-        return -ENOMEM;
-    }
-    char *p = (char *)(envs + nenv + 1);
-    for (size_t i = 0; i < nenv; i++) {
-        int n = sprintf(p, "%s=%s", run->env[i]->name, run->env[i]->value);
-        envs[i] = p;
-        p += n + 1;
-    }
-    envs[nenv] = NULL;
-    w->env = (const char *const *)envs;
-    const Ferry__Health *h = r->spec->health;
-    struct sup_policy pol;
-    sup_policy_default(&pol);
-    pol.stop_timeout_ms = STOP_TIMEOUT_MS;
-    if (h) {
-        if (h->http && h->http->path && *h->http->path) {
-            w->health_http_path = h->http->path;
-            w->health_http_status = h->http->status ? (int)h->http->status : 200;
-        }
-        if (h->n_command > 0)
-            w->health_command = strv_from(h->command, h->n_command);
-        w->health_settle_ms = h->settle_ms;
-        w->health_deadline_ms = h->deadline_ms;
-        w->health_interval_ms = h->interval_ms;
-        if (h->deadline_ms)
-            pol.health_deadline_ms = h->deadline_ms;
-    } else {
-        w->health_settle_ms = 1000; /* no check given: alive for a second */
-    }
-    if (!w->health_deadline_ms)
-        w->health_deadline_ms = pol.health_deadline_ms;
     uint32_t restarts = r->sup.restarts;
     sup_init(&r->sup, &pol);
     r->sup.restarts = restarts;
     return 0;
 }
 
-static void start_fetch(struct run *r, const struct digest *d)
+/* The manifest held in local state, checked again (the trusted keys may have
+ * changed since): what a re-adopted run is supervised by. */
+static int load_held_manifest(struct run *r)
 {
-    struct fetch_ctx *c = calloc(1, sizeof *c);
-    uv_work_t *w = malloc(sizeof *w);
-    if (!c || !w) {
-        free(c);
-        free(w);
-        set_state(r, "failed", "out of memory");
-        return;
+    uint8_t *mb = NULL, *sb = NULL;
+    size_t ml = 0, sl = 0;
+    int rc = r->has_digest ? localdb_manifest_get(&r->a->db, r->digest.b, &mb, &ml, &sb, &sl)
+                           : FERRY_E_NOTFOUND;
+    if (rc == 0)
+        rc = tree_manifest_check(mb, ml, sb, sl, r->a->cfg->trust, &r->digest, r->name,
+                                 r->version, &r->manifest);
+    else if (rc == FERRY_E_NOTFOUND)
+        rc = err_set(rc, "%s@%s: no verified manifest held", r->name, r->version);
+    free(mb);
+    free(sb);
+    return rc;
+}
+
+struct tree_req {
+    uv_work_t w;
+    struct run *r;
+    struct tree_job *j;
+    int respawn; /* a restart: spawn after, rather than begin supervising */
+};
+
+static void tree_work(uv_work_t *req) { tree_job_run(((struct tree_req *)req)->j); }
+
+static void tree_after(uv_work_t *req, int status)
+{
+    struct tree_req *t = (struct tree_req *)req;
+    struct run *r = t->r;
+    struct tree_job *j = t->j;
+    r->work_pending--;
+    int ok = status == 0 && j->rc == 0;
+    const char *why = status < 0 ? "cancelled" : j->error;
+    if (r->closing) {
+        if (r->open_handles == 0 && !r->work_pending)
+            run_free(r);
+        goto out;
     }
-    c->r = r;
-    snprintf(c->url, sizeof c->url, "%s", r->a->cfg->registry_url);
-    snprintf(c->name, sizeof c->name, "%s", r->name);
-    snprintf(c->version, sizeof c->version, "%s", r->version);
-    snprintf(c->dir, sizeof c->dir, "%s", r->dir);
-    snprintf(c->cache, sizeof c->cache, "%s", r->a->cache_dir);
-    c->digest = *d;
-    c->trust = r->a->cfg->trust;
-    w->data = c;
-    r->work_pending = 1;
-    set_state(r, "fetching", "");
-    if (uv_queue_work(&r->a->loop, w, fetch_work, fetch_after) != 0) {
-        r->work_pending = 0;
-        free(c);
-        free(w);
+    if (status == 0 && j->fetched &&
+        localdb_manifest_put(&r->a->db, r->digest.b, j->mbytes, j->mlen, j->sigs, j->slen) < 0)
+        alog(FERRY_LOG_ERROR, "%s", err_detail());
+    if (status == 0 && j->note[0])
+        alog(FERRY_LOG_WARN, "%s@%s: %s; materialized afresh", r->name, r->version, j->note);
+    if (t->respawn) {
+        char detail[1100];
+        if (r->sup.state != SUP_STARTING) {
+            sup_feed(r, SUP_EV_EXITED, "not started"); /* stopped meanwhile */
+        } else if (!ok) {
+            snprintf(detail, sizeof detail, "could not start: %s", why);
+            sup_feed(r, SUP_EV_EXITED, detail);
+        } else {
+            r->verified = 1;
+            spawn_now(r);
+        }
+        goto out;
+    }
+    if (!ok) {
+        set_state(r, "failed", why);
+        goto out;
+    }
+    if (!r->manifest) {
+        r->manifest = j->m;
+        j->m = NULL;
+    }
+    int rc = prepare_workload(r);
+    if (rc < 0) {
+        set_state(r, "failed", err_message(rc));
+    } else {
+        r->supervised = 1;
+        r->verified = 1;
+        sup_feed(r, SUP_EV_START, NULL);
+    }
+out:
+    tree_job_free(j);
+    free(t);
+}
+
+/* Get r's tree ready on the thread pool: the manifest, then the tree
+ * verified against it or materialized afresh (resuming any staging left by
+ * an interrupted run). */
+static void start_tree_job(struct run *r, int respawn)
+{
+    struct tree_req *t = calloc(1, sizeof *t);
+    struct tree_job *j = calloc(1, sizeof *j);
+    if (t && j) {
+        snprintf(j->url, sizeof j->url, "%s", r->a->cfg->registry_url);
+        snprintf(j->name, sizeof j->name, "%s", r->name);
+        snprintf(j->version, sizeof j->version, "%s", r->version);
+        snprintf(j->dir, sizeof j->dir, "%s", r->dir);
+        snprintf(j->cache, sizeof j->cache, "%s", r->a->cache_dir);
+        j->digest = r->digest;
+        j->trust = r->a->cfg->trust;
+        if (localdb_manifest_get(&r->a->db, r->digest.b, &j->mbytes, &j->mlen, &j->sigs,
+                                 &j->slen) < 0)
+            j->mbytes = j->sigs = NULL;
+        t->r = r;
+        t->j = j;
+        t->respawn = respawn;
+        t->w.data = t;
+        if (!respawn) {
+            struct stat st;
+            set_state(r, stat(r->dir, &st) == 0 ? "verifying" : "fetching", "");
+        }
+        r->work_pending++;
+        if (uv_queue_work(&r->a->loop, &t->w, tree_work, tree_after) == 0)
+            return;
+        r->work_pending--;
+    }
+    tree_job_free(j);
+    free(t);
+    if (respawn)
+        sup_feed(r, SUP_EV_EXITED, "could not start: could not queue the verification");
+    else
         set_state(r, "failed", "could not queue the fetch");
-    }
 }
 
 /* ---- reconciling ------------------------------------------------------------------- */
@@ -801,17 +747,11 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         return;
     }
     struct run *r = find_run(a, rec->name, rec->version);
-    if (r && r->retired)
-        return; /* on its way out; the next resync (at most a poll away) starts it again */
+    if (r && reconcile_existing(r->state, r->issued_ms, r->retired, rec) != RC_RESTART)
+        return; /* on its way (in or out), running, or failed for this very decision */
     if (r) {
-        int failed = strcmp(r->state, "failed") == 0 || strcmp(r->state, "rolled_back") == 0;
-        int stopped = strcmp(r->state, "stopped") == 0;
-        if (!failed && !stopped)
-            return; /* running, or on its way */
-        if (failed && r->issued_ms == rec->issued_ms)
-            return; /* already failed for this very decision: not retried in a loop */
         /* A new decision for a version that failed or stopped: afresh, in
-         * the tree it already has. */
+         * the tree it already has once that is verified again. */
         run_signal(r, SIGKILL);
         run_forget(r, 0);
     }
@@ -832,79 +772,114 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         return;
     r->rollout = others;
     digest_from_bytes(rec->manifest_digest.data, rec->manifest_digest.len, &r->digest);
+    r->has_digest = 1;
     persist_run(r);
-    start_fetch(r, &r->digest);
+    start_tree_job(r, 0);
 }
 
 /* A record that cannot be applied is shown as a failed run of what it asked
- * for, with the reason, and nothing is started. */
-static void refuse_record(struct agent *a, const Ferry__SignedRecord *sr, const char *why)
+ * for, with the reason, and nothing is started or stopped. */
+static void refuse_record(struct agent *a, const Ferry__DeployRecord *rec, const char *why)
 {
-    Ferry__DeployRecord *rec = NULL;
-    if (record_decode(sr->record.data, sr->record.len, &rec) < 0)
-        return;
-    alog(FERRY_LOG_ERROR, "refusing deployment of %s: %s", rec->name, why);
+    if (strcmp(a->last_refusal, why) != 0)
+        alog(FERRY_LOG_ERROR, "refusing deployment of %s: %s", rec->name, why);
+    snprintf(a->last_refusal, sizeof a->last_refusal, "%s", why);
     if (!rec->undeploy && !find_run(a, rec->name, rec->version)) {
         struct run *r = run_new(a, rec->name, rec->version, rec->issued_ms);
         if (r)
             set_state(r, "failed", why);
     }
-    record_free(rec);
 }
 
+/* The record of name this host holds (it verified and applied it). */
+static Ferry__DeployRecord *held_record(struct agent *a, const char *name)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    Ferry__DeployRecord *rec = NULL;
+    if (localdb_desired_get(&a->db, name, &buf, &len) == 0) {
+        Ferry__SignedRecord *sr = ferry__signed_record__unpack(NULL, len, buf);
+        if (sr && record_decode(sr->record.data, sr->record.len, &rec) < 0)
+            rec = NULL;
+        signed_record_free(sr);
+    }
+    free(buf);
+    return rec;
+}
+
+static void remember_record(struct agent *a, const Ferry__SignedRecord *sr,
+                            const Ferry__DeployRecord *rec)
+{
+    localdb_set_applied(&a->db, rec->name, rec->issued_ms);
+    size_t len = ferry__signed_record__get_packed_size(sr);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf) {
+        ferry__signed_record__pack(sr, buf);
+        localdb_desired_put(&a->db, rec->name, rec->issued_ms, buf, len);
+        free(buf);
+    }
+}
+
+/* The registry decides which records it sends; what they mean for this host
+ * is decided here, from their signatures and this host's own labels
+ * (reconcile.c). A name the registry stops sending is not an undeploy. */
 static void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int from_registry)
 {
-    /* Names that are no longer desired at all are stopped. */
-    struct localdb_desired *have = NULL;
-    size_t nhave = 0;
-    if (from_registry && localdb_desired_list(&a->db, &have, &nhave) == 0) {
-        for (size_t i = 0; i < nhave; i++) {
-            int still = 0;
-            for (size_t k = 0; k < n && !still; k++) {
-                Ferry__DeployRecord *rec = NULL;
-                if (record_decode(recs[k]->record.data, recs[k]->record.len, &rec) == 0) {
-                    still = strcmp(rec->name, have[i].name) == 0;
-                    record_free(rec);
-                }
-            }
-            if (!still) {
-                localdb_desired_delete(&a->db, have[i].name);
-                stop_all_of(a, have[i].name, "no longer deployed here");
-            }
-        }
-        localdb_desired_list_free(have, nhave);
-    }
-    for (size_t k = 0; k < n; k++) {
+    const char **listed = calloc(n ? n : 1, sizeof *listed);
+    Ferry__DeployRecord **decoded = calloc(n ? n : 1, sizeof *decoded);
+    size_t nlisted = 0;
+    for (size_t k = 0; listed && decoded && k < n; k++) {
         Ferry__DeployRecord *rec = NULL;
-        char signer[KEY_ID_LEN + 1];
-        int rc = record_verify(recs[k], a->cfg->trust, &rec, signer);
+        char why[700];
+        int rc = record_verify(recs[k], a->cfg->trust, &rec, NULL);
         if (rc < 0) {
-            refuse_record(a, recs[k], err_message(rc));
-            continue;
-        }
-        uint64_t applied = localdb_applied(&a->db, rec->name);
-        if (rec->issued_ms < applied) {
-            /* Signed, but older than a decision already applied: a replay
-             * or a rollback attempt. Keep what we have. */
-            alog(FERRY_LOG_WARN,
-                 "ignoring an older deployment of %s (issued %llu, applied %llu): not rolling back",
-                 rec->name, (unsigned long long)rec->issued_ms, (unsigned long long)applied);
+            snprintf(why, sizeof why, "%s", err_message(rc));
+            if (record_decode(recs[k]->record.data, recs[k]->record.len, &rec) == 0)
+                refuse_record(a, rec, why);
             record_free(rec);
             continue;
         }
-        if (rec->issued_ms > applied) {
-            localdb_set_applied(&a->db, rec->name, rec->issued_ms);
-            size_t len = ferry__signed_record__get_packed_size(recs[k]);
-            uint8_t *buf = malloc(len ? len : 1);
-            if (buf) {
-                ferry__signed_record__pack(recs[k], buf);
-                localdb_desired_put(&a->db, rec->name, rec->issued_ms, buf, len);
-                free(buf);
-            }
+        Ferry__DeployRecord *held = held_record(a, rec->name);
+        enum rc_verdict v = reconcile_judge(rec, &a->cfg->labels, localdb_applied(&a->db, rec->name),
+                                            held, why, sizeof why);
+        record_free(held);
+        if (v == RC_NOT_FOR_HOST) {
+            refuse_record(a, rec, why);
+        } else if (v == RC_UNMATCHED) {
+            alog(FERRY_LOG_WARN, "stopping %s: %s", rec->name, why);
+            localdb_desired_delete(&a->db, rec->name);
+            stop_all_of(a, rec->name, why);
+        } else if (v == RC_OLDER) {
+            /* Signed, but older than a decision already applied: a replay
+             * or a rollback attempt. Keep what we have. */
+            alog(FERRY_LOG_WARN, "ignoring an %s", why);
+            listed[nlisted++] = rec->name;
+        } else {
+            if (rec->issued_ms > localdb_applied(&a->db, rec->name))
+                remember_record(a, recs[k], rec);
+            reconcile_record(a, rec);
+            listed[nlisted++] = rec->name;
         }
-        reconcile_record(a, rec);
-        record_free(rec);
+        decoded[k] = rec;
     }
+    /* Runs whose name the registry no longer sends keep running, and say so. */
+    for (struct run *r = a->runs; from_registry && listed && r; r = r->next) {
+        int unlisted = !reconcile_listed(listed, nlisted, r->name);
+        if (unlisted == r->unlisted || r->retired)
+            continue;
+        r->unlisted = unlisted;
+        if (reconcile_state_final(r->state))
+            continue; /* what it says (why it failed) stays */
+        char state[sizeof r->state];
+        snprintf(state, sizeof state, "%s", r->state);
+        if (unlisted)
+            alog(FERRY_LOG_WARN, "%s@%s: %s", r->name, r->version, RECONCILE_KEPT_REASON);
+        set_state(r, state, unlisted ? RECONCILE_KEPT_REASON : r->supervised ? r->sup.reason : "");
+    }
+    for (size_t k = 0; decoded && k < n; k++)
+        record_free(decoded[k]);
+    free(decoded);
+    free(listed);
 }
 
 static void on_desired(void *arg, Ferry__Wire__DesiredState *ds)
@@ -1086,18 +1061,31 @@ static void restore(struct agent *a)
         snprintf(r->reason, sizeof r->reason, "%s", lr->reason);
         r->since_ms = lr->since_ms;
         r->frun.port = lr->port;
-        int live = strcmp(lr->state, "running") == 0 || strcmp(lr->state, "starting") == 0 ||
-                   strcmp(lr->state, "unhealthy") == 0;
-        if (!live)
-            continue; /* failed / rolled_back / stopped stay as they were */
-        int prc = prepare_workload(r);
-        if (prc < 0) {
-            set_state(r, "failed", err_message(prc));
+        memcpy(r->digest.b, lr->digest, sizeof r->digest.b);
+        r->has_digest = lr->has_digest;
+        r->sup.restarts = lr->restarts;
+        if (reconcile_state_unfinished(lr->state) && !r->has_digest) {
+            run_forget(r, 0); /* recorded before digests were: the desired record restarts it */
             continue;
         }
-        r->supervised = 1;
-        r->sup.restarts = lr->restarts;
+        if (reconcile_state_unfinished(lr->state)) {
+            /* Killed while fetching or verifying: take it up again, from
+             * the staging it left. */
+            alog(FERRY_LOG_INFO, "%s@%s: resuming the interrupted %s", r->name, r->version, lr->state);
+            start_tree_job(r, 0);
+            continue;
+        }
+        if (!reconcile_state_live(lr->state))
+            continue; /* failed / rolled_back / stopped stay as they were */
         if (lr->pid > 0 && lr->proc_start && proc_start_time(lr->pid) == lr->proc_start) {
+            int prc = load_held_manifest(r);
+            if (prc == 0)
+                prc = prepare_workload(r);
+            if (prc < 0) {
+                set_state(r, "failed", err_message(prc));
+                continue;
+            }
+            r->supervised = 1;
             r->frun.pid = lr->pid;
             r->proc_start = lr->proc_start;
             r->frun.started_ms = mono_ms();
@@ -1111,7 +1099,7 @@ static void restore(struct agent *a)
         }
         alog(FERRY_LOG_INFO, "%s@%s: not running any more; starting it", r->name, r->version);
         r->frun.pid = 0;
-        sup_feed(r, SUP_EV_START, NULL);
+        start_tree_job(r, 0); /* verified first, like every start */
     }
     free(runs);
     /* Desired records we hold but have no run for (e.g. crashed mid-fetch). */

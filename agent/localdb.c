@@ -16,7 +16,15 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS runs(name TEXT NOT NULL, version TEXT NOT NULL,"
     "  pid INTEGER NOT NULL, proc_start INTEGER NOT NULL, port INTEGER NOT NULL,"
     "  state TEXT NOT NULL, reason TEXT NOT NULL, restarts INTEGER NOT NULL,"
-    "  since_ms INTEGER NOT NULL, issued_ms INTEGER NOT NULL, PRIMARY KEY(name, version));";
+    "  since_ms INTEGER NOT NULL, issued_ms INTEGER NOT NULL, PRIMARY KEY(name, version));"
+    "CREATE TABLE IF NOT EXISTS manifests(digest BLOB PRIMARY KEY, manifest BLOB NOT NULL,"
+    "  signatures BLOB NOT NULL);";
+
+/* Columns added after the first release: added to an older database, an
+ * error only when they are there already. */
+static const char *const upgrades[] = {
+    "ALTER TABLE runs ADD COLUMN digest BLOB NOT NULL DEFAULT x''",
+};
 
 static int fail(struct localdb *db, const char *what)
 {
@@ -38,6 +46,8 @@ int localdb_open(struct localdb *db, const char *path)
         sqlite3_close(db->h);
         return rc;
     }
+    for (size_t i = 0; i < sizeof upgrades / sizeof upgrades[0]; i++)
+        sqlite3_exec(db->h, upgrades[i], NULL, NULL, NULL);
     return 0;
 }
 
@@ -153,10 +163,12 @@ int localdb_run_put(struct localdb *db, const struct localdb_run *r)
 {
     return exec_bound(db,
                       "INSERT OR REPLACE INTO runs(name, version, pid, proc_start, port, state,"
-                      " reason, restarts, since_ms, issued_ms) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                      "ttiiittiii", r->name, r->version, (int64_t)r->pid, (int64_t)r->proc_start,
+                      " reason, restarts, since_ms, issued_ms, digest)"
+                      " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                      "ttiiittiiib", r->name, r->version, (int64_t)r->pid, (int64_t)r->proc_start,
                       (int64_t)r->port, r->state, r->reason, (int64_t)r->restarts,
-                      (int64_t)r->since_ms, (int64_t)r->issued_ms);
+                      (int64_t)r->since_ms, (int64_t)r->issued_ms, r->digest,
+                      r->has_digest ? sizeof r->digest : (size_t)0);
 }
 
 int localdb_run_delete(struct localdb *db, const char *name, const char *version)
@@ -169,7 +181,7 @@ int localdb_run_list(struct localdb *db, struct localdb_run **out, size_t *n)
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db->h,
                            "SELECT name, version, pid, proc_start, port, state, reason, restarts,"
-                           " since_ms, issued_ms FROM runs",
+                           " since_ms, issued_ms, digest FROM runs",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(db, "runs");
     struct localdb_run *v = NULL;
@@ -194,6 +206,10 @@ int localdb_run_list(struct localdb *db, struct localdb_run **out, size_t *n)
         r->restarts = (uint32_t)sqlite3_column_int(st, 7);
         r->since_ms = (uint64_t)sqlite3_column_int64(st, 8);
         r->issued_ms = (uint64_t)sqlite3_column_int64(st, 9);
+        if (sqlite3_column_bytes(st, 10) == (int)sizeof r->digest) {
+            memcpy(r->digest, sqlite3_column_blob(st, 10), sizeof r->digest);
+            r->has_digest = 1;
+        }
     }
     sqlite3_finalize(st);
     if (rc < 0) {
@@ -203,4 +219,77 @@ int localdb_run_list(struct localdb *db, struct localdb_run **out, size_t *n)
     *out = v;
     *n = count;
     return 0;
+}
+
+int localdb_desired_get(struct localdb *db, const char *name, uint8_t **rec, size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, "SELECT signed_record FROM desired WHERE name=?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return fail(db, "desired");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = FERRY_E_NOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 0);
+        *rec = malloc(n > 0 ? (size_t)n : 1);
+        if (!*rec)
+            rc = -ENOMEM;
+        else {
+            memcpy(*rec, sqlite3_column_blob(st, 0), (size_t)n);
+            *len = (size_t)n;
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int localdb_manifest_put(struct localdb *db, const uint8_t digest[32], const uint8_t *m,
+                         size_t mlen, const uint8_t *sigs, size_t slen)
+{
+    return exec_bound(db,
+                      "INSERT OR REPLACE INTO manifests(digest, manifest, signatures)"
+                      " VALUES(?,?,?)",
+                      "bbb", digest, (size_t)32, m, mlen, sigs, slen);
+}
+
+/* A malloc'd copy of column col of the current row. */
+static int column_copy(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
+{
+    int n = sqlite3_column_bytes(st, col);
+    *out = malloc(n > 0 ? (size_t)n : 1);
+    if (!*out)
+        return -ENOMEM;
+    if (n > 0)
+        memcpy(*out, sqlite3_column_blob(st, col), (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+int localdb_manifest_get(struct localdb *db, const uint8_t digest[32], uint8_t **m, size_t *mlen,
+                         uint8_t **sigs, size_t *slen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, "SELECT manifest, signatures FROM manifests WHERE digest=?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return fail(db, "manifests");
+    sqlite3_bind_blob(st, 1, digest, 32, SQLITE_STATIC);
+    int rc = FERRY_E_NOTFOUND;
+    *m = *sigs = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        rc = column_copy(st, 0, m, mlen);
+        if (rc == 0)
+            rc = column_copy(st, 1, sigs, slen);
+        if (rc < 0) {
+            free(*m);
+            *m = NULL;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int localdb_manifest_prune(struct localdb *db)
+{
+    return exec_bound(db, "DELETE FROM manifests WHERE digest NOT IN (SELECT digest FROM runs)", "");
 }

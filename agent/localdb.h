@@ -30,6 +30,8 @@ struct localdb_run {
     uint32_t restarts;
     uint64_t since_ms;
     uint64_t issued_ms;  /* the deploy record this run belongs to */
+    uint8_t digest[32];  /* the manifest that record pins */
+    int has_digest;
 };
 
 int localdb_open(struct localdb *db, const char *path);
@@ -44,6 +46,20 @@ void localdb_desired_list_free(struct localdb_desired *v, size_t n);
  * guard. It survives undeploys. */
 uint64_t localdb_applied(struct localdb *db, const char *name);
 int localdb_set_applied(struct localdb *db, const char *name, uint64_t issued_ms);
+
+/* The encoded signed record held for name; FERRY_E_NOTFOUND when none.
+ * *rec is malloc'd. */
+int localdb_desired_get(struct localdb *db, const char *name, uint8_t **rec, size_t *len);
+
+/* Verified manifests (and their signature lists) by digest, so a tree can be
+ * verified and materialized again without the registry. */
+int localdb_manifest_put(struct localdb *db, const uint8_t digest[32], const uint8_t *m,
+                         size_t mlen, const uint8_t *sigs, size_t slen);
+/* FERRY_E_NOTFOUND when not held; *m and *sigs are malloc'd. */
+int localdb_manifest_get(struct localdb *db, const uint8_t digest[32], uint8_t **m, size_t *mlen,
+                         uint8_t **sigs, size_t *slen);
+/* Forget manifests no run refers to any more. */
+int localdb_manifest_prune(struct localdb *db);
 
 int localdb_run_put(struct localdb *db, const struct localdb_run *r);
 int localdb_run_delete(struct localdb *db, const char *name, const char *version);

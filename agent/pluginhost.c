@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "alog.h"
 #include "error.h"
@@ -90,16 +92,105 @@ static int unclaimed_runtimes(const struct plugin_set *set, const char *runtimes
     return free_n;
 }
 
-static int load_one(struct plugin_set *set, const char *path, const struct ferry_host *host)
+/* Who may change what the agent loads: root and the agent's own user. Why
+ * st is not fit to trust, in why; 0 when it is. A sticky directory (such as
+ * /tmp) is writable by others but lets no one else replace what root or the
+ * agent put there, so it passes where sticky_ok. */
+static int untrusted_why(const struct stat *st, int sticky_ok, char *why, size_t cap)
 {
+    unsigned mode = (unsigned)(st->st_mode & 07777);
+    if (st->st_uid != 0 && st->st_uid != geteuid()) {
+        snprintf(why, cap, "owned by uid %u, not root or the agent's user (uid %u)",
+                 (unsigned)st->st_uid, (unsigned)geteuid());
+        return 1;
+    }
+    if (sticky_ok && S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX))
+        return 0;
+    if (st->st_mode & S_IWOTH) {
+        snprintf(why, cap, "writable by others (mode %04o)", mode);
+        return 1;
+    }
+    if (st->st_mode & S_IWGRP) {
+        snprintf(why, cap, "writable by its group (mode %04o)", mode);
+        return 1;
+    }
+    return 0;
+}
+
+/* The file at real (no symlinks in it) and every directory above it up to
+ * stop (inclusive), or up to / when real is not under stop. */
+static int check_chain(const char *shown, const char *real, const char *stop, int is_link)
+{
+    char why[160];
     struct stat st;
-    if (stat(path, &st) != 0)
-        return refuse(path, "%s", strerror(errno));
+    if (stat(real, &st) != 0)
+        return refuse(shown, "%s", strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return refuse(path, "not a regular file");
-    /* Anyone who can write the file can run code as the agent. */
-    if (st.st_mode & S_IWOTH)
-        return refuse(path, "writable by others (mode %04o)", (unsigned)(st.st_mode & 07777));
+        return refuse(shown, "%snot a regular file", is_link ? "symlink to " : "");
+    if (untrusted_why(&st, 0, why, sizeof why)) {
+        if (is_link)
+            return refuse(shown, "symlink to %s, which is %s", real, why);
+        /* Anyone who can write the file can run code as the agent. */
+        return refuse(shown, "%s", why);
+    }
+    size_t slen = strlen(stop);
+    int under = strncmp(real, stop, slen) == 0 && real[slen] == '/';
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", real);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        if (slash == dir)
+            slash[1] = '\0'; /* "/" itself */
+        else
+            *slash = '\0';
+        if (stat(dir, &st) != 0)
+            return refuse(shown, "folder %s: %s", dir, strerror(errno));
+        /* Above the plugins folder is the operator's business; outside it
+         * (a symlink's target) the whole chain must hold. */
+        if (untrusted_why(&st, !under, why, sizeof why))
+            return refuse(shown, "%sfolder %s is %s", is_link ? "symlink target's " : "", dir,
+                          why);
+        if ((under && strcmp(dir, stop) == 0) || strcmp(dir, "/") == 0)
+            break;
+    }
+    return 0;
+}
+
+/* Before dlopen, which runs the library's constructors: the file, and every
+ * folder above it up to the plugins folder, is owned by root or the agent's
+ * user and writable by no one else; a symlink's target passes the same
+ * test. */
+static int check_trusted(const char *path, const char *dir)
+{
+    char realdir[PATH_MAX], real[PATH_MAX];
+    if (!realpath(dir, realdir))
+        return refuse(path, "folder %s: %s", dir, strerror(errno));
+    struct stat lst;
+    if (lstat(path, &lst) != 0)
+        return refuse(path, "%s", strerror(errno));
+    int is_link = S_ISLNK(lst.st_mode);
+    if (!realpath(path, real))
+        return refuse(path, "%s%s", is_link ? "symlink target: " : "", strerror(errno));
+    if (is_link) {
+        /* The plugins folder itself decides who could have placed the link. */
+        char why[160];
+        struct stat dst;
+        if (stat(realdir, &dst) != 0)
+            return refuse(path, "folder %s: %s", realdir, strerror(errno));
+        if (untrusted_why(&dst, 0, why, sizeof why))
+            return refuse(path, "folder %s is %s", realdir, why);
+    }
+    return check_chain(path, real, realdir, is_link);
+}
+
+static int load_one(struct plugin_set *set, const char *dir, const char *path,
+                    const struct ferry_host *host)
+{
+    int crc = check_trusted(path, dir);
+    if (crc < 0)
+        return crc;
 
     dlerror();
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -259,7 +350,7 @@ int pluginhost_load_dir(struct plugin_set *set, const char *dir, const struct fe
             if (w < 0 || (size_t)w >= sizeof path)
                 refuse(names[i]->d_name, "path too long in %s", dir);
             else
-                load_one(set, path, host);
+                load_one(set, dir, path, host);
         }
         free(names[i]);
     }

@@ -1,4 +1,8 @@
-/* Loading plugins: every *.so in a directory is dlopen'd, validated against
+/* Loading plugins: every *.so in a directory is checked to be the agent's
+ * own (the file and every folder above it up to the plugins folder owned by
+ * root or the agent's user and writable by no one else; a symlink's target
+ * passes the same test) before it is dlopen'd, since dlopen runs its
+ * constructors. Then it is validated against
  * the ABI in <ferry/plugin.h> before anything else of it is trusted, copied
  * into host-owned memory and initialised. A refused plugin costs one error
  * line in the log; the agent keeps running with the others. */

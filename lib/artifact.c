@@ -313,8 +313,12 @@ static void add_to_cache(const char *cache_dir, const struct digest *d, const ch
     }
 }
 
+/* seed: whether an empty staging file may start from the cache. Either way
+ * a verified file fetched from the registry goes into the cache, replacing
+ * a damaged entry. */
 static int pull_file(struct client *c, struct file_writer *writer, const char *staging,
-                     const Ferry__File *f, struct progress *prog, const char *cache_dir)
+                     const Ferry__File *f, struct progress *prog, const char *cache_dir,
+                     int seed)
 {
     char path[8192];
     if (snprintf(path, sizeof path, "%s/%s", staging, f->path) >= (int)sizeof path)
@@ -338,13 +342,16 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         rc = -errno;
     struct digest d;
     digest_from_bytes(f->digest.data, f->digest.len, &d);
-    if (rc == 0 && have == 0 && cache_dir && f->size > 0)
+    if (rc == 0 && have == 0 && cache_dir && seed && f->size > 0)
         have = seed_from_cache(cache_dir, &d, fd, f->size);
     if (rc == 0 && have > 0)
         rc = hasher_update_fd(&h, fd, have);
     if (prog)
         progress_add(prog, have);
     int from_cache = have == f->size && have > 0;
+    if (rc == 0 && have < f->size && !c)
+        rc = err_set(FERRY_E_TRANSPORT, "file '%s': not in the blob cache, and no registry to fetch it from",
+                     f->path);
     if (rc == 0 && have < f->size) {
         int dfd = -1;
         if (f->size - have >= DIRECT_MIN_BYTES)
@@ -361,10 +368,11 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         struct digest got;
         hasher_final(&h, &got);
         if (!digest_equal(&got, &d) && from_cache) {
-            /* The cached copy was damaged: fetch it for real. */
+            /* The cached copy was damaged: fetch it for real; the verified
+             * bytes then replace the cache entry. */
             close(fd);
             unlink(path);
-            return pull_file(c, writer, staging, f, prog, NULL);
+            return pull_file(c, writer, staging, f, prog, cache_dir, 0);
         }
         if (!digest_equal(&got, &d)) {
             char want_hex[DIGEST_HEX_LEN + 1], got_hex[DIGEST_HEX_LEN + 1];
@@ -397,6 +405,9 @@ static int write_spec_file(const char *staging, const Ferry__Manifest *m)
     return rc < 0 ? err_set(rc, "%s: %s", path, strerror(-rc)) : 0;
 }
 
+static int materialize(struct client *c, const Ferry__Manifest *m, const char *out_dir,
+                       const struct pull_options *po, struct transfer_result *out);
+
 int artifact_pull(struct client *c, const char *name, const char *version, const char *out_dir,
                   const struct trust *t, int show_progress, struct transfer_result *out)
 {
@@ -408,7 +419,6 @@ int artifact_pull_ex(struct client *c, const char *name, const char *version, co
                      const struct trust *t, const struct pull_options *po,
                      struct transfer_result *out)
 {
-    int show_progress = po->show_progress;
     if (!t || t->n == 0)
         return err_set(FERRY_E_NOKEYS, "pull %s@%s: no trusted keys; give --trust or FERRY_TRUST",
                        name, version);
@@ -433,28 +443,42 @@ int artifact_pull_ex(struct client *c, const char *name, const char *version, co
         manifest_verify(f.mbytes, f.mlen, f.resp->manifest->signatures, t, po->signer);
     }
 
+    rc = materialize(c, f.m, out_dir, po, out);
+    if (rc < 0 && strncmp(err_detail(), name, strlen(name)) != 0) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", err_detail());
+        err_set(rc, "pull %s@%s: %s", name, version, why);
+    }
+    fetched_free(&f);
+    return rc;
+}
+
+/* Write m's files into a staging sibling of out_dir (resuming what an
+ * interrupted run left there), verify each, rename into place. */
+static int materialize(struct client *c, const Ferry__Manifest *m, const char *out_dir,
+                       const struct pull_options *po, struct transfer_result *out)
+{
+    int rc;
     char parent[4096], base[1024], staging[4096 + 1100];
     fs_split(out_dir, parent, sizeof parent, base, sizeof base);
     snprintf(staging, sizeof staging, "%s/.%s.ferry-partial-%.16s", parent, base,
              out->digest_hex);
     rc = fs_mkdir_p(staging, 0755);
-    if (rc < 0) {
-        fetched_free(&f);
+    if (rc < 0)
         return err_set(rc, "%s: %s", staging, strerror(-rc));
-    }
 
     char label[160];
-    snprintf(label, sizeof label, "pull %s@%s", name, version);
+    snprintf(label, sizeof label, "pull %s@%s", m->spec->name, m->spec->version);
     struct progress prog;
-    progress_init(&prog, label, manifest_total_bytes(f.m), show_progress);
+    progress_init(&prog, label, manifest_total_bytes(m), po->show_progress);
     struct file_writer *writer = NULL;
     rc = file_writer_new(&writer);
-    for (size_t i = 0; rc == 0 && i < f.m->n_files; i++)
-        rc = pull_file(c, writer, staging, f.m->files[i], &prog, po->cache_dir);
+    for (size_t i = 0; rc == 0 && i < m->n_files; i++)
+        rc = pull_file(c, writer, staging, m->files[i], &prog, po->cache_dir, 1);
     file_writer_free(writer);
     progress_finish(&prog);
     if (rc == 0)
-        rc = write_spec_file(staging, f.m);
+        rc = write_spec_file(staging, m);
 
     if (rc == FERRY_E_DIGEST) {
         /* Bad bytes are never worth resuming from. */
@@ -468,12 +492,20 @@ int artifact_pull_ex(struct client *c, const char *name, const char *version, co
         /* Only an interrupted transfer is kept for resuming. */
         fs_rm_rf(staging);
     }
-    if (rc < 0 && strncmp(err_detail(), name, strlen(name)) != 0) {
-        char why[900];
-        snprintf(why, sizeof why, "%s", err_detail());
-        err_set(rc, "pull %s@%s: %s", name, version, why);
-    }
-    fetched_free(&f);
     return rc;
+}
+
+int artifact_materialize(struct client *c, const Ferry__Manifest *m, const struct digest *md,
+                         const char *out_dir, const struct pull_options *po,
+                         struct transfer_result *out)
+{
+    struct stat st;
+    if (lstat(out_dir, &st) == 0)
+        return err_set(-EEXIST, "%s: already exists", out_dir);
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", m->spec->name);
+    snprintf(out->version, sizeof out->version, "%s", m->spec->version);
+    digest_hex(md, out->digest_hex);
+    return materialize(c, m, out_dir, po, out);
 }
 

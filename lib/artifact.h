@@ -5,6 +5,7 @@
 
 #include "client.h"
 #include "key.h"
+#include "manifest.h"
 
 struct transfer_result {
     char name[72];
@@ -35,6 +36,14 @@ struct pull_options {
 int artifact_pull_ex(struct client *c, const char *name, const char *version, const char *out_dir,
                      const struct trust *t, const struct pull_options *po,
                      struct transfer_result *out);
+
+/* Materialize a manifest the caller has verified (md is its digest) into
+ * out_dir, like artifact_pull_ex after the manifest: every file from the
+ * blob cache when there and intact, else from c, verified, then renamed into
+ * place. c may be NULL: then every byte must come from the cache. */
+int artifact_materialize(struct client *c, const Ferry__Manifest *m, const struct digest *md,
+                         const char *out_dir, const struct pull_options *po,
+                         struct transfer_result *out);
 
 /* Write name@version as a bundle; blobs are verified while written. When t
  * holds keys the signature is verified too. */

@@ -131,6 +131,42 @@ static int require_file(const char *spec_path, const char *key, const char *rel,
                    key, rel);
 }
 
+/* Paths sorted and unique (strcmp order), each safe for a workload tree, and
+ * none a directory of another once materialized: a file 'a' beside 'a/b'
+ * cannot both exist. The paths under "a/" sort together right after "a/",
+ * so a binary search for that prefix finds any. */
+static int check_tree_paths(Ferry__File *const *files, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = path_check_workload(files[i]->path, MANIFEST_SPEC_FILE);
+        if (rc < 0) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", err_detail());
+            return err_set(rc, "manifest: %s", why);
+        }
+        if (i > 0 && strcmp(files[i - 1]->path, files[i]->path) >= 0)
+            return err_set(FERRY_E_INVALID, "manifest: paths not sorted or not unique at '%.200s'",
+                           files[i]->path);
+    }
+    char prefix[PATH_REL_MAX + 2];
+    for (size_t i = 0; i < n; i++) {
+        size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s/", files[i]->path);
+        size_t lo = i + 1, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(files[mid]->path, prefix) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < n && strncmp(files[lo]->path, prefix, plen) == 0)
+            return err_set(FERRY_E_UNSAFE_PATH,
+                           "manifest: path '%.200s' is under '%.200s', which is a file",
+                           files[lo]->path, files[i]->path);
+    }
+    return 0;
+}
+
 static int cmp_file(const void *a, const void *b)
 {
     const Ferry__File *fa = *(Ferry__File *const *)a, *fb = *(Ferry__File *const *)b;
@@ -179,6 +215,15 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
     }
     if (files.n > 1)
         qsort(files.v, files.n, sizeof *files.v, cmp_file);
+    rc = check_tree_paths(files.v, files.n);
+    if (rc < 0) {
+        for (size_t i = 0; i < files.n; i++)
+            file_free(files.v[i]);
+        free(files.v);
+        spec_free(spec);
+        free(yaml);
+        return rc;
+    }
 
     Ferry__Manifest *m = malloc(sizeof *m);
     if (!m) {
@@ -244,6 +289,8 @@ int manifest_decode(const uint8_t *buf, size_t len, Ferry__Manifest **out)
             rc = err_set(FERRY_E_INVALID, "manifest: paths not sorted or not unique at '%s'",
                          f->path);
     }
+    if (rc == 0)
+        rc = check_tree_paths(m->files, m->n_files);
     if (rc < 0) {
         ferry__manifest__free_unpacked(m, NULL);
         return rc;

@@ -51,3 +51,22 @@ int path_check(const char *rel)
     }
     return 0;
 }
+
+/* 1 when the first component of rel is exactly name. */
+static int first_component_is(const char *rel, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(rel, name, n) == 0 && (rel[n] == '/' || rel[n] == '\0');
+}
+
+int path_check_workload(const char *rel, const char *spec_file)
+{
+    int rc = path_check(rel);
+    if (rc < 0)
+        return rc;
+    if (first_component_is(rel, PATH_AGENT_DIR))
+        return refuse(rel, "inside the agent's own folder " PATH_AGENT_DIR "/");
+    if (spec_file && first_component_is(rel, spec_file) && rel[strlen(spec_file)] == '/')
+        return refuse(rel, "collides with the spec file");
+    return 0;
+}

@@ -13,4 +13,12 @@
  * Else FERRY_E_UNSAFE_PATH with a detail naming the path and the reason. */
 int path_check(const char *rel);
 
+/* The folder the agent keeps inside every workload tree (logs). */
+#define PATH_AGENT_DIR ".ferry"
+
+/* path_check, plus what a file of a workload tree may not be: anything under
+ * the agent's own folder (.ferry/), or under the spec file (ferry.yaml/x),
+ * which materialization writes as a file. spec_file is that name. */
+int path_check_workload(const char *rel, const char *spec_file);
+
 #endif

@@ -523,6 +523,45 @@ static void test_decode_refuses(void **state)
     }
 }
 
+/* Paths a workload tree cannot hold: under the agent's own folder, under the
+ * spec file, or under another file. Each refusal names the path. */
+static void test_decode_refuses_tree_collisions(void **state)
+{
+    (void)state;
+    const struct {
+        struct hand h;
+        const char *named;
+    } cases[] = {
+        {{.format = 1, .paths = {".ferry/stdout.log"}, .n = 1, .digest_len = 32}, "'.ferry/stdout.log'"},
+        {{.format = 1, .paths = {".ferry"}, .n = 1, .digest_len = 32}, "'.ferry'"},
+        {{.format = 1, .paths = {".ferry/x/y", "a"}, .n = 2, .digest_len = 32}, "'.ferry/x/y'"},
+        {{.format = 1, .paths = {"ferry.yaml/x"}, .n = 1, .digest_len = 32}, "'ferry.yaml/x'"},
+        {{.format = 1, .paths = {"a", "a/b"}, .n = 2, .digest_len = 32}, "'a/b'"},
+        /* '-' and '.' sort between "a" and "a/": not adjacent, still found. */
+        {{.format = 1, .paths = {"a", "a-x", "a.y", "a/b"}, .n = 4, .digest_len = 32}, "'a/b'"},
+        {{.format = 1, .paths = {"d/a", "d/a/b/c"}, .n = 2, .digest_len = 32}, "'d/a/b/c'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len;
+        uint8_t *buf = pack_hand(&cases[i].h, &len);
+        expect_decode_error(buf, len, FERRY_E_UNSAFE_PATH, cases[i].named);
+        if (!strstr(err_detail(), cases[i].named))
+            fail_msg("detail '%s' does not name %s", err_detail(), cases[i].named);
+        free(buf);
+    }
+    /* Neighbours that only look alike are fine. */
+    struct hand ok = {.format = 1, .paths = {".ferryx", "a", "a-x/b", "ferry.yaml.bak"},
+                      .n = 4, .digest_len = 32};
+    size_t len;
+    uint8_t *buf = pack_hand(&ok, &len);
+    Ferry__Manifest *m = NULL;
+    err_clear();
+    if (manifest_decode(buf, len, &m) != 0)
+        fail_msg("refused look-alike paths: %s", err_detail());
+    manifest_free(m);
+    free(buf);
+}
+
 static void test_build_refuses(void **state)
 {
     const char *root = *state;
@@ -584,6 +623,16 @@ static void test_build_refuses(void **state)
 
     /* Restored, the same tree builds. */
     put_file(src, "ferry.yaml", SPEC_YAML, strlen(SPEC_YAML), 0644);
+
+    /* The agent's own folder cannot be published. */
+    put_file(src, ".ferry/stdout.log", "x", 1, 0644);
+    err_clear();
+    assert_int_equal(manifest_build(src, &m), FERRY_E_UNSAFE_PATH);
+    assert_non_null(strstr(err_detail(), "'.ferry/stdout.log'"));
+    assert_ptr_equal(m, &sentinel);
+    join(path, sizeof path, src, ".ferry");
+    assert_int_equal(fs_rm_rf(path), 0);
+
     m = build_ok(src);
     assert_int_equal(m->n_files, FIXTURE_N);
     manifest_free(m);
@@ -601,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_untrusted, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_forged_and_multiple, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_decode_refuses_tree_collisions),
         cmocka_unit_test_setup_teardown(test_build_refuses, setup_tmp, teardown_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,6 +160,28 @@ static void test_detail_names_path(void **state)
     assert_non_null(strstr(err_detail(), "/etc/shadow"));
 }
 
+/* What a workload tree cannot hold, on top of path_check. */
+static void test_workload_paths(void **state)
+{
+    (void)state;
+    const char *bad[] = {".ferry", ".ferry/stdout.log", ".ferry/a/b", "ferry.yaml/x", "../x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear();
+        if (path_check_workload(bad[i], "ferry.yaml") != FERRY_E_UNSAFE_PATH)
+            fail_msg("accepted '%s'", bad[i]);
+        char named[64];
+        snprintf(named, sizeof named, "'%s'", bad[i]);
+        if (!strstr(err_detail(), named))
+            fail_msg("detail '%s' does not name %s", err_detail(), named);
+    }
+    const char *good[] = {".ferryx", "x/.ferry/y", "ferry.yaml.d/x", "ferry.yamlx", "a/ferry.yaml/b"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        err_clear();
+        if (path_check_workload(good[i], "ferry.yaml") != 0)
+            fail_msg("refused '%s': %s", good[i], err_detail());
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -171,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_total_length),
         cmocka_unit_test(test_detail_names_path),
+        cmocka_unit_test(test_workload_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -323,6 +323,169 @@ static void test_duplicate_runtime_first_wins(void **state)
     assert_int_equal(fs_rm_rf(dir), 0);
 }
 
+/* ---- who may have written what is loaded ---- */
+
+#ifndef MARKER_PLUGIN
+#error "MARKER_PLUGIN must name the plugin whose constructor writes a marker"
+#endif
+
+/* A plugins folder holding one copy of marker.so, and the marker path its
+ * constructor would create if it were ever loaded. */
+struct marker_case {
+    char root[4096], plugins[4200], so[4300], marker[4300];
+};
+
+static void marker_case(struct marker_case *c, const char *tag)
+{
+    scratch(c->root, sizeof c->root, tag);
+    snprintf(c->plugins, sizeof c->plugins, "%s/plugins", c->root);
+    snprintf(c->so, sizeof c->so, "%s/marker.so", c->plugins);
+    snprintf(c->marker, sizeof c->marker, "%s/loaded", c->root);
+    assert_int_equal(mkdir(c->plugins, 0755), 0);
+    assert_int_equal(chmod(c->plugins, 0755), 0);
+    copy_file(MARKER_PLUGIN, c->so, 0755);
+    setenv("FERRY_TEST_MARKER", c->marker, 1);
+}
+
+/* Load c's folder and expect marker.so refused before dlopen with reason. */
+static void expect_refused_unloaded(struct marker_case *c, const char *reason)
+{
+    memset(&logbuf, 0, sizeof logbuf);
+    struct plugin_set set = {0};
+    assert_int_equal(pluginhost_load_dir(&set, c->plugins, &host), 0);
+    assert_int_equal(set.n, 0);
+    assert_null(pluginhost_find(&set, "marker"));
+    char want[16384];
+    snprintf(want, sizeof want, "plugin %s refused: %s", c->so, reason);
+    assert_logged(FERRY_LOG_ERROR, want);
+    assert_int_equal(count_lines(FERRY_LOG_ERROR, ""), 1);
+    struct stat st;
+    if (stat(c->marker, &st) == 0)
+        fail_msg("the constructor of a refused plugin ran (%s exists)", c->marker);
+    pluginhost_unload_all(&set);
+}
+
+static void marker_done(struct marker_case *c)
+{
+    unsetenv("FERRY_TEST_MARKER");
+    assert_int_equal(fs_rm_rf(c->root), 0);
+}
+
+static void test_trusted_control(void **state)
+{
+    (void)state;
+    /* The control: with nothing wrong it loads, and its constructor runs. */
+    struct marker_case c;
+    marker_case(&c, "control");
+    struct plugin_set set = {0};
+    assert_int_equal(pluginhost_load_dir(&set, c.plugins, &host), 0);
+    assert_int_equal(set.n, 1);
+    assert_non_null(pluginhost_find(&set, "marker"));
+    struct stat st;
+    assert_int_equal(stat(c.marker, &st), 0);
+    pluginhost_unload_all(&set);
+    marker_done(&c);
+}
+
+static void test_refuses_group_writable(void **state)
+{
+    (void)state;
+    struct marker_case c;
+    marker_case(&c, "groupw");
+    assert_int_equal(chmod(c.so, 0775), 0);
+    expect_refused_unloaded(&c, "writable by its group (mode 0775)");
+    assert_int_equal(chmod(c.so, 0757), 0);
+    expect_refused_unloaded(&c, "writable by others (mode 0757)");
+    marker_done(&c);
+}
+
+static void test_refuses_other_owner(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* only root can give a file away */
+    struct marker_case c;
+    marker_case(&c, "owner");
+    assert_int_equal(chown(c.so, 65534, 65534), 0);
+    expect_refused_unloaded(&c, "owned by uid 65534, not root or the agent's user (uid 0)");
+    /* A folder owned by someone else is as bad: they can swap the file. */
+    assert_int_equal(chown(c.so, 0, 0), 0);
+    assert_int_equal(chown(c.plugins, 65534, 65534), 0);
+    char want[8192];
+    snprintf(want, sizeof want, "folder %s is owned by uid 65534, not root or the agent's user (uid 0)",
+             c.plugins);
+    expect_refused_unloaded(&c, want);
+    marker_done(&c);
+}
+
+static void test_refuses_writable_folder(void **state)
+{
+    (void)state;
+    struct marker_case c;
+    marker_case(&c, "worldw");
+    char want[8192];
+    assert_int_equal(chmod(c.plugins, 0777), 0);
+    snprintf(want, sizeof want, "folder %s is writable by others (mode 0777)", c.plugins);
+    expect_refused_unloaded(&c, want);
+    /* Sticky does not help inside the plugins folder. */
+    assert_int_equal(chmod(c.plugins, 01777), 0);
+    snprintf(want, sizeof want, "folder %s is writable by others (mode 1777)", c.plugins);
+    expect_refused_unloaded(&c, want);
+    assert_int_equal(chmod(c.plugins, 0775), 0);
+    snprintf(want, sizeof want, "folder %s is writable by its group (mode 0775)", c.plugins);
+    expect_refused_unloaded(&c, want);
+    assert_int_equal(chmod(c.plugins, 0755), 0);
+    marker_done(&c);
+}
+
+static void test_refuses_symlink_to_failing_file(void **state)
+{
+    (void)state;
+    struct marker_case c;
+    marker_case(&c, "link");
+    /* The real file lives in a folder of its own (inside the plugins
+     * folder, so that the folders above it are this test's; a target
+     * outside is checked up to /, see test_plugin_trust.sh); a link points
+     * at it. */
+    char outside[4300], target[4400];
+    snprintf(outside, sizeof outside, "%s/store", c.plugins);
+    snprintf(target, sizeof target, "%s/marker.so", outside);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    assert_int_equal(chmod(outside, 0755), 0);
+    assert_int_equal(rename(c.so, target), 0);
+    assert_int_equal(symlink(target, c.so), 0);
+
+    char want[16384];
+    assert_int_equal(chmod(target, 0775), 0);
+    snprintf(want, sizeof want, "symlink to %s, which is writable by its group (mode 0775)", target);
+    expect_refused_unloaded(&c, want);
+    assert_int_equal(chmod(target, 0755), 0);
+    assert_int_equal(chmod(outside, 0777), 0);
+    snprintf(want, sizeof want, "symlink target's folder %s is writable by others (mode 0777)",
+             outside);
+    expect_refused_unloaded(&c, want);
+    if (geteuid() == 0) {
+        assert_int_equal(chmod(outside, 0755), 0);
+        assert_int_equal(chown(target, 65534, 65534), 0);
+        snprintf(want, sizeof want,
+                 "symlink to %s, which is owned by uid 65534, not root or the agent's user (uid 0)",
+                 target);
+        expect_refused_unloaded(&c, want);
+        assert_int_equal(chown(target, 0, 0), 0);
+    }
+
+    /* Once the target passes, the link loads: the refusals were the test. */
+    assert_int_equal(chmod(outside, 0755), 0);
+    memset(&logbuf, 0, sizeof logbuf);
+    struct plugin_set set = {0};
+    assert_int_equal(pluginhost_load_dir(&set, c.plugins, &host), 0);
+    assert_int_equal(set.n, 1);
+    struct stat st;
+    assert_int_equal(stat(c.marker, &st), 0);
+    pluginhost_unload_all(&set);
+    marker_done(&c);
+}
+
 /* ---- the exec plugin ---- */
 
 static const char *env_get(const char *key)
@@ -473,6 +636,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_dir_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_runtime_first_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trusted_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_group_writable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_other_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_writable_folder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_symlink_to_failing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_plugin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_refuses_bad_host, setup, teardown),
     };

@@ -1,0 +1,83 @@
+#include "workload.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char **strv_from(char **items, size_t n)
+{
+    const char **v = calloc(n + 1, sizeof *v);
+    if (v)
+        for (size_t i = 0; i < n; i++)
+            v[i] = items[i];
+    return v;
+}
+
+void workload_fini(struct ferry_workload *w)
+{
+    free((void *)w->command);
+    free((void *)w->env);
+    free((void *)w->health_command);
+    memset(w, 0, sizeof *w);
+}
+
+int workload_build(const Ferry__Spec *spec, const char *name, const char *version,
+                   const char *dir, uint32_t stop_timeout_ms, struct ferry_workload *w,
+                   struct sup_policy *pol)
+{
+    workload_fini(w);
+    w->struct_size = sizeof *w;
+    w->name = name;
+    w->version = version;
+    w->kind = spec->kind;
+    w->runtime = spec->runtime;
+    w->dir = dir;
+    const Ferry__Run *run = spec->run;
+    w->command = run ? strv_from(run->command, run->n_command) : strv_from(NULL, 0);
+    size_t nenv = run ? run->n_env : 0;
+    /* One block: the pointer array, then the "K=V" strings it points to. */
+    size_t bytes = (nenv + 1) * sizeof(char *);
+    for (size_t i = 0; i < nenv; i++)
+        bytes += strlen(run->env[i]->name) + strlen(run->env[i]->value) + 2;
+    char **envs = malloc(bytes);
+    if (!w->command || !envs) {
+        free(envs);
+        workload_fini(w);
+        return -ENOMEM;
+    }
+    char *p = (char *)(envs + nenv + 1);
+    for (size_t i = 0; i < nenv; i++) {
+        int n = sprintf(p, "%s=%s", run->env[i]->name, run->env[i]->value);
+        envs[i] = p;
+        p += n + 1;
+    }
+    envs[nenv] = NULL;
+    w->env = (const char *const *)envs;
+    const Ferry__Health *h = spec->health;
+    sup_policy_default(pol);
+    pol->stop_timeout_ms = stop_timeout_ms;
+    if (h) {
+        if (h->http && h->http->path && *h->http->path) {
+            w->health_http_path = h->http->path;
+            w->health_http_status = h->http->status ? (int)h->http->status : 200;
+        }
+        if (h->n_command > 0) {
+            w->health_command = strv_from(h->command, h->n_command);
+            if (!w->health_command) {
+                workload_fini(w);
+                return -ENOMEM;
+            }
+        }
+        w->health_settle_ms = h->settle_ms;
+        w->health_deadline_ms = h->deadline_ms;
+        w->health_interval_ms = h->interval_ms;
+        if (h->deadline_ms)
+            pol->health_deadline_ms = h->deadline_ms;
+    } else {
+        w->health_settle_ms = 1000; /* no check given: alive for a second */
+    }
+    if (!w->health_deadline_ms)
+        w->health_deadline_ms = pol->health_deadline_ms;
+    return 0;
+}
