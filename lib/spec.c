@@ -12,6 +12,7 @@
  * any error path, and spec_free() releases a finished one. */
 #include "spec.h"
 #include "error.h"
+#include "schedule.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,6 +101,19 @@ static int fail_at(const struct ctx *c, int code, size_t line, const char *path,
 static size_t line_of(const yaml_node_t *n) { return n->start_mark.line + 1; }
 
 #define fail(c, node, path, ...) fail_at((c), FERRY_E_SPEC, line_of(node), (path), __VA_ARGS__)
+
+/* The value node of key in a mapping (for the line of a cross-key rule). */
+static const yaml_node_t *value_of(const struct ctx *c, const yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen(key) &&
+            memcmp(k->data.scalar.value, key, k->data.scalar.length) == 0)
+            return yaml_document_get_node(c->doc, p->value);
+    }
+    return NULL;
+}
 
 static int no_memory(void) { return err_set(-ENOMEM, "out of memory reading ferry.yaml"); }
 
@@ -272,6 +286,13 @@ static const char *rule_version(const char *s)
 
 static const char *rule_nonempty(const char *s) { return *s ? NULL : "must not be empty"; }
 
+static const char *rule_schedule(const char *s)
+{
+    static _Thread_local char why[256];
+    struct schedule sched;
+    return schedule_parse(s, &sched, why, sizeof why) == 0 ? NULL : why;
+}
+
 static const char *rule_label_name(const char *s)
 {
     return *s ? NULL : "label names must not be empty";
@@ -428,15 +449,31 @@ static const struct schema health_schema = {FIELDS(health_fields), sizeof(Ferry_
 
 static void run_init(void *m) { ferry__run__init(m); }
 
+static const char *const run_modes[] = {"service", "job", NULL};
+
+/* Retries restart a job after a failed run; a service restarts anyway. */
+static int run_finish(const struct ctx *c, const yaml_node_t *map, const char *path, void *msg)
+{
+    const Ferry__Run *r = msg;
+    const yaml_node_t *v = value_of(c, map, "retries");
+    if (v && strcmp(r->mode, "job") != 0)
+        return fail(c, v, "run.retries", "applies to run.mode job only (a service is restarted "
+                                         "whenever it exits)");
+    return 0;
+}
+
 static const struct field run_fields[] = {
     {.key = "command", .type = F_STRLIST, .required = true, .nonempty = true,
      .offset = MEMBER(Ferry__Run, command), .count_offset = COUNT(Ferry__Run, command)},
     {.key = "env", .type = F_STRMAP, .offset = MEMBER(Ferry__Run, env),
      .count_offset = COUNT(Ferry__Run, env), .rule = rule_env_name},
+    {.key = "mode", .type = F_CHOICE, .offset = MEMBER(Ferry__Run, mode), .choices = run_modes},
+    {.key = "retries", .type = F_UINT, .offset = MEMBER(Ferry__Run, retries), .min = 0,
+     .max = 1000},
 };
 FITS(run_fields);
 static const struct schema run_schema = {FIELDS(run_fields), sizeof(Ferry__Run), run_init,
-                                         NULL};
+                                         run_finish};
 
 static void model_init(void *m) { ferry__model_spec__init(m); }
 
@@ -471,12 +508,17 @@ static const struct schema notebook_schema = {FIELDS(notebook_fields),
 
 static void spec_init(void *m) { ferry__spec__init(m); }
 
-/* An app is a process ferry starts, so it must say how. */
+/* An app is a process ferry starts, so it must say how. A schedule starts
+ * runs that end, so only a job has one. */
 static int spec_finish(const struct ctx *c, const yaml_node_t *map, const char *path, void *msg)
 {
     const Ferry__Spec *s = msg;
     if (strcmp(s->kind, "app") == 0 && !s->run)
         return fail(c, map, "run", "required key is missing (kind app needs a run command)");
+    const yaml_node_t *v = value_of(c, map, "schedule");
+    if (v && !(s->run && strcmp(s->run->mode, "job") == 0))
+        return fail(c, v, "schedule", "a schedule needs run.mode: job (a service runs all the "
+                                      "time)");
     return 0;
 }
 
@@ -499,6 +541,8 @@ static const struct field spec_fields[] = {
      .sub = &model_schema},
     {.key = "notebook", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, notebook),
      .sub = &notebook_schema},
+    {.key = "schedule", .type = F_STRING, .offset = MEMBER(Ferry__Spec, schedule),
+     .rule = rule_schedule},
 };
 FITS(spec_fields);
 static const struct schema spec_schema = {FIELDS(spec_fields), sizeof(Ferry__Spec), spec_init,

@@ -296,6 +296,57 @@ static void test_bad_values(void **state)
     EXPECT_SPEC_ERROR(BASE "model: {card: \"\"}\n", "t.yaml:7: key 'model.card': must not be empty");
 }
 
+#define JOB                                                                                    \
+    "name: hello\n"                                                                            \
+    "version: 1.0.0\n"                                                                         \
+    "kind: app\n"                                                                              \
+    "runtime: exec\n"                                                                          \
+    "run:\n"                                                                                   \
+    "  command: [./hello]\n"                                                                   \
+    "  mode: job\n"
+
+static void test_jobs(void **state)
+{
+    (void)state;
+    Ferry__Spec *s = parse_ok(BASE);
+    assert_string_equal(s->run->mode, ""); /* a service; the encoding stays as before */
+    assert_int_equal(s->run->retries, 0);
+    assert_string_equal(s->schedule, "");
+    spec_free(s);
+    s = parse_ok(JOB "  retries: 2\nschedule: \"*/5 * * * 1-5\"\n");
+    assert_string_equal(s->run->mode, "job");
+    assert_int_equal(s->run->retries, 2);
+    assert_string_equal(s->schedule, "*/5 * * * 1-5");
+    spec_free(s);
+    s = parse_ok(JOB "schedule: \"@every 30s\"\n");
+    assert_string_equal(s->schedule, "@every 30s");
+    spec_free(s);
+    s = parse_ok(BASE "  mode: service\n");
+    assert_string_equal(s->run->mode, "service");
+    spec_free(s);
+
+    EXPECT_SPEC_ERROR(BASE "  mode: batch\n", "t.yaml:7: key 'run.mode': must be one of service, job");
+    EXPECT_SPEC_ERROR(BASE "  retries: 3\n",
+                      "t.yaml:7: key 'run.retries': applies to run.mode job only (a service is "
+                      "restarted whenever it exits)");
+    EXPECT_SPEC_ERROR(JOB "  retries: -1\n",
+                      "t.yaml:8: key 'run.retries': expected an integer from 0 to 1000");
+    EXPECT_SPEC_ERROR(BASE "schedule: \"@every 30s\"\n",
+                      "t.yaml:7: key 'schedule': a schedule needs run.mode: job (a service runs "
+                      "all the time)");
+    EXPECT_SPEC_ERROR("name: hello\nversion: 1.0.0\nkind: model\nruntime: model\n"
+                      "schedule: \"0 * * * *\"\n",
+                      "t.yaml:5: key 'schedule': a schedule needs run.mode: job (a service runs "
+                      "all the time)");
+    EXPECT_SPEC_ERROR(JOB "schedule: \"61 * * * *\"\n",
+                      "t.yaml:8: key 'schedule': minute field '61': 61 is out of range 0-59");
+    EXPECT_SPEC_ERROR(JOB "schedule: \"* * *\"\n",
+                      "t.yaml:8: key 'schedule': '* * *': expected 5 fields (minute hour "
+                      "day-of-month month day-of-week) or @every DURATION");
+    EXPECT_SPEC_ERROR(JOB "schedule: \"@every 0s\"\n",
+                      "t.yaml:8: key 'schedule': @every '0s': must be from 1s to 366d");
+}
+
 static void test_wrong_types(void **state)
 {
     (void)state;
@@ -569,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_yaml_syntax),
         cmocka_unit_test(test_aliases_anchors_tags),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_jobs),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_parse_file),
     };
