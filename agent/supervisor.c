@@ -17,6 +17,7 @@ void sup_policy_default(struct sup_policy *p)
     p->health_deadline_ms = 30000;
     p->unhealthy_max = 3;
     p->stop_timeout_ms = 5000;
+    p->job = false;
 }
 
 /* ---- helpers for the action functions ---- */
@@ -101,7 +102,10 @@ static void spawn(struct sup *s, struct step *st)
     s->probe_failures = 0;
     s->last_probe[0] = '\0';
     s->last_run_ms = 0;
-    arm_timer(s, st, s->pol.health_deadline_ms);
+    if (s->pol.job)
+        cancel_timer(s, st); /* a job is not health-checked: no deadline */
+    else
+        arm_timer(s, st, s->pol.health_deadline_ms);
     set_reason(s, st, "starting");
 }
 
@@ -249,9 +253,17 @@ static void act_probe_fail(struct sup *s, struct step *st)
                s->last_probe[0] ? s->last_probe : "no detail");
 }
 
-/* STARTING/RUNNING + EXITED: a crash. -> BACKOFF, or FAILED on a crash loop. */
+/* STARTING/RUNNING + EXITED: a crash. -> BACKOFF, or FAILED on a crash loop.
+ * A job's exit is its end, not a crash: -> STOPPED with the exit as reason. */
 static void act_crash(struct sup *s, struct step *st)
 {
+    if (s->pol.job) {
+        s->alive = false;
+        cancel_timer(s, st);
+        st->next = SUP_STOPPED;
+        set_reason(s, st, "%s", *st->detail ? st->detail : "exited");
+        return;
+    }
     exit_then_restart(s, st, *st->detail ? st->detail : "exited");
 }
 

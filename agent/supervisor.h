@@ -61,6 +61,11 @@ struct sup_policy {
     uint32_t health_deadline_ms; /* 30000 (ferry.yaml overrides) */
     uint32_t unhealthy_max;      /* 3 consecutive failed probes while running -> restart */
     uint32_t stop_timeout_ms;    /* 5000, then SIGKILL */
+    /* A job (run.mode: job) runs to completion: no health deadline, and an
+     * exit is not a crash. It ends in SUP_STOPPED with the exit as reason;
+     * whether to run it again (retries, schedule) is the run table's call
+     * (run.h), so the crash-loop rule and the backoff never apply. */
+    bool job;
 };
 
 struct sup_out {

@@ -444,6 +444,42 @@ static void test_adopt(void **state)
     assert_int_equal(r.s.state, SUP_STARTING);
 }
 
+/* A job: no deadline, and every exit (0 or not, however often) ends in
+ * STOPPED for the run table to decide; no backoff, no crash loop. */
+static void test_job_mode(void **state)
+{
+    struct sup_policy p;
+    sup_policy_default(&p);
+    p.job = true;
+    p.crash_max = 1;
+    struct rig r;
+    rig_init(&r, &p);
+    uint64_t now = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(ev(&r, SUP_EV_START, now, NULL), SPAWN | REPORT);
+        assert_int_equal(r.s.state, SUP_STARTING);
+        /* No deadline was armed: a late timer is nobody's. */
+        assert_int_equal(ev(&r, SUP_EV_TIMER, now + 100000, NULL), 0);
+        now += 100001;
+        assert_int_equal(ev(&r, SUP_EV_EXITED, now, "exited with status 1"), REPORT);
+        assert_int_equal(r.s.state, SUP_STOPPED);
+        assert_string_equal(r.s.reason, "exited with status 1");
+        assert_int_equal(r.s.restarts, 0);
+    }
+    /* Adopted after an agent restart, then it ends. */
+    rig_init(&r, &p);
+    ev(&r, SUP_EV_ADOPTED, 0, NULL);
+    assert_int_equal(ev(&r, SUP_EV_EXITED, 5, NULL), REPORT);
+    assert_int_equal(r.s.state, SUP_STOPPED);
+    assert_string_equal(r.s.reason, "exited");
+    /* Stopped on request, as a service is. */
+    ev(&r, SUP_EV_START, 10, NULL);
+    assert_int_equal(ev(&r, SUP_EV_STOP, 20, "undeployed"), TERM | TIMER | REPORT);
+    assert_int_equal(r.s.state, SUP_STOPPING);
+    assert_int_equal(ev(&r, SUP_EV_EXITED, 30, NULL), CANCEL | REPORT);
+    assert_int_equal(r.s.state, SUP_STOPPED);
+}
+
 static void test_policy_and_bad_input(void **state)
 {
     struct sup_policy p;
@@ -652,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_unhealthy_restarts_count_toward_crash_loop),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_adopt),
+        cmocka_unit_test(test_job_mode),
         cmocka_unit_test(test_policy_and_bad_input),
         cmocka_unit_test(test_table_coverage),
         cmocka_unit_test(test_random_histories),
