@@ -43,7 +43,7 @@ enum rc_verdict reconcile_judge(const Ferry__DeployRecord *rec, const struct lab
 int reconcile_state_final(const char *state)
 {
     return strcmp(state, "failed") == 0 || strcmp(state, "rolled_back") == 0 ||
-           strcmp(state, "stopped") == 0;
+           strcmp(state, "stopped") == 0 || strcmp(state, "succeeded") == 0;
 }
 
 int reconcile_state_unfinished(const char *state)
@@ -63,7 +63,9 @@ enum rc_existing reconcile_existing(const char *state, uint64_t run_issued_ms, i
 {
     if (retired)
         return RC_WAIT;
-    int failed = strcmp(state, "failed") == 0 || strcmp(state, "rolled_back") == 0;
+    /* A job that ended is not run again for the decision that ran it. */
+    int failed = strcmp(state, "failed") == 0 || strcmp(state, "rolled_back") == 0 ||
+                 strcmp(state, "succeeded") == 0;
     int stopped = strcmp(state, "stopped") == 0;
     if (!failed && !stopped)
         return RC_LEAVE;

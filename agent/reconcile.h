@@ -40,14 +40,15 @@ enum rc_verdict reconcile_judge(const Ferry__DeployRecord *rec, const struct lab
 
 /* What a deploy record means for an existing run of the same name@version. */
 enum rc_existing {
-    RC_LEAVE,   /* running or on its way, or already failed for this very decision */
-    RC_RESTART, /* failed or stopped, and this is a new decision: start it afresh */
+    RC_LEAVE,   /* running or on its way, or already failed (or, a job, succeeded)
+                 * for this very decision */
+    RC_RESTART, /* failed, succeeded or stopped, and this is a new decision: afresh */
     RC_WAIT,    /* being retired; the next resync starts it again */
 };
 enum rc_existing reconcile_existing(const char *state, uint64_t run_issued_ms, int retired,
                                     const Ferry__DeployRecord *rec);
 
-/* 1 for a reported state that ended (failed, rolled_back, stopped). */
+/* 1 for a reported state that ended (failed, rolled_back, stopped, succeeded). */
 int reconcile_state_final(const char *state);
 /* 1 for a state in which work was under way before a process was started
  * (pending, fetching, verifying): an agent restarted in it resumes it. */
