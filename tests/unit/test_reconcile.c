@@ -128,6 +128,11 @@ static void test_existing_runs(void **state)
     assert_int_equal(reconcile_existing("rolled_back", 90, 0, &r), RC_RESTART);
     assert_int_equal(reconcile_existing("stopped", 100, 0, &r), RC_RESTART);
     assert_int_equal(reconcile_existing("running", 90, 1, &r), RC_WAIT);
+    /* A job that succeeded runs again only for a new decision; a scheduled
+     * one is on its way. */
+    assert_int_equal(reconcile_existing("succeeded", 100, 0, &r), RC_LEAVE);
+    assert_int_equal(reconcile_existing("succeeded", 90, 0, &r), RC_RESTART);
+    assert_int_equal(reconcile_existing("scheduled", 90, 0, &r), RC_LEAVE);
 }
 
 static void test_states_and_listing(void **state)
@@ -135,6 +140,10 @@ static void test_states_and_listing(void **state)
     (void)state;
     const char *finals[] = {"failed", "rolled_back", "stopped"};
     const char *unfinished[] = {"pending", "fetching", "verifying"};
+    assert_true(reconcile_state_final("succeeded"));
+    assert_false(reconcile_state_final("scheduled"));
+    assert_false(reconcile_state_live("scheduled"));
+    assert_false(reconcile_state_unfinished("scheduled"));
     const char *live[] = {"starting", "running", "unhealthy"};
     for (int i = 0; i < 3; i++) {
         assert_true(reconcile_state_final(finals[i]));
