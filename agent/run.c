@@ -439,6 +439,10 @@ int run_restore(struct run_lc *r, const char *state, const char *reason, uint64_
     }
     r->state = (enum run_state)st;
     set_reason(r, "%s", reason ? reason : "");
+    if (strcmp(r->own, RECONCILE_KEPT_REASON) == 0) {
+        r->unlisted = true; /* it said so when the agent stopped */
+        r->own[0] = '\0';
+    }
     publish_reason(r);
     return 0;
 }

@@ -65,16 +65,18 @@ enum run_event {
     RUN_NEVENTS
 };
 
-/* Actions, a bit set; perform them in this (bit) order. RUN_DO_TIMER and
+/* Actions, a bit set; perform them in this (bit) order: the report comes
+ * first, so what the agent says follows the order things happened in even
+ * when an action feeds the table again. RUN_DO_TIMER and
  * RUN_DO_CANCEL_TIMER are never set together. */
 enum {
-    RUN_DO_PREPARE = 1,        /* fetch or verify the tree (on the thread pool) */
-    RUN_DO_START = 2,          /* feed the supervisor START (it verifies, then spawns) */
-    RUN_DO_STOP = 4,           /* feed the supervisor STOP (TERM, then KILL) */
-    RUN_DO_KILL = 8,           /* SIGKILL whatever process is left (a failed run dropped) */
-    RUN_DO_TIMER = 16,         /* arm the schedule timer for timer_at_ms (Unix ms) */
-    RUN_DO_CANCEL_TIMER = 32,  /* disarm it */
-    RUN_DO_REPORT = 64,        /* state or reason changed: persist, log, report */
+    RUN_DO_REPORT = 1,         /* state or reason changed: persist, log, report */
+    RUN_DO_PREPARE = 2,        /* fetch or verify the tree (on the thread pool) */
+    RUN_DO_START = 4,          /* feed the supervisor START (it verifies, then spawns) */
+    RUN_DO_STOP = 8,           /* feed the supervisor STOP (TERM, then KILL) */
+    RUN_DO_KILL = 16,          /* SIGKILL whatever process is left (a failed run dropped) */
+    RUN_DO_TIMER = 32,         /* arm the schedule timer for timer_at_ms (Unix ms) */
+    RUN_DO_CANCEL_TIMER = 64,  /* disarm it */
     RUN_DO_RETIRE_OTHERS = 128,/* this version took over: supersede the others of its name */
     RUN_DO_FORGET = 256,       /* drop the run: its record and its tree */
 };

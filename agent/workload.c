@@ -1,4 +1,5 @@
 #include "workload.h"
+#include "error.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,5 +80,20 @@ int workload_build(const Ferry__Spec *spec, const char *name, const char *versio
     }
     if (!w->health_deadline_ms)
         w->health_deadline_ms = pol->health_deadline_ms;
+    return 0;
+}
+
+int workload_job(const Ferry__Spec *spec, struct run_job *job)
+{
+    memset(job, 0, sizeof *job);
+    const Ferry__Run *run = spec->run;
+    job->job = run && run->mode && strcmp(run->mode, "job") == 0;
+    job->retries = job->job ? run->retries : 0;
+    if (job->job && spec->schedule && *spec->schedule) {
+        char why[256];
+        if (schedule_parse(spec->schedule, &job->sched, why, sizeof why) < 0)
+            return err_set(FERRY_E_SPEC, "schedule: %s", why);
+        job->has_schedule = true;
+    }
     return 0;
 }

@@ -5,6 +5,7 @@
 #define FERRY_AGENT_WORKLOAD_H
 
 #include "manifest.pb-c.h"
+#include "run.h"
 #include "supervisor.h"
 
 #include <ferry/plugin.h>
@@ -14,6 +15,10 @@
 int workload_build(const Ferry__Spec *spec, const char *name, const char *version,
                    const char *dir, uint32_t stop_timeout_ms, struct ferry_workload *w,
                    struct sup_policy *pol);
+/* What the spec says about running to completion (run.mode, run.retries,
+ * schedule). A schedule that does not parse (the registry refuses those at
+ * publish) fails with FERRY_E_SPEC and the reason. */
+int workload_job(const Ferry__Spec *spec, struct run_job *job);
 /* Free what workload_build allocated; w is zeroed. */
 void workload_fini(struct ferry_workload *w);
 
