@@ -616,7 +616,11 @@ static int wait_check(const Ferry__Wire__HostList *hl, const char *name, const c
                      strcmp(mine->state, "rolled_back") == 0))
             return err_set(FERRY_E_REMOTE, "host %s: %s@%s %s: %s", h->name, name, version,
                            mine->state, mine->reason && *mine->reason ? mine->reason : "no reason");
-        if (mine && strcmp(mine->state, "running") == 0)
+        /* Done: a service running; a job that succeeded, or a scheduled job
+         * waiting for its next run. */
+        if (mine && (strcmp(mine->state, "running") == 0 ||
+                     strcmp(mine->state, "succeeded") == 0 ||
+                     strcmp(mine->state, "scheduled") == 0))
             ready++;
         else if (!pending[0])
             snprintf(pending, pcap, "host %s is %s%s%s", h->name, mine ? mine->state : "pending",
