@@ -617,10 +617,11 @@ static int wait_check(const Ferry__Wire__HostList *hl, const char *name, const c
             return err_set(FERRY_E_REMOTE, "host %s: %s@%s %s: %s", h->name, name, version,
                            mine->state, mine->reason && *mine->reason ? mine->reason : "no reason");
         /* Done: a service running; a job that succeeded, or a scheduled job
-         * waiting for its next run. */
-        if (mine && (strcmp(mine->state, "running") == 0 ||
-                     strcmp(mine->state, "succeeded") == 0 ||
-                     strcmp(mine->state, "scheduled") == 0))
+         * waiting for its next run (a job that runs is still on its way). */
+        int job = mine && mine->mode && strcmp(mine->mode, "job") == 0;
+        if (mine && (job ? strcmp(mine->state, "succeeded") == 0 ||
+                               strcmp(mine->state, "scheduled") == 0
+                         : strcmp(mine->state, "running") == 0))
             ready++;
         else if (!pending[0])
             snprintf(pending, pcap, "host %s is %s%s%s", h->name, mine ? mine->state : "pending",

@@ -64,6 +64,16 @@ ok_runs=$(runs ok)
 [ "$(runs bad)" -eq 3 ] && [ "$(runs ok)" -eq "$ok_runs" ] || fail "an ended job ran again"
 pass "exit 1 with retries: 2 runs three times and ends failed with the status in the reason"
 
+# --- more retries than the crash-loop limit (5 exits in 60 s): all of them run
+make_job "$T/many" many 3 "  retries: 6"
+"$FERRY" publish "$T/many" >/dev/null
+"$FERRY" deploy many@1 --to env=test >/dev/null
+rc=0; out=$("$FERRY" status --wait many@1 --timeout 60 2>&1 >/dev/null) || rc=$?
+[ $rc -eq 1 ] || fail "status --wait many@1 exited $rc: $out"
+echo "$out" | grep -q 'many@1 failed: exited with status 3 after 7 runs' || fail "many@1: $out"
+[ "$(runs many)" -eq 7 ] || fail "many@1 ran $(runs many) times, not 7"
+pass "a job's retries are not cut short by the crash-loop rule"
+
 # --- @every 2s: runs again and again, scheduled in between
 make_job "$T/tick" tick 0 "" 'schedule: "@every 2s"'
 "$FERRY" publish "$T/tick" >/dev/null
