@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "error.h"
 #include "key.h"
+#include "numparse.h"
 #include "record.h"
 #include "selector.h"
 #include "spec.h"
@@ -27,8 +28,8 @@ struct opts {
     const char *to;
     const char *wait;
     const char *host;
-    int limit;
-    int timeout_s;
+    uint32_t limit;
+    uint64_t timeout_ms;
     int json;
     int verbose;
     struct trust trust;
@@ -101,15 +102,18 @@ static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
         case OPT_TO: o->to = optarg; break;
         case OPT_WAIT: o->wait = optarg; break;
         case OPT_HOST: o->host = optarg; break;
-        case OPT_LIMIT:
-            o->limit = atoi(optarg);
-            if (o->limit <= 0)
-                return usage_error(verb, "--limit takes a positive number");
+        case OPT_LIMIT: {
+            uint64_t v = 0;
+            if (num_parse_u64("--limit", optarg, 1, UINT32_MAX, &v) < 0)
+                return usage_error(verb, err_detail());
+            o->limit = (uint32_t)v;
             break;
+        }
         case OPT_TIMEOUT:
-            o->timeout_s = atoi(optarg);
-            if (o->timeout_s <= 0)
-                return usage_error(verb, "--timeout takes a number of seconds");
+            /* Bare digits are seconds, as this flag has always taken. */
+            if (num_parse_duration_ms("--timeout", optarg, 1000, 1, 7ull * 86400 * 1000,
+                                      &o->timeout_ms) < 0)
+                return usage_error(verb, err_detail());
             break;
         case OPT_TRUST: {
             int rc = trust_add_file(&o->trust, optarg);
@@ -690,7 +694,7 @@ static int cmd_status(int argc, char **argv)
     char name[72], version[72], pending[512] = "";
     if ((rc = artifact_ref_parse(o.wait, name, sizeof name, version, sizeof version)) < 0)
         return fail(rc);
-    int timeout_s = o.timeout_s ? o.timeout_s : 300;
+    uint64_t timeout_ms = o.timeout_ms ? o.timeout_ms : 300 * 1000;
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -709,9 +713,17 @@ static int cmd_status(int argc, char **argv)
             snprintf(pending, sizeof pending, "%s", err_message(rc));
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec >= timeout_s)
-            return fail(err_set(FERRY_E_REMOTE, "timed out after %ds waiting for %s@%s: %s",
-                                timeout_s, name, version, pending));
+        uint64_t waited_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
+                             (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
+        if (waited_ms >= timeout_ms) {
+            char shown[32];
+            if (timeout_ms % 1000 == 0)
+                snprintf(shown, sizeof shown, "%llus", (unsigned long long)(timeout_ms / 1000));
+            else
+                snprintf(shown, sizeof shown, "%llums", (unsigned long long)timeout_ms);
+            return fail(err_set(FERRY_E_REMOTE, "timed out after %s waiting for %s@%s: %s",
+                                shown, name, version, pending));
+        }
         struct timespec pause = {0, 100 * 1000000};
         nanosleep(&pause, NULL); /* the poll interval, not a wait for a condition */
     }
@@ -734,7 +746,7 @@ static int cmd_events(int argc, char **argv)
     ferry__wire__request__init(&req);
     ferry__wire__list_events__init(&le);
     le.host = (char *)(o.host ? o.host : "");
-    le.limit = (uint32_t)o.limit;
+    le.limit = o.limit;
     req.body_case = FERRY__WIRE__REQUEST__BODY_LIST_EVENTS;
     req.list_events = &le;
     Ferry__Wire__Response *r = NULL;
@@ -793,7 +805,7 @@ static void help(FILE *f)
           "  undeploy NAME --to K=V[,K=V] [--key K]     stop it there\n"
           "  hosts [--json]                             hosts, labels, online\n"
           "  status [--json]                            workloads per host\n"
-          "  status --wait NAME@VERSION [--timeout S]   until running (0) or failed (1)\n"
+          "  status --wait NAME@VERSION [--timeout D]   until running (0) or failed (1)\n"
           "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n"
           "\n"
           "Environment: FERRY_REGISTRY (--registry), FERRY_KEY (--key),\n"
