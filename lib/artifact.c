@@ -246,6 +246,7 @@ int artifact_fetch_manifest(struct client *c, const char *name, const char *vers
 #define DIRECT_MIN_BYTES (8u << 20)
 
 struct file_sink {
+    const char *path; /* for the detail of a failed write */
     int fd;
     int direct_fd; /* O_DIRECT descriptor of the same file, or -1 */
     uint64_t offset;
@@ -266,7 +267,9 @@ static int sink_to_file(void *arg, Ferry__Wire__Response *chunk, const uint8_t *
     int rc = file_writer_submit(s->writer, direct ? s->direct_fd : s->fd, direct, s->offset,
                                 data, len, chunk, release_chunk);
     s->offset += len;
-    return rc;
+    /* The write failed on the writer thread, which cannot leave a detail
+     * for this one: name the file and the reason here. */
+    return rc < 0 ? err_set(rc, "writing %s: %s", s->path, strerror(-rc)) : 0;
 }
 
 /* Materialize one manifest file into staging, resuming from what is there. */
@@ -322,12 +325,12 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
     char *slash = strrchr(path, '/');
     *slash = '\0';
     int rc = fs_mkdir_p(path, 0755);
-    *slash = '/';
     if (rc < 0)
-        return err_set(rc, "%s: %s", path, strerror(-rc));
+        return err_set(rc, "creating %s: %s", path, strerror(-rc));
+    *slash = '/';
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
-        return err_set(-errno, "%s: %s", path, strerror(errno));
+        return err_set(-errno, "writing %s: %s", path, strerror(errno));
     struct stat st;
     struct hasher h;
     hasher_init(&h);
@@ -335,13 +338,13 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size <= f->size)
         have = (uint64_t)st.st_size;
     else if (ftruncate(fd, 0) < 0)
-        rc = -errno;
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
     struct digest d;
     digest_from_bytes(f->digest.data, f->digest.len, &d);
     if (rc == 0 && have == 0 && cache_dir && f->size > 0)
         have = seed_from_cache(cache_dir, &d, fd, f->size);
-    if (rc == 0 && have > 0)
-        rc = hasher_update_fd(&h, fd, have);
+    if (rc == 0 && have > 0 && (rc = hasher_update_fd(&h, fd, have)) < 0)
+        rc = err_set(rc, "reading %s: %s", path, strerror(-rc));
     if (prog)
         progress_add(prog, have);
     int from_cache = have == f->size && have > 0;
@@ -349,13 +352,14 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         int dfd = -1;
         if (f->size - have >= DIRECT_MIN_BYTES)
             dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
-        struct file_sink sink = {fd, dfd, have, &h, writer};
+        struct file_sink sink = {path, fd, dfd, have, &h, writer};
         rc = client_fetch_blob(c, &d, f->size, have, sink_to_file, &sink, prog);
         int wrc = file_writer_flush(writer);
         if (dfd >= 0)
             close(dfd);
-        if (rc == 0 && wrc < 0)
-            rc = err_set(wrc, "%s: %s", path, strerror(-wrc));
+        /* A failed write is the reason, whatever the transfer said after. */
+        if (wrc < 0)
+            rc = err_set(wrc, "writing %s: %s", path, strerror(-wrc));
     }
     if (rc == 0) {
         struct digest got;
@@ -376,10 +380,13 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         }
     }
     if (rc == 0 && fchmod(fd, f->executable ? 0755 : 0644) < 0)
-        rc = -errno;
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+    /* fsync and close report a write-back failure (a full disk on NFS or
+     * with delayed allocation) that no write() did. */
     if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+    if (close(fd) < 0 && rc == 0 && errno != EINTR)
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
     if (rc == 0 && cache_dir && !from_cache && f->size > 0)
         add_to_cache(cache_dir, &d, path);
     return rc;
@@ -394,7 +401,7 @@ static int write_spec_file(const char *staging, const Ferry__Manifest *m)
                                   m->spec_yaml_executable ? 0755 : 0644);
     if (rc == 0 && chmod(path, m->spec_yaml_executable ? 0755 : 0644) < 0)
         rc = -errno;
-    return rc < 0 ? err_set(rc, "%s: %s", path, strerror(-rc)) : 0;
+    return rc < 0 ? err_set(rc, "writing %s: %s", path, strerror(-rc)) : 0;
 }
 
 int artifact_pull(struct client *c, const char *name, const char *version, const char *out_dir,
@@ -440,7 +447,7 @@ int artifact_pull_ex(struct client *c, const char *name, const char *version, co
     rc = fs_mkdir_p(staging, 0755);
     if (rc < 0) {
         fetched_free(&f);
-        return err_set(rc, "%s: %s", staging, strerror(-rc));
+        return err_set(rc, "pull %s@%s: creating %s: %s", name, version, staging, strerror(-rc));
     }
 
     char label[160];
@@ -468,10 +475,14 @@ int artifact_pull_ex(struct client *c, const char *name, const char *version, co
         /* Only an interrupted transfer is kept for resuming. */
         fs_rm_rf(staging);
     }
-    if (rc < 0 && strncmp(err_detail(), name, strlen(name)) != 0) {
-        char why[900];
-        snprintf(why, sizeof why, "%s", err_detail());
-        err_set(rc, "pull %s@%s: %s", name, version, why);
+    if (rc < 0) {
+        /* One line: "pull NAME@VERSION: <what failed>: <why>". A detail that
+         * already names the artifact (from the manifest checks) is kept. */
+        char ref[160], why[900];
+        snprintf(ref, sizeof ref, "%s@%s:", name, version);
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        if (strncmp(why, ref, strlen(ref)) != 0)
+            err_set(rc, "pull %s@%s: %s", name, version, why);
     }
     fetched_free(&f);
     return rc;
