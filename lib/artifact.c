@@ -67,9 +67,9 @@ static int upload_blob(struct client *c, const struct digest *d, const char *pat
     return rc;
 }
 
-int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
-                         Ferry__SignatureList *sigs, const Ferry__Manifest *m, locate_fn locate,
-                         void *arg, int show_progress, struct transfer_result *out)
+int artifact_offer(struct client *c, const uint8_t *mbytes, size_t mlen,
+                   Ferry__SignatureList *sigs, const Ferry__Manifest *m,
+                   struct transfer_result *out, Ferry__Wire__Response **reply)
 {
     Ferry__Wire__Request req;
     Ferry__Wire__Offer offer;
@@ -104,12 +104,18 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
         client_response_free(r);
         return err_set(FERRY_E_PROTOCOL, "registry %s: unexpected reply to an offer", c->url);
     }
-    if (r->offer->already_published) {
-        out->already_published = 1;
-        client_response_free(r);
-        return 0;
-    }
+    out->already_published = r->offer->already_published;
+    *reply = r;
+    return 0;
+}
 
+int artifact_upload_missing(struct client *c, const Ferry__Wire__Response *r,
+                            const uint8_t *mbytes, size_t mlen, const Ferry__Manifest *m,
+                            locate_fn locate, void *arg, int show_progress,
+                            struct transfer_result *out)
+{
+    if (r->offer->already_published)
+        return 0;
     uint64_t to_send = 0;
     for (size_t i = 0; i < r->offer->n_missing; i++)
         to_send += r->offer->missing[i]->size - r->offer->missing[i]->offset;
@@ -118,6 +124,7 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
     struct progress prog;
     progress_init(&prog, label, to_send, show_progress);
 
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < r->offer->n_missing; i++) {
         const Ferry__Wire__Missing *miss = r->offer->missing[i];
         struct digest d;
@@ -133,10 +140,12 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
             out->blobs_uploaded++;
     }
     progress_finish(&prog);
-    client_response_free(r);
     if (rc < 0)
         return rc;
 
+    struct digest md;
+    digest_of(mbytes, mlen, &md);
+    Ferry__Wire__Request req;
     Ferry__Wire__Commit commit;
     ferry__wire__request__init(&req);
     ferry__wire__commit__init(&commit);
@@ -144,9 +153,22 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
     commit.manifest_digest.len = DIGEST_LEN;
     req.body_case = FERRY__WIRE__REQUEST__BODY_COMMIT;
     req.commit = &commit;
-    rc = client_call(c, &req, &r);
+    Ferry__Wire__Response *cr = NULL;
+    rc = client_call(c, &req, &cr);
     if (rc == 0)
-        client_response_free(r);
+        client_response_free(cr);
+    return rc;
+}
+
+int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
+                           Ferry__SignatureList *sigs, const Ferry__Manifest *m, locate_fn locate,
+                           void *arg, int show_progress, struct transfer_result *out)
+{
+    Ferry__Wire__Response *r = NULL;
+    int rc = artifact_offer(c, mbytes, mlen, sigs, m, out, &r);
+    if (rc == 0)
+        rc = artifact_upload_missing(c, r, mbytes, mlen, m, locate, arg, show_progress, out);
+    client_response_free(r);
     return rc;
 }
 
