@@ -121,6 +121,7 @@ int main(int argc, char **argv)
         num_env_u64("FERRY_AGENT_LOG_CAP", 0, 1, UINT64_MAX, &cap) < 0 ||
         num_env_u64("FERRY_TIMEOUT_MS", 60000, 1, INT32_MAX, &timeout) < 0) {
         fprintf(stderr, "ferry-agent: %s\n", err_detail());
+        trust_fini(&trust);
         return 2;
     }
     cfg.heartbeat_ms = (uint32_t)hb; /* 0: the default */

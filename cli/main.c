@@ -67,10 +67,23 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts *o,
+                            const int *allowed);
+
 /* Parse options for verb; positional arguments are left in argv[optind..].
- * `allowed` lists the option ids this verb takes. */
+ * `allowed` lists the option ids this verb takes. On failure nothing is left
+ * to free. */
 static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
                       const int *allowed)
+{
+    int rc = parse_opts_inner(verb, argc, argv, o, allowed);
+    if (rc != 0)
+        trust_fini(&o->trust);
+    return rc;
+}
+
+static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts *o,
+                            const int *allowed)
 {
     memset(o, 0, sizeof *o);
     trust_init(&o->trust);

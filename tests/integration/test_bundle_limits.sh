@@ -13,6 +13,9 @@ unmount_all() {
   for m in "${MOUNTS[@]:-}"; do
     [ -n "$m" ] && { umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
   done
+  # cleanup reads the exit status from $?; set -e must not end the trap
+  # when it is a failure's.
+  set +e
   (exit $rc)
   cleanup
 }

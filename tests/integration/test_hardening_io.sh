@@ -16,6 +16,9 @@ unmount_all() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
+  # cleanup reads the exit status from $?; set -e must not end the trap
+  # when it is a failure's.
+  set +e
   (exit $rc)
   cleanup
 }
