@@ -85,6 +85,13 @@ int artifact_export(struct client *c, const char *name, const char *version,
         else
             bundle_writer_abort(w);
     }
+    if (rc < 0) {
+        char ref[160], why[900];
+        snprintf(ref, sizeof ref, "%s@%s:", name, version);
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        if (strncmp(why, ref, strlen(ref)) != 0 && strncmp(why, "export ", 7) != 0)
+            err_set(rc, "export %s@%s: %s", name, version, why);
+    }
     free(sbytes);
     fetched_free(&f);
     return rc;

@@ -230,7 +230,10 @@ static int warchive(struct bundle_writer *w, const char *what)
 {
     int code = archive_code(w->a, FERRY_E_ARCHIVE);
     const char *s = archive_error_string(w->a);
-    err_set(code, "%s: %s: %s", w->path, what, s ? s : "libarchive error");
+    if (code < 0 && code > FERRY_E_BASE) /* a system error: say which, not "Write error" */
+        err_set(code, "writing %s (%s): %s", w->path, what, strerror(-code));
+    else
+        err_set(code, "%s: %s: %s", w->path, what, s ? s : "libarchive error");
     return wfail(w, code);
 }
 
@@ -567,6 +570,9 @@ static int disk_error(const struct extract *x, const char *name)
     int code = archive_code(x->out, FERRY_E_UNSAFE_ENTRY);
     const char *s = archive_error_string(x->out);
     char buf[240];
+    if (code < 0 && code > FERRY_E_BASE && x->dest) /* a full disk, say, not "Write failed" */
+        return err_set(code, "%s: entry '%s': writing %s: %s", x->path,
+                       shown(name, buf, sizeof buf), x->dest, strerror(-code));
     return err_set(code, "%s: entry '%s': %s", x->path, shown(name, buf, sizeof buf),
                    s ? s : "cannot write");
 }

@@ -97,6 +97,14 @@ out=$(env TMPDIR="$T/tiny" "$FERRY" import "$T/shop.tar" --registry "$dst_url") 
 [ -z "$(ls -A "$T/tiny")" ] || fail "re-import left staging"
 pass "a re-import extracts none of the 200 KB the registry already holds"
 
+# --- and one that needs the 200 KB, into that 64 KiB staging: the reason
+start_registry fourth "$T/fourth" --trust "$T/alice.pub"
+expect_fail "^ferry: import .*shop\.tar: entry 'blobs/[0-9a-f]{64}': writing $T/tiny/ferry-import\.[A-Za-z0-9]+/blobs/[0-9a-f]{64}: No space left on device$" \
+  env TMPDIR="$T/tiny" "$FERRY" import "$T/shop.tar" --registry "$REG_URL"
+[ -z "$(ls -A "$T/tiny")" ] || fail "a failed import left staging"
+[ -z "$("$FERRY" versions shop --registry "$REG_URL" 2>/dev/null)" ] || fail "a failed import became visible"
+pass "an import whose staging runs out of space names the file and the reason"
+
 # --- FERRY_BUNDLE_MAX_*: lower only
 IMPORT_ARGS=("$T/shop.tar" --registry "$dst_url")
 expect_fail "^ferry: import .*shop\.tar: FERRY_BUNDLE_MAX_BYTES 999999999999999: above the built-in cap of 68719476736; it can only lower it$" \

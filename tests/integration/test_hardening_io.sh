@@ -90,6 +90,15 @@ pass "out-of-space pull: '$err', nothing left behind"
   || fail "a small pull after the failed one"
 pass "the filesystem is usable after the failed pull"
 
+# An export into the full filesystem says the same, and leaves no file.
+rc=0
+err=$("$FERRY" export big@1.0 -o "$T/small/big.tar" --registry "$REG_URL" 2>&1 >/dev/null) || rc=$?
+[ $rc -ne 0 ] || fail "export into a full filesystem succeeded"
+echo "$err" | grep -Eqx "ferry: export big@1\.0: writing $T/small/big\.tar \(blobs/[0-9a-f]{64}\): No space left on device" \
+  || fail "export into a full filesystem said '$err'"
+[ "$(ls -A "$T/small")" = shop ] || fail "a failed export left files: $(ls -A "$T/small")"
+pass "out-of-space export: '$err', nothing left behind"
+
 # --- the agent reports the same reason for the workload
 small_fs "$T/agentfs" 2m
 start_agent h1 "$T/agentfs/state" --label env=io --trust "$T/ops.pub"
