@@ -821,6 +821,10 @@ static int extract_entry(struct extract *x, struct archive_entry *e)
             return head == 1 ? run_verify(x) : 0;
     }
 
+    /* The order check above makes this unreachable; it stays as the rule
+     * itself: nothing is written before the signed part is verified. */
+    if (head < 0 && x->verify && !x->verified)
+        return refuse(x, FERRY_E_UNSAFE_ENTRY, name, "before the signed part was verified");
     const struct bundle_blob *want = NULL;
     if (head < 0 && !dir && x->verify) {
         struct bundle_blob key;
