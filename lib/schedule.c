@@ -1,7 +1,7 @@
 /* Cron and @every schedules: parsing and the next fire time. See schedule.h. */
 #include "schedule.h"
 #include "error.h"
-#include "units.h"
+#include "numparse.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -103,7 +103,7 @@ static int parse_every(const char *arg, struct schedule *out, char *why, size_t 
     uint64_t ms = 0;
     while (*arg == ' ')
         arg++;
-    if (!*arg || units_parse_duration(arg, &ms) < 0) {
+    if (!*arg || num_parse_duration_ms("@every", arg, 1000, 0, UINT64_MAX, &ms) < 0) {
         snprintf(why, cap, "@every '%s': expected a duration like 30s, 5m, 2h or 1d", arg);
         return FERRY_E_INVALID;
     }
