@@ -408,7 +408,6 @@ int prepare_workload(struct run *r)
         rc = workload_job(spec, &job);
     if (rc < 0)
         return rc;
-    pol.job = job.job;
     uint32_t restarts = r->sup.restarts;
     sup_init(&r->sup, &pol);
     r->sup.restarts = restarts;

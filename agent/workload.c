@@ -58,6 +58,7 @@ int workload_build(const Ferry__Spec *spec, const char *name, const char *versio
     const Ferry__Health *h = spec->health;
     sup_policy_default(pol);
     pol->stop_timeout_ms = stop_timeout_ms;
+    pol->job = run && run->mode && strcmp(run->mode, "job") == 0;
     if (h) {
         if (h->http && h->http->path && *h->http->path) {
             w->health_http_path = h->http->path;

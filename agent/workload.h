@@ -11,7 +11,8 @@
 #include <ferry/plugin.h>
 
 /* Fill w (name, version, dir are borrowed; the spec must outlive w) and pol.
- * stop_timeout_ms goes into pol as is. Free with workload_fini. */
+ * stop_timeout_ms goes into pol as is; a job (run.mode: job) gets pol.job.
+ * Free with workload_fini. */
 int workload_build(const Ferry__Spec *spec, const char *name, const char *version,
                    const char *dir, uint32_t stop_timeout_ms, struct ferry_workload *w,
                    struct sup_policy *pol);
