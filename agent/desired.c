@@ -35,6 +35,15 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         stop_all_of(a, rec->name, "undeployed");
         return;
     }
+    /* A newer decision supersedes the failed attempts of other versions made
+     * under older ones: a healthy re-deploy of the running version leaves no
+     * rolled_back behind. */
+    for (struct run *o = a->runs, *next; o; o = next) {
+        next = o->next;
+        if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
+            ended_badly(o) && o->issued_ms < rec->issued_ms)
+            run_feed(o, RUN_EV_SUPERSEDED, "superseded by a newer deployment", 0, 0);
+    }
     struct run *r = find_run(a, rec->name, rec->version);
     if (r && reconcile_existing(run_state_name(r->lc.state), r->issued_ms,
                                 r->lc.state == RUN_STOPPING, rec) != RC_RESTART)
@@ -49,13 +58,6 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
     for (struct run *o = a->runs; o; o = o->next)
         if (strcmp(o->name, rec->name) == 0 && o->lc.state != RUN_STOPPING && !ended_badly(o))
             others = 1;
-    /* Failed leftovers of other versions go from the picture. */
-    for (struct run *o = a->runs, *next; o; o = next) {
-        next = o->next;
-        if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
-            ended_badly(o))
-            run_forget(o, 1);
-    }
     r = run_new(a, rec->name, rec->version, rec->issued_ms, others);
     if (!r)
         return;

@@ -47,6 +47,16 @@ workload_state_is h1 web 1.0 running || fail "web@1.0 is not running after the r
 [ "$(answer "$(workload_field h1 web 1.0 port)")" = "web 1.0" ] || fail "web@1.0 stopped answering"
 pass "an unhealthy version is rolled back and the previous one keeps answering"
 
+# --- a re-deploy of the version that kept running supersedes the rolled_back one
+pid1=$(workload_field h1 web 1.0 pid)
+"$FERRY" deploy web@1.0 --to env=test >/dev/null
+"$FERRY" status --wait web@1.0 --timeout 30 >/dev/null || fail "status --wait web@1.0 after re-deploy"
+no_web2() { ! workload_field h1 web 2.0 state; }
+wait_until 20 no_web2 || fail "web@2.0 still reported as $(workload_field h1 web 2.0 state)"
+[ ! -e "$T/h1/workloads/web/2.0" ] || fail "web@2.0's tree was left behind"
+[ "$(workload_field h1 web 1.0 pid)" = "$pid1" ] || fail "the re-deploy restarted web@1.0"
+pass "a re-deploy of the running version leaves no rolled_back version behind"
+
 # --- a good new version replaces the old one
 make_web_app "$T/web3" web 3.0
 cp "$T/model.bin" "$T/web3/"
