@@ -77,8 +77,11 @@ static void round_over(struct run_lc *r, struct step *st, enum run_state done, c
         set_reason(r, "%s", last);
         return;
     }
-    uint64_t next = 0;
-    if (schedule_next(&r->job.sched, st->in->now_ms, &next) < 0) {
+    /* From the time this round was due at the earliest: a timer that fired
+     * a little before the minute (clocks drift) must not run the same
+     * minute twice. */
+    uint64_t next = 0, after = st->in->now_ms > r->next_ms ? st->in->now_ms : r->next_ms;
+    if (schedule_next(&r->job.sched, after, &next) < 0) {
         st->next = RUN_FAILED;
         set_reason(r, "schedule: nothing fires within ten years; last run: %.150s", last);
         return;

@@ -345,6 +345,20 @@ static void test_scheduled_rounds(void **state)
     assert_string_equal(r.reason,
                         "next run at 1970-01-01T04:00:00Z; last run: exited with status 1 after 2 runs");
     assert_int_equal(feed(&r, E(STOP), t, 0, false, NULL, NULL, &o), CANCEL | FORGET);
+
+    /* A timer that fires a little early (clock drift) does not run the same
+     * minute twice: the next time counts from when the round was due. */
+    run_init(&r, false, NOW);
+    job.retries = 0;
+    run_configure(&r, &job);
+    feed(&r, E(BEGIN), NOW, 0, true, NULL, NULL, &o);
+    feed(&r, E(VERIFIED), NOW, 0, false, NULL, NULL, &o);
+    assert_int_equal(r.next_ms, 3600000);
+    feed(&r, E(DUE), 3600000 - 3, 0, false, NULL, NULL, &o);
+    feed(&r, E(STARTED), 3600000 - 2, 0, false, NULL, NULL, &o);
+    assert_int_equal(feed(&r, E(EXITED), 3600000 - 1, 0, false, NULL, "exited with status 0", &o),
+                     TIMER | REPORT);
+    assert_int_equal(o.timer_at_ms, 7200000);
 }
 
 /* A service deployed over another version: healthy retires the other one,
