@@ -253,15 +253,21 @@ static void act_probe_fail(struct sup *s, struct step *st)
                s->last_probe[0] ? s->last_probe : "no detail");
 }
 
-/* STARTING/RUNNING + EXITED: a crash. -> BACKOFF, or FAILED on a crash loop.
- * A job's exit is its end, not a crash: -> STOPPED with the exit as reason. */
+/* A job's exit is its end, not a crash: -> STOPPED with the exit as reason. */
+static void job_ended(struct sup *s, struct step *st, const char *why)
+{
+    s->alive = false;
+    cancel_timer(s, st);
+    st->next = SUP_STOPPED;
+    set_reason(s, st, "%s", why);
+}
+
+/* STARTING/RUNNING + EXITED: a crash. -> BACKOFF, or FAILED on a crash loop;
+ * a job: -> STOPPED. */
 static void act_crash(struct sup *s, struct step *st)
 {
     if (s->pol.job) {
-        s->alive = false;
-        cancel_timer(s, st);
-        st->next = SUP_STOPPED;
-        set_reason(s, st, "%s", *st->detail ? st->detail : "exited");
+        job_ended(s, st, *st->detail ? st->detail : "exited");
         return;
     }
     exit_then_restart(s, st, *st->detail ? st->detail : "exited");
@@ -280,6 +286,10 @@ static void act_crash(struct sup *s, struct step *st)
 static void act_unhealthy_exit(struct sup *s, struct step *st)
 {
     char why[SUP_REASON_MAX];
+    if (s->pol.job) { /* the agent does not probe jobs; should one be told */
+        job_ended(s, st, *st->detail ? st->detail : "exited");
+        return;
+    }
     snprintf(why, sizeof why, "restarted after failed probes: %.*s", SUP_DETAIL_MAX,
              s->last_probe[0] ? s->last_probe : "no detail");
     exit_then_restart(s, st, why);

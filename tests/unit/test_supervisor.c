@@ -543,9 +543,11 @@ struct model {
 static bool covered[SUP_NSTATES][SUP_NEVENTS];
 static unsigned long steps;
 
+static bool job_mode; /* the model explores a job's supervisor */
+
 static bool state_wants_timer(enum sup_state st)
 {
-    return st == SUP_STARTING || st == SUP_UNHEALTHY || st == SUP_BACKOFF ||
+    return (st == SUP_STARTING && !job_mode) || st == SUP_UNHEALTHY || st == SUP_BACKOFF ||
            st == SUP_STOPPING;
 }
 
@@ -612,6 +614,13 @@ static void model_step(struct model *m, enum sup_event e, uint64_t dt, const cha
         assert_true(m->alive);
     if (after == SUP_STOPPED || after == SUP_BACKOFF)
         assert_false(m->alive);
+    /* A job is never restarted by the supervisor and never gives up. */
+    if (job_mode) {
+        assert_true(after != SUP_BACKOFF && after != SUP_FAILED);
+        assert_int_equal(m->r.s.restarts, 0);
+        if (after == SUP_STARTING)
+            assert_false(m->armed);
+    }
 }
 
 static void explore(const struct model *m, int depth)
@@ -648,6 +657,32 @@ static void test_table_coverage(void **state)
                          sup_event_name((enum sup_event)e));
         }
     assert_true(steps > 900000);
+}
+
+/* The same exploration for a job's supervisor: every cell it can reach. */
+static void test_job_table_coverage(void **state)
+{
+    struct sup_policy p;
+    sup_policy_default(&p);
+    p.job = true;
+    p.crash_max = 1;
+    p.unhealthy_max = 1;
+    struct model m;
+    memset(&m, 0, sizeof m);
+    rig_init(&m.r, &p);
+    memset(covered, 0, sizeof covered);
+    job_mode = true;
+    explore(&m, 6);
+    job_mode = false;
+    static const enum sup_state reached[] = {SUP_STOPPED, SUP_STARTING, SUP_RUNNING,
+                                             SUP_UNHEALTHY, SUP_STOPPING};
+    for (size_t i = 0; i < sizeof reached / sizeof reached[0]; i++)
+        for (int e = 0; e < SUP_NEVENTS; e++)
+            if (!covered[reached[i]][e])
+                fail_msg("job: (%s, %s) never exercised", sup_state_name(reached[i]),
+                         sup_event_name((enum sup_event)e));
+    for (int e = 0; e < SUP_NEVENTS; e++)
+        assert_false(covered[SUP_BACKOFF][e] || covered[SUP_FAILED][e]);
 }
 
 /* Long random histories: ring wrap-around, a clock that jumps, odd details. */
@@ -691,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_job_mode),
         cmocka_unit_test(test_policy_and_bad_input),
         cmocka_unit_test(test_table_coverage),
+        cmocka_unit_test(test_job_table_coverage),
         cmocka_unit_test(test_random_histories),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
