@@ -115,9 +115,11 @@ void persist_run(struct run *r)
 
 void report_run(struct run *r)
 {
+    /* Persisted before it is logged: a state the log shows is one a restart
+     * finds (an agent killed right after the line resumes from it). */
+    persist_run(r);
     alog(FERRY_LOG_INFO, "%s@%s %s%s%s", r->name, r->version, run_state_name(r->lc.state),
          r->lc.reason[0] ? ": " : "", r->lc.reason);
-    persist_run(r);
     if (r->a->link) {
         Ferry__Wire__WorkloadReport ev;
         fill_report(r, &ev);
