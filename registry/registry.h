@@ -18,6 +18,9 @@ struct registry_config {
     int workers;
     int host_ttl_ms;             /* a host unheard of this long is offline */
     const char *tls_cert_key;    /* PEM with certificate and key, for tls+tcp:// */
+    int max_conns;               /* connections in total; 0: default (server.h) */
+    int max_conns_per_peer;      /* connections from one address; 0: default */
+    int idle_timeout_ms;         /* a connection silent this long is closed; 0: default */
 };
 
 struct registry_stats {
