@@ -5,7 +5,11 @@
 #include "wire.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -36,9 +40,12 @@ struct slot {
 struct conn {
     uint32_t id;
     char peer[INET6_ADDRSTRLEN];
+    nng_sockaddr remote, local; /* to find its socket when dropping it */
     int64_t last_ms;   /* last request received */
     int parked;        /* polls parked from it */
     int sending;       /* replies handed to nng and not yet sent */
+    int drop;          /* to be dropped (by the notifier) */
+    int dropped;       /* its socket was shut down; nng removes it next */
     struct conn *next; /* hash chain */
 };
 
@@ -79,6 +86,8 @@ struct server {
     struct slot *all_slots;
     int in_flight; /* sends not completed */
     struct note note_refused, note_slow, note_idle, note_flood;
+    int refuse_conns;   /* stopping: no new connections */
+    pthread_cond_t drained; /* n_conns reached 0 while refuse_conns */
 
     /* Long polls. The notifier answers them; it never waits on a send. */
     pthread_mutex_t park_lock;
@@ -87,6 +96,7 @@ struct server {
     int n_parked;
     int park_dirty;    /* desired states changed: re-check every poll */
     int park_gone;     /* a connection went away: retire its polls */
+    int drops_pending; /* some conn has drop set */
     int park_stopping;
     pthread_t notifier;
     int notifier_started;
@@ -123,13 +133,6 @@ static void note_locked(struct note *n, const char *what, const char *peer)
     n->suppressed = 0;
 }
 
-static void close_pipe(uint32_t id)
-{
-    nng_pipe p = NNG_PIPE_INITIALIZER;
-    memcpy(&p, &id, sizeof id);
-    nng_pipe_close(p);
-}
-
 /* ---- connections ----------------------------------------------------------- */
 
 /* Caller holds srv->lock. */
@@ -158,7 +161,120 @@ static void peer_of(nng_pipe p, char *out, size_t cap)
         inet_ntop(AF_INET6, sa.s_in6.sa_addr, out, (socklen_t)cap);
 }
 
-/* A new connection, before nng starts it: refused (closed) over the caps. */
+/* Dropping a connection. nng_pipe_close is not used on a running pipe: in
+ * nng 1.5.2 (src/sp/transport/tcp/tcp.c) the transport's receive callback,
+ * having read a message's length, re-issues the read for the body without
+ * checking whether the pipe was closed meanwhile; on a closed aio that read
+ * is dropped silently, so the pipe's receive never completes and its
+ * teardown (rep0_pipe_stop) waits forever on nng's single reap thread. No
+ * pipe is ever removed again after that, and nng_close waits forever. The
+ * send side has the same flaw between the parts of a large message.
+ * So a connection is only ended when nothing moves on it: it is first cut
+ * off (its requests are discarded, nothing more is sent), and once no
+ * request has come from it for DROP_QUIET_MS its socket is shut down for
+ * reading. Linux then reports end-of-stream once the queue is drained, and
+ * nng closes the pipe itself from its receive path, with nothing of its own
+ * in flight. nng does not expose a pipe's descriptor: it is found by the
+ * connection's two addresses. */
+#define DROP_QUIET_MS 100
+
+static int addr_is(const nng_sockaddr *n, const struct sockaddr_storage *ss)
+{
+    if (n->s_family == NNG_AF_INET && ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        return in->sin_port == n->s_in.sa_port && in->sin_addr.s_addr == n->s_in.sa_addr;
+    }
+    if (n->s_family == NNG_AF_INET6 && ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        return in6->sin6_port == n->s_in6.sa_port &&
+               memcmp(&in6->sin6_addr, n->s_in6.sa_addr, 16) == 0;
+    }
+    return 0;
+}
+
+struct endpoints {
+    nng_sockaddr remote, local;
+};
+
+static void shutdown_sockets(const struct endpoints *e, int n)
+{
+    if (n == 0)
+        return;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end = NULL;
+        long fd = strtol(de->d_name, &end, 10);
+        if (!de->d_name[0] || *end || fd < 0 || fd == dirfd(d))
+            continue;
+        struct sockaddr_storage peer, self;
+        socklen_t pl = sizeof peer, sl = sizeof self;
+        if (getpeername((int)fd, (struct sockaddr *)&peer, &pl) != 0 ||
+            getsockname((int)fd, (struct sockaddr *)&self, &sl) != 0)
+            continue;
+        for (int i = 0; i < n; i++)
+            if (addr_is(&e[i].remote, &peer) && addr_is(&e[i].local, &self)) {
+                shutdown((int)fd, SHUT_RD);
+                break;
+            }
+    }
+    closedir(d);
+}
+
+/* Caller holds srv->lock: have the notifier drop c. */
+static void mark_drop_locked(struct server *srv, struct conn *c)
+{
+    if (c->drop)
+        return;
+    c->drop = 1;
+    pthread_mutex_lock(&srv->park_lock);
+    srv->drops_pending = 1;
+    pthread_cond_signal(&srv->park_wake);
+    pthread_mutex_unlock(&srv->park_lock);
+}
+
+/* Shut down the sockets of the connections marked for dropping that are
+ * quiet now (all marked ones when force is set). Not on an nng callback: it
+ * scans the descriptor table. Returns how many marked ones are left. */
+static int drop_marked(struct server *srv, int force)
+{
+    struct endpoints *e = NULL;
+    int n = 0, cap = 0, waiting = 0;
+    int64_t now = (int64_t)clock_mono_ms();
+    pthread_mutex_lock(&srv->lock);
+    for (int b = 0; b < CONN_BUCKETS; b++)
+        for (struct conn *c = srv->conns[b]; c; c = c->next) {
+            if (!c->drop || c->dropped)
+                continue;
+            if (!force && (now - c->last_ms < DROP_QUIET_MS || c->sending > 0)) {
+                waiting++;
+                continue;
+            }
+            if (n == cap) {
+                int ncap = cap ? cap * 2 : 16;
+                struct endpoints *ne = realloc(e, (size_t)ncap * sizeof *e);
+                if (!ne) {
+                    waiting++;
+                    continue;
+                }
+                e = ne;
+                cap = ncap;
+            }
+            c->dropped = 1;
+            e[n].remote = c->remote;
+            e[n].local = c->local;
+            n++;
+        }
+    pthread_mutex_unlock(&srv->lock);
+    shutdown_sockets(e, n);
+    free(e);
+    return waiting;
+}
+
+/* A new connection, before nng starts it: refused (closed) over the caps.
+ * nng_pipe_close is safe here: nothing has been read from the pipe yet. */
 static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     (void)ev;
@@ -172,7 +288,7 @@ static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
         for (struct conn *o = srv->conns[b]; o; o = o->next)
             same += strcmp(o->peer, peer) == 0;
     const char *why = NULL;
-    if (srv->stopping)
+    if (srv->refuse_conns)
         why = "stopping";
     else if (!c)
         why = "out of memory";
@@ -181,9 +297,10 @@ static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
     else if (same >= srv->max_per_peer)
         why = "per-peer connection limit reached";
     if (why) {
-        char what[96];
-        snprintf(what, sizeof what, "refused a connection (%s) from", why);
-        if (!srv->stopping)
+        char what[160];
+        snprintf(what, sizeof what, "refused a connection (%s: %d open, %d from this peer) from",
+                 why, srv->n_conns, same);
+        if (!srv->refuse_conns)
             note_locked(&srv->note_refused, what, peer);
         pthread_mutex_unlock(&srv->lock);
         free(c);
@@ -192,6 +309,8 @@ static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
     }
     c->id = (uint32_t)nng_pipe_id(p);
     snprintf(c->peer, sizeof c->peer, "%s", peer);
+    nng_pipe_get_addr(p, NNG_OPT_REMADDR, &c->remote);
+    nng_pipe_get_addr(p, NNG_OPT_LOCADDR, &c->local);
     c->last_ms = (int64_t)clock_mono_ms();
     struct conn **at = conn_slot(srv, c->id);
     c->next = *at;
@@ -213,6 +332,8 @@ static void on_pipe_rem(nng_pipe p, nng_pipe_ev ev, void *arg)
         srv->n_conns--;
         had_parked = c->parked > 0;
         free(c);
+        if (srv->n_conns == 0 && srv->refuse_conns)
+            pthread_cond_broadcast(&srv->drained);
     }
     pthread_mutex_unlock(&srv->lock);
     if (had_parked) {
@@ -337,21 +458,21 @@ static void reply(struct server *srv, struct slot *s, nng_msg *out)
 {
     pthread_mutex_lock(&srv->lock);
     struct conn *c = conn_find(srv, s->pipe);
-    if (!c) {
-        /* The connection is gone: nobody to answer. */
+    if (!c || c->drop) {
+        /* The connection is gone or being dropped: nobody to answer. */
         slot_put_locked(srv, s);
         pthread_mutex_unlock(&srv->lock);
         nng_msg_free(out);
         return;
     }
     if (c->sending >= SERVER_REPLIES_PER_CONN) {
-        note_locked(&srv->note_flood, "dropped a connection with too many unread replies from",
-                    c->peer);
+        if (!c->drop)
+            note_locked(&srv->note_flood,
+                        "dropping a connection with too many unread replies from", c->peer);
+        mark_drop_locked(srv, c);
         slot_put_locked(srv, s);
-        uint32_t id = c->id;
         pthread_mutex_unlock(&srv->lock);
         nng_msg_free(out);
-        close_pipe(id);
         return;
     }
     c->sending++;
@@ -375,15 +496,15 @@ static void slot_sent(void *arg)
         if (m)
             nng_msg_free(m);
     }
-    uint32_t pipe = s->pipe, drop = 0;
     pthread_mutex_lock(&srv->lock);
-    struct conn *c = conn_find(srv, pipe);
+    struct conn *c = conn_find(srv, s->pipe);
     if (c) {
         c->sending--;
         if (rv == NNG_ETIMEDOUT) {
-            note_locked(&srv->note_slow, "dropped a connection that does not read its replies from",
-                        c->peer);
-            drop = pipe;
+            if (!c->drop)
+                note_locked(&srv->note_slow,
+                            "dropping a connection that does not read its replies from", c->peer);
+            mark_drop_locked(srv, c);
         }
     }
     /* Last use of s: from here another worker may take it. */
@@ -391,8 +512,6 @@ static void slot_sent(void *arg)
     if (--srv->in_flight == 0 && srv->stopping)
         pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->lock);
-    if (drop)
-        close_pipe(drop);
 }
 
 /* ---- long polls ---------------------------------------------------------------- */
@@ -491,29 +610,29 @@ static void answers_free(struct host_answer **tab)
 
 /* Connections idle longer than the timeout are closed. A parked poll or a
  * reply being sent counts as activity: an agent's long poll is not idle. */
-static void reap_idle(struct server *srv, int64_t now)
+static int reap_idle(struct server *srv, int64_t now)
 {
-    uint32_t ids[64];
-    int n = 0;
+    int marked = 0;
     pthread_mutex_lock(&srv->lock);
-    for (int b = 0; b < CONN_BUCKETS && n < 64; b++)
-        for (struct conn *c = srv->conns[b]; c && n < 64; c = c->next) {
-            if (c->parked > 0 || c->sending > 0)
+    for (int b = 0; b < CONN_BUCKETS; b++)
+        for (struct conn *c = srv->conns[b]; c; c = c->next) {
+            if (c->drop)
+                marked = 1;
+            else if (c->parked > 0 || c->sending > 0)
                 c->last_ms = now;
             else if (now - c->last_ms > srv->idle_ms) {
-                note_locked(&srv->note_idle, "closed an idle connection from", c->peer);
-                c->last_ms = now; /* once: its removal comes from nng */
-                ids[n++] = c->id;
+                note_locked(&srv->note_idle, "closing an idle connection from", c->peer);
+                c->drop = 1;
+                marked = 1;
             }
         }
     pthread_mutex_unlock(&srv->lock);
-    for (int i = 0; i < n; i++)
-        close_pipe(ids[i]);
+    return marked ? drop_marked(srv, 0) : 0;
 }
 
-static int64_t next_deadline(struct server *srv, int64_t now)
+static int64_t next_deadline(struct server *srv, int64_t now, int fast)
 {
-    int64_t next = now + 250; /* the idle reaper's and trimmer's tick */
+    int64_t next = now + (fast ? 50 : 250); /* the reaper's and trimmer's tick */
     for (struct slot *s = srv->parked; s; s = s->next)
         if (s->deadline_ms < next)
             next = s->deadline_ms;
@@ -525,18 +644,20 @@ static void *notifier_main(void *arg)
     struct server *srv = arg;
     struct host_answer **answers = calloc(ANSWER_BUCKETS, sizeof *answers);
     int64_t last_reap = 0;
+    int dropping = 0; /* connections marked but not yet quiet */
     pthread_mutex_lock(&srv->park_lock);
     while (!srv->park_stopping) {
         int64_t now = (int64_t)clock_mono_ms();
-        if (now - last_reap >= 250) {
+        if (now - last_reap >= (dropping || srv->drops_pending ? 50 : 250)) {
+            srv->drops_pending = 0;
             pthread_mutex_unlock(&srv->park_lock);
-            reap_idle(srv, now);
+            dropping = reap_idle(srv, now);
             slots_trim(srv);
             last_reap = now;
             pthread_mutex_lock(&srv->park_lock);
             continue;
         }
-        int64_t next = next_deadline(srv, now);
+        int64_t next = next_deadline(srv, now, dropping || srv->drops_pending);
         if (!srv->park_dirty && !srv->park_gone && next > now) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -643,7 +764,15 @@ static void *worker_main(void *arg)
         struct conn *c = conn_find(srv, s->pipe);
         if (c)
             c->last_ms = (int64_t)clock_mono_ms();
+        /* A connection being dropped, or a registry stopping, gets no
+         * more answers: taking its requests lets it go quiet. */
+        int discard = srv->refuse_conns || (c && c->drop);
         pthread_mutex_unlock(&srv->lock);
+        if (discard) {
+            nng_msg_free(in);
+            slot_put(srv, s);
+            continue;
+        }
         struct server_park pk;
         memset(&pk, 0, sizeof pk);
         nng_msg *out = srv->h.serve(srv->h.arg, in, &pk);
@@ -715,6 +844,7 @@ int server_start(const struct server_config *cfg, const struct server_handler *h
     srv->n_workers = cfg->workers > 0 ? cfg->workers : 8;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->idle, NULL);
+    pthread_cond_init(&srv->drained, NULL);
     pthread_mutex_init(&srv->park_lock, NULL);
     pthread_cond_init(&srv->park_wake, NULL);
     int rv, rc = 0;
@@ -760,14 +890,29 @@ fail:
 
 const char *server_url(const struct server *srv) { return srv->url; }
 
-/* The order matters with nng 1.5.2 (see docs/architecture.md, "Stopping"):
- * nng_close first waits for every context to be closed and only then closes
- * the connections, so everything of ours is ended before it is called. */
+static void deadline_in_ms(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+/* The order matters with nng 1.5.2 (docs/architecture.md, "Stopping"):
+ * nng_close waits, unbounded, first for every context to be closed and then
+ * for every pipe to be torn down, and a pipe closed while a message arrives
+ * on it is never torn down (see drop_marked). So the connections are ended
+ * from the socket side first, while the workers still take what arrives,
+ * and only then are the listener, the contexts and the socket closed. */
 void server_stop(struct server *srv)
 {
-    /* 1. No context is opened and no poll parked from here on. */
+    struct timespec ts;
+    /* 1. No new connections and no new polls; the notifier ends. */
     pthread_mutex_lock(&srv->lock);
-    srv->stopping = 1;
+    srv->refuse_conns = 1;
     pthread_mutex_unlock(&srv->lock);
     pthread_mutex_lock(&srv->park_lock);
     srv->park_stopping = 1;
@@ -776,12 +921,46 @@ void server_stop(struct server *srv)
     if (srv->notifier_started)
         pthread_join(srv->notifier, NULL);
 
-    /* 2. No new connections, and every connection closed: a send stuck on
-     * a peer that does not read is aborted with its connection. */
+    /* 2. Every connection is dropped (see drop_marked): the workers take
+     * and discard what still arrives, each connection is shut down once
+     * quiet, and nng removes it from its receive path. Bounded: after
+     * 700 ms the rest are shut down whatever they do, and what is still
+     * left after a second is closed with the listener below. */
+    pthread_mutex_lock(&srv->lock);
+    for (int b = 0; b < CONN_BUCKETS; b++)
+        for (struct conn *c = srv->conns[b]; c; c = c->next)
+            c->drop = 1;
+    pthread_mutex_unlock(&srv->lock);
+    int64_t t0 = (int64_t)clock_mono_ms();
+    for (;;) {
+        int64_t spent = (int64_t)clock_mono_ms() - t0;
+        drop_marked(srv, spent >= 700);
+        pthread_mutex_lock(&srv->lock);
+        if (srv->n_conns > 0 && spent < 1000) {
+            deadline_in_ms(&ts, 20);
+            pthread_cond_timedwait(&srv->drained, &srv->lock, &ts);
+        }
+        int done = srv->n_conns == 0 || spent >= 1000;
+        pthread_mutex_unlock(&srv->lock);
+        if (done)
+            break;
+    }
+    pthread_mutex_lock(&srv->lock);
+    int left = srv->n_conns;
+    /* 3. From here no context is opened: in nng 1.5.2 a context opened
+     * while nng_close runs stays on the socket's list with nobody to close
+     * it, and nng_close waits for it forever. */
+    srv->stopping = 1;
+    pthread_mutex_unlock(&srv->lock);
+    if (left)
+        logf_("stopping: %d connection%s did not end by themselves; closing them", left,
+              left == 1 ? "" : "s");
+
+    /* 4. No listener, and whatever connection is left closed by nng. */
     if (srv->listener_open)
         nng_listener_close(srv->listener);
 
-    /* 3. Close every context we hold: receives waiting in the workers and
+    /* 5. Close every context we hold: receives waiting in the workers and
      * the parked polls end with NNG_ECLOSED. */
     pthread_mutex_lock(&srv->lock);
     for (struct slot *s = srv->all_slots; s; s = s->all_next)
@@ -794,18 +973,16 @@ void server_stop(struct server *srv)
         if (srv->workers[i].started)
             pthread_join(srv->workers[i].thread, NULL);
 
-    /* 4. Sends still completing end quickly now (their contexts and
+    /* 6. Sends still completing end quickly now (their contexts and
      * connections are closed); wait for their callbacks, bounded. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 1;
+    deadline_in_ms(&ts, 1000);
     pthread_mutex_lock(&srv->lock);
     while (srv->in_flight > 0)
         if (pthread_cond_timedwait(&srv->idle, &srv->lock, &ts) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&srv->lock);
 
-    /* 5. Nothing of ours is open: nng_close has nothing to wait for. */
+    /* 7. Nothing of ours is open: nng_close has nothing to wait for. */
     nng_close(srv->sock);
 
     for (int i = 0; srv->workers && i < srv->n_workers; i++)
@@ -826,6 +1003,7 @@ void server_stop(struct server *srv)
     pthread_cond_destroy(&srv->park_wake);
     pthread_mutex_destroy(&srv->park_lock);
     pthread_cond_destroy(&srv->idle);
+    pthread_cond_destroy(&srv->drained);
     pthread_mutex_destroy(&srv->lock);
     free(srv);
 }
