@@ -46,6 +46,7 @@ struct conn {
     int sending;       /* replies handed to nng and not yet sent */
     int drop;          /* to be dropped (by the notifier) */
     int dropped;       /* its socket was shut down; nng removes it next */
+    int missed;        /* scans that did not find its socket connected */
     struct conn *next; /* hash chain */
 };
 
@@ -85,7 +86,7 @@ struct server {
     int n_free;
     struct slot *all_slots;
     int in_flight; /* sends not completed */
-    struct note note_refused, note_slow, note_idle, note_flood;
+    struct note note_total, note_per_peer, note_slow, note_idle, note_flood;
     int refuse_conns;   /* stopping: no new connections */
     int forgotten;      /* connections nng never released (see forget_dead) */
     pthread_cond_t drained; /* n_conns reached 0 while refuse_conns */
@@ -275,11 +276,16 @@ static void forget_dead(struct server *srv)
     int forgot = 0;
     pthread_mutex_lock(&srv->lock);
     for (int i = 0; i < n; i++) {
-        if (k[i].alive)
-            continue;
         struct conn **at = conn_slot(srv, k[i].id), *c = *at;
         if (!c)
             continue; /* removed meanwhile, as it should be */
+        /* Twice in a row, scans 2 s apart: a directory listing taken while
+         * descriptors come and go may miss one. */
+        if (k[i].alive || ++c->missed < 2) {
+            if (k[i].alive)
+                c->missed = 0;
+            continue;
+        }
         *at = c->next;
         srv->n_conns--;
         free(c);
@@ -358,20 +364,23 @@ static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
         for (struct conn *o = srv->conns[b]; o; o = o->next)
             same += strcmp(o->peer, peer) == 0;
     const char *why = NULL;
+    struct note *note = &srv->note_total;
     if (srv->refuse_conns)
         why = "stopping";
     else if (!c)
         why = "out of memory";
     else if (srv->n_conns >= srv->max_conns)
         why = "total connection limit reached";
-    else if (same >= srv->max_per_peer)
+    else if (same >= srv->max_per_peer) {
         why = "per-peer connection limit reached";
+        note = &srv->note_per_peer;
+    }
     if (why) {
         char what[160];
         snprintf(what, sizeof what, "refused a connection (%s: %d open, %d from this peer) from",
                  why, srv->n_conns, same);
         if (!srv->refuse_conns)
-            note_locked(&srv->note_refused, what, peer);
+            note_locked(note, what, peer);
         pthread_mutex_unlock(&srv->lock);
         free(c);
         nng_pipe_close(p);
