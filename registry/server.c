@@ -27,6 +27,7 @@ struct slot {
     nng_ctx ctx;
     nng_aio *aio;
     int open;           /* ctx not closed yet; guarded by srv->lock */
+    int sending;        /* a reply is in flight on it; guarded by srv->lock */
     uint32_t pipe;      /* the connection the request came on */
     /* While parked: */
     char host[72];
@@ -437,12 +438,14 @@ static struct slot *slot_get(struct server *srv)
     struct slot *s = NULL;
     if (srv->stopping)
         goto out;
-    if (srv->free_slots) {
+    while (srv->free_slots) {
         s = srv->free_slots;
         srv->free_slots = s->next;
         srv->n_free--;
         s->next = NULL;
-        goto out;
+        if (s->open)
+            goto out;
+        s = NULL; /* closed while stopping; freed with all_slots */
     }
     s = calloc(1, sizeof *s);
     if (!s)
@@ -556,6 +559,7 @@ static void reply(struct server *srv, struct slot *s, nng_msg *out)
     }
     c->sending++;
     srv->in_flight++;
+    s->sending = 1;
     pthread_mutex_unlock(&srv->lock);
     nng_aio_set_msg(s->aio, out);
     nng_ctx_send(s->ctx, s->aio);
@@ -576,6 +580,7 @@ static void slot_sent(void *arg)
             nng_msg_free(m);
     }
     pthread_mutex_lock(&srv->lock);
+    s->sending = 0;
     struct conn *c = conn_find(srv, s->pipe);
     if (c) {
         c->sending--;
@@ -837,9 +842,7 @@ static void *worker_main(void *arg)
         int rv = nng_aio_result(w->aio);
         if (rv != 0) {
             slot_put(srv, s);
-            if (rv == NNG_ECLOSED)
-                break;
-            continue; /* e.g. an oversized message was dropped: keep serving */
+            continue; /* an oversized message was dropped, or stopping: see slot_get */
         }
         nng_msg *in = nng_aio_get_msg(w->aio);
         s->pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(in));
@@ -1013,6 +1016,14 @@ void server_stop(struct server *srv)
     for (int b = 0; b < CONN_BUCKETS; b++)
         for (struct conn *c = srv->conns[b]; c; c = c->next)
             c->drop = 1;
+    /* Replies still queued are given up (their contexts closed: this
+     * touches no pipe), so that a connection that does not read is quiet
+     * at once instead of after its send deadline. */
+    for (struct slot *s = srv->all_slots; s; s = s->all_next)
+        if (s->sending && s->open) {
+            nng_ctx_close(s->ctx);
+            s->open = 0;
+        }
     pthread_mutex_unlock(&srv->lock);
     int64_t t0 = (int64_t)clock_mono_ms();
     for (;;) {
