@@ -13,9 +13,12 @@
  *   ferry-poke HOST:PORT stall-chunks NAME@VERSION N CONNS [--from ADDR]
  *       CONNS connections, each sending N pipelined GetChunk requests for
  *       the largest blob of NAME@VERSION
- *   ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS [--from ADDR]
+ *   ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS [--busy NAME@VERSION] [--from ADDR]
  *       CONNS connections, each sending N Polls for HOSTNAME that wait
- *       (they carry the host's current serial)
+ *       (they carry the host's current serial); with --busy, each first
+ *       asks for a chunk of NAME@VERSION's largest blob, so that the
+ *       registry's side of the connection is stuck sending when the polls
+ *       are answered
  *   Both print "stalling ..." once everything is sent, then hold their
  *   connections, never reading, until killed.
  *   ferry-poke HOST:PORT conns N SECONDS [--from ADDR]
@@ -256,8 +259,9 @@ static char *url_of(const char *hostport)
     return url;
 }
 
-static int stall(const char *hostport, const Ferry__Wire__Request *req, long n, long conns,
-                 const char *from, const char *what)
+static int stall(const char *hostport, const Ferry__Wire__Request *first,
+                 const Ferry__Wire__Request *req, long n, long conns, const char *from,
+                 const char *what)
 {
     int *fds = calloc((size_t)conns, sizeof *fds);
     long sent = 0, open_ = 0;
@@ -266,8 +270,10 @@ static int stall(const char *hostport, const Ferry__Wire__Request *req, long n, 
         if (fds[c] < 0)
             continue;
         open_++;
+        if (first && sp_send_request(fds[c], (uint32_t)(c * (n + 1) + n + 1), first) < 0)
+            continue;
         for (long i = 0; i < n; i++) {
-            if (sp_send_request(fds[c], (uint32_t)(c * n + i + 1), req) < 0)
+            if (sp_send_request(fds[c], (uint32_t)(c * (n + 1) + i + 1), req) < 0)
                 break;
             sent++;
         }
@@ -278,13 +284,14 @@ static int stall(const char *hostport, const Ferry__Wire__Request *req, long n, 
     return 0;
 }
 
-static int stall_chunks(const char *hostport, const char *ref, long n, long conns,
-                        const char *from)
+/* A GetChunk request for the first MiB of ref's largest blob (built into
+ * static storage: one per run). NULL when ref has no manifest. */
+static Ferry__Wire__Request *chunk_request(const char *hostport, const char *ref)
 {
     char name[128];
     const char *at = strchr(ref, '@');
     if (!at || (size_t)(at - ref) >= sizeof name)
-        return 2;
+        return NULL;
     snprintf(name, sizeof name, "%.*s", (int)(at - ref), ref);
     Ferry__Wire__Request req;
     Ferry__Wire__GetManifest gm;
@@ -300,27 +307,39 @@ static int stall_chunks(const char *hostport, const char *ref, long n, long conn
         manifest_decode(r->manifest->manifest.data, r->manifest->manifest.len, &m) < 0 ||
         m->n_files == 0) {
         fprintf(stderr, "poke: no manifest for %s\n", ref);
-        return 1;
+        return NULL;
     }
     size_t big = 0;
     for (size_t i = 1; i < m->n_files; i++)
         if (m->files[i]->size > m->files[big]->size)
             big = i;
-    Ferry__Wire__GetChunk gc;
+    static Ferry__Wire__GetChunk gc;
+    static Ferry__Wire__Request creq;
     ferry__wire__get_chunk__init(&gc);
-    gc.digest = m->files[big]->digest;
+    gc.digest = m->files[big]->digest; /* m is kept for the process's life */
     gc.offset = 0;
     gc.length = WIRE_CHUNK;
-    Ferry__Wire__Request creq;
     ferry__wire__request__init(&creq);
     creq.body_case = FERRY__WIRE__REQUEST__BODY_GET_CHUNK;
     creq.get_chunk = &gc;
-    return stall(hostport, &creq, n, conns, from, "GetChunk");
+    return &creq;
+}
+
+static int stall_chunks(const char *hostport, const char *ref, long n, long conns,
+                        const char *from)
+{
+    Ferry__Wire__Request *creq = chunk_request(hostport, ref);
+    if (!creq)
+        return 1;
+    return stall(hostport, NULL, creq, n, conns, from, "GetChunk");
 }
 
 static int stall_polls(const char *hostport, const char *host, long n, long conns,
-                       const char *from)
+                       const char *busy, const char *from)
 {
+    Ferry__Wire__Request *first = NULL;
+    if (busy && !(first = chunk_request(hostport, busy)))
+        return 1;
     /* Learn the host's serial, so the polls wait instead of being answered. */
     Ferry__Wire__Request *now = poll_request(host, 0, 0);
     Ferry__Wire__Response *r = ask(url_of(hostport), now);
@@ -330,7 +349,7 @@ static int stall_polls(const char *hostport, const char *host, long n, long conn
         return 1;
     }
     Ferry__Wire__Request *wait = poll_request(host, r->desired->serial, 60000);
-    return stall(hostport, wait, n, conns, from, "Poll");
+    return stall(hostport, first, wait, n, conns, from, "Poll");
 }
 
 static int hold_conns(const char *hostport, long n, long seconds, const char *from)
@@ -388,16 +407,21 @@ static long number(const char *s)
 
 static int raw_mode(int argc, char **argv)
 {
-    const char *from = NULL;
-    if (argc >= 2 && strcmp(argv[argc - 2], "--from") == 0) {
-        from = argv[argc - 1];
+    const char *from = NULL, *busy = NULL;
+    while (argc >= 5 && argv[argc - 2][0] == '-') {
+        if (strcmp(argv[argc - 2], "--from") == 0)
+            from = argv[argc - 1];
+        else if (strcmp(argv[argc - 2], "--busy") == 0)
+            busy = argv[argc - 1];
+        else
+            break;
         argc -= 2;
     }
     const char *hostport = argv[1], *mode = argv[2];
     if (strcmp(mode, "stall-chunks") == 0 && argc == 6)
         return stall_chunks(hostport, argv[3], number(argv[4]), number(argv[5]), from);
     if (strcmp(mode, "stall-polls") == 0 && argc == 6)
-        return stall_polls(hostport, argv[3], number(argv[4]), number(argv[5]), from);
+        return stall_polls(hostport, argv[3], number(argv[4]), number(argv[5]), busy, from);
     if (strcmp(mode, "conns") == 0 && argc == 5)
         return hold_conns(hostport, number(argv[3]), number(argv[4]), from);
     fprintf(stderr, "poke: %s: wrong arguments\n", mode);
@@ -420,7 +444,7 @@ static int run(int argc, char **argv)
         fprintf(stderr, "usage: ferry-poke URL ping|garbage N|truncated|oversized\n"
                         "       ferry-poke HOST:PORT rawtcp N\n"
                         "       ferry-poke HOST:PORT stall-chunks NAME@VERSION N CONNS [--from ADDR]\n"
-                        "       ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS [--from ADDR]\n"
+                        "       ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS [--busy NAME@VERSION] [--from ADDR]\n"
                         "       ferry-poke HOST:PORT conns N SECONDS [--from ADDR]\n");
         return 2;
     }

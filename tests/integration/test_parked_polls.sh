@@ -23,20 +23,34 @@ for v in 1.0 2.0 3.0; do
   timeout 60 "$FERRY" publish "$T/app$v" >/dev/null || fail "publish parked@$v"
 done
 AGENT_LOG="$T/agent-h1.log"
+# A large blob: each attacking connection first asks for a chunk of it and
+# never reads, so the registry's side of that connection is stuck sending
+# when its parked polls are answered, and every answer backs up there.
+mkdir -p "$T/big"
+printf 'name: big\nversion: "1"\nkind: model\nruntime: model\n' > "$T/big/ferry.yaml"
+head -c $((4 * 1048576)) /dev/urandom > "$T/big/weights.bin"
+timeout 60 "$FERRY" publish "$T/big" >/dev/null || fail "publish big@1"
 
 # The agent's own poll is parked once it has fetched its (empty) state.
 wait_until 10 grep -q 'registry .* reachable' "$AGENT_LOG" || fail "agent never reached the registry"
 
-ATTACKER=
+ATTACKERS=()
 for v in 1.0 2.0 3.0; do
-  # 40 connections x 64 polls = 2560 polls for h1 that wait (they carry the
-  # current serial), from another address than the agent's.
-  [ -n "$ATTACKER" ] && { kill -9 "$ATTACKER" 2>/dev/null || true; wait "$ATTACKER" 2>/dev/null || true; }
-  "$FERRY_POKE" "127.0.0.1:$REG_PORT" stall-polls h1 64 40 --from 127.0.0.2 > "$T/polls$v.out" 2>&1 &
-  ATTACKER=$!
-  PIDS+=("$ATTACKER")
-  wait_until 30 grep -q '^stalling' "$T/polls$v.out" || fail "attacker did not start: $(cat "$T/polls$v.out")"
-  grep -q 'stalling: 40 connections, 2560 Poll' "$T/polls$v.out" || fail "attacker: $(cat "$T/polls$v.out")"
+  # 2 peers x 40 connections x 63 polls = 5040 polls for h1 that wait (they
+  # carry the current serial), from other addresses than the agent's.
+  for p in "${ATTACKERS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  ATTACKERS=()
+  for from in 127.0.0.2 127.0.0.3; do
+    "$FERRY_POKE" "127.0.0.1:$REG_PORT" stall-polls h1 63 40 --busy big@1 --from "$from" \
+      > "$T/polls$v-$from.out" 2>&1 &
+    ATTACKERS+=($!)
+    PIDS+=($!)
+  done
+  for from in 127.0.0.2 127.0.0.3; do
+    out="$T/polls$v-$from.out"
+    wait_until 30 grep -q '^stalling' "$out" || fail "attacker did not start: $(cat "$out")"
+    grep -q 'stalling: 40 connections, 2520 Poll' "$out" || fail "attacker: $(cat "$out")"
+  done
   # Let the registry take them all in (each is parked, so nothing answers).
   wait_until 10 timeout 5 "$FERRY" versions parked >/dev/null || fail "versions during the flood"
 
@@ -49,12 +63,12 @@ for v in 1.0 2.0 3.0; do
   fi
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   [ "$ms" -lt 1000 ] || fail "parked@$v reached the agent ${ms} ms after the deploy (limit 1000)"
-  echo "  parked@$v reached the agent ${ms} ms after ferry deploy returned, 2560 polls parked"
+  echo "  parked@$v reached the agent ${ms} ms after ferry deploy returned, 5040 polls parked"
   "$FERRY" status --wait "parked@$v" --timeout 30 >/dev/null || fail "parked@$v does not run"
 done
-pass "a deploy reaches the agent within 1 s while 2560 polls of a non-reading client are parked"
+pass "a deploy reaches the agent within 1 s while 5040 polls of a non-reading client are parked"
 
 pass "each version runs on the agent"
-grep -Eq 'dropping a connection (that does not read its replies|with too many unread replies) from 127\.0\.0\.2' \
+grep -Eq 'dropping a connection (that does not read its replies|with too many unread replies) from 127\.0\.0\.[23]' \
   "$T/reg.log" || fail "the registry did not drop the non-reading poller"
 pass "the registry dropped the non-reading poller's connections"
