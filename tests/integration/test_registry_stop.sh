@@ -20,18 +20,18 @@ LOADS=()
 start_load() {
   ( while :; do timeout 20 "$FERRY" pull big@1 --out "$T/pull.$BASHPID" --trust "$T/ops.pub" >/dev/null 2>&1 || true
              rm -rf "$T/pull.$BASHPID"; done ) &
-  LOADS+=($!)
+  LOADS+=($!); PIDS+=($!)
   ( while :; do timeout 5 "$FERRY" versions big >/dev/null 2>&1 || true; done ) &
-  LOADS+=($!)
+  LOADS+=($!); PIDS+=($!)
   local name
   for name in chunks polls; do
     local args=(stall-chunks big@1 12 4)
     [ $name = polls ] && args=(stall-polls h1 12 4)
     "$FERRY_POKE" "127.0.0.1:$REG_PORT" "${args[@]}" --from 127.0.0.2 > "$T/$name.out" 2>&1 &
-    LOADS+=($!)
+    LOADS+=($!); PIDS+=($!)
   done
   "$FERRY_POKE" "127.0.0.1:$REG_PORT" conns 5 60 --from 127.0.0.3 > "$T/conns.out" 2>&1 &
-  LOADS+=($!)
+  LOADS+=($!); PIDS+=($!)
   wait_until 20 grep -q '^stalling' "$T/chunks.out" || fail "chunk staller: $(cat "$T/chunks.out")"
   wait_until 20 grep -q '^stalling' "$T/polls.out" || fail "poll staller: $(cat "$T/polls.out")"
   wait_until 20 grep -q '^open 5' "$T/conns.out" || fail "silent connections: $(cat "$T/conns.out")"
