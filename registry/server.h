@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define SERVER_DEFAULT_MAX_CONNS 1000
-#define SERVER_DEFAULT_MAX_CONNS_PER_PEER 64
+#define SERVER_DEFAULT_MAX_CONNS_PER_PEER 256
 #define SERVER_DEFAULT_IDLE_TIMEOUT_MS 120000
 /* A reply not taken by the peer's connection within this long means the
  * peer does not read: its connection is dropped. */
