@@ -4,6 +4,7 @@
 # of a large blob and a loop of small requests), with an agent long-polling,
 # non-reading clients holding pipelined GetChunk and Polls, silent
 # connections, and after hostile input (garbage, raw TCP) was sent.
+# FERRY_STOP_ROUNDS (default 20) changes the number of rounds.
 source "$(dirname "$0")/lib.sh"
 
 make_key ops
@@ -62,7 +63,7 @@ for i in $(seq ${FERRY_STOP_ROUNDS:-20}); do
     fail "round $i: the watchdog fired: $(grep 'shutdown did not finish' "$T/reg.log")"
   fi
   echo "  round $i: stopped in ${ms} ms$(grep 'stopping:' "$T/reg.log" | tail -n 1 | sed 's/^ferry-registry: / - /')"
-  : > "$T/reg.log.old"; cat "$T/reg.log" >> "$T/reg.log.old"; : > "$T/reg.log"
+  cat "$T/reg.log" >> "$T/reg.log.all"; : > "$T/reg.log" # each round's lines apart
   stop_load
 done
 pass "SIGTERM under load and after hostile clients: exit 0 within 2 s, no watchdog, 20 times"
