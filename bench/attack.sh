@@ -20,8 +20,11 @@ unset FERRY_REGISTRY FERRY_KEY FERRY_TRUST
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-attack.XXXXXX")
 PIDS=()
+WAVES=
 cleanup() {
   local p
+  # The wave loop ends its own attackers on TERM.
+  [ -n "$WAVES" ] && { kill -TERM "$WAVES" 2>/dev/null || true; wait "$WAVES" 2>/dev/null || true; }
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$W"
@@ -63,13 +66,18 @@ for _ in $(seq 500); do grep -q 'registered with' "$W/agent.log" && break; sleep
 
 measure "$W/t.quiet"
 
-( while :; do
+( a= b=
+  trap 'kill -9 $a $b 2>/dev/null; exit 0' TERM
+  while :; do
     "$POKE" "$HOSTPORT" stall-chunks bench@1 12 8 --from 127.0.0.2 >/dev/null 2>&1 &
+    a=$!
     "$POKE" "$HOSTPORT" stall-polls h1 12 8 --from 127.0.0.2 >/dev/null 2>&1 &
+    b=$!
     sleep 0.5
-    kill -9 $(jobs -p) 2>/dev/null || true
+    kill -9 $a $b 2>/dev/null || true
+    wait $a $b 2>/dev/null || true
   done ) 2>/dev/null &
-PIDS+=($!)
+WAVES=$!
 "$POKE" "$HOSTPORT" conns 20 100000 --from 127.0.0.3 >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 1 # let the first waves land
