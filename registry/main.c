@@ -71,6 +71,10 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (strcmp(a, "--version") == 0) {
+            printf("ferry-registry %s\n", FERRY_VERSION);
+            return 0;
+        }
         if (!val) {
             fprintf(stderr, "ferry-registry: %s: needs a value or is unknown\n", a);
             usage(stderr);
