@@ -150,8 +150,52 @@ static char **strip_wait(int argc, char **argv, int *wait, int *out_argc)
 
 enum kind { K_DEPLOY, K_UNDEPLOY, K_ROLLBACK };
 
-/* The version to go back to: in name's history for selector, the newest
- * deploy (or rollback) of a version other than the current decision's. */
+/* The label sets of the enrolled hosts selector matches (online or not). */
+static size_t hosts_under(struct cli_opts *o, const char *selector, struct label_set *out,
+                          size_t cap)
+{
+    Ferry__Wire__Response *r = NULL;
+    if (fetch_hosts(o, &r) < 0)
+        return 0;
+    struct label_set sel = {.n = 0};
+    labels_parse(selector, &sel);
+    size_t n = 0;
+    for (size_t i = 0; i < r->hosts->n_hosts && n < cap; i++) {
+        const Ferry__Wire__HostInfo *h = r->hosts->hosts[i];
+        if (h->status && strcmp(h->status, "pending") == 0)
+            continue;
+        out[n].n = 0;
+        for (size_t l = 0; l < h->n_labels; l++) {
+            char kv[2 * LABEL_TEXT_MAX + 2];
+            snprintf(kv, sizeof kv, "%s=%s", h->labels[l]->key, h->labels[l]->value);
+            labels_add(&out[n], kv);
+        }
+        if (selector_matches(&sel, &out[n]))
+            n++;
+    }
+    client_response_free(r);
+    return n;
+}
+
+/* An earlier decision counts for "there" when it has the same selector, or
+ * its selector reaches one of the hosts selector matches now. */
+static int reaches(const char *entry_sel, const char *selector, const struct label_set *hosts,
+                   size_t n)
+{
+    if (strcmp(entry_sel, selector) == 0)
+        return 1;
+    struct label_set es = {.n = 0};
+    if (labels_parse(entry_sel, &es) < 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (selector_matches(&es, &hosts[i]))
+            return 1;
+    return 0;
+}
+
+/* The version to go back to: in name's history, before the current
+ * decision for selector, the newest deploy (or rollback) that reached the
+ * same hosts, of a version other than the current one. */
 static int pick_previous(struct cli_opts *o, const char *name, const char *selector,
                          char *version, size_t cap, char *current, size_t ccap)
 {
@@ -180,10 +224,12 @@ static int pick_previous(struct cli_opts *o, const char *name, const char *selec
     }
     snprintf(current, ccap, "%s", c->version);
     version[0] = '\0';
+    static struct label_set hosts[256];
+    size_t nh = hosts_under(o, selector, hosts, sizeof hosts / sizeof hosts[0]);
     for (ssize_t i = cur - 1; i >= 0 && !version[0]; i--) {
         const Ferry__Wire__DeploymentEntry *e = dl->entries[i];
-        if (strcmp(e->selector, selector) == 0 && strcmp(e->action, "undeploy") != 0 &&
-            strcmp(e->version, c->version) != 0)
+        if (strcmp(e->action, "undeploy") != 0 && strcmp(e->version, c->version) != 0 &&
+            reaches(e->selector, selector, hosts, nh))
             snprintf(version, cap, "%s", e->version);
     }
     client_response_free(r);
