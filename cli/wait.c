@@ -15,8 +15,8 @@
 int cli_hosts_matching(const Ferry__Wire__HostList *hl, const char *selector,
                        const Ferry__Wire__HostInfo **out, size_t cap)
 {
-    struct label_set sel = {.n = 0};
-    if (selector && labels_parse(selector, &sel) < 0)
+    struct label_set sel = {.n = 0}; /* empty: every host */
+    if (selector && *selector && labels_parse(selector, &sel) < 0)
         return 0;
     size_t n = 0;
     for (size_t i = 0; i < hl->n_hosts && n < cap; i++) {

@@ -112,8 +112,9 @@ rc=0; out=$("$FERRY" status --wait web@1.0 --to env=test --timeout 10 2>&1 >/dev
 rc=0; out=$("$FERRY" status --wait web@1.0 --to role=web --timeout 10 2>&1 >/dev/null) || rc=$?
 [ $rc -eq 1 ] || fail "status --wait --to role=web exited $rc, want 1"
 echo "$out" | grep -q '^ferry: host h2: web@1.0 failed' || fail "status --wait role=web said: $out"
-rc=0; "$FERRY" status --wait web@1.0 --timeout 10 >/dev/null 2>&1 || rc=$?
+rc=0; out=$("$FERRY" status --wait web@1.0 --timeout 10 2>&1 >/dev/null) || rc=$?
 [ $rc -eq 1 ] || fail "status --wait (every host) exited $rc, want 1"
+echo "$out" | grep -q '^ferry: host h2: web@1.0 failed' || fail "status --wait (every host) said: $out"
 pass "status --wait --to ignores hosts outside the selector (h2's failure counts only when matched)"
 
 # no matching online host: exit 1 at once (well before the timeout)
