@@ -11,6 +11,7 @@
 #include "selector.h"
 #include "spec.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,7 +248,7 @@ static int run(int argc0, char **argv0, enum kind kind)
     int wait = 0, argc = 0;
     char **argv = kind == K_DEPLOY ? strip_wait(argc0, argv0, &wait, &argc) : argv0;
     if (!argv)
-        return cli_fail(err_set(-12, "out of memory"));
+        return cli_fail(-ENOMEM);
     if (kind != K_DEPLOY)
         argc = argc0;
     struct cli_opts o;

@@ -40,6 +40,9 @@ agent_url_fails "^ferry-agent: --registry 'localhost:7400': " localhost:7400
 agent_url_fails "^ferry-agent: --registry 'tcp://127.0.0.1': expected tcp://HOST:PORT" tcp://127.0.0.1
 agent_url_fails "^ferry-agent: --registry 'tcp://127.0.0.1:99999': expected" tcp://127.0.0.1:99999
 agent_url_fails "^ferry-agent: --registry 'tcp://:7400': no host" tcp://:7400
+rc=0; out=$("$FERRY_AGENT_BIN" --registry tcp://127.0.0.1:1 --state "$T/never" --advertise 'a b' 2>&1) || rc=$?
+[ $rc -eq 2 ] && [ "$out" = "ferry-agent: --advertise 'a b': expected a host name or an IP address" ] \
+  || fail "--advertise 'a b': exit $rc: $out"
 [ ! -e "$T/never" ] || fail "a refused start left state behind"
 pass "a registry URL the agent cannot use: one line, exit 2"
 
