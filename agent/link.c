@@ -88,6 +88,11 @@ static uint64_t fresh_ms(uint64_t *last)
  * once per outage, with the reason (why the last transport error). */
 static void set_online(struct link *l, int online, const char *why)
 {
+    /* Transport errors name the registry already: say it once. */
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "registry %s: ", l->url);
+    if (why && strncmp(why, prefix, strlen(prefix)) == 0)
+        why += strlen(prefix);
     pthread_mutex_lock(&l->lock);
     if (l->online != online && (online || why))
         alog(online ? FERRY_LOG_INFO : FERRY_LOG_WARN, "registry %s %s%s%s", l->url,

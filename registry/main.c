@@ -19,7 +19,7 @@ static void usage(FILE *f)
 {
     fputs("usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
           "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
-          "                      [--max-blob-size SIZE]\n"
+          "                      [--max-blob-size SIZE] [--version]\n"
           "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
           "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n"
           "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"

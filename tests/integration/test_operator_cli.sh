@@ -53,7 +53,7 @@ REG_URL="tcp://127.0.0.1:$dead_port" start_agent_unenrolled lonely "$T/lonely" -
 lonely_pid=$AGENT_PID
 REG_URL="tcp://127.0.0.1:$dead_port" start_agent_unenrolled chatty "$T/chatty" --trust "$T/.lib/enroll.pub" --verbose
 chatty_pid=$AGENT_PID
-wait_until 10 grep -q 'warn: registry tcp://127.0.0.1:'"$dead_port"' unreachable; workloads keep running: .*refused' "$T/agent-lonely.log" \
+wait_until 10 grep -q 'warn: registry tcp://127.0.0.1:'"$dead_port"' unreachable; workloads keep running: Connection refused' "$T/agent-lonely.log" \
   || fail "no outage line at the default level: $(cat "$T/agent-lonely.log")"
 polls_at_least() { [ "$(grep -c 'debug: poll:' "$T/agent-chatty.log")" -ge "$1" ]; }
 wait_until 20 polls_at_least 3 || fail "chatty did not retry"
@@ -133,6 +133,11 @@ rc=0; out=$("$FERRY" status --wait web@9.9 --to env=test --timeout 300ms 2>&1 >/
 [ $rc -eq 3 ] || fail "timeout exited $rc, want 3 ($out)"
 echo "$out" | grep -q '^ferry: timed out after 300ms waiting for web@9.9: still waiting for h1 (pending)' \
   || fail "timeout said: $out"
+[ "$(echo "$out" | wc -l)" -eq 1 ] || fail "without a terminal, more than the outcome: $out"
+# on a terminal, the hosts still waited for are shown while waiting
+rc=0; script -qec "$FERRY status --wait web@9.9 --to env=test --timeout 1s" /dev/null > "$T/tty.out" 2>&1 || rc=$?
+grep -q 'waiting for web@9.9 on h1 (pending)' "$T/tty.out" || fail "no progress on a terminal: $(cat -v "$T/tty.out")"
+grep -q 'timed out after 1s' "$T/tty.out" || fail "terminal run: $(cat -v "$T/tty.out")"
 pass "status --wait: no matching host exits 1 at once (${took}ms), a timeout exits 3"
 
 # deploy --wait waits the same way
