@@ -120,6 +120,7 @@ static void fill_report(const struct run *r, Ferry__Wire__WorkloadReport *w)
     w->since_ms = r->since_ms;
     w->pid = r->frun.pid;
     w->port = r->frun.port;
+    w->address = (char *)(r->a->cfg->advertise ? r->a->cfg->advertise : "127.0.0.1");
     w->rss_bytes = r->frun.pid > 0 && (r->proc_active || r->poll_active) ? proc_rss(r->frun.pid)
                                                                          : 0;
 }
@@ -746,9 +747,23 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         stop_all_of(a, rec->name, "undeployed");
         return;
     }
+    /* Failed leftovers of other versions go from the picture, also when
+     * this record names a version that already runs (a re-deploy of it). */
+    int forgot = 0;
+    for (struct run *o = a->runs, *next; o; o = next) {
+        next = o->next;
+        if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
+            (strcmp(o->state, "failed") == 0 || strcmp(o->state, "rolled_back") == 0)) {
+            run_forget(o, 1);
+            forgot = 1;
+        }
+    }
     struct run *r = find_run(a, rec->name, rec->version);
-    if (r && reconcile_existing(r->state, r->issued_ms, r->retired, rec) != RC_RESTART)
+    if (r && reconcile_existing(r->state, r->issued_ms, r->retired, rec) != RC_RESTART) {
+        if (forgot)
+            publish_snapshot(a);
         return; /* on its way (in or out), running, or failed for this very decision */
+    }
     if (r) {
         /* A new decision for a version that failed or stopped: afresh, in
          * the tree it already has once that is verified again. */
@@ -760,13 +775,6 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         if (strcmp(o->name, rec->name) == 0 && !o->retired &&
             strcmp(o->state, "failed") != 0 && strcmp(o->state, "rolled_back") != 0)
             others = 1;
-    /* Failed leftovers of other versions go from the picture. */
-    for (struct run *o = a->runs, *next; o; o = next) {
-        next = o->next;
-        if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
-            (strcmp(o->state, "failed") == 0 || strcmp(o->state, "rolled_back") == 0))
-            run_forget(o, 1);
-    }
     r = run_new(a, rec->name, rec->version, rec->issued_ms);
     if (!r)
         return;
@@ -1223,6 +1231,7 @@ int agent_run(const struct agent_config *cfg)
         .poll_wait_ms = cfg->poll_wait_ms,
         .heartbeat_ms = cfg->heartbeat_ms,
         .join_token = cfg->join_token, .join_token_len = cfg->join_token_len,
+        .plugins = &a->plugins,
     };
     link_start(&a->loop, &lc, on_desired, a, &a->link);
     alog(FERRY_LOG_INFO, "host %s (key %s), registry %s, state %s", cfg->name, a->host_key.pub.id,

@@ -3,6 +3,7 @@
 #include "client.h"
 #include "clock.h"
 #include "error.h"
+#include "pluginhost.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -83,13 +84,22 @@ static uint64_t fresh_ms(uint64_t *last)
     return now;
 }
 
-static void set_online(struct link *l, int online)
+/* online starts unknown (-1), so an outage from the start is logged too:
+ * once per outage, with the reason (why the last transport error). */
+static void set_online(struct link *l, int online, const char *why)
 {
+    /* Transport errors name the registry already: say it once. */
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "registry %s: ", l->url);
+    if (why && strncmp(why, prefix, strlen(prefix)) == 0)
+        why += strlen(prefix);
     pthread_mutex_lock(&l->lock);
-    if (l->online != online)
-        alog(online ? FERRY_LOG_INFO : FERRY_LOG_WARN, "registry %s %s", l->url,
-             online ? "reachable" : "unreachable; workloads keep running");
-    l->online = online;
+    if (l->online != online && (online || why))
+        alog(online ? FERRY_LOG_INFO : FERRY_LOG_WARN, "registry %s %s%s%s", l->url,
+             online ? "reachable" : "unreachable; workloads keep running", why ? ": " : "",
+             why ? why : "");
+    if (online || why)
+        l->online = online;
     pthread_mutex_unlock(&l->lock);
 }
 
@@ -151,6 +161,24 @@ static int do_register(struct link *l, struct client *c)
         hello.join_token.data = l->join_token;
         hello.join_token.len = l->join_token_len;
     }
+    /* The loaded plugins, so operators see what can run here. */
+    Ferry__Wire__PluginInfo pv[LINK_PLUGINS_MAX], *pp[LINK_PLUGINS_MAX];
+    char rt[LINK_PLUGINS_MAX][PLUGIN_RUNTIMES_MAX];
+    char *rp[LINK_PLUGINS_MAX][LINK_PLUGINS_MAX];
+    size_t np = l->cfg.plugins ? l->cfg.plugins->n : 0;
+    for (size_t i = 0; i < np && i < LINK_PLUGINS_MAX; i++) {
+        const struct plugin_slot *ps = &l->cfg.plugins->v[i];
+        ferry__wire__plugin_info__init(&pv[i]);
+        pv[i].name = (char *)ps->name;
+        snprintf(rt[i], sizeof rt[i], "%s", ps->runtimes);
+        char *save = NULL;
+        for (char *t = strtok_r(rt[i], " ", &save); t && pv[i].n_runtimes < LINK_PLUGINS_MAX;
+             t = strtok_r(NULL, " ", &save))
+            rp[i][pv[i].n_runtimes++] = t;
+        pv[i].runtimes = rp[i];
+        pp[hello.n_plugins++] = &pv[i];
+    }
+    hello.plugins = pp;
     int rc = send_signed(l, c, &hello.base, 1);
     if (rc < 0 && rc != FERRY_E_TRANSPORT && rc != -ENOMEM) {
         /* Refused (not enrolled, name taken, bad token, clock): say why at
@@ -241,7 +269,7 @@ static void *poll_main(void *arg)
         if (rc == 0)
             rc = do_poll(l, known, &r);
         if (rc == 0 && r->body_case == FERRY__WIRE__RESPONSE__BODY_DESIRED) {
-            set_online(l, 1);
+            set_online(l, 1, NULL);
             backoff = BACKOFF_MIN_MS;
             known = r->desired->serial;
             /* Move the desired state out of the response into the mailbox. */
@@ -269,7 +297,8 @@ static void *poll_main(void *arg)
         if (stop)
             break;
         alog(FERRY_LOG_DEBUG, "poll: %s", err_message(rc));
-        set_online(l, 0);
+        /* A refusal is logged where it happens; only transport trouble is an outage. */
+        set_online(l, 0, rc == FERRY_E_TRANSPORT ? err_message(rc) : NULL);
         if (l->poller_open) {
             pthread_mutex_lock(&l->lock);
             l->poller_open = 0;
@@ -409,6 +438,7 @@ int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn o
     if (!l)
         return -ENOMEM;
     l->cfg = *cfg;
+    l->online = -1;
     if (!l->cfg.poll_wait_ms)
         l->cfg.poll_wait_ms = 20000;
     if (!l->cfg.heartbeat_ms)
@@ -479,7 +509,7 @@ void link_add_event(struct link *l, const Ferry__Wire__WorkloadReport *ev)
 int link_online(struct link *l)
 {
     pthread_mutex_lock(&l->lock);
-    int on = l->online;
+    int on = l->online == 1;
     pthread_mutex_unlock(&l->lock);
     return on;
 }

@@ -21,10 +21,15 @@ struct link_config {
     uint32_t poll_wait_ms;      /* long-poll length (the periodic resync), default 20000 */
     uint32_t heartbeat_ms;      /* default 5000, jittered by +-20% */
     const uint8_t *join_token;  /* encoded SignedJoinToken sent with every hello, may be NULL */
+    const struct plugin_set *plugins; /* reported in every hello (the first LINK_PLUGINS_MAX); may be NULL */
     size_t join_token_len;
 };
 
 struct link;
+struct plugin_set;
+
+/* Plugins, and runtimes per plugin, a hello reports (the registry's bound). */
+#define LINK_PLUGINS_MAX 32
 
 /* Called on the loop thread; takes ownership of ds
  * (ferry__wire__desired_state__free_unpacked). */

@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
             "                      [--max-blob-size SIZE] [--max-conns N]\n"
             "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
+            "                      [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -104,6 +105,10 @@ int main(int argc, char **argv)
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("ferry-registry %s\n", FERRY_VERSION);
             return 0;
         }
         if (!val) {

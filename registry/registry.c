@@ -5,6 +5,7 @@
 #include "fleet.h"
 #include "hosts.h"
 #include "offerlimits.h"
+#include "queries.h"
 #include "record.h"
 #include "selector.h"
 #include "error.h"
@@ -610,6 +611,7 @@ struct hosts_scratch {
     Ferry__Wire__HostInfo *infos;
     Ferry__Wire__HostInfo **ptrs;
     Ferry__Wire__ReportBody **bodies;
+    Ferry__Wire__PluginList **plugins;
     Ferry__Wire__Label *labels;
     Ferry__Wire__Label **label_ptrs;
     Ferry__Wire__DesiredEntry *desired;
@@ -624,6 +626,10 @@ static void hosts_scratch_free(struct hosts_scratch *h)
     for (size_t i = 0; h->bodies && i < h->n; i++)
         if (h->bodies[i])
             ferry__wire__report_body__free_unpacked(h->bodies[i], NULL);
+    for (size_t i = 0; h->plugins && i < h->n; i++)
+        if (h->plugins[i])
+            ferry__wire__plugin_list__free_unpacked(h->plugins[i], NULL);
+    free(h->plugins);
     for (size_t i = 0; h->des && i < h->n; i++)
         desired_free(&h->des[i]);
     db_host_list_free(h->hosts, h->n);
@@ -649,12 +655,13 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     h->infos = calloc(n, sizeof *h->infos);
     h->ptrs = calloc(n, sizeof *h->ptrs);
     h->bodies = calloc(n, sizeof *h->bodies);
+    h->plugins = calloc(n, sizeof *h->plugins);
     h->labels = calloc(n * LABEL_MAX, sizeof *h->labels);
     h->label_ptrs = calloc(n * LABEL_MAX, sizeof *h->label_ptrs);
     h->des = calloc(n, sizeof *h->des);
     h->sets = calloc(n, sizeof *h->sets);
     h->key_ids = calloc(n, sizeof *h->key_ids);
-    if (!h->infos || !h->ptrs || !h->bodies || !h->labels || !h->label_ptrs || !h->des ||
+    if (!h->infos || !h->ptrs || !h->bodies || !h->plugins || !h->labels || !h->label_ptrs || !h->des ||
         !h->sets || !h->key_ids)
         return -ENOMEM;
     size_t total_desired = 0;
@@ -695,6 +702,11 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
                 info->n_workloads = h->bodies[i]->n_workloads;
             }
         }
+        if (dh->plugins &&
+            (h->plugins[i] = ferry__wire__plugin_list__unpack(NULL, dh->plugins_len, dh->plugins))) {
+            info->plugins = h->plugins[i]->plugins;
+            info->n_plugins = h->plugins[i]->n_plugins;
+        }
         info->desired = &h->desired_ptrs[di];
         for (size_t k = 0; k < h->des[i].n; k++) {
             const Ferry__DeployRecord *rec = h->des[i].records[k];
@@ -729,6 +741,7 @@ struct request_scratch {
     struct events_scratch events;
     struct desired desired;
     struct hosts_accept_reply accept;
+    struct queries_reply queries;
 };
 
 static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
@@ -748,6 +761,12 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         return handle_list_hosts(r, resp, s, &rs->hosts);
     case FERRY__WIRE__REQUEST__BODY_LIST_EVENTS:
         return handle_list_events(r, req->list_events, resp, s, &rs->events);
+    case FERRY__WIRE__REQUEST__BODY_REMOVE_HOST:
+        return hosts_remove(&r->db, r->trust, r->host_ttl_ms, req->remove_host);
+    case FERRY__WIRE__REQUEST__BODY_LIST_DEPLOYMENTS:
+        return queries_list_deployments(&r->db, resp, &rs->queries);
+    case FERRY__WIRE__REQUEST__BODY_LIST_HISTORY:
+        return queries_list_history(&r->db, req->list_history, resp, &rs->queries);
     case FERRY__WIRE__REQUEST__BODY_POLL: {
         const Ferry__Wire__Poll *p = req->poll;
         int rc = hosts_poll_auth(&r->db, p);
@@ -824,6 +843,7 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     scratch_free(&rs.s);
     hosts_scratch_free(&rs.hosts);
     events_scratch_free(&rs.events);
+    queries_reply_free(&rs.queries);
     desired_free(&rs.desired);
     if (req)
         ferry__wire__request__free_unpacked(req, NULL);
