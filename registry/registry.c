@@ -1,4 +1,5 @@
 #include "registry.h"
+#include "actions.h"
 #include "clock.h"
 #include "db.h"
 #include "fleet.h"
@@ -70,6 +71,7 @@ struct registry {
     pthread_mutex_t pending_lock;
     struct pending *pending;
     size_t n_pending;
+    struct actions *actions;  /* requests to workloads, per host (actions.c) */
     int n_workers;
     struct worker *workers;
     int host_ttl_ms;
@@ -181,6 +183,7 @@ struct scratch {
     int n;
     Ferry__SignatureList *sigs;
     struct db_version *versions;
+    struct actions_batch batch; /* actions handed out with a poll answer */
 };
 
 static void *keep(struct scratch *s, void *p)
@@ -196,6 +199,7 @@ static void scratch_free(struct scratch *s)
         free(s->ptrs[i]);
     signatures_free(s->sigs);
     free(s->versions);
+    actions_batch_free(&s->batch);
 }
 
 static int handle_offer(struct registry *r, const Ferry__Wire__Offer *o,
@@ -582,6 +586,8 @@ static int desired_response(struct registry *r, const char *host, struct desired
     ds->n_records = d->n;
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
     resp->desired = ds;
+    /* Every poll answer carries the actions queued for the host. */
+    actions_attach(r->actions, host, resp, &s->batch);
     return 0;
 }
 
@@ -808,9 +814,12 @@ static void *notifier_main(void *arg)
     pthread_mutex_lock(&r->park_lock);
     while (!r->stopping) {
         int64_t now = (int64_t)clock_mono_ms(), next = now + 1000;
-        for (struct parked *p = r->parked; p; p = p->next)
+        for (struct parked *p = r->parked; p; p = p->next) {
             if (p->deadline_ms < next)
                 next = p->deadline_ms;
+            if (actions_pending(r->actions, p->host))
+                next = now; /* an action waits for this host: answer now */
+        }
         if (!r->park_dirty && next > now) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -836,7 +845,8 @@ static void *notifier_main(void *arg)
         while (all) {
             struct parked *p = all;
             all = p->next;
-            if (p->deadline_ms <= now || (dirty && serial_changed(r, p->host, p->known_serial))) {
+            if (p->deadline_ms <= now || actions_pending(r->actions, p->host) ||
+                (dirty && serial_changed(r, p->host, p->known_serial))) {
                 answer_parked(r, p);
                 free(p);
             } else {
@@ -856,6 +866,16 @@ static void *notifier_main(void *arg)
     return NULL;
 }
 
+/* An action was queued: the notifier asks actions_pending for each parked
+ * poll (no database read, unlike a deployment change). */
+static void wake_for_actions(void *arg)
+{
+    struct registry *r = arg;
+    pthread_mutex_lock(&r->park_lock);
+    pthread_cond_signal(&r->park_wake);
+    pthread_mutex_unlock(&r->park_lock);
+}
+
 /* Returned by dispatch when a poll should wait instead of being answered. */
 #define PARK 1
 
@@ -865,6 +885,7 @@ struct request_scratch {
     struct events_scratch events;
     struct desired desired;
     struct hosts_accept_reply accept;
+    struct actions_scratch action;
 };
 
 static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
@@ -889,10 +910,17 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         int rc = hosts_poll_auth(&r->db, p);
         if (rc == 0)
             rc = desired_response(r, p->host, &rs->desired, resp, s);
-        if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial)
+        if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial &&
+            resp->n_actions == 0)
             return PARK;
         return rc;
     }
+    case FERRY__WIRE__REQUEST__BODY_ACTION_SUBMIT:
+        return actions_submit(r->actions, &r->db, r->trust, req->action_submit, resp, &rs->action);
+    case FERRY__WIRE__REQUEST__BODY_ACTION_AWAIT:
+        return actions_await(r->actions, req->action_await, resp, &rs->action);
+    case FERRY__WIRE__REQUEST__BODY_ACTION_REPLY:
+        return actions_reply(r->actions, &r->db, req->action_reply);
     case FERRY__WIRE__REQUEST__BODY_PING:
         return 0;
     case FERRY__WIRE__REQUEST__BODY_OFFER: {
@@ -967,6 +995,7 @@ static nng_msg *serve_one(struct registry *r, nng_msg *in, struct parked **park)
     hosts_scratch_free(&rs.hosts);
     events_scratch_free(&rs.events);
     desired_free(&rs.desired);
+    actions_scratch_free(&rs.action);
     if (req)
         ferry__wire__request__free_unpacked(req, NULL);
     return out;
@@ -1039,17 +1068,23 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     pthread_mutex_init(&r->pending_lock, NULL);
     pthread_mutex_init(&r->park_lock, NULL);
     pthread_cond_init(&r->park_wake, NULL);
+    if (actions_new(wake_for_actions, r, &r->actions) < 0) {
+        free(r);
+        return -ENOMEM;
+    }
     char path[4096];
     int rc = 0, rv;
 
     snprintf(path, sizeof path, "%s", cfg->data_dir);
     if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
+        actions_free(r->actions);
         free(r);
         return rc;
     }
     snprintf(path, sizeof path, "%s/registry.db", cfg->data_dir);
     if ((rc = db_open(&r->db, path)) < 0) {
         store_close(&r->store);
+        actions_free(r->actions);
         free(r);
         return rc;
     }
@@ -1127,6 +1162,7 @@ fail_db:
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
+    actions_free(r->actions);
     free(r);
     return rc;
 }
@@ -1175,5 +1211,6 @@ void registry_stop(struct registry *r)
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
+    actions_free(r->actions);
     free(r);
 }
