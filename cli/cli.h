@@ -17,5 +17,7 @@ void iso_ms(uint64_t ms, char *out, size_t cap);
 
 /* ferry hosts [accept|token] (cli/hosts.c). */
 int cli_hosts(int argc, char **argv);
+/* ferry logs NAME (cli/logs.c). */
+int cli_logs(int argc, char **argv);
 
 #endif

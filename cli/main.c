@@ -755,6 +755,8 @@ static void help(FILE *f)
           "  status [--json]                            workloads per host\n"
           "  status --wait NAME@VERSION [--timeout S]   until running (0) or failed (1)\n"
           "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n"
+          "  logs NAME [--host H] [--tail N] [--stderr] [--follow] [--timeout S] [--key K]\n"
+          "                                             a workload's output, read from its hosts\n"
           "\n"
           "Environment: FERRY_REGISTRY (--registry), FERRY_KEY (--key),\n"
           "FERRY_TRUST (colon-separated .pub files, --trust).\n"
@@ -772,6 +774,7 @@ static const struct verb verbs[] = {
     {"export", cmd_export},   {"import", cmd_import},     {"versions", cmd_versions},
     {"stats", cmd_stats},     {"deploy", cmd_deploy},     {"undeploy", cmd_undeploy},
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
+    {"logs", cli_logs},
 };
 
 int main(int argc, char **argv)

@@ -29,6 +29,9 @@
 #define ACTION_TTL_MAX_MS (5u * 60 * 1000)
 #define ACTION_CLOCK_WINDOW_MS (5u * 60 * 1000)
 
+/* The logs verb: lines a tail may ask for. */
+#define ACTION_LOGS_TAIL_MAX 10000
+
 /* Sign a new action: a fresh random id, issued now_ms, expiring ttl_ms
  * later. *out is freed with action_signed_free; id (may be NULL) gets the
  * id. */
