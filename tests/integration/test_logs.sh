@@ -95,6 +95,11 @@ expect_fail "--tail '10001'" "$FERRY" logs talker --tail 10001
 expect_fail "--tail '-3'" "$FERRY" logs talker --tail -3
 expect_fail "unknown workload nope: no host reports it" "$FERRY" logs nope
 expect_fail "host h9 is not known to the registry" "$FERRY" logs talker --host h9
+make_app "$T/other" quiet 1
+"$FERRY" publish "$T/other" >/dev/null
+"$FERRY" deploy quiet@1 --to env=none >/dev/null
+expect_fail "unknown workload quiet: no host reports it" "$FERRY" logs quiet
+expect_fail "workload quiet does not run on host h1" "$FERRY" logs quiet --host h1
 expect_fail "no operator key" env -u FERRY_KEY "$FERRY" logs talker
 expect_fail "expected exactly one workload NAME" "$FERRY" logs
 pass "bad arguments, an unknown workload and an unknown host get one-line errors"
