@@ -75,3 +75,6 @@ echo "targets: pull >= 0.80 x b2sum throughput; re-publish uploads 0 blob bytes"
 
 # The agent: memory, deploy latency, a fleet of 100 agents (bench/agent.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/agent.sh" "$BUILD"
+
+# ferry logs round trip against a bare CLI round trip (bench/logs.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"
