@@ -246,7 +246,8 @@ static int read_tail(const struct logfile *cur, const struct logfile *old, uint3
         start = nl ? (size_t)(nl - b->p) + 1 : 0;
         *truncated = 1;
     }
-    memmove(b->p, b->p + start, b->len - start);
+    if (start > 0)
+        memmove(b->p, b->p + start, b->len - start);
     b->len -= start;
     return 0;
 }

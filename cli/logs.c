@@ -304,7 +304,8 @@ static void print_lines(struct target *t, const uint8_t *data, size_t len, int p
         if (!buf)
             return;
         memcpy(buf, t->partial, t->partial_len);
-        memcpy(buf + t->partial_len, data, len);
+        if (len)
+            memcpy(buf + t->partial_len, data, len);
         n = t->partial_len + len;
         free(t->partial);
         t->partial = NULL;

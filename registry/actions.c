@@ -32,6 +32,7 @@ struct actions {
     struct entry v[ACTIONS_MAX];
     uint64_t next_seq;
     size_t reply_bytes;
+    size_t n_queued;   /* entries not handed out yet: most polls find none */
     int waiters;
     void (*wake)(void *);
     void *wake_arg;
@@ -63,6 +64,8 @@ int actions_new(void (*wake)(void *arg), void *arg, struct actions **out)
 
 static void entry_clear(struct actions *a, struct entry *e)
 {
+    if (e->state == E_QUEUED)
+        a->n_queued--;
     free(e->action);
     free(e->reply);
     a->reply_bytes -= e->reply_len;
@@ -137,6 +140,7 @@ int actions_queue_at(struct actions *a, const char *host, const uint8_t id[ACTIO
                      host, ACTIONS_MAX);
     if (rc == 0) {
         slot->state = E_QUEUED;
+        a->n_queued++;
         slot->seq = a->next_seq++;
         snprintf(slot->host, sizeof slot->host, "%s", host);
         memcpy(slot->id, id, ACTION_ID_LEN);
@@ -156,7 +160,7 @@ int actions_pending_at(struct actions *a, const char *host, uint64_t now_ms)
 {
     int found = 0;
     pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; i < ACTIONS_MAX && !found; i++) {
+    for (size_t i = 0; a->n_queued && i < ACTIONS_MAX && !found; i++) {
         const struct entry *e = &a->v[i];
         found = e->state == E_QUEUED && e->expires_ms > now_ms && strcmp(e->host, host) == 0;
     }
@@ -175,7 +179,7 @@ size_t actions_take_at(struct actions *a, const char *host, uint64_t now_ms,
     size_t n = 0;
     pthread_mutex_lock(&a->lock);
     expire(a, now_ms);
-    while (n < max) {
+    while (n < max && a->n_queued) {
         struct entry *oldest = NULL;
         for (size_t i = 0; i < ACTIONS_MAX; i++) {
             struct entry *e = &a->v[i];
@@ -190,6 +194,7 @@ size_t actions_take_at(struct actions *a, const char *host, uint64_t now_ms,
         if (!sa)
             break; /* out of memory: it stays queued for the next poll */
         oldest->state = E_DELIVERED;
+        a->n_queued--;
         out[n++] = sa;
     }
     pthread_mutex_unlock(&a->lock);

@@ -40,7 +40,8 @@ static char *read_text(const char *dir, struct logs_request *req, size_t max,
 {
     assert_int_equal(logs_read(dir, req, max, res), 0);
     char *s = malloc(res->len + 1);
-    memcpy(s, res->data, res->len);
+    if (res->len)
+        memcpy(s, res->data, res->len);
     s[res->len] = '\0';
     free(res->data);
     return s;
