@@ -353,6 +353,27 @@ static void do_logs(struct agent_actions *aa, const Ferry__Wire__ActionBody *b)
     free(res.data);
 }
 
+/* Any other verb: the plugin's, through the host's callback. */
+static void do_other(struct agent_actions *aa, const Ferry__Wire__ActionBody *b)
+{
+    char *json = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = aa->cfg.other_verb
+                 ? aa->cfg.other_verb(aa->cfg.other_verb_arg, b->workload, b->verb,
+                                      b->request_json ? b->request_json : "{}", &json, &data,
+                                      &len)
+                 : err_set(FERRY_E_NOTFOUND, "action %s: no such verb on host %s", b->verb,
+                           aa->host);
+    /* The plugin's answer goes out under the same bounds as any reply. */
+    if (rc == 0 && (len > ACTION_REPLY_DATA_MAX || (json && strlen(json) > ACTION_REPLY_JSON_MAX)))
+        rc = err_set(FERRY_E_LIMIT, "action %s for %s: the answer is over the reply bounds",
+                     b->verb, b->workload);
+    reply(aa, b->id.data, rc, rc == 0 ? json : NULL, rc == 0 ? data : NULL, rc == 0 ? len : 0);
+    free(json);
+    free(data);
+}
+
 /* ---- receiving ------------------------------------------------------------------- */
 
 /* Remember id until expires_ms; FERRY_E_EXISTS when seen already,
@@ -442,11 +463,7 @@ static void on_async(uv_async_t *h)
         else if (strcmp(b->verb, "logs") == 0)
             do_logs(aa, b);
         else
-            /* Plugin verbs come through ABI 2's action(). */
-            reply(aa, b->id.data,
-                  err_set(FERRY_E_NOTFOUND, "action %s: no such verb on host %s", b->verb,
-                          aa->host),
-                  NULL, NULL, 0);
+            do_other(aa, b);
         action_body_free(b);
     }
 }

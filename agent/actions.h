@@ -30,11 +30,21 @@
 typedef int (*agent_actions_lookup_fn)(void *arg, const char *workload, char *dir, size_t dir_cap,
                                        char *version, size_t version_cap);
 
+/* Loop thread: a verb this module does not serve itself (a plugin's, through
+ * ABI 2's action()). 0 with *reply_json (malloc'd JSON object text, may be
+ * NULL) and *data, *len (malloc'd, may be NULL), or a negative code with
+ * err_set detail (FERRY_E_NOTFOUND: no such verb for this workload). */
+typedef int (*agent_actions_verb_fn)(void *arg, const char *workload, const char *verb,
+                                     const char *request_json, char **reply_json,
+                                     uint8_t **data, size_t *len);
+
 struct agent_actions_config {
     const char *host;
     const struct trust *trust;
     agent_actions_lookup_fn lookup;
     void *lookup_arg;
+    agent_actions_verb_fn other_verb;  /* may be NULL: only logs is served */
+    void *other_verb_arg;
     /* Any thread, no lock of this module held: a reply is ready. */
     void (*reply_ready)(void *arg);
     void *reply_arg;

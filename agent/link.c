@@ -485,6 +485,8 @@ int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn o
             .trust = cfg->trust,
             .lookup = cfg->action_lookup,
             .lookup_arg = cfg->action_lookup_arg,
+            .other_verb = cfg->action_verb,
+            .other_verb_arg = cfg->action_verb_arg,
             .reply_ready = replies_ready,
             .reply_arg = l,
         };

@@ -30,6 +30,8 @@ struct link_config {
     const struct trust *trust;               /* operator keys that may sign actions */
     agent_actions_lookup_fn action_lookup;   /* called on the loop thread */
     void *action_lookup_arg;
+    agent_actions_verb_fn action_verb;       /* other verbs (plugins); may be NULL */
+    void *action_verb_arg;
 };
 
 struct link;

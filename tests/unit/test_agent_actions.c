@@ -208,6 +208,27 @@ static int lookup(void *arg, const char *workload, char *dir, size_t cap, char *
 
 static void on_ready(void *arg) { ((struct fixture *)arg)->ready++; }
 
+/* Stands in for a plugin's ABI-2 action(): "echo" answers, "flood" answers
+ * too much, anything else is unknown. */
+static int other_verb(void *arg, const char *workload, const char *verb, const char *req,
+                      char **json, uint8_t **data, size_t *len)
+{
+    (void)arg, (void)workload, (void)req;
+    if (strcmp(verb, "echo") == 0) {
+        *json = strdup("{\"ok\":true}");
+        *data = (uint8_t *)strdup("pong");
+        *len = 4;
+        return 0;
+    }
+    if (strcmp(verb, "flood") == 0) {
+        *json = NULL;
+        *len = ACTION_REPLY_DATA_MAX + 1;
+        *data = calloc(1, *len);
+        return 0;
+    }
+    return err_set(FERRY_E_NOTFOUND, "action %s: no such verb for %s", verb, workload);
+}
+
 static void fixture_init(struct fixture *f, const char *dir)
 {
     memset(f, 0, sizeof *f);
@@ -221,6 +242,7 @@ static void fixture_init(struct fixture *f, const char *dir)
     struct agent_actions_config cfg = {
         .host = "h1", .trust = &f->trust, .lookup = lookup, .lookup_arg = f,
         .reply_ready = on_ready, .reply_arg = f,
+        .other_verb = other_verb, .other_verb_arg = f,
     };
     assert_int_equal(agent_actions_new(&f->loop, &cfg, &f->aa), 0);
 }
@@ -316,6 +338,18 @@ static void test_receive(void **state)
     action_signed_free(sa);
     sa = sign(&f.ops, "h1", "web", "kernel-start", now, 60000);
     expect_refusal(&f, sa, FERRY__WIRE__CODE__NOT_FOUND, "no such verb");
+    action_signed_free(sa);
+    /* Other verbs go to the plugin hook, and its answer is bounded too. */
+    sa = sign(&f.ops, "h1", "web", "echo", now, 60000);
+    b = exchange(&f, sa);
+    assert_int_equal(b->code, FERRY__WIRE__CODE__OK);
+    assert_string_equal(b->reply_json, "{\"ok\":true}");
+    assert_int_equal(b->data.len, 4);
+    assert_memory_equal(b->data.data, "pong", 4);
+    ferry__wire__action_reply_body__free_unpacked(b, NULL);
+    action_signed_free(sa);
+    sa = sign(&f.ops, "h1", "web", "flood", now, 60000);
+    expect_refusal(&f, sa, FERRY__WIRE__CODE__LIMIT, "over the reply bounds");
     action_signed_free(sa);
     fixture_fini(&f);
 }
