@@ -3,6 +3,7 @@
 #include "alog.h"
 #include "error.h"
 #include "jointoken.h"
+#include "numparse.h"
 
 #include <malloc.h>
 #include <signal.h>
@@ -125,15 +126,21 @@ int main(int argc, char **argv)
             snprintf(hostname, sizeof hostname, "host");
         cfg.name = hostname;
     }
+    uint64_t hb = 0, cap = 0, timeout = 0;
+    /* FERRY_TIMEOUT_MS is read by every registry client: checked here so a
+     * bad value stops the agent at start rather than failing each call. */
+    if (num_env_u64("FERRY_AGENT_HEARTBEAT_MS", 0, 1, 86400000, &hb) < 0 ||
+        num_env_u64("FERRY_AGENT_LOG_CAP", 0, 1, UINT64_MAX, &cap) < 0 ||
+        num_env_u64("FERRY_TIMEOUT_MS", 60000, 1, INT32_MAX, &timeout) < 0) {
+        fprintf(stderr, "ferry-agent: %s\n", err_detail());
+        trust_fini(&trust);
+        return 2;
+    }
+    cfg.heartbeat_ms = (uint32_t)hb; /* 0: the default */
+    cfg.log_cap_bytes = cap;
     if (trust.n == 0)
         fprintf(stderr, "ferry-agent: warning: no --trust keys: every deployment will be refused\n");
     signal(SIGPIPE, SIG_IGN);
-    const char *hb = getenv("FERRY_AGENT_HEARTBEAT_MS");
-    if (hb && atoi(hb) > 0)
-        cfg.heartbeat_ms = (uint32_t)atoi(hb);
-    const char *cap = getenv("FERRY_AGENT_LOG_CAP");
-    if (cap && atoll(cap) > 0)
-        cfg.log_cap_bytes = (uint64_t)atoll(cap);
     int rc = agent_run(&cfg);
     trust_fini(&trust);
     free(token);

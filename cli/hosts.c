@@ -8,7 +8,7 @@
 #include "key.h"
 #include "selector.h"
 #include "spec.h"
-#include "units.h"
+#include "numparse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,8 +91,8 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
             break;
         }
         case H_TTL:
-            if (units_parse_duration(optarg, &o->ttl_ms) < 0 || o->ttl_ms == 0 ||
-                o->ttl_ms > JOIN_TOKEN_MAX_TTL_MS) {
+            if (num_parse_duration_ms("--ttl", optarg, 1000, 1000, JOIN_TOKEN_MAX_TTL_MS,
+                                      &o->ttl_ms) < 0) {
                 char msg[200];
                 snprintf(msg, sizeof msg,
                          "--ttl '%s': expected a duration from 1s to 30d (e.g. 90s, 30m, 12h, 7d)",

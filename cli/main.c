@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "error.h"
 #include "key.h"
+#include "numparse.h"
 #include "record.h"
 #include "selector.h"
 #include "spec.h"
@@ -28,8 +29,8 @@ struct opts {
     const char *to;
     const char *wait;
     const char *host;
-    int limit;
-    int timeout_s;
+    uint32_t limit;
+    uint64_t timeout_ms;
     int json;
     int verbose;
     struct trust trust;
@@ -67,10 +68,23 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts *o,
+                            const int *allowed);
+
 /* Parse options for verb; positional arguments are left in argv[optind..].
- * `allowed` lists the option ids this verb takes. */
+ * `allowed` lists the option ids this verb takes. On failure nothing is left
+ * to free. */
 static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
                       const int *allowed)
+{
+    int rc = parse_opts_inner(verb, argc, argv, o, allowed);
+    if (rc != 0)
+        trust_fini(&o->trust);
+    return rc;
+}
+
+static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts *o,
+                            const int *allowed)
 {
     memset(o, 0, sizeof *o);
     trust_init(&o->trust);
@@ -102,15 +116,18 @@ static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
         case OPT_TO: o->to = optarg; break;
         case OPT_WAIT: o->wait = optarg; break;
         case OPT_HOST: o->host = optarg; break;
-        case OPT_LIMIT:
-            o->limit = atoi(optarg);
-            if (o->limit <= 0)
-                return usage_error(verb, "--limit takes a positive number");
+        case OPT_LIMIT: {
+            uint64_t v = 0;
+            if (num_parse_u64("--limit", optarg, 1, UINT32_MAX, &v) < 0)
+                return usage_error(verb, err_detail());
+            o->limit = (uint32_t)v;
             break;
+        }
         case OPT_TIMEOUT:
-            o->timeout_s = atoi(optarg);
-            if (o->timeout_s <= 0)
-                return usage_error(verb, "--timeout takes a number of seconds");
+            /* Bare digits are seconds, as this flag has always taken. */
+            if (num_parse_duration_ms("--timeout", optarg, 1000, 1, 7ull * 86400 * 1000,
+                                      &o->timeout_ms) < 0)
+                return usage_error(verb, err_detail());
             break;
         case OPT_TRUST: {
             int rc = trust_add_file(&o->trust, optarg);
@@ -648,7 +665,7 @@ static int cmd_status(int argc, char **argv)
     char name[72], version[72], pending[512] = "";
     if ((rc = artifact_ref_parse(o.wait, name, sizeof name, version, sizeof version)) < 0)
         return fail(rc);
-    int timeout_s = o.timeout_s ? o.timeout_s : 300;
+    uint64_t timeout_ms = o.timeout_ms ? o.timeout_ms : 300 * 1000;
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -667,9 +684,17 @@ static int cmd_status(int argc, char **argv)
             snprintf(pending, sizeof pending, "%s", err_message(rc));
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec >= timeout_s)
-            return fail(err_set(FERRY_E_REMOTE, "timed out after %ds waiting for %s@%s: %s",
-                                timeout_s, name, version, pending));
+        uint64_t waited_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
+                             (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
+        if (waited_ms >= timeout_ms) {
+            char shown[32];
+            if (timeout_ms % 1000 == 0)
+                snprintf(shown, sizeof shown, "%llus", (unsigned long long)(timeout_ms / 1000));
+            else
+                snprintf(shown, sizeof shown, "%llums", (unsigned long long)timeout_ms);
+            return fail(err_set(FERRY_E_REMOTE, "timed out after %s waiting for %s@%s: %s",
+                                shown, name, version, pending));
+        }
         struct timespec pause = {0, 100 * 1000000};
         nanosleep(&pause, NULL); /* the poll interval, not a wait for a condition */
     }
@@ -692,7 +717,7 @@ static int cmd_events(int argc, char **argv)
     ferry__wire__request__init(&req);
     ferry__wire__list_events__init(&le);
     le.host = (char *)(o.host ? o.host : "");
-    le.limit = (uint32_t)o.limit;
+    le.limit = o.limit;
     req.body_case = FERRY__WIRE__REQUEST__BODY_LIST_EVENTS;
     req.list_events = &le;
     Ferry__Wire__Response *r = NULL;
@@ -753,7 +778,7 @@ static void help(FILE *f)
           "  hosts accept NAME [--key-id ID] [--replace] [--key K]  enroll a pending host\n"
           "  hosts token [--label K=V]... [--ttl D] [--key K] [-o FILE]  a join token\n"
           "  status [--json]                            workloads per host\n"
-          "  status --wait NAME@VERSION [--timeout S]   until running (0) or failed (1)\n"
+          "  status --wait NAME@VERSION [--timeout D]   until running (0) or failed (1)\n"
           "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n"
           "  logs NAME [--host H] [--tail N] [--stderr] [--follow] [--timeout S] [--key K]\n"
           "                                             a workload's output, read from its hosts\n"

@@ -67,9 +67,9 @@ static int upload_blob(struct client *c, const struct digest *d, const char *pat
     return rc;
 }
 
-int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
-                         Ferry__SignatureList *sigs, const Ferry__Manifest *m, locate_fn locate,
-                         void *arg, int show_progress, struct transfer_result *out)
+int artifact_offer(struct client *c, const uint8_t *mbytes, size_t mlen,
+                   Ferry__SignatureList *sigs, const Ferry__Manifest *m,
+                   struct transfer_result *out, Ferry__Wire__Response **reply)
 {
     Ferry__Wire__Request req;
     Ferry__Wire__Offer offer;
@@ -104,12 +104,18 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
         client_response_free(r);
         return err_set(FERRY_E_PROTOCOL, "registry %s: unexpected reply to an offer", c->url);
     }
-    if (r->offer->already_published) {
-        out->already_published = 1;
-        client_response_free(r);
-        return 0;
-    }
+    out->already_published = r->offer->already_published;
+    *reply = r;
+    return 0;
+}
 
+int artifact_upload_missing(struct client *c, const Ferry__Wire__Response *r,
+                            const uint8_t *mbytes, size_t mlen, const Ferry__Manifest *m,
+                            locate_fn locate, void *arg, int show_progress,
+                            struct transfer_result *out)
+{
+    if (r->offer->already_published)
+        return 0;
     uint64_t to_send = 0;
     for (size_t i = 0; i < r->offer->n_missing; i++)
         to_send += r->offer->missing[i]->size - r->offer->missing[i]->offset;
@@ -118,6 +124,7 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
     struct progress prog;
     progress_init(&prog, label, to_send, show_progress);
 
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < r->offer->n_missing; i++) {
         const Ferry__Wire__Missing *miss = r->offer->missing[i];
         struct digest d;
@@ -133,10 +140,12 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
             out->blobs_uploaded++;
     }
     progress_finish(&prog);
-    client_response_free(r);
     if (rc < 0)
         return rc;
 
+    struct digest md;
+    digest_of(mbytes, mlen, &md);
+    Ferry__Wire__Request req;
     Ferry__Wire__Commit commit;
     ferry__wire__request__init(&req);
     ferry__wire__commit__init(&commit);
@@ -144,9 +153,22 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
     commit.manifest_digest.len = DIGEST_LEN;
     req.body_case = FERRY__WIRE__REQUEST__BODY_COMMIT;
     req.commit = &commit;
-    rc = client_call(c, &req, &r);
+    Ferry__Wire__Response *cr = NULL;
+    rc = client_call(c, &req, &cr);
     if (rc == 0)
-        client_response_free(r);
+        client_response_free(cr);
+    return rc;
+}
+
+int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
+                           Ferry__SignatureList *sigs, const Ferry__Manifest *m, locate_fn locate,
+                           void *arg, int show_progress, struct transfer_result *out)
+{
+    Ferry__Wire__Response *r = NULL;
+    int rc = artifact_offer(c, mbytes, mlen, sigs, m, out, &r);
+    if (rc == 0)
+        rc = artifact_upload_missing(c, r, mbytes, mlen, m, locate, arg, show_progress, out);
+    client_response_free(r);
     return rc;
 }
 
@@ -246,6 +268,7 @@ int artifact_fetch_manifest(struct client *c, const char *name, const char *vers
 #define DIRECT_MIN_BYTES (8u << 20)
 
 struct file_sink {
+    const char *path; /* for the detail of a failed write */
     int fd;
     int direct_fd; /* O_DIRECT descriptor of the same file, or -1 */
     uint64_t offset;
@@ -266,7 +289,9 @@ static int sink_to_file(void *arg, Ferry__Wire__Response *chunk, const uint8_t *
     int rc = file_writer_submit(s->writer, direct ? s->direct_fd : s->fd, direct, s->offset,
                                 data, len, chunk, release_chunk);
     s->offset += len;
-    return rc;
+    /* The write failed on the writer thread, which cannot leave a detail
+     * for this one: name the file and the reason here. */
+    return rc < 0 ? err_set(rc, "writing %s: %s", s->path, strerror(-rc)) : 0;
 }
 
 /* Materialize one manifest file into staging, resuming from what is there. */
@@ -326,12 +351,12 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
     char *slash = strrchr(path, '/');
     *slash = '\0';
     int rc = fs_mkdir_p(path, 0755);
-    *slash = '/';
     if (rc < 0)
-        return err_set(rc, "%s: %s", path, strerror(-rc));
+        return err_set(rc, "creating %s: %s", path, strerror(-rc));
+    *slash = '/';
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
-        return err_set(-errno, "%s: %s", path, strerror(errno));
+        return err_set(-errno, "writing %s: %s", path, strerror(errno));
     struct stat st;
     struct hasher h;
     hasher_init(&h);
@@ -339,13 +364,13 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size <= f->size)
         have = (uint64_t)st.st_size;
     else if (ftruncate(fd, 0) < 0)
-        rc = -errno;
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
     struct digest d;
     digest_from_bytes(f->digest.data, f->digest.len, &d);
     if (rc == 0 && have == 0 && cache_dir && seed && f->size > 0)
         have = seed_from_cache(cache_dir, &d, fd, f->size);
-    if (rc == 0 && have > 0)
-        rc = hasher_update_fd(&h, fd, have);
+    if (rc == 0 && have > 0 && (rc = hasher_update_fd(&h, fd, have)) < 0)
+        rc = err_set(rc, "reading %s: %s", path, strerror(-rc));
     if (prog)
         progress_add(prog, have);
     int from_cache = have == f->size && have > 0;
@@ -356,13 +381,14 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         int dfd = -1;
         if (f->size - have >= DIRECT_MIN_BYTES)
             dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
-        struct file_sink sink = {fd, dfd, have, &h, writer};
+        struct file_sink sink = {path, fd, dfd, have, &h, writer};
         rc = client_fetch_blob(c, &d, f->size, have, sink_to_file, &sink, prog);
         int wrc = file_writer_flush(writer);
         if (dfd >= 0)
             close(dfd);
-        if (rc == 0 && wrc < 0)
-            rc = err_set(wrc, "%s: %s", path, strerror(-wrc));
+        /* A failed write is the reason, whatever the transfer said after. */
+        if (wrc < 0)
+            rc = err_set(wrc, "writing %s: %s", path, strerror(-wrc));
     }
     if (rc == 0) {
         struct digest got;
@@ -384,10 +410,13 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         }
     }
     if (rc == 0 && fchmod(fd, f->executable ? 0755 : 0644) < 0)
-        rc = -errno;
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+    /* fsync and close report a write-back failure (a full disk on NFS or
+     * with delayed allocation) that no write() did. */
     if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+    if (close(fd) < 0 && rc == 0 && errno != EINTR)
+        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
     if (rc == 0 && cache_dir && !from_cache && f->size > 0)
         add_to_cache(cache_dir, &d, path);
     return rc;
@@ -402,7 +431,7 @@ static int write_spec_file(const char *staging, const Ferry__Manifest *m)
                                   m->spec_yaml_executable ? 0755 : 0644);
     if (rc == 0 && chmod(path, m->spec_yaml_executable ? 0755 : 0644) < 0)
         rc = -errno;
-    return rc < 0 ? err_set(rc, "%s: %s", path, strerror(-rc)) : 0;
+    return rc < 0 ? err_set(rc, "writing %s: %s", path, strerror(-rc)) : 0;
 }
 
 static int materialize(struct client *c, const Ferry__Manifest *m, const char *out_dir,
@@ -465,7 +494,7 @@ static int materialize(struct client *c, const Ferry__Manifest *m, const char *o
              out->digest_hex);
     rc = fs_mkdir_p(staging, 0755);
     if (rc < 0)
-        return err_set(rc, "%s: %s", staging, strerror(-rc));
+        return err_set(rc, "creating %s: %s", staging, strerror(-rc));
 
     char label[160];
     snprintf(label, sizeof label, "pull %s@%s", m->spec->name, m->spec->version);

@@ -7,6 +7,7 @@
  * SECURE_* flags as a second line of defence. */
 #include "bundle.h"
 #include "error.h"
+#include "numparse.h"
 #include "pathsafe.h"
 
 #include <archive.h>
@@ -31,6 +32,13 @@
 #define DEFAULT_MAX_ENTRIES 100000ull
 #define DEFAULT_MAX_TOTAL (64ull << 30)
 #define DEFAULT_MAX_ENTRY (16ull << 30)
+/* manifest.pb and signatures.pb are read into memory: their own caps (the
+ * manifest's is MANIFEST_MAX_BYTES). */
+#define HEAD_MANIFEST_MAX (8ull << 20)
+#define HEAD_SIGNATURES_MAX (1ull << 20)
+/* What a verified bundle may carry beyond its manifest's blobs (unnamed
+ * entries, skipped unread): a little, never a second payload. */
+#define CARRY_MARGIN (16ull << 20)
 
 /* ---- shared helpers ---------------------------------------------------- */
 
@@ -153,27 +161,36 @@ static int archive_code(struct archive *a, int fallback)
 
 /* ---- limits ------------------------------------------------------------ */
 
-/* A positive decimal from the environment, or `dflt` when unset or invalid. */
-static uint64_t env_u64(const char *var, uint64_t dflt)
+/* An environment cap: unset keeps the built-in; a value may only lower it.
+ * A larger value is refused rather than ignored, so that nobody believes
+ * they raised a cap that still holds. */
+static int env_cap(const char *var, uint64_t builtin, uint64_t *out)
 {
-    const char *v = getenv(var);
-    if (!v || *v < '0' || *v > '9')
-        return dflt;
-    errno = 0;
-    char *end = NULL;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n == 0)
-        return dflt;
-    return (uint64_t)n;
+    int rc = num_env_u64(var, builtin, 1, UINT64_MAX, out);
+    if (rc < 0)
+        return rc;
+    if (*out > builtin)
+        return err_set(FERRY_E_INVALID,
+                       "%s %llu: above the built-in cap of %llu; it can only lower it", var,
+                       (unsigned long long)*out, (unsigned long long)builtin);
+    return 0;
 }
 
-void bundle_limits_default(struct bundle_limits *l)
+int bundle_limits_default(struct bundle_limits *l)
 {
-    l->max_entries = env_u64("FERRY_BUNDLE_MAX_ENTRIES", DEFAULT_MAX_ENTRIES);
-    l->max_total_bytes = env_u64("FERRY_BUNDLE_MAX_BYTES", DEFAULT_MAX_TOTAL);
+    l->max_entries = DEFAULT_MAX_ENTRIES;
+    l->max_total_bytes = DEFAULT_MAX_TOTAL;
     l->max_entry_bytes = DEFAULT_MAX_ENTRY;
+    int rc = env_cap("FERRY_BUNDLE_MAX_ENTRIES", DEFAULT_MAX_ENTRIES, &l->max_entries);
+    if (rc == 0)
+        rc = env_cap("FERRY_BUNDLE_MAX_BYTES", DEFAULT_MAX_TOTAL, &l->max_total_bytes);
+    if (rc < 0) {
+        l->max_entries = DEFAULT_MAX_ENTRIES;
+        l->max_total_bytes = DEFAULT_MAX_TOTAL;
+    }
     if (l->max_entry_bytes > l->max_total_bytes)
         l->max_entry_bytes = l->max_total_bytes;
+    return rc;
 }
 
 /* ---- writer ------------------------------------------------------------ */
@@ -213,7 +230,10 @@ static int warchive(struct bundle_writer *w, const char *what)
 {
     int code = archive_code(w->a, FERRY_E_ARCHIVE);
     const char *s = archive_error_string(w->a);
-    err_set(code, "%s: %s: %s", w->path, what, s ? s : "libarchive error");
+    if (code < 0 && code > FERRY_E_BASE) /* a system error: say which, not "Write error" */
+        err_set(code, "writing %s (%s): %s", w->path, what, strerror(-code));
+    else
+        err_set(code, "%s: %s: %s", w->path, what, s ? s : "libarchive error");
     return wfail(w, code);
 }
 
@@ -320,6 +340,14 @@ int bundle_writer_begin(struct bundle_writer *w, const char *name, uint64_t size
     }
     if (nameset_has(&w->names, name)) {
         err_set(FERRY_E_INVALID, "%s: member '%s': already written", w->path, name);
+        return wfail(w, FERRY_E_INVALID);
+    }
+    /* The signed part first: a reader verifies it before any blob. */
+    const char *head = w->names.n == 0 ? MANIFEST_NAME : w->names.n == 1 ? SIGNATURES_NAME : NULL;
+    if (head && strcmp(name, head) != 0) {
+        err_set(FERRY_E_INVALID,
+                "%s: member '%s': out of order: " MANIFEST_NAME " first, then " SIGNATURES_NAME,
+                w->path, name);
         return wfail(w, FERRY_E_INVALID);
     }
     if (size > (uint64_t)INT64_MAX) {
@@ -439,6 +467,12 @@ int bundle_writer_close(struct bundle_writer *w)
         bundle_writer_abort(w);
         return rc;
     }
+    if (w->names.n < 2) {
+        rc = err_set(FERRY_E_ARCHIVE, "%s: closed before " MANIFEST_NAME " and " SIGNATURES_NAME
+                     " were written", w->path);
+        bundle_writer_abort(w);
+        return rc;
+    }
     if (archive_write_close(w->a) != ARCHIVE_OK) {
         rc = warchive(w, "cannot finish archive");
         bundle_writer_abort(w);
@@ -495,9 +529,19 @@ struct extract {
     struct archive *out;
     struct nameset names;
     uint64_t entries;
-    uint64_t total;      /* bytes copied so far, all entries */
+    uint64_t total;      /* bytes read so far (copied or skipped), all entries */
     char *dest;          /* buffer for root/name */
     size_t dest_cap;
+
+    bundle_verify_fn verify; /* NULL: shape only, every blob is extracted */
+    void *verify_arg;
+    uint8_t *head[2];        /* manifest.pb, signatures.pb, in memory */
+    size_t head_len[2];
+    struct bundle_plan plan; /* sorted by hex once verified */
+    bool verified;
+    uint64_t written;        /* blob bytes written to staging */
+    uint64_t plan_bytes;     /* the most that may be written */
+    uint64_t read_cap;       /* the most a verified bundle may carry */
 };
 
 static int refuse(const struct extract *x, int code, const char *name, const char *why)
@@ -526,6 +570,9 @@ static int disk_error(const struct extract *x, const char *name)
     int code = archive_code(x->out, FERRY_E_UNSAFE_ENTRY);
     const char *s = archive_error_string(x->out);
     char buf[240];
+    if (code < 0 && code > FERRY_E_BASE && x->dest) /* a full disk, say, not "Write failed" */
+        return err_set(code, "%s: entry '%s': writing %s: %s", x->path,
+                       shown(name, buf, sizeof buf), x->dest, strerror(-code));
     return err_set(code, "%s: entry '%s': %s", x->path, shown(name, buf, sizeof buf),
                    s ? s : "cannot write");
 }
@@ -665,15 +712,145 @@ static int copy_data(struct extract *x, const char *name, uint64_t declared)
     return 0;
 }
 
+static int by_hex(const void *a, const void *b)
+{
+    return strcmp(((const struct bundle_blob *)a)->hex, ((const struct bundle_blob *)b)->hex);
+}
+
+/* Reads manifest.pb or signatures.pb into memory (index 0 or 1). */
+static int read_head(struct extract *x, int which, const char *name, uint64_t declared)
+{
+    uint64_t cap = which == 0 ? HEAD_MANIFEST_MAX : HEAD_SIGNATURES_MAX;
+    if (declared > cap) {
+        char w[96];
+        snprintf(w, sizeof w, "%llu bytes, over its %llu byte limit",
+                 (unsigned long long)declared, (unsigned long long)cap);
+        return refuse(x, FERRY_E_LIMIT, name, w);
+    }
+    uint8_t *buf = malloc((size_t)declared + 1); /* +1: room to see one byte too many */
+    if (!buf)
+        return err_set(-ENOMEM, "%s: out of memory", x->path);
+    uint64_t got = 0;
+    for (;;) {
+        la_ssize_t n = archive_read_data(x->in, buf + got, (size_t)(declared - got) + 1);
+        if (n < 0) {
+            free(buf);
+            return read_error(x, name);
+        }
+        if (n == 0)
+            break;
+        if ((uint64_t)n > declared - got) {
+            free(buf);
+            return refuse(x, FERRY_E_LIMIT, name, "more data than its header declares");
+        }
+        got += (uint64_t)n;
+        x->total += (uint64_t)n;
+    }
+    if (got != declared) {
+        free(buf);
+        return refuse(x, FERRY_E_ARCHIVE, name, "less data than its header declares");
+    }
+    x->head[which] = buf;
+    x->head_len[which] = (size_t)got;
+    return 0;
+}
+
+/* Both heads are in: the caller's verifier decides what may follow. */
+static int run_verify(struct extract *x)
+{
+    int rc = x->verify(x->verify_arg, x->head[0], x->head_len[0], x->head[1], x->head_len[1],
+                       &x->plan);
+    if (rc < 0)
+        return rc;
+    x->plan_bytes = 0;
+    for (size_t i = 0; i < x->plan.n; i++) {
+        if (x->plan.blobs[i].size > UINT64_MAX - x->plan_bytes)
+            return err_set(FERRY_E_LIMIT, "%s: manifest sizes overflow", x->path);
+        x->plan_bytes += x->plan.blobs[i].size;
+    }
+    if (x->plan.n > 1)
+        qsort(x->plan.blobs, x->plan.n, sizeof *x->plan.blobs, by_hex);
+    for (size_t i = 1; i < x->plan.n; i++)
+        if (strcmp(x->plan.blobs[i - 1].hex, x->plan.blobs[i].hex) == 0)
+            return err_set(FERRY_E_INVALID, "%s: blob %s planned twice", x->path,
+                           x->plan.blobs[i].hex);
+    uint64_t carried = x->plan.carried > x->plan_bytes ? x->plan.carried : x->plan_bytes;
+    x->read_cap = carried > UINT64_MAX - x->total - CARRY_MARGIN
+                      ? UINT64_MAX
+                      : x->total + carried + CARRY_MARGIN;
+    x->verified = true;
+    return 0;
+}
+
+/* Writes a head kept in memory to staging (shape-only extraction). */
+static int write_head(struct extract *x, struct archive_entry *e, int which, const char *name)
+{
+    if (archive_write_header(x->out, e) != ARCHIVE_OK)
+        return disk_error(x, name);
+    if (x->head_len[which] > 0 &&
+        archive_write_data(x->out, x->head[which], x->head_len[which]) !=
+            (la_ssize_t)x->head_len[which])
+        return disk_error(x, name);
+    if (archive_write_finish_entry(x->out) != ARCHIVE_OK)
+        return disk_error(x, name);
+    return 0;
+}
+
 static int extract_entry(struct extract *x, struct archive_entry *e)
 {
     char namebuf[PATH_REL_MAX + 2];
     const char *name = NULL;
+    uint64_t index = x->entries; /* vet counts this entry */
     int rc = vet(x, e, namebuf, sizeof namebuf, &name);
     if (rc < 0)
         return rc;
     bool dir = archive_entry_filetype(e) == AE_IFDIR;
     uint64_t declared = dir ? 0 : (uint64_t)archive_entry_size(e);
+
+    /* The signed part comes first, so that it is checked before a byte of
+     * anything it vouches for is read, let alone written. */
+    int head = strcmp(name, MANIFEST_NAME) == 0 ? 0 : strcmp(name, SIGNATURES_NAME) == 0 ? 1 : -1;
+    if (index < 2 && head != (int)index)
+        return refuse(x, FERRY_E_UNSAFE_ENTRY, name,
+                      "out of order: a bundle begins with " MANIFEST_NAME
+                      ", then " SIGNATURES_NAME);
+    if (head >= 0) {
+        if ((rc = read_head(x, head, name, declared)) < 0)
+            return rc;
+        if (x->verify) /* kept in memory, never written */
+            return head == 1 ? run_verify(x) : 0;
+    }
+
+    /* The order check above makes this unreachable; it stays as the rule
+     * itself: nothing is written before the signed part is verified. */
+    if (head < 0 && x->verify && !x->verified)
+        return refuse(x, FERRY_E_UNSAFE_ENTRY, name, "before the signed part was verified");
+    const struct bundle_blob *want = NULL;
+    if (head < 0 && !dir && x->verify) {
+        struct bundle_blob key;
+        snprintf(key.hex, sizeof key.hex, "%s", name + sizeof BLOBS_DIR);
+        want = x->plan.n ? bsearch(&key, x->plan.blobs, x->plan.n, sizeof key, by_hex) : NULL;
+        if (want && declared != want->size) {
+            /* Larger is the decompression bomb: refused before a byte. */
+            char w[160];
+            snprintf(w, sizeof w, "%llu bytes, but the signed manifest says %llu",
+                     (unsigned long long)declared, (unsigned long long)want->size);
+            return refuse(x, declared > want->size ? FERRY_E_LIMIT : FERRY_E_DIGEST, name, w);
+        }
+        if (declared > x->read_cap - x->total)
+            return refuse(x, FERRY_E_LIMIT, name,
+                          "the bundle carries more than its manifest accounts for");
+        if (!want) {
+            /* Not one the manifest names (or one the destination has): never
+             * written; its bytes are only skipped. */
+            x->total += declared;
+            if (archive_read_data_skip(x->in) != ARCHIVE_OK)
+                return read_error(x, name);
+            return 0;
+        }
+        if (declared > x->plan_bytes - x->written)
+            return refuse(x, FERRY_E_LIMIT, name, "more than the manifest's total size");
+    }
 
     size_t need = strlen(x->root) + 1 + strlen(name) + 1;
     if (need > x->dest_cap) {
@@ -691,11 +868,14 @@ static int extract_entry(struct extract *x, struct archive_entry *e)
     if (dir)
         archive_entry_set_size(e, 0);
 
+    if (head >= 0)
+        return write_head(x, e, head, name); /* shape-only extraction */
     if (archive_write_header(x->out, e) != ARCHIVE_OK)
         return disk_error(x, name);
     if (!dir) {
         if ((rc = copy_data(x, name, declared)) < 0)
             return rc;
+        x->written += declared;
     }
     if (archive_write_finish_entry(x->out) != ARCHIVE_OK)
         return disk_error(x, name);
@@ -767,15 +947,23 @@ static struct archive *reader_new(bool gzip, bool zstd)
 
 int bundle_extract(const char *path, const char *staging_dir, const struct bundle_limits *lim)
 {
+    return bundle_extract_verified(path, staging_dir, lim, NULL, NULL);
+}
+
+int bundle_extract_verified(const char *path, const char *staging_dir,
+                            const struct bundle_limits *lim, bundle_verify_fn verify, void *arg)
+{
     struct bundle_limits deflim;
     if (!lim) {
-        bundle_limits_default(&deflim);
+        int lrc = bundle_limits_default(&deflim);
+        if (lrc < 0)
+            return lrc;
         lim = &deflim;
     }
     /* "" would make libarchive read stdin. */
     if (!path || !*path || !staging_dir || !*staging_dir)
         return err_set(FERRY_E_INVALID, "bundle_extract: empty path");
-    struct extract x = {.path = path, .lim = lim};
+    struct extract x = {.path = path, .lim = lim, .verify = verify, .verify_arg = arg};
     int rc = check_staging(path, staging_dir, &x.root);
     if (rc < 0)
         return rc;
@@ -836,6 +1024,9 @@ out:
     if (x.out)
         archive_write_free(x.out);
     nameset_fini(&x.names);
+    free(x.head[0]);
+    free(x.head[1]);
+    free(x.plan.blobs);
     free(x.dest);
     free(x.root);
     return rc;

@@ -1,5 +1,6 @@
 #include "client.h"
 #include "error.h"
+#include "numparse.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -70,8 +71,10 @@ int client_open(struct client *c, const char *url)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->url, sizeof c->url, "%s", url);
-    const char *t = getenv("FERRY_TIMEOUT_MS");
-    c->timeout_ms = t && atoi(t) > 0 ? atoi(t) : 60000;
+    uint64_t t = 0;
+    if (num_env_u64("FERRY_TIMEOUT_MS", 60000, 1, INT32_MAX, &t) < 0)
+        return FERRY_E_INVALID;
+    c->timeout_ms = (int)t;
     int rv = nng_req0_open(&c->sock);
     if (rv != 0)
         return wire_nng_error(rv, url);

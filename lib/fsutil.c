@@ -120,16 +120,76 @@ int fs_rm_rf(const char *path)
     return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
 }
 
-int fs_read_file(const char *path, size_t cap, uint8_t **buf, size_t *len)
+static const char *file_kind(mode_t m)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a plain file";
+}
+
+int fs_open_regular(const char *path, struct stat *st_out)
+{
+    /* stat first, so a device is refused without being opened at all (an
+     * open can have side effects); the fstat below closes the race. */
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return err_set(-errno, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return err_set(FERRY_E_INVALID, "%s: not a regular file (%s)", path,
+                       file_kind(st.st_mode));
+    /* O_NONBLOCK: a FIFO swapped in meanwhile cannot stall the open. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return err_set(-errno, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
         close(fd);
-        return err_set(-EINVAL, "%s: not a regular file", path);
+        return err_set(-e, "%s: %s", path, strerror(e));
     }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(FERRY_E_INVALID, "%s: not a regular file (%s)", path,
+                       file_kind(st.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (st_out)
+        *st_out = st;
+    return fd;
+}
+
+int fs_read_fd(int fd, const char *path, size_t cap, uint8_t *buf, size_t *len)
+{
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return err_set(-errno, "%s: %s", path, strerror(errno));
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    *len = got;
+    return 0;
+}
+
+int fs_read_file(const char *path, size_t cap, uint8_t **buf, size_t *len)
+{
+    struct stat st;
+    int fd = fs_open_regular(path, &st);
+    if (fd < 0)
+        return fd;
     if ((uint64_t)st.st_size > cap) {
         close(fd);
         return err_set(FERRY_E_LIMIT, "%s: larger than %zu bytes", path, cap);
@@ -140,15 +200,12 @@ int fs_read_file(const char *path, size_t cap, uint8_t **buf, size_t *len)
         return -ENOMEM;
     }
     size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
+    int rc = fs_read_fd(fd, path, (size_t)st.st_size, b, &got);
     close(fd);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
     b[got] = '\0';
     *buf = b;
     *len = got;

@@ -15,7 +15,17 @@ int fs_fsync_parent(const char *path);
 int fs_mkdir_p(const char *path, mode_t mode);
 /* Remove a tree without following symlinks. Missing path is success. */
 int fs_rm_rf(const char *path);
-/* Read a whole file of at most cap bytes; *buf is malloc'd. */
+struct stat;
+/* Open for reading a file a user named (a key, a trust list, a certificate,
+ * ferry.yaml): it must be a regular file, checked before and after an open
+ * with O_NONBLOCK, so a FIFO or a device is refused at once, with the detail
+ * "PATH: not a regular file (a FIFO)" and FERRY_E_INVALID. Returns the fd
+ * (blocking again) or a negative code; st (may be NULL) gets its stat. */
+int fs_open_regular(const char *path, struct stat *st);
+/* Read up to cap bytes from fd into buf; *len gets the count. */
+int fs_read_fd(int fd, const char *path, size_t cap, uint8_t *buf, size_t *len);
+/* Read a whole regular file of at most cap bytes (through fs_open_regular);
+ * *buf is malloc'd and NUL-terminated. */
 int fs_read_file(const char *path, size_t cap, uint8_t **buf, size_t *len);
 /* Write tmp, fsync, rename over path, fsync the directory. */
 int fs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);

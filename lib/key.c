@@ -1,5 +1,6 @@
 #include "key.h"
 #include "error.h"
+#include "fsutil.h"
 #include "hash.h"
 
 #include <errno.h>
@@ -118,22 +119,16 @@ int key_generate(const char *dir, const char *name, struct key_public *out)
     return 0;
 }
 
-/* Reads a small key file into buf (NUL-terminated). */
+/* Reads a small key file into buf (NUL-terminated). A FIFO or a device is
+ * refused at once (fs_open_regular), never waited on. */
 static int read_key_file(const char *path, char *buf, size_t cap, int secret)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(-errno, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return err_set(-e, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return err_set(FERRY_E_KEYFORMAT, "%s: not a regular file", path);
-    }
+    int fd = fs_open_regular(path, &st);
+    if (fd == FERRY_E_INVALID)
+        return FERRY_E_KEYFORMAT; /* not a regular file: the detail says which */
+    if (fd < 0)
+        return fd;
     if (secret && (st.st_mode & 077)) {
         close(fd);
         return err_set(FERRY_E_KEYPERM,
@@ -141,11 +136,16 @@ static int read_key_file(const char *path, char *buf, size_t cap, int secret)
                        "run chmod 600 on it",
                        path, (unsigned)(st.st_mode & 0777));
     }
-    ssize_t n = read(fd, buf, cap - 1);
-    int e = errno;
+    if ((uint64_t)st.st_size >= cap) {
+        close(fd);
+        return err_set(FERRY_E_KEYFORMAT, "%s: not a ferry key file (over %zu bytes)", path,
+                       cap - 1);
+    }
+    size_t n = 0;
+    int rc = fs_read_fd(fd, path, cap - 1, (uint8_t *)buf, &n);
     close(fd);
-    if (n < 0)
-        return err_set(-e, "%s: %s", path, strerror(e));
+    if (rc < 0)
+        return rc;
     buf[n] = '\0';
     return 0;
 }

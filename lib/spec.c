@@ -12,6 +12,7 @@
  * any error path, and spec_free() releases a finished one. */
 #include "spec.h"
 #include "error.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -808,9 +809,9 @@ int spec_parse(const char *display_path, const char *text, size_t len, Ferry__Sp
 
 int spec_parse_file(const char *path, Ferry__Spec **out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = fs_open_regular(path, NULL);
     if (fd < 0)
-        return err_set(-errno, "%s: %s", path, strerror(errno));
+        return fd;
     /* Read at most one byte past the cap: enough to know it is too big. */
     size_t cap = SPEC_MAX_BYTES + 1, len = 0;
     char *buf = malloc(cap);

@@ -1,5 +1,8 @@
 #include "tls.h"
 #include "error.h"
+#include "fsutil.h"
+
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,14 @@ int tls_client_config(const char *url, nng_tls_config **out)
         size_t n = colon ? (size_t)(colon - host) : strlen(host);
         snprintf(name, sizeof name, "%.*s", (int)n, host);
     }
+    /* nng opens the file itself: check first that a read cannot block. */
+    int fd = fs_open_regular(ca, NULL);
+    if (fd < 0) {
+        char why[900];
+        snprintf(why, sizeof why, "%s", err_detail());
+        return err_set(fd, "FERRY_TLS_CA %s", why);
+    }
+    close(fd);
     nng_tls_config *cfg = NULL;
     int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
     if (rv == 0)
@@ -44,6 +55,10 @@ int tls_client_config(const char *url, nng_tls_config **out)
 
 int tls_server_config(const char *cert_key_file, nng_tls_config **out)
 {
+    int fd = fs_open_regular(cert_key_file, NULL);
+    if (fd < 0)
+        return fd;
+    close(fd);
     nng_tls_config *cfg = NULL;
     int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
     if (rv == 0 && (rv = nng_tls_config_cert_key_file(cfg, cert_key_file, NULL)) != 0) {

@@ -2,8 +2,8 @@
  * registry.c. */
 #include "error.h"
 #include "key.h"
+#include "numparse.h"
 #include "registry.h"
-#include "units.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -18,11 +18,12 @@
 static void usage(FILE *f)
 {
     fputs("usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
-          "                      [--workers N] [--host-ttl SECONDS] [--tls-cert FILE.pem]\n"
+          "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
           "                      [--max-blob-size SIZE]\n"
           "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
           "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n"
-          "  --host-ttl: a host unheard of this long is shown offline (default 15).\n"
+          "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
+          "  bare digits are seconds, or 500ms, 30s, 5m, 2h).\n"
           "  --tls-cert: certificate and key (one PEM file) for a tls+tcp:// --listen.\n"
           "  --max-blob-size: largest file a publish may claim, bytes or with K, M, G, T\n"
           "    (powers of 1024; default 64G).\n",
@@ -79,16 +80,27 @@ int main(int argc, char **argv)
             data = val;
         else if (strcmp(a, "--listen") == 0)
             listen = val;
-        else if (strcmp(a, "--workers") == 0)
-            workers = atoi(val);
+        else if (strcmp(a, "--workers") == 0) {
+            uint64_t v = 0;
+            if (num_parse_u64(a, val, 1, 1024, &v) < 0) {
+                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+                return 2;
+            }
+            workers = (int)v;
+        } else if (strcmp(a, "--host-ttl") == 0) {
+            /* Bare digits are seconds, as this flag has always taken. */
+            uint64_t v = 0;
+            if (num_parse_duration_ms(a, val, 1000, 1000, 86400000, &v) < 0) {
+                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+                return 2;
+            }
+            host_ttl_ms = (int)v;
+        }
         else if (strcmp(a, "--tls-cert") == 0)
             tls_cert = val;
-        else if (strcmp(a, "--host-ttl") == 0)
-            host_ttl_ms = atoi(val) * 1000;
         else if (strcmp(a, "--max-blob-size") == 0) {
-            if (units_parse_size(val, &max_blob_size) < 0 || max_blob_size == 0) {
-                fprintf(stderr, "ferry-registry: --max-blob-size %s: expected a positive size "
-                                "such as 1048576, 512M or 64G\n", val);
+            if (num_parse_size(a, val, 1, UINT64_MAX, &max_blob_size) < 0) {
+                fprintf(stderr, "ferry-registry: %s\n", err_detail());
                 return 2;
             }
         } else if (strcmp(a, "--trust") == 0) {

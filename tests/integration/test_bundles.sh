@@ -43,7 +43,9 @@ expect_fail "bundle blob for file 'data\.bin' does not match its digest" \
 pass "a tampered bundle is refused before any byte is uploaded"
 
 # --- hostile bundles: each refused, nothing written outside the staging area
-python3 "$FERRY_SRC/tests/fixtures/make_hostile_bundles.py" "$T/hostile" >/dev/null
+# shop.tar gives them a real signed head: import verifies it before reading
+# on, so the refusal is the hostile entry's.
+python3 "$FERRY_SRC/tests/fixtures/make_hostile_bundles.py" "$T/hostile" "$T/shop.tar" >/dev/null
 mkdir -p "$T/tmp"
 # What a hostile entry would leave where it aims (the scratch parent, /tmp,
 # /etc, the working directory): the fixtures' target names, or a file named

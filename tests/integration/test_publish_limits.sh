@@ -5,13 +5,13 @@ source "$(dirname "$0")/lib.sh"
 
 make_key alice
 make_key mallory
-expect_fail "ferry-registry: --max-blob-size 5abc: expected a positive size" \
+expect_fail "ferry-registry: --max-blob-size '5abc': " \
   "$FERRY_REGISTRY_BIN" --data "$T/bad" --max-blob-size 5abc
-expect_fail "ferry-registry: --max-blob-size 0: expected a positive size" \
+expect_fail "ferry-registry: --max-blob-size '0': " \
   "$FERRY_REGISTRY_BIN" --data "$T/bad" --max-blob-size 0
-expect_fail "ferry-registry: --max-blob-size 1P: expected a positive size" \
+expect_fail "ferry-registry: --max-blob-size '1P': " \
   "$FERRY_REGISTRY_BIN" --data "$T/bad" --max-blob-size 1P
-expect_fail "ferry-registry: --max-blob-size 99999999999999999999: expected a positive size" \
+expect_fail "ferry-registry: --max-blob-size '99999999999999999999': " \
   "$FERRY_REGISTRY_BIN" --data "$T/bad" --max-blob-size 99999999999999999999
 rc=0; "$FERRY_REGISTRY_BIN" --data "$T/bad" --max-blob-size 5abc 2>/dev/null || rc=$?
 [ $rc = 2 ] || fail "a bad --max-blob-size exits $rc, not 2 (usage)"

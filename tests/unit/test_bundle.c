@@ -722,10 +722,10 @@ static void test_refuses_duplicate(void **state)
     make_tar(tar, F_NONE, ents, 3);
     expect_refused(tar, NULL, FERRY_E_UNSAFE_ENTRY, "manifest.pb", "duplicate entry");
 
-    const struct ent ents2[] = {
+    const struct ent ents2[] = {MANIFEST_ENT, SIGS_ENT,
         {.name = "blobs/", .type = AE_IFDIR}, {.name = "blobs", .type = AE_IFDIR}};
     scratch_path(tar, sizeof tar, "dupdir.tar");
-    make_tar(tar, F_NONE, ents2, 2);
+    make_tar(tar, F_NONE, ents2, 4);
     /* libarchive writes both as "blobs/"; one trailing '/' is stripped. */
     expect_refused(tar, NULL, FERRY_E_UNSAFE_ENTRY, "blobs/", "duplicate entry");
 }
@@ -758,7 +758,7 @@ static void test_refuses_big_entry(void **state)
     static char big[3000];
     memset(big, 'b', sizeof big);
     char tar[PATH_MAX];
-    const struct ent ents[] = {SIGS_ENT, {.name = "manifest.pb", .data = big, .len = 2000}};
+    const struct ent ents[] = {{.name = "manifest.pb", .data = big, .len = 2000}, SIGS_ENT};
     scratch_path(tar, sizeof tar, "bigentry.tar");
     make_tar(tar, F_NONE, ents, 2);
     struct bundle_limits lim;
@@ -854,14 +854,14 @@ static void test_missing_members(void **state)
 {
     (void)state;
     char tar[PATH_MAX];
-    const struct ent ents[] = {SIGS_ENT};
-    scratch_path(tar, sizeof tar, "nomanifest.tar");
-    make_tar(tar, F_NONE, ents, 1);
+    /* A tar with no entries at all. */
+    scratch_path(tar, sizeof tar, "noentries.tar");
+    make_tar(tar, F_NONE, NULL, 0);
     expect_refused(tar, NULL, FERRY_E_ARCHIVE, NULL, "no manifest.pb");
 
-    const struct ent ents2[] = {MANIFEST_ENT, {.name = "blobs/", .type = AE_IFDIR}};
+    const struct ent ents2[] = {MANIFEST_ENT};
     scratch_path(tar, sizeof tar, "nosigs.tar");
-    make_tar(tar, F_NONE, ents2, 2);
+    make_tar(tar, F_NONE, ents2, 1);
     expect_refused(tar, NULL, FERRY_E_ARCHIVE, NULL, "no signatures.pb");
 
     scratch_path(tar, sizeof tar, "empty.tar");
@@ -923,13 +923,300 @@ static void test_limits_env(void **state)
     assert_int_equal(l.max_total_bytes, 1048576);
     assert_int_equal(l.max_entry_bytes, 1048576);
 
+    /* A bad value is an error naming the variable, not a silent default. */
     setenv("FERRY_BUNDLE_MAX_ENTRIES", "12abc", 1);
+    err_clear();
+    assert_int_equal(bundle_limits_default(&l), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "FERRY_BUNDLE_MAX_ENTRIES '12abc'"));
+    assert_int_equal(l.max_entries, 100000);
+    setenv("FERRY_BUNDLE_MAX_ENTRIES", "100", 1);
     setenv("FERRY_BUNDLE_MAX_BYTES", "-5", 1);
-    bundle_limits_default(&l);
+    assert_int_equal(bundle_limits_default(&l), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "FERRY_BUNDLE_MAX_BYTES"));
     assert_int_equal(l.max_entries, 100000);
     assert_true(l.max_total_bytes == (64ull << 30));
+
+    /* They only lower the caps: a larger value is refused, never applied. */
+    setenv("FERRY_BUNDLE_MAX_ENTRIES", "100001", 1);
+    unsetenv("FERRY_BUNDLE_MAX_BYTES");
+    err_clear();
+    assert_int_equal(bundle_limits_default(&l), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "can only lower"));
+    assert_int_equal(l.max_entries, 100000);
+    unsetenv("FERRY_BUNDLE_MAX_ENTRIES");
+    setenv("FERRY_BUNDLE_MAX_BYTES", "68719476737", 1); /* 64 GiB + 1 */
+    assert_int_equal(bundle_limits_default(&l), FERRY_E_INVALID);
+    assert_true(l.max_total_bytes == (64ull << 30));
+    assert_true(l.max_entry_bytes == (16ull << 30));
+    /* and bundle_extract with the defaults refuses to start */
+    char tar[PATH_MAX], staging[PATH_MAX];
+    const struct ent ents[] = {MANIFEST_ENT, SIGS_ENT};
+    scratch_path(tar, sizeof tar, "env.tar");
+    make_tar(tar, F_NONE, ents, 2);
+    scratch_path(staging, sizeof staging, "staging");
+    assert_int_equal(mkdir(staging, 0755), 0);
+    assert_int_equal(bundle_extract(tar, staging, NULL), FERRY_E_INVALID);
+    assert_int_equal(entry_count(staging), 0);
+    rm_rf(staging);
     unsetenv("FERRY_BUNDLE_MAX_ENTRIES");
     unsetenv("FERRY_BUNDLE_MAX_BYTES");
+}
+
+/* ---- order and verification ------------------------------------------- */
+
+static void test_refuses_out_of_order(void **state)
+{
+    (void)state;
+    char tar[PATH_MAX], name[80];
+    snprintf(name, sizeof name, "blobs/%s", g_evil_hex);
+    const struct ent blob_first[] = {
+        {.name = name, .data = "x", .len = 1}, MANIFEST_ENT, SIGS_ENT};
+    scratch_path(tar, sizeof tar, "blobfirst.tar");
+    make_tar(tar, F_NONE, blob_first, 3);
+    expect_refused(tar, NULL, FERRY_E_UNSAFE_ENTRY, name, "out of order");
+
+    const struct ent dir_first[] = {{.name = "blobs/", .type = AE_IFDIR}, MANIFEST_ENT, SIGS_ENT};
+    scratch_path(tar, sizeof tar, "dirfirst.tar");
+    make_tar(tar, F_NONE, dir_first, 3);
+    expect_refused(tar, NULL, FERRY_E_UNSAFE_ENTRY, "blobs", "out of order");
+
+    const struct ent sigs_first[] = {SIGS_ENT, MANIFEST_ENT};
+    scratch_path(tar, sizeof tar, "sigsfirst.tar");
+    make_tar(tar, F_NONE, sigs_first, 2);
+    expect_refused(tar, NULL, FERRY_E_UNSAFE_ENTRY, "signatures.pb", "out of order");
+
+    const struct ent blob_second[] = {MANIFEST_ENT, {.name = name, .data = "x", .len = 1},
+                                      SIGS_ENT};
+    scratch_path(tar, sizeof tar, "blobsecond.tar");
+    make_tar(tar, F_NONE, blob_second, 3);
+    expect_refused(tar, NULL, FERRY_E_UNSAFE_ENTRY, name, "out of order");
+}
+
+static void test_writer_orders_heads(void **state)
+{
+    (void)state;
+    char tar[PATH_MAX], name[80];
+    snprintf(name, sizeof name, "blobs/%s", g_evil_hex);
+    struct bundle_writer *w = NULL;
+    scratch_path(tar, sizeof tar, "wblobfirst.tar");
+    assert_int_equal(bundle_writer_open(tar, &w), 0);
+    err_clear();
+    assert_int_equal(bundle_writer_add(w, name, "x", 1), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "out of order"));
+    assert_int_not_equal(bundle_writer_close(w), 0);
+    assert_no_output(tar);
+
+    scratch_path(tar, sizeof tar, "wsigsfirst.tar");
+    assert_int_equal(bundle_writer_open(tar, &w), 0);
+    assert_int_equal(bundle_writer_add(w, "signatures.pb", "s", 1), FERRY_E_INVALID);
+    bundle_writer_abort(w);
+    assert_no_output(tar);
+
+    /* A bundle without its signed part is never finished. */
+    scratch_path(tar, sizeof tar, "wmanifestonly.tar");
+    assert_int_equal(bundle_writer_open(tar, &w), 0);
+    assert_int_equal(bundle_writer_add(w, "manifest.pb", "m", 1), 0);
+    err_clear();
+    assert_int_equal(bundle_writer_close(w), FERRY_E_ARCHIVE);
+    assert_non_null(strstr(err_detail(), "signatures.pb"));
+    assert_no_output(tar);
+}
+
+/* A verifier for the tests: checks it sees the heads (and is called once,
+ * before any blob), then plans what `want` lists. */
+struct vplan {
+    int calls;
+    int fail;               /* return this instead */
+    const char *mbytes, *sbytes;
+    size_t mlen, slen;
+    struct bundle_blob want[4];
+    size_t n_want;
+    uint64_t carried;
+    const char *staging;    /* must hold nothing yet when called */
+};
+
+static int test_verify(void *arg, const uint8_t *m, size_t mlen, const uint8_t *sg, size_t slen,
+                       struct bundle_plan *plan)
+{
+    struct vplan *v = arg;
+    v->calls++;
+    assert_int_equal(mlen, v->mlen);
+    assert_memory_equal(m, v->mbytes, mlen);
+    assert_int_equal(slen, v->slen);
+    assert_memory_equal(sg, v->sbytes, slen);
+    if (v->staging)
+        assert_int_equal(entry_count(v->staging), 0); /* nothing written before this */
+    if (v->fail)
+        return err_set(v->fail, "test verifier refused it");
+    plan->blobs = calloc(v->n_want ? v->n_want : 1, sizeof *plan->blobs);
+    assert_non_null(plan->blobs);
+    memcpy(plan->blobs, v->want, v->n_want * sizeof *v->want);
+    plan->n = v->n_want;
+    plan->carried = v->carried;
+    return 0;
+}
+
+static uint64_t tree_bytes_total;
+static int tree_bytes_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)ftw;
+    if (flag == FTW_F)
+        tree_bytes_total += (uint64_t)st->st_size;
+    return 0;
+}
+
+static uint64_t tree_bytes(const char *dir)
+{
+    tree_bytes_total = 0;
+    assert_int_equal(nftw(dir, tree_bytes_one, 16, FTW_PHYS), 0);
+    return tree_bytes_total;
+}
+
+static void blob_of(const void *data, size_t len, char name[80], struct bundle_blob *b)
+{
+    struct digest d;
+    digest_of(data, len, &d);
+    digest_hex(&d, b->hex);
+    b->size = len;
+    snprintf(name, 80, "blobs/%s", b->hex);
+}
+
+/* Only the planned blobs are written; the heads stay in memory; a blob the
+ * plan does not name is skipped. */
+static void test_verified_extracts_only_planned(void **state)
+{
+    (void)state;
+    static uint8_t a[70000], b[50000];
+    pattern(a, sizeof a, 21);
+    pattern(b, sizeof b, 22);
+    char na[80], nb[80];
+    struct vplan v = {.mbytes = "m", .mlen = 1, .sbytes = "s", .slen = 1};
+    blob_of(a, sizeof a, na, &v.want[0]);
+    struct bundle_blob bb;
+    blob_of(b, sizeof b, nb, &bb);
+    v.n_want = 1;
+    v.carried = sizeof a; /* the manifest names a only */
+    const struct ent ents[] = {MANIFEST_ENT, SIGS_ENT, {.name = "blobs/", .type = AE_IFDIR},
+                               {.name = nb, .data = (const char *)b, .len = sizeof b},
+                               {.name = na, .data = (const char *)a, .len = sizeof a}};
+    char tar[PATH_MAX], staging[PATH_MAX], p[PATH_MAX * 2];
+    scratch_path(tar, sizeof tar, "planned.tar.gz");
+    make_tar(tar, F_GZIP, ents, 5);
+    scratch_path(staging, sizeof staging, "staging");
+    assert_int_equal(mkdir(staging, 0755), 0);
+    v.staging = staging;
+    err_clear();
+    int rc = bundle_extract_verified(tar, staging, NULL, test_verify, &v);
+    if (rc != 0)
+        print_error("%d %s\n", rc, err_detail());
+    assert_int_equal(rc, 0);
+    assert_int_equal(v.calls, 1);
+    snprintf(p, sizeof p, "%s/blobs/%s", staging, v.want[0].hex);
+    assert_file_equals(p, a, sizeof a);
+    assert_int_equal(entry_count(staging), 1); /* blobs/ only: no manifest.pb on disk */
+    snprintf(p, sizeof p, "%s/blobs", staging);
+    assert_int_equal(entry_count(p), 1);
+    assert_int_equal(tree_bytes(staging), sizeof a);
+    rm_rf(staging);
+
+    /* A plan that names nothing (the destination has it all): nothing is
+     * written at all. */
+    v.n_want = 0;
+    v.calls = 0;
+    assert_int_equal(mkdir(staging, 0755), 0);
+    assert_int_equal(bundle_extract_verified(tar, staging, NULL, test_verify, &v), 0);
+    assert_int_equal(v.calls, 1);
+    assert_int_equal(tree_bytes(staging), 0);
+    rm_rf(staging);
+
+    /* A planned blob the bundle lacks is the caller's to notice: the
+     * extraction itself succeeds without it. */
+    v.n_want = 1;
+    v.want[0] = bb;
+    v.want[0].hex[0] = v.want[0].hex[0] == '0' ? '1' : '0';
+    assert_int_equal(mkdir(staging, 0755), 0);
+    assert_int_equal(bundle_extract_verified(tar, staging, NULL, test_verify, &v), 0);
+    assert_int_equal(tree_bytes(staging), 0);
+    rm_rf(staging);
+}
+
+/* The verifier's refusal stops everything before a blob is read. */
+static void test_verified_refusal_writes_nothing(void **state)
+{
+    (void)state;
+    static uint8_t a[10000];
+    pattern(a, sizeof a, 23);
+    char na[80];
+    struct vplan v = {.mbytes = "m", .mlen = 1, .sbytes = "s", .slen = 1,
+                      .fail = FERRY_E_UNTRUSTED};
+    blob_of(a, sizeof a, na, &v.want[0]);
+    const struct ent ents[] = {MANIFEST_ENT, SIGS_ENT,
+                               {.name = na, .data = (const char *)a, .len = sizeof a}};
+    char tar[PATH_MAX], staging[PATH_MAX];
+    scratch_path(tar, sizeof tar, "refusedsig.tar");
+    make_tar(tar, F_NONE, ents, 3);
+    scratch_path(staging, sizeof staging, "staging");
+    assert_int_equal(mkdir(staging, 0755), 0);
+    v.staging = staging;
+    err_clear();
+    assert_int_equal(bundle_extract_verified(tar, staging, NULL, test_verify, &v),
+                     FERRY_E_UNTRUSTED);
+    assert_string_equal(err_detail(), "test verifier refused it");
+    assert_int_equal(entry_count(staging), 0);
+    rm_rf(staging);
+}
+
+/* A gzip that expands far past its manifest: the header of a planned blob
+ * declares 32 MiB where the signed size is 1000 bytes. Refused at the header,
+ * before a byte is written; and an unplanned one that large is refused as
+ * more than the bundle may carry, without being read. */
+static void test_verified_bomb(void **state)
+{
+    (void)state;
+    size_t big = 32u << 20;
+    char *zeros = calloc(1, big);
+    assert_non_null(zeros);
+    char name[80];
+    struct vplan v = {.mbytes = "m", .mlen = 1, .sbytes = "s", .slen = 1, .n_want = 1,
+                      .carried = 1000};
+    blob_of(zeros, 1000, name, &v.want[0]); /* the "signed" blob: 1000 zeros */
+    const struct ent ents[] = {MANIFEST_ENT, SIGS_ENT, {.name = "blobs/", .type = AE_IFDIR},
+                               {.name = name, .data = zeros, .len = big}};
+    char tar[PATH_MAX], staging[PATH_MAX];
+    scratch_path(tar, sizeof tar, "bomb.tar.gz");
+    make_tar(tar, F_GZIP, ents, 4);
+    struct stat st;
+    assert_int_equal(stat(tar, &st), 0);
+    assert_true((uint64_t)st.st_size < big / 100); /* it is a bomb */
+    scratch_path(staging, sizeof staging, "staging");
+    assert_int_equal(mkdir(staging, 0755), 0);
+    v.staging = staging;
+    err_clear();
+    assert_int_equal(bundle_extract_verified(tar, staging, NULL, test_verify, &v),
+                     FERRY_E_LIMIT);
+    assert_non_null(strstr(err_detail(), name));
+    assert_non_null(strstr(err_detail(), "33554432 bytes, but the signed manifest says 1000"));
+    assert_int_equal(tree_bytes(staging), 0);
+    rm_rf(staging);
+
+    /* Not planned at all: more than the manifest accounts for. */
+    v.want[0].hex[0] = v.want[0].hex[0] == '0' ? '1' : '0';
+    assert_int_equal(mkdir(staging, 0755), 0);
+    err_clear();
+    assert_int_equal(bundle_extract_verified(tar, staging, NULL, test_verify, &v),
+                     FERRY_E_LIMIT);
+    assert_non_null(strstr(err_detail(), "carries more than its manifest accounts for"));
+    assert_int_equal(tree_bytes(staging), 0);
+    rm_rf(staging);
+
+    /* Shape-only extraction has no plan: the caps are all it has. */
+    struct bundle_limits lim;
+    assert_int_equal(bundle_limits_default(&lim), 0);
+    lim.max_total_bytes = 1u << 20;
+    lim.max_entry_bytes = 1u << 20;
+    expect_refused(tar, &lim, FERRY_E_LIMIT, name, "entry limit");
+    free(zeros);
 }
 
 int main(void)
@@ -960,6 +1247,11 @@ int main(void)
         cmocka_unit_test(test_missing_members),
         cmocka_unit_test(test_staging_must_be_empty_dir),
         cmocka_unit_test(test_limits_env),
+        cmocka_unit_test(test_refuses_out_of_order),
+        cmocka_unit_test(test_writer_orders_heads),
+        cmocka_unit_test(test_verified_extracts_only_planned),
+        cmocka_unit_test(test_verified_refusal_writes_nothing),
+        cmocka_unit_test(test_verified_bomb),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

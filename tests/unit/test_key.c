@@ -362,6 +362,65 @@ static void test_trust_list(void **state)
     assert_null(trust_find(&t, a.id));
 }
 
+/* A FIFO or a device named as a key or trust file is refused at once, with
+ * the file and the reason; nothing waits for a writer that never comes. If
+ * the open blocked, this test would hang (ctest's timeout fails it). */
+static void test_fifo_and_device_refused(void **state)
+{
+    const char *dir = *state;
+    char fifo[4096];
+    snprintf(fifo, sizeof fifo, "%s/pipe.key", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    struct key_secret sk;
+    struct key_public pk;
+    err_clear();
+    assert_int_equal(key_load_secret(fifo, &sk), FERRY_E_KEYFORMAT);
+    assert_non_null(strstr(err_detail(), fifo));
+    assert_non_null(strstr(err_detail(), "not a regular file (a FIFO)"));
+    err_clear();
+    assert_int_equal(key_load_public(fifo, &pk), FERRY_E_KEYFORMAT);
+    assert_non_null(strstr(err_detail(), "a FIFO"));
+
+    struct trust t;
+    trust_init(&t);
+    err_clear();
+    assert_int_equal(trust_add_file(&t, fifo), FERRY_E_KEYFORMAT);
+    assert_non_null(strstr(err_detail(), fifo));
+    err_clear();
+    assert_int_equal(trust_add_list(&t, fifo), FERRY_E_KEYFORMAT);
+    assert_int_equal(t.n, 0);
+    trust_fini(&t);
+
+    err_clear();
+    assert_int_equal(key_load_public("/dev/null", &pk), FERRY_E_KEYFORMAT);
+    assert_non_null(strstr(err_detail(), "/dev/null: not a regular file (a character device)"));
+    err_clear();
+    assert_int_equal(key_load_secret("/dev/zero", &sk), FERRY_E_KEYFORMAT);
+    assert_non_null(strstr(err_detail(), "a character device"));
+
+    /* The same helper serves every small file a user names. */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    err_clear();
+    assert_int_equal(fs_read_file(fifo, 4096, &buf, &len), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "a FIFO"));
+}
+
+/* An oversized file is not read into the key buffer in pieces. */
+static void test_oversized_key_refused(void **state)
+{
+    const char *dir = *state;
+    char big[4096];
+    snprintf(big, sizeof big, "%s/big.pub", dir);
+    char text[4000];
+    memset(text, 'A', sizeof text);
+    assert_int_equal(fs_write_file_atomic(big, text, sizeof text, 0644), 0);
+    struct key_public pk;
+    err_clear();
+    assert_int_equal(key_load_public(big, &pk), FERRY_E_KEYFORMAT);
+    assert_non_null(strstr(err_detail(), big));
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -375,6 +434,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_generate_refuses_overwrite, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_generate_refuses_bad_names, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_trust_list, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_fifo_and_device_refused, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_oversized_key_refused, setup_tmp, teardown_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
