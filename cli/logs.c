@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "error.h"
 #include "key.h"
+#include "numparse.h"
 #include "spec.h"
 
 #include <errno.h>
@@ -31,7 +32,7 @@
 
 struct logs_opts {
     const char *registry, *key, *host;
-    unsigned long tail;
+    uint64_t tail;
     int stderr_stream, follow, timeout_s;
 };
 
@@ -57,25 +58,8 @@ static int fail(int rc)
 
 static int usage(const char *msg)
 {
-    fprintf(stderr, "ferry logs: %s (see 'ferry help logs')\n", msg);
+    fprintf(stderr, "ferry logs: %s (see 'ferry help')\n", msg);
     return EXIT_USAGE;
-}
-
-/* Strict: digits only, in [min, max]. */
-static int parse_count(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-    if (!s || !*s)
-        return -1;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9')
-            return -1;
-    errno = 0;
-    char *end = NULL;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 enum { L_REGISTRY = 256, L_KEY, L_HOST, L_TAIL, L_STDERR, L_FOLLOW, L_TIMEOUT };
@@ -102,7 +86,7 @@ static int parse(int argc, char **argv, struct logs_opts *o)
     int c;
     char msg[200];
     while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
-        unsigned long v;
+        uint64_t v;
         switch (c) {
         case L_REGISTRY: o->registry = optarg; break;
         case L_KEY: o->key = optarg; break;
@@ -111,19 +95,21 @@ static int parse(int argc, char **argv, struct logs_opts *o)
         case 'f':
         case L_FOLLOW: o->follow = 1; break;
         case L_TAIL:
-            if (parse_count(optarg, 1, ACTION_LOGS_TAIL_MAX, &o->tail) < 0) {
+            if (num_parse_u64("--tail", optarg, 1, ACTION_LOGS_TAIL_MAX, &o->tail) < 0) {
                 snprintf(msg, sizeof msg, "--tail '%.40s': expected a number of lines from 1 to %d",
                          optarg, ACTION_LOGS_TAIL_MAX);
                 return usage(msg);
             }
             break;
         case L_TIMEOUT:
-            if (parse_count(optarg, 1, LOGS_MAX_TIMEOUT_S, &v) < 0) {
-                snprintf(msg, sizeof msg, "--timeout '%.40s': expected seconds from 1 to %d",
+            /* Seconds, or a duration with its unit (500ms is too short). */
+            if (num_parse_duration_ms("--timeout", optarg, 1000, 1000,
+                                      LOGS_MAX_TIMEOUT_S * 1000ull, &v) < 0) {
+                snprintf(msg, sizeof msg, "--timeout '%.40s': expected 1 to %d seconds (e.g. 30, 30s, 2m)",
                          optarg, LOGS_MAX_TIMEOUT_S);
                 return usage(msg);
             }
-            o->timeout_s = (int)v;
+            o->timeout_s = (int)(v / 1000);
             break;
         default:
             snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);

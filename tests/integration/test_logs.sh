@@ -93,6 +93,8 @@ expect_fail "--tail '0': expected a number of lines from 1 to 10000" "$FERRY" lo
 expect_fail "--tail '5x'" "$FERRY" logs talker --tail 5x
 expect_fail "--tail '10001'" "$FERRY" logs talker --tail 10001
 expect_fail "--tail '-3'" "$FERRY" logs talker --tail -3
+expect_fail "--timeout '0': expected 1 to 240 seconds" "$FERRY" logs talker --timeout 0
+expect_fail "--timeout '5 s'" "$FERRY" logs talker --timeout "5 s"
 expect_fail "unknown workload nope: no host reports it" "$FERRY" logs nope
 expect_fail "host h9 is not known to the registry" "$FERRY" logs talker --host h9
 make_app "$T/other" quiet 1
