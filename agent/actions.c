@@ -226,7 +226,8 @@ static int read_tail(const struct logfile *cur, const struct logfile *old, uint3
             if (!joined) {
                 rc = -ENOMEM;
             } else {
-                memcpy(joined + ob.len, b->p, b->len);
+                if (b->len)
+                    memcpy(joined + ob.len, b->p, b->len);
                 free(b->p);
                 b->p = joined;
                 b->len += ob.len;

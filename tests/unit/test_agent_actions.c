@@ -132,6 +132,12 @@ static void test_tail_across_rotation(void **state)
     assert_int_equal(res.offset, 4);
     assert_string_not_equal(res.rotation, "none");
     free(s);
+    /* Just rotated: the current file is empty, the lines are all in .1. */
+    write_file(dir, "stdout.log", "", "w");
+    s = read_text(dir, &req, 1000, &res);
+    assert_string_equal(s, "1\n2\n3\n");
+    assert_int_equal(res.offset, 0);
+    free(s);
 }
 
 static void test_follow(void **state)
