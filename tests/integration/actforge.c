@@ -7,8 +7,11 @@
  *       signed by FILE.key, then one byte of the signed body changed
  *   ferry-actforge URL replay HOST WORKLOAD FILE.key
  *       a properly signed action submitted twice (the second is the test)
- *   ferry-actforge URL reply HOST [FILE.key]
- *       a reply to an action never asked, signed by FILE.key (else unsigned) */
+ *   ferry-actforge URL flood HOST WORKLOAD FILE.key N
+ *       N properly signed actions, each with its own id, not waiting
+ *   ferry-actforge URL reply HOST [FILE.key [DATA_BYTES]]
+ *       a reply to an action never asked, signed by FILE.key (else unsigned),
+ *       carrying DATA_BYTES bytes of data */
 #include "action.h"
 #include "clock.h"
 #include "key.h"
@@ -87,7 +90,13 @@ int main(int argc, char **argv)
         b.id = (ProtobufCBinaryData){sizeof id, id};
         b.reply_json = "{}";
         b.sent_ms = clock_unix_ms();
-        uint8_t buf[512], sig[crypto_sign_BYTES] = {0};
+        size_t pad = argc > 5 ? (size_t)strtoul(argv[5], NULL, 10) : 0;
+        uint8_t *data = calloc(1, pad ? pad : 1);
+        b.data = (ProtobufCBinaryData){pad, data};
+        uint8_t *buf = malloc(ferry__wire__action_reply_body__get_packed_size(&b));
+        uint8_t sig[crypto_sign_BYTES] = {0};
+        if (!data || !buf)
+            return 1;
         size_t n = ferry__wire__action_reply_body__pack(&b, buf);
         if (keyfile)
             key_sign(&k, buf, n, sig);
@@ -137,6 +146,17 @@ int main(int argc, char **argv)
         /* The last bytes are the expiry: a longer life than was signed. */
         sa->body.data[sa->body.len - 1] ^= 0x01;
         rc = submit(sa);
+    } else if (strcmp(mode, "flood") == 0) {
+        unsigned long n = argc > 6 ? strtoul(argv[6], NULL, 10) : 1;
+        rc = submit(sa);
+        for (unsigned long i = 1; rc == 0 && i < n; i++) {
+            action_signed_free(sa);
+            sa = NULL;
+            if (action_sign(&k, host, workload, "logs", "{\"tail\":1}", clock_unix_ms(), 60000,
+                            &sa, NULL) < 0)
+                return 1;
+            rc = submit(sa);
+        }
     } else if (strcmp(mode, "replay") == 0) {
         rc = submit(sa);
         if (rc == 0)

@@ -189,3 +189,15 @@ rc=0; out=$("$FERRY" logs talker --tail 1 2>"$T/err") || rc=$?
 [ "$out" = "h1 | late line two" ] || fail "the online host's lines: $out"
 grep -q "host h2 is offline" "$T/err" || fail "no error for the offline host: $(cat "$T/err")"
 pass "an offline host gets a one-line error and a non-zero exit; the online one still answers"
+
+# --- bounds: actions queued per host, the size of a host's reply
+"$FERRY_ACTFORGE" "$REG_URL" flood h2 talker "$T/ops.key" 16 || fail "16 actions for h2 were not queued"
+expect_fail "action for h2 refused: 16 actions are already waiting for this host" \
+    "$FERRY_ACTFORGE" "$REG_URL" flood h2 talker "$T/ops.key" 1
+# Even signed by the host's own key, a reply over the bounds is refused.
+expect_fail "action reply from h1: 270000 data bytes, at most 262144" \
+    "$FERRY_ACTFORGE" "$REG_URL" reply h1 "$T/h1/host.key" 270000
+expect_fail "action reply: [0-9]+ bytes, at most 282624" \
+    "$FERRY_ACTFORGE" "$REG_URL" reply h1 "$T/h1/host.key" 300000
+[ "$("$FERRY" logs talker --host h1 --tail 1)" = "late line two" ] || fail "h1 is not served after the floods"
+pass "a host's queue is bounded; a reply over the size bounds is refused, even signed by the host"
