@@ -154,10 +154,10 @@ static int pick_targets(struct client *c, const struct logs_opts *o, const char 
         client_response_free(r);
         return -ENOMEM;
     }
-    size_t n = 0;
+    size_t n = 0, skipped = 0;
     int known_host = 0;
     rc = 0;
-    for (size_t i = 0; i < hl->n_hosts && n < LOGS_HOSTS_MAX; i++) {
+    for (size_t i = 0; i < hl->n_hosts; i++) {
         const Ferry__Wire__HostInfo *h = hl->hosts[i];
         if (o->host && strcmp(h->name, o->host) != 0)
             continue;
@@ -177,8 +177,15 @@ static int pick_targets(struct client *c, const struct logs_opts *o, const char 
             (*offline)++;
             continue;
         }
+        if (n == LOGS_HOSTS_MAX) {
+            skipped++;
+            continue;
+        }
         snprintf(t[n++].name, sizeof t[0].name, "%s", h->name);
     }
+    if (skipped)
+        fprintf(stderr, "ferry: %s runs on %zu more hosts than the %d asked; use --host\n", name,
+                skipped, LOGS_HOSTS_MAX);
     if (rc == 0 && o->host && !known_host)
         rc = err_set(FERRY_E_NOTFOUND, "host %s is not known to the registry", o->host);
     if (rc == 0 && n == 0 && *offline == 0)
