@@ -214,6 +214,7 @@ static void *poll_main(void *arg)
 {
     struct link *l = arg;
     uint64_t known = 0;
+    int delivered = 0; /* a desired state went to the loop already */
     uint32_t backoff = BACKOFF_MIN_MS;
     for (;;) {
         pthread_mutex_lock(&l->lock);
@@ -254,11 +255,19 @@ static void *poll_main(void *arg)
         if (rc == 0 && r->body_case == FERRY__WIRE__RESPONSE__BODY_DESIRED) {
             set_online(l, 1);
             backoff = BACKOFF_MIN_MS;
-            known = r->desired->serial;
             /* Actions ride on poll answers; refusals and results come back
-             * as replies on the report channel. */
+             * as replies on the report channel. An answer that came early
+             * only for them carries nothing new for the loop: `ferry logs
+             * --follow` must not make the agent reconcile twice a second. */
             for (size_t i = 0; l->actions && i < r->n_actions; i++)
                 agent_actions_receive(l->actions, r->actions[i]);
+            int same = delivered && r->desired->serial == known;
+            known = r->desired->serial;
+            delivered = 1;
+            if (same && r->n_actions > 0) {
+                client_response_free(r);
+                continue;
+            }
             /* Move the desired state out of the response into the mailbox. */
             Ferry__Wire__DesiredState *ds = r->desired;
             r->desired = NULL;
