@@ -108,7 +108,10 @@ int main(int argc, char **argv)
         ferry__wire__request__init(&req);
         req.body_case = FERRY__WIRE__REQUEST__BODY_ACTION_REPLY;
         req.action_reply = &ar;
-        return call(&req);
+        int rc = call(&req);
+        free(data);
+        free(buf);
+        return rc;
     }
     if (argc < 5)
         return 2;
