@@ -80,3 +80,5 @@ bash "$(dirname "${BASH_SOURCE[0]}")/agent.sh" "$BUILD"
 
 # The registry while a client that never reads is attached (bench/attack.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/attack.sh" "$BUILD"
+# ferry logs round trip against a bare CLI round trip (bench/logs.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"

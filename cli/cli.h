@@ -66,6 +66,8 @@ int cli_help_verb(const char *verb, FILE *f);
 
 /* ferry hosts [accept|token|rm] (cli/hosts.c). */
 int cli_hosts(int argc, char **argv);
+/* ferry logs NAME (cli/logs.c). */
+int cli_logs(int argc, char **argv);
 
 /* ferry deploy, undeploy, rollback (cli/deploy.c). */
 int cli_deploy(int argc, char **argv);

@@ -640,6 +640,7 @@ static const struct verb verbs[] = {
     {"stats", cmd_stats},     {"deploy", cli_deploy},     {"undeploy", cli_undeploy},
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
+    {"logs", cli_logs},
 };
 
 int main(int argc, char **argv)

@@ -1,5 +1,6 @@
 #include "registry.h"
 #include "server.h"
+#include "actions.h"
 #include "clock.h"
 #include "db.h"
 #include "fleet.h"
@@ -49,6 +50,7 @@ struct registry {
     pthread_mutex_t pending_lock;
     struct pending *pending;
     size_t n_pending;
+    struct actions *actions;  /* requests to workloads, per host (actions.c) */
     int host_ttl_ms;
     uint64_t max_blob_size;
     _Atomic uint64_t requests, bad_requests, blobs_received, blob_bytes_received,
@@ -150,6 +152,7 @@ struct scratch {
     int n;
     Ferry__SignatureList *sigs;
     struct db_version *versions;
+    struct actions_batch batch; /* actions handed out with a poll answer */
 };
 
 static void *keep(struct scratch *s, void *p)
@@ -165,6 +168,7 @@ static void scratch_free(struct scratch *s)
         free(s->ptrs[i]);
     signatures_free(s->sigs);
     free(s->versions);
+    actions_batch_free(&s->batch);
 }
 
 static int handle_offer(struct registry *r, const Ferry__Wire__Offer *o,
@@ -549,6 +553,8 @@ static int desired_response(struct registry *r, const char *host, struct desired
     ds->n_records = d->n;
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
     resp->desired = ds;
+    /* Every poll answer carries the actions queued for the host. */
+    actions_attach(r->actions, host, resp, &s->batch);
     return 0;
 }
 
@@ -732,6 +738,15 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     return 0;
 }
 
+/* An action was queued: parked polls are looked at again; the host's
+ * answer then carries the action (poll_answer), so it goes out at once. */
+static void wake_for_actions(void *arg)
+{
+    struct registry *r = arg;
+    if (r->server)
+        server_wake(r->server);
+}
+
 /* Returned by dispatch when a poll should wait instead of being answered. */
 #define PARK 1
 
@@ -742,6 +757,7 @@ struct request_scratch {
     struct desired desired;
     struct hosts_accept_reply accept;
     struct queries_reply queries;
+    struct actions_scratch action;
 };
 
 static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
@@ -772,10 +788,17 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         int rc = hosts_poll_auth(&r->db, p);
         if (rc == 0)
             rc = desired_response(r, p->host, &rs->desired, resp, s);
-        if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial)
+        if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial &&
+            resp->n_actions == 0)
             return PARK;
         return rc;
     }
+    case FERRY__WIRE__REQUEST__BODY_ACTION_SUBMIT:
+        return actions_submit(r->actions, &r->db, r->trust, req->action_submit, resp, &rs->action);
+    case FERRY__WIRE__REQUEST__BODY_ACTION_AWAIT:
+        return actions_await(r->actions, req->action_await, resp, &rs->action);
+    case FERRY__WIRE__REQUEST__BODY_ACTION_REPLY:
+        return actions_reply(r->actions, &r->db, req->action_reply);
     case FERRY__WIRE__REQUEST__BODY_PING:
         return 0;
     case FERRY__WIRE__REQUEST__BODY_OFFER: {
@@ -845,6 +868,7 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     events_scratch_free(&rs.events);
     queries_reply_free(&rs.queries);
     desired_free(&rs.desired);
+    actions_scratch_free(&rs.action);
     if (req)
         ferry__wire__request__free_unpacked(req, NULL);
     return out;
@@ -865,7 +889,9 @@ static int poll_answer(void *arg, const char *host, uint64_t *serial, nng_msg **
         resp.code = wire_code_of(rc);
         resp.error = (char *)err_message(rc);
     }
-    *serial = d.serial;
+    /* Actions must go out now: a serial no desired state has (it is never
+     * 0) makes the waiting poll differ, so the notifier sends this answer. */
+    *serial = resp.n_actions > 0 ? 0 : d.serial;
     *out = NULL;
     if (wire_pack_response(&resp, out) < 0)
         *out = NULL;
@@ -883,16 +909,22 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     r->host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS;
     r->max_blob_size = cfg->max_blob_size ? cfg->max_blob_size : REGISTRY_DEFAULT_MAX_BLOB_SIZE;
     pthread_mutex_init(&r->pending_lock, NULL);
+    if (actions_new(wake_for_actions, r, &r->actions) < 0) {
+        free(r);
+        return -ENOMEM;
+    }
     char path[4096];
     int rc = 0;
 
     if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
+        actions_free(r->actions);
         free(r);
         return rc;
     }
     snprintf(path, sizeof path, "%s/registry.db", cfg->data_dir);
     if ((rc = db_open(&r->db, path)) < 0) {
         store_close(&r->store);
+        actions_free(r->actions);
         free(r);
         return rc;
     }
@@ -910,6 +942,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         db_close(&r->db);
         store_close(&r->store);
         pthread_mutex_destroy(&r->pending_lock);
+        actions_free(r->actions);
         free(r);
         return rc;
     }
@@ -941,5 +974,6 @@ void registry_stop(struct registry *r)
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
+    actions_free(r->actions);
     free(r);
 }
