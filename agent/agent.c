@@ -141,6 +141,24 @@ static void restore(struct agent *a)
 
 /* ---- start and stop ---- */
 
+/* For actions (agent/actions.c): the directory of name's run that is
+ * running, else of the newest one. Loop thread. */
+static int action_lookup(void *arg, const char *name, char *dir, size_t cap, char *version,
+                         size_t vcap)
+{
+    const struct run *pick = NULL;
+    for (const struct run *r = ((struct agent *)arg)->runs; r; r = r->next)
+        if (strcmp(r->name, name) == 0 &&
+            (!pick || r->lc.state == RUN_RUNNING ||
+             (pick->lc.state != RUN_RUNNING && r->issued_ms > pick->issued_ms)))
+            pick = r;
+    if (!pick)
+        return FERRY_E_NOTFOUND;
+    snprintf(dir, cap, "%s", pick->dir);
+    snprintf(version, vcap, "%s", pick->version);
+    return 0;
+}
+
 static void walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -231,6 +249,8 @@ int agent_run(const struct agent_config *cfg)
         .poll_wait_ms = cfg->poll_wait_ms,
         .heartbeat_ms = cfg->heartbeat_ms,
         .join_token = cfg->join_token, .join_token_len = cfg->join_token_len,
+        .plugins = &a->plugins,
+        .trust = cfg->trust, .action_lookup = action_lookup, .action_lookup_arg = a,
     };
     link_start(&a->loop, &lc, on_desired, a, &a->link);
     alog(FERRY_LOG_INFO, "host %s (key %s), registry %s, state %s", cfg->name, a->host_key.pub.id,

@@ -53,6 +53,7 @@ static void fill_report(const struct run *r, Ferry__Wire__WorkloadReport *w)
     w->since_ms = r->lc.since_ms;
     w->pid = r->frun.pid;
     w->port = r->frun.port;
+    w->address = (char *)(r->a->cfg->advertise ? r->a->cfg->advertise : "127.0.0.1");
     w->mode = (char *)(r->lc.job.job ? "job" : "");
     w->rss_bytes = r->frun.pid > 0 && (r->proc_active || r->poll_active) ? proc_rss(r->frun.pid)
                                                                          : 0;

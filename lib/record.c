@@ -51,6 +51,9 @@ int record_decode(const uint8_t *buf, size_t len, Ferry__DeployRecord **out)
         rc = err_set(FERRY_E_INVALID, "deploy record: invalid name");
     else if (!r->undeploy && (!spec_version_ok(r->version) || r->manifest_digest.len != DIGEST_LEN))
         rc = err_set(FERRY_E_INVALID, "deploy record for %s: invalid version or digest", r->name);
+    else if (r->undeploy && r->rollback)
+        rc = err_set(FERRY_E_INVALID, "deploy record for %s: an undeploy cannot be a rollback",
+                     r->name);
     else if (labels_parse(r->selector, &sel) < 0)
         rc = err_set(FERRY_E_INVALID, "deploy record for %s: invalid selector", r->name);
     if (rc == 0) {

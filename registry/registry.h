@@ -19,6 +19,9 @@ struct registry_config {
     int host_ttl_ms;             /* a host unheard of this long is offline */
     const char *tls_cert_key;    /* PEM with certificate and key, for tls+tcp:// */
     uint64_t max_blob_size;      /* largest blob a publish may claim; 0: 64 GiB */
+    int max_conns;               /* connections in total; 0: default (server.h) */
+    int max_conns_per_peer;      /* connections from one address; 0: default */
+    int idle_timeout_ms;         /* a connection silent this long is closed; 0: default */
 };
 
 struct registry_stats {
