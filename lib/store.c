@@ -137,6 +137,8 @@ static int publish_file(struct store *s, const char *tmp, const struct digest *d
 static int write_chunk(struct store *s, int fd, const char *path, const void *data, size_t len,
                        uint64_t offset)
 {
+    if (len == 0)
+        return 0; /* an empty chunk may come with no buffer at all */
     if (s->bounce && len <= STORE_BOUNCE_BYTES && len % STORE_DIRECT_ALIGN == 0 &&
         offset % STORE_DIRECT_ALIGN == 0) {
         int dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);

@@ -167,6 +167,15 @@ void fuzz_requests(const struct fuzz_artifact *a, fuzz_emit_fn emit, void *arg)
     emit_request(emit, arg, "offer", &req);
     signatures_free(sigs);
 
+    /* An empty chunk carries no buffer at all (a NULL data pointer); first,
+     * while the blob is still missing, so the store really takes it. */
+    Ferry__Wire__PutChunk empty = FERRY__WIRE__PUT_CHUNK__INIT;
+    empty.digest = a->m->files[0]->digest;
+    ferry__wire__request__init(&req);
+    req.body_case = FERRY__WIRE__REQUEST__BODY_PUT_CHUNK;
+    req.put_chunk = &empty;
+    emit_request(emit, arg, "put_chunk-empty", &req);
+
     /* Blobs in manifest order: the manifest sorts by path, as do we. */
     for (size_t i = 0; i < a->m->n_files && i < FUZZ_SAMPLE_FILES; i++) {
         Ferry__Wire__PutChunk pc = FERRY__WIRE__PUT_CHUNK__INIT;
