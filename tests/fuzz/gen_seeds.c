@@ -58,11 +58,68 @@ static void put_manifest(const char *name, const uint8_t *m, size_t mlen, const 
     free(buf);
 }
 
+/* Regression seeds: protobuf-c accepts an over-long field-0 tag (80 00 00
+ * appended) but cannot read back what it re-encodes from it; ferry now
+ * refuses such signature lists and signed records on receipt. */
+static uint8_t *with_field_zero(const uint8_t *buf, size_t len)
+{
+    uint8_t *b = malloc(len + 3);
+    if (!b)
+        exit(1);
+    if (len)
+        memcpy(b, buf, len);
+    memcpy(b + len, "\x80\x00\x00", 3);
+    return b;
+}
+
+static void put_desired(void *arg, const char *name, const uint8_t *buf, size_t len)
+{
+    (void)arg;
+    put("desired", name, buf, len);
+    if (strcmp(name, "deploy") != 0)
+        return;
+    /* DesiredState{serial, records: [SignedRecord + field 0]}: re-frame the
+     * one record (a 1-byte tag and a 1- or 2-byte length). */
+    size_t i = 0;
+    if (i < len && buf[i] == 0x08)
+        for (i++; i < len && (buf[i++] & 0x80);)
+            ;
+    if (i + 2 >= len || buf[i] != 0x12)
+        return;
+    size_t rl = buf[i + 1] & 0x7f, hdr = 2;
+    if (buf[i + 1] & 0x80) {
+        rl |= (size_t)buf[i + 2] << 7;
+        hdr = 3;
+    }
+    if (i + hdr + rl != len || rl + 3 >= 1u << 14)
+        return;
+    uint8_t *rec = with_field_zero(buf + i + hdr, rl);
+    uint8_t *out = malloc(len + 6);
+    if (!out)
+        exit(1);
+    memcpy(out, buf, i);
+    size_t o = i, nl = rl + 3;
+    out[o++] = 0x12;
+    if (nl < 0x80) {
+        out[o++] = (uint8_t)nl;
+    } else {
+        out[o++] = (uint8_t)(nl | 0x80);
+        out[o++] = (uint8_t)(nl >> 7);
+    }
+    memcpy(out + o, rec, nl);
+    put("desired", "field-zero", out, o + nl);
+    free(out);
+    free(rec);
+}
+
 static void manifests(const struct fuzz_artifact *a, const struct fuzz_artifact *model)
 {
     put_manifest("signed", a->mbytes, a->mlen, a->sbytes, a->slen);
     put_manifest("signed-model", model->mbytes, model->mlen, model->sbytes, model->slen);
     put_manifest("unsigned", a->mbytes, a->mlen, NULL, 0);
+    uint8_t *fz = with_field_zero(a->sbytes, a->slen);
+    put_manifest("field-zero", a->mbytes, a->mlen, fz, a->slen + 3);
+    free(fz);
     /* Two signatures: an untrusted key's first, then the trusted one. */
     Ferry__SignatureList *sigs = NULL;
     if (signatures_decode(a->sbytes, a->slen, &sigs) < 0)
@@ -166,7 +223,7 @@ int main(int argc, char **argv)
     }
     manifests(&app, &model);
     fuzz_requests(&app, put_wire, "wire");
-    fuzz_desired_states(&app, put_wire, "desired");
+    fuzz_desired_states(&app, put_desired, NULL);
     bundles(&app);
 
     fuzz_artifact_free(&app);
