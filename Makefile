@@ -9,6 +9,7 @@ endif
 # "Fuzzing"); make test runs each for FUZZ_SMOKE seconds, make fuzz for
 # FUZZ_TIME seconds, one after the other.
 FUZZ_BUILD ?= build-fuzz
+FUZZ_CC ?= clang   # anything but clang is a configure error
 FUZZ_TIME ?= 300
 FUZZ_SMOKE ?= 20
 FUZZ_TARGETS := $(patsubst tests/fuzz/target_%.c,%,$(wildcard tests/fuzz/target_*.c))
@@ -32,7 +33,7 @@ build: deps
 
 # clang is required: without it the configure step fails, it never skips.
 fuzz-build: deps
-	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON \
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=$(FUZZ_CC) -DFERRY_FUZZ=ON \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo $(FUZZ_CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) -- --no-print-directory
 
