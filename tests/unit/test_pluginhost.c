@@ -19,7 +19,9 @@
 
 #include "alog.h"
 #include "fsutil.h"
+#include "metrics.h"
 #include "pluginhost.h"
+#include "procinfo.h"
 
 #ifndef TEST_PLUGIN_DIR
 #error "TEST_PLUGIN_DIR must name the directory of the test plugins"
@@ -608,6 +610,34 @@ static void test_exec_plugin(void **state)
     struct ferry_metrics m = {.struct_size = sizeof m, .count = 7};
     assert_int_equal(x->p.metrics(x->state, &run, &m), 0);
     assert_int_equal(m.count, 0);
+
+    /* ABI 2 metrics: what the run's session uses, summed over /proc. The
+     * test's own session stands in for a run's. */
+    assert_non_null(x->p.metrics2);
+    struct ferry_run mine = {.struct_size = sizeof mine, .pid = (int)getsid(0)};
+    Ferry__Wire__WorkloadMetrics *wm = NULL;
+    assert_int_equal(metrics_collect_run(x, &mine, "web", "2.1.0", 1, &wm), 0);
+    assert_int_equal(wm->dropped, 0);
+    double rss = -1, cpu = -1, procs = -1;
+    for (size_t i = 0; i < wm->n_metrics; i++) {
+        const Ferry__Wire__Metric *mm = wm->metrics[i];
+        if (strcmp(mm->name, "process_resident_memory_bytes") == 0 && mm->type == FERRY__WIRE__METRIC_TYPE__METRIC_GAUGE)
+            rss = mm->value;
+        if (strcmp(mm->name, "process_cpu_seconds_total") == 0 && mm->type == FERRY__WIRE__METRIC_TYPE__METRIC_COUNTER)
+            cpu = mm->value;
+        if (strcmp(mm->name, "process_count") == 0)
+            procs = mm->value;
+    }
+    /* At least this process, whose own resident size we know. */
+    assert_true(procs >= 1);
+    assert_true(rss >= (double)proc_rss(getpid()));
+    assert_true(cpu >= 0);
+    ferry__wire__workload_metrics__free_unpacked(wm, NULL);
+    /* No process: no samples, no error. */
+    struct ferry_run none = {.struct_size = sizeof none, .pid = 0};
+    assert_int_equal(metrics_collect_run(x, &none, "web", "2.1.0", 1, &wm), 0);
+    assert_int_equal(wm->n_metrics, 0);
+    ferry__wire__workload_metrics__free_unpacked(wm, NULL);
 
     run.plugin_data = malloc(16); /* stop frees whatever the plugin kept there */
     assert_int_equal(x->p.stop(x->state, &run, 5000), 0);
