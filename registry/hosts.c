@@ -1,4 +1,5 @@
 #include "hosts.h"
+#include "rmetrics.h"
 #include "clock.h"
 #include "error.h"
 #include "jointoken.h"
@@ -348,17 +349,24 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
     uint8_t *snap = NULL;
     size_t snap_len = 0;
     if (rc == 0) {
-        /* The stored snapshot is the picture alone; changes go to events. */
+        /* The stored snapshot is the picture alone; changes go to events,
+         * metrics to their own table. */
         Ferry__Wire__WorkloadReport **ev = body->events;
         size_t n_ev = body->n_events;
+        Ferry__Wire__WorkloadMetrics **mv = body->metrics;
+        size_t n_mv = body->n_metrics;
         body->events = NULL;
         body->n_events = 0;
+        body->metrics = NULL;
+        body->n_metrics = 0;
         snap_len = ferry__wire__report_body__get_packed_size(body);
         snap = malloc(snap_len ? snap_len : 1);
         if (snap)
             ferry__wire__report_body__pack(body, snap);
         body->events = ev;
         body->n_events = n_ev;
+        body->metrics = mv;
+        body->n_metrics = n_mv;
         rc = snap ? 0 : -ENOMEM;
     }
     if (rc == 0) {
@@ -370,6 +378,8 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
     }
     if (rc == 0 && body->n_events > 0)
         rc = store_events(db, body);
+    if (rc == 0)
+        rc = rmetrics_store_report(db, host, body, now);
     if (rc == 0 && body->events_dropped)
         logf_("host %s dropped %u state changes while the registry was away", host,
               body->events_dropped);
