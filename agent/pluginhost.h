@@ -48,7 +48,8 @@ const struct plugin_slot *pluginhost_find(const struct plugin_set *set, const ch
  * op (ABI 1, or NULL) exited and adopt return 0 and do nothing, action
  * returns -ENOTSUP.
  *
- * exited: the main process ended with status (exit code, or 128+signal);
+ * exited: the main process ended with status (exit code, 128+signal, or
+ * -1 when unknown);
  * call before any restart. May block briefly: call it off the loop.
  * adopt: after an agent restart, for a live process; run->plugin_state
  * holds what the host persisted. A negative return: restart the run.

@@ -217,7 +217,8 @@ struct ferry_plugin {
     /* ---- ABI 2 (a plugin declaring abi 2 must have all of these fields;
      * each may be NULL, meaning "nothing to do" or "not supported") ---- */
     /* The run's main process ended with status (its exit code, or
-     * 128+signal). Called before any restart and before stop() is done
+     * 128+signal; -1 when the host cannot know, for a process it adopted
+     * after an agent restart and so did not start itself). Called before any restart and before stop() is done
      * with it, so a plugin can clean up (`runc delete`). May block for a
      * short time: called off the loop, never concurrently for one run. */
     int (*exited)(void *state, struct ferry_run *run, int status);

@@ -674,8 +674,8 @@ static void test_abi_versions(void **state)
     assert_int_equal(set.n, 2);
     assert_logged(FERRY_LOG_ERROR, "plugin " ABI_PLUGIN_DIR "/abi2short.so refused: abi 2 but struct_size");
     assert_int_equal(count_lines(FERRY_LOG_ERROR, ""), 1);
-    assert_logged(FERRY_LOG_INFO, "plugin abi1 loaded from " ABI_PLUGIN_DIR "/abi1.so (runtimes: abi1), abi 1");
-    assert_logged(FERRY_LOG_INFO, "plugin abi2 loaded from " ABI_PLUGIN_DIR "/abi2.so (runtimes: abi2), abi 2");
+    assert_logged(FERRY_LOG_INFO, "plugin abi1 loaded from " ABI_PLUGIN_DIR "/abi1.so (runtimes: abi1 notebook), abi 1");
+    assert_logged(FERRY_LOG_INFO, "plugin abi2 loaded from " ABI_PLUGIN_DIR "/abi2.so (runtimes: abi2 oci), abi 2");
     assert_null(pluginhost_find(&set, "abi2short"));
 
     const struct plugin_slot *v1 = pluginhost_find(&set, "abi1");
