@@ -96,7 +96,7 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
     if (rc == 0 && (skipped || refused_total || body->metrics_dropped))
         logf_("metrics from %s: %zu runs skipped, %u samples refused, %u runs left out by the agent", host,
               skipped, refused_total, body->metrics_dropped);
-    for (size_t i = 0; i < n && i < k + 1; i++)
+    for (size_t i = 0; i < n; i++)
         free(rows[i].body);
     free(rows);
     return rc;

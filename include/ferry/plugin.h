@@ -218,9 +218,10 @@ struct ferry_plugin {
      * each may be NULL, meaning "nothing to do" or "not supported") ---- */
     /* The run's main process ended with status (its exit code, or
      * 128+signal; -1 when the host cannot know, for a process it adopted
-     * after an agent restart and so did not start itself). Called before any restart and before stop() is done
-     * with it, so a plugin can clean up (`runc delete`). May block for a
-     * short time: called off the loop, never concurrently for one run. */
+     * after an agent restart and so did not start itself). Called once per
+     * exit, before any restart, so a plugin can clean up (`runc delete`).
+     * The run is not restarted until it returns: keep it short. It may be
+     * called on the agent's loop or off it. */
     int (*exited)(void *state, struct ferry_run *run, int status);
     /* After an agent restart, for a run whose process still lives: run has
      * pid, port and the plugin_state the plugin last left; plugin_data is
@@ -230,12 +231,15 @@ struct ferry_plugin {
     /* A request addressed to one running workload: verb ("logs", ...) and
      * its arguments as a JSON object. Answer through reply->set. Returns 0,
      * -ENOTSUP for a verb it does not know, or another negative code (the
-     * reply, if set, may explain). May block; called off the loop, never
-     * concurrently for one run. */
+     * reply, if set, may explain). May block: called off the loop. */
     int (*action)(void *state, struct ferry_run *run, const char *verb, const char *request_json,
                   struct ferry_reply *reply);
     /* The run's metrics, typed and labelled, each through sink->add. May
-     * block briefly (called off the loop every --metrics-interval). */
+     * block briefly (called off the loop every --metrics-interval).
+     *
+     * health(), metrics2() and action() run on the host's thread pool and
+     * may overlap one another for the same run: a plugin guards what they
+     * share in plugin_data. */
     int (*metrics2)(void *state, struct ferry_run *run, struct ferry_metric_sink *sink);
 };
 
