@@ -110,15 +110,23 @@ int metrics_collect_run(const struct plugin_slot *p, struct ferry_run *run, cons
 
 /* ---- the periodic collection ---- */
 
+/* Sized for the runs it measures: a pass for a handful of runs should not
+ * cost the agent a 256-run allocation every interval. */
+struct pass_run {
+    struct metrics_run r;
+    Ferry__Wire__WorkloadMetrics *got;
+    int rc;
+};
+
 struct pass {
     uv_work_t work;
     struct metrics *m;
-    struct metrics_run runs[RUNS_MAX];
-    Ferry__Wire__WorkloadMetrics *got[RUNS_MAX];
-    int rc[RUNS_MAX];
-    size_t n;
+    size_t n, cap;
     uint64_t now_ms;
+    struct pass_run runs[];
 };
+
+#define PASS_FIRST_CAP 16
 
 struct metrics {
     uv_loop_t *loop;
@@ -156,23 +164,28 @@ static void pass_work(uv_work_t *w)
 {
     struct pass *p = w->data;
     for (size_t i = 0; i < p->n; i++) {
-        struct metrics_run *r = &p->runs[i];
+        struct pass_run *pr = &p->runs[i];
         err_clear();
-        p->rc[i] = metrics_collect_run(r->plugin, r->run, r->name, r->version, p->now_ms, &p->got[i]);
+        pr->rc = metrics_collect_run(pr->r.plugin, pr->r.run, pr->r.name, pr->r.version, p->now_ms, &pr->got);
     }
+}
+
+static void release_all(struct metrics *m, struct pass *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        m->hooks.release(m->arg, &p->runs[i].r);
 }
 
 static void pass_after(uv_work_t *w, int status)
 {
     struct pass *p = w->data;
     struct metrics *m = p->m;
-    for (size_t i = 0; i < p->n; i++)
-        m->hooks.release(m->arg, &p->runs[i]);
+    release_all(m, p);
     m->busy = NULL;
     if (m->stopping || status < 0) {
         for (size_t i = 0; i < p->n; i++)
-            if (p->got[i])
-                ferry__wire__workload_metrics__free_unpacked(p->got[i], NULL);
+            if (p->runs[i].got)
+                ferry__wire__workload_metrics__free_unpacked(p->runs[i].got, NULL);
         free(p);
         maybe_free(m);
         return;
@@ -180,41 +193,65 @@ static void pass_after(uv_work_t *w, int status)
     free_held(m);
     m->held = calloc(p->n ? p->n : 1, sizeof *m->held);
     for (size_t i = 0; i < p->n; i++) {
-        if (p->rc[i] < 0) {
+        struct pass_run *pr = &p->runs[i];
+        if (pr->rc < 0) {
             char line[256];
-            snprintf(line, sizeof line, "%s@%s: metrics from plugin %s: %s", p->runs[i].name, p->runs[i].version,
-                     p->runs[i].plugin->name, ferry_strerror(p->rc[i]));
+            snprintf(line, sizeof line, "%s@%s: metrics from plugin %s: %s", pr->r.name, pr->r.version,
+                     pr->r.plugin->name, ferry_strerror(pr->rc));
             if (strcmp(line, m->last_error) != 0)
                 alog(FERRY_LOG_WARN, "%s", line);
             snprintf(m->last_error, sizeof m->last_error, "%s", line);
         }
-        if (m->held && p->got[i])
-            m->held[m->n_held++] = p->got[i];
-        else if (p->got[i])
-            ferry__wire__workload_metrics__free_unpacked(p->got[i], NULL);
+        if (m->held && pr->got)
+            m->held[m->n_held++] = pr->got;
+        else if (pr->got)
+            ferry__wire__workload_metrics__free_unpacked(pr->got, NULL);
     }
     free(p);
     if (m->hooks.updated)
         m->hooks.updated(m->arg);
 }
 
+static struct pass *pass_new(struct metrics *m, size_t cap)
+{
+    struct pass *p = calloc(1, sizeof *p + cap * sizeof p->runs[0]);
+    if (!p)
+        return NULL;
+    p->m = m;
+    p->cap = cap;
+    p->now_ms = clock_unix_ms();
+    /* The hook fills metrics_run entries: list them into a scratch array
+     * of that type, then spread them out. */
+    struct metrics_run *tmp = calloc(cap, sizeof *tmp);
+    if (!tmp) {
+        free(p);
+        return NULL;
+    }
+    p->n = m->hooks.list(m->arg, tmp, cap);
+    if (p->n > cap)
+        p->n = cap;
+    for (size_t i = 0; i < p->n; i++)
+        p->runs[i].r = tmp[i];
+    free(tmp);
+    return p;
+}
+
 static void collect(struct metrics *m)
 {
     if (m->busy || m->stopping)
         return;
-    struct pass *p = calloc(1, sizeof *p);
+    struct pass *p = pass_new(m, PASS_FIRST_CAP);
+    if (p && p->n == p->cap) { /* maybe more: ask again with room for all */
+        release_all(m, p);
+        free(p);
+        p = pass_new(m, RUNS_MAX);
+    }
     if (!p)
         return;
-    p->m = m;
-    p->now_ms = clock_unix_ms();
-    p->n = m->hooks.list(m->arg, p->runs, RUNS_MAX);
-    if (p->n > RUNS_MAX)
-        p->n = RUNS_MAX;
     p->work.data = p;
     m->busy = p;
     if (uv_queue_work(m->loop, &p->work, pass_work, pass_after) != 0) {
-        for (size_t i = 0; i < p->n; i++)
-            m->hooks.release(m->arg, &p->runs[i]);
+        release_all(m, p);
         m->busy = NULL;
         free(p);
     }

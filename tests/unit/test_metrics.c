@@ -301,6 +301,7 @@ static void test_wire_check(void **state)
 struct hooks_state {
     struct plugin_slot slot;
     struct ferry_run run;
+    size_t n_runs; /* how many runs the agent has; 0: one */
     int listed, released, updated;
     uv_loop_t *loop;
     struct metrics *m;
@@ -309,14 +310,18 @@ struct hooks_state {
 static size_t h_list(void *arg, struct metrics_run *out, size_t cap)
 {
     struct hooks_state *h = arg;
-    assert_true(cap >= 1);
-    snprintf(out[0].name, sizeof out[0].name, "web");
-    snprintf(out[0].version, sizeof out[0].version, "2.0.0");
-    out[0].plugin = &h->slot;
-    out[0].run = &h->run;
-    out[0].token = h;
-    h->listed++;
-    return 1;
+    size_t want = h->n_runs ? h->n_runs : 1, n = want < cap ? want : cap;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out[i].name, sizeof out[i].name, "web%s%zu", i ? "-" : "", i);
+        if (i == 0)
+            snprintf(out[i].name, sizeof out[i].name, "web");
+        snprintf(out[i].version, sizeof out[i].version, "2.0.0");
+        out[i].plugin = &h->slot;
+        out[i].run = &h->run;
+        out[i].token = h;
+        h->listed++;
+    }
+    return n;
 }
 
 static void h_release(void *arg, const struct metrics_run *r)
@@ -335,6 +340,35 @@ static void h_updated(void *arg)
 }
 
 static void on_deadline(uv_timer_t *t) { uv_stop(t->loop); }
+
+/* More runs than a first small pass holds: every one is measured, and
+ * every run lent is handed back. */
+static void test_many_runs(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct hooks_state h;
+    memset(&h, 0, sizeof h);
+    h.loop = &loop;
+    h.n_runs = 40;
+    h.slot.abi = 2;
+    h.slot.p.metrics2 = rules_metrics2;
+    h.run.struct_size = sizeof h.run;
+    struct metrics_hooks hooks = {.list = h_list, .release = h_release, .updated = h_updated};
+    struct metrics *m = NULL;
+    assert_int_equal(metrics_start(&loop, 3600 * 1000, &hooks, &h, &m), 0);
+    h.updated = 1; /* stop the loop at the first update */
+    metrics_kick(m);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(h.updated, 2);
+    assert_int_equal(h.listed, h.released);
+    assert_non_null(metrics_get(m, "web", "2.0.0"));
+    assert_non_null(metrics_get(m, "web-39", "2.0.0"));
+    metrics_stop(m);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
 
 static void test_periodic_pass(void **state)
 {
@@ -397,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_abi1_values),
         cmocka_unit_test(test_wire_check),
         cmocka_unit_test(test_periodic_pass),
+        cmocka_unit_test(test_many_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
