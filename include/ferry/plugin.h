@@ -70,7 +70,9 @@ struct ferry_workload {
 #define FERRY_PLUGIN_STATE_MAX 512
 
 /* One running instance. Owned by the host; the plugin may keep private data
- * in plugin_data and must free it in stop(). */
+ * in plugin_data and must free it in stop(). When the agent exits it leaves
+ * workloads running and does not call stop(): a plugin frees the
+ * plugin_data of runs it still holds in fini(). */
 struct ferry_run {
     uint32_t struct_size;
     int pid;             /* main process; set by host->spawn */

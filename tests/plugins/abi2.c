@@ -20,14 +20,21 @@
 #include <string.h>
 #include <unistd.h>
 
-struct v2_state {
-    const struct ferry_host *host;
-};
-
 struct v2_run {
+    struct v2_run *next;
     char name[72];
     unsigned collections;
 };
+
+/* Runs the agent still holds when it exits are not stop()ped (their
+ * processes keep running): fini frees their plugin_data. Only the loop
+ * thread links and unlinks. */
+struct v2_state {
+    const struct ferry_host *host;
+    struct v2_run *runs;
+};
+
+static struct v2_state *the_state;
 
 static void journal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void journal(const char *fmt, ...)
@@ -60,6 +67,8 @@ static int v2_init(void **state, const struct ferry_host *host)
     if (!s)
         return -ENOMEM;
     s->host = host;
+    s->runs = NULL;
+    the_state = s;
     *state = s;
     return 0;
 }
@@ -72,8 +81,12 @@ static int run_ok(const struct ferry_run *run)
 static struct v2_run *attach(struct ferry_run *run, const char *name)
 {
     struct v2_run *d = run->plugin_data;
-    if (!d && !(d = run->plugin_data = calloc(1, sizeof *d)))
-        return NULL;
+    if (!d) {
+        if (!(d = run->plugin_data = calloc(1, sizeof *d)))
+            return NULL;
+        d->next = the_state->runs;
+        the_state->runs = d;
+    }
     snprintf(d->name, sizeof d->name, "%s", name);
     snprintf(run->plugin_state, sizeof run->plugin_state, "name=%s", name);
     return d;
@@ -96,6 +109,11 @@ static int v2_stop(void *state, struct ferry_run *run, int timeout_ms)
     struct v2_state *s = state;
     (void)timeout_ms;
     int rc = s->host->signal(s->host->ctx, run, 15);
+    for (struct v2_run **p = &s->runs; *p; p = &(*p)->next)
+        if (*p == run->plugin_data) {
+            *p = (*p)->next;
+            break;
+        }
     free(run->plugin_data);
     run->plugin_data = NULL;
     return rc == -ESRCH ? 0 : rc;
@@ -111,7 +129,16 @@ static int v2_health(void *state, const struct ferry_workload *w, struct ferry_r
     return 0;
 }
 
-static void v2_fini(void *state) { free(state); }
+static void v2_fini(void *state)
+{
+    struct v2_state *s = state;
+    while (s->runs) {
+        struct v2_run *d = s->runs;
+        s->runs = d->next;
+        free(d);
+    }
+    free(s);
+}
 
 static int v2_exited(void *state, struct ferry_run *run, int status)
 {
