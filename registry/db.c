@@ -44,7 +44,7 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS metrics("
     "  host TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,"
     "  received_ms INTEGER NOT NULL, refused INTEGER NOT NULL, body BLOB NOT NULL,"
-    "  PRIMARY KEY(host, name, version));";
+    "  collected_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(host, name, version));";
 
 /* Columns added to hosts for enrollment. A database from before them is
  * migrated in place; its hosts keep the key pinned at their first hello and
@@ -933,8 +933,8 @@ int db_metrics_replace(struct db *db, const char *host, const struct db_metrics_
     sqlite3_finalize(st);
     st = NULL;
     if (sqlite3_prepare_v2(db->h,
-                           "INSERT OR REPLACE INTO metrics(host, name, version, received_ms, refused, body)"
-                           " VALUES(?,?,?,?,?,?)",
+                           "INSERT OR REPLACE INTO metrics(host, name, version, received_ms, refused, body,"
+                           " collected_ms) VALUES(?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "metrics");
         goto done;
@@ -948,6 +948,7 @@ int db_metrics_replace(struct db *db, const char *host, const struct db_metrics_
         sqlite3_bind_int64(st, 5, rows[i].refused);
         sqlite3_bind_blob(st, 6, rows[i].body ? (const void *)rows[i].body : (const void *)"", (int)rows[i].len,
                           SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, rows[i].collected_ms);
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = db_fail(db, "metrics");
             goto done;
@@ -958,6 +959,33 @@ done:
 out:
     pthread_mutex_unlock(&db->lock);
     return rc;
+}
+
+int db_metrics_same(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    size_t stored = 0, matched = 0;
+    int ok = sqlite3_prepare_v2(db->h, "SELECT name, version, collected_ms FROM metrics WHERE host=?", -1, &st,
+                                NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            stored++;
+            const char *name = (const char *)sqlite3_column_text(st, 0);
+            const char *version = (const char *)sqlite3_column_text(st, 1);
+            int64_t at = sqlite3_column_int64(st, 2);
+            for (size_t i = 0; name && version && i < n; i++)
+                if (rows[i].collected_ms == at && strcmp(rows[i].name, name) == 0 &&
+                    strcmp(rows[i].version, version) == 0) {
+                    matched++;
+                    break;
+                }
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return ok && stored == n && matched == n;
 }
 
 static int metrics_row(sqlite3_stmt *st, void *elem)

@@ -79,6 +79,7 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
         snprintf(r->name, sizeof r->name, "%s", w->name);
         snprintf(r->version, sizeof r->version, "%s", w->version);
         r->received_ms = now_ms;
+        r->collected_ms = (int64_t)w->collected_ms;
         int erc = clean_encode(w, &r->refused, &r->body, &r->len);
         if (erc == FERRY_E_LIMIT) {
             skipped++;
@@ -91,9 +92,10 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
             k++;
         }
     }
-    if (rc == 0)
+    int same = rc == 0 && db_metrics_same(db, host, rows, k);
+    if (rc == 0 && !same)
         rc = db_metrics_replace(db, host, rows, k);
-    if (rc == 0 && (skipped || refused_total || body->metrics_dropped))
+    if (rc == 0 && !same && (skipped || refused_total || body->metrics_dropped))
         logf_("metrics from %s: %zu runs skipped, %u samples refused, %u runs left out by the agent", host,
               skipped, refused_total, body->metrics_dropped);
     for (size_t i = 0; i < n; i++)

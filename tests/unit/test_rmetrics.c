@@ -111,6 +111,19 @@ static void test_store_and_list(void **state)
     assert_string_equal(e->workload->metrics[1]->name, "m_2");
     rmetrics_scratch_free(&s);
 
+    /* The same values again (a heartbeat between collections): nothing is
+     * written, so they keep the time they were first stored. */
+    assert_int_equal(rmetrics_store_report(&f->db, "h1", &body, 1500), 0);
+    list(f, "web", NULL, &s, &resp, 0);
+    assert_int_equal(resp.metrics->entries[0]->received_ms, 1000);
+    rmetrics_scratch_free(&s);
+    ws[0]->collected_ms = 1400; /* a new collection */
+    assert_int_equal(rmetrics_store_report(&f->db, "h1", &body, 1600), 0);
+    list(f, "web", NULL, &s, &resp, 0);
+    assert_int_equal(resp.metrics->entries[0]->received_ms, 1600);
+    assert_int_equal(resp.metrics->entries[0]->workload->collected_ms, 1400);
+    rmetrics_scratch_free(&s);
+
     list(f, "api", NULL, &s, &resp, 0);
     assert_int_equal(resp.metrics->n_entries, 1);
     assert_int_equal(resp.metrics->entries[0]->workload->n_metrics, FERRY_METRIC_SAMPLES_MAX);
