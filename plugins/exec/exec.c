@@ -326,8 +326,10 @@ struct usage {
     unsigned procs;
 };
 
-/* Fields 5 (pgrp), 6 (session), 14-15 (utime, stime) and 24 (rss) of
- * /proc/PID/stat; the command name (field 2) may hold spaces and ')'. */
+/* Fields 5 (pgrp), 6 (session), 14-17 (utime, stime, and cutime, cstime:
+ * children it waited for, so CPU time does not vanish when a child exits)
+ * and 24 (rss) of /proc/PID/stat; the command name (field 2) may hold
+ * spaces and ')'. */
 static int read_stat(const char *pid, long *pgrp, long *sid, uint64_t *ticks, uint64_t *rss)
 {
     char path[300], buf[1024];
@@ -344,16 +346,16 @@ static int read_stat(const char *pid, long *pgrp, long *sid, uint64_t *ticks, ui
     char state;
     long ppid;
     unsigned long long skip, utime, stime, rsspages;
-    long long lskip;
+    long long cutime, cstime, lskip;
     /* 3 state, 4 ppid, 5 pgrp, 6 session, 7-13, 14 utime, 15 stime,
-     * 16-23, 24 rss */
+     * 16 cutime, 17 cstime, 18-21, 22 starttime, 23 vsize, 24 rss */
     if (sscanf(p + 1, " %c %ld %ld %ld %llu %llu %llu %llu %llu %llu %llu %llu %llu %lld %lld %lld %lld %lld %lld %llu %llu %llu",
-               &state, &ppid, pgrp, sid, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &utime, &stime, &lskip,
-               &lskip, &lskip, &lskip, &lskip, &lskip, &skip, &skip, &rsspages) != 22)
+               &state, &ppid, pgrp, sid, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &utime, &stime, &cutime,
+               &cstime, &lskip, &lskip, &lskip, &lskip, &skip, &skip, &rsspages) != 22)
         return -1;
     if (state == 'Z')
         rsspages = 0; /* a zombie holds no memory; its CPU time still counts */
-    *ticks = utime + stime;
+    *ticks = utime + stime + (uint64_t)(cutime > 0 ? cutime : 0) + (uint64_t)(cstime > 0 ? cstime : 0);
     *rss = rsspages;
     return 0;
 }
