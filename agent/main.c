@@ -168,7 +168,7 @@ int main(int argc, char **argv)
             uint64_t ms = 0;
             if (num_parse_duration_ms("--metrics-interval", val, 1000, METRICS_MIN_INTERVAL_MS,
                                       METRICS_MAX_INTERVAL_MS, &ms) < 0) {
-                fprintf(stderr, "ferry-agent: %s (a duration from 1s to 1h, e.g. 10s, 5m)\n", err_detail());
+                fprintf(stderr, "ferry-agent: %s\n", err_detail());
                 return 2;
             }
             cfg.metrics_interval_ms = (uint32_t)ms;
