@@ -61,6 +61,28 @@ expect_fail "^ferry-agent: --metrics-interval '100ms': must be from 1000ms to 36
   "$FERRY_AGENT_BIN" --registry "$REG_URL" --state "$T/x" --metrics-interval 100ms
 pass "bad input: one line each, non-zero exit"
 
+# A host (here: a forged report signed with h1's own key, the agent
+# stopped) that sends too many samples, malformed ones and run entries with
+# a bad or repeated name: the report is taken, the bad parts are refused
+# and counted, and the host's set replaces what it sent before.
+stop_and_wait "$AGENT_PID" 30 "agent h1" || fail "agent h1 did not stop cleanly"
+"$FERRY_FORGE" "$REG_URL" report h1 "$T/h1/host.key" --metrics 70 --hostile-metrics \
+  || fail "a report with hostile metrics was refused"
+"$FERRY" metrics forged-0 --json | python3 -c "
+import json, sys
+doc = json.load(sys.stdin)['metrics']
+assert len(doc) == 1, doc
+e = doc[0]
+assert e['host'] == 'h1' and e['version'] == '1.0', e
+names = [m['name'] for m in e['metrics']]
+assert names == ['m_%d' % i for i in range(64)], names
+assert e['refused'] == 11, e['refused']" || fail "hostile metrics were not bounded: $("$FERRY" metrics forged-0 --json)"
+grep -q 'metrics from h1: 2 runs skipped, 11 samples refused' "$T/reg.log" || fail "no log line for the refused metrics"
+"$FERRY" metrics forged-0 | grep -q '(collected .*; 0 samples dropped by the agent, 11 refused by the registry)' \
+  || fail "the text output does not say samples were refused"
+expect_fail '^ferry: no host reported metrics for web$' "$FERRY" metrics web
+pass "hostile metrics: 64 kept, 11 refused and counted, bad run entries skipped; the host's new set replaced its old"
+
 kill -0 "$REG_PID" || fail "the registry stopped"
-"$FERRY" metrics web >/dev/null || fail "the registry stopped answering"
+"$FERRY" metrics forged-0 >/dev/null || fail "the registry stopped answering"
 pass "the registry keeps serving"
