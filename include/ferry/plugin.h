@@ -141,7 +141,8 @@ struct ferry_sample {
 struct ferry_metric_sink {
     uint32_t struct_size;
     void *ctx;
-    /* Copy one sample. 0, FERRY_E_LIMIT when the run's bound is reached or
+    /* Copy one sample (its struct_size at least sizeof(struct ferry_sample)
+     * of ABI 2). 0, FERRY_E_LIMIT (codes from <ferry/ferry.h>) when the run's bound is reached or
      * the sample exceeds a bound, FERRY_E_INVALID when it is malformed (a
      * bad name, buckets not increasing); a refused sample is counted as
      * dropped and the plugin may go on adding others. */
@@ -168,7 +169,7 @@ struct ferry_reply {
 struct ferry_host {
     uint32_t magic;       /* FERRY_HOST_MAGIC */
     uint32_t struct_size;
-    uint32_t abi;         /* FERRY_PLUGIN_ABI */
+    uint32_t abi;         /* the ABI the plugin declared (1 or 2), not the host's newest */
     void *ctx;            /* pass back as the first argument */
 
     void (*log)(void *ctx, int level, const char *fmt, ...)
