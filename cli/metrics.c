@@ -13,13 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE 2
-
-static int usage(const char *msg)
-{
-    fprintf(stderr, "ferry metrics: %s (see 'ferry help')\n", msg);
-    return EXIT_USAGE;
-}
+static int usage(const char *msg) { return cli_usage("metrics", msg); }
 
 /* Whole numbers (bytes, counts) in full, the rest with six digits. */
 static void number(double v, char *out, size_t cap)
@@ -164,10 +158,8 @@ int cli_metrics(int argc, char **argv)
         client_response_free(r);
         rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply (is it older than this ferry?)");
     }
-    if (rc < 0) {
-        fprintf(stderr, "ferry: %s\n", err_message(rc));
-        return 1;
-    }
+    if (rc < 0)
+        return cli_fail(rc);
     const Ferry__Wire__MetricsList *l = r->metrics;
     if (json) {
         json_t *doc = to_json(l);
