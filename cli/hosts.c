@@ -27,18 +27,6 @@ struct hosts_opts {
     struct label_set labels;
 };
 
-static int fail(int rc)
-{
-    fprintf(stderr, "ferry: %s\n", err_message(rc));
-    return 1;
-}
-
-static int usage(const char *verb, const char *msg)
-{
-    fprintf(stderr, "ferry %s: %s (see 'ferry help')\n", verb, msg);
-    return EXIT_USAGE;
-}
-
 enum { H_REGISTRY = 256, H_JSON, H_KEY, H_LABEL, H_TTL, H_OUT, H_REPLACE, H_KEY_ID };
 
 /* allowed: the option ids verb takes, 0-terminated. */
@@ -71,7 +59,7 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
         if (c == '?' || c == ':' || !ok) {
             char msg[200];
             snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-            return usage(verb, msg);
+            return cli_usage(verb, msg);
         }
         switch (c) {
         case H_REGISTRY: o->registry = optarg; break;
@@ -84,9 +72,9 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
             struct label_set before = o->labels;
             int rc = labels_add(&o->labels, optarg);
             if (rc < 0)
-                return usage(verb, err_message(rc));
+                return cli_usage(verb, err_message(rc));
             if (o->labels.n == before.n)
-                return usage(verb, "a label key is given twice");
+                return cli_usage(verb, "a label key is given twice");
             break;
         }
         case H_TTL:
@@ -96,7 +84,7 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
                 snprintf(msg, sizeof msg,
                          "--ttl '%s': expected a duration from 1s to 30d (e.g. 90s, 30m, 12h, 7d)",
                          optarg);
-                return usage(verb, msg);
+                return cli_usage(verb, msg);
             }
             break;
         }
@@ -151,7 +139,7 @@ static int hosts_list(int argc, char **argv)
     if (rc)
         return rc;
     if (optind != argc)
-        return usage("hosts", "expected no arguments, 'accept NAME', 'rm NAME' or 'token'");
+        return cli_usage("hosts", "expected no arguments, 'accept NAME', 'rm NAME' or 'token'");
     Ferry__Wire__Request req;
     Ferry__Wire__ListHosts lh;
     ferry__wire__request__init(&req);
@@ -160,7 +148,7 @@ static int hosts_list(int argc, char **argv)
     req.list_hosts = &lh;
     Ferry__Wire__Response *r = NULL;
     if ((rc = fetch(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY_HOSTS)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     const Ferry__Wire__HostList *hl = r->hosts;
     if (o.json) {
         json_t *arr = json_array();
@@ -214,15 +202,15 @@ static int hosts_accept(int argc, char **argv)
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage("hosts accept", "expected exactly one host NAME");
+        return cli_usage("hosts accept", "expected exactly one host NAME");
     const char *name = argv[optind];
     if (!spec_name_ok(name))
-        return fail(err_set(FERRY_E_INVALID, "hosts accept: '%s' is not a valid host name", name));
+        return cli_fail(err_set(FERRY_E_INVALID, "hosts accept: '%s' is not a valid host name", name));
     if (!o.key)
-        return usage("hosts accept", "no operator key: give --key FILE.key or set FERRY_KEY");
+        return cli_usage("hosts accept", "no operator key: give --key FILE.key or set FERRY_KEY");
     struct key_secret k;
     if ((rc = key_load_secret(o.key, &k)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     Ferry__Wire__AcceptBody body;
     ferry__wire__accept_body__init(&body);
     body.name = (char *)name;
@@ -233,7 +221,7 @@ static int hosts_accept(int argc, char **argv)
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
         key_secret_wipe(&k);
-        return fail(-ENOMEM);
+        return cli_fail(-ENOMEM);
     }
     ferry__wire__accept_body__pack(&body, buf);
     uint8_t sig[crypto_sign_BYTES];
@@ -252,7 +240,7 @@ static int hosts_accept(int argc, char **argv)
     free(buf);
     key_secret_wipe(&k);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     printf("%s %s (key %s)\n", r->accepted->replaced ? "re-keyed" : "accepted", r->accepted->name,
            r->accepted->key_id);
     client_response_free(r);
@@ -294,12 +282,12 @@ static int hosts_token(int argc, char **argv)
     if (rc)
         return rc;
     if (optind != argc)
-        return usage("hosts token", "takes no arguments");
+        return cli_usage("hosts token", "takes no arguments");
     if (!o.key)
-        return usage("hosts token", "no operator key: give --key FILE.key or set FERRY_KEY");
+        return cli_usage("hosts token", "no operator key: give --key FILE.key or set FERRY_KEY");
     struct key_secret k;
     if ((rc = key_load_secret(o.key, &k)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     char *text = NULL;
     uint64_t now = clock_unix_ms();
     rc = jointoken_make(&k, &o.labels, now, o.ttl_ms, &text);
@@ -307,12 +295,12 @@ static int hosts_token(int argc, char **argv)
     snprintf(id, sizeof id, "%s", k.pub.id);
     key_secret_wipe(&k);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     size_t len = strlen(text);
     char *line = malloc(len + 2);
     if (!line) {
         free(text);
-        return fail(-ENOMEM);
+        return cli_fail(-ENOMEM);
     }
     memcpy(line, text, len);
     memcpy(line + len, "\n", 2);
@@ -323,7 +311,7 @@ static int hosts_token(int argc, char **argv)
         fputs(line, stdout);
     free(line);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     char until[32];
     iso_ms(now + o.ttl_ms, until, sizeof until);
     fprintf(stderr, "ferry: join token signed by key %s, valid until %s; anyone holding it can "
@@ -340,15 +328,15 @@ static int hosts_rm(int argc, char **argv)
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage("hosts rm", "expected exactly one host NAME");
+        return cli_usage("hosts rm", "expected exactly one host NAME");
     const char *name = argv[optind];
     if (!spec_name_ok(name))
-        return fail(err_set(FERRY_E_INVALID, "hosts rm: '%s' is not a valid host name", name));
+        return cli_fail(err_set(FERRY_E_INVALID, "hosts rm: '%s' is not a valid host name", name));
     if (!o.key)
-        return usage("hosts rm", "no operator key: give --key FILE.key or set FERRY_KEY");
+        return cli_usage("hosts rm", "no operator key: give --key FILE.key or set FERRY_KEY");
     struct key_secret k;
     if ((rc = key_load_secret(o.key, &k)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     Ferry__Wire__RemoveHostBody body;
     ferry__wire__remove_host_body__init(&body);
     body.name = (char *)name;
@@ -357,7 +345,7 @@ static int hosts_rm(int argc, char **argv)
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
         key_secret_wipe(&k);
-        return fail(-ENOMEM);
+        return cli_fail(-ENOMEM);
     }
     ferry__wire__remove_host_body__pack(&body, buf);
     uint8_t sig[crypto_sign_BYTES];
@@ -376,7 +364,7 @@ static int hosts_rm(int argc, char **argv)
     free(buf);
     key_secret_wipe(&k);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     client_response_free(r);
     printf("removed host %s\n", name);
     return 0;

@@ -50,18 +50,6 @@ struct target {
 static volatile sig_atomic_t stop_requested;
 static void on_stop(int sig) { (void)sig; stop_requested = 1; }
 
-static int fail(int rc)
-{
-    fprintf(stderr, "ferry: %s\n", err_message(rc));
-    return 1;
-}
-
-static int usage(const char *msg)
-{
-    fprintf(stderr, "ferry logs: %s (see 'ferry help')\n", msg);
-    return EXIT_USAGE;
-}
-
 enum { L_REGISTRY = 256, L_KEY, L_HOST, L_TAIL, L_STDERR, L_FOLLOW, L_TIMEOUT };
 
 static int parse(int argc, char **argv, struct logs_opts *o)
@@ -98,7 +86,7 @@ static int parse(int argc, char **argv, struct logs_opts *o)
             if (num_parse_u64("--tail", optarg, 1, ACTION_LOGS_TAIL_MAX, &o->tail) < 0) {
                 snprintf(msg, sizeof msg, "--tail '%.40s': expected a number of lines from 1 to %d",
                          optarg, ACTION_LOGS_TAIL_MAX);
-                return usage(msg);
+                return cli_usage("logs", msg);
             }
             break;
         case L_TIMEOUT:
@@ -107,13 +95,13 @@ static int parse(int argc, char **argv, struct logs_opts *o)
                                       LOGS_MAX_TIMEOUT_S * 1000ull, &v) < 0) {
                 snprintf(msg, sizeof msg, "--timeout '%.40s': expected 1 to %d seconds (e.g. 30, 30s, 2m)",
                          optarg, LOGS_MAX_TIMEOUT_S);
-                return usage(msg);
+                return cli_usage("logs", msg);
             }
             o->timeout_s = (int)(v / 1000);
             break;
         default:
             snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-            return usage(msg);
+            return cli_usage("logs", msg);
         }
     }
     if (!o->registry || !*o->registry)
@@ -373,7 +361,7 @@ static int round_all(struct client *c, const struct key_secret *k, const char *n
         int rc = submit(c, k, name, o, &t[i], from_cursor, n == 1 ? ACTIONS_WAIT_HINT_MS : 0,
                         &resp[i]);
         if (rc < 0) {
-            fail(rc);
+            cli_fail(rc);
             t[i].failed = 1;
             failed++;
             continue;
@@ -387,7 +375,7 @@ static int round_all(struct client *c, const struct key_secret *k, const char *n
         if (rc == 0)
             rc = take_reply(&t[i], resp[i]->action_result->reply, prefix, o->follow);
         if (rc < 0) {
-            fail(rc);
+            cli_fail(rc);
             t[i].failed = 1;
             failed++;
         }
@@ -404,21 +392,21 @@ int cli_logs(int argc, char **argv)
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage("expected exactly one workload NAME");
+        return cli_usage("logs", "expected exactly one workload NAME");
     const char *name = argv[optind];
     if (!spec_name_ok(name))
-        return fail(err_set(FERRY_E_INVALID, "logs: '%s' is not a valid workload name", name));
+        return cli_fail(err_set(FERRY_E_INVALID, "logs: '%s' is not a valid workload name", name));
     if (o.host && !spec_name_ok(o.host))
-        return fail(err_set(FERRY_E_INVALID, "logs: '%s' is not a valid host name", o.host));
+        return cli_fail(err_set(FERRY_E_INVALID, "logs: '%s' is not a valid host name", o.host));
     if (!o.key || !*o.key)
-        return usage("no operator key: give --key FILE.key or set FERRY_KEY");
+        return cli_usage("logs", "no operator key: give --key FILE.key or set FERRY_KEY");
     struct key_secret k;
     if ((rc = key_load_secret(o.key, &k)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     struct client c;
     if ((rc = client_open(&c, o.registry)) < 0) {
         key_secret_wipe(&k);
-        return fail(rc);
+        return cli_fail(rc);
     }
     struct target *t = NULL;
     size_t n = 0;
@@ -427,7 +415,7 @@ int cli_logs(int argc, char **argv)
     if (rc < 0) {
         client_close(&c);
         key_secret_wipe(&k);
-        return fail(rc);
+        return cli_fail(rc);
     }
     int prefix = o.host == NULL;
     int failed = n ? round_all(&c, &k, name, &o, t, n, 0, prefix) : 0;

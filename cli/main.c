@@ -29,7 +29,7 @@ int cli_fail(int rc)
 
 int cli_usage(const char *verb, const char *msg)
 {
-    fprintf(stderr, "ferry %s: %s (see 'ferry help')\n", verb, msg);
+    fprintf(stderr, "ferry %s: %s (see 'ferry help %s')\n", verb, msg, verb);
     return EXIT_USAGE;
 }
 

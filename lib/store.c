@@ -141,7 +141,9 @@ static int publish_file(struct store *s, const char *tmp, const struct digest *d
  * takes the buffered path. */
 static int write_chunk(int fd, const char *path, const void *data, size_t len, uint64_t offset)
 {
-    if (len > 0 && len <= STORE_BOUNCE_BYTES && len % STORE_DIRECT_ALIGN == 0 &&
+    if (len == 0)
+        return 0; /* an empty chunk may come with no buffer at all */
+    if (len <= STORE_BOUNCE_BYTES && len % STORE_DIRECT_ALIGN == 0 &&
         offset % STORE_DIRECT_ALIGN == 0) {
         uint8_t *bounce = NULL;
         int dfd = -1;

@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "error.h"
 #include "jointoken.h"
+#include "manifest.h"
 #include "spec.h"
 
 #include <errno.h>
@@ -80,6 +81,13 @@ int hosts_report_check(const char *host, size_t body_len, const Ferry__Wire__Rep
     if (b && b->n_events > HOSTS_REPORT_MAX_EVENTS)
         return err_set(FERRY_E_LIMIT, "report from %s: %zu state changes, at most %u", host,
                        b->n_events, HOSTS_REPORT_MAX_EVENTS);
+    /* Each state change is stored re-encoded: one that protobuf-c could not
+     * read back (a field-0 tag) would vanish from `ferry events`. */
+    if (b) {
+        char what[128];
+        snprintf(what, sizeof what, "report from %s", host);
+        return pb_refuse_field_zero(&b->base, what);
+    }
     return 0;
 }
 

@@ -185,3 +185,40 @@ void registry_stop(struct registry *r)
     actions_free(r->actions);
     free(r);
 }
+
+/* ---- one request without a socket ------------------------------------------ */
+
+/* The fuzz targets drive every request through serve_one, as a worker does,
+ * but without nng pipes. A poll that would park is dropped here, as if its
+ * client had gone away: nothing waits and nothing is kept. */
+int registry_handle(struct registry *r, const uint8_t *req, size_t len, uint8_t **resp,
+                    size_t *resp_len)
+{
+    *resp = NULL;
+    *resp_len = 0;
+    if (len > WIRE_MAX_MSG)
+        return err_set(FERRY_E_LIMIT, "request: %zu bytes, more than %u", len, WIRE_MAX_MSG);
+    nng_msg *in = NULL;
+    if (nng_msg_alloc(&in, len) != 0)
+        return -ENOMEM;
+    if (len > 0)
+        memcpy(nng_msg_body(in), req, len);
+    struct server_park park;
+    memset(&park, 0, sizeof park);
+    nng_msg *out = serve_one(r, in, &park);
+    nng_msg_free(in);
+    if (!out && park.host[0])
+        return 0; /* a poll that would wait: no socket here to park it on */
+    if (!out)
+        return -ENOMEM;
+    size_t n = nng_msg_len(out);
+    uint8_t *copy = malloc(n ? n : 1);
+    if (copy)
+        memcpy(copy, nng_msg_body(out), n);
+    nng_msg_free(out);
+    if (!copy)
+        return -ENOMEM;
+    *resp = copy;
+    *resp_len = n;
+    return 0;
+}

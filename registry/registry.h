@@ -6,6 +6,7 @@
 
 #include "key.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define REGISTRY_DEFAULT_WORKERS 8
@@ -37,5 +38,12 @@ const char *registry_url(const struct registry *r);
 void registry_get_stats(struct registry *r, struct registry_stats *out);
 /* Stops serving, waits for the workers and frees r. */
 void registry_stop(struct registry *r);
+
+/* Serve one encoded request in-process, exactly as a worker would (for the
+ * fuzz targets). On 0, *resp is the encoded response (free() it) or NULL
+ * when the request was a poll that would wait: such a poll is dropped, not
+ * parked. Fails only on memory or a request past WIRE_MAX_MSG. */
+int registry_handle(struct registry *r, const uint8_t *req, size_t len, uint8_t **resp,
+                    size_t *resp_len);
 
 #endif

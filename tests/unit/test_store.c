@@ -196,6 +196,23 @@ static void test_chunked_upload(void **state)
     free(data);
 }
 
+/* An empty PutChunk arrives with no buffer at all (protobuf-c leaves the
+ * data pointer NULL); found by fuzz_wire, UBSan flagged the memcpy. */
+static void test_empty_chunk_without_buffer(void **state)
+{
+    struct fixture *f = *state;
+    const size_t len = 4096;
+    uint8_t *data = pattern(len, 7);
+    struct digest d;
+    digest_of(data, len, &d);
+    write_ok(&f->s, &d, len, 0, NULL, 0, 0, 0);
+    write_ok(&f->s, &d, len, 0, data, 512, 512, 0);
+    write_ok(&f->s, &d, len, 512, NULL, 0, 512, 0);
+    write_ok(&f->s, &d, len, 512, data + 512, len - 512, len, 1);
+    assert_stored(&f->s, &d, data, len);
+    free(data);
+}
+
 static void test_wrong_offset(void **state)
 {
     struct fixture *f = *state;
@@ -517,6 +534,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_read, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_chunked_upload, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_wrong_offset, setup_store, teardown_store),
+        cmocka_unit_test_setup_teardown(test_empty_chunk_without_buffer, setup_store,
+                                        teardown_store),
         cmocka_unit_test_setup_teardown(test_partial_removed, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_resume_complete_partial, setup_store,
