@@ -47,6 +47,7 @@ struct registry {
     const struct trust *trust;
     struct store store;
     struct db db;
+    struct liveness live; /* poll marks, in memory (liveness.h) */
     pthread_mutex_t pending_lock;
     struct pending *pending;
     size_t n_pending;
@@ -657,6 +658,7 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     int rc = db_host_list(&r->db, &h->hosts, &h->n);
     if (rc < 0)
         return rc;
+    liveness_overlay(&r->live, h->hosts, h->n);
     size_t n = h->n ? h->n : 1;
     h->infos = calloc(n, sizeof *h->infos);
     h->ptrs = calloc(n, sizeof *h->ptrs);
@@ -772,20 +774,20 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
     case FERRY__WIRE__REQUEST__BODY_REPORT:
         return hosts_report(&r->db, req->report);
     case FERRY__WIRE__REQUEST__BODY_ACCEPT_HOST:
-        return hosts_accept(&r->db, r->trust, req->accept_host, resp, &rs->accept);
+        return hosts_accept(&r->db, &r->live, r->trust, req->accept_host, resp, &rs->accept);
     case FERRY__WIRE__REQUEST__BODY_LIST_HOSTS:
         return handle_list_hosts(r, resp, s, &rs->hosts);
     case FERRY__WIRE__REQUEST__BODY_LIST_EVENTS:
         return handle_list_events(r, req->list_events, resp, s, &rs->events);
     case FERRY__WIRE__REQUEST__BODY_REMOVE_HOST:
-        return hosts_remove(&r->db, r->trust, r->host_ttl_ms, req->remove_host);
+        return hosts_remove(&r->db, &r->live, r->trust, r->host_ttl_ms, req->remove_host);
     case FERRY__WIRE__REQUEST__BODY_LIST_DEPLOYMENTS:
         return queries_list_deployments(&r->db, resp, &rs->queries);
     case FERRY__WIRE__REQUEST__BODY_LIST_HISTORY:
         return queries_list_history(&r->db, req->list_history, resp, &rs->queries);
     case FERRY__WIRE__REQUEST__BODY_POLL: {
         const Ferry__Wire__Poll *p = req->poll;
-        int rc = hosts_poll_auth(&r->db, p);
+        int rc = hosts_poll_auth(&r->db, &r->live, p);
         if (rc == 0)
             rc = desired_response(r, p->host, &rs->desired, resp, s);
         if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial &&
@@ -928,6 +930,13 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         free(r);
         return rc;
     }
+    if ((rc = liveness_start(&r->live, &r->db)) < 0) {
+        db_close(&r->db);
+        store_close(&r->store);
+        actions_free(r->actions);
+        free(r);
+        return rc;
+    }
     struct server_config sc = {
         .listen_url = cfg->listen_url,
         .tls_cert_key = cfg->tls_cert_key,
@@ -939,6 +948,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     struct server_handler h = {.arg = r, .serve = serve_one, .desired = poll_answer};
     if ((rc = server_start(&sc, &h, &r->server)) < 0) {
         r->server = NULL;
+        liveness_stop(&r->live);
         db_close(&r->db);
         store_close(&r->store);
         pthread_mutex_destroy(&r->pending_lock);
@@ -971,6 +981,7 @@ void registry_stop(struct registry *r)
         r->pending = p->next;
         pending_free(p);
     }
+    liveness_stop(&r->live); /* after the server: no poll moves a mark any more */
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
