@@ -13,22 +13,28 @@
  *   ferry-poke HOST:PORT stall-chunks NAME@VERSION N CONNS [--from ADDR]
  *       CONNS connections, each sending N pipelined GetChunk requests for
  *       the largest blob of NAME@VERSION
- *   ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS --key FILE.key
+ *   ferry-poke HOST:PORT stall-polls HOST[,HOST...] N CONNS --key FILE.key[,FILE.key...]
  *                                    [--busy NAME@VERSION] [--from ADDR]
- *       CONNS connections, each sending N Polls for HOSTNAME that wait
- *       (they carry the host's current serial), signed by FILE.key (the
- *       host key of an enrolled host: the attacker is a compromised host),
- *       each with its own strictly increasing send time; with --busy, each
- *       first asks for a chunk of NAME@VERSION's largest blob, so that the
- *       registry's side of the connection is stuck sending when the polls
- *       are answered
- *   Both print "stalling ..." once everything is sent, then hold their
- *   connections, never reading, until killed.
+ *       CONNS connections, each sending N Polls that wait (they carry the
+ *       host's current serial), sent round robin over the connections; the
+ *       j-th poll sent is the j-th HOST's (modulo their number), signed by
+ *       that host's key (enrolled hosts: the attacker is a compromised
+ *       host), each poll of a host with a send time newer than the last.
+ *       Give a few times more hosts than the registry has workers, or some
+ *       polls are checked out of order and refused as replays.
+ *       With --busy, each connection first asks for a chunk of
+ *       NAME@VERSION's largest blob, so that the registry's side of it is
+ *       stuck sending when the polls are answered. "stalling" ends with
+ *       "(serial S)", the first host's serial.
+ *   Both print "stalling ..." once everything is sent, a second later
+ *   "after 1 s: A connections with replies, C closed, S silent" (peeked at,
+ *   not read), then hold their connections, never reading, until killed.
  *   ferry-poke HOST:PORT unsigned-polls HOSTNAME N SERIAL [--from ADDR]
  *       one connection sending N unsigned Polls for HOSTNAME that would
- *       wait (known serial SERIAL, 60 s), then reading the replies for up
- *       to 5 s; prints "refused K of N in MS ms: ERROR" and exits 0 when
- *       every one was refused (none parked).
+ *       wait (known serial SERIAL, 60 s), four at a time, reading each
+ *       four's replies (5 s at most); prints "refused K of N, slowest reply
+ *       after MS ms: ERROR" and exits 0 when every one was refused (none
+ *       parked).
  *   ferry-poke HOST:PORT conns N SECONDS [--from ADDR]
  *       N connections that do the SP handshake and then stay silent; prints
  *       "open K closed M" whenever the registry closes one, for SECONDS.
@@ -318,6 +324,42 @@ static int stall(const char *hostport, const Ferry__Wire__Request *first, next_r
     printf("stalling: %ld connections, %ld %s requests sent, never reading%s\n", open_, sent,
            what, tail ? tail : "");
     fflush(stdout);
+    /* A second later, look (without reading) at what came back: a parked
+     * poll sends nothing, an answer or a refusal does. */
+    struct timespec second = {1, 0};
+    while (nanosleep(&second, &second) < 0 && errno == EINTR)
+        ;
+    long answered = 0, closed = 0, silent = 0;
+    char example[200] = "";
+    for (long c = 0; c < conns; c++) {
+        if (fds[c] < 0)
+            continue;
+        uint8_t b[2048];
+        ssize_t k = recv(fds[c], b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
+        if (k > 0 && !example[0] && k >= 12) {
+            /* Say what the first reply was: length, request id, response. */
+            uint64_t len = 0;
+            for (int i = 0; i < 8; i++)
+                len = len << 8 | b[i];
+            Ferry__Wire__Response *r =
+                len >= 4 && len - 4 <= (uint64_t)(k - 12)
+                    ? ferry__wire__response__unpack(NULL, (size_t)len - 4, b + 12)
+                    : NULL;
+            snprintf(example, sizeof example, " (first: %s)",
+                     r ? (r->error && *r->error ? r->error : "an answer") : "a large reply");
+            if (r)
+                ferry__wire__response__free_unpacked(r, NULL);
+        }
+        if (k > 0)
+            answered++;
+        else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            closed++;
+        else
+            silent++;
+    }
+    printf("after 1 s: %ld connections with replies, %ld closed, %ld silent%s\n", answered, closed,
+           silent, example);
+    fflush(stdout);
     hold_forever();
     return 0;
 }
@@ -385,16 +427,20 @@ struct poll_seq {
     uint64_t serial, sent_ms;
 };
 
-/* The identities a flood polls as: connection c uses seq[c % n]. */
+/* The identities a flood polls as, in turn: the j-th poll sent is
+ * seq[j % n]'s. The registry checks up to a worker per request at once, so
+ * two polls of one host that close together could be checked in either
+ * order, and the later-sent one checked first makes the other a replay. */
 struct poll_flood {
     struct poll_seq *seq;
-    size_t n;
+    size_t n, next;
 };
 
 static const Ferry__Wire__Request *next_poll(void *ctx, long conn)
 {
+    (void)conn;
     struct poll_flood *f = ctx;
-    struct poll_seq *q = &f->seq[(size_t)conn % f->n];
+    struct poll_seq *q = &f->seq[f->next++ % f->n];
     return poll_request(q->host, q->serial, 60000, &q->key, ++q->sent_ms);
 }
 
@@ -513,6 +559,13 @@ static Ferry__Wire__Response *sp_read_reply(int fd)
     return r;
 }
 
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 static int unsigned_polls(const char *hostport, const char *host, long n, uint64_t serial,
                           const char *from)
 {
@@ -521,31 +574,39 @@ static int unsigned_polls(const char *hostport, const char *host, long n, uint64
         fprintf(stderr, "poke: cannot connect to %s\n", hostport);
         return 1;
     }
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long sent = 0;
-    for (long i = 0; i < n; i++)
-        if (sp_send_request(fd, (uint32_t)(i + 1), poll_request(host, serial, 60000, NULL, 0)) ==
-            0)
-            sent++;
     /* A parked poll would stay silent for a minute: wait 5 s at most. */
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    long refused = 0;
+    /* A few at a time: more unread replies than the registry queues per
+     * connection would get this client dropped as one that does not read. */
+    enum { WINDOW = 4 };
+    long refused = 0, slowest = 0, i = 0;
     char first[300] = "no reply";
-    for (long i = 0; i < sent; i++) {
-        Ferry__Wire__Response *r = sp_read_reply(fd);
-        if (!r)
-            break;
-        if (r->code != FERRY__WIRE__CODE__OK) {
-            if (refused++ == 0)
+    while (i < n) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long w = 0;
+        for (; w < WINDOW && i + w < n; w++)
+            if (sp_send_request(fd, (uint32_t)(i + w + 1),
+                                poll_request(host, serial, 60000, NULL, 0)) < 0)
+                break;
+        long got = 0;
+        for (; got < w; got++) {
+            Ferry__Wire__Response *r = sp_read_reply(fd);
+            if (!r)
+                break;
+            if (r->code != FERRY__WIRE__CODE__OK && refused++ == 0)
                 snprintf(first, sizeof first, "%s", r->error ? r->error : "?");
+            ferry__wire__response__free_unpacked(r, NULL);
         }
-        ferry__wire__response__free_unpacked(r, NULL);
+        long ms = ms_since(&t0);
+        if (ms > slowest)
+            slowest = ms;
+        if (got < w || w == 0)
+            break;
+        i += w;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-    printf("refused %ld of %ld in %ld ms: %s\n", refused, n, ms, first);
+    printf("refused %ld of %ld, slowest reply after %ld ms: %s\n", refused, n, slowest, first);
     close(fd);
     return refused == n ? 0 : 1;
 }
