@@ -32,7 +32,7 @@ int db_ops_check(const struct db_ops *ops)
         OP(host_enroll),    OP(pending_put),    OP(pending_for),     OP(host_labels),
         OP(host_list),      OP(deployment_put), OP(deployment_list), OP(events_add),
         OP(events_list),    OP(history_list),   OP(host_set_plugins), OP(host_remove),
-        OP(metrics_replace), OP(metrics_same),  OP(metrics_list),
+        OP(metrics_replace), OP(metrics_same),  OP(metrics_list),    OP(host_polls_save),
 #undef OP
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -211,6 +211,11 @@ int db_metrics_same(struct db *db, const char *host, const struct db_metrics_row
 int db_metrics_list(struct db *db, const char *name, struct db_metrics_row **out, size_t *n)
 {
     return db->ops->metrics_list(db->impl, name, out, n);
+}
+
+int db_host_polls_save(struct db *db, const struct db_poll_mark *m, size_t n)
+{
+    return db->ops->host_polls_save(db->impl, m, n);
 }
 
 /* ---- results: plain memory, the same for every store ---------------------- */

@@ -84,6 +84,15 @@ enum db_touch { DB_TOUCH_HELLO, DB_TOUCH_REPORT, DB_TOUCH_POLL };
 int db_host_touch(struct db *db, enum db_touch kind, const char *name, const uint8_t key[32],
                   int64_t sent_ms, int64_t now_ms, const char *labels, const uint8_t *report,
                   size_t report_len);
+/* A host's poll marks as the registry keeps them in memory (liveness.c). */
+struct db_poll_mark {
+    char name[72];
+    uint8_t key[32];
+    int64_t poll_ms, seen_ms; /* newest poll's send time; when it was seen */
+};
+/* Write marks in one transaction: each host's poll mark and last seen only
+ * move forward, and only while it is enrolled with that key. */
+int db_host_polls_save(struct db *db, const struct db_poll_mark *m, size_t n);
 /* Enroll name with key (its pending entry goes). A name enrolled with
  * another key: FERRY_E_EXISTS, unless replace (*replaced = 1: the old key's
  * snapshot and replay marks go). accepted_ms is the operator accept's send
@@ -212,6 +221,7 @@ struct db_ops {
     int (*metrics_same)(void *self, const char *host, const struct db_metrics_row *rows,
                         size_t n);
     int (*metrics_list)(void *self, const char *name, struct db_metrics_row **out, size_t *n);
+    int (*host_polls_save)(void *self, const struct db_poll_mark *m, size_t n);
 };
 
 /* The SQLite store, registered from the start. */

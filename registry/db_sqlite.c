@@ -1037,6 +1037,39 @@ static int sq_metrics_list(void *self, const char *name, struct db_metrics_row *
                        name, metrics_row, sizeof **out, metrics_partial, (void **)out, n);
 }
 
+static int sq_host_polls_save(void *self, const struct db_poll_mark *m, size_t n)
+{
+    struct sqlite_db *db = self;
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = exec_simple(db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        goto out;
+    if (sqlite3_prepare_v2(db->h,
+                           "UPDATE hosts SET poll_ms=max(poll_ms, ?3),"
+                           " last_seen_ms=max(last_seen_ms, ?4) WHERE name=?1 AND host_key=?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+        goto done;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, m[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, m[i].key, 32, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, m[i].poll_ms);
+        sqlite3_bind_int64(st, 4, m[i].seen_ms);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(db, "hosts");
+    }
+done:
+    rc = finish_tx(db, st, rc);
+out:
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
 const struct db_ops db_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1062,4 +1095,5 @@ const struct db_ops db_sqlite_ops = {
     .metrics_replace = sq_metrics_replace,
     .metrics_same = sq_metrics_same,
     .metrics_list = sq_metrics_list,
+    .host_polls_save = sq_host_polls_save,
 };

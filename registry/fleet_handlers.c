@@ -136,7 +136,7 @@ int on_report(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__
 int on_accept_host(struct registry *r, const Ferry__Wire__Request *req,
                    Ferry__Wire__Response *resp, struct request_scratch *rs)
 {
-    return hosts_accept(&r->db, r->trust, req->accept_host, resp, &rs->accept);
+    return hosts_accept(&r->db, &r->live, r->trust, req->accept_host, resp, &rs->accept);
 }
 
 int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
@@ -144,7 +144,7 @@ int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
 {
     (void)resp;
     (void)rs;
-    return hosts_remove(&r->db, r->trust, r->host_ttl_ms, req->remove_host);
+    return hosts_remove(&r->db, &r->live, r->trust, r->host_ttl_ms, req->remove_host);
 }
 
 /* PARK when nothing changed for a poll that may wait: the transport keeps
@@ -153,7 +153,7 @@ int on_poll(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__Re
             struct request_scratch *rs)
 {
     const Ferry__Wire__Poll *p = req->poll;
-    int rc = hosts_poll_auth(&r->db, p);
+    int rc = hosts_poll_auth(&r->db, &r->live, p);
     if (rc == 0)
         rc = fleet_desired_response(r, p->host, &rs->desired, resp, &rs->s);
     if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial &&

@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "error.h"
 #include "jointoken.h"
+#include "liveness.h"
 #include "manifest.h"
 #include "spec.h"
 
@@ -390,7 +391,7 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
 
 /* ---- poll --------------------------------------------------------------------- */
 
-int hosts_poll_auth(struct db *db, const Ferry__Wire__Poll *p)
+int hosts_poll_auth(struct db *db, struct liveness *lv, const Ferry__Wire__Poll *p)
 {
     const char *host = p->host && *p->host ? p->host : "?";
     if (p->body.len == 0 || p->signature.len == 0)
@@ -413,8 +414,8 @@ int hosts_poll_auth(struct db *db, const Ferry__Wire__Poll *p)
     if (rc == 0)
         rc = hosts_time_check("poll", host, b->sent_ms, (uint64_t)now);
     if (rc == 0) {
-        rc = db_host_touch(db, DB_TOUCH_POLL, host, auth.key, (int64_t)b->sent_ms, now, NULL,
-                           NULL, 0);
+        /* In memory: a poll costs no database write (liveness.h). */
+        rc = liveness_poll(lv, host, auth.key, auth.poll_ms, (int64_t)b->sent_ms, now);
         if (rc == FERRY_E_INVALID)
             rc = err_set(rc, "poll for %s: not newer than the last one seen (replayed?)", host);
     }
@@ -424,8 +425,9 @@ int hosts_poll_auth(struct db *db, const Ferry__Wire__Poll *p)
 
 /* ---- accept -------------------------------------------------------------------- */
 
-int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__AcceptHost *a,
-                 Ferry__Wire__Response *resp, struct hosts_accept_reply *out)
+int hosts_accept(struct db *db, struct liveness *lv, const struct trust *trust,
+                 const Ferry__Wire__AcceptHost *a, Ferry__Wire__Response *resp,
+                 struct hosts_accept_reply *out)
 {
     const struct key_public *k = a->signer ? trust_find(trust, a->signer) : NULL;
     if (!k)
@@ -482,6 +484,8 @@ int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__Ac
         rc = db_host_enroll(db, b->name, pick->key, pick->labels, "", 0, (int64_t)b->sent_ms,
                             pick->last_seen_ms, b->replace, &replaced);
     }
+    if (rc == 0 && replaced)
+        liveness_forget(lv, b->name); /* the old key's poll marks go too */
     if (rc == 0) {
         char subject[160];
         snprintf(subject, sizeof subject, "%s key %s%s", b->name, id, replaced ? " (re-keyed)" : "");
@@ -504,7 +508,7 @@ int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__Ac
 
 /* ---- remove ---------------------------------------------------------------------- */
 
-int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
+int hosts_remove(struct db *db, struct liveness *lv, const struct trust *trust, int host_ttl_ms,
                  const Ferry__Wire__RemoveHost *rm)
 {
     const struct key_public *k = rm->signer ? trust_find(trust, rm->signer) : NULL;
@@ -528,6 +532,8 @@ int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
     size_t n = 0;
     if (rc == 0)
         rc = db_host_list(db, &hosts, &n);
+    if (rc == 0)
+        liveness_overlay(lv, hosts, n);
     /* A host still talking to the registry would only come back: refuse,
      * so the operator stops its agent first. */
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -540,6 +546,8 @@ int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
     db_host_list_free(hosts, n);
     if (rc == 0)
         rc = db_host_remove(db, b->name);
+    if (rc == 0)
+        liveness_forget(lv, b->name);
     if (rc == 0) {
         db_audit(db, k->id, "remove-host", b->name);
         logf_("host %s removed by key %s", b->name, k->id);

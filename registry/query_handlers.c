@@ -207,6 +207,7 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     int rc = db_host_list(&r->db, &h->hosts, &h->n);
     if (rc < 0)
         return rc;
+    liveness_overlay(&r->live, h->hosts, h->n);
     size_t n = h->n ? h->n : 1;
     h->infos = calloc(n, sizeof *h->infos);
     h->ptrs = calloc(n, sizeof *h->ptrs);

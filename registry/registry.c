@@ -141,6 +141,13 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         free(r);
         return rc;
     }
+    if ((rc = liveness_start(&r->live, &r->db)) < 0) {
+        db_close(&r->db);
+        store_close(&r->store);
+        actions_free(r->actions);
+        free(r);
+        return rc;
+    }
     struct server_config sc = {
         .listen_url = cfg->listen_url,
         .tls_cert_key = cfg->tls_cert_key,
@@ -152,6 +159,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     struct server_handler h = {.arg = r, .serve = serve_one, .desired = poll_answer};
     if ((rc = server_start(&sc, &h, &r->server)) < 0) {
         r->server = NULL;
+        liveness_stop(&r->live);
         db_close(&r->db);
         store_close(&r->store);
         pthread_mutex_destroy(&r->pending_lock);
@@ -180,6 +188,7 @@ void registry_stop(struct registry *r)
 {
     server_stop(r->server);
     publish_pending_clear(r);
+    liveness_stop(&r->live); /* after the server: no poll moves a mark any more */
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);

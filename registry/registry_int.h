@@ -9,6 +9,7 @@
 #include "fleet.h"
 #include "hosts.h"
 #include "key.h"
+#include "liveness.h"
 #include "queries.h"
 #include "rmetrics.h"
 #include "selector.h"
@@ -27,6 +28,7 @@ struct registry {
     const struct trust *trust;
     struct store store;
     struct db db;
+    struct liveness live; /* poll marks, in memory (liveness.h) */
     pthread_mutex_t pending_lock;
     struct pending *pending;
     size_t n_pending;
