@@ -6,6 +6,7 @@
 #include "alog.h"
 #include "error.h"
 #include "fsutil.h"
+#include "metrics.h"
 #include "procinfo.h"
 #include "record.h"
 #include "reconcile.h"
@@ -51,7 +52,17 @@ static int adopt(struct run *r, const struct localdb_run *lr)
     alog(FERRY_LOG_INFO, "%s@%s: re-adopted pid %d", r->name, r->version, r->frun.pid);
     if (r->lc.job.job)
         r->lc.runs = lr->restarts + 1; /* its retries go on counting */
+    /* ABI 2: the plugin takes the run back with the state it saved. */
+    snprintf(r->frun.plugin_state, sizeof r->frun.plugin_state, "%s", lr->plugin_state);
+    int arc = pluginhost_adopt(r->plugin, &r->wl, &r->frun);
     sup_feed(r, SUP_EV_ADOPTED, "re-adopted after an agent restart", 0);
+    if (arc < 0) {
+        /* It cannot: kill the process, whose exit (on_pidfd) restarts it
+         * under the plugin's care from the start. */
+        alog(FERRY_LOG_WARN, "%s@%s: plugin %s cannot adopt it: %s", r->name, r->version,
+             r->plugin->name, err_message(arc));
+        run_signal(r, SIGKILL);
+    }
     r->probe_delay_ms = 0;
     schedule_probe(r);
     return 0;
@@ -138,6 +149,35 @@ static void restore(struct agent *a)
         localdb_desired_list_free(des, nd);
     }
 }
+
+/* ---- metrics: runs lent to agent/metrics.c, kept alive like a probe's ---- */
+
+static size_t metrics_list(void *arg, struct metrics_run *out, size_t cap)
+{
+    size_t n = 0;
+    for (struct run *r = ((struct agent *)arg)->runs; r && n < cap; r = r->next) {
+        if (!r->plugin || r->closing || r->frun.pid <= 0 || !(r->proc_active || r->poll_active))
+            continue;
+        snprintf(out[n].name, sizeof out[n].name, "%s", r->name);
+        snprintf(out[n].version, sizeof out[n].version, "%s", r->version);
+        out[n].plugin = r->plugin;
+        out[n].run = &r->frun;
+        out[n].token = r;
+        r->work_pending++;
+        n++;
+    }
+    return n;
+}
+
+static void metrics_release(void *arg, const struct metrics_run *m)
+{
+    (void)arg;
+    struct run *r = m->token;
+    r->work_pending--;
+    run_release(r); /* freed here when it was destroyed meanwhile */
+}
+
+static void metrics_updated(void *arg) { publish_snapshot(arg); }
 
 /* ---- start and stop ---- */
 
@@ -231,6 +271,9 @@ int agent_run(const struct agent_config *cfg)
         alog(FERRY_LOG_ERROR, "plugins %s: %s", cfg->plugins_dir, err_message(prc));
     if (a->plugins.n == 0)
         alog(FERRY_LOG_WARN, "no plugins loaded from %s: nothing can run", cfg->plugins_dir);
+    static const struct metrics_hooks mhooks = {metrics_list, metrics_release, metrics_updated};
+    if (metrics_start(&a->loop, cfg->metrics_interval_ms, &mhooks, a, &a->metrics) < 0)
+        alog(FERRY_LOG_ERROR, "metrics: %s", err_detail());
 
     uv_signal_init(&a->loop, &a->sigterm);
     uv_signal_init(&a->loop, &a->sigint);
@@ -267,6 +310,8 @@ int agent_run(const struct agent_config *cfg)
         persist_run(r);
     link_stop(a->link);
     a->link = NULL;
+    metrics_stop(a->metrics); /* a pass in flight releases its runs first */
+    a->metrics = NULL;
     while (a->runs)
         run_destroy(a->runs);
     uv_walk(&a->loop, walk_close, NULL);

@@ -8,9 +8,9 @@
  *              alive, probes), exit watching, health probes
  *   desired.c  the signed desired state turned into run events
  *
- * Everything runs on the one libuv loop, except the tree jobs and probes on
- * the thread pool, which read only what stays fixed while work_pending is
- * set. */
+ * Everything runs on the one libuv loop, except the tree jobs, probes and
+ * metrics collections on the thread pool, which read only what stays fixed
+ * while work_pending is set. */
 #ifndef FERRY_AGENT_AGENT_INT_H
 #define FERRY_AGENT_AGENT_INT_H
 
@@ -31,6 +31,7 @@
 #define STOP_TIMEOUT_MS 5000
 
 struct agent;
+struct metrics;
 
 /* One version of one workload on this host. */
 struct run {
@@ -74,6 +75,7 @@ struct agent {
     struct plugin_set plugins;
     struct ferry_host host;
     struct link *link;
+    struct metrics *metrics; /* agent/metrics.c: lent live runs as probes are */
     struct run *runs;
     char workloads_dir[4096], cache_dir[4096];
     char last_refusal[512]; /* logged once, not at every poll */

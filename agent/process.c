@@ -35,8 +35,13 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
         snprintf(detail, sizeof detail, "exited with status %lld", (long long)status);
     r->proc_active = 0;
     close_run_handle(r, (uv_handle_t *)p);
-    if (!r->closing)
+    if (!r->closing) {
+        /* ABI 2: the plugin hears of the exit (shell-style status for a
+         * signal) and may update its state before a restart is decided. */
+        pluginhost_exited(r->plugin, &r->frun, sig ? 128 + sig : (int)status);
+        localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
         sup_feed(r, SUP_EV_EXITED, detail, sig ? -1 : (int)status);
+    }
 }
 
 /* An adopted process ended: pidfd gives no exit status. */
@@ -49,8 +54,11 @@ static void on_pidfd(uv_poll_t *p, int status, int events)
     close_run_handle(r, (uv_handle_t *)p);
     close(r->pidfd);
     r->pidfd = -1;
-    if (!r->closing)
+    if (!r->closing) {
+        pluginhost_exited(r->plugin, &r->frun, -1); /* -1: the status is unknown */
+        localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
         sup_feed(r, SUP_EV_EXITED, "exited (adopted process; status unknown)", -1);
+    }
 }
 
 int watch_pidfd(struct run *r)
@@ -100,6 +108,8 @@ int spawn_now(struct run *r)
     }
     if (rc == 0)
         rc = r->plugin->p.start(r->plugin->state, &r->wl, &r->frun);
+    if (rc == 0) /* ABI 2: what start() kept in plugin_state outlives the agent */
+        localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
     if (rc < 0) {
         char detail[200];
         snprintf(detail, sizeof detail, "could not start: %s", err_message(rc));

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "error.h"
 #include "fsutil.h"
+#include "metrics.h"
 #include "procinfo.h"
 #include "tree.h"
 #include "workload.h"
@@ -83,12 +84,14 @@ void publish_snapshot(struct agent *a)
     body.host = (char *)a->cfg->name;
     body.workloads = wp;
     body.n_workloads = n;
+    metrics_fill_body(a->metrics, &body); /* borrowed: packed before the loop goes on */
     size_t len = ferry__wire__report_body__get_packed_size(&body);
     uint8_t *buf = malloc(len ? len : 1);
     if (buf) {
         ferry__wire__report_body__pack(&body, buf);
         link_set_snapshot(a->link, buf, len);
     }
+    metrics_body_done(&body);
     free(buf);
     free(wv);
     free(wp);
@@ -407,6 +410,8 @@ int prepare_workload(struct run *r)
     struct sup_policy pol;
     struct run_job job;
     int rc = workload_build(spec, r->name, r->version, r->dir, STOP_TIMEOUT_MS, &r->wl, &pol);
+    if (rc == 0)
+        rc = workload_attach_json(&r->wl, r->manifest); /* ABI 2: spec_json, kind_json */
     if (rc == 0)
         rc = workload_job(spec, &job);
     if (rc < 0)

@@ -20,6 +20,10 @@ int workload_build(const Ferry__Spec *spec, const char *name, const char *versio
  * schedule). A schedule that does not parse (the registry refuses those at
  * publish) fails with FERRY_E_SPEC and the reason. */
 int workload_job(const Ferry__Spec *spec, struct run_job *job);
+/* ABI 2: spec_json and kind_json from the signed ferry.yaml the manifest
+ * carries (lib/specjson.h); call after workload_build. They are "{}" for a
+ * manifest without ferry.yaml bytes. Freed by workload_fini. */
+int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m);
 /* Free what workload_build allocated; w is zeroed. */
 void workload_fini(struct ferry_workload *w);
 

@@ -53,16 +53,32 @@ mkdir -p "$W/app"
 printf 'name: bench\nversion: "1"\nkind: model\nruntime: model\n' > "$W/app/ferry.yaml"
 head -c $((32 * 1048576)) /dev/urandom > "$W/app/weights.bin"
 "$FERRY" keygen bench --dir "$W" >/dev/null
-"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --trust "$W/bench.pub" 2>"$W/reg.log" &
+# Hosts enroll with a join token signed by an operator key the registry trusts.
+"$FERRY" keygen enroll --dir "$W" >/dev/null
+"$FERRY" hosts token --key "$W/enroll.key" --ttl 12h -o "$W/join.token" 2>/dev/null
+"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --trust "$W/bench.pub" \
+  --trust "$W/enroll.pub" 2>"$W/reg.log" &
 PIDS+=($!)
 for _ in $(seq 500); do grep -q 'listening on' "$W/reg.log" && break; sleep 0.01; done
 URL=$(grep -o 'tcp://[0-9.]*:[0-9]*' "$W/reg.log" | head -n 1)
 HOSTPORT=${URL#tcp://}
 "$FERRY" publish "$W/app" --registry "$URL" --key "$W/bench.key" >/dev/null
-# A registered host, so that the attacker's polls park.
-"$AGENT" --registry "$URL" --state "$W/h1" --name h1 --plugins "$BUILD/plugins" 2>"$W/agent.log" &
+# A registered host, as a real agent.
+"$AGENT" --registry "$URL" --state "$W/h1" --name h1 --plugins "$BUILD/plugins" \
+  --join-token "$W/join.token" 2>"$W/agent.log" &
 PIDS+=($!)
 for _ in $(seq 500); do grep -q 'registered with' "$W/agent.log" && break; sleep 0.01; done
+# The poller is a compromised enrolled host, so that its signed polls park:
+# a host identity per poll of a wave (8 x 12; see enroll_attackers in
+# tests/integration/lib.sh for why).
+EVIL_HOSTS= EVIL_KEYS= ENROLLS=()
+for i in $(seq 96); do
+  "$FERRY" keygen "evil$i" --dir "$W" >/dev/null
+  "$BUILD/tests/ferry-forge" "$URL" hello "evil$i" "$W/evil$i.key" --token "$W/join.token" &
+  ENROLLS+=($!)
+  EVIL_HOSTS+=${EVIL_HOSTS:+,}evil$i EVIL_KEYS+=${EVIL_KEYS:+,}$W/evil$i.key
+done
+for p in "${ENROLLS[@]}"; do wait "$p" || { echo "bench: enrolling evil hosts failed" >&2; exit 1; }; done
 
 measure "$W/t.quiet"
 
@@ -71,7 +87,8 @@ measure "$W/t.quiet"
   while :; do
     "$POKE" "$HOSTPORT" stall-chunks bench@1 12 8 --from 127.0.0.2 >/dev/null 2>&1 &
     a=$!
-    "$POKE" "$HOSTPORT" stall-polls h1 12 8 --from 127.0.0.2 >/dev/null 2>&1 &
+    "$POKE" "$HOSTPORT" stall-polls "$EVIL_HOSTS" 12 8 --key "$EVIL_KEYS" --from 127.0.0.2 \
+      >/dev/null 2>&1 &
     b=$!
     sleep 0.5
     kill -9 $a $b 2>/dev/null || true

@@ -82,3 +82,5 @@ bash "$(dirname "${BASH_SOURCE[0]}")/agent.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/attack.sh" "$BUILD"
 # ferry logs round trip against a bare CLI round trip (bench/logs.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"
+# The registry under a flood of signed polls (bench/pollflood.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/pollflood.sh" "$BUILD"

@@ -1,18 +1,22 @@
-/* Registry metadata in SQLite (WAL, synchronous=FULL). This is the one
- * narrow interface the rest of the registry sees, so another store can sit
- * behind it later. Thread-safe: calls are serialized on one connection. */
+/* Registry metadata: the one narrow interface the rest of the registry
+ * sees. The db_* functions below call through a table of operations
+ * (struct db_ops, at the end) so another store can sit behind them without
+ * touching the handlers; SQLite (db_sqlite.c) is the first. Every call is
+ * thread-safe and atomic (docs/architecture.md, "Metadata store"). */
 #ifndef FERRY_REGISTRY_DB_H
 #define FERRY_REGISTRY_DB_H
 
 #include "hash.h"
 
-#include <pthread.h>
-#include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
+struct db_ops;
+
+/* An open metadata store: its operations and their private state. */
 struct db {
-    sqlite3 *h;
-    pthread_mutex_t lock;
+    const struct db_ops *ops;
+    void *impl;
 };
 
 struct db_version {
@@ -23,6 +27,7 @@ struct db_version {
     char kind[16];
 };
 
+/* Opens the default (SQLite) store at path. */
 int db_open(struct db *db, const char *path);
 void db_close(struct db *db);
 
@@ -79,6 +84,15 @@ enum db_touch { DB_TOUCH_HELLO, DB_TOUCH_REPORT, DB_TOUCH_POLL };
 int db_host_touch(struct db *db, enum db_touch kind, const char *name, const uint8_t key[32],
                   int64_t sent_ms, int64_t now_ms, const char *labels, const uint8_t *report,
                   size_t report_len);
+/* A host's poll marks as the registry keeps them in memory (liveness.c). */
+struct db_poll_mark {
+    char name[72];
+    uint8_t key[32];
+    int64_t poll_ms, seen_ms; /* newest poll's send time; when it was seen */
+};
+/* Write marks in one transaction: each host's poll mark and last seen only
+ * move forward, and only while it is enrolled with that key. */
+int db_host_polls_save(struct db *db, const struct db_poll_mark *m, size_t n);
 /* Enroll name with key (its pending entry goes). A name enrolled with
  * another key: FERRY_E_EXISTS, unless replace (*replaced = 1: the old key's
  * snapshot and replay marks go). accepted_ms is the operator accept's send
@@ -140,8 +154,89 @@ int db_host_set_plugins(struct db *db, const char *name, const uint8_t *plugins,
 /* Forget a host (enrolled, and its pending requests); FERRY_E_NOTFOUND (with
  * detail) when neither exists. */
 int db_host_remove(struct db *db, const char *name);
+/* The newest metrics each host reported per run (encoded WorkloadMetrics). */
+struct db_metrics_row {
+    char host[72], name[72], version[72];
+    int64_t received_ms;
+    uint32_t refused; /* samples the registry refused from that report */
+    int64_t collected_ms; /* when the agent collected them */
+    uint8_t *body;    /* malloc'd */
+    size_t len;
+};
+/* host's rows become exactly rows (one transaction): runs it no longer
+ * reports go. */
+int db_metrics_replace(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n);
+/* 1 when host's stored rows are exactly rows' runs, collected at the same
+ * times: a report resending what the registry has (heartbeats do, between
+ * collections) then costs a read, not a write. */
+int db_metrics_same(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n);
+/* Every host's rows for name, by host then version. */
+int db_metrics_list(struct db *db, const char *name, struct db_metrics_row **out, size_t *n);
+void db_metrics_free(struct db_metrics_row *v, size_t n);
 
 /* Append to the hash-chained audit log. */
 int db_audit(struct db *db, const char *actor, const char *action, const char *subject);
+
+/* ---- stores --------------------------------------------------------------- */
+
+/* One metadata store implementation. Every operation is required: each
+ * mirrors the db_* function of the same name (without the db argument,
+ * with the store's own state as self) and keeps its contract, including
+ * that one call is one transaction. */
+struct db_ops {
+    const char *name; /* "sqlite", "postgres", ...: chosen by db_open_store */
+    int (*open)(const char *location, void **self);
+    void (*close)(void *self);
+    int (*add_version)(void *self, const char *name, const char *version, const char *kind,
+                       const struct digest *manifest_digest, const char *publisher,
+                       const uint8_t *sigs, size_t sigs_len, int *already);
+    int (*get_version)(void *self, const char *name, const char *version,
+                       struct digest *digest, uint8_t **sigs, size_t *sigs_len);
+    int (*list_versions)(void *self, const char *name, struct db_version **out, size_t *n);
+    int (*audit)(void *self, const char *actor, const char *action, const char *subject);
+    int (*host_get)(void *self, const char *name, struct db_host_auth *out);
+    int (*host_touch)(void *self, enum db_touch kind, const char *name, const uint8_t key[32],
+                      int64_t sent_ms, int64_t now_ms, const char *labels,
+                      const uint8_t *report, size_t report_len);
+    int (*host_enroll)(void *self, const char *name, const uint8_t key[32], const char *labels,
+                       const char *required_labels, int64_t hello_ms, int64_t accepted_ms,
+                       int64_t seen_ms, int replace, int *replaced);
+    int (*pending_put)(void *self, const char *name, const uint8_t key[32], const char *labels,
+                       int64_t now_ms, int *is_new);
+    int (*pending_for)(void *self, const char *name, struct db_pending **out, size_t *n);
+    int (*host_labels)(void *self, const char *name, char *labels, size_t cap);
+    int (*host_list)(void *self, struct db_host **out, size_t *n);
+    int (*deployment_put)(void *self, const char *name, const char *selector,
+                          int64_t issued_ms, const uint8_t *signed_record, size_t len);
+    int (*deployment_list)(void *self, struct db_deployment **out, size_t *n);
+    int (*events_add)(void *self, const char *host, const uint8_t *const *changes,
+                      const size_t *lens, size_t n);
+    int (*events_list)(void *self, const char *host, size_t limit, struct db_event **out,
+                       size_t *n);
+    int (*history_list)(void *self, const char *name, struct db_deployment **out, size_t *n);
+    int (*host_set_plugins)(void *self, const char *name, const uint8_t *plugins, size_t len);
+    int (*host_remove)(void *self, const char *name);
+    int (*metrics_replace)(void *self, const char *host, const struct db_metrics_row *rows,
+                           size_t n);
+    int (*metrics_same)(void *self, const char *host, const struct db_metrics_row *rows,
+                        size_t n);
+    int (*metrics_list)(void *self, const char *name, struct db_metrics_row **out, size_t *n);
+    int (*host_polls_save)(void *self, const struct db_poll_mark *m, size_t n);
+};
+
+/* The SQLite store, registered from the start. */
+extern const struct db_ops db_sqlite_ops;
+
+/* FERRY_E_INVALID (the detail names the first missing operation) unless
+ * ops has a name and every operation. */
+int db_ops_check(const struct db_ops *ops);
+/* Makes ops available to db_open_store under ops->name. An incomplete
+ * table is refused (db_ops_check), as is a name already registered
+ * (FERRY_E_EXISTS) or a full table of stores (FERRY_E_LIMIT). The table
+ * must outlive every store opened with it. */
+int db_register(const struct db_ops *ops);
+/* Opens the registered store called store at location (a path for SQLite,
+ * a connection string for a server). FERRY_E_NOTFOUND for an unknown name. */
+int db_open_store(struct db *db, const char *store, const char *location);
 
 #endif

@@ -1,7 +1,9 @@
 #include "hosts.h"
+#include "rmetrics.h"
 #include "clock.h"
 #include "error.h"
 #include "jointoken.h"
+#include "liveness.h"
 #include "manifest.h"
 #include "spec.h"
 
@@ -348,17 +350,24 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
     uint8_t *snap = NULL;
     size_t snap_len = 0;
     if (rc == 0) {
-        /* The stored snapshot is the picture alone; changes go to events. */
+        /* The stored snapshot is the picture alone; changes go to events,
+         * metrics to their own table. */
         Ferry__Wire__WorkloadReport **ev = body->events;
         size_t n_ev = body->n_events;
+        Ferry__Wire__WorkloadMetrics **mv = body->metrics;
+        size_t n_mv = body->n_metrics;
         body->events = NULL;
         body->n_events = 0;
+        body->metrics = NULL;
+        body->n_metrics = 0;
         snap_len = ferry__wire__report_body__get_packed_size(body);
         snap = malloc(snap_len ? snap_len : 1);
         if (snap)
             ferry__wire__report_body__pack(body, snap);
         body->events = ev;
         body->n_events = n_ev;
+        body->metrics = mv;
+        body->n_metrics = n_mv;
         rc = snap ? 0 : -ENOMEM;
     }
     if (rc == 0) {
@@ -370,6 +379,8 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
     }
     if (rc == 0 && body->n_events > 0)
         rc = store_events(db, body);
+    if (rc == 0)
+        rc = rmetrics_store_report(db, host, body, now);
     if (rc == 0 && body->events_dropped)
         logf_("host %s dropped %u state changes while the registry was away", host,
               body->events_dropped);
@@ -380,7 +391,7 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
 
 /* ---- poll --------------------------------------------------------------------- */
 
-int hosts_poll_auth(struct db *db, const Ferry__Wire__Poll *p)
+int hosts_poll_auth(struct db *db, struct liveness *lv, const Ferry__Wire__Poll *p)
 {
     const char *host = p->host && *p->host ? p->host : "?";
     if (p->body.len == 0 || p->signature.len == 0)
@@ -403,8 +414,8 @@ int hosts_poll_auth(struct db *db, const Ferry__Wire__Poll *p)
     if (rc == 0)
         rc = hosts_time_check("poll", host, b->sent_ms, (uint64_t)now);
     if (rc == 0) {
-        rc = db_host_touch(db, DB_TOUCH_POLL, host, auth.key, (int64_t)b->sent_ms, now, NULL,
-                           NULL, 0);
+        /* In memory: a poll costs no database write (liveness.h). */
+        rc = liveness_poll(lv, host, auth.key, auth.poll_ms, (int64_t)b->sent_ms, now);
         if (rc == FERRY_E_INVALID)
             rc = err_set(rc, "poll for %s: not newer than the last one seen (replayed?)", host);
     }
@@ -414,8 +425,9 @@ int hosts_poll_auth(struct db *db, const Ferry__Wire__Poll *p)
 
 /* ---- accept -------------------------------------------------------------------- */
 
-int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__AcceptHost *a,
-                 Ferry__Wire__Response *resp, struct hosts_accept_reply *out)
+int hosts_accept(struct db *db, struct liveness *lv, const struct trust *trust,
+                 const Ferry__Wire__AcceptHost *a, Ferry__Wire__Response *resp,
+                 struct hosts_accept_reply *out)
 {
     const struct key_public *k = a->signer ? trust_find(trust, a->signer) : NULL;
     if (!k)
@@ -472,6 +484,8 @@ int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__Ac
         rc = db_host_enroll(db, b->name, pick->key, pick->labels, "", 0, (int64_t)b->sent_ms,
                             pick->last_seen_ms, b->replace, &replaced);
     }
+    if (rc == 0 && replaced)
+        liveness_forget(lv, b->name); /* the old key's poll marks go too */
     if (rc == 0) {
         char subject[160];
         snprintf(subject, sizeof subject, "%s key %s%s", b->name, id, replaced ? " (re-keyed)" : "");
@@ -494,7 +508,7 @@ int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__Ac
 
 /* ---- remove ---------------------------------------------------------------------- */
 
-int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
+int hosts_remove(struct db *db, struct liveness *lv, const struct trust *trust, int host_ttl_ms,
                  const Ferry__Wire__RemoveHost *rm)
 {
     const struct key_public *k = rm->signer ? trust_find(trust, rm->signer) : NULL;
@@ -518,6 +532,8 @@ int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
     size_t n = 0;
     if (rc == 0)
         rc = db_host_list(db, &hosts, &n);
+    if (rc == 0)
+        liveness_overlay(lv, hosts, n);
     /* A host still talking to the registry would only come back: refuse,
      * so the operator stops its agent first. */
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -530,6 +546,8 @@ int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
     db_host_list_free(hosts, n);
     if (rc == 0)
         rc = db_host_remove(db, b->name);
+    if (rc == 0)
+        liveness_forget(lv, b->name);
     if (rc == 0) {
         db_audit(db, k->id, "remove-host", b->name);
         logf_("host %s removed by key %s", b->name, k->id);

@@ -8,6 +8,7 @@
 
 #include "db.h"
 #include "key.h"
+#include "liveness.h"
 #include "selector.h"
 #include "wire.pb-c.h"
 
@@ -43,7 +44,7 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
 int hosts_report(struct db *db, const Ferry__Wire__Report *rep);
 /* Poll: 0 (and the host's liveness refreshed) only for a fresh poll signed
  * by the enrolled host's key; FERRY_E_NOTFOUND for a host not enrolled. */
-int hosts_poll_auth(struct db *db, const Ferry__Wire__Poll *p);
+int hosts_poll_auth(struct db *db, struct liveness *lv, const Ferry__Wire__Poll *p);
 
 /* What an accept reply points into. */
 struct hosts_accept_reply {
@@ -52,8 +53,9 @@ struct hosts_accept_reply {
     char key_id[KEY_ID_LEN + 1];
 };
 /* `ferry hosts accept`: signed by a key in trust; enrolls a pending key. */
-int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__AcceptHost *a,
-                 Ferry__Wire__Response *resp, struct hosts_accept_reply *out);
+int hosts_accept(struct db *db, struct liveness *lv, const struct trust *trust,
+                 const Ferry__Wire__AcceptHost *a, Ferry__Wire__Response *resp,
+                 struct hosts_accept_reply *out);
 
 /* The plugins a hello reports: at most HOSTS_PLUGINS_MAX, each with at most
  * as many runtimes, names of 1..63 letters, digits, '.', '_', '-'. */
@@ -61,7 +63,7 @@ int hosts_plugins_check(const Ferry__Wire__HostHello *hello);
 
 /* `ferry hosts rm`: signed by a key in trust; forgets a host that has been
  * offline (unheard of for host_ttl_ms), refuses an online one. */
-int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
+int hosts_remove(struct db *db, struct liveness *lv, const struct trust *trust, int host_ttl_ms,
                  const Ferry__Wire__RemoveHost *rm);
 
 #endif

@@ -228,3 +228,25 @@ stop_and_wait() {
   wait "$pid" || rc=$?
   return $rc
 }
+
+# enroll_attackers PREFIX N [--label K=V]...: N hosts PREFIX1..PREFIXN
+# enrolled with lib.sh's join token (as a compromised host's agent would
+# be), each with its own key $T/PREFIXi.key. Sets ATTACK_HOSTS and
+# ATTACK_KEYS, comma-separated, for ferry-poke stall-polls, which polls as
+# each in turn: a host's polls must be checked in the order of their send
+# times, and the registry checks several requests at once (so give a few
+# times more hosts than its 8 workers).
+enroll_attackers() {
+  local prefix=$1 n=$2 i; shift 2
+  local hosts=() keys=() pids=()
+  for i in $(seq "$n"); do
+    "$FERRY" keygen "$prefix$i" --dir "$T" >/dev/null
+    "$FERRY_FORGE" "$REG_URL" hello "$prefix$i" "$T/$prefix$i.key" --token "$LIB_JOIN_TOKEN" "$@" \
+      2>>"$T/enroll-$prefix.err" &
+    pids+=($!)
+    hosts+=("$prefix$i"); keys+=("$T/$prefix$i.key")
+  done
+  for i in "${pids[@]}"; do wait "$i" || fail "enrolling $prefix hosts: $(cat "$T/enroll-$prefix.err")"; done
+  ATTACK_HOSTS=$(IFS=,; echo "${hosts[*]}")
+  ATTACK_KEYS=$(IFS=,; echo "${keys[*]}")
+}

@@ -13,19 +13,36 @@
  *   ferry-poke HOST:PORT stall-chunks NAME@VERSION N CONNS [--from ADDR]
  *       CONNS connections, each sending N pipelined GetChunk requests for
  *       the largest blob of NAME@VERSION
- *   ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS [--busy NAME@VERSION] [--from ADDR]
- *       CONNS connections, each sending N Polls for HOSTNAME that wait
- *       (they carry the host's current serial); with --busy, each first
- *       asks for a chunk of NAME@VERSION's largest blob, so that the
- *       registry's side of the connection is stuck sending when the polls
- *       are answered
- *   Both print "stalling ..." once everything is sent, then hold their
- *   connections, never reading, until killed.
+ *   ferry-poke HOST:PORT stall-polls HOST[,HOST...] N CONNS --key FILE.key[,FILE.key...]
+ *                                    [--busy NAME@VERSION] [--from ADDR]
+ *       CONNS connections, each sending N Polls that wait (they carry the
+ *       host's current serial), sent round robin over the connections; the
+ *       j-th poll sent is the j-th HOST's (modulo their number), signed by
+ *       that host's key (enrolled hosts: the attacker is a compromised
+ *       host), each poll of a host with a send time newer than the last.
+ *       Give a few times more hosts than the registry has workers, or some
+ *       polls are checked out of order and refused as replays.
+ *       With --busy, each connection first asks for a chunk of
+ *       NAME@VERSION's largest blob, so that the registry's side of it is
+ *       stuck sending when the polls are answered. "stalling" ends with
+ *       "(serial S)", the first host's serial.
+ *   Both print "stalling ..." once everything is sent, a second later
+ *   "after 1 s: A connections with replies, C closed, S silent" (peeked at,
+ *   not read), then hold their connections, never reading, until killed.
+ *   ferry-poke HOST:PORT unsigned-polls HOSTNAME N SERIAL [--from ADDR]
+ *       one connection sending N unsigned Polls for HOSTNAME that would
+ *       wait (known serial SERIAL, 60 s), four at a time, reading each
+ *       four's replies (5 s at most); prints "refused K of N, slowest reply
+ *       after MS ms: ERROR" and exits 0 when every one was refused (none
+ *       parked).
  *   ferry-poke HOST:PORT conns N SECONDS [--from ADDR]
  *       N connections that do the SP handshake and then stay silent; prints
  *       "open K closed M" whenever the registry closes one, for SECONDS.
  * --from binds the connections to a local address (e.g. 127.0.0.2), so a
  * test can be another peer than the client it protects. */
+#include "clock.h"
+#include "error.h"
+#include "key.h"
 #include "wire.h"
 
 #include <arpa/inet.h>
@@ -143,28 +160,39 @@ static Ferry__Wire__Response *ask(const char *url, const Ferry__Wire__Request *r
     return r;
 }
 
-/* The one place a Poll is built: how a poll is authenticated may change. */
+/* The one place a Poll is built: unsigned when k is NULL, else its fields
+ * in a PollBody signed by k with send time sent_ms. The result lives in
+ * static storage until the next call. */
 static Ferry__Wire__Request *poll_request(const char *host, uint64_t known_serial,
-                                          uint32_t wait_ms)
+                                          uint32_t wait_ms, const struct key_secret *k,
+                                          uint64_t sent_ms)
 {
-    Ferry__Wire__Request *req = calloc(1, sizeof *req);
-    Ferry__Wire__Poll *poll = calloc(1, sizeof *poll);
-    if (!req || !poll)
-        exit(1);
-    ferry__wire__request__init(req);
-    ferry__wire__poll__init(poll);
-    poll->host = (char *)host;
-    poll->known_serial = known_serial;
-    poll->wait_ms = wait_ms;
-    req->body_case = FERRY__WIRE__REQUEST__BODY_POLL;
-    req->poll = poll;
-    return req;
-}
-
-static void request_free(Ferry__Wire__Request *req)
-{
-    free(req->poll);
-    free(req);
+    static Ferry__Wire__Request req;
+    static Ferry__Wire__Poll poll;
+    static Ferry__Wire__PollBody body;
+    static uint8_t buf[256], sig[crypto_sign_BYTES];
+    ferry__wire__request__init(&req);
+    ferry__wire__poll__init(&poll);
+    poll.host = (char *)host;
+    poll.known_serial = known_serial;
+    poll.wait_ms = wait_ms;
+    if (k) {
+        ferry__wire__poll_body__init(&body);
+        body.host = (char *)host;
+        body.known_serial = known_serial;
+        body.wait_ms = wait_ms;
+        body.sent_ms = sent_ms;
+        size_t n = ferry__wire__poll_body__get_packed_size(&body);
+        if (n > sizeof buf)
+            exit(1);
+        ferry__wire__poll_body__pack(&body, buf);
+        key_sign(k, buf, n, sig);
+        poll.body = (ProtobufCBinaryData){n, buf};
+        poll.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    }
+    req.body_case = FERRY__WIRE__REQUEST__BODY_POLL;
+    req.poll = &poll;
+    return &req;
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -259,9 +287,13 @@ static char *url_of(const char *hostport)
     return url;
 }
 
-static int stall(const char *hostport, const Ferry__Wire__Request *first,
-                 const Ferry__Wire__Request *req, long n, long conns, const char *from,
-                 const char *what)
+/* What the stalling modes send: the next request to pipeline on connection
+ * conn (valid until the next call). */
+typedef const Ferry__Wire__Request *(*next_request_fn)(void *ctx, long conn);
+
+static int stall(const char *hostport, const Ferry__Wire__Request *first, next_request_fn next,
+                 void *ctx, long n, long conns, const char *from, const char *what,
+                 const char *tail)
 {
     int *fds = calloc((size_t)conns, sizeof *fds);
     long sent = 0, open_ = 0;
@@ -270,18 +302,72 @@ static int stall(const char *hostport, const Ferry__Wire__Request *first,
         if (fds[c] < 0)
             continue;
         open_++;
-        if (first && sp_send_request(fds[c], (uint32_t)(c * (n + 1) + n + 1), first) < 0)
-            continue;
-        for (long i = 0; i < n; i++) {
-            if (sp_send_request(fds[c], (uint32_t)(c * (n + 1) + i + 1), req) < 0)
-                break;
-            sent++;
+        if (first && sp_send_request(fds[c], (uint32_t)(c * (n + 1) + n + 1), first) < 0) {
+            close(fds[c]);
+            fds[c] = -1;
         }
     }
-    printf("stalling: %ld connections, %ld %s requests sent, never reading\n", open_, sent, what);
+    /* Round robin over the connections: the registry takes one request per
+     * connection in turn, so signed polls arrive in the order of their send
+     * times (each must be newer than the last one the registry saw). */
+    for (long i = 0; i < n; i++)
+        for (long c = 0; c < conns; c++) {
+            if (fds[c] < 0)
+                continue;
+            if (sp_send_request(fds[c], (uint32_t)(c * (n + 1) + i + 1), next(ctx, c)) < 0) {
+                close(fds[c]);
+                fds[c] = -1;
+                continue;
+            }
+            sent++;
+        }
+    printf("stalling: %ld connections, %ld %s requests sent, never reading%s\n", open_, sent,
+           what, tail ? tail : "");
+    fflush(stdout);
+    /* A second later, look (without reading) at what came back: a parked
+     * poll sends nothing, an answer or a refusal does. */
+    struct timespec second = {1, 0};
+    while (nanosleep(&second, &second) < 0 && errno == EINTR)
+        ;
+    long answered = 0, closed = 0, silent = 0;
+    char example[200] = "";
+    for (long c = 0; c < conns; c++) {
+        if (fds[c] < 0)
+            continue;
+        uint8_t b[2048];
+        ssize_t k = recv(fds[c], b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
+        if (k > 0 && !example[0] && k >= 12) {
+            /* Say what the first reply was: length, request id, response. */
+            uint64_t len = 0;
+            for (int i = 0; i < 8; i++)
+                len = len << 8 | b[i];
+            Ferry__Wire__Response *r =
+                len >= 4 && len - 4 <= (uint64_t)(k - 12)
+                    ? ferry__wire__response__unpack(NULL, (size_t)len - 4, b + 12)
+                    : NULL;
+            snprintf(example, sizeof example, " (first: %s)",
+                     r ? (r->error && *r->error ? r->error : "an answer") : "a large reply");
+            if (r)
+                ferry__wire__response__free_unpacked(r, NULL);
+        }
+        if (k > 0)
+            answered++;
+        else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            closed++;
+        else
+            silent++;
+    }
+    printf("after 1 s: %ld connections with replies, %ld closed, %ld silent%s\n", answered, closed,
+           silent, example);
     fflush(stdout);
     hold_forever();
     return 0;
+}
+
+static const Ferry__Wire__Request *same_request(void *ctx, long conn)
+{
+    (void)conn;
+    return ctx;
 }
 
 /* A GetChunk request for the first MiB of ref's largest blob (built into
@@ -331,25 +417,198 @@ static int stall_chunks(const char *hostport, const char *ref, long n, long conn
     Ferry__Wire__Request *creq = chunk_request(hostport, ref);
     if (!creq)
         return 1;
-    return stall(hostport, NULL, creq, n, conns, from, "GetChunk");
+    return stall(hostport, NULL, same_request, creq, n, conns, from, "GetChunk", NULL);
 }
 
-static int stall_polls(const char *hostport, const char *host, long n, long conns,
-                       const char *busy, const char *from)
+/* The signed polls of one host, each newer than the last. */
+struct poll_seq {
+    char host[72];
+    struct key_secret key;
+    uint64_t serial, sent_ms;
+};
+
+/* The identities a flood polls as, in turn: the j-th poll sent is
+ * seq[j % n]'s. The registry checks up to a worker per request at once, so
+ * two polls of one host that close together could be checked in either
+ * order, and the later-sent one checked first makes the other a replay. */
+struct poll_flood {
+    struct poll_seq *seq;
+    size_t n, next;
+};
+
+static const Ferry__Wire__Request *next_poll(void *ctx, long conn)
 {
-    Ferry__Wire__Request *first = NULL;
+    (void)conn;
+    struct poll_flood *f = ctx;
+    struct poll_seq *q = &f->seq[f->next++ % f->n];
+    return poll_request(q->host, q->serial, 60000, &q->key, ++q->sent_ms);
+}
+
+static int load_key(const char *path, struct key_secret *k)
+{
+    int rc = key_load_secret(path, k);
+    if (rc < 0)
+        fprintf(stderr, "poke: %s\n", err_message(rc));
+    return rc;
+}
+
+/* Learn the host's serial with one signed poll that does not wait, and a
+ * send time the registry takes as newer than any it has seen from this
+ * host (an earlier run may have used times ahead of the clock: try later
+ * ones, staying well inside the registry's 5 minute window). */
+static int poll_probe(const char *hostport, struct poll_seq *q)
+{
+    uint64_t now = clock_unix_ms();
+    const char *why = "no reply";
+    for (uint64_t ahead = 0; ahead <= 128000; ahead = ahead ? ahead * 2 : 1000) {
+        Ferry__Wire__Response *r =
+            ask(url_of(hostport), poll_request(q->host, 0, 0, &q->key, now + ahead));
+        if (r && r->body_case == FERRY__WIRE__RESPONSE__BODY_DESIRED) {
+            q->serial = r->desired->serial;
+            q->sent_ms = now + ahead;
+            return 0;
+        }
+        why = r && r->error ? r->error : "no reply";
+        if (!r || !strstr(why, "not newer than the last one seen"))
+            break;
+    }
+    fprintf(stderr, "poke: poll for %s: %s\n", q->host, why);
+    return -1;
+}
+
+/* One item of a comma-separated list: the i-th, into out. */
+static int list_item(const char *list, size_t i, char *out, size_t cap)
+{
+    const char *p = list;
+    for (; i > 0; i--) {
+        p = strchr(p, ',');
+        if (!p)
+            return -1;
+        p++;
+    }
+    size_t len = strcspn(p, ",");
+    if (len == 0 || len >= cap)
+        return -1;
+    snprintf(out, cap, "%.*s", (int)len, p);
+    return 0;
+}
+
+static size_t list_len(const char *list)
+{
+    size_t n = 1;
+    for (const char *p = list; (p = strchr(p, ',')); p++)
+        n++;
+    return n;
+}
+
+static int stall_polls(const char *hostport, const char *hosts, long n, long conns,
+                       const char *keyfiles, const char *busy, const char *from)
+{
+    if (!keyfiles) {
+        fprintf(stderr, "poke: stall-polls needs --key FILE.key (the host's key)\n");
+        return 2;
+    }
+    size_t nh = list_len(hosts);
+    if (list_len(keyfiles) != nh) {
+        fprintf(stderr, "poke: stall-polls: %zu hosts but %zu keys\n", nh, list_len(keyfiles));
+        return 2;
+    }
+    static struct poll_flood f;
+    f.seq = calloc(nh, sizeof *f.seq);
+    f.n = nh;
+    for (size_t i = 0; i < nh; i++) {
+        char path[4096];
+        if (list_item(hosts, i, f.seq[i].host, sizeof f.seq[i].host) < 0 ||
+            list_item(keyfiles, i, path, sizeof path) < 0) {
+            fprintf(stderr, "poke: stall-polls: empty or too long item %zu\n", i + 1);
+            return 2;
+        }
+        if (load_key(path, &f.seq[i].key) < 0)
+            return 1;
+    }
+    const Ferry__Wire__Request *first = NULL;
     if (busy && !(first = chunk_request(hostport, busy)))
         return 1;
-    /* Learn the host's serial, so the polls wait instead of being answered. */
-    Ferry__Wire__Request *now = poll_request(host, 0, 0);
-    Ferry__Wire__Response *r = ask(url_of(hostport), now);
-    request_free(now);
-    if (!r || r->body_case != FERRY__WIRE__RESPONSE__BODY_DESIRED) {
-        fprintf(stderr, "poke: poll for %s: %s\n", host, r && r->error ? r->error : "no reply");
+    /* Learn each host's serial, so the polls wait instead of being answered. */
+    for (size_t i = 0; i < nh; i++)
+        if (poll_probe(hostport, &f.seq[i]) < 0)
+            return 1;
+    char tail[64];
+    snprintf(tail, sizeof tail, " (serial %llu)", (unsigned long long)f.seq[0].serial);
+    return stall(hostport, first, next_poll, &f, n, conns, from, "Poll", tail);
+}
+
+/* Read one SP reply (length, request id, body) from fd. NULL on a closed
+ * or silent connection. */
+static Ferry__Wire__Response *sp_read_reply(int fd)
+{
+    uint8_t hdr[12];
+    if (recv(fd, hdr, sizeof hdr, MSG_WAITALL) != (ssize_t)sizeof hdr)
+        return NULL;
+    uint64_t total = 0;
+    for (int i = 0; i < 8; i++)
+        total = total << 8 | hdr[i];
+    if (total < 4 || total > WIRE_MAX_MSG)
+        return NULL;
+    size_t len = (size_t)total - 4;
+    uint8_t *buf = malloc(len ? len : 1);
+    Ferry__Wire__Response *r = NULL;
+    if (buf && (len == 0 || recv(fd, buf, len, MSG_WAITALL) == (ssize_t)len))
+        r = ferry__wire__response__unpack(NULL, len, buf);
+    free(buf);
+    return r;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static int unsigned_polls(const char *hostport, const char *host, long n, uint64_t serial,
+                          const char *from)
+{
+    int fd = sp_connect(hostport, from);
+    if (fd < 0) {
+        fprintf(stderr, "poke: cannot connect to %s\n", hostport);
         return 1;
     }
-    Ferry__Wire__Request *wait = poll_request(host, r->desired->serial, 60000);
-    return stall(hostport, first, wait, n, conns, from, "Poll");
+    /* A parked poll would stay silent for a minute: wait 5 s at most. */
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* A few at a time: more unread replies than the registry queues per
+     * connection would get this client dropped as one that does not read. */
+    enum { WINDOW = 4 };
+    long refused = 0, slowest = 0, i = 0;
+    char first[300] = "no reply";
+    while (i < n) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long w = 0;
+        for (; w < WINDOW && i + w < n; w++)
+            if (sp_send_request(fd, (uint32_t)(i + w + 1),
+                                poll_request(host, serial, 60000, NULL, 0)) < 0)
+                break;
+        long got = 0;
+        for (; got < w; got++) {
+            Ferry__Wire__Response *r = sp_read_reply(fd);
+            if (!r)
+                break;
+            if (r->code != FERRY__WIRE__CODE__OK && refused++ == 0)
+                snprintf(first, sizeof first, "%s", r->error ? r->error : "?");
+            ferry__wire__response__free_unpacked(r, NULL);
+        }
+        long ms = ms_since(&t0);
+        if (ms > slowest)
+            slowest = ms;
+        if (got < w || w == 0)
+            break;
+        i += w;
+    }
+    printf("refused %ld of %ld, slowest reply after %ld ms: %s\n", refused, n, slowest, first);
+    close(fd);
+    return refused == n ? 0 : 1;
 }
 
 static int hold_conns(const char *hostport, long n, long seconds, const char *from)
@@ -405,14 +664,28 @@ static long number(const char *s)
     return v;
 }
 
+static uint64_t number_u64(const char *s)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-' || errno) {
+        fprintf(stderr, "poke: %s: not a number\n", s);
+        exit(2);
+    }
+    return (uint64_t)v;
+}
+
 static int raw_mode(int argc, char **argv)
 {
-    const char *from = NULL, *busy = NULL;
+    const char *from = NULL, *busy = NULL, *key = NULL;
     while (argc >= 5 && argv[argc - 2][0] == '-') {
         if (strcmp(argv[argc - 2], "--from") == 0)
             from = argv[argc - 1];
         else if (strcmp(argv[argc - 2], "--busy") == 0)
             busy = argv[argc - 1];
+        else if (strcmp(argv[argc - 2], "--key") == 0)
+            key = argv[argc - 1];
         else
             break;
         argc -= 2;
@@ -421,7 +694,9 @@ static int raw_mode(int argc, char **argv)
     if (strcmp(mode, "stall-chunks") == 0 && argc == 6)
         return stall_chunks(hostport, argv[3], number(argv[4]), number(argv[5]), from);
     if (strcmp(mode, "stall-polls") == 0 && argc == 6)
-        return stall_polls(hostport, argv[3], number(argv[4]), number(argv[5]), busy, from);
+        return stall_polls(hostport, argv[3], number(argv[4]), number(argv[5]), key, busy, from);
+    if (strcmp(mode, "unsigned-polls") == 0 && argc == 6)
+        return unsigned_polls(hostport, argv[3], number(argv[4]), number_u64(argv[5]), from);
     if (strcmp(mode, "conns") == 0 && argc == 5)
         return hold_conns(hostport, number(argv[3]), number(argv[4]), from);
     fprintf(stderr, "poke: %s: wrong arguments\n", mode);
@@ -444,13 +719,14 @@ static int run(int argc, char **argv)
         fprintf(stderr, "usage: ferry-poke URL ping|garbage N|truncated|oversized\n"
                         "       ferry-poke HOST:PORT rawtcp N\n"
                         "       ferry-poke HOST:PORT stall-chunks NAME@VERSION N CONNS [--from ADDR]\n"
-                        "       ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS [--busy NAME@VERSION] [--from ADDR]\n"
+                        "       ferry-poke HOST:PORT stall-polls HOSTNAME N CONNS --key FILE.key [--busy NAME@VERSION] [--from ADDR]\n"
+                        "       ferry-poke HOST:PORT unsigned-polls HOSTNAME N SERIAL [--from ADDR]\n"
                         "       ferry-poke HOST:PORT conns N SECONDS [--from ADDR]\n");
         return 2;
     }
     const char *url = argv[1], *mode = argv[2];
     if (strcmp(mode, "stall-chunks") == 0 || strcmp(mode, "stall-polls") == 0 ||
-        strcmp(mode, "conns") == 0)
+        strcmp(mode, "unsigned-polls") == 0 || strcmp(mode, "conns") == 0)
         return raw_mode(argc, argv);
     size_t n = argc > 3 ? (size_t)strtoull(argv[3], NULL, 10) : 4096;
     if (strcmp(mode, "ping") == 0) {

@@ -2,7 +2,9 @@
 # Thousands of long polls parked by a client that never reads (raw TCP, see
 # poke.c) must not delay anyone: a deploy reaches a listening agent within a
 # second of `ferry deploy` returning, three times, each with a fresh flood
-# of parked polls, and other requests keep being answered.
+# of parked polls, and other requests keep being answered. The attacker is
+# a compromised enrolled host (its polls are signed, so they park), with a
+# host identity per connection; unsigned polls are refused at once.
 source "$(dirname "$0")/lib.sh"
 
 # make_sleep_app DIR NAME VERSION: an app that stays up (healthy after 1 s).
@@ -34,6 +36,15 @@ timeout 60 "$FERRY" publish "$T/big" >/dev/null || fail "publish big@1"
 # The agent's own poll is parked once it has fetched its (empty) state.
 wait_until 10 grep -q 'registry .* reachable' "$AGENT_LOG" || fail "agent never reached the registry"
 
+# Two attacking peers, 40 connections each, each connection its own
+# enrolled host with the agent's labels: the deploy changes their desired
+# state too, so every parked poll is answered at once, into connections
+# that never read.
+enroll_attackers evila 40 --label env=park
+HOSTS_A=$ATTACK_HOSTS KEYS_A=$ATTACK_KEYS
+enroll_attackers evilb 40 --label env=park
+HOSTS_B=$ATTACK_HOSTS KEYS_B=$ATTACK_KEYS
+
 ATTACKERS=()
 for v in 1.0 2.0 3.0; do
   # 2 peers x 40 connections x 63 polls = 5040 polls for h1 that wait (they
@@ -41,8 +52,9 @@ for v in 1.0 2.0 3.0; do
   for p in "${ATTACKERS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   ATTACKERS=()
   for from in 127.0.0.2 127.0.0.3; do
-    "$FERRY_POKE" "127.0.0.1:$REG_PORT" stall-polls h1 63 40 --busy big@1 --from "$from" \
-      > "$T/polls$v-$from.out" 2>&1 &
+    if [ $from = 127.0.0.2 ]; then hosts=$HOSTS_A keys=$KEYS_A; else hosts=$HOSTS_B keys=$KEYS_B; fi
+    "$FERRY_POKE" "127.0.0.1:$REG_PORT" stall-polls "$hosts" 63 40 --key "$keys" --busy big@1 \
+      --from "$from" > "$T/polls$v-$from.out" 2>&1 &
     ATTACKERS+=($!)
     PIDS+=($!)
   done
@@ -53,6 +65,16 @@ for v in 1.0 2.0 3.0; do
   done
   # Let the registry take them all in (each is parked, so nothing answers).
   wait_until 10 timeout 5 "$FERRY" versions parked >/dev/null || fail "versions during the flood"
+  # The same polls unsigned, for the real agent's name and its serial (what
+  # would park): refused at once, every one, none parked. A deadline check.
+  serial=$(sed -n 's/.*(serial \([0-9]*\)).*/\1/p' "$T/polls$v-127.0.0.2.out")
+  [ -n "$serial" ] || fail "no serial in $(cat "$T/polls$v-127.0.0.2.out")"
+  out=$(timeout 20 "$FERRY_POKE" "127.0.0.1:$REG_PORT" unsigned-polls h1 63 "$serial" --from 127.0.0.4) \
+    || fail "unsigned polls were not all refused: $out"
+  echo "$out" | grep -q 'refused 63 of 63, slowest reply after [0-9]* ms: poll for h1: not signed by its host key' \
+    || fail "unsigned polls: $out"
+  ms=$(echo "$out" | sed -n 's/.* after \([0-9]*\) ms.*/\1/p')
+  [ "$ms" -lt 1000 ] || fail "an unsigned poll was refused only after ${ms} ms (limit 1000)"
 
   timeout 20 "$FERRY" deploy "parked@$v" --to env=park >/dev/null || fail "deploy parked@$v"
   t0=$(date +%s%N)
@@ -64,9 +86,11 @@ for v in 1.0 2.0 3.0; do
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   [ "$ms" -lt 1000 ] || fail "parked@$v reached the agent ${ms} ms after the deploy (limit 1000)"
   echo "  parked@$v reached the agent ${ms} ms after ferry deploy returned, 5040 polls parked"
-  "$FERRY" status --wait "parked@$v" --timeout 30 >/dev/null || fail "parked@$v does not run"
+  # On h1 (the attacking hosts are online too, but never run anything).
+  wait_until 30 workload_state_is h1 parked "$v" running || fail "parked@$v does not run on h1"
 done
-pass "a deploy reaches the agent within 1 s while 5040 polls of a non-reading client are parked"
+pass "a deploy reaches the agent within 1 s while 5040 signed polls of a non-reading client are parked"
+pass "63 unsigned polls for h1 with its serial are all refused within 1 s, none parked"
 
 pass "each version runs on the agent"
 grep -Eq 'dropping a connection (that does not read its replies|with too many unread replies) from 127\.0\.0\.[23]' \

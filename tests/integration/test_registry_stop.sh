@@ -16,6 +16,9 @@ printf 'name: big\nversion: "1"\nkind: model\nruntime: model\n' > "$T/big/ferry.
 head -c $((16 * 1048576)) /dev/urandom > "$T/big/weights.bin"
 timeout 60 "$FERRY" publish "$T/big" >/dev/null || fail "publish big@1"
 start_agent h1 "$T/h1" --trust "$T/ops.pub"
+# The non-reading poller is a compromised enrolled host (signed polls park),
+# with a host identity per poll (4 x 12).
+enroll_attackers evil 48
 
 LOADS=()
 start_load() {
@@ -27,7 +30,7 @@ start_load() {
   local name
   for name in chunks polls; do
     local args=(stall-chunks big@1 12 4)
-    [ $name = polls ] && args=(stall-polls h1 12 4)
+    [ $name = polls ] && args=(stall-polls "$ATTACK_HOSTS" 12 4 --key "$ATTACK_KEYS")
     "$FERRY_POKE" "127.0.0.1:$REG_PORT" "${args[@]}" --from 127.0.0.2 > "$T/$name.out" 2>&1 &
     LOADS+=($!); PIDS+=($!)
   done

@@ -13,8 +13,12 @@ mkdir -p "$T/big"
 printf 'name: big\nversion: "1"\nkind: model\nruntime: model\n' > "$T/big/ferry.yaml"
 head -c $((24 * 1048576)) /dev/urandom > "$T/big/weights.bin"
 timeout 60 "$FERRY" publish "$T/big" >/dev/null || fail "publish big@1"
-# A registered host, so that its polls wait (park) instead of failing.
 start_agent h1 "$T/h1" --trust "$T/ops.pub"
+# The poller is a compromised enrolled host: its polls are signed, so they
+# wait (park) instead of being refused. A host identity per poll (8 x 12),
+# so that no two polls of one host are checked at once, out of order
+# (enroll_attackers in lib.sh).
+enroll_attackers evil 96
 
 # versions_within_1s WHAT: one `ferry versions` round trip, answered and
 # within a second (a deadline check: the task demands this bound).
@@ -31,11 +35,11 @@ versions_within_1s() {
 
 versions_within_1s "before the attack"
 ATTACKERS=()
-attack() { # attack NAME ARGS...: a non-reading client, waits until it has sent everything
-  local name=$1; shift
+attack() { # attack NAME FROM ARGS...: a non-reading client, waits until it has sent everything
+  local name=$1 from=$2; shift 2
   # From another loopback address: the attacker is another peer than the
   # client it must not disturb (the per-peer cap is test_conn_limits.sh's).
-  "$FERRY_POKE" "127.0.0.1:$REG_PORT" "$@" --from 127.0.0.2 > "$T/$name.out" 2>&1 &
+  "$FERRY_POKE" "127.0.0.1:$REG_PORT" "$@" --from "$from" > "$T/$name.out" 2>&1 &
   ATTACKERS+=($!)
   PIDS+=($!)
   wait_until 20 grep -q '^stalling' "$T/$name.out" || fail "$name did not start: $(cat "$T/$name.out")"
@@ -50,9 +54,11 @@ stop_attackers() {
 for round in 1 2 3 4 5; do
   # Eight connections with a dozen 1 MiB chunk requests each: more than the
   # registry's eight workers could ever push through unread sockets.
-  attack "chunks$round" stall-chunks big@1 12 8
+  attack "chunks$round" 127.0.0.2 stall-chunks big@1 12 8
   versions_within_1s "round $round, pipelined GetChunk held"
-  attack "polls$round" stall-polls h1 12 8
+  # From its own address: parked polls are never answered while held, so
+  # the registry has no reason to drop these connections (checked below).
+  attack "polls$round" 127.0.0.4 stall-polls "$ATTACK_HOSTS" 12 8 --key "$ATTACK_KEYS"
   versions_within_1s "round $round, pipelined Polls held"
   versions_within_1s "round $round, both held"
   if [ "$round" -eq 1 ]; then
@@ -60,12 +66,20 @@ for round in 1 2 3 4 5; do
     wait_until 10 grep -Eq 'dropping a connection (that does not read its replies|with too many unread replies) from 127\.0\.0\.2' \
       "$T/reg.log" || fail "the registry did not say it dropped a non-reading connection"
     versions_within_1s "round $round, after the drop"
+    # Signed polls park: nothing comes back on their connections (had they
+    # been refused, the error replies would), and none is dropped.
+    wait_until 10 grep -q '^after 1 s' "$T/polls$round.out" || fail "poller: $(cat "$T/polls$round.out")"
+    grep -q '^after 1 s: 0 connections with replies, 0 closed, 8 silent' "$T/polls$round.out" \
+      || fail "the signed polls were not all parked: $(cat "$T/polls$round.out")"
+    if grep -q 'dropping a connection .* from 127\.0\.0\.4' "$T/reg.log"; then
+      fail "a parked poller was dropped: $(grep 'from 127\.0\.0\.4' "$T/reg.log")"
+    fi
   fi
   stop_attackers
 done
 pass "ferry versions answered within 1 s throughout five rounds of non-reading clients"
 
-pass "the registry dropped the non-reading connections and said so"
+pass "the registry dropped the non-reading connections and said so; the signed polls stayed parked"
 
 # Still serving correctly: a full pull of the large blob.
 timeout 60 "$FERRY" pull big@1 --out "$T/out" --trust "$T/ops.pub" >/dev/null || fail "pull after the attack"

@@ -1,5 +1,6 @@
 /* The registry's metadata store, host side: enrollment, re-keying, replay
- * marks, the bounded pending list and per-host event bounds. */
+ * marks, the bounded pending list and per-host event bounds; and the
+ * registration of store implementations (struct db_ops). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,91 @@ static void test_host_remove_and_plugins(void **state)
     assert_non_null(strstr(err_detail(), "'h1' is not known"));
 }
 
+/* ---- store registration (struct db_ops) ---- */
+
+static int host_get_calls;
+static int counting_host_get(void *self, const char *name, struct db_host_auth *out)
+{
+    host_get_calls++;
+    return db_sqlite_ops.host_get(self, name, out);
+}
+
+/* An incomplete table is refused at registration, naming the missing op,
+ * and leaves nothing registered behind it. */
+static void test_ops_incomplete_refused(void **state)
+{
+    struct fixture *f = *state;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/other.db", f->dir);
+
+    struct db_ops broken = db_sqlite_ops;
+    broken.name = "broken";
+    broken.host_remove = NULL;
+    assert_int_equal(db_register(&broken), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "metadata store 'broken': required operation "
+                                         "'host_remove' is missing"));
+    struct db db = {0};
+    assert_int_equal(db_open_store(&db, "broken", path), FERRY_E_NOTFOUND);
+    assert_non_null(strstr(err_detail(), "metadata store 'broken' is not known"));
+    assert_null(db.ops);
+
+    broken = db_sqlite_ops;
+    broken.name = "broken";
+    broken.open = NULL;
+    assert_int_equal(db_register(&broken), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "'open' is missing"));
+
+    broken = db_sqlite_ops;
+    broken.name = "broken";
+    broken.add_version = NULL;
+    broken.events_list = NULL;
+    assert_int_equal(db_register(&broken), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "'add_version' is missing"));
+
+    broken = db_sqlite_ops;
+    broken.name = NULL;
+    assert_int_equal(db_register(&broken), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "has no name"));
+    assert_int_equal(db_register(NULL), FERRY_E_INVALID);
+
+    /* The built-in table passes the same check. */
+    assert_int_equal(db_ops_check(&db_sqlite_ops), 0);
+    assert_int_equal(db_register(&db_sqlite_ops), FERRY_E_EXISTS);
+    assert_non_null(strstr(err_detail(), "'sqlite' is already registered"));
+}
+
+/* A complete table registers once, and db_* calls go through it. */
+static void test_ops_registered_store_used(void **state)
+{
+    struct fixture *f = *state;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/counting.db", f->dir);
+    static struct db_ops counting;
+    counting = db_sqlite_ops;
+    counting.name = "counting";
+    counting.host_get = counting_host_get;
+    assert_int_equal(db_register(&counting), 0);
+    assert_int_equal(db_register(&counting), FERRY_E_EXISTS);
+
+    struct db db = {0};
+    assert_int_equal(db_open_store(&db, "counting", path), 0);
+    assert_ptr_equal(db.ops, &counting);
+    struct db_host_auth auth;
+    host_get_calls = 0;
+    assert_int_equal(db_host_get(&db, "nobody", &auth), FERRY_E_NOTFOUND);
+    assert_int_equal(host_get_calls, 1);
+    uint8_t k[32];
+    key_of(k, 7);
+    int replaced = 0;
+    assert_int_equal(db_host_enroll(&db, "h", k, "", "", 1, 0, 1, 0, &replaced), 0);
+    assert_int_equal(db_host_get(&db, "h", &auth), 0);
+    assert_int_equal(host_get_calls, 2);
+    db_close(&db);
+    assert_null(db.ops);
+
+    assert_int_equal(db_open_store(&db, "nosuch", path), FERRY_E_NOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +319,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_per_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_remove_and_plugins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ops_incomplete_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ops_registered_store_used, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
