@@ -196,6 +196,15 @@ static int write_file(const char *dir, const char *file, const char *value)
     return 0;
 }
 
+/* err_set with the current detail behind a prefix: the detail is copied
+ * first, since err_set writes the buffer err_detail() points into. */
+static int with_prefix(int rc, const char *prefix)
+{
+    char detail[600];
+    snprintf(detail, sizeof detail, "%s", err_detail());
+    return err_set(rc, "%s: %s", prefix, detail);
+}
+
 static bool is_dir(const char *path)
 {
     struct stat st;
@@ -463,12 +472,12 @@ static int set_limits_v1(const struct cg_run *cg, const struct cg_limits *lim)
         if (rc == 0 && exists(memsw))
             rc = write_file(cg->dir[CG_MEMORY], "memory.memsw.limit_in_bytes", v);
         if (rc < 0)
-            return err_set(rc, "resources.memory: %s", err_detail());
+            return with_prefix(rc, "resources.memory");
     }
     if (lim->pids && cg->dir[CG_PIDS][0]) {
         snprintf(v, sizeof v, "%u", lim->pids);
         if ((rc = write_file(cg->dir[CG_PIDS], "pids.max", v)) < 0)
-            return err_set(rc, "resources.pids: %s", err_detail());
+            return with_prefix(rc, "resources.pids");
     }
     if (lim->cpu_millis && cg->dir[CG_CPU][0]) {
         uint64_t quota, period;
@@ -479,7 +488,7 @@ static int set_limits_v1(const struct cg_run *cg, const struct cg_limits *lim)
         if (rc == 0)
             rc = write_file(cg->dir[CG_CPU], "cpu.cfs_quota_us", v);
         if (rc < 0)
-            return err_set(rc, "resources.cpu: %s", err_detail());
+            return with_prefix(rc, "resources.cpu");
     }
     return 0;
 }
@@ -497,19 +506,19 @@ static int set_limits_v2(const struct cg_run *cg, const struct cg_limits *lim)
         if (rc == 0 && exists(swap))
             rc = write_file(dir, "memory.swap.max", "0");
         if (rc < 0)
-            return err_set(rc, "resources.memory: %s", err_detail());
+            return with_prefix(rc, "resources.memory");
     }
     if (lim->pids) {
         snprintf(v, sizeof v, "%u", lim->pids);
         if ((rc = write_file(dir, "pids.max", v)) < 0)
-            return err_set(rc, "resources.pids: %s", err_detail());
+            return with_prefix(rc, "resources.pids");
     }
     if (lim->cpu_millis) {
         uint64_t quota, period;
         cg_cpu_quota(lim->cpu_millis, &quota, &period);
         snprintf(v, sizeof v, "%" PRIu64 " %" PRIu64, quota, period);
         if ((rc = write_file(dir, "cpu.max", v)) < 0)
-            return err_set(rc, "resources.cpu: %s", err_detail());
+            return with_prefix(rc, "resources.cpu");
     }
     return 0;
 }

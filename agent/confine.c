@@ -154,9 +154,13 @@ int confine_prepare(struct confine_plan *p, const Ferry__Spec *spec, const char 
     int rc = confine_helper_path(m->helper, sizeof m->helper);
     struct confine_user u;
     if (rc == 0 && user && (rc = confine_user_lookup(user, &u)) == 0 &&
-        (rc = confine_user_can_reach(&u, cwd)) < 0)
-        rc = err_set(rc, "run.user '%s' cannot reach the workload's files: %s", user,
-                     err_detail());
+        (rc = confine_user_can_reach(&u, cwd)) < 0) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", err_detail());
+        rc = err_set(rc, "run.user '%s' cannot reach the workload's files: %s (make it "
+                         "searchable, e.g. chmod o+x)",
+                     user, why);
+    }
     int nfiles = 0;
     if (rc == 0 && limited) {
         if ((rc = cg_locate(agent, name, version, &lim, &m->cg)) == 0 &&
