@@ -27,7 +27,6 @@ cg_cleanup() {
   local ctrl d
   for ctrl in memory pids cpu; do
     d=$(dirname "$(cg_dir "$ctrl" x@1)")
-    [ -d "$d" ] || continue
     for sub in "$d"/*@*; do
       [ -d "$sub" ] || continue
       for p in $(cat "$sub/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
