@@ -436,7 +436,7 @@ static void on_pidfd(uv_poll_t *p, int status, int events)
     close(r->pidfd);
     r->pidfd = -1;
     char detail[96] = "exited (adopted process)";
-    cg_run_exited(r->a->cfg->name, r->name, r->version, 0, 0, detail, sizeof detail);
+    cg_run_exited(r->a->cfg->name, r->name, r->version, -1, 0, detail, sizeof detail);
     if (!r->closing)
         sup_feed(r, SUP_EV_EXITED, detail);
 }

@@ -144,6 +144,8 @@ int cg_exit_reason(int64_t status, int sig, int64_t oom_kills, uint64_t limit, c
     char plain[64];
     if (sig)
         snprintf(plain, sizeof plain, "killed by signal %d", sig);
+    else if (status < 0) /* an adopted process: its status is not ours to read */
+        snprintf(plain, sizeof plain, "exited");
     else
         snprintf(plain, sizeof plain, "exited with status %lld", (long long)status);
     if (oom_kills > 0) {

@@ -72,7 +72,8 @@ int64_t cg_read_key(const char *text, const char *key);
  * main process killed by SIGKILL with kills counted is "killed: out of
  * memory (limit 64Mi)"; other kills are added to the usual reason. Returns 1
  * when out of memory was involved (out rewritten), else 0 (out is the plain
- * "killed by signal N" / "exited with status N"). */
+ * "killed by signal N" / "exited with status N", or "exited" for a status
+ * below 0, which is unknown). */
 int cg_exit_reason(int64_t status, int sig, int64_t oom_kills, uint64_t limit, char *out,
                    size_t cap);
 

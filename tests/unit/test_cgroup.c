@@ -123,6 +123,8 @@ static void test_exit_reason(void **state)
     /* a SIGKILL with no OOM kill counted is an ordinary kill */
     assert_int_equal(cg_exit_reason(0, SIGKILL, 0, 32ull << 20, out, sizeof out), 0);
     assert_string_equal(out, "killed by signal 9");
+    assert_int_equal(cg_exit_reason(-1, 0, 1, 32ull << 20, out, sizeof out), 1);
+    assert_string_equal(out, "exited after 1 out-of-memory kill (limit 32Mi)");
     assert_int_equal(cg_exit_reason(3, 0, -1, 0, out, sizeof out), 0);
     assert_string_equal(out, "exited with status 3");
 }
