@@ -45,6 +45,7 @@ make_key ops
 start_registry reg "$T/reg" --trust "$T/ops.pub"
 export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
 start_agent "$AGENT" "$T/h1" --label role=main --trust "$T/ops.pub"
+MAIN_PID=$AGENT_PID
 FERRY_CGROUP_ROOT="$T/no-cgroups" start_agent nocg "$T/h2" --label role=nocg --trust "$T/ops.pub"
 
 # app DIR NAME EXTRA_YAML SCRIPT [RUN_USER]: an app whose command is run.sh
@@ -110,7 +111,7 @@ refused=$(awk '$1 == "max" { print $2 }' "$(cg_file pids bomb@1 pids.events)")
 members=$(wc -l < "$(cg_file pids bomb@1 cgroup.procs)")
 [ "$members" -le 16 ] || fail "$members processes in the bomb's cgroup"
 grep -q 'refused [1-9]' "$T/h1/workloads/bomb/1/.ferry/stderr.log" || fail "the bomb says: $(cat "$T/h1/workloads/bomb/1/.ferry/stderr.log")"
-kill -0 "$AGENT_PID" || fail "the agent died"
+kill -0 "$MAIN_PID" || fail "the agent died"
 "$FERRY" status --json >/dev/null || fail "the registry stopped answering"
 wait_until 10 workload_state_is "$AGENT" bomb 1 running || fail "bomb is not running"
 pass "pids: 16 caps a fork bomb at $current processes ($refused forks refused); the agent is fine"
@@ -127,6 +128,27 @@ wait_until 20 test ! -e "$(cg_dir pids bomb@1)" || fail "bomb's cgroup is left a
 wait_until 10 test ! -e "$(cg_dir cpu bomb@1)" || fail "bomb's cpu cgroup is left after undeploy"
 ! pgrep -f "$T/h1/workloads/bomb" >/dev/null || fail "the bomb's children outlived its cgroup"
 pass "undeploy removes the cgroup and whatever was still in it"
+
+# --- after an agent restart: an adopted run's exit still cleans its cgroup,
+# and the restart gets a fresh one with the new process in it
+app "$T/keep" keep 'resources: {memory: 64Mi}
+health: {settle: 1s}' 'exec sleep 120'
+"$FERRY" deploy keep@1 --to role=main >/dev/null
+wait_until 30 workload_state_is "$AGENT" keep 1 running || fail "keep is $(workload_field "$AGENT" keep 1 state)"
+pid=$(workload_field "$AGENT" keep 1 pid)
+grep -qx "$pid" "$(cg_file memory keep@1 cgroup.procs)" || fail "keep's pid $pid is not in its memory cgroup"
+kill -9 "$MAIN_PID"; wait "$MAIN_PID" 2>/dev/null || true
+start_agent "$AGENT" "$T/h1" --label role=main --trust "$T/ops.pub"
+MAIN_PID=$AGENT_PID
+wait_until 10 grep -q "keep@1: re-adopted pid $pid" "$T/agent-$AGENT.log" || fail "keep was not re-adopted"
+kill -9 "$pid"
+respawned() { p=$(workload_field "$AGENT" keep 1 pid) && [ "$p" != "$pid" ] && grep -qx "$p" "$(cg_file memory keep@1 cgroup.procs)"; }
+wait_until 30 respawned || fail "keep was not restarted into a fresh cgroup: $(workload_field "$AGENT" keep 1 reason)"
+[ "$(cat "$(cg_file memory keep@1 memory.limit_in_bytes 2>/dev/null || cg_file memory keep@1 memory.max)")" = 67108864 ] \
+  || [ "$(cat "$(cg_file memory keep@1 memory.max)" 2>/dev/null)" = 67108864 ] || fail "keep's restart lost its limit"
+"$FERRY" undeploy keep --to role=main >/dev/null
+wait_until 20 test ! -e "$(cg_dir memory keep@1)" || fail "keep's cgroup is left after undeploy"
+pass "an adopted run's cgroup is cleaned at its exit and made afresh for the restart"
 
 # --- run.user: nobody runs as that uid, groups included, and cannot write its tree
 mkdir -p "$T/out" && chmod 777 "$T/out"
