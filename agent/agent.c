@@ -121,6 +121,7 @@ static void fill_report(const struct run *r, Ferry__Wire__WorkloadReport *w)
     w->since_ms = r->since_ms;
     w->pid = r->frun.pid;
     w->port = r->frun.port;
+    w->address = (char *)(r->a->cfg->advertise ? r->a->cfg->advertise : "127.0.0.1");
     w->rss_bytes = r->frun.pid > 0 && (r->proc_active || r->poll_active) ? proc_rss(r->frun.pid)
                                                                          : 0;
 }
@@ -750,9 +751,23 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         stop_all_of(a, rec->name, "undeployed");
         return;
     }
+    /* Failed leftovers of other versions go from the picture, also when
+     * this record names a version that already runs (a re-deploy of it). */
+    int forgot = 0;
+    for (struct run *o = a->runs, *next; o; o = next) {
+        next = o->next;
+        if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
+            (strcmp(o->state, "failed") == 0 || strcmp(o->state, "rolled_back") == 0)) {
+            run_forget(o, 1);
+            forgot = 1;
+        }
+    }
     struct run *r = find_run(a, rec->name, rec->version);
-    if (r && reconcile_existing(r->state, r->issued_ms, r->retired, rec) != RC_RESTART)
+    if (r && reconcile_existing(r->state, r->issued_ms, r->retired, rec) != RC_RESTART) {
+        if (forgot)
+            publish_snapshot(a);
         return; /* on its way (in or out), running, or failed for this very decision */
+    }
     if (r) {
         /* A new decision for a version that failed or stopped: afresh, in
          * the tree it already has once that is verified again. */
@@ -764,13 +779,6 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         if (strcmp(o->name, rec->name) == 0 && !o->retired &&
             strcmp(o->state, "failed") != 0 && strcmp(o->state, "rolled_back") != 0)
             others = 1;
-    /* Failed leftovers of other versions go from the picture. */
-    for (struct run *o = a->runs, *next; o; o = next) {
-        next = o->next;
-        if (strcmp(o->name, rec->name) == 0 && strcmp(o->version, rec->version) != 0 &&
-            (strcmp(o->state, "failed") == 0 || strcmp(o->state, "rolled_back") == 0))
-            run_forget(o, 1);
-    }
     r = run_new(a, rec->name, rec->version, rec->issued_ms);
     if (!r)
         return;
@@ -1061,6 +1069,24 @@ static void on_maintenance(uv_timer_t *t)
 
 /* ---- start and stop ---------------------------------------------------------------------- */
 
+/* For actions (agent/actions.c): the directory of name's run that is
+ * running, else of the newest one. Loop thread. */
+static int action_lookup(void *arg, const char *name, char *dir, size_t cap, char *version,
+                         size_t vcap)
+{
+    const struct run *pick = NULL;
+    for (const struct run *r = ((struct agent *)arg)->runs; r; r = r->next)
+        if (strcmp(r->name, name) == 0 && (!pick || strcmp(r->state, "running") == 0 ||
+                                           (strcmp(pick->state, "running") != 0 &&
+                                            r->issued_ms > pick->issued_ms)))
+            pick = r;
+    if (!pick)
+        return FERRY_E_NOTFOUND;
+    snprintf(dir, cap, "%s", pick->dir);
+    snprintf(version, vcap, "%s", pick->version);
+    return 0;
+}
+
 /* Rebuild runs from local state: adopt live processes, restart what should
  * run, keep failures visible. */
 static void restore(struct agent *a)
@@ -1242,6 +1268,8 @@ int agent_run(const struct agent_config *cfg)
         .poll_wait_ms = cfg->poll_wait_ms,
         .heartbeat_ms = cfg->heartbeat_ms,
         .join_token = cfg->join_token, .join_token_len = cfg->join_token_len,
+        .plugins = &a->plugins,
+        .trust = cfg->trust, .action_lookup = action_lookup, .action_lookup_arg = a,
     };
     link_start(&a->loop, &lc, on_desired, a, &a->link);
     alog(FERRY_LOG_INFO, "host %s (key %s), registry %s, state %s", cfg->name, a->host_key.pub.id,

@@ -18,6 +18,7 @@ struct agent_config {
     uint32_t poll_wait_ms;       /* 0: default */
     uint32_t heartbeat_ms;       /* 0: default */
     uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */
+    const char *advertise;       /* address workloads are reached at; NULL: 127.0.0.1 */
     const uint8_t *join_token;   /* encoded SignedJoinToken (--join-token), may be NULL */
     size_t join_token_len;
 };

@@ -3,6 +3,7 @@
 #include "client.h"
 #include "clock.h"
 #include "error.h"
+#include "pluginhost.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,7 +25,7 @@ struct link {
     size_t join_token_len;
     /* Send times of signed requests only go up (the registry refuses one
      * not newer than the last it saw), one sequence per kind. */
-    uint64_t hello_last_ms, poll_last_ms, report_last_ms;
+    uint64_t hello_last_ms, poll_last_ms, report_last_ms, reply_last_ms;
     char last_refusal[600];   /* logged once until it changes */
 
     uv_async_t async;
@@ -43,6 +44,8 @@ struct link {
     Ferry__Wire__WorkloadReport *events[EVENTS_MAX];
     size_t n_events;
     uint32_t events_dropped;
+    struct agent_actions *actions; /* NULL: actions are not served */
+    int replies_ready;             /* action replies wait to be sent */
 
     struct client poller, reporter;
     int poller_open, reporter_open;
@@ -83,21 +86,32 @@ static uint64_t fresh_ms(uint64_t *last)
     return now;
 }
 
-static void set_online(struct link *l, int online)
+/* online starts unknown (-1), so an outage from the start is logged too:
+ * once per outage, with the reason (why the last transport error). */
+static void set_online(struct link *l, int online, const char *why)
 {
+    /* Transport errors name the registry already: say it once. */
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "registry %s: ", l->url);
+    if (why && strncmp(why, prefix, strlen(prefix)) == 0)
+        why += strlen(prefix);
     pthread_mutex_lock(&l->lock);
-    if (l->online != online)
-        alog(online ? FERRY_LOG_INFO : FERRY_LOG_WARN, "registry %s %s", l->url,
-             online ? "reachable" : "unreachable; workloads keep running");
-    l->online = online;
+    if (l->online != online && (online || why))
+        alog(online ? FERRY_LOG_INFO : FERRY_LOG_WARN, "registry %s %s%s%s", l->url,
+             online ? "reachable" : "unreachable; workloads keep running", why ? ": " : "",
+             why ? why : "");
+    if (online || why)
+        l->online = online;
     pthread_mutex_unlock(&l->lock);
 }
 
+enum signed_kind { SEND_REPORT, SEND_REGISTER, SEND_ACTION_REPLY };
+
 /* Encode body, sign the bytes with the host key and send them as a
- * Register (hello) or a Report: the registry checks the signature against
- * the host key before it believes a word. */
+ * Register (hello), a Report or an ActionReply: the registry checks the
+ * signature against the host key before it believes a word. */
 static int send_signed(struct link *l, struct client *c, const ProtobufCMessage *body,
-                       int is_register)
+                       enum signed_kind kind)
 {
     size_t n = protobuf_c_message_get_packed_size(body);
     uint8_t *buf = malloc(n ? n : 1);
@@ -109,8 +123,15 @@ static int send_signed(struct link *l, struct client *c, const ProtobufCMessage 
     Ferry__Wire__Request req;
     Ferry__Wire__Register reg;
     Ferry__Wire__Report rep;
+    Ferry__Wire__ActionReply ar;
     ferry__wire__request__init(&req);
-    if (is_register) {
+    if (kind == SEND_ACTION_REPLY) {
+        ferry__wire__action_reply__init(&ar);
+        ar.body = (ProtobufCBinaryData){n, buf};
+        ar.signature = (ProtobufCBinaryData){sizeof sig, sig};
+        req.body_case = FERRY__WIRE__REQUEST__BODY_ACTION_REPLY;
+        req.action_reply = &ar;
+    } else if (kind == SEND_REGISTER) {
         ferry__wire__register__init(&reg);
         reg.hello = (ProtobufCBinaryData){n, buf};
         reg.signature = (ProtobufCBinaryData){sizeof sig, sig};
@@ -151,7 +172,25 @@ static int do_register(struct link *l, struct client *c)
         hello.join_token.data = l->join_token;
         hello.join_token.len = l->join_token_len;
     }
-    int rc = send_signed(l, c, &hello.base, 1);
+    /* The loaded plugins, so operators see what can run here. */
+    Ferry__Wire__PluginInfo pv[LINK_PLUGINS_MAX], *pp[LINK_PLUGINS_MAX];
+    char rt[LINK_PLUGINS_MAX][PLUGIN_RUNTIMES_MAX];
+    char *rp[LINK_PLUGINS_MAX][LINK_PLUGINS_MAX];
+    size_t np = l->cfg.plugins ? l->cfg.plugins->n : 0;
+    for (size_t i = 0; i < np && i < LINK_PLUGINS_MAX; i++) {
+        const struct plugin_slot *ps = &l->cfg.plugins->v[i];
+        ferry__wire__plugin_info__init(&pv[i]);
+        pv[i].name = (char *)ps->name;
+        snprintf(rt[i], sizeof rt[i], "%s", ps->runtimes);
+        char *save = NULL;
+        for (char *t = strtok_r(rt[i], " ", &save); t && pv[i].n_runtimes < LINK_PLUGINS_MAX;
+             t = strtok_r(NULL, " ", &save))
+            rp[i][pv[i].n_runtimes++] = t;
+        pv[i].runtimes = rp[i];
+        pp[hello.n_plugins++] = &pv[i];
+    }
+    hello.plugins = pp;
+    int rc = send_signed(l, c, &hello.base, SEND_REGISTER);
     if (rc < 0 && rc != FERRY_E_TRANSPORT && rc != -ENOMEM) {
         /* Refused (not enrolled, name taken, bad token, clock): say why at
          * the default level, once per reason, and keep asking. */
@@ -203,6 +242,7 @@ static void *poll_main(void *arg)
 {
     struct link *l = arg;
     uint64_t known = 0;
+    int delivered = 0; /* a desired state went to the loop already */
     uint32_t backoff = BACKOFF_MIN_MS;
     for (;;) {
         pthread_mutex_lock(&l->lock);
@@ -241,9 +281,21 @@ static void *poll_main(void *arg)
         if (rc == 0)
             rc = do_poll(l, known, &r);
         if (rc == 0 && r->body_case == FERRY__WIRE__RESPONSE__BODY_DESIRED) {
-            set_online(l, 1);
+            set_online(l, 1, NULL);
             backoff = BACKOFF_MIN_MS;
+            /* Actions ride on poll answers; refusals and results come back
+             * as replies on the report channel. An answer that came early
+             * only for them carries nothing new for the loop: `ferry logs
+             * --follow` must not make the agent reconcile twice a second. */
+            for (size_t i = 0; l->actions && i < r->n_actions; i++)
+                agent_actions_receive(l->actions, r->actions[i]);
+            int same = delivered && r->desired->serial == known;
             known = r->desired->serial;
+            delivered = 1;
+            if (same && r->n_actions > 0) {
+                client_response_free(r);
+                continue;
+            }
             /* Move the desired state out of the response into the mailbox. */
             Ferry__Wire__DesiredState *ds = r->desired;
             r->desired = NULL;
@@ -269,7 +321,8 @@ static void *poll_main(void *arg)
         if (stop)
             break;
         alog(FERRY_LOG_DEBUG, "poll: %s", err_message(rc));
-        set_online(l, 0);
+        /* A refusal is logged where it happens; only transport trouble is an outage. */
+        set_online(l, 0, rc == FERRY_E_TRANSPORT ? err_message(rc) : NULL);
         if (l->poller_open) {
             pthread_mutex_lock(&l->lock);
             l->poller_open = 0;
@@ -314,7 +367,7 @@ static int send_report(struct link *l)
     b->events = evs;
     b->n_events = n_ev;
     b->events_dropped = dropped;
-    int rc = send_signed(l, &l->reporter, &b->base, 0);
+    int rc = send_signed(l, &l->reporter, &b->base, SEND_REPORT);
     b->events = saved_events;
     b->n_events = saved_n;
     if (body)
@@ -341,6 +394,33 @@ static int send_report(struct link *l)
     return rc;
 }
 
+/* Send every action reply waiting, each signed by the host key. A reply
+ * the registry refuses is dropped (its requester times out), and so is the
+ * one in flight when the transport fails; the rest wait for the next try. */
+static int send_replies(struct link *l)
+{
+    Ferry__Wire__ActionReplyBody *b;
+    while ((b = agent_actions_next_reply(l->actions)) != NULL) {
+        b->sent_ms = fresh_ms(&l->reply_last_ms);
+        int rc = send_signed(l, &l->reporter, &b->base, SEND_ACTION_REPLY);
+        ferry__wire__action_reply_body__free_unpacked(b, NULL);
+        if (rc == FERRY_E_TRANSPORT)
+            return rc;
+        if (rc < 0)
+            alog(FERRY_LOG_DEBUG, "action reply: %s", err_message(rc));
+    }
+    return 0;
+}
+
+static void replies_ready(void *arg)
+{
+    struct link *l = arg;
+    pthread_mutex_lock(&l->lock);
+    l->replies_ready = 1;
+    pthread_cond_broadcast(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+}
+
 static void *report_main(void *arg)
 {
     struct link *l = arg;
@@ -349,7 +429,8 @@ static void *report_main(void *arg)
     pthread_mutex_lock(&l->lock);
     while (!l->stopping) {
         uint64_t now = clock_mono_ms();
-        if (!(l->snapshot_dirty && l->registered) && now < next_beat) {
+        int replies = l->replies_ready;
+        if (!(l->snapshot_dirty && l->registered) && !replies && now < next_beat) {
             nap(l, (uint32_t)(next_beat - now));
             continue;
         }
@@ -357,6 +438,8 @@ static void *report_main(void *arg)
             nap(l, 100); /* the poller registers first */
             continue;
         }
+        int report = l->snapshot_dirty || now >= next_beat;
+        l->replies_ready = 0;
         pthread_mutex_unlock(&l->lock);
         int rc = 0;
         if (!l->reporter_open) {
@@ -367,12 +450,18 @@ static void *report_main(void *arg)
                 pthread_mutex_unlock(&l->lock);
             }
         }
-        if (rc == 0)
+        /* Replies first: someone waits for them. */
+        if (rc == 0 && replies && l->actions)
+            rc = send_replies(l);
+        if (rc == 0 && report)
             rc = send_report(l);
         pthread_mutex_lock(&l->lock);
+        if (rc < 0 && replies)
+            l->replies_ready = 1; /* those not sent stay queued */
         if (rc == 0) {
             backoff = BACKOFF_MIN_MS;
-            next_beat = clock_mono_ms() + jitter(l->cfg.heartbeat_ms);
+            if (report)
+                next_beat = clock_mono_ms() + jitter(l->cfg.heartbeat_ms);
             continue;
         }
         if (l->reporter_open && rc != FERRY_E_NOTFOUND) {
@@ -409,6 +498,7 @@ int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn o
     if (!l)
         return -ENOMEM;
     l->cfg = *cfg;
+    l->online = -1;
     if (!l->cfg.poll_wait_ms)
         l->cfg.poll_wait_ms = 20000;
     if (!l->cfg.heartbeat_ms)
@@ -428,6 +518,20 @@ int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn o
     l->arg = arg;
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->wake, NULL);
+    if (cfg->action_lookup) {
+        struct agent_actions_config ac = {
+            .host = cfg->host,
+            .trust = cfg->trust,
+            .lookup = cfg->action_lookup,
+            .lookup_arg = cfg->action_lookup_arg,
+            .other_verb = cfg->action_verb,
+            .other_verb_arg = cfg->action_verb_arg,
+            .reply_ready = replies_ready,
+            .reply_arg = l,
+        };
+        if (agent_actions_new(loop, &ac, &l->actions) < 0)
+            alog(FERRY_LOG_WARN, "actions are not served: %s", err_detail());
+    }
     uv_async_init(loop, &l->async, on_async);
     l->async.data = l;
     if (pthread_create(&l->poll_thread, NULL, poll_main, l) != 0 ||
@@ -479,7 +583,7 @@ void link_add_event(struct link *l, const Ferry__Wire__WorkloadReport *ev)
 int link_online(struct link *l)
 {
     pthread_mutex_lock(&l->lock);
-    int on = l->online;
+    int on = l->online == 1;
     pthread_mutex_unlock(&l->lock);
     return on;
 }
@@ -512,5 +616,7 @@ void link_stop(struct link *l)
     pthread_mutex_unlock(&l->lock);
     pthread_join(l->poll_thread, NULL);
     pthread_join(l->report_thread, NULL);
+    agent_actions_close(l->actions);
+    l->actions = NULL;
     uv_close((uv_handle_t *)&l->async, free_link);
 }

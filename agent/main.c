@@ -6,6 +6,7 @@
 #include "numparse.h"
 
 #include <malloc.h>
+#include <nng/nng.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -39,14 +40,64 @@ static const char *default_plugins_dir(void)
     return FERRY_PLUGIN_DIR;
 }
 
+/* A registry URL the agent can dial: tcp://HOST:PORT, tls+tcp://HOST:PORT
+ * (tcp4/tcp6 variants too) or ipc://PATH. Checked at start so a typo stops
+ * the agent with one line instead of retrying forever. */
+static int registry_url_check(const char *url)
+{
+    static const char *const schemes[] = {"tcp", "tcp4", "tcp6", "tls+tcp", "tls+tcp4",
+                                          "tls+tcp6", "ipc"};
+    nng_url *u = NULL;
+    if (nng_url_parse(&u, url) != 0)
+        return err_set(FERRY_E_INVALID, "'%s': not a URL (expected tcp://HOST:PORT)", url);
+    int known = 0;
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        known |= strcmp(u->u_scheme, schemes[i]) == 0;
+    int rc = 0;
+    if (!known) {
+        rc = err_set(FERRY_E_INVALID,
+                     "'%s': scheme '%s' is not supported (tcp://, tls+tcp:// or ipc://)", url,
+                     u->u_scheme);
+    } else if (strcmp(u->u_scheme, "ipc") == 0) {
+        if (!u->u_path || !*u->u_path)
+            rc = err_set(FERRY_E_INVALID, "'%s': ipc:// needs a path", url);
+    } else {
+        char *end = NULL;
+        unsigned long port = u->u_port && *u->u_port ? strtoul(u->u_port, &end, 10) : 0;
+        if (!u->u_hostname || !*u->u_hostname)
+            rc = err_set(FERRY_E_INVALID, "'%s': no host (expected %s://HOST:PORT)", url,
+                         u->u_scheme);
+        else if (port == 0 || port > 65535 || (end && *end) ||
+                 (u->u_path && *u->u_path && strcmp(u->u_path, "/") != 0))
+            rc = err_set(FERRY_E_INVALID, "'%s': expected %s://HOST:PORT with a port 1-65535",
+                         url, u->u_scheme);
+    }
+    nng_url_free(u);
+    return rc;
+}
+
+/* Host names and IP addresses: letters, digits, '.', '-', ':' (IPv6). */
+static int advertise_ok(const char *a)
+{
+    size_t n = strlen(a);
+    if (n == 0 || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((a[i] >= 'a' && a[i] <= 'z') || (a[i] >= 'A' && a[i] <= 'Z') ||
+              (a[i] >= '0' && a[i] <= '9') || a[i] == '.' || a[i] == '-' || a[i] == ':'))
+            return 0;
+    return 1;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
           "                   [--trust FILE.pub ...] [--plugins DIR] [--join-token FILE]\n"
-          "                   [--verbose]\n"
+          "                   [--advertise ADDR] [--verbose] [--version]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
           "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n"
-          "  --join-token: a token from 'ferry hosts token' that enrolls this host.\n",
+          "  --join-token: a token from 'ferry hosts token' that enrolls this host.\n"
+          "  --advertise: the address workloads are reached at (default 127.0.0.1).\n",
           f);
 }
 
@@ -74,6 +125,10 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (strcmp(a, "--version") == 0) {
+            printf("ferry-agent %s\n", FERRY_VERSION);
+            return 0;
+        }
         if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             alog_set_level(FERRY_LOG_DEBUG);
             continue;
@@ -93,6 +148,14 @@ int main(int argc, char **argv)
             cfg.name = val;
         else if (strcmp(a, "--plugins") == 0)
             cfg.plugins_dir = val;
+        else if (strcmp(a, "--advertise") == 0) {
+            if (!advertise_ok(val)) {
+                fprintf(stderr, "ferry-agent: --advertise '%s': expected a host name or an IP "
+                                "address\n", val);
+                return 2;
+            }
+            cfg.advertise = val;
+        }
         else if (strcmp(a, "--label") == 0)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
@@ -119,6 +182,12 @@ int main(int argc, char **argv)
     if (!cfg.registry_url || !cfg.state_dir) {
         fprintf(stderr, "ferry-agent: --registry URL and --state DIR are required\n");
         usage(stderr);
+        return 2;
+    }
+    if (registry_url_check(cfg.registry_url) < 0) {
+        fprintf(stderr, "ferry-agent: --registry %s\n", err_detail());
+        trust_fini(&trust);
+        free(token);
         return 2;
     }
     if (!cfg.name) {

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# make bench: artifact transfer against baselines measured in the same run.
+# make bench: artifact transfer against baselines measured in the same run;
+# then the agent (bench/agent.sh) and the registry under a non-reading client
+# (bench/attack.sh).
 #   pull of a 1 GiB single-file artifact (verified, materialized) vs b2sum
 #   and cp of the same file; publish throughput; bytes sent on a re-publish.
 # Each measurement runs ROUNDS times, interleaved, and the median is shown.
@@ -75,3 +77,8 @@ echo "targets: pull >= 0.80 x b2sum throughput; re-publish uploads 0 blob bytes"
 
 # The agent: memory, deploy latency, a fleet of 100 agents (bench/agent.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/agent.sh" "$BUILD"
+
+# The registry while a client that never reads is attached (bench/attack.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/attack.sh" "$BUILD"
+# ferry logs round trip against a bare CLI round trip (bench/logs.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"

@@ -3,11 +3,56 @@
 #ifndef FERRY_CLI_CLI_H
 #define FERRY_CLI_CLI_H
 
+#include "client.h"
+#include "key.h"
 #include "wire.pb-c.h"
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
+
+#define EXIT_USAGE 2
+#define EXIT_TIMEOUT 3 /* status --wait / deploy --wait ran out of time */
+
+/* The options every verb in main.c and its neighbours parse. */
+struct cli_opts {
+    const char *registry;
+    const char *key;
+    const char *dir;
+    const char *out;
+    const char *to;
+    const char *wait;
+    const char *host;
+    uint32_t limit;
+    uint64_t timeout_ms;
+    int json;
+    int verbose;
+    struct trust trust;
+    int trust_given;
+};
+
+enum { OPT_REGISTRY = 256, OPT_KEY, OPT_TRUST, OPT_DIR, OPT_OUT, OPT_JSON, OPT_VERBOSE, OPT_TO,
+       OPT_WAIT, OPT_TIMEOUT, OPT_HOST, OPT_LIMIT };
+
+/* Parse options for verb; positional arguments are left in argv[optind..].
+ * allowed lists the option ids verb takes (0-terminated). Returns 0, or the
+ * exit code after printing the one-line error. */
+int cli_parse_opts(const char *verb, int argc, char **argv, struct cli_opts *o,
+                   const int *allowed);
+/* "ferry: <detail>" on stderr; returns 1. */
+int cli_fail(int rc);
+/* "ferry VERB: msg (see 'ferry help')"; returns EXIT_USAGE. */
+int cli_usage(const char *verb, const char *msg);
+int connect_registry(struct cli_opts *o, struct client *c);
+/* One request, expecting a reply body of kind want. */
+int cli_call(struct cli_opts *o, Ferry__Wire__Request *req, Ferry__Wire__Response **out,
+             Ferry__Wire__Response__BodyCase want);
+/* The fleet (ListHosts). */
+int fetch_hosts(struct cli_opts *o, Ferry__Wire__Response **out);
+void print_status(const Ferry__Wire__HostList *hl, int as_json);
+/* Print a JSON document (and consume it). */
+void cli_print_json(json_t *doc);
 
 json_t *labels_json(const Ferry__Wire__HostInfo *h);
 /* "k=v,k=v", or "-" without labels. */
@@ -15,7 +60,35 @@ void labels_text(const Ferry__Wire__HostInfo *h, char *out, size_t cap);
 /* ISO 8601 UTC, or "-" for 0. */
 void iso_ms(uint64_t ms, char *out, size_t cap);
 
-/* ferry hosts [accept|token] (cli/hosts.c). */
+/* Usage text (cli/usage.c): every verb, or one (-1 when unknown). */
+void cli_help_all(FILE *f);
+int cli_help_verb(const char *verb, FILE *f);
+
+/* ferry hosts [accept|token|rm] (cli/hosts.c). */
 int cli_hosts(int argc, char **argv);
+/* ferry logs NAME (cli/logs.c). */
+int cli_logs(int argc, char **argv);
+
+/* ferry deploy, undeploy, rollback (cli/deploy.c). */
+int cli_deploy(int argc, char **argv);
+int cli_undeploy(int argc, char **argv);
+int cli_rollback(int argc, char **argv);
+/* ferry deployments, history (cli/deployments.c). */
+int cli_deployments(int argc, char **argv);
+int cli_history(int argc, char **argv);
+/* The signed decisions for name (ListHistory), oldest first. */
+int cli_fetch_history(struct cli_opts *o, const char *name, Ferry__Wire__Response **out);
+
+/* status --wait (cli/wait.c): until name@version runs (a job: succeeded)
+ * on every online host selector matches (NULL: every online host whose
+ * desired state has it). Returns the exit code: 0 done, 1 failed, rolled
+ * back or nothing to wait for, EXIT_TIMEOUT at timeout_ms. The outcome is
+ * one line on stderr unless 0; on a terminal the hosts still waited for
+ * are shown while waiting. show_status: print the status table at 0. */
+int cli_wait(struct cli_opts *o, const char *name, const char *version, const char *selector,
+             uint64_t timeout_ms, int show_status);
+/* Online enrolled hosts in hl whose labels match selector (canonical text). */
+int cli_hosts_matching(const Ferry__Wire__HostList *hl, const char *selector,
+                       const Ferry__Wire__HostInfo **out, size_t cap);
 
 #endif

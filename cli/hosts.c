@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
 
 struct hosts_opts {
     const char *registry, *key, *out, *key_id;
@@ -27,18 +26,6 @@ struct hosts_opts {
     uint64_t ttl_ms;
     struct label_set labels;
 };
-
-static int fail(int rc)
-{
-    fprintf(stderr, "ferry: %s\n", err_message(rc));
-    return 1;
-}
-
-static int usage(const char *verb, const char *msg)
-{
-    fprintf(stderr, "ferry %s: %s (see 'ferry help')\n", verb, msg);
-    return EXIT_USAGE;
-}
 
 enum { H_REGISTRY = 256, H_JSON, H_KEY, H_LABEL, H_TTL, H_OUT, H_REPLACE, H_KEY_ID };
 
@@ -72,7 +59,7 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
         if (c == '?' || c == ':' || !ok) {
             char msg[200];
             snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-            return usage(verb, msg);
+            return cli_usage(verb, msg);
         }
         switch (c) {
         case H_REGISTRY: o->registry = optarg; break;
@@ -85,9 +72,9 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
             struct label_set before = o->labels;
             int rc = labels_add(&o->labels, optarg);
             if (rc < 0)
-                return usage(verb, err_message(rc));
+                return cli_usage(verb, err_message(rc));
             if (o->labels.n == before.n)
-                return usage(verb, "a label key is given twice");
+                return cli_usage(verb, "a label key is given twice");
             break;
         }
         case H_TTL:
@@ -97,7 +84,7 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
                 snprintf(msg, sizeof msg,
                          "--ttl '%s': expected a duration from 1s to 30d (e.g. 90s, 30m, 12h, 7d)",
                          optarg);
-                return usage(verb, msg);
+                return cli_usage(verb, msg);
             }
             break;
         }
@@ -123,6 +110,27 @@ static int fetch(const char *url, Ferry__Wire__Request *req, Ferry__Wire__Respon
     return rc;
 }
 
+/* "exec(exec) model(model,onnx)", or "-" when the host reported none. */
+static void plugins_text(const Ferry__Wire__HostInfo *h, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < h->n_plugins && used < cap; i++) {
+        int n = snprintf(out + used, cap - used, "%s%s(", i ? " " : "", h->plugins[i]->name);
+        for (size_t k = 0; n > 0 && k < h->plugins[i]->n_runtimes && used + (size_t)n < cap; k++) {
+            int m = snprintf(out + used + n, cap - used - (size_t)n, "%s%s", k ? "," : "",
+                             h->plugins[i]->runtimes[k]);
+            n = m < 0 ? -1 : n + m;
+        }
+        if (n < 0 || used + (size_t)n >= cap)
+            break;
+        used += (size_t)n;
+        used += (size_t)snprintf(out + used, cap - used, ")");
+    }
+    if (!out[0])
+        snprintf(out, cap, "-");
+}
+
 static int hosts_list(int argc, char **argv)
 {
     struct hosts_opts o;
@@ -131,7 +139,7 @@ static int hosts_list(int argc, char **argv)
     if (rc)
         return rc;
     if (optind != argc)
-        return usage("hosts", "expected no arguments, 'accept NAME' or 'token'");
+        return cli_usage("hosts", "expected no arguments, 'accept NAME', 'rm NAME' or 'token'");
     Ferry__Wire__Request req;
     Ferry__Wire__ListHosts lh;
     ferry__wire__request__init(&req);
@@ -140,7 +148,7 @@ static int hosts_list(int argc, char **argv)
     req.list_hosts = &lh;
     Ferry__Wire__Response *r = NULL;
     if ((rc = fetch(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY_HOSTS)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     const Ferry__Wire__HostList *hl = r->hosts;
     if (o.json) {
         json_t *arr = json_array();
@@ -148,11 +156,20 @@ static int hosts_list(int argc, char **argv)
             const Ferry__Wire__HostInfo *h = hl->hosts[i];
             char when[32];
             iso_ms(h->last_seen_ms, when, sizeof when);
+            json_t *plugins = json_array();
+            for (size_t p = 0; p < h->n_plugins; p++) {
+                json_t *rts = json_array();
+                for (size_t k = 0; k < h->plugins[p]->n_runtimes; k++)
+                    json_array_append_new(rts, json_string(h->plugins[p]->runtimes[k]));
+                json_array_append_new(plugins, json_pack("{s:s, s:o}", "name",
+                                                         h->plugins[p]->name, "runtimes", rts));
+            }
             json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s}", "name", h->name, "status",
-                               h->status && *h->status ? h->status : "enrolled", "labels",
-                               labels_json(h), "online", h->online, "last_seen", when,
-                               "last_seen_ms", (json_int_t)h->last_seen_ms, "key_id", h->key_id));
+                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s, s:o}", "name", h->name,
+                               "status", h->status && *h->status ? h->status : "enrolled",
+                               "labels", labels_json(h), "online", h->online, "last_seen", when,
+                               "last_seen_ms", (json_int_t)h->last_seen_ms, "key_id", h->key_id,
+                               "plugins", plugins));
         }
         json_t *doc = json_pack("{s:o}", "hosts", arr);
         char *text = json_dumps(doc, JSON_INDENT(2));
@@ -160,16 +177,17 @@ static int hosts_list(int argc, char **argv)
         free(text);
         json_decref(doc);
     } else {
-        printf("%-20s %-9s %-7s %-21s %-17s %s\n", "HOST", "STATUS", "ONLINE", "LAST SEEN",
-               "KEY ID", "LABELS");
+        printf("%-20s %-9s %-7s %-21s %-17s %-24s %s\n", "HOST", "STATUS", "ONLINE",
+               "LAST SEEN", "KEY ID", "LABELS", "PLUGINS");
         for (size_t i = 0; i < hl->n_hosts; i++) {
             const Ferry__Wire__HostInfo *h = hl->hosts[i];
-            char when[32], labels[2100];
+            char when[32], labels[2100], plugins[1024];
             iso_ms(h->last_seen_ms, when, sizeof when);
             labels_text(h, labels, sizeof labels);
-            printf("%-20s %-9s %-7s %-21s %-17s %s\n", h->name,
+            plugins_text(h, plugins, sizeof plugins);
+            printf("%-20s %-9s %-7s %-21s %-17s %-24s %s\n", h->name,
                    h->status && *h->status ? h->status : "enrolled", h->online ? "yes" : "no",
-                   when, h->key_id, labels);
+                   when, h->key_id, labels, plugins);
         }
     }
     client_response_free(r);
@@ -184,15 +202,15 @@ static int hosts_accept(int argc, char **argv)
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage("hosts accept", "expected exactly one host NAME");
+        return cli_usage("hosts accept", "expected exactly one host NAME");
     const char *name = argv[optind];
     if (!spec_name_ok(name))
-        return fail(err_set(FERRY_E_INVALID, "hosts accept: '%s' is not a valid host name", name));
+        return cli_fail(err_set(FERRY_E_INVALID, "hosts accept: '%s' is not a valid host name", name));
     if (!o.key)
-        return usage("hosts accept", "no operator key: give --key FILE.key or set FERRY_KEY");
+        return cli_usage("hosts accept", "no operator key: give --key FILE.key or set FERRY_KEY");
     struct key_secret k;
     if ((rc = key_load_secret(o.key, &k)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     Ferry__Wire__AcceptBody body;
     ferry__wire__accept_body__init(&body);
     body.name = (char *)name;
@@ -203,7 +221,7 @@ static int hosts_accept(int argc, char **argv)
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
         key_secret_wipe(&k);
-        return fail(-ENOMEM);
+        return cli_fail(-ENOMEM);
     }
     ferry__wire__accept_body__pack(&body, buf);
     uint8_t sig[crypto_sign_BYTES];
@@ -222,7 +240,7 @@ static int hosts_accept(int argc, char **argv)
     free(buf);
     key_secret_wipe(&k);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     printf("%s %s (key %s)\n", r->accepted->replaced ? "re-keyed" : "accepted", r->accepted->name,
            r->accepted->key_id);
     client_response_free(r);
@@ -264,12 +282,12 @@ static int hosts_token(int argc, char **argv)
     if (rc)
         return rc;
     if (optind != argc)
-        return usage("hosts token", "takes no arguments");
+        return cli_usage("hosts token", "takes no arguments");
     if (!o.key)
-        return usage("hosts token", "no operator key: give --key FILE.key or set FERRY_KEY");
+        return cli_usage("hosts token", "no operator key: give --key FILE.key or set FERRY_KEY");
     struct key_secret k;
     if ((rc = key_load_secret(o.key, &k)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     char *text = NULL;
     uint64_t now = clock_unix_ms();
     rc = jointoken_make(&k, &o.labels, now, o.ttl_ms, &text);
@@ -277,12 +295,12 @@ static int hosts_token(int argc, char **argv)
     snprintf(id, sizeof id, "%s", k.pub.id);
     key_secret_wipe(&k);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     size_t len = strlen(text);
     char *line = malloc(len + 2);
     if (!line) {
         free(text);
-        return fail(-ENOMEM);
+        return cli_fail(-ENOMEM);
     }
     memcpy(line, text, len);
     memcpy(line + len, "\n", 2);
@@ -293,7 +311,7 @@ static int hosts_token(int argc, char **argv)
         fputs(line, stdout);
     free(line);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     char until[32];
     iso_ms(now + o.ttl_ms, until, sizeof until);
     fprintf(stderr, "ferry: join token signed by key %s, valid until %s; anyone holding it can "
@@ -302,8 +320,60 @@ static int hosts_token(int argc, char **argv)
     return 0;
 }
 
+static int hosts_rm(int argc, char **argv)
+{
+    struct hosts_opts o;
+    static const int allowed[] = {H_REGISTRY, H_KEY, 0};
+    int rc = parse("hosts rm", argc, argv, allowed, &o);
+    if (rc)
+        return rc;
+    if (optind + 1 != argc)
+        return cli_usage("hosts rm", "expected exactly one host NAME");
+    const char *name = argv[optind];
+    if (!spec_name_ok(name))
+        return cli_fail(err_set(FERRY_E_INVALID, "hosts rm: '%s' is not a valid host name", name));
+    if (!o.key)
+        return cli_usage("hosts rm", "no operator key: give --key FILE.key or set FERRY_KEY");
+    struct key_secret k;
+    if ((rc = key_load_secret(o.key, &k)) < 0)
+        return cli_fail(rc);
+    Ferry__Wire__RemoveHostBody body;
+    ferry__wire__remove_host_body__init(&body);
+    body.name = (char *)name;
+    body.sent_ms = clock_unix_ms();
+    size_t n = ferry__wire__remove_host_body__get_packed_size(&body);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        key_secret_wipe(&k);
+        return cli_fail(-ENOMEM);
+    }
+    ferry__wire__remove_host_body__pack(&body, buf);
+    uint8_t sig[crypto_sign_BYTES];
+    key_sign(&k, buf, n, sig);
+    Ferry__Wire__RemoveHost rm;
+    ferry__wire__remove_host__init(&rm);
+    rm.body = (ProtobufCBinaryData){n, buf};
+    rm.signer = k.pub.id;
+    rm.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    Ferry__Wire__Request req;
+    ferry__wire__request__init(&req);
+    req.body_case = FERRY__WIRE__REQUEST__BODY_REMOVE_HOST;
+    req.remove_host = &rm;
+    Ferry__Wire__Response *r = NULL;
+    rc = fetch(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY__NOT_SET);
+    free(buf);
+    key_secret_wipe(&k);
+    if (rc < 0)
+        return cli_fail(rc);
+    client_response_free(r);
+    printf("removed host %s\n", name);
+    return 0;
+}
+
 int cli_hosts(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "rm") == 0)
+        return hosts_rm(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "accept") == 0)
         return hosts_accept(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "token") == 0)

@@ -19,38 +19,20 @@
 #include <string.h>
 #include <time.h>
 
-#define EXIT_USAGE 2
 
-struct opts {
-    const char *registry;
-    const char *key;
-    const char *dir;
-    const char *out;
-    const char *to;
-    const char *wait;
-    const char *host;
-    uint32_t limit;
-    uint64_t timeout_ms;
-    int json;
-    int verbose;
-    struct trust trust;
-    int trust_given;
-};
 
-static int fail(int rc)
+int cli_fail(int rc)
 {
     fprintf(stderr, "ferry: %s\n", err_message(rc));
     return 1;
 }
 
-static int usage_error(const char *verb, const char *msg)
+int cli_usage(const char *verb, const char *msg)
 {
-    fprintf(stderr, "ferry %s: %s (see 'ferry help')\n", verb, msg);
+    fprintf(stderr, "ferry %s: %s (see 'ferry help %s')\n", verb, msg, verb);
     return EXIT_USAGE;
 }
 
-enum { OPT_REGISTRY = 256, OPT_KEY, OPT_TRUST, OPT_DIR, OPT_OUT, OPT_JSON, OPT_VERBOSE, OPT_TO,
-       OPT_WAIT, OPT_TIMEOUT, OPT_HOST, OPT_LIMIT };
 
 static const struct option long_opts[] = {
     {"registry", required_argument, NULL, OPT_REGISTRY},
@@ -68,13 +50,13 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts *o,
+static int parse_opts_inner(const char *verb, int argc, char **argv, struct cli_opts *o,
                             const int *allowed);
 
 /* Parse options for verb; positional arguments are left in argv[optind..].
  * `allowed` lists the option ids this verb takes. On failure nothing is left
  * to free. */
-static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
+int cli_parse_opts(const char *verb, int argc, char **argv, struct cli_opts *o,
                       const int *allowed)
 {
     int rc = parse_opts_inner(verb, argc, argv, o, allowed);
@@ -83,7 +65,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct opts *o,
     return rc;
 }
 
-static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts *o,
+static int parse_opts_inner(const char *verb, int argc, char **argv, struct cli_opts *o,
                             const int *allowed)
 {
     memset(o, 0, sizeof *o);
@@ -104,7 +86,7 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts
         if (c == '?' || c == ':' || !ok) {
             char msg[200];
             snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
-            return usage_error(verb, msg);
+            return cli_usage(verb, msg);
         }
         switch (c) {
         case OPT_REGISTRY: o->registry = optarg; break;
@@ -119,7 +101,7 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts
         case OPT_LIMIT: {
             uint64_t v = 0;
             if (num_parse_u64("--limit", optarg, 1, UINT32_MAX, &v) < 0)
-                return usage_error(verb, err_detail());
+                return cli_usage(verb, err_detail());
             o->limit = (uint32_t)v;
             break;
         }
@@ -127,12 +109,12 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts
             /* Bare digits are seconds, as this flag has always taken. */
             if (num_parse_duration_ms("--timeout", optarg, 1000, 1, 7ull * 86400 * 1000,
                                       &o->timeout_ms) < 0)
-                return usage_error(verb, err_detail());
+                return cli_usage(verb, err_detail());
             break;
         case OPT_TRUST: {
             int rc = trust_add_file(&o->trust, optarg);
             if (rc < 0) {
-                fail(rc);
+                cli_fail(rc);
                 return 1;
             }
             o->trust_given = 1;
@@ -145,7 +127,7 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts
         if (env && *env) {
             int rc = trust_add_list(&o->trust, env);
             if (rc < 0) {
-                fail(rc);
+                cli_fail(rc);
                 return 1;
             }
         }
@@ -155,24 +137,50 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct opts
     return 0;
 }
 
-static int connect_registry(struct opts *o, struct client *c)
+int connect_registry(struct cli_opts *o, struct client *c)
 {
     return client_open(c, o->registry);
 }
 
+int cli_call(struct cli_opts *o, Ferry__Wire__Request *req, Ferry__Wire__Response **out,
+             Ferry__Wire__Response__BodyCase want)
+{
+    struct client c;
+    int rc = connect_registry(o, &c);
+    if (rc < 0)
+        return rc;
+    rc = client_call(&c, req, out);
+    client_close(&c);
+    if (rc == 0 && (*out)->body_case != want) {
+        client_response_free(*out);
+        *out = NULL;
+        rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
+    }
+    return rc;
+}
+
+void cli_print_json(json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    if (text)
+        puts(text);
+    free(text);
+    json_decref(doc);
+}
+
 static int cmd_keygen(int argc, char **argv)
 {
-    struct opts o;
+    struct cli_opts o;
     static const int allowed[] = {OPT_DIR, 0};
-    int rc = parse_opts("keygen", argc, argv, &o, allowed);
+    int rc = cli_parse_opts("keygen", argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage_error("keygen", "expected exactly one NAME");
+        return cli_usage("keygen", "expected exactly one NAME");
     struct key_public pub;
     rc = key_generate(o.dir ? o.dir : ".", argv[optind], &pub);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     printf("%s %s\n", pub.name, pub.id);
     return 0;
 }
@@ -186,29 +194,29 @@ static void print_summary(const char *verb, const struct transfer_result *r)
 
 static int cmd_publish(int argc, char **argv)
 {
-    struct opts o;
+    struct cli_opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_KEY, OPT_VERBOSE, 0};
-    int rc = parse_opts("publish", argc, argv, &o, allowed);
+    int rc = cli_parse_opts("publish", argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage_error("publish", "expected exactly one DIR");
+        return cli_usage("publish", "expected exactly one DIR");
     if (!o.key || !*o.key)
-        return usage_error("publish", "no signing key: give --key FILE.key or set FERRY_KEY");
+        return cli_usage("publish", "no signing key: give --key FILE.key or set FERRY_KEY");
     struct key_secret k;
     if ((rc = key_load_secret(o.key, &k)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     struct client c;
     struct transfer_result res;
     if ((rc = connect_registry(&o, &c)) < 0) {
         key_secret_wipe(&k);
-        return fail(rc);
+        return cli_fail(rc);
     }
     rc = artifact_publish(&c, argv[optind], &k, 1, &res);
     key_secret_wipe(&k);
     client_close(&c);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     if (o.verbose)
         print_summary("publish", &res);
     printf("%s@%s %s\n", res.name, res.version, res.digest_hex);
@@ -218,23 +226,23 @@ static int cmd_publish(int argc, char **argv)
 /* pull and export: NAME@VERSION out of the registry into o.out. */
 static int fetch_verb(const char *verb, const char *out_usage, int argc, char **argv, int export)
 {
-    struct opts o;
+    struct cli_opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_TRUST, OPT_OUT, 0};
-    int rc = parse_opts(verb, argc, argv, &o, allowed);
+    int rc = cli_parse_opts(verb, argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage_error(verb, "expected exactly one NAME@VERSION");
+        return cli_usage(verb, "expected exactly one NAME@VERSION");
     if (!o.out)
-        return usage_error(verb, out_usage);
+        return cli_usage(verb, out_usage);
     char name[72], version[72];
     if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version, sizeof version)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     struct client c;
     struct transfer_result res;
     if ((rc = connect_registry(&o, &c)) < 0) {
         trust_fini(&o.trust);
-        return fail(rc);
+        return cli_fail(rc);
     }
     if (export)
         rc = artifact_export(&c, name, version, o.out, &o.trust, &res);
@@ -243,7 +251,7 @@ static int fetch_verb(const char *verb, const char *out_usage, int argc, char **
     client_close(&c);
     trust_fini(&o.trust);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     printf("%s@%s %s\n", res.name, res.version, res.digest_hex);
     return 0;
 }
@@ -260,24 +268,24 @@ static int cmd_export(int argc, char **argv)
 
 static int cmd_import(int argc, char **argv)
 {
-    struct opts o;
+    struct cli_opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_TRUST, OPT_VERBOSE, 0};
-    int rc = parse_opts("import", argc, argv, &o, allowed);
+    int rc = cli_parse_opts("import", argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage_error("import", "expected exactly one FILE.tar");
+        return cli_usage("import", "expected exactly one FILE.tar");
     struct client c;
     struct transfer_result res;
     if ((rc = connect_registry(&o, &c)) < 0) {
         trust_fini(&o.trust);
-        return fail(rc);
+        return cli_fail(rc);
     }
     rc = artifact_import(&c, argv[optind], &o.trust, 1, &res);
     client_close(&c);
     trust_fini(&o.trust);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     if (o.verbose)
         print_summary("import", &res);
     printf("%s@%s %s\n", res.name, res.version, res.digest_hex);
@@ -294,17 +302,17 @@ static void iso_time(int64_t t, char *out, size_t cap)
 
 static int cmd_versions(int argc, char **argv)
 {
-    struct opts o;
+    struct cli_opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_JSON, 0};
-    int rc = parse_opts("versions", argc, argv, &o, allowed);
+    int rc = cli_parse_opts("versions", argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind + 1 != argc)
-        return usage_error("versions", "expected exactly one NAME");
+        return cli_usage("versions", "expected exactly one NAME");
     const char *name = argv[optind];
     struct client c;
     if ((rc = connect_registry(&o, &c)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     Ferry__Wire__Request req;
     Ferry__Wire__ListVersions lv;
     ferry__wire__request__init(&req);
@@ -316,10 +324,10 @@ static int cmd_versions(int argc, char **argv)
     rc = client_call(&c, &req, &r);
     client_close(&c);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     if (r->body_case != FERRY__WIRE__RESPONSE__BODY_VERSIONS) {
         client_response_free(r);
-        return fail(err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply"));
+        return cli_fail(err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply"));
     }
     const Ferry__Wire__VersionList *vl = r->versions;
     json_t *arr = o.json ? json_array() : NULL;
@@ -356,14 +364,14 @@ static int cmd_versions(int argc, char **argv)
 
 static int cmd_stats(int argc, char **argv)
 {
-    struct opts o;
+    struct cli_opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_JSON, 0};
-    int rc = parse_opts("stats", argc, argv, &o, allowed);
+    int rc = cli_parse_opts("stats", argc, argv, &o, allowed);
     if (rc)
         return rc;
     struct client c;
     if ((rc = connect_registry(&o, &c)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     Ferry__Wire__Request req;
     Ferry__Wire__Stats st;
     ferry__wire__request__init(&req);
@@ -374,10 +382,10 @@ static int cmd_stats(int argc, char **argv)
     rc = client_call(&c, &req, &r);
     client_close(&c);
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     if (r->body_case != FERRY__WIRE__RESPONSE__BODY_STATS) {
         client_response_free(r);
-        return fail(err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply"));
+        return cli_fail(err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply"));
     }
     const Ferry__Wire__StatsReply *s = r->stats;
     json_t *obj = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests",
@@ -404,104 +412,8 @@ static int cmd_stats(int argc, char **argv)
 
 /* ---- deployments and the fleet ------------------------------------------- */
 
-/* Sign rec with the operator key and send it. */
-static int send_record(struct opts *o, Ferry__DeployRecord *rec, struct client *c)
-{
-    if (!o->key || !*o->key)
-        return err_set(FERRY_E_INVALID, "no signing key: give --key FILE.key or set FERRY_KEY");
-    struct key_secret k;
-    int rc = key_load_secret(o->key, &k);
-    if (rc < 0)
-        return rc;
-    Ferry__SignedRecord *sr = NULL;
-    rc = record_sign(rec, &k, &sr);
-    key_secret_wipe(&k);
-    if (rc < 0)
-        return rc;
-    Ferry__Wire__Request req;
-    Ferry__Wire__Deploy dep;
-    ferry__wire__request__init(&req);
-    ferry__wire__deploy__init(&dep);
-    dep.signed_ = sr;
-    req.body_case = FERRY__WIRE__REQUEST__BODY_DEPLOY;
-    req.deploy = &dep;
-    Ferry__Wire__Response *r = NULL;
-    rc = client_call(c, &req, &r);
-    client_response_free(r);
-    signed_record_free(sr);
-    return rc;
-}
 
-static int cmd_deploy_or_undeploy(int argc, char **argv, int undeploy)
-{
-    const char *verb = undeploy ? "undeploy" : "deploy";
-    struct opts o;
-    static const int allowed[] = {OPT_REGISTRY, OPT_KEY, OPT_TO, 0};
-    int rc = parse_opts(verb, argc, argv, &o, allowed);
-    if (rc)
-        return rc;
-    if (optind + 1 != argc)
-        return usage_error(verb, undeploy ? "expected exactly one NAME"
-                                          : "expected exactly one NAME@VERSION");
-    if (!o.to)
-        return usage_error(verb, "--to SELECTOR is required (e.g. --to env=prod)");
-    struct label_set sel;
-    if ((rc = labels_parse(o.to, &sel)) < 0)
-        return fail(rc);
-    char selector[2048], name[72] = "", version[72] = "";
-    labels_format(&sel, selector, sizeof selector);
-    if (undeploy) {
-        if (!spec_name_ok(argv[optind]))
-            return fail(err_set(FERRY_E_INVALID, "'%s': invalid name", argv[optind]));
-        snprintf(name, sizeof name, "%s", argv[optind]);
-    } else if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version,
-                                        sizeof version)) < 0) {
-        return fail(rc);
-    }
-    struct client c;
-    if ((rc = connect_registry(&o, &c)) < 0)
-        return fail(rc);
-    Ferry__DeployRecord rec;
-    ferry__deploy_record__init(&rec);
-    rec.name = name;
-    rec.version = version;
-    rec.selector = selector;
-    rec.undeploy = undeploy;
-    rec.issued_ms = (uint64_t)(int64_t)clock_unix_ms();
-    Ferry__Wire__Response *mr = NULL;
-    if (!undeploy) {
-        /* Pin the exact artifact the operator means. */
-        Ferry__Wire__Request req;
-        Ferry__Wire__GetManifest gm;
-        ferry__wire__request__init(&req);
-        ferry__wire__get_manifest__init(&gm);
-        gm.name = name;
-        gm.version = version;
-        req.body_case = FERRY__WIRE__REQUEST__BODY_GET_MANIFEST;
-        req.get_manifest = &gm;
-        rc = client_call(&c, &req, &mr);
-        if (rc == 0 && mr->body_case != FERRY__WIRE__RESPONSE__BODY_MANIFEST)
-            rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
-        if (rc == 0)
-            rec.manifest_digest = mr->manifest->manifest_digest;
-    }
-    if (rc == 0)
-        rc = send_record(&o, &rec, &c);
-    client_response_free(mr);
-    client_close(&c);
-    if (rc < 0)
-        return fail(rc);
-    if (undeploy)
-        printf("undeployed %s from %s\n", name, selector);
-    else
-        printf("deployed %s@%s to %s\n", name, version, selector);
-    return 0;
-}
-
-static int cmd_deploy(int argc, char **argv) { return cmd_deploy_or_undeploy(argc, argv, 0); }
-static int cmd_undeploy(int argc, char **argv) { return cmd_deploy_or_undeploy(argc, argv, 1); }
-
-static int fetch_hosts(struct opts *o, Ferry__Wire__Response **out)
+int fetch_hosts(struct cli_opts *o, Ferry__Wire__Response **out)
 {
     struct client c;
     int rc = connect_registry(o, &c);
@@ -557,7 +469,18 @@ void iso_ms(uint64_t ms, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void print_status(const Ferry__Wire__HostList *hl, int as_json)
+/* http://ADDR:PORT of a workload with a port ("" without one); an agent from
+ * before --advertise reports no address: its workloads are on loopback. */
+static void workload_address(const Ferry__Wire__WorkloadReport *w, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (w->port <= 0)
+        return;
+    const char *a = w->address && *w->address ? w->address : "127.0.0.1";
+    snprintf(out, cap, strchr(a, ':') ? "http://[%s]:%d" : "http://%s:%d", a, (int)w->port);
+}
+
+void print_status(const Ferry__Wire__HostList *hl, int as_json)
 {
     if (as_json) {
         json_t *arr = json_array();
@@ -568,12 +491,15 @@ static void print_status(const Ferry__Wire__HostList *hl, int as_json)
                 const Ferry__Wire__WorkloadReport *w = h->workloads[k];
                 char since[32];
                 iso_ms(w->since_ms, since, sizeof since);
+                char addr[300];
+                workload_address(w, addr, sizeof addr);
                 json_array_append_new(
-                    wl, json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:i, s:i, s:I}", "name",
-                                  w->name, "version", w->version, "state", w->state, "reason",
-                                  w->reason, "restarts", (int)w->restarts, "since", since,
-                                  "since_ms", (json_int_t)w->since_ms, "pid", (int)w->pid, "port",
-                                  (int)w->port, "rss_bytes", (json_int_t)w->rss_bytes));
+                    wl, json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:i, s:i, s:I, s:s}",
+                                  "name", w->name, "version", w->version, "state", w->state,
+                                  "reason", w->reason, "restarts", (int)w->restarts, "since",
+                                  since, "since_ms", (json_int_t)w->since_ms, "pid", (int)w->pid,
+                                  "port", (int)w->port, "rss_bytes", (json_int_t)w->rss_bytes,
+                                  "address", addr));
             }
             char seen[32];
             iso_ms(h->last_seen_ms, seen, sizeof seen);
@@ -588,8 +514,8 @@ static void print_status(const Ferry__Wire__HostList *hl, int as_json)
         json_decref(doc);
         return;
     }
-    printf("%-16s %-16s %-12s %-12s %-21s %-8s %s\n", "HOST", "WORKLOAD", "VERSION", "STATE",
-           "SINCE", "RESTARTS", "REASON");
+    printf("%-16s %-16s %-12s %-12s %-21s %-8s %-24s %s\n", "HOST", "WORKLOAD", "VERSION",
+           "STATE", "SINCE", "RESTARTS", "ADDRESS", "REASON");
     for (size_t i = 0; i < hl->n_hosts; i++) {
         const Ferry__Wire__HostInfo *h = hl->hosts[i];
         char host[48];
@@ -601,117 +527,59 @@ static void print_status(const Ferry__Wire__HostList *hl, int as_json)
             const Ferry__Wire__WorkloadReport *w = h->workloads[k];
             char since[32];
             iso_ms(w->since_ms, since, sizeof since);
-            printf("%-16s %-16s %-12s %-12s %-21s %-8u %s\n", host, w->name, w->version, w->state,
-                   since, w->restarts, w->reason && *w->reason ? w->reason : "-");
+            char addr[300];
+            workload_address(w, addr, sizeof addr);
+            printf("%-16s %-16s %-12s %-12s %-21s %-8u %-24s %s\n", host, w->name, w->version,
+                   w->state, since, w->restarts, addr[0] ? addr : "-",
+                   w->reason && *w->reason ? w->reason : "-");
         }
     }
-}
-
-/* One look at the fleet for status --wait: 1 done, 0 keep waiting, <0 failed
- * (with detail). */
-static int wait_check(const Ferry__Wire__HostList *hl, const char *name, const char *version,
-                      char *pending, size_t pcap)
-{
-    int matching = 0, ready = 0;
-    pending[0] = '\0';
-    for (size_t i = 0; i < hl->n_hosts; i++) {
-        const Ferry__Wire__HostInfo *h = hl->hosts[i];
-        int wants = 0;
-        for (size_t k = 0; k < h->n_desired; k++)
-            if (strcmp(h->desired[k]->name, name) == 0 &&
-                strcmp(h->desired[k]->version, version) == 0)
-                wants = 1;
-        if (!wants || !h->online)
-            continue;
-        matching++;
-        const Ferry__Wire__WorkloadReport *mine = NULL;
-        for (size_t k = 0; k < h->n_workloads; k++)
-            if (strcmp(h->workloads[k]->name, name) == 0 &&
-                strcmp(h->workloads[k]->version, version) == 0)
-                mine = h->workloads[k];
-        if (mine && (strcmp(mine->state, "failed") == 0 ||
-                     strcmp(mine->state, "rolled_back") == 0))
-            return err_set(FERRY_E_REMOTE, "host %s: %s@%s %s: %s", h->name, name, version,
-                           mine->state, mine->reason && *mine->reason ? mine->reason : "no reason");
-        if (mine && strcmp(mine->state, "running") == 0)
-            ready++;
-        else if (!pending[0])
-            snprintf(pending, pcap, "host %s is %s%s%s", h->name, mine ? mine->state : "pending",
-                     mine && mine->reason && *mine->reason ? ": " : "",
-                     mine && mine->reason ? mine->reason : "");
-    }
-    if (matching == 0)
-        snprintf(pending, pcap, "no online host has %s@%s as its desired state", name, version);
-    return matching > 0 && ready == matching;
 }
 
 static int cmd_status(int argc, char **argv)
 {
-    struct opts o;
-    static const int allowed[] = {OPT_REGISTRY, OPT_JSON, OPT_WAIT, OPT_TIMEOUT, 0};
-    int rc = parse_opts("status", argc, argv, &o, allowed);
+    struct cli_opts o;
+    static const int allowed[] = {OPT_REGISTRY, OPT_JSON, OPT_WAIT, OPT_TIMEOUT, OPT_TO, 0};
+    int rc = cli_parse_opts("status", argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind != argc)
-        return usage_error("status", "takes no arguments");
+        return cli_usage("status", "takes no arguments");
+    if ((o.to || o.timeout_ms) && !o.wait)
+        return cli_usage("status", "--to and --timeout go with --wait NAME@VERSION");
     Ferry__Wire__Response *r = NULL;
     if (!o.wait) {
         if ((rc = fetch_hosts(&o, &r)) < 0)
-            return fail(rc);
+            return cli_fail(rc);
         print_status(r->hosts, o.json);
         client_response_free(r);
         return 0;
     }
-    char name[72], version[72], pending[512] = "";
+    char name[72], version[72], selector[2048] = "";
     if ((rc = artifact_ref_parse(o.wait, name, sizeof name, version, sizeof version)) < 0)
-        return fail(rc);
-    uint64_t timeout_ms = o.timeout_ms ? o.timeout_ms : 300 * 1000;
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        /* A registry that is briefly unreachable is waited for too. */
-        rc = fetch_hosts(&o, &r);
-        if (rc == 0) {
-            rc = wait_check(r->hosts, name, version, pending, sizeof pending);
-            if (rc != 0) {
-                if (rc > 0)
-                    print_status(r->hosts, o.json);
-                client_response_free(r);
-                return rc > 0 ? 0 : fail(rc);
-            }
-            client_response_free(r);
-        } else {
-            snprintf(pending, sizeof pending, "%s", err_message(rc));
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t waited_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
-                             (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
-        if (waited_ms >= timeout_ms) {
-            char shown[32];
-            if (timeout_ms % 1000 == 0)
-                snprintf(shown, sizeof shown, "%llus", (unsigned long long)(timeout_ms / 1000));
-            else
-                snprintf(shown, sizeof shown, "%llums", (unsigned long long)timeout_ms);
-            return fail(err_set(FERRY_E_REMOTE, "timed out after %s waiting for %s@%s: %s",
-                                shown, name, version, pending));
-        }
-        struct timespec pause = {0, 100 * 1000000};
-        nanosleep(&pause, NULL); /* the poll interval, not a wait for a condition */
+        return cli_fail(rc);
+    if (o.to) {
+        struct label_set sel;
+        if ((rc = labels_parse(o.to, &sel)) < 0)
+            return cli_usage("status", err_message(rc));
+        labels_format(&sel, selector, sizeof selector);
     }
+    return cli_wait(&o, name, version, o.to ? selector : NULL,
+                    o.timeout_ms ? o.timeout_ms : 300 * 1000, 1);
 }
 
 static int cmd_events(int argc, char **argv)
 {
-    struct opts o;
+    struct cli_opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_JSON, OPT_HOST, OPT_LIMIT, 0};
-    int rc = parse_opts("events", argc, argv, &o, allowed);
+    int rc = cli_parse_opts("events", argc, argv, &o, allowed);
     if (rc)
         return rc;
     if (optind != argc)
-        return usage_error("events", "takes no arguments");
+        return cli_usage("events", "takes no arguments");
     struct client c;
     if ((rc = connect_registry(&o, &c)) < 0)
-        return fail(rc);
+        return cli_fail(rc);
     Ferry__Wire__Request req;
     Ferry__Wire__ListEvents le;
     ferry__wire__request__init(&req);
@@ -728,7 +596,7 @@ static int cmd_events(int argc, char **argv)
         rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
     }
     if (rc < 0)
-        return fail(rc);
+        return cli_fail(rc);
     const Ferry__Wire__EventList *el = r->events;
     json_t *arr = o.json ? json_array() : NULL;
     if (!o.json)
@@ -761,32 +629,6 @@ static int cmd_events(int argc, char **argv)
     return 0;
 }
 
-static void help(FILE *f)
-{
-    fputs("usage: ferry COMMAND [options]\n"
-          "\n"
-          "  keygen NAME [--dir D]                      create NAME.key (0600) and NAME.pub\n"
-          "  publish DIR [--registry URL] [--key K]     sign and upload DIR (needs ferry.yaml)\n"
-          "  pull NAME@VERSION --out DIR [--trust P]... fetch, verify and materialize\n"
-          "  export NAME@VERSION -o FILE.tar            write an air-gap bundle\n"
-          "  import FILE.tar                            verify a bundle and upload it\n"
-          "  versions NAME [--json]                     list published versions\n"
-          "  stats [--json]                             registry counters\n"
-          "  deploy NAME@VERSION --to K=V[,K=V] [--key K]  run it on matching hosts\n"
-          "  undeploy NAME --to K=V[,K=V] [--key K]     stop it there\n"
-          "  hosts [--json]                             hosts, labels, online, pending\n"
-          "  hosts accept NAME [--key-id ID] [--replace] [--key K]  enroll a pending host\n"
-          "  hosts token [--label K=V]... [--ttl D] [--key K] [-o FILE]  a join token\n"
-          "  status [--json]                            workloads per host\n"
-          "  status --wait NAME@VERSION [--timeout D]   until running (0) or failed (1)\n"
-          "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n"
-          "\n"
-          "Environment: FERRY_REGISTRY (--registry), FERRY_KEY (--key),\n"
-          "FERRY_TRUST (colon-separated .pub files, --trust).\n"
-          "Exit status: 0 success, 1 failure, 2 usage error.\n",
-          f);
-}
-
 struct verb {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -795,21 +637,41 @@ struct verb {
 static const struct verb verbs[] = {
     {"keygen", cmd_keygen},   {"publish", cmd_publish},   {"pull", cmd_pull},
     {"export", cmd_export},   {"import", cmd_import},     {"versions", cmd_versions},
-    {"stats", cmd_stats},     {"deploy", cmd_deploy},     {"undeploy", cmd_undeploy},
+    {"stats", cmd_stats},     {"deploy", cli_deploy},     {"undeploy", cli_undeploy},
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
+    {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
+    {"logs", cli_logs},
 };
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        help(stderr);
+        cli_help_all(stderr);
         return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("ferry %s\n", FERRY_VERSION);
+        return 0;
     }
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
-        help(stdout);
+        if (argc == 2 || strcmp(argv[1], "help") != 0) {
+            cli_help_all(stdout);
+            return 0;
+        }
+        if (argc > 3)
+            return cli_usage("help", "expected at most one COMMAND");
+        if (cli_help_verb(argv[2], stdout) < 0) {
+            fprintf(stderr, "ferry: unknown command '%s' (see 'ferry help')\n", argv[2]);
+            return EXIT_USAGE;
+        }
         return 0;
     }
+    /* VERB --help (anywhere among its arguments): that verb's usage. */
+    for (int i = 2; i < argc; i++)
+        if ((strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) &&
+            cli_help_verb(argv[1], stdout) == 0)
+            return 0;
     /* Chunk buffers are about 1 MiB: keep them on the heap for reuse rather
      * than mapping and faulting in fresh pages for every chunk. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);

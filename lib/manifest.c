@@ -342,11 +342,48 @@ int manifest_sign(const uint8_t *buf, size_t len, const struct key_secret *k,
     return 0;
 }
 
+int pb_refuse_field_zero(const ProtobufCMessage *m, const char *what)
+{
+    if (!m)
+        return 0;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return err_set(FERRY_E_PROTOCOL, "%s: field number 0 is not valid protobuf", what);
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        int rc = 0;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; rc == 0 && k < n; k++)
+                rc = pb_refuse_field_zero(v[k], what);
+        } else {
+            /* Of a oneof, only the member that is set is there to look at. */
+            if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+                continue;
+            rc = pb_refuse_field_zero(*(const ProtobufCMessage *const *)(base + f->offset), what);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int signatures_decode(const uint8_t *buf, size_t len, Ferry__SignatureList **out)
 {
     Ferry__SignatureList *l = ferry__signature_list__unpack(NULL, len, buf);
     if (!l)
         return err_set(FERRY_E_PROTOCOL, "signatures: not a valid signature list");
+    int rc = pb_refuse_field_zero(&l->base, "signatures");
+    if (rc < 0) {
+        ferry__signature_list__free_unpacked(l, NULL);
+        return rc;
+    }
     if (l->n_signatures > SIGNATURES_MAX) {
         ferry__signature_list__free_unpacked(l, NULL);
         return err_set(FERRY_E_LIMIT, "signatures: more than %u", SIGNATURES_MAX);
@@ -378,6 +415,10 @@ int manifest_verify(const uint8_t *buf, size_t len, const Ferry__SignatureList *
 {
     if (!sigs || sigs->n_signatures == 0)
         return err_set(FERRY_E_UNTRUSTED, "manifest is not signed");
+    /* The registry stores the list re-encoded: it must read back. */
+    int rc = pb_refuse_field_zero(&sigs->base, "manifest signatures");
+    if (rc < 0)
+        return rc;
     if (sigs->n_signatures > SIGNATURES_MAX)
         return err_set(FERRY_E_LIMIT, "manifest has more than %u signatures", SIGNATURES_MAX);
     char seen[SIGNATURES_MAX * (KEY_ID_LEN + 2) + 1] = "";

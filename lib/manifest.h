@@ -36,6 +36,14 @@ void signatures_free(Ferry__SignatureList *s);
 int manifest_verify(const uint8_t *buf, size_t len, const Ferry__SignatureList *sigs,
                     const struct trust *t, char signer[KEY_ID_LEN + 1]);
 
+/* protobuf-c decodes an over-long encoding of field number 0 (which is not
+ * valid protobuf) into an unknown field, then re-encodes it as a plain 0
+ * tag that it refuses to decode. A message ferry re-encodes after receiving
+ * it (a signature list, a signed record) would be stored fine and never
+ * read back, so such messages are refused on receipt: FERRY_E_PROTOCOL
+ * naming `what`. Checks m and every message under it. */
+int pb_refuse_field_zero(const ProtobufCMessage *m, const char *what);
+
 uint64_t manifest_total_bytes(const Ferry__Manifest *m);
 
 #endif

@@ -1,6 +1,7 @@
 #include "record.h"
 #include "error.h"
 #include "hash.h"
+#include "manifest.h"
 #include "selector.h"
 #include "spec.h"
 
@@ -51,6 +52,9 @@ int record_decode(const uint8_t *buf, size_t len, Ferry__DeployRecord **out)
         rc = err_set(FERRY_E_INVALID, "deploy record: invalid name");
     else if (!r->undeploy && (!spec_version_ok(r->version) || r->manifest_digest.len != DIGEST_LEN))
         rc = err_set(FERRY_E_INVALID, "deploy record for %s: invalid version or digest", r->name);
+    else if (r->undeploy && r->rollback)
+        rc = err_set(FERRY_E_INVALID, "deploy record for %s: an undeploy cannot be a rollback",
+                     r->name);
     else if (labels_parse(r->selector, &sel) < 0)
         rc = err_set(FERRY_E_INVALID, "deploy record for %s: invalid selector", r->name);
     if (rc == 0) {
@@ -71,11 +75,16 @@ int record_verify(const Ferry__SignedRecord *sr, const struct trust *t, Ferry__D
 {
     if (!sr || !sr->signature)
         return err_set(FERRY_E_UNTRUSTED, "deploy record is not signed");
+    /* The registry and the agent both keep the record re-encoded: it must
+     * read back. */
+    int rc = pb_refuse_field_zero(&sr->base, "deploy record");
+    if (rc < 0)
+        return rc;
     const Ferry__Signature *s = sr->signature;
     const char *id = s->key_id ? s->key_id : "";
     const struct key_public *k = trust_find(t, id);
     Ferry__DeployRecord *r = NULL;
-    int rc = record_decode(sr->record.data, sr->record.len, &r);
+    rc = record_decode(sr->record.data, sr->record.len, &r);
     if (rc < 0)
         return rc;
     if (!k)

@@ -16,9 +16,15 @@
 #define STORE_DIRECT_ALIGN 4096
 #define STORE_BOUNCE_BYTES (4u << 20)
 
+/* The lock guards the list and each entry's received/known/busy. The
+ * writer that set busy owns the entry's hash and file until it clears busy,
+ * and does its disk work (re-hashing, writing, fsync) without the lock, so
+ * one large upload never stalls another. */
 struct store_upload {
     struct digest digest;
     uint64_t received;
+    int known; /* received and hash match the file; else rebuilt from disk */
+    int busy;  /* a writer owns the entry; others wait on progressed */
     struct hasher hash;
     struct store_upload *next;
 };
@@ -35,8 +41,8 @@ int store_open(struct store *s, const char *root)
     snprintf(path, sizeof path, "%s/tmp", root);
     if ((rc = fs_mkdir_p(path, 0755)) < 0)
         return err_set(rc, "%s: %s", path, strerror(-rc));
-    if (posix_memalign((void **)&s->bounce, STORE_DIRECT_ALIGN, STORE_BOUNCE_BYTES) != 0)
-        s->bounce = NULL; /* buffered writes only */
+    s->rehash_hook = NULL;
+    s->hook_arg = NULL;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->progressed, NULL);
     s->uploads = NULL;
@@ -52,8 +58,6 @@ void store_close(struct store *s)
     }
     pthread_cond_destroy(&s->progressed);
     pthread_mutex_destroy(&s->lock);
-    free(s->bounce);
-    s->bounce = NULL;
 }
 
 static void blob_dir(const struct store *s, const char *hex, char *out, size_t cap)
@@ -131,24 +135,47 @@ static int publish_file(struct store *s, const char *tmp, const struct digest *d
 }
 
 /* Aligned chunks go around the page cache (O_DIRECT through an aligned
- * bounce buffer): a blob being received is not read again soon, and on a
- * VM the page-cache copy costs more than the disk. Anything else, or a
- * file system without O_DIRECT, takes the buffered path. */
-static int write_chunk(struct store *s, int fd, const char *path, const void *data, size_t len,
-                       uint64_t offset)
+ * bounce buffer, one per write since writers run in parallel): a blob being
+ * received is not read again soon, and on a VM the page-cache copy costs
+ * more than the disk. Anything else, or a file system without O_DIRECT,
+ * takes the buffered path. */
+static int write_chunk(int fd, const char *path, const void *data, size_t len, uint64_t offset)
 {
-    if (s->bounce && len <= STORE_BOUNCE_BYTES && len % STORE_DIRECT_ALIGN == 0 &&
+    if (len == 0)
+        return 0; /* an empty chunk may come with no buffer at all */
+    if (len <= STORE_BOUNCE_BYTES && len % STORE_DIRECT_ALIGN == 0 &&
         offset % STORE_DIRECT_ALIGN == 0) {
-        int dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
+        uint8_t *bounce = NULL;
+        int dfd = -1;
+        if (posix_memalign((void **)&bounce, STORE_DIRECT_ALIGN, len) == 0)
+            dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
         if (dfd >= 0) {
-            memcpy(s->bounce, data, len);
-            int rc = fs_pwrite_all(dfd, s->bounce, len, offset);
+            memcpy(bounce, data, len);
+            int rc = fs_pwrite_all(dfd, bounce, len, offset);
             close(dfd);
-            if (rc != -EINVAL)
+            if (rc != -EINVAL) {
+                free(bounce);
                 return rc;
+            }
         }
+        free(bounce);
     }
     return fs_pwrite_all(fd, data, len, offset);
+}
+
+/* Caller holds s->lock: the entry for d, created (unknown) if missing. */
+static struct store_upload *upload_for(struct store *s, const struct digest *d)
+{
+    struct store_upload **slot = find_upload(s, d);
+    if (slot)
+        return *slot;
+    struct store_upload *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->digest = *d;
+    u->next = s->uploads;
+    s->uploads = u;
+    return u;
 }
 
 int store_partial_write(struct store *s, const struct digest *d, uint64_t size, uint64_t offset,
@@ -158,117 +185,139 @@ int store_partial_write(struct store *s, const struct digest *d, uint64_t size, 
     digest_hex(d, hex);
     partial_path(s, d, path, sizeof path);
 
-    pthread_mutex_lock(&s->lock);
-    int rc = 0, fd = -1;
+    int rc = 0, fd = -1, done = 0;
+    uint64_t received = 0;
+    int known = 0;
     struct store_upload *u = NULL;
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += STORE_ORDER_WAIT_S;
+    *complete = 0;
+
+    pthread_mutex_lock(&s->lock);
     for (;;) {
-        if (store_has(s, d, NULL) == 0) {
-            /* Someone else finished it meanwhile: nothing more to take. */
-            *next_offset = size;
-            *complete = 1;
-            goto out;
+        /* Wait (bounded) until nobody else writes this blob and, when its
+         * progress is known, until the bytes before this chunk have landed:
+         * a pipelining client's later chunk may overtake an earlier one on
+         * another worker. */
+        for (;;) {
+            if (store_has(s, d, NULL) == 0) {
+                /* Someone else finished it meanwhile: nothing more to take. */
+                *next_offset = size;
+                *complete = 1;
+                pthread_mutex_unlock(&s->lock);
+                return 0;
+            }
+            if (!(u = upload_for(s, d))) {
+                pthread_mutex_unlock(&s->lock);
+                return -ENOMEM;
+            }
+            if (!u->busy && (!u->known || offset <= u->received))
+                break;
+            if (pthread_cond_timedwait(&s->progressed, &s->lock, &deadline) == ETIMEDOUT) {
+                struct store_upload **cur = find_upload(s, d);
+                uint64_t expected = cur && (*cur)->known ? (*cur)->received : 0;
+                *next_offset = expected;
+                pthread_mutex_unlock(&s->lock);
+                return err_set(FERRY_E_INVALID, "blob %.16s: chunk at offset %llu, expected %llu",
+                               hex, (unsigned long long)offset, (unsigned long long)expected);
+            }
         }
+        u->busy = 1;
+        received = u->received;
+        known = u->known;
+        pthread_mutex_unlock(&s->lock);
+
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
             rc = err_set(-errno, "%s: %s", path, strerror(errno));
-            goto out;
+            goto release;
         }
         struct stat st;
         if (fstat(fd, &st) < 0) {
             rc = -errno;
-            goto out;
+            goto release;
         }
         uint64_t have = (uint64_t)st.st_size;
-        struct store_upload **slot = find_upload(s, d);
-        if (!slot || (*slot)->received != have) {
+        if (!known || received != have) {
             /* No running hash for this file (restart, or a stale one):
-             * rebuild it from the bytes on disk. */
-            drop_upload(s, d);
-            u = calloc(1, sizeof *u);
-            if (!u) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            u->digest = *d;
+             * rebuild it from the bytes on disk, outside the lock. */
+            known = 0;
+            if (s->rehash_hook)
+                s->rehash_hook(s->hook_arg, d, have);
             hasher_init(&u->hash);
             if (have > size) {
                 if (ftruncate(fd, 0) < 0) {
-                    free(u);
                     rc = -errno;
-                    goto out;
+                    goto release;
                 }
                 have = 0;
             }
-            if ((rc = hasher_update_fd(&u->hash, fd, have)) < 0) {
-                free(u);
-                goto out;
-            }
-            u->received = have;
-            u->next = s->uploads;
-            s->uploads = u;
-            slot = &s->uploads;
+            if ((rc = hasher_update_fd(&u->hash, fd, have)) < 0)
+                goto release;
+            received = have;
+            known = 1;
         }
-        u = *slot;
-        if (offset <= u->received)
+        if (offset <= received)
             break;
-        /* A pipelining client's later chunk overtook an earlier one on
-         * another worker: wait (bounded) for the earlier one to land. */
+        /* Still early: publish what is now known and wait for the rest. */
         close(fd);
         fd = -1;
-        if (pthread_cond_timedwait(&s->progressed, &s->lock, &deadline) == ETIMEDOUT) {
-            struct store_upload **cur = find_upload(s, d);
-            u = cur ? *cur : NULL;
-            rc = err_set(FERRY_E_INVALID, "blob %.16s: chunk at offset %llu, expected %llu", hex,
-                         (unsigned long long)offset,
-                         (unsigned long long)(u ? u->received : 0));
-            *next_offset = u ? u->received : 0;
-            goto out;
-        }
+        pthread_mutex_lock(&s->lock);
+        u->received = received;
+        u->known = known;
+        u->busy = 0;
+        pthread_cond_broadcast(&s->progressed);
     }
-    if (offset != u->received) {
+    if (offset != received) {
         rc = err_set(FERRY_E_INVALID, "blob %.16s: chunk at offset %llu, expected %llu", hex,
-                     (unsigned long long)offset, (unsigned long long)u->received);
-        *next_offset = u->received;
-        goto out;
+                     (unsigned long long)offset, (unsigned long long)received);
+        *next_offset = received;
+        goto release;
     }
     if (offset + len > size) {
         rc = err_set(FERRY_E_LIMIT, "blob %.16s: chunk runs past the blob's size %llu", hex,
                      (unsigned long long)size);
-        goto out;
+        goto release;
     }
-    if ((rc = write_chunk(s, fd, path, data, len, offset)) < 0) {
+    if ((rc = write_chunk(fd, path, data, len, offset)) < 0) {
+        known = 0; /* the file may hold part of the chunk now */
         err_set(rc, "%s: %s", path, strerror(-rc));
-        goto out;
+        goto release;
     }
     hasher_update(&u->hash, data, len);
-    u->received += len;
-    *next_offset = u->received;
-    *complete = 0;
-    if (u->received == size) {
+    received += len;
+    *next_offset = received;
+    if (received == size) {
         struct digest got;
         hasher_final(&u->hash, &got);
-        drop_upload(s, d);
+        done = 1;
         if (!digest_equal(&got, d)) {
             unlink(path);
             rc = err_set(FERRY_E_DIGEST, "blob %.16s: received bytes do not match the digest",
                          hex);
             *next_offset = 0;
-            goto out;
+            goto release;
         }
         if (fsync(fd) < 0) {
             rc = -errno;
-            goto out;
+            goto release;
         }
         if ((rc = publish_file(s, path, d)) < 0)
-            goto out;
+            goto release;
         *complete = 1;
     }
-out:
+release:
     if (fd >= 0)
         close(fd);
+    pthread_mutex_lock(&s->lock);
+    if (done) {
+        drop_upload(s, d);
+    } else {
+        u->received = received;
+        u->known = known;
+        u->busy = 0;
+    }
     pthread_cond_broadcast(&s->progressed);
     pthread_mutex_unlock(&s->lock);
     return rc;

@@ -17,7 +17,10 @@ struct store {
     pthread_mutex_t lock;
     pthread_cond_t progressed; /* an upload advanced or ended */
     struct store_upload *uploads;
-    uint8_t *bounce; /* aligned buffer for O_DIRECT writes, under lock */
+    /* Called (without the lock) when an upload's hash is rebuilt from the
+     * bytes on disk; for tests that need to act during it. */
+    void (*rehash_hook)(void *arg, const struct digest *d, uint64_t bytes);
+    void *hook_arg;
 };
 
 int store_open(struct store *s, const char *root);

@@ -34,7 +34,12 @@ static const char *schema =
     "  signed_record BLOB NOT NULL, PRIMARY KEY(name, selector));"
     "CREATE TABLE IF NOT EXISTS events("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, change BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS events_by_host ON events(host, seq);";
+    "CREATE INDEX IF NOT EXISTS events_by_host ON events(host, seq);"
+    /* Every signed deploy decision ever stored, for history and rollback. */
+    "CREATE TABLE IF NOT EXISTS deploy_history("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, selector TEXT NOT NULL,"
+    "  issued_ms INTEGER NOT NULL, signed_record BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS deploy_history_by_name ON deploy_history(name, seq);";
 
 /* Columns added to hosts for enrollment. A database from before them is
  * migrated in place; its hosts keep the key pinned at their first hello and
@@ -45,6 +50,7 @@ static const char *const host_columns[][2] = {
     {"poll_ms", "INTEGER NOT NULL DEFAULT 0"},      /* newest poll's */
     {"accepted_ms", "INTEGER NOT NULL DEFAULT 0"},  /* the operator accept that enrolled it */
     {"required_labels", "TEXT NOT NULL DEFAULT ''"}, /* from its join token */
+    {"plugins", "BLOB"},                              /* encoded PluginList, last hello */
 };
 
 /* Room for one more element in a growing result array. */
@@ -619,6 +625,8 @@ static int host_row(sqlite3_stmt *st, void *elem)
     text_into(st, 2, h->labels, sizeof h->labels);
     h->last_seen_ms = sqlite3_column_int64(st, 3);
     h->pending = sqlite3_column_int(st, 5);
+    if (blob_into(st, 6, &h->plugins, &h->plugins_len) < 0)
+        return -ENOMEM;
     return blob_into(st, 4, &h->report, &h->report_len);
 }
 
@@ -627,18 +635,23 @@ static void host_list_free_partial(void *v, size_t n) { db_host_list_free(v, n);
 int db_host_list(struct db *db, struct db_host **out, size_t *n)
 {
     return select_rows(db,
-                       "SELECT name, host_key, labels, last_seen_ms, report, 0 FROM hosts"
-                       " UNION ALL SELECT name, host_key, labels, last_seen_ms, NULL, 1"
+                       "SELECT name, host_key, labels, last_seen_ms, report, 0, plugins FROM hosts"
+                       " UNION ALL SELECT name, host_key, labels, last_seen_ms, NULL, 1, NULL"
                        " FROM pending_hosts ORDER BY 1, 6",
                        NULL, host_row, sizeof **out, host_list_free_partial, (void **)out, n);
 }
 
 void db_host_list_free(struct db_host *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(v[i].report);
+        free(v[i].plugins);
+    }
     free(v);
 }
+
+static int history_append(struct db *db, const char *name, const char *selector,
+                          int64_t issued_ms, const uint8_t *signed_record, size_t len);
 
 int db_deployment_put(struct db *db, const char *name, const char *selector, int64_t issued_ms,
                       const uint8_t *signed_record, size_t len)
@@ -678,6 +691,7 @@ int db_deployment_put(struct db *db, const char *name, const char *selector, int
         rc = db_fail(db, "deployments");
         goto done;
     }
+    rc = history_append(db, name, selector, issued_ms, signed_record, len);
 done:
     rc = finish_tx(db, st, rc);
 out:
@@ -812,4 +826,83 @@ void db_events_free(struct db_event *v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i].change);
     free(v);
+}
+
+/* ---- deploy history and host plugins ---------------------------------------- */
+
+/* Inside db_deployment_put's transaction (lock held): the decision and its
+ * history row are stored together or not at all. */
+static int history_append(struct db *db, const char *name, const char *selector,
+                          int64_t issued_ms, const uint8_t *signed_record, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db->h,
+                           "INSERT INTO deploy_history(name, selector, issued_ms, signed_record)"
+                           " VALUES(?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, "deploy history");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, selector, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, issued_ms);
+    sqlite3_bind_blob(st, 4, signed_record, (int)len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(db, "deploy history");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_history_list(struct db *db, const char *name, struct db_deployment **out, size_t *n)
+{
+    return select_rows(db,
+                       "SELECT name, selector, issued_ms, signed_record FROM deploy_history"
+                       " WHERE name=? ORDER BY seq",
+                       name, deployment_row, sizeof **out, deployment_list_free_partial,
+                       (void **)out, n);
+}
+
+int db_host_set_plugins(struct db *db, const char *name, const uint8_t *plugins, size_t len)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db->h, "UPDATE hosts SET plugins=? WHERE name=?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(db, "hosts");
+    } else {
+        sqlite3_bind_blob(st, 1, plugins ? (const void *)plugins : "", (int)len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(db, "hosts");
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+int db_host_remove(struct db *db, const char *name)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    int changed = 0;
+    /* The enrolled host and any pending requests under its name. */
+    const char *sql[] = {"DELETE FROM hosts WHERE name=?", "DELETE FROM pending_hosts WHERE name=?"};
+    for (size_t i = 0; rc == 0 && i < 2; i++) {
+        if (sqlite3_prepare_v2(db->h, sql[i], -1, &st, NULL) != SQLITE_OK) {
+            rc = db_fail(db, "hosts");
+            break;
+        }
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(db, "hosts");
+        else
+            changed += sqlite3_changes(db->h);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == 0 && changed == 0)
+        rc = err_set(FERRY_E_NOTFOUND, "host '%s' is not known", name);
+    pthread_mutex_unlock(&db->lock);
+    return rc;
 }

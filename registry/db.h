@@ -47,6 +47,8 @@ struct db_host {
     uint8_t *report;     /* encoded ReportBody, malloc'd, may be NULL */
     size_t report_len;
     int pending;         /* said hello, not enrolled (no report, no desired state) */
+    uint8_t *plugins;    /* encoded PluginList from its last hello, malloc'd, may be NULL */
+    size_t plugins_len;
 };
 
 struct db_deployment {
@@ -127,6 +129,17 @@ int db_events_add(struct db *db, const char *host, const uint8_t *const *changes
 int db_events_list(struct db *db, const char *host, size_t limit, struct db_event **out,
                    size_t *n);
 void db_events_free(struct db_event *v, size_t n);
+
+/* ---- deploy history and host plugins ---- */
+
+/* Every decision stored for name (each db_deployment_put adds one, in the
+ * same transaction), oldest first. Freed with db_deployment_list_free. */
+int db_history_list(struct db *db, const char *name, struct db_deployment **out, size_t *n);
+/* The encoded PluginList of an enrolled host's last hello. */
+int db_host_set_plugins(struct db *db, const char *name, const uint8_t *plugins, size_t len);
+/* Forget a host (enrolled, and its pending requests); FERRY_E_NOTFOUND (with
+ * detail) when neither exists. */
+int db_host_remove(struct db *db, const char *name);
 
 /* Append to the hash-chained audit log. */
 int db_audit(struct db *db, const char *actor, const char *action, const char *subject);

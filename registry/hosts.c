@@ -99,6 +99,59 @@ int hosts_time_check(const char *what, const char *host, uint64_t sent_ms, uint6
 
 /* ---- register ----------------------------------------------------------------- */
 
+/* Plugin and runtime names a hello may carry: what plugin.h allows. */
+static int plugin_word_ok(const char *w)
+{
+    size_t n = w ? strlen(w) : 0;
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((w[i] >= 'a' && w[i] <= 'z') || (w[i] >= 'A' && w[i] <= 'Z') ||
+              (w[i] >= '0' && w[i] <= '9') || w[i] == '-' || w[i] == '_' || w[i] == '.'))
+            return 0;
+    return 1;
+}
+
+int hosts_plugins_check(const Ferry__Wire__HostHello *hello)
+{
+    if (hello->n_plugins > HOSTS_PLUGINS_MAX)
+        return err_set(FERRY_E_LIMIT, "register %s: %zu plugins, at most %u", hello->name,
+                       hello->n_plugins, HOSTS_PLUGINS_MAX);
+    for (size_t i = 0; i < hello->n_plugins; i++) {
+        const Ferry__Wire__PluginInfo *p = hello->plugins[i];
+        if (!plugin_word_ok(p->name))
+            return err_set(FERRY_E_INVALID, "register %s: plugin name '%.40s' is not valid",
+                           hello->name, p->name ? p->name : "");
+        if (p->n_runtimes > HOSTS_PLUGINS_MAX)
+            return err_set(FERRY_E_LIMIT, "register %s: plugin %s: %zu runtimes, at most %u",
+                           hello->name, p->name, p->n_runtimes, HOSTS_PLUGINS_MAX);
+        for (size_t k = 0; k < p->n_runtimes; k++)
+            if (!plugin_word_ok(p->runtimes[k]))
+                return err_set(FERRY_E_INVALID,
+                               "register %s: plugin %s: runtime '%.40s' is not valid",
+                               hello->name, p->name, p->runtimes[k] ? p->runtimes[k] : "");
+    }
+    return 0;
+}
+
+/* The checked plugin list of an enrolled host's hello, kept for ferry hosts
+ * and the deploy warning. */
+static int store_plugins(struct db *db, const Ferry__Wire__HostHello *hello)
+{
+    Ferry__Wire__PluginList pl;
+    ferry__wire__plugin_list__init(&pl);
+    pl.plugins = hello->plugins;
+    pl.n_plugins = hello->n_plugins;
+    size_t n = ferry__wire__plugin_list__get_packed_size(&pl);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return -ENOMEM;
+    ferry__wire__plugin_list__pack(&pl, buf);
+    int rc = db_host_set_plugins(db, hello->name, buf, n);
+    free(buf);
+    return rc;
+}
+
 /* Every label of required ("k=v,..." text, may be empty) is among have. */
 static int carries(const char *host, const struct label_set *have, const struct label_set *req,
                    const char *why)
@@ -166,6 +219,8 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
                                 sizeof text);
     if (rc == 0)
         rc = hosts_time_check("hello", hello->name, hello->sent_ms, (uint64_t)now);
+    if (rc == 0)
+        rc = hosts_plugins_check(hello);
     if (rc < 0)
         goto out;
     key_id_of(hello->host_key.data, id);
@@ -221,6 +276,8 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
               claims.signer);
     }
 out:
+    if (rc == 0)
+        rc = store_plugins(db, hello);
     if (rc == 0)
         logf_("host %s registered (%s)", hello->name, text);
     ferry__wire__host_hello__free_unpacked(hello, NULL);
@@ -424,5 +481,51 @@ int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__Ac
     }
     free(pend);
     ferry__wire__accept_body__free_unpacked(b, NULL);
+    return rc;
+}
+
+/* ---- remove ---------------------------------------------------------------------- */
+
+int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
+                 const Ferry__Wire__RemoveHost *rm)
+{
+    const struct key_public *k = rm->signer ? trust_find(trust, rm->signer) : NULL;
+    if (!k)
+        return err_set(FERRY_E_UNTRUSTED, "hosts rm refused: signed by key %.16s, which is not "
+                                          "trusted",
+                       rm->signer ? rm->signer : "?");
+    if (key_verify(k->pk, rm->body.data, rm->body.len, rm->signature.data, rm->signature.len) < 0)
+        return err_set(FERRY_E_SIGNATURE, "hosts rm refused: bad signature for key %s", k->id);
+    Ferry__Wire__RemoveHostBody *b =
+        ferry__wire__remove_host_body__unpack(NULL, rm->body.len, rm->body.data);
+    if (!b)
+        return err_set(FERRY_E_PROTOCOL, "hosts rm: malformed body");
+    int64_t now = (int64_t)clock_unix_ms();
+    int rc = 0;
+    if (!b->name || !spec_name_ok(b->name))
+        rc = err_set(FERRY_E_INVALID, "hosts rm: invalid host name");
+    if (rc == 0)
+        rc = hosts_time_check("hosts rm", b->name, b->sent_ms, (uint64_t)now);
+    struct db_host *hosts = NULL;
+    size_t n = 0;
+    if (rc == 0)
+        rc = db_host_list(db, &hosts, &n);
+    /* A host still talking to the registry would only come back: refuse,
+     * so the operator stops its agent first. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!hosts[i].pending && strcmp(hosts[i].name, b->name) == 0 &&
+            now - hosts[i].last_seen_ms <= host_ttl_ms)
+            rc = err_set(FERRY_E_INVALID,
+                         "hosts rm %s: the host is online (stop its agent first, then wait "
+                         "until ferry hosts shows it offline)",
+                         b->name);
+    db_host_list_free(hosts, n);
+    if (rc == 0)
+        rc = db_host_remove(db, b->name);
+    if (rc == 0) {
+        db_audit(db, k->id, "remove-host", b->name);
+        logf_("host %s removed by key %s", b->name, k->id);
+    }
+    ferry__wire__remove_host_body__free_unpacked(b, NULL);
     return rc;
 }

@@ -22,6 +22,7 @@
 #define HOSTS_REPORT_MAX_WORKLOADS 256u       /* workloads in one snapshot */
 #define HOSTS_REPORT_MAX_EVENTS 256u          /* state changes in one report */
 #define HOSTS_LABELS_TEXT_MAX 2047u           /* canonical "k=v,k=v" */
+#define HOSTS_PLUGINS_MAX 32u                 /* plugins in a hello, runtimes per plugin */
 
 /* The labels of a hello as a canonical set and text, or the reason they are
  * refused: more than LABEL_MAX, a key or value outside 1..LABEL_TEXT_MAX of
@@ -53,5 +54,14 @@ struct hosts_accept_reply {
 /* `ferry hosts accept`: signed by a key in trust; enrolls a pending key. */
 int hosts_accept(struct db *db, const struct trust *trust, const Ferry__Wire__AcceptHost *a,
                  Ferry__Wire__Response *resp, struct hosts_accept_reply *out);
+
+/* The plugins a hello reports: at most HOSTS_PLUGINS_MAX, each with at most
+ * as many runtimes, names of 1..63 letters, digits, '.', '_', '-'. */
+int hosts_plugins_check(const Ferry__Wire__HostHello *hello);
+
+/* `ferry hosts rm`: signed by a key in trust; forgets a host that has been
+ * offline (unheard of for host_ttl_ms), refuses an online one. */
+int hosts_remove(struct db *db, const struct trust *trust, int host_ttl_ms,
+                 const Ferry__Wire__RemoveHost *rm);
 
 #endif

@@ -4,10 +4,13 @@
 #include "key.h"
 #include "numparse.h"
 #include "registry.h"
+#include "server.h"
 
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <errno.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -17,34 +20,67 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
-          "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
-          "                      [--max-blob-size SIZE]\n"
-          "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
-          "  --listen defaults to " "tcp://127.0.0.1:7400" "; port 0 picks a free port.\n"
-          "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
-          "  bare digits are seconds, or 500ms, 30s, 5m, 2h).\n"
-          "  --tls-cert: certificate and key (one PEM file) for a tls+tcp:// --listen.\n"
-          "  --max-blob-size: largest file a publish may claim, bytes or with K, M, G, T\n"
-          "    (powers of 1024; default 64G).\n",
-          f);
+    fprintf(f,
+            "usage: ferry-registry --data DIR [--listen URL] [--trust FILE.pub ...]\n"
+            "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
+            "                      [--max-blob-size SIZE] [--max-conns N]\n"
+            "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
+            "                      [--version]\n"
+            "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
+            "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
+            "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
+            "    bare digits are seconds, or 500ms, 30s, 5m, 2h).\n"
+            "  --tls-cert: certificate and key (one PEM file) for a tls+tcp:// --listen.\n"
+            "  --max-blob-size: largest file a publish may claim, bytes or with K, M, G, T\n"
+            "    (powers of 1024; default 64G).\n"
+            "  --max-conns: connections at once, in total (default %d).\n"
+            "  --max-conns-per-peer: connections at once from one address (default %d).\n"
+            "  --idle-timeout: a connection with no request and no waiting poll this\n"
+            "    long is closed (default %ds).\n",
+            SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
+            SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000);
 }
 
-/* A stop must not hang: nng_close has been seen to wait forever (rarely,
- * after many agents' long polls) although every context of ours is closed.
- * Everything is durable by then (SQLite FULL, blobs fsync'd), so after a
- * grace period the process leaves without finishing the socket teardown. */
-#define STOP_GRACE_S 10
+/* Last resort only: the stop is bounded by construction (server.c ends
+ * every context and connection before nng_close; docs/architecture.md says
+ * why that order matters with nng 1.5.2). Should it still hang, everything
+ * is durable by then (SQLite FULL, blobs fsync'd): say so as an error and
+ * leave with a failure status, so the hang is seen rather than hidden. */
+#define STOP_GRACE_S 5
 
 static void *stop_watchdog(void *arg)
 {
     (void)arg;
     struct timespec t = {STOP_GRACE_S, 0};
     nanosleep(&t, NULL);
-    fprintf(stderr, "ferry-registry: shutdown did not finish in %ds; exiting anyway\n",
+    fprintf(stderr, "ferry-registry: error: shutdown did not finish in %ds; exiting anyway\n",
             STOP_GRACE_S);
-    _exit(0);
+    _exit(1);
     return NULL;
+}
+
+/* Strict numbers (numparse): "5abc" is a usage error, never 5. */
+static int int_flag(const char *flag, const char *val, uint64_t min, uint64_t max, int *out)
+{
+    uint64_t v = 0;
+    if (num_parse_u64(flag, val, min, max, &v) < 0) {
+        fprintf(stderr, "ferry-registry: %s\n", err_detail());
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* A duration flag; bare digits are seconds, as these flags have always taken. */
+static int ms_flag(const char *flag, const char *val, uint64_t max_ms, int *out)
+{
+    uint64_t v = 0;
+    if (num_parse_duration_ms(flag, val, 1000, 1, max_ms, &v) < 0) {
+        fprintf(stderr, "ferry-registry: %s\n", err_detail());
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -58,7 +94,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *data = NULL, *listen = NULL;
-    int workers = 0, host_ttl_ms = 0;
+    int workers = 0, host_ttl_ms = 0, max_conns = 0, max_per_peer = 0, idle_ms = 0;
     const char *tls_cert = NULL;
     uint64_t max_blob_size = 0;
     struct trust trust;
@@ -71,6 +107,10 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (strcmp(a, "--version") == 0) {
+            printf("ferry-registry %s\n", FERRY_VERSION);
+            return 0;
+        }
         if (!val) {
             fprintf(stderr, "ferry-registry: %s: needs a value or is unknown\n", a);
             usage(stderr);
@@ -81,28 +121,27 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--listen") == 0)
             listen = val;
         else if (strcmp(a, "--workers") == 0) {
-            uint64_t v = 0;
-            if (num_parse_u64(a, val, 1, 1024, &v) < 0) {
-                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+            if (int_flag(a, val, 1, 256, &workers) < 0)
                 return 2;
-            }
-            workers = (int)v;
         } else if (strcmp(a, "--host-ttl") == 0) {
-            /* Bare digits are seconds, as this flag has always taken. */
-            uint64_t v = 0;
-            if (num_parse_duration_ms(a, val, 1000, 1000, 86400000, &v) < 0) {
-                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+            if (ms_flag(a, val, 86400000, &host_ttl_ms) < 0)
                 return 2;
-            }
-            host_ttl_ms = (int)v;
-        }
-        else if (strcmp(a, "--tls-cert") == 0)
+        } else if (strcmp(a, "--tls-cert") == 0) {
             tls_cert = val;
-        else if (strcmp(a, "--max-blob-size") == 0) {
+        } else if (strcmp(a, "--max-blob-size") == 0) {
             if (num_parse_size(a, val, 1, UINT64_MAX, &max_blob_size) < 0) {
                 fprintf(stderr, "ferry-registry: %s\n", err_detail());
                 return 2;
             }
+        } else if (strcmp(a, "--max-conns") == 0) {
+            if (int_flag(a, val, 1, 1000000, &max_conns) < 0)
+                return 2;
+        } else if (strcmp(a, "--max-conns-per-peer") == 0) {
+            if (int_flag(a, val, 1, 1000000, &max_per_peer) < 0)
+                return 2;
+        } else if (strcmp(a, "--idle-timeout") == 0) {
+            if (ms_flag(a, val, 86400000, &idle_ms) < 0)
+                return 2;
         } else if (strcmp(a, "--trust") == 0) {
             int rc = trust_add_file(&trust, val);
             if (rc < 0) {
@@ -131,8 +170,18 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct registry_config cfg = {data, listen, &trust, workers, host_ttl_ms, tls_cert,
-                                  max_blob_size};
+    struct registry_config cfg = {
+        .data_dir = data,
+        .listen_url = listen,
+        .trust = &trust,
+        .workers = workers,
+        .host_ttl_ms = host_ttl_ms,
+        .tls_cert_key = tls_cert,
+        .max_blob_size = max_blob_size,
+        .max_conns = max_conns,
+        .max_conns_per_peer = max_per_peer,
+        .idle_timeout_ms = idle_ms,
+    };
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);
     if (rc < 0) {

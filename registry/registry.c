@@ -1,9 +1,12 @@
 #include "registry.h"
+#include "server.h"
+#include "actions.h"
 #include "clock.h"
 #include "db.h"
 #include "fleet.h"
 #include "hosts.h"
 #include "offerlimits.h"
+#include "queries.h"
 #include "record.h"
 #include "selector.h"
 #include "error.h"
@@ -14,8 +17,6 @@
 #include "wire.h"
 
 #include <errno.h>
-#include <nng/protocol/reqrep0/rep.h>
-#include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -41,47 +42,17 @@ struct pending {
     struct pending *next;
 };
 
-/* A Poll whose answer would not differ from what the host already has: its
- * context is set aside (the worker opens a fresh one) until the host's
- * desired state changes or the poll's wait runs out. */
-struct parked {
-    nng_ctx ctx;
-    char host[72];
-    uint64_t known_serial;
-    int64_t deadline_ms;
-    struct parked *next;
-};
-
-struct worker {
-    struct registry *reg;
-    nng_ctx ctx;
-    nng_aio *aio;
-    pthread_t thread;
-    int started;
-};
-
 struct registry {
-    nng_socket sock;
-    nng_listener listener;
-    char url[256];
+    struct server *server;
     const struct trust *trust;
     struct store store;
     struct db db;
     pthread_mutex_t pending_lock;
     struct pending *pending;
     size_t n_pending;
-    int n_workers;
-    struct worker *workers;
+    struct actions *actions;  /* requests to workloads, per host (actions.c) */
     int host_ttl_ms;
     uint64_t max_blob_size;
-    /* Long polls waiting for a host's desired state to change. */
-    pthread_mutex_t park_lock;
-    pthread_cond_t park_wake;
-    struct parked *parked;
-    int park_dirty;     /* deployments changed: re-check every parked poll */
-    int stopping;
-    pthread_t notifier;
-    int notifier_started;
     _Atomic uint64_t requests, bad_requests, blobs_received, blob_bytes_received,
         chunks_served, publishes, publishes_refused;
 };
@@ -181,6 +152,7 @@ struct scratch {
     int n;
     Ferry__SignatureList *sigs;
     struct db_version *versions;
+    struct actions_batch batch; /* actions handed out with a poll answer */
 };
 
 static void *keep(struct scratch *s, void *p)
@@ -196,6 +168,7 @@ static void scratch_free(struct scratch *s)
         free(s->ptrs[i]);
     signatures_free(s->sigs);
     free(s->versions);
+    actions_batch_free(&s->batch);
 }
 
 static int handle_offer(struct registry *r, const Ferry__Wire__Offer *o,
@@ -502,10 +475,8 @@ static int handle_stats(struct registry *r, Ferry__Wire__Response *resp, struct 
 
 static void wake_pollers(struct registry *r)
 {
-    pthread_mutex_lock(&r->park_lock);
-    r->park_dirty = 1;
-    pthread_cond_signal(&r->park_wake);
-    pthread_mutex_unlock(&r->park_lock);
+    if (r->server)
+        server_wake(r->server);
 }
 
 static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
@@ -582,6 +553,8 @@ static int desired_response(struct registry *r, const char *host, struct desired
     ds->n_records = d->n;
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
     resp->desired = ds;
+    /* Every poll answer carries the actions queued for the host. */
+    actions_attach(r->actions, host, resp, &s->batch);
     return 0;
 }
 
@@ -644,6 +617,7 @@ struct hosts_scratch {
     Ferry__Wire__HostInfo *infos;
     Ferry__Wire__HostInfo **ptrs;
     Ferry__Wire__ReportBody **bodies;
+    Ferry__Wire__PluginList **plugins;
     Ferry__Wire__Label *labels;
     Ferry__Wire__Label **label_ptrs;
     Ferry__Wire__DesiredEntry *desired;
@@ -658,6 +632,10 @@ static void hosts_scratch_free(struct hosts_scratch *h)
     for (size_t i = 0; h->bodies && i < h->n; i++)
         if (h->bodies[i])
             ferry__wire__report_body__free_unpacked(h->bodies[i], NULL);
+    for (size_t i = 0; h->plugins && i < h->n; i++)
+        if (h->plugins[i])
+            ferry__wire__plugin_list__free_unpacked(h->plugins[i], NULL);
+    free(h->plugins);
     for (size_t i = 0; h->des && i < h->n; i++)
         desired_free(&h->des[i]);
     db_host_list_free(h->hosts, h->n);
@@ -683,12 +661,13 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     h->infos = calloc(n, sizeof *h->infos);
     h->ptrs = calloc(n, sizeof *h->ptrs);
     h->bodies = calloc(n, sizeof *h->bodies);
+    h->plugins = calloc(n, sizeof *h->plugins);
     h->labels = calloc(n * LABEL_MAX, sizeof *h->labels);
     h->label_ptrs = calloc(n * LABEL_MAX, sizeof *h->label_ptrs);
     h->des = calloc(n, sizeof *h->des);
     h->sets = calloc(n, sizeof *h->sets);
     h->key_ids = calloc(n, sizeof *h->key_ids);
-    if (!h->infos || !h->ptrs || !h->bodies || !h->labels || !h->label_ptrs || !h->des ||
+    if (!h->infos || !h->ptrs || !h->bodies || !h->plugins || !h->labels || !h->label_ptrs || !h->des ||
         !h->sets || !h->key_ids)
         return -ENOMEM;
     size_t total_desired = 0;
@@ -729,6 +708,11 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
                 info->n_workloads = h->bodies[i]->n_workloads;
             }
         }
+        if (dh->plugins &&
+            (h->plugins[i] = ferry__wire__plugin_list__unpack(NULL, dh->plugins_len, dh->plugins))) {
+            info->plugins = h->plugins[i]->plugins;
+            info->n_plugins = h->plugins[i]->n_plugins;
+        }
         info->desired = &h->desired_ptrs[di];
         for (size_t k = 0; k < h->des[i].n; k++) {
             const Ferry__DeployRecord *rec = h->des[i].records[k];
@@ -754,106 +738,13 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
     return 0;
 }
 
-/* ---- long polls ------------------------------------------------------------ */
-
-/* Answer a parked poll with the host's current desired state and retire its
- * context. Runs on the notifier thread. */
-static void answer_parked(struct registry *r, struct parked *p)
-{
-    Ferry__Wire__Response resp;
-    ferry__wire__response__init(&resp);
-    struct scratch s = {0};
-    struct desired d = {0};
-    err_clear();
-    int rc = desired_response(r, p->host, &d, &resp, &s);
-    if (rc < 0) {
-        resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
-        resp.code = wire_code_of(rc);
-        resp.error = (char *)err_message(rc);
-    }
-    nng_msg *out = NULL;
-    nng_aio *aio = NULL;
-    if (wire_pack_response(&resp, &out) == 0 && nng_aio_alloc(&aio, NULL, NULL) == 0) {
-        nng_aio_set_timeout(aio, 5000);
-        nng_aio_set_msg(aio, out);
-        nng_ctx_send(p->ctx, aio);
-        nng_aio_wait(aio);
-        if (nng_aio_result(aio) != 0)
-            nng_msg_free(out);
-    } else if (out) {
-        nng_msg_free(out);
-    }
-    if (aio)
-        nng_aio_free(aio);
-    nng_ctx_close(p->ctx);
-    desired_free(&d);
-    scratch_free(&s);
-}
-
-/* 1 when host's desired serial differs from known. */
-static int serial_changed(struct registry *r, const char *host, uint64_t known)
-{
-    struct label_set labels;
-    struct desired d = {0};
-    if (host_labels(r, host, &labels) < 0 || fleet_desired_for(&r->db, &labels, &d) < 0)
-        return 1; /* answer now; the reply carries the error */
-    int changed = d.serial != known;
-    desired_free(&d);
-    return changed;
-}
-
-static void *notifier_main(void *arg)
+/* An action was queued: parked polls are looked at again; the host's
+ * answer then carries the action (poll_answer), so it goes out at once. */
+static void wake_for_actions(void *arg)
 {
     struct registry *r = arg;
-    pthread_mutex_lock(&r->park_lock);
-    while (!r->stopping) {
-        int64_t now = (int64_t)clock_mono_ms(), next = now + 1000;
-        for (struct parked *p = r->parked; p; p = p->next)
-            if (p->deadline_ms < next)
-                next = p->deadline_ms;
-        if (!r->park_dirty && next > now) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t wait = next - now;
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (wait % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&r->park_wake, &r->park_lock, &ts);
-            continue;
-        }
-        int dirty = r->park_dirty;
-        r->park_dirty = 0;
-        struct parked *all = r->parked;
-        r->parked = NULL;
-        pthread_mutex_unlock(&r->park_lock);
-
-        /* Decide outside the lock: each check reads the database. */
-        struct parked *keep_list = NULL;
-        now = (int64_t)clock_mono_ms();
-        while (all) {
-            struct parked *p = all;
-            all = p->next;
-            if (p->deadline_ms <= now || (dirty && serial_changed(r, p->host, p->known_serial))) {
-                answer_parked(r, p);
-                free(p);
-            } else {
-                p->next = keep_list;
-                keep_list = p;
-            }
-        }
-        pthread_mutex_lock(&r->park_lock);
-        while (keep_list) {
-            struct parked *p = keep_list;
-            keep_list = p->next;
-            p->next = r->parked;
-            r->parked = p;
-        }
-    }
-    pthread_mutex_unlock(&r->park_lock);
-    return NULL;
+    if (r->server)
+        server_wake(r->server);
 }
 
 /* Returned by dispatch when a poll should wait instead of being answered. */
@@ -865,6 +756,8 @@ struct request_scratch {
     struct events_scratch events;
     struct desired desired;
     struct hosts_accept_reply accept;
+    struct queries_reply queries;
+    struct actions_scratch action;
 };
 
 static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
@@ -884,15 +777,28 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         return handle_list_hosts(r, resp, s, &rs->hosts);
     case FERRY__WIRE__REQUEST__BODY_LIST_EVENTS:
         return handle_list_events(r, req->list_events, resp, s, &rs->events);
+    case FERRY__WIRE__REQUEST__BODY_REMOVE_HOST:
+        return hosts_remove(&r->db, r->trust, r->host_ttl_ms, req->remove_host);
+    case FERRY__WIRE__REQUEST__BODY_LIST_DEPLOYMENTS:
+        return queries_list_deployments(&r->db, resp, &rs->queries);
+    case FERRY__WIRE__REQUEST__BODY_LIST_HISTORY:
+        return queries_list_history(&r->db, req->list_history, resp, &rs->queries);
     case FERRY__WIRE__REQUEST__BODY_POLL: {
         const Ferry__Wire__Poll *p = req->poll;
         int rc = hosts_poll_auth(&r->db, p);
         if (rc == 0)
             rc = desired_response(r, p->host, &rs->desired, resp, s);
-        if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial)
+        if (rc == 0 && p->wait_ms > 0 && rs->desired.serial == p->known_serial &&
+            resp->n_actions == 0)
             return PARK;
         return rc;
     }
+    case FERRY__WIRE__REQUEST__BODY_ACTION_SUBMIT:
+        return actions_submit(r->actions, &r->db, r->trust, req->action_submit, resp, &rs->action);
+    case FERRY__WIRE__REQUEST__BODY_ACTION_AWAIT:
+        return actions_await(r->actions, req->action_await, resp, &rs->action);
+    case FERRY__WIRE__REQUEST__BODY_ACTION_REPLY:
+        return actions_reply(r->actions, &r->db, req->action_reply);
     case FERRY__WIRE__REQUEST__BODY_PING:
         return 0;
     case FERRY__WIRE__REQUEST__BODY_OFFER: {
@@ -923,9 +829,11 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
 
 /* Turn one request message into one response message. Never fails: every
  * problem becomes an error response, so a bad client cannot stall a worker.
- * A poll with nothing new returns NULL and fills *park instead. */
-static nng_msg *serve_one(struct registry *r, nng_msg *in, struct parked **park)
+ * A poll with nothing new returns NULL and fills *park instead. Called by
+ * the transport (server.c) on a worker thread. */
+static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
 {
+    struct registry *r = arg;
     r->requests++;
     err_clear();
     Ferry__Wire__Response resp;
@@ -943,88 +851,53 @@ static nng_msg *serve_one(struct registry *r, nng_msg *in, struct parked **park)
         rc = dispatch(r, req, &resp, &rs);
     }
     if (rc == PARK) {
-        struct parked *p = calloc(1, sizeof *p);
-        if (p) {
-            snprintf(p->host, sizeof p->host, "%s", req->poll->host);
-            p->known_serial = req->poll->known_serial;
-            uint32_t wait = req->poll->wait_ms > 60000 ? 60000 : req->poll->wait_ms;
-            p->deadline_ms = (int64_t)clock_mono_ms() + wait;
-            *park = p;
-        } else {
-            rc = 0; /* cannot park: answer now with the same state */
+        snprintf(park->host, sizeof park->host, "%s", req->poll->host);
+        park->known_serial = req->poll->known_serial;
+        park->wait_ms = req->poll->wait_ms;
+    } else {
+        if (rc < 0) {
+            resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
+            resp.code = wire_code_of(rc);
+            resp.error = (char *)err_message(rc);
         }
+        if (wire_pack_response(&resp, &out) < 0)
+            out = NULL;
     }
-    if (rc < 0) {
-        resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
-        resp.code = wire_code_of(rc);
-        resp.error = (char *)err_message(rc);
-    }
-    if (rc != PARK && wire_pack_response(&resp, &out) < 0)
-        out = NULL;
-    if (rc == PARK && !*park)
-        out = NULL;
     scratch_free(&rs.s);
     hosts_scratch_free(&rs.hosts);
     events_scratch_free(&rs.events);
+    queries_reply_free(&rs.queries);
     desired_free(&rs.desired);
+    actions_scratch_free(&rs.action);
     if (req)
         ferry__wire__request__free_unpacked(req, NULL);
     return out;
 }
 
-static void *worker_main(void *arg)
+/* The reply a waiting poll for host gets now (server.c answers parked polls
+ * with it), and the serial it carries. */
+static int poll_answer(void *arg, const char *host, uint64_t *serial, nng_msg **out)
 {
-    struct worker *w = arg;
-    struct registry *r = w->reg;
-    for (;;) {
-        nng_ctx_recv(w->ctx, w->aio);
-        nng_aio_wait(w->aio);
-        int rv = nng_aio_result(w->aio);
-        if (rv == NNG_ECLOSED)
-            break;
-        if (rv != 0)
-            continue; /* e.g. an oversized message was dropped: keep serving */
-        nng_msg *in = nng_aio_get_msg(w->aio);
-        struct parked *park = NULL;
-        nng_msg *out = serve_one(r, in, &park);
-        nng_msg_free(in);
-        if (park) {
-            /* Hand this context to the notifier and go on with a new one. */
-            nng_ctx fresh;
-            if (nng_ctx_open(&fresh, r->sock) != 0) {
-                free(park);
-                break;
-            }
-            park->ctx = w->ctx;
-            w->ctx = fresh;
-            pthread_mutex_lock(&r->park_lock);
-            if (r->stopping) {
-                /* Shutting down: nobody would answer it. */
-                nng_ctx_close(park->ctx);
-                free(park);
-            } else {
-                park->next = r->parked;
-                r->parked = park;
-                pthread_cond_signal(&r->park_wake);
-            }
-            pthread_mutex_unlock(&r->park_lock);
-            continue;
-        }
-        if (!out)
-            continue;
-        nng_aio_set_msg(w->aio, out);
-        nng_ctx_send(w->ctx, w->aio);
-        nng_aio_wait(w->aio);
-        rv = nng_aio_result(w->aio);
-        if (rv != 0)
-            nng_msg_free(out);
-        if (rv == NNG_ECLOSED)
-            break;
+    struct registry *r = arg;
+    Ferry__Wire__Response resp;
+    ferry__wire__response__init(&resp);
+    struct scratch s = {0};
+    struct desired d = {0};
+    int rc = desired_response(r, host, &d, &resp, &s);
+    if (rc < 0) {
+        resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
+        resp.code = wire_code_of(rc);
+        resp.error = (char *)err_message(rc);
     }
-    /* nng_close waits for every context to be closed; a context opened
-     * while it ran (a fresh one after a park) would keep it waiting. */
-    nng_ctx_close(w->ctx);
-    return NULL;
+    /* Actions must go out now: a serial no desired state has (it is never
+     * 0) makes the waiting poll differ, so the notifier sends this answer. */
+    *serial = resp.n_actions > 0 ? 0 : d.serial;
+    *out = NULL;
+    if (wire_pack_response(&resp, out) < 0)
+        *out = NULL;
+    desired_free(&d);
+    scratch_free(&s);
+    return rc;
 }
 
 int registry_start(const struct registry_config *cfg, struct registry **out)
@@ -1033,105 +906,51 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     if (!r)
         return -ENOMEM;
     r->trust = cfg->trust;
-    r->n_workers = cfg->workers > 0 ? cfg->workers : REGISTRY_DEFAULT_WORKERS;
     r->host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS;
     r->max_blob_size = cfg->max_blob_size ? cfg->max_blob_size : REGISTRY_DEFAULT_MAX_BLOB_SIZE;
     pthread_mutex_init(&r->pending_lock, NULL);
-    pthread_mutex_init(&r->park_lock, NULL);
-    pthread_cond_init(&r->park_wake, NULL);
+    if (actions_new(wake_for_actions, r, &r->actions) < 0) {
+        free(r);
+        return -ENOMEM;
+    }
     char path[4096];
-    int rc = 0, rv;
+    int rc = 0;
 
-    snprintf(path, sizeof path, "%s", cfg->data_dir);
     if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
+        actions_free(r->actions);
         free(r);
         return rc;
     }
     snprintf(path, sizeof path, "%s/registry.db", cfg->data_dir);
     if ((rc = db_open(&r->db, path)) < 0) {
         store_close(&r->store);
+        actions_free(r->actions);
         free(r);
         return rc;
     }
-    if ((rv = nng_rep0_open(&r->sock)) != 0) {
-        rc = err_set(FERRY_E_TRANSPORT, "socket: %s", nng_strerror(rv));
-        goto fail_db;
+    struct server_config sc = {
+        .listen_url = cfg->listen_url,
+        .tls_cert_key = cfg->tls_cert_key,
+        .workers = cfg->workers > 0 ? cfg->workers : REGISTRY_DEFAULT_WORKERS,
+        .max_conns = cfg->max_conns,
+        .max_conns_per_peer = cfg->max_conns_per_peer,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+    };
+    struct server_handler h = {.arg = r, .serve = serve_one, .desired = poll_answer};
+    if ((rc = server_start(&sc, &h, &r->server)) < 0) {
+        r->server = NULL;
+        db_close(&r->db);
+        store_close(&r->store);
+        pthread_mutex_destroy(&r->pending_lock);
+        actions_free(r->actions);
+        free(r);
+        return rc;
     }
-    nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG);
-    const char *url = cfg->listen_url ? cfg->listen_url : WIRE_DEFAULT_URL;
-    if (tls_url(url)) {
-        nng_tls_config *tls = NULL;
-        if (!cfg->tls_cert_key) {
-            rc = err_set(FERRY_E_INVALID, "listen %s: TLS needs --tls-cert FILE.pem", url);
-            goto fail_sock;
-        }
-        if ((rc = tls_server_config(cfg->tls_cert_key, &tls)) < 0)
-            goto fail_sock;
-        rv = nng_listener_create(&r->listener, r->sock, url);
-        if (rv == 0)
-            rv = nng_listener_set_ptr(r->listener, NNG_OPT_TLS_CONFIG, tls);
-        nng_tls_config_free(tls); /* the listener holds its own reference */
-        if (rv == 0)
-            rv = nng_listener_start(r->listener, 0);
-    } else {
-        rv = nng_listen(r->sock, url, &r->listener, 0);
-    }
-    if (rv != 0) {
-        rc = err_set(FERRY_E_TRANSPORT, "listen %s: %s", url, nng_strerror(rv));
-        goto fail_sock;
-    }
-    int port = 0;
-    snprintf(r->url, sizeof r->url, "%s", url);
-    if (nng_listener_get_int(r->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
-        /* Rewrite the URL with the port really bound (port 0 picks one). */
-        const char *colon = strrchr(url, ':');
-        if (colon)
-            snprintf(r->url, sizeof r->url, "%.*s:%d", (int)(colon - url), url, port);
-    }
-    r->workers = calloc((size_t)r->n_workers, sizeof *r->workers);
-    if (!r->workers) {
-        rc = -ENOMEM;
-        goto fail_sock;
-    }
-    for (int i = 0; i < r->n_workers; i++) {
-        struct worker *w = &r->workers[i];
-        w->reg = r;
-        if (nng_ctx_open(&w->ctx, r->sock) != 0 || nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
-            pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            rc = err_set(FERRY_E_TRANSPORT, "could not start worker %d", i);
-            goto fail_workers;
-        }
-        w->started = 1;
-    }
-    if (pthread_create(&r->notifier, NULL, notifier_main, r) != 0) {
-        rc = err_set(FERRY_E_TRANSPORT, "could not start the poll notifier");
-        goto fail_workers;
-    }
-    r->notifier_started = 1;
     *out = r;
     return 0;
-
-fail_workers:
-    nng_close(r->sock);
-    for (int i = 0; i < r->n_workers; i++) {
-        if (r->workers[i].started)
-            pthread_join(r->workers[i].thread, NULL);
-        if (r->workers[i].aio)
-            nng_aio_free(r->workers[i].aio);
-    }
-    free(r->workers);
-    goto fail_db;
-fail_sock:
-    nng_close(r->sock);
-fail_db:
-    db_close(&r->db);
-    store_close(&r->store);
-    pthread_mutex_destroy(&r->pending_lock);
-    free(r);
-    return rc;
 }
 
-const char *registry_url(const struct registry *r) { return r->url; }
+const char *registry_url(const struct registry *r) { return server_url(r->server); }
 
 void registry_get_stats(struct registry *r, struct registry_stats *out)
 {
@@ -1146,27 +965,7 @@ void registry_get_stats(struct registry *r, struct registry_stats *out)
 
 void registry_stop(struct registry *r)
 {
-    pthread_mutex_lock(&r->park_lock);
-    r->stopping = 1;
-    pthread_cond_signal(&r->park_wake);
-    pthread_mutex_unlock(&r->park_lock);
-    if (r->notifier_started)
-        pthread_join(r->notifier, NULL);
-    /* Parked polls are never answered now; their contexts go first. */
-    pthread_mutex_lock(&r->park_lock);
-    while (r->parked) {
-        struct parked *p = r->parked;
-        r->parked = p->next;
-        nng_ctx_close(p->ctx);
-        free(p);
-    }
-    pthread_mutex_unlock(&r->park_lock);
-    nng_close(r->sock);
-    for (int i = 0; i < r->n_workers; i++) {
-        pthread_join(r->workers[i].thread, NULL);
-        nng_aio_free(r->workers[i].aio);
-    }
-    free(r->workers);
+    server_stop(r->server);
     while (r->pending) {
         struct pending *p = r->pending;
         r->pending = p->next;
@@ -1175,5 +974,43 @@ void registry_stop(struct registry *r)
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
+    actions_free(r->actions);
     free(r);
+}
+
+/* ---- one request without a socket ------------------------------------------ */
+
+/* The fuzz targets drive every request through serve_one, as a worker does,
+ * but without nng pipes. A poll that would park is dropped here, as if its
+ * client had gone away: nothing waits and nothing is kept. */
+int registry_handle(struct registry *r, const uint8_t *req, size_t len, uint8_t **resp,
+                    size_t *resp_len)
+{
+    *resp = NULL;
+    *resp_len = 0;
+    if (len > WIRE_MAX_MSG)
+        return err_set(FERRY_E_LIMIT, "request: %zu bytes, more than %u", len, WIRE_MAX_MSG);
+    nng_msg *in = NULL;
+    if (nng_msg_alloc(&in, len) != 0)
+        return -ENOMEM;
+    if (len > 0)
+        memcpy(nng_msg_body(in), req, len);
+    struct server_park park;
+    memset(&park, 0, sizeof park);
+    nng_msg *out = serve_one(r, in, &park);
+    nng_msg_free(in);
+    if (!out && park.host[0])
+        return 0; /* a poll that would wait: no socket here to park it on */
+    if (!out)
+        return -ENOMEM;
+    size_t n = nng_msg_len(out);
+    uint8_t *copy = malloc(n ? n : 1);
+    if (copy)
+        memcpy(copy, nng_msg_body(out), n);
+    nng_msg_free(out);
+    if (!copy)
+        return -ENOMEM;
+    *resp = copy;
+    *resp_len = n;
+    return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "key.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define REGISTRY_DEFAULT_WORKERS 8
@@ -19,6 +20,9 @@ struct registry_config {
     int host_ttl_ms;             /* a host unheard of this long is offline */
     const char *tls_cert_key;    /* PEM with certificate and key, for tls+tcp:// */
     uint64_t max_blob_size;      /* largest blob a publish may claim; 0: 64 GiB */
+    int max_conns;               /* connections in total; 0: default (server.h) */
+    int max_conns_per_peer;      /* connections from one address; 0: default */
+    int idle_timeout_ms;         /* a connection silent this long is closed; 0: default */
 };
 
 struct registry_stats {
@@ -34,5 +38,12 @@ const char *registry_url(const struct registry *r);
 void registry_get_stats(struct registry *r, struct registry_stats *out);
 /* Stops serving, waits for the workers and frees r. */
 void registry_stop(struct registry *r);
+
+/* Serve one encoded request in-process, exactly as a worker would (for the
+ * fuzz targets). On 0, *resp is the encoded response (free() it) or NULL
+ * when the request was a poll that would wait: such a poll is dropped, not
+ * parked. Fails only on memory or a request past WIRE_MAX_MSG. */
+int registry_handle(struct registry *r, const uint8_t *req, size_t len, uint8_t **resp,
+                    size_t *resp_len);
 
 #endif

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: a local registry (SQLite + blob folder) and one agent, both with
-# their data under demo-data/; every example is published, verified back out,
-# and deployed to the agent; then status, and everything stops on Ctrl-C.
+# their data under demo-data/; every example is published and verified back
+# out; hello is deployed to the agent (churn-model and churn-notebook wait for
+# their plugins, so they are not deployed); then status, and everything stops
+# on Ctrl-C.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,8 +78,7 @@ for ex in "$ROOT"/examples/*/; do
 done
 
 say "deploying hello@1.0.0 to env=demo and waiting until it runs"
-"$FERRY" deploy hello@1.0.0 --to env=demo
-"$FERRY" status --wait hello@1.0.0 --timeout 60
+"$FERRY" deploy hello@1.0.0 --to env=demo --wait --timeout 60
 port=$("$FERRY" status --json | python3 -c "
 import json, sys
 for h in json.load(sys.stdin)['hosts']:
@@ -88,6 +89,7 @@ for h in json.load(sys.stdin)['hosts']:
 say "status"
 "$FERRY" hosts
 "$FERRY" status
+"$FERRY" history hello
 say "hello answers on http://127.0.0.1:$port/"
 curl -fsS "http://127.0.0.1:$port/" || true
 echo

@@ -9,6 +9,7 @@ packages=(
   libuv1-dev libnng-dev libsqlite3-dev sqlite3 libsodium-dev libarchive-dev
   libprotobuf-c-dev protobuf-c-compiler libyaml-dev libjansson-dev libcmocka-dev
   coreutils bsdutils python3 curl procps bc openssl
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -200,6 +200,18 @@ SH
   chmod +x "$dir/serve.sh"
 }
 
+# runs_with_env DIR K=V: true when a process working under DIR has K=V in
+# its environment (scoped to this test's tree, unlike a machine-wide pgrep).
+runs_with_env() {
+  local d
+  for d in /proc/[0-9]*; do
+    case "$(readlink "$d/cwd" 2>/dev/null)" in
+      "$1"/*) tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qxF -- "$2" && return 0 ;;
+    esac
+  done
+  return 1
+}
+
 # answer PORT: what the app says on /
 answer() { curl -fsS --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null; }
 

@@ -38,7 +38,8 @@ wait_until 30 grep -Eq "refusing deployment of web: $why" "$T/agent-h1.log" \
 wait_until 15 workload_state_is h1 web 2.0 failed || fail "web@2.0 is not shown failed"
 workload_field h1 web 2.0 reason | grep -Eq "^$why$" || fail "reason: $(workload_field h1 web 2.0 reason)"
 [ ! -e "$T/h1/workloads/web/2.0" ] || fail "the record for env=canary was materialized on env=prod"
-! pgrep -f "web 2.0" >/dev/null || fail "web@2.0 runs on env=prod"
+runs_with_env "$T" "MESSAGE=web 1.0" || fail "cannot see web@1.0 running (the check below would prove nothing)"
+! runs_with_env "$T" "MESSAGE=web 2.0" || fail "web@2.0 runs on env=prod"
 # ...and web@1.0, whose record the registry dropped, keeps running, and says so.
 wait_until 15 kept_reported || fail "web@1.0: $(workload_field h1 web 1.0 state) / $(workload_field h1 web 1.0 reason)"
 workload_state_is h1 web 1.0 running || fail "web@1.0 is not running"

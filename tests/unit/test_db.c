@@ -168,12 +168,71 @@ static void test_events_per_host(void **state)
     db_events_free(ev, n);
 }
 
+/* Every stored decision lands in the history too, oldest first, and a
+ * refused (older) one in neither. */
+static void test_history(void **state)
+{
+    struct fixture *f = *state;
+    const uint8_t r1[] = "one", r2[] = "two", r3[] = "three";
+    assert_int_equal(db_deployment_put(&f->db, "web", "env=a", 100, r1, 3), 0);
+    assert_int_equal(db_deployment_put(&f->db, "web", "env=b", 150, r2, 3), 0);
+    assert_int_equal(db_deployment_put(&f->db, "other", "env=a", 160, r2, 3), 0);
+    assert_int_equal(db_deployment_put(&f->db, "web", "env=a", 200, r3, 5), 0);
+    assert_int_equal(db_deployment_put(&f->db, "web", "env=a", 150, r1, 3), FERRY_E_INVALID);
+    struct db_deployment *h = NULL;
+    size_t n = 0;
+    assert_int_equal(db_history_list(&f->db, "web", &h, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(h[0].issued_ms, 100);
+    assert_string_equal(h[1].selector, "env=b");
+    assert_int_equal(h[2].issued_ms, 200);
+    assert_memory_equal(h[2].signed_record, "three", 5);
+    db_deployment_list_free(h, n);
+    struct db_deployment *cur = NULL;
+    assert_int_equal(db_deployment_list(&f->db, &cur, &n), 0);
+    assert_int_equal(n, 3); /* web env=a, web env=b, other env=a */
+    db_deployment_list_free(cur, n);
+    assert_int_equal(db_history_list(&f->db, "nobody", &h, &n), 0);
+    assert_int_equal(n, 0);
+    free(h);
+}
+
+/* hosts rm: an enrolled host and its pending requests go; plugins are
+ * stored with the host and listed. */
+static void test_host_remove_and_plugins(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t a[32], b[32];
+    key_of(a, 1);
+    key_of(b, 2);
+    int replaced = 0, is_new = 0;
+    assert_int_equal(db_host_enroll(&f->db, "h1", a, "env=x", "", 10, 0, 10, 0, &replaced), 0);
+    assert_int_equal(db_pending_put(&f->db, "h1", b, "env=x", 20, &is_new), 0);
+    assert_int_equal(db_host_set_plugins(&f->db, "h1", (const uint8_t *)"pl", 2), 0);
+    struct db_host *hs = NULL;
+    size_t n = 0;
+    assert_int_equal(db_host_list(&f->db, &hs, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(hs[0].pending, 0);
+    assert_int_equal(hs[0].plugins_len, 2);
+    assert_memory_equal(hs[0].plugins, "pl", 2);
+    db_host_list_free(hs, n);
+    assert_int_equal(db_host_remove(&f->db, "h1"), 0);
+    assert_int_equal(db_host_list(&f->db, &hs, &n), 0);
+    assert_int_equal(n, 0);
+    free(hs);
+    assert_int_equal(db_host_remove(&f->db, "h1"), FERRY_E_NOTFOUND);
+    assert_non_null(strstr(err_detail(), "'h1' is not known"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enroll_touch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_per_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_remove_and_plugins, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

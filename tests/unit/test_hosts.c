@@ -138,6 +138,45 @@ static void test_offer_limits(void **state)
     assert_int_equal(offer_limits_check(&m, REGISTRY_DEFAULT_MAX_BLOB_SIZE, 0, 0), 0);
 }
 
+/* The plugins a hello reports: bounded counts, plain names only. */
+static void test_plugins(void **state)
+{
+    (void)state;
+    char *rts[40];
+    for (int i = 0; i < 40; i++)
+        rts[i] = "exec";
+    Ferry__Wire__PluginInfo p;
+    ferry__wire__plugin_info__init(&p);
+    p.name = "exec";
+    p.runtimes = rts;
+    p.n_runtimes = 1;
+    Ferry__Wire__PluginInfo *pp[40];
+    for (int i = 0; i < 40; i++)
+        pp[i] = &p;
+    Ferry__Wire__HostHello h;
+    ferry__wire__host_hello__init(&h);
+    h.name = "h1";
+    h.plugins = pp;
+    h.n_plugins = 1;
+    assert_int_equal(hosts_plugins_check(&h), 0);
+    h.n_plugins = 0;
+    assert_int_equal(hosts_plugins_check(&h), 0);
+    h.n_plugins = HOSTS_PLUGINS_MAX + 1;
+    assert_int_equal(hosts_plugins_check(&h), FERRY_E_LIMIT);
+    assert_non_null(strstr(err_detail(), "at most 32"));
+    h.n_plugins = 1;
+    p.n_runtimes = HOSTS_PLUGINS_MAX + 1;
+    assert_int_equal(hosts_plugins_check(&h), FERRY_E_LIMIT);
+    p.n_runtimes = 1;
+    p.name = "ex ec";
+    assert_int_equal(hosts_plugins_check(&h), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "plugin name 'ex ec' is not valid"));
+    p.name = "exec";
+    rts[0] = "";
+    assert_int_equal(hosts_plugins_check(&h), FERRY_E_INVALID);
+    assert_non_null(strstr(err_detail(), "runtime '' is not valid"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_reports),
         cmocka_unit_test(test_clock_window),
         cmocka_unit_test(test_offer_limits),
+        cmocka_unit_test(test_plugins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

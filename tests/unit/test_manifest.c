@@ -562,6 +562,76 @@ static void test_decode_refuses_tree_collisions(void **state)
     free(buf);
 }
 
+/* A key from a fixed seed, without files. */
+static void seed_key(uint8_t fill, struct key_secret *k, struct trust *t)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    memset(seed, fill, sizeof seed);
+    memset(k, 0, sizeof *k);
+    crypto_sign_seed_keypair(k->pub.pk, k->sk, seed);
+    key_id_of(k->pub.pk, k->pub.id);
+    trust_init(t);
+    t->keys = malloc(sizeof *t->keys);
+    assert_non_null(t->keys);
+    t->keys[0] = k->pub;
+    t->n = 1;
+}
+
+/* From a fuzz_manifest finding: protobuf-c takes an over-long field-0 tag
+ * (80 00) as an unknown field and writes it back as a plain 0 tag it then
+ * refuses. The registry stores an Offer's signature list re-encoded, so
+ * such a list made a published version nobody could pull. Refused on
+ * receipt now, whether the list comes encoded or decoded. */
+static void test_signatures_field_zero(void **state)
+{
+    (void)state;
+    struct key_secret k;
+    struct trust t;
+    seed_key(0x51, &k, &t);
+    const uint8_t manifest[] = "manifest bytes";
+    Ferry__SignatureList *sigs = NULL;
+    assert_int_equal(manifest_sign(manifest, sizeof manifest, &k, &sigs), 0);
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    assert_int_equal(signatures_encode(sigs, &enc, &len), 0);
+    signatures_free(sigs);
+
+    /* In the list itself: 80 00 00 (field 0, varint 0) appended. */
+    uint8_t *bad = malloc(len + 3);
+    assert_non_null(bad);
+    memcpy(bad, enc, len);
+    memcpy(bad + len, "\x80\x00\x00", 3);
+    err_clear();
+    assert_int_equal(signatures_decode(bad, len + 3, &sigs), FERRY_E_PROTOCOL);
+    assert_non_null(strstr(err_detail(), "field number 0"));
+    Ferry__SignatureList *raw = ferry__signature_list__unpack(NULL, len + 3, bad);
+    assert_non_null(raw);
+    assert_int_equal(manifest_verify(manifest, sizeof manifest, raw, &t, NULL),
+                     FERRY_E_PROTOCOL);
+    ferry__signature_list__free_unpacked(raw, NULL);
+
+    /* In the signature inside it: list = 0a LEN signature. */
+    assert_true(enc[0] == 0x0a && enc[1] < 0x7d && (size_t)enc[1] + 2 == len);
+    memcpy(bad, enc, len);
+    memcpy(bad + len, "\x80\x00\x00", 3);
+    bad[1] = (uint8_t)(enc[1] + 3);
+    raw = ferry__signature_list__unpack(NULL, len + 3, bad);
+    assert_non_null(raw);
+    assert_int_equal(manifest_verify(manifest, sizeof manifest, raw, &t, NULL),
+                     FERRY_E_PROTOCOL);
+    ferry__signature_list__free_unpacked(raw, NULL);
+    assert_int_equal(signatures_decode(bad, len + 3, &sigs), FERRY_E_PROTOCOL);
+
+    /* The control: the clean list verifies. */
+    assert_int_equal(signatures_decode(enc, len, &sigs), 0);
+    assert_int_equal(manifest_verify(manifest, sizeof manifest, sigs, &t, NULL), 0);
+    signatures_free(sigs);
+    free(bad);
+    free(enc);
+    trust_fini(&t);
+    key_secret_wipe(&k);
+}
+
 static void test_build_refuses(void **state)
 {
     const char *root = *state;
@@ -651,6 +721,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forged_and_multiple, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_decode_refuses_tree_collisions),
+        cmocka_unit_test(test_signatures_field_zero),
         cmocka_unit_test_setup_teardown(test_build_refuses, setup_tmp, teardown_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +192,23 @@ static void test_chunked_upload(void **state)
 
     /* A chunk for a blob that is already stored: nothing more to take. */
     write_ok(&f->s, &d, len, 0, data, 10, len, 1);
+    assert_stored(&f->s, &d, data, len);
+    free(data);
+}
+
+/* An empty PutChunk arrives with no buffer at all (protobuf-c leaves the
+ * data pointer NULL); found by fuzz_wire, UBSan flagged the memcpy. */
+static void test_empty_chunk_without_buffer(void **state)
+{
+    struct fixture *f = *state;
+    const size_t len = 4096;
+    uint8_t *data = pattern(len, 7);
+    struct digest d;
+    digest_of(data, len, &d);
+    write_ok(&f->s, &d, len, 0, NULL, 0, 0, 0);
+    write_ok(&f->s, &d, len, 0, data, 512, 512, 0);
+    write_ok(&f->s, &d, len, 512, NULL, 0, 512, 0);
+    write_ok(&f->s, &d, len, 512, data + 512, len - 512, len, 1);
     assert_stored(&f->s, &d, data, len);
     free(data);
 }
@@ -405,6 +424,108 @@ static void test_resume_complete_partial(void **state)
     free(data);
 }
 
+/* While one upload's hash is rebuilt from a large partial file (after a
+ * restart), another upload runs to completion: the store's lock is not held
+ * across the re-hash. The re-hash hook holds the first writer inside the
+ * re-hash until the second upload is done, or 10 s pass; with the lock held
+ * there, the second upload could only finish after those 10 s. */
+struct rehash_race {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int rehashing, other_done, other_done_during_rehash;
+    struct store *s;
+    const struct digest *d;
+    const uint8_t *data;
+    size_t len, first;
+    int rc;
+};
+
+static void deadline_in(struct timespec *ts, int s)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += s;
+}
+
+static void hold_rehash(void *arg, const struct digest *d, uint64_t bytes)
+{
+    (void)d;
+    (void)bytes;
+    struct rehash_race *x = arg;
+    struct timespec ts;
+    deadline_in(&ts, 10);
+    pthread_mutex_lock(&x->mu);
+    x->rehashing = 1;
+    pthread_cond_broadcast(&x->cv);
+    while (!x->other_done)
+        if (pthread_cond_timedwait(&x->cv, &x->mu, &ts) == ETIMEDOUT)
+            break;
+    x->other_done_during_rehash = x->other_done;
+    x->rehashing = 0;
+    pthread_mutex_unlock(&x->mu);
+}
+
+static void *finish_big(void *arg)
+{
+    struct rehash_race *x = arg;
+    uint64_t next = 0;
+    int complete = 0;
+    x->rc = store_partial_write(x->s, x->d, x->len, x->first, x->data + x->first,
+                                x->len - x->first, &next, &complete);
+    if (x->rc == 0 && !complete)
+        x->rc = -1;
+    return NULL;
+}
+
+static void test_rehash_does_not_block_others(void **state)
+{
+    struct fixture *f = *state;
+    const size_t len = 8u << 20, first = 6u << 20;
+    uint8_t *big = pattern(len, 21), *small = pattern(300000, 22);
+    struct digest db, ds;
+    digest_of(big, len, &db);
+    digest_of(small, 300000, &ds);
+    write_ok(&f->s, &db, len, 0, big, first, first, 0);
+    /* Restart: the running hash of the big upload is lost. */
+    store_close(&f->s);
+    assert_int_equal(store_open(&f->s, f->dir), 0);
+
+    struct rehash_race x = {.s = &f->s, .d = &db, .data = big, .len = len, .first = first};
+    pthread_mutex_init(&x.mu, NULL);
+    pthread_cond_init(&x.cv, NULL);
+    f->s.rehash_hook = hold_rehash;
+    f->s.hook_arg = &x;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, finish_big, &x), 0);
+    struct timespec ts;
+    deadline_in(&ts, 10);
+    pthread_mutex_lock(&x.mu);
+    while (!x.rehashing)
+        if (pthread_cond_timedwait(&x.cv, &x.mu, &ts) == ETIMEDOUT)
+            break;
+    int was_rehashing = x.rehashing;
+    pthread_mutex_unlock(&x.mu);
+    assert_true(was_rehashing);
+
+    /* The other upload, in two chunks, while the big one is held. */
+    f->s.rehash_hook = NULL; /* only the big upload is held */
+    write_ok(&f->s, &ds, 300000, 0, small, 100000, 100000, 0);
+    write_ok(&f->s, &ds, 300000, 100000, small + 100000, 200000, 300000, 1);
+    pthread_mutex_lock(&x.mu);
+    x.other_done = 1;
+    pthread_cond_broadcast(&x.cv);
+    pthread_mutex_unlock(&x.mu);
+
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(x.other_done_during_rehash);
+    assert_int_equal(x.rc, 0);
+    assert_stored(&f->s, &db, big, len);
+    assert_stored(&f->s, &ds, small, 300000);
+    pthread_cond_destroy(&x.cv);
+    pthread_mutex_destroy(&x.mu);
+    free(big);
+    free(small);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -413,12 +534,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_read, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_chunked_upload, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_wrong_offset, setup_store, teardown_store),
+        cmocka_unit_test_setup_teardown(test_empty_chunk_without_buffer, setup_store,
+                                        teardown_store),
         cmocka_unit_test_setup_teardown(test_partial_removed, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_resume_complete_partial, setup_store,
                                         teardown_store),
         cmocka_unit_test_setup_teardown(test_digest_mismatch, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(test_chunk_past_size, setup_store, teardown_store),
+        cmocka_unit_test_setup_teardown(test_rehash_does_not_block_others, setup_store,
+                                        teardown_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

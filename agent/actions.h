@@ -1,0 +1,90 @@
+/* Actions on the agent: requests addressed to one of its workloads
+ * (`ferry logs`, later plugin verbs through ABI 2's action()). They arrive
+ * with the registry's poll answers (the agent still listens on no port),
+ * are checked here against the agent's own trusted keys (an operator key
+ * signed exactly this action, for this host, not expired, not seen before),
+ * are carried out on the loop thread, and leave as replies the link signs
+ * with the host key and sends on its report channel. docs/security.md
+ * ("Actions"). */
+#ifndef FERRY_AGENT_ACTIONS_H
+#define FERRY_AGENT_ACTIONS_H
+
+#include "action.h"
+#include "key.h"
+#include "wire.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define AGENT_ACTIONS_INBOX_MAX 32     /* verified, waiting for the loop */
+#define AGENT_ACTIONS_OUTBOX_MAX 32    /* replies waiting for the link */
+#define AGENT_ACTIONS_SEEN_MAX 512     /* ids remembered until they expire */
+#define LOGS_TAIL_DEFAULT 100
+#define LOGS_TAIL_MAX ACTION_LOGS_TAIL_MAX
+#define LOGS_MAX_BYTES (ACTION_REPLY_DATA_MAX - 1024u)
+
+/* Loop thread: the directory and version of the run of workload an action
+ * should address (the one running, else the newest). FERRY_E_NOTFOUND when
+ * no run of workload is on this host. */
+typedef int (*agent_actions_lookup_fn)(void *arg, const char *workload, char *dir, size_t dir_cap,
+                                       char *version, size_t version_cap);
+
+/* Loop thread: a verb this module does not serve itself (a plugin's, through
+ * ABI 2's action()). 0 with *reply_json (malloc'd JSON object text, may be
+ * NULL) and *data, *len (malloc'd, may be NULL), or a negative code with
+ * err_set detail (FERRY_E_NOTFOUND: no such verb for this workload). */
+typedef int (*agent_actions_verb_fn)(void *arg, const char *workload, const char *verb,
+                                     const char *request_json, char **reply_json,
+                                     uint8_t **data, size_t *len);
+
+struct agent_actions_config {
+    const char *host;
+    const struct trust *trust;
+    agent_actions_lookup_fn lookup;
+    void *lookup_arg;
+    agent_actions_verb_fn other_verb;  /* may be NULL: only logs is served */
+    void *other_verb_arg;
+    /* Any thread, no lock of this module held: a reply is ready. */
+    void (*reply_ready)(void *arg);
+    void *reply_arg;
+};
+
+struct agent_actions;
+
+int agent_actions_new(uv_loop_t *loop, const struct agent_actions_config *cfg,
+                      struct agent_actions **out);
+/* Any thread: an action from a poll answer (copied). Refusals become
+ * replies at once; accepted actions go to the loop. */
+void agent_actions_receive(struct agent_actions *aa, const Ferry__Wire__SignedAction *sa);
+/* Any thread: the oldest reply waiting, as an ActionReplyBody (free with
+ * ferry__wire__action_reply_body__free_unpacked); NULL when none. */
+Ferry__Wire__ActionReplyBody *agent_actions_next_reply(struct agent_actions *aa);
+/* Loop thread, after the link's threads stopped: close and free. */
+void agent_actions_close(struct agent_actions *aa);
+
+/* ---- the logs verb (pure file work, unit-tested) ---------------------------- */
+
+struct logs_request {
+    int stderr_stream;       /* 0: stdout.log, 1: stderr.log */
+    uint32_t tail;           /* last lines, when not following */
+    int has_offset;          /* follow: bytes after offset of the current file */
+    uint64_t offset;
+    char rotation[64];       /* the rotated file as it was at offset */
+};
+/* Parse a logs request JSON object; unknown keys are refused. */
+int logs_request_parse(const char *json, struct logs_request *out);
+
+struct logs_result {
+    uint8_t *data;           /* malloc'd */
+    size_t len;
+    uint64_t offset;         /* the next cursor in the current file */
+    char rotation[64];
+    int truncated;           /* older bytes were left out to stay within bounds */
+};
+/* Read dir/.ferry/{stdout,stderr}.log (and the rotated .1) as req asks,
+ * at most max_bytes. */
+int logs_read(const char *dir, const struct logs_request *req, size_t max_bytes,
+              struct logs_result *out);
+
+#endif

@@ -1,0 +1,86 @@
+/* What `ferry help`, `ferry help VERB` and `ferry VERB --help` print: one
+ * entry per verb, so each verb's usage is written once. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct usage {
+    const char *verb;
+    const char *summary; /* the line(s) in `ferry help` */
+    const char *detail;  /* added by `ferry help VERB` */
+};
+
+static const struct usage usages[] = {
+    {"keygen", "  keygen NAME [--dir D]                      create NAME.key (0600) and NAME.pub\n",
+     NULL},
+    {"publish", "  publish DIR [--registry URL] [--key K] [-v]  sign and upload DIR (needs ferry.yaml)\n",
+     "  An artifact whose runtime no plugin on the hosts serves is still published;\n"
+     "  ferry deploy warns about it.\n"},
+    {"pull", "  pull NAME@VERSION --out DIR [--trust P]... fetch, verify and materialize\n", NULL},
+    {"export", "  export NAME@VERSION -o FILE.tar [--trust P]  write an air-gap bundle\n", NULL},
+    {"import", "  import FILE.tar [--trust P] [-v]           verify a bundle and upload it\n", NULL},
+    {"versions", "  versions NAME [--json]                     list published versions\n", NULL},
+    {"stats", "  stats [--json]                             registry counters\n", NULL},
+    {"deploy",
+     "  deploy NAME@VERSION --to K=V[,K=V] [--key K] [--wait [--timeout D]]  run it on matching hosts\n",
+     "  Prints how many online hosts match; with none the deployment is still\n"
+     "  recorded and a warning goes to stderr. --wait: as status --wait --to.\n"},
+    {"undeploy", "  undeploy NAME --to K=V[,K=V] [--key K]     stop it there\n", NULL},
+    {"rollback", "  rollback NAME --to K=V[,K=V] [--key K]     deploy the version that ran there before\n",
+     "  Picks, from the registry's deploy history for NAME and that selector, the\n"
+     "  newest version other than the current one, and signs a deploy of it\n"
+     "  marked as a rollback. Prints the version it chose.\n"},
+    {"deployments", "  deployments [--json]                       the current deployments, who signed them\n",
+     NULL},
+    {"history", "  history NAME [--json]                      every deploy, undeploy and rollback of NAME\n",
+     NULL},
+    {"hosts",
+     "  hosts [--json]                             hosts, labels, online, plugins, pending\n"
+     "  hosts accept NAME [--key-id ID] [--replace] [--key K]  enroll a pending host\n"
+     "  hosts token [--label K=V]... [--ttl D] [--key K] [-o FILE]  a join token\n"
+     "  hosts rm NAME [--key K]                    forget an offline host\n",
+     NULL},
+    {"status",
+     "  status [--json]                            workloads per host, with their addresses\n"
+     "  status --wait NAME@VERSION [--to K=V] [--timeout D]  until it runs on those hosts\n",
+     "  --wait exits 0 when it runs (a job: succeeded) on every online host that\n"
+     "  matches --to (without --to: every online host meant to run it), 1 as soon\n"
+     "  as one reports failed or rolled_back, or at once when no online host\n"
+     "  matches, 3 at the timeout (default 300s).\n"},
+    {"events", "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n",
+     NULL},
+    {"logs", "  logs NAME [--host H] [--tail N] [--stderr] [--follow]  a workload's output\n", NULL},
+    {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
+     NULL},
+};
+
+static const char footer[] = "\n"
+                             "Environment: FERRY_REGISTRY (--registry), FERRY_KEY (--key),\n"
+                             "FERRY_TRUST (colon-separated .pub files, --trust).\n"
+                             "Exit status: 0 success, 1 failure, 2 usage error, 3 timed out.\n";
+
+void cli_help_all(FILE *f)
+{
+    fputs("usage: ferry COMMAND [options]     (ferry help COMMAND, ferry --version)\n\n", f);
+    for (size_t i = 0; i < sizeof usages / sizeof usages[0]; i++)
+        fputs(usages[i].summary, f);
+    fputs(footer, f);
+}
+
+int cli_help_verb(const char *verb, FILE *f)
+{
+    for (size_t i = 0; i < sizeof usages / sizeof usages[0]; i++) {
+        if (strcmp(usages[i].verb, verb) != 0)
+            continue;
+        fprintf(f, "usage: ferry %s ...\n\n", verb);
+        fputs(usages[i].summary, f);
+        if (usages[i].detail) {
+            fputc('\n', f);
+            fputs(usages[i].detail, f);
+        }
+        fputs(footer, f);
+        return 0;
+    }
+    return -1;
+}

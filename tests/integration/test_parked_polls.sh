@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Thousands of long polls parked by a client that never reads (raw TCP, see
+# poke.c) must not delay anyone: a deploy reaches a listening agent within a
+# second of `ferry deploy` returning, three times, each with a fresh flood
+# of parked polls, and other requests keep being answered.
+source "$(dirname "$0")/lib.sh"
+
+# make_sleep_app DIR NAME VERSION: an app that stays up (healthy after 1 s).
+make_sleep_app() {
+  mkdir -p "$1"
+  printf 'name: %s\nversion: "%s"\nkind: app\nruntime: exec\nrun:\n  command: ["./run.sh"]\n' "$2" "$3" \
+    > "$1/ferry.yaml"
+  printf '#!/bin/sh\nexec sleep 100000\n' > "$1/run.sh"
+  chmod 755 "$1/run.sh"
+}
+
+make_key ops
+start_registry reg "$T/reg" --trust "$T/ops.pub"
+export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
+start_agent h1 "$T/h1" --label env=park --trust "$T/ops.pub"
+for v in 1.0 2.0 3.0; do
+  make_sleep_app "$T/app$v" parked "$v"
+  timeout 60 "$FERRY" publish "$T/app$v" >/dev/null || fail "publish parked@$v"
+done
+AGENT_LOG="$T/agent-h1.log"
+# A large blob: each attacking connection first asks for a chunk of it and
+# never reads, so the registry's side of that connection is stuck sending
+# when its parked polls are answered, and every answer backs up there.
+mkdir -p "$T/big"
+printf 'name: big\nversion: "1"\nkind: model\nruntime: model\n' > "$T/big/ferry.yaml"
+head -c $((4 * 1048576)) /dev/urandom > "$T/big/weights.bin"
+timeout 60 "$FERRY" publish "$T/big" >/dev/null || fail "publish big@1"
+
+# The agent's own poll is parked once it has fetched its (empty) state.
+wait_until 10 grep -q 'registry .* reachable' "$AGENT_LOG" || fail "agent never reached the registry"
+
+ATTACKERS=()
+for v in 1.0 2.0 3.0; do
+  # 2 peers x 40 connections x 63 polls = 5040 polls for h1 that wait (they
+  # carry the current serial), from other addresses than the agent's.
+  for p in "${ATTACKERS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  ATTACKERS=()
+  for from in 127.0.0.2 127.0.0.3; do
+    "$FERRY_POKE" "127.0.0.1:$REG_PORT" stall-polls h1 63 40 --busy big@1 --from "$from" \
+      > "$T/polls$v-$from.out" 2>&1 &
+    ATTACKERS+=($!)
+    PIDS+=($!)
+  done
+  for from in 127.0.0.2 127.0.0.3; do
+    out="$T/polls$v-$from.out"
+    wait_until 30 grep -q '^stalling' "$out" || fail "attacker did not start: $(cat "$out")"
+    grep -q 'stalling: 40 connections, 2520 Poll' "$out" || fail "attacker: $(cat "$out")"
+  done
+  # Let the registry take them all in (each is parked, so nothing answers).
+  wait_until 10 timeout 5 "$FERRY" versions parked >/dev/null || fail "versions during the flood"
+
+  timeout 20 "$FERRY" deploy "parked@$v" --to env=park >/dev/null || fail "deploy parked@$v"
+  t0=$(date +%s%N)
+  # A deadline check (the task demands the bound): the agent has the new
+  # desired state when it logs the new version's first state change.
+  if ! wait_until 5 grep -q "parked@$v \(fetching\|verifying\|starting\|running\)" "$AGENT_LOG"; then
+    fail "parked@$v never reached the agent"
+  fi
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ "$ms" -lt 1000 ] || fail "parked@$v reached the agent ${ms} ms after the deploy (limit 1000)"
+  echo "  parked@$v reached the agent ${ms} ms after ferry deploy returned, 5040 polls parked"
+  "$FERRY" status --wait "parked@$v" --timeout 30 >/dev/null || fail "parked@$v does not run"
+done
+pass "a deploy reaches the agent within 1 s while 5040 polls of a non-reading client are parked"
+
+pass "each version runs on the agent"
+grep -Eq 'dropping a connection (that does not read its replies|with too many unread replies) from 127\.0\.0\.[23]' \
+  "$T/reg.log" || fail "the registry did not drop the non-reading poller"
+pass "the registry dropped the non-reading poller's connections"
