@@ -255,6 +255,8 @@ int cg_locate(const char *agent, const char *name, const char *version,
     const char *env = getenv("FERRY_CGROUP_ROOT");
     const char *root = env && *env ? env : CG_DEFAULT_ROOT;
     bool own_is_root = env && *env;
+    if (own_is_root && env[0] != '/')
+        return err_set(-EINVAL, "FERRY_CGROUP_ROOT '%s': must be an absolute path", env);
     char leaf[CG_PATH_MAX];
     int rc = cg_leaf(agent, name, version, leaf, sizeof leaf);
     if (rc < 0)

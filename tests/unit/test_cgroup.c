@@ -224,6 +224,11 @@ static void test_missing_cgroups(void **state)
              "controller mounted at %s/cpu",
              path, path);
     assert_string_equal(err_detail(), want);
+    setenv("FERRY_CGROUP_ROOT", "sys/fs/cgroup", 1);
+    err_clear();
+    assert_int_equal(cg_locate("h1", "web", "1", &cpu, &cg), -EINVAL);
+    assert_string_equal(err_detail(), "FERRY_CGROUP_ROOT 'sys/fs/cgroup': must be an absolute path");
+    setenv("FERRY_CGROUP_ROOT", path, 1);
     /* Without limits to set, nothing is needed and nothing is found. */
     assert_int_equal(cg_locate("h1", "web", "1", NULL, &cg), 0);
     assert_int_equal(cg.version, CG_NONE);
