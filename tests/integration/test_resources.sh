@@ -176,6 +176,11 @@ wait_until 30 unreachable || fail "who@1's reason: $reason"
 [ ! -e "$T/out/uid" ] || fail "who@1 ran"
 pass "run.user whose user cannot reach the tree is refused: $reason"
 
+# who@1 keeps retrying; undeploy it first so it cannot start once the
+# folder is searchable.
+"$FERRY" undeploy who --to role=main >/dev/null
+who1_gone() { ! workload_field "$AGENT" who 1 state >/dev/null 2>&1; }
+wait_until 30 who1_gone || fail "who@1 still listed after undeploy"
 chmod 711 "$T/h1"
 sed -i 's/^version: "1"/version: "2"/' "$T/who/ferry.yaml"
 "$FERRY" publish "$T/who" >/dev/null
