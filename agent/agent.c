@@ -7,6 +7,7 @@
 #include "fsutil.h"
 #include "link.h"
 #include "localdb.h"
+#include "metrics.h"
 #include "pluginhost.h"
 #include "probe.h"
 #include "procinfo.h"
@@ -88,6 +89,7 @@ struct agent {
     struct plugin_set plugins;
     struct ferry_host host;
     struct link *link;
+    struct metrics *metrics;
     struct run *runs;
     char workloads_dir[4096], cache_dir[4096];
     char last_refusal[512]; /* logged once, not at every poll */
@@ -150,12 +152,14 @@ static void publish_snapshot(struct agent *a)
     body.host = (char *)a->cfg->name;
     body.workloads = wp;
     body.n_workloads = n;
+    metrics_fill_body(a->metrics, &body);
     size_t len = ferry__wire__report_body__get_packed_size(&body);
     uint8_t *buf = malloc(len ? len : 1);
     if (buf) {
         ferry__wire__report_body__pack(&body, buf);
         link_set_snapshot(a->link, buf, len);
     }
+    metrics_body_done(&body);
     free(buf);
     free(wv);
     free(wp);
@@ -423,8 +427,11 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     cg_run_exited(r->a->cfg->name, r->name, r->version, status, sig, detail, sizeof detail);
     r->proc_active = 0;
     close_run_handle(r, (uv_handle_t *)p);
-    if (!r->closing)
+    if (!r->closing) {
+        pluginhost_exited(r->plugin, &r->frun, sig ? 128 + sig : (int)status);
+        localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
         sup_feed(r, SUP_EV_EXITED, detail);
+    }
 }
 
 static void on_pidfd(uv_poll_t *p, int status, int events)
@@ -438,8 +445,10 @@ static void on_pidfd(uv_poll_t *p, int status, int events)
     r->pidfd = -1;
     char detail[96] = "exited (adopted process)";
     cg_run_exited(r->a->cfg->name, r->name, r->version, -1, 0, detail, sizeof detail);
-    if (!r->closing)
+    if (!r->closing) {
+        pluginhost_exited(r->plugin, &r->frun, -1);
         sup_feed(r, SUP_EV_EXITED, detail);
+    }
 }
 
 /* Watch a process that is not our child (adopted after an agent restart). */
@@ -497,7 +506,10 @@ static int spawn_run(struct run *r)
             return port;
         r->frun.port = port;
     }
-    return r->plugin->p.start(r->plugin->state, &r->wl, &r->frun);
+    int rc = r->plugin->p.start(r->plugin->state, &r->wl, &r->frun);
+    if (rc == 0)
+        localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
+    return rc;
 }
 
 static void rollout_failed(struct run *r);
@@ -598,6 +610,8 @@ static int prepare_workload(struct run *r)
         return err_set(FERRY_E_NOTFOUND, "no plugin serves runtime '%s'", spec->runtime);
     struct sup_policy pol;
     int rc = workload_build(spec, r->name, r->version, r->dir, STOP_TIMEOUT_MS, &r->wl, &pol);
+    if (rc == 0)
+        rc = workload_attach_json(&r->wl, r->manifest);
     if (rc < 0)
         return rc;
     uint32_t restarts = r->sup.restarts;
@@ -1067,6 +1081,35 @@ static void on_maintenance(uv_timer_t *t)
     publish_snapshot(a);
 }
 
+/* ---- metrics: runs lent to agent/metrics.c, kept alive like a probe's ------------------------ */
+
+static size_t metrics_list(void *arg, struct metrics_run *out, size_t cap)
+{
+    size_t n = 0;
+    for (struct run *r = ((struct agent *)arg)->runs; r && n < cap; r = r->next) {
+        if (!r->plugin || r->closing || r->frun.pid <= 0 || !(r->proc_active || r->poll_active))
+            continue;
+        snprintf(out[n].name, sizeof out[n].name, "%s", r->name);
+        snprintf(out[n].version, sizeof out[n].version, "%s", r->version);
+        out[n].plugin = r->plugin;
+        out[n].run = &r->frun;
+        out[n].token = r;
+        r->work_pending++;
+        n++;
+    }
+    return n;
+}
+
+static void metrics_release(void *arg, const struct metrics_run *m)
+{
+    (void)arg;
+    struct run *r = m->token;
+    if (--r->work_pending == 0 && r->closing && r->open_handles == 0)
+        run_free(r);
+}
+
+static void metrics_updated(void *arg) { publish_snapshot(arg); }
+
 /* ---- start and stop ---------------------------------------------------------------------- */
 
 /* For actions (agent/actions.c): the directory of name's run that is
@@ -1136,7 +1179,14 @@ static void restore(struct agent *a)
             r->frun.started_ms = mono_ms();
             if (watch_pidfd(r) == 0) {
                 alog(FERRY_LOG_INFO, "%s@%s: re-adopted pid %d", r->name, r->version, r->frun.pid);
+                snprintf(r->frun.plugin_state, sizeof r->frun.plugin_state, "%s", lr->plugin_state);
+                int arc = pluginhost_adopt(r->plugin, &r->wl, &r->frun);
                 sup_feed(r, SUP_EV_ADOPTED, "re-adopted after an agent restart");
+                if (arc < 0) { /* the plugin cannot take it back: restart it */
+                    alog(FERRY_LOG_WARN, "%s@%s: plugin %s cannot adopt it: %s", r->name, r->version,
+                         r->plugin->name, err_message(arc));
+                    run_signal(r, SIGKILL);
+                }
                 r->probe_delay_ms = 0;
                 schedule_probe(r);
                 continue;
@@ -1250,6 +1300,9 @@ int agent_run(const struct agent_config *cfg)
         alog(FERRY_LOG_ERROR, "plugins %s: %s", cfg->plugins_dir, err_message(prc));
     if (a->plugins.n == 0)
         alog(FERRY_LOG_WARN, "no plugins loaded from %s: nothing can run", cfg->plugins_dir);
+    static const struct metrics_hooks mhooks = {metrics_list, metrics_release, metrics_updated};
+    if (metrics_start(&a->loop, cfg->metrics_interval_ms, &mhooks, a, &a->metrics) < 0)
+        alog(FERRY_LOG_ERROR, "metrics: %s", err_detail());
 
     uv_signal_init(&a->loop, &a->sigterm);
     uv_signal_init(&a->loop, &a->sigint);
@@ -1286,6 +1339,8 @@ int agent_run(const struct agent_config *cfg)
         persist_run(r);
     link_stop(a->link);
     a->link = NULL;
+    metrics_stop(a->metrics);
+    a->metrics = NULL;
     while (a->runs)
         run_destroy(a->runs);
     uv_walk(&a->loop, walk_close, NULL);

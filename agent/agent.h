@@ -19,6 +19,7 @@ struct agent_config {
     uint32_t heartbeat_ms;       /* 0: default */
     uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */
     const char *advertise;       /* address workloads are reached at; NULL: 127.0.0.1 */
+    uint32_t metrics_interval_ms; /* --metrics-interval; 0: default 10 s (agent/metrics.h) */
     const uint8_t *join_token;   /* encoded SignedJoinToken (--join-token), may be NULL */
     size_t join_token_len;
 };

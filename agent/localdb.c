@@ -24,6 +24,7 @@ static const char *schema =
  * error only when they are there already. */
 static const char *const upgrades[] = {
     "ALTER TABLE runs ADD COLUMN digest BLOB NOT NULL DEFAULT x''",
+    "ALTER TABLE runs ADD COLUMN plugin_state TEXT NOT NULL DEFAULT ''",
 };
 
 static int fail(struct localdb *db, const char *what)
@@ -161,10 +162,17 @@ int localdb_set_applied(struct localdb *db, const char *name, uint64_t issued_ms
 
 int localdb_run_put(struct localdb *db, const struct localdb_run *r)
 {
+    /* An upsert, not INSERT OR REPLACE: the plugin's state is written by
+     * localdb_run_state_put alone and must survive the run's updates. */
     return exec_bound(db,
-                      "INSERT OR REPLACE INTO runs(name, version, pid, proc_start, port, state,"
+                      "INSERT INTO runs(name, version, pid, proc_start, port, state,"
                       " reason, restarts, since_ms, issued_ms, digest)"
-                      " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                      " VALUES(?,?,?,?,?,?,?,?,?,?,?)"
+                      " ON CONFLICT(name, version) DO UPDATE SET pid=excluded.pid,"
+                      " proc_start=excluded.proc_start, port=excluded.port, state=excluded.state,"
+                      " reason=excluded.reason, restarts=excluded.restarts,"
+                      " since_ms=excluded.since_ms, issued_ms=excluded.issued_ms,"
+                      " digest=excluded.digest",
                       "ttiiittiiib", r->name, r->version, (int64_t)r->pid, (int64_t)r->proc_start,
                       (int64_t)r->port, r->state, r->reason, (int64_t)r->restarts,
                       (int64_t)r->since_ms, (int64_t)r->issued_ms, r->digest,
@@ -181,7 +189,7 @@ int localdb_run_list(struct localdb *db, struct localdb_run **out, size_t *n)
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db->h,
                            "SELECT name, version, pid, proc_start, port, state, reason, restarts,"
-                           " since_ms, issued_ms, digest FROM runs",
+                           " since_ms, issued_ms, digest, plugin_state FROM runs",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(db, "runs");
     struct localdb_run *v = NULL;
@@ -210,6 +218,8 @@ int localdb_run_list(struct localdb *db, struct localdb_run **out, size_t *n)
             memcpy(r->digest, sqlite3_column_blob(st, 10), sizeof r->digest);
             r->has_digest = 1;
         }
+        const char *ps = (const char *)sqlite3_column_text(st, 11);
+        snprintf(r->plugin_state, sizeof r->plugin_state, "%s", ps ? ps : "");
     }
     sqlite3_finalize(st);
     if (rc < 0) {
@@ -292,4 +302,42 @@ int localdb_manifest_get(struct localdb *db, const uint8_t digest[32], uint8_t *
 int localdb_manifest_prune(struct localdb *db)
 {
     return exec_bound(db, "DELETE FROM manifests WHERE digest NOT IN (SELECT digest FROM runs)", "");
+}
+
+int localdb_run_state_put(struct localdb *db, const char *name, const char *version, const char *text)
+{
+    size_t n = text ? strnlen(text, LOCALDB_PLUGIN_STATE_MAX) : 0;
+    if (n == LOCALDB_PLUGIN_STATE_MAX)
+        return err_set(FERRY_E_LIMIT, "%s@%s: plugin state longer than %d bytes", name, version,
+                       LOCALDB_PLUGIN_STATE_MAX - 1);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, "UPDATE runs SET plugin_state=? WHERE name=? AND version=?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return fail(db, "runs");
+    sqlite3_bind_text(st, 1, text ? text : "", (int)n, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, version, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(db, "runs");
+    sqlite3_finalize(st);
+    if (rc == 0 && sqlite3_changes(db->h) == 0)
+        rc = err_set(FERRY_E_NOTFOUND, "%s@%s: no such run in local state", name, version);
+    return rc;
+}
+
+int localdb_run_state_get(struct localdb *db, const char *name, const char *version, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, "SELECT plugin_state FROM runs WHERE name=? AND version=?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return fail(db, "runs");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, version, -1, SQLITE_TRANSIENT);
+    int rc = err_set(FERRY_E_NOTFOUND, "%s@%s: no such run in local state", name, version);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        snprintf(out, cap, "%s", t ? t : "");
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
 }

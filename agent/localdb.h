@@ -19,6 +19,8 @@ struct localdb_desired {
     size_t len;
 };
 
+#define LOCALDB_PLUGIN_STATE_MAX 512 /* = FERRY_PLUGIN_STATE_MAX */
+
 struct localdb_run {
     char name[72];
     char version[72];
@@ -32,6 +34,7 @@ struct localdb_run {
     uint64_t issued_ms;  /* the deploy record this run belongs to */
     uint8_t digest[32];  /* the manifest that record pins */
     int has_digest;
+    char plugin_state[LOCALDB_PLUGIN_STATE_MAX]; /* read by run_list; written only by run_state_put */
 };
 
 int localdb_open(struct localdb *db, const char *path);
@@ -64,5 +67,13 @@ int localdb_manifest_prune(struct localdb *db);
 int localdb_run_put(struct localdb *db, const struct localdb_run *r);
 int localdb_run_delete(struct localdb *db, const char *name, const char *version);
 int localdb_run_list(struct localdb *db, struct localdb_run **out, size_t *n);
+
+/* The ABI-2 plugin's private text for a run (ferry_run.plugin_state),
+ * kept in the runs row: localdb_run_put leaves it alone, so it lasts until
+ * the run is deleted. put: FERRY_E_NOTFOUND when the run has no row,
+ * FERRY_E_LIMIT for text of LOCALDB_PLUGIN_STATE_MAX bytes or more. get:
+ * "" when never set, FERRY_E_NOTFOUND without a row. */
+int localdb_run_state_put(struct localdb *db, const char *name, const char *version, const char *text);
+int localdb_run_state_get(struct localdb *db, const char *name, const char *version, char *out, size_t cap);
 
 #endif

@@ -3,6 +3,7 @@
 #include "alog.h"
 #include "error.h"
 #include "jointoken.h"
+#include "metrics.h"
 #include "numparse.h"
 
 #include <malloc.h>
@@ -93,11 +94,14 @@ static void usage(FILE *f)
 {
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
           "                   [--trust FILE.pub ...] [--plugins DIR] [--join-token FILE]\n"
-          "                   [--advertise ADDR] [--verbose] [--version]\n"
+          "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
+          "                   [--version]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
           "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n"
           "  --join-token: a token from 'ferry hosts token' that enrolls this host.\n"
-          "  --advertise: the address workloads are reached at (default 127.0.0.1).\n",
+          "  --advertise: the address workloads are reached at (default 127.0.0.1).\n"
+          "  --metrics-interval: how often plugins are asked for metrics (1s to 1h,\n"
+          "  default 10s).\n",
           f);
 }
 
@@ -160,7 +164,15 @@ int main(int argc, char **argv)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
             rc = trust_add_file(&trust, val);
-        else if (strcmp(a, "--join-token") == 0) {
+        else if (strcmp(a, "--metrics-interval") == 0) {
+            uint64_t ms = 0;
+            if (num_parse_duration_ms("--metrics-interval", val, 1000, METRICS_MIN_INTERVAL_MS,
+                                      METRICS_MAX_INTERVAL_MS, &ms) < 0) {
+                fprintf(stderr, "ferry-agent: %s\n", err_detail());
+                return 2;
+            }
+            cfg.metrics_interval_ms = (uint32_t)ms;
+        } else if (strcmp(a, "--join-token") == 0) {
             free(token);
             token = NULL;
             if ((rc = jointoken_load(val, &token, &cfg.join_token_len)) < 0) {

@@ -13,11 +13,16 @@
 #include <unistd.h>
 
 #include "alog.h"
+#include <jansson.h>
+
 #include "error.h"
 
-/* The host calls everything through fini, so a plugin must declare at least
- * that much; fields a newer header appends after it are simply not read. */
-#define PLUGIN_PREFIX (offsetof(struct ferry_plugin, fini) + sizeof(((struct ferry_plugin *)0)->fini))
+#define END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
+/* What each ABI version's table holds: an ABI-1 plugin must declare at least
+ * up to fini, an ABI-2 one up to metrics2. Fields a newer header appends
+ * after them are simply not read. */
+#define PLUGIN_PREFIX END_OF(struct ferry_plugin, fini)
+#define PLUGIN_PREFIX_V2 END_OF(struct ferry_plugin, metrics2)
 /* Far beyond anything this ABI version will grow to: a bigger struct_size is
  * garbage, not a future plugin. */
 #define PLUGIN_SIZE_MAX 4096u
@@ -229,14 +234,23 @@ static int load_one(struct plugin_set *set, const char *dir, const char *path,
         rc = refuse(path, "struct_size %u implausibly large (limit %u)", size, PLUGIN_SIZE_MAX);
         goto fail;
     }
-    struct ferry_plugin p;
-    memset(&p, 0, sizeof p);
-    memcpy(&p, raw, size < sizeof p ? size : sizeof p);
-
-    if (p.abi != FERRY_PLUGIN_ABI) {
-        rc = refuse(path, "abi %u (host speaks %u)", p.abi, FERRY_PLUGIN_ABI);
+    uint32_t abi;
+    memcpy(&abi, raw + offsetof(struct ferry_plugin, abi), sizeof abi);
+    if (abi < FERRY_PLUGIN_ABI_MIN || abi > FERRY_PLUGIN_ABI) {
+        rc = refuse(path, "abi %u (host speaks %u to %u)", abi, FERRY_PLUGIN_ABI_MIN, FERRY_PLUGIN_ABI);
         goto fail;
     }
+    if (abi >= 2 && size < PLUGIN_PREFIX_V2) {
+        rc = refuse(path, "abi %u but struct_size %u is smaller than ABI 2's table (%zu)", abi, size,
+                    (size_t)PLUGIN_PREFIX_V2);
+        goto fail;
+    }
+    /* Only the prefix its ABI defines: whatever an ABI-1 table has after
+     * fini is not ABI-2 fields, and stays zero here. */
+    size_t known = abi >= 2 ? sizeof(struct ferry_plugin) : PLUGIN_PREFIX;
+    struct ferry_plugin p;
+    memset(&p, 0, sizeof p);
+    memcpy(&p, raw, size < known ? size : known);
     if (!p.name || !p.runtimes) {
         rc = refuse(path, "%s is NULL", !p.name ? "name" : "runtimes");
         goto fail;
@@ -256,13 +270,15 @@ static int load_one(struct plugin_set *set, const char *dir, const char *path,
         rc = refuse(path, "serves no runtime (runtimes is empty)");
         goto fail;
     }
-    const char *missing = !p.init      ? "init"
-                          : !p.start   ? "start"
-                          : !p.stop    ? "stop"
-                          : !p.health  ? "health"
-                          : !p.metrics ? "metrics"
-                          : !p.fini    ? "fini"
-                                       : NULL;
+    /* ABI 1 has no optional ops; from ABI 2 on, metrics and the new ones
+     * may be NULL (the host then does without). */
+    const char *missing = !p.init                 ? "init"
+                          : !p.start              ? "start"
+                          : !p.stop               ? "stop"
+                          : !p.health             ? "health"
+                          : !p.metrics && abi < 2 ? "metrics"
+                          : !p.fini               ? "fini"
+                                                  : NULL;
     if (missing) {
         rc = refuse(path, "function %s is NULL", missing);
         goto fail;
@@ -286,8 +302,14 @@ static int load_one(struct plugin_set *set, const char *dir, const char *path,
     memcpy(s->runtimes, p.runtimes, rlen);
     snprintf(s->path, sizeof s->path, "%s", path);
 
+    /* The host table speaks the plugin's version: an ABI-1 plugin that
+     * checks host->abi == FERRY_PLUGIN_ABI (as its header told it) still
+     * finds 1. Its prefix is the same in both versions. */
+    s->host = *host;
+    s->host.abi = abi;
+    s->abi = abi;
     void *state = NULL;
-    rc = p.init(&state, host);
+    rc = p.init(&state, &s->host);
     if (rc != 0) {
         if (rc < 0)
             refuse(path, "init failed: %s", ferry_strerror(rc));
@@ -303,7 +325,7 @@ static int load_one(struct plugin_set *set, const char *dir, const char *path,
     s->dl = dl;
     s->state = state;
     set->n++;
-    alog(FERRY_LOG_INFO, "plugin %s loaded from %s (runtimes: %s)", s->name, path, s->runtimes);
+    alog(FERRY_LOG_INFO, "plugin %s loaded from %s (runtimes: %s), abi %u", s->name, path, s->runtimes, abi);
     return 0;
 
 fail:
@@ -372,4 +394,71 @@ void pluginhost_unload_all(struct plugin_set *set)
     free(set->v);
     set->v = NULL;
     set->n = 0;
+}
+
+/* ---- ABI-2 calls ---------------------------------------------------------------- */
+
+int pluginhost_exited(const struct plugin_slot *s, struct ferry_run *run, int status)
+{
+    if (!s || !run || s->abi < 2 || !s->p.exited)
+        return 0;
+    return s->p.exited(s->state, run, status);
+}
+
+int pluginhost_adopt(const struct plugin_slot *s, const struct ferry_workload *w, struct ferry_run *run)
+{
+    if (!s || !run || s->abi < 2 || !s->p.adopt)
+        return 0;
+    return s->p.adopt(s->state, w, run);
+}
+
+struct reply_buf {
+    struct ferry_reply r; /* first, so the plugin's pointer is ours */
+    char *json;
+    size_t len;
+};
+
+static int reply_set(struct ferry_reply *reply, const char *json, size_t len)
+{
+    struct reply_buf *b = (struct reply_buf *)(void *)reply;
+    if (!json)
+        return FERRY_E_INVALID;
+    if (len > reply->max_bytes)
+        return FERRY_E_LIMIT;
+    json_error_t e;
+    json_t *j = json_loadb(json, len, JSON_DECODE_ANY, &e);
+    if (!j)
+        return FERRY_E_INVALID;
+    json_decref(j);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    free(b->json);
+    b->json = copy;
+    b->len = len;
+    return 0;
+}
+
+int pluginhost_action(const struct plugin_slot *s, struct ferry_run *run, const char *verb,
+                      const char *request_json, char **reply_json, size_t *reply_len)
+{
+    *reply_json = NULL;
+    *reply_len = 0;
+    if (!s || !run || !verb)
+        return -EINVAL;
+    if (s->abi < 2 || !s->p.action)
+        return err_set(-ENOTSUP, "plugin %s answers no actions", s->name);
+    struct reply_buf b;
+    memset(&b, 0, sizeof b);
+    b.r.struct_size = sizeof b.r;
+    b.r.set = reply_set;
+    b.r.max_bytes = FERRY_REPLY_MAX;
+    int rc = s->p.action(s->state, run, verb, request_json ? request_json : "{}", &b.r);
+    if (rc == -ENOTSUP)
+        rc = err_set(rc, "plugin %s does not know the action '%s'", s->name, verb);
+    *reply_json = b.json;
+    *reply_len = b.len;
+    return rc;
 }

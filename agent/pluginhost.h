@@ -20,6 +20,8 @@ struct plugin_slot {
     /* The host's copy of the plugin's table: only the prefix the plugin
      * declared, the rest zero. name and runtimes point into this slot. */
     struct ferry_plugin p;
+    uint32_t abi; /* the plugin's ABI version (1 or 2) */
+    struct ferry_host host; /* the table handed to p.init, abi set to the plugin's */
     void *state; /* from p.init */
     char name[PLUGIN_NAME_MAX];
     char runtimes[PLUGIN_RUNTIMES_MAX];
@@ -41,6 +43,23 @@ int pluginhost_load_dir(struct plugin_set *set, const char *dir, const struct fe
 /* The plugin serving runtime, or NULL. When two plugins claim a runtime the
  * first loaded wins. */
 const struct plugin_slot *pluginhost_find(const struct plugin_set *set, const char *runtime);
+
+/* ABI-2 operations, safe to call for any slot: for a plugin that lacks the
+ * op (ABI 1, or NULL) exited and adopt return 0 and do nothing, action
+ * returns -ENOTSUP.
+ *
+ * exited: the main process ended with status (exit code, 128+signal, or
+ * -1 when unknown);
+ * call before any restart. May block briefly: call it off the loop.
+ * adopt: after an agent restart, for a live process; run->plugin_state
+ * holds what the host persisted. A negative return: restart the run.
+ * action: *reply_json (malloc'd, NUL-terminated, valid JSON, or NULL when
+ * the plugin set none) is the caller's to free, whatever the result. May
+ * block: call it off the loop. */
+int pluginhost_exited(const struct plugin_slot *s, struct ferry_run *run, int status);
+int pluginhost_adopt(const struct plugin_slot *s, const struct ferry_workload *w, struct ferry_run *run);
+int pluginhost_action(const struct plugin_slot *s, struct ferry_run *run, const char *verb,
+                      const char *request_json, char **reply_json, size_t *reply_len);
 
 /* fini and dlclose every plugin, last loaded first; the set is empty after. */
 void pluginhost_unload_all(struct plugin_set *set);

@@ -1,4 +1,6 @@
 #include "workload.h"
+#include "error.h"
+#include "specjson.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +21,8 @@ void workload_fini(struct ferry_workload *w)
     free((void *)w->command);
     free((void *)w->env);
     free((void *)w->health_command);
+    free((void *)w->spec_json);
+    free((void *)w->kind_json);
     memset(w, 0, sizeof *w);
 }
 
@@ -79,5 +83,29 @@ int workload_build(const Ferry__Spec *spec, const char *name, const char *versio
     }
     if (!w->health_deadline_ms)
         w->health_deadline_ms = pol->health_deadline_ms;
+    return 0;
+}
+
+int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m)
+{
+    char *sj = NULL, *kj = NULL;
+    int rc = 0;
+    if (m && m->spec_yaml.len > 0) {
+        rc = specjson_from_yaml("ferry.yaml", (const char *)m->spec_yaml.data, m->spec_yaml.len, &sj, &kj);
+    } else {
+        /* A manifest without ferry.yaml bytes: plugins still get objects. */
+        sj = strdup("{}");
+        kj = strdup("{}");
+        rc = sj && kj ? 0 : -ENOMEM;
+    }
+    if (rc < 0) {
+        free(sj);
+        free(kj);
+        return rc;
+    }
+    free((void *)w->spec_json);
+    free((void *)w->kind_json);
+    w->spec_json = sj;
+    w->kind_json = kj;
     return 0;
 }

@@ -14,6 +14,10 @@
 int workload_build(const Ferry__Spec *spec, const char *name, const char *version,
                    const char *dir, uint32_t stop_timeout_ms, struct ferry_workload *w,
                    struct sup_policy *pol);
+/* ABI 2: spec_json and kind_json from the signed ferry.yaml the manifest
+ * carries (lib/specjson.h); call after workload_build. They are "{}" for a
+ * manifest without ferry.yaml bytes. Freed by workload_fini. */
+int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m);
 /* Free what workload_build allocated; w is zeroed. */
 void workload_fini(struct ferry_workload *w);
 

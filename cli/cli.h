@@ -90,5 +90,7 @@ int cli_wait(struct cli_opts *o, const char *name, const char *version, const ch
 /* Online enrolled hosts in hl whose labels match selector (canonical text). */
 int cli_hosts_matching(const Ferry__Wire__HostList *hl, const char *selector,
                        const Ferry__Wire__HostInfo **out, size_t cap);
+/* ferry metrics NAME [--host H] [--json] (cli/metrics.c). */
+int cli_metrics(int argc, char **argv);
 
 #endif

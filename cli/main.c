@@ -641,6 +641,7 @@ static const struct verb verbs[] = {
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
     {"logs", cli_logs},
+    {"metrics", cli_metrics},
 };
 
 int main(int argc, char **argv)

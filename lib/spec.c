@@ -438,6 +438,7 @@ enum ftype {
     F_MAPPING,  /* a nested message described by `sub` */
     F_SIZE,     /* uint64_t bytes */
     F_CPU,      /* uint32_t thousandths of a core */
+    F_OPAQUE,   /* a mapping ferry has no schema for: checked, not stored */
 };
 
 struct schema;
@@ -592,12 +593,28 @@ static const struct schema resources_schema = {FIELDS(resources_fields),
 
 static void spec_init(void *m) { ferry__spec__init(m); }
 
+/* Top-level sections named after a runtime ferry itself has no schema for:
+ * accepted as any mapping, carried in the signed ferry.yaml, and handed to
+ * the plugin as JSON (ABI 2 kind_json). A new runtime's section is one
+ * entry here and in spec_fields, and no ABI change. */
+static const char *const opaque_sections[] = {"oci", NULL};
+
 /* An app is a process ferry starts, so it must say how. */
 static int spec_finish(const struct ctx *c, const yaml_node_t *map, const char *path, void *msg)
 {
     const Ferry__Spec *s = msg;
     if (strcmp(s->kind, "app") == 0 && !s->run)
         return fail(c, map, "run", "required key is missing (kind app needs a run command)");
+    /* A section without a schema is the plugin's: only the one for this
+     * artifact's own runtime or kind makes sense. */
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        for (size_t i = 0; opaque_sections[i]; i++)
+            if (strcmp(text_of(k), opaque_sections[i]) == 0 && strcmp(s->runtime, opaque_sections[i]) != 0 &&
+                strcmp(s->kind, opaque_sections[i]) != 0)
+                return fail(c, k, opaque_sections[i], "a section for runtime or kind %s, but this is kind %s, runtime %s",
+                            opaque_sections[i], s->kind, s->runtime);
+    }
     return 0;
 }
 
@@ -622,6 +639,7 @@ static const struct field spec_fields[] = {
      .sub = &notebook_schema},
     {.key = "resources", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, resources),
      .sub = &resources_schema},
+    {.key = "oci", .type = F_OPAQUE},
 };
 FITS(spec_fields);
 static const struct schema spec_schema = {FIELDS(spec_fields), sizeof(Ferry__Spec), spec_init,
@@ -868,6 +886,52 @@ static int parse_cpu_field(const struct ctx *c, const struct field *f, const yam
     return 0;
 }
 
+/* Any YAML the first pass let through, as long as it maps to JSON: keys
+ * are plain non-empty strings, once per mapping, and no scalar holds NUL. */
+static int check_opaque_node(const struct ctx *c, const yaml_node_t *v, const char *path)
+{
+    char sub[KEYPATH_MAX];
+    if (v->type == YAML_SCALAR_NODE) {
+        if (memchr(v->data.scalar.value, 0, v->data.scalar.length))
+            return fail(c, v, path, "contains a NUL character");
+        return 0;
+    }
+    if (v->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            int rc = check_opaque_node(c, yaml_document_get_node(c->doc, *it), path);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if (n > MAP_ENTRIES_MAX)
+        return fail_at(c, FERRY_E_LIMIT, line_of(v), path, "more than %d entries", MAP_ENTRIES_MAX);
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        int rc = key_of(c, k, path);
+        if (rc < 0)
+            return rc;
+        join(sub, sizeof sub, path, text_of(k), k->data.scalar.length);
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < p; q++)
+            if (strcmp(text_of(yaml_document_get_node(c->doc, q->key)), text_of(k)) == 0)
+                return fail(c, k, sub, "duplicate key");
+        if ((rc = check_opaque_node(c, yaml_document_get_node(c->doc, p->value), sub)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_opaque(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    (void)f;
+    (void)msg;
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(c, v, path, "expected a mapping");
+    return check_opaque_node(c, v, path);
+}
+
 typedef int (*parse_fn)(const struct ctx *, const struct field *, const yaml_node_t *,
                         const char *, void *);
 
@@ -877,6 +941,7 @@ static const parse_fn parsers[] = {
     [F_BOOL] = parse_bool, [F_UINT] = parse_uint,
     [F_DURATION] = parse_duration_field, [F_MAPPING] = parse_nested,
     [F_SIZE] = parse_size_field, [F_CPU] = parse_cpu_field,
+    [F_OPAQUE] = parse_opaque,
 };
 
 static int parse_mapping(const struct ctx *c, const yaml_node_t *map, const char *path,

@@ -39,7 +39,12 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS deploy_history("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, selector TEXT NOT NULL,"
     "  issued_ms INTEGER NOT NULL, signed_record BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS deploy_history_by_name ON deploy_history(name, seq);";
+    "CREATE INDEX IF NOT EXISTS deploy_history_by_name ON deploy_history(name, seq);"
+    /* The newest metrics each host reported per run (registry/metrics.c). */
+    "CREATE TABLE IF NOT EXISTS metrics("
+    "  host TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,"
+    "  received_ms INTEGER NOT NULL, refused INTEGER NOT NULL, body BLOB NOT NULL,"
+    "  collected_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(host, name, version));";
 
 /* Columns added to hosts for enrollment. A database from before them is
  * migrated in place; its hosts keep the key pinned at their first hello and
@@ -905,4 +910,108 @@ int db_host_remove(struct db *db, const char *name)
         rc = err_set(FERRY_E_NOTFOUND, "host '%s' is not known", name);
     pthread_mutex_unlock(&db->lock);
     return rc;
+}
+
+/* ---- metrics: the newest per host and run ---- */
+
+int db_metrics_replace(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = exec_simple(db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        goto out;
+    if (sqlite3_prepare_v2(db->h, "DELETE FROM metrics WHERE host=?", -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "metrics");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_fail(db, "metrics");
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db->h,
+                           "INSERT OR REPLACE INTO metrics(host, name, version, received_ms, refused, body,"
+                           " collected_ms) VALUES(?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "metrics");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, rows[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, rows[i].version, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, rows[i].received_ms);
+        sqlite3_bind_int64(st, 5, rows[i].refused);
+        sqlite3_bind_blob(st, 6, rows[i].body ? (const void *)rows[i].body : (const void *)"", (int)rows[i].len,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, rows[i].collected_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(db, "metrics");
+            goto done;
+        }
+    }
+done:
+    rc = finish_tx(db, st, rc);
+out:
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+int db_metrics_same(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n)
+{
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    size_t stored = 0, matched = 0;
+    int ok = sqlite3_prepare_v2(db->h, "SELECT name, version, collected_ms FROM metrics WHERE host=?", -1, &st,
+                                NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            stored++;
+            const char *name = (const char *)sqlite3_column_text(st, 0);
+            const char *version = (const char *)sqlite3_column_text(st, 1);
+            int64_t at = sqlite3_column_int64(st, 2);
+            for (size_t i = 0; name && version && i < n; i++)
+                if (rows[i].collected_ms == at && strcmp(rows[i].name, name) == 0 &&
+                    strcmp(rows[i].version, version) == 0) {
+                    matched++;
+                    break;
+                }
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return ok && stored == n && matched == n;
+}
+
+static int metrics_row(sqlite3_stmt *st, void *elem)
+{
+    struct db_metrics_row *r = elem;
+    text_into(st, 0, r->host, sizeof r->host);
+    text_into(st, 1, r->name, sizeof r->name);
+    text_into(st, 2, r->version, sizeof r->version);
+    r->received_ms = sqlite3_column_int64(st, 3);
+    r->refused = (uint32_t)sqlite3_column_int64(st, 4);
+    return blob_into(st, 5, &r->body, &r->len);
+}
+
+static void metrics_partial(void *v, size_t n) { db_metrics_free(v, n); }
+
+int db_metrics_list(struct db *db, const char *name, struct db_metrics_row **out, size_t *n)
+{
+    return select_rows(db,
+                       "SELECT host, name, version, received_ms, refused, body FROM metrics WHERE name=?"
+                       " ORDER BY host, version",
+                       name, metrics_row, sizeof **out, metrics_partial, (void **)out, n);
+}
+
+void db_metrics_free(struct db_metrics_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].body);
+    free(v);
 }

@@ -140,6 +140,25 @@ int db_host_set_plugins(struct db *db, const char *name, const uint8_t *plugins,
 /* Forget a host (enrolled, and its pending requests); FERRY_E_NOTFOUND (with
  * detail) when neither exists. */
 int db_host_remove(struct db *db, const char *name);
+/* The newest metrics each host reported per run (encoded WorkloadMetrics). */
+struct db_metrics_row {
+    char host[72], name[72], version[72];
+    int64_t received_ms;
+    uint32_t refused; /* samples the registry refused from that report */
+    int64_t collected_ms; /* when the agent collected them */
+    uint8_t *body;    /* malloc'd */
+    size_t len;
+};
+/* host's rows become exactly rows (one transaction): runs it no longer
+ * reports go. */
+int db_metrics_replace(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n);
+/* 1 when host's stored rows are exactly rows' runs, collected at the same
+ * times: a report resending what the registry has (heartbeats do, between
+ * collections) then costs a read, not a write. */
+int db_metrics_same(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n);
+/* Every host's rows for name, by host then version. */
+int db_metrics_list(struct db *db, const char *name, struct db_metrics_row **out, size_t *n);
+void db_metrics_free(struct db_metrics_row *v, size_t n);
 
 /* Append to the hash-chained audit log. */
 int db_audit(struct db *db, const char *actor, const char *action, const char *subject);

@@ -1,7 +1,9 @@
 #include "hosts.h"
+#include "rmetrics.h"
 #include "clock.h"
 #include "error.h"
 #include "jointoken.h"
+#include "manifest.h"
 #include "spec.h"
 
 #include <errno.h>
@@ -80,6 +82,13 @@ int hosts_report_check(const char *host, size_t body_len, const Ferry__Wire__Rep
     if (b && b->n_events > HOSTS_REPORT_MAX_EVENTS)
         return err_set(FERRY_E_LIMIT, "report from %s: %zu state changes, at most %u", host,
                        b->n_events, HOSTS_REPORT_MAX_EVENTS);
+    /* Each state change is stored re-encoded: one that protobuf-c could not
+     * read back (a field-0 tag) would vanish from `ferry events`. */
+    if (b) {
+        char what[128];
+        snprintf(what, sizeof what, "report from %s", host);
+        return pb_refuse_field_zero(&b->base, what);
+    }
     return 0;
 }
 
@@ -340,17 +349,24 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
     uint8_t *snap = NULL;
     size_t snap_len = 0;
     if (rc == 0) {
-        /* The stored snapshot is the picture alone; changes go to events. */
+        /* The stored snapshot is the picture alone; changes go to events,
+         * metrics to their own table. */
         Ferry__Wire__WorkloadReport **ev = body->events;
         size_t n_ev = body->n_events;
+        Ferry__Wire__WorkloadMetrics **mv = body->metrics;
+        size_t n_mv = body->n_metrics;
         body->events = NULL;
         body->n_events = 0;
+        body->metrics = NULL;
+        body->n_metrics = 0;
         snap_len = ferry__wire__report_body__get_packed_size(body);
         snap = malloc(snap_len ? snap_len : 1);
         if (snap)
             ferry__wire__report_body__pack(body, snap);
         body->events = ev;
         body->n_events = n_ev;
+        body->metrics = mv;
+        body->n_metrics = n_mv;
         rc = snap ? 0 : -ENOMEM;
     }
     if (rc == 0) {
@@ -362,6 +378,8 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
     }
     if (rc == 0 && body->n_events > 0)
         rc = store_events(db, body);
+    if (rc == 0)
+        rc = rmetrics_store_report(db, host, body, now);
     if (rc == 0 && body->events_dropped)
         logf_("host %s dropped %u state changes while the registry was away", host,
               body->events_dropped);

@@ -5,6 +5,7 @@
 #include "db.h"
 #include "fleet.h"
 #include "hosts.h"
+#include "rmetrics.h"
 #include "offerlimits.h"
 #include "queries.h"
 #include "record.h"
@@ -758,6 +759,7 @@ struct request_scratch {
     struct hosts_accept_reply accept;
     struct queries_reply queries;
     struct actions_scratch action;
+    struct rmetrics_scratch metrics;
 };
 
 static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
@@ -783,6 +785,8 @@ static int dispatch(struct registry *r, const Ferry__Wire__Request *req,
         return queries_list_deployments(&r->db, resp, &rs->queries);
     case FERRY__WIRE__REQUEST__BODY_LIST_HISTORY:
         return queries_list_history(&r->db, req->list_history, resp, &rs->queries);
+    case FERRY__WIRE__REQUEST__BODY_LIST_METRICS:
+        return rmetrics_list(&r->db, req->list_metrics, resp, &rs->metrics);
     case FERRY__WIRE__REQUEST__BODY_POLL: {
         const Ferry__Wire__Poll *p = req->poll;
         int rc = hosts_poll_auth(&r->db, p);
@@ -867,6 +871,7 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     hosts_scratch_free(&rs.hosts);
     events_scratch_free(&rs.events);
     queries_reply_free(&rs.queries);
+    rmetrics_scratch_free(&rs.metrics);
     desired_free(&rs.desired);
     actions_scratch_free(&rs.action);
     if (req)

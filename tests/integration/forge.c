@@ -9,7 +9,10 @@
  *       a hello signed by FILE.key (labels are sent as given, unchecked)
  *   ferry-forge URL report HOST FILE.key [--sent-ms MS] [--workloads N]
  *                                        [--events N] [--pad BYTES] [--repeat N]
- *       a report signed by FILE.key: N workloads, N events, a reason of BYTES
+ *                                        [--metrics N] [--hostile-metrics]
+ *       a report signed by FILE.key: N workloads, N events, a reason of BYTES;
+ *       --metrics: N gauges m_0.. for forged-0@1.0; --hostile-metrics adds
+ *       five bad samples to them and run entries a registry must skip
  *   ferry-forge URL offer DIR FILE.key SIZE
  *       the manifest of DIR, its first file's size claimed to be SIZE, signed */
 #include "clock.h"
@@ -206,6 +209,61 @@ static int mode_report(const char *host, const char *keyfile, int argc, char **a
         w[i].since_ms = clock_unix_ms();
         wp[i] = &w[i];
     }
+    /* Metrics for forged-0@1.0: N good gauges, then (hostile) a NaN, a bad
+     * name, nine labels, buckets going down and a negative counter, plus a
+     * run entry with a bad name and a repeated one. */
+    size_t nm = opt_u64(argc, argv, "--metrics", 0);
+    int hostile = 0;
+    for (int i = 0; i < argc; i++)
+        hostile |= strcmp(argv[i], "--hostile-metrics") == 0;
+    size_t total = nm + (hostile ? 5 : 0);
+    Ferry__Wire__Metric *mv = calloc(total + 1, sizeof *mv), **mp = calloc(total + 1, sizeof *mp);
+    char (*mnames)[32] = calloc(total + 1, sizeof *mnames);
+    static Ferry__Wire__Label lab[9], *labp[9];
+    static Ferry__Wire__MetricBucket bk[2], *bkp[2];
+    static char lkeys[9][8];
+    for (size_t i = 0; i < total; i++) {
+        ferry__wire__metric__init(&mv[i]);
+        snprintf(mnames[i], sizeof mnames[i], "m_%zu", i);
+        mv[i].name = mnames[i];
+        mv[i].value = (double)i;
+        mp[i] = &mv[i];
+    }
+    if (hostile) {
+        mv[nm].value = 0.0 / 0.0;
+        mv[nm + 1].name = "9 bad name";
+        for (int i = 0; i < 9; i++) {
+            ferry__wire__label__init(&lab[i]);
+            snprintf(lkeys[i], sizeof lkeys[i], "k%d", i);
+            lab[i].key = lkeys[i];
+            lab[i].value = "v";
+            labp[i] = &lab[i];
+        }
+        mv[nm + 2].labels = labp;
+        mv[nm + 2].n_labels = 9;
+        for (int i = 0; i < 2; i++) {
+            ferry__wire__metric_bucket__init(&bk[i]);
+            bk[i].le = 1.0 - i * 0.5;
+            bk[i].count = 1;
+            bkp[i] = &bk[i];
+        }
+        mv[nm + 3].type = FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM;
+        mv[nm + 3].count = 2;
+        mv[nm + 3].buckets = bkp;
+        mv[nm + 3].n_buckets = 2;
+        mv[nm + 4].type = FERRY__WIRE__METRIC_TYPE__METRIC_COUNTER;
+        mv[nm + 4].value = -1;
+    }
+    Ferry__Wire__WorkloadMetrics wm[3], *wmp[3];
+    for (int i = 0; i < 3; i++) {
+        ferry__wire__workload_metrics__init(&wm[i]);
+        wm[i].name = i == 1 ? "Bad Name" : "forged-0";
+        wm[i].version = "1.0";
+        wm[i].collected_ms = clock_unix_ms();
+        wm[i].metrics = mp;
+        wm[i].n_metrics = total;
+        wmp[i] = &wm[i];
+    }
     uint64_t sent = opt_u64(argc, argv, "--sent-ms", clock_unix_ms());
     int rc = 0;
     for (size_t r = 0; r < repeat && rc == 0; r++) {
@@ -217,6 +275,8 @@ static int mode_report(const char *host, const char *keyfile, int argc, char **a
         body.n_workloads = nw;
         body.events = wp;
         body.n_events = ne;
+        body.metrics = wmp;
+        body.n_metrics = total ? (hostile ? 3 : 1) : 0;
         uint8_t sig[crypto_sign_BYTES];
         size_t n;
         uint8_t *buf = sign_msg(&body.base, &k, &n, sig);
@@ -235,6 +295,9 @@ static int mode_report(const char *host, const char *keyfile, int argc, char **a
     free(w);
     free(wp);
     free(names);
+    free(mv);
+    free(mp);
+    free(mnames);
     return rc;
 }
 

@@ -87,6 +87,11 @@ static void test_reports(void **state)
     assert_int_equal(hosts_report_check("h", HOSTS_REPORT_MAX_BYTES, &b), 0);
     assert_int_equal(hosts_report_check("h", HOSTS_REPORT_MAX_BYTES + 1, &b), FERRY_E_LIMIT);
     assert_int_equal(hosts_report_check("h", HOSTS_REPORT_MAX_BYTES + 1, NULL), FERRY_E_LIMIT);
+    static Ferry__Wire__WorkloadReport one, *many[HOSTS_REPORT_MAX_WORKLOADS + 1];
+    ferry__wire__workload_report__init(&one);
+    for (size_t i = 0; i <= HOSTS_REPORT_MAX_WORKLOADS; i++)
+        many[i] = &one;
+    b.workloads = many;
     b.n_workloads = HOSTS_REPORT_MAX_WORKLOADS;
     assert_int_equal(hosts_report_check("h", 100, &b), 0);
     b.n_workloads++;
@@ -95,6 +100,29 @@ static void test_reports(void **state)
     b.n_events = HOSTS_REPORT_MAX_EVENTS + 1;
     assert_int_equal(hosts_report_check("h", 100, &b), FERRY_E_LIMIT);
     assert_non_null(strstr(err_detail(), "state changes"));
+
+    /* A state change carrying a field-0 tag (80 00 00) would be stored
+     * re-encoded and never read back: refused whole. */
+    b.n_events = 0;
+    Ferry__Wire__WorkloadReport w;
+    ferry__wire__workload_report__init(&w);
+    w.name = "web";
+    uint8_t good[64], bad[67];
+    size_t n = ferry__wire__workload_report__pack(&w, good);
+    memcpy(bad, good, n);
+    memcpy(bad + n, "\x80\x00\x00", 3);
+    Ferry__Wire__WorkloadReport *poisoned = ferry__wire__workload_report__unpack(NULL, n + 3, bad);
+    assert_non_null(poisoned);
+    Ferry__Wire__WorkloadReport *ev[1] = {poisoned};
+    b.events = ev;
+    b.n_events = 1;
+    assert_int_equal(hosts_report_check("h", 100, &b), FERRY_E_PROTOCOL);
+    assert_non_null(strstr(err_detail(), "report from h"));
+    ferry__wire__workload_report__free_unpacked(poisoned, NULL);
+    Ferry__Wire__WorkloadReport *clean = ferry__wire__workload_report__unpack(NULL, n, good);
+    ev[0] = clean;
+    assert_int_equal(hosts_report_check("h", 100, &b), 0);
+    ferry__wire__workload_report__free_unpacked(clean, NULL);
 }
 
 static void test_clock_window(void **state)

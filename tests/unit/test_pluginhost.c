@@ -19,7 +19,9 @@
 
 #include "alog.h"
 #include "fsutil.h"
+#include "metrics.h"
 #include "pluginhost.h"
+#include "procinfo.h"
 
 #ifndef TEST_PLUGIN_DIR
 #error "TEST_PLUGIN_DIR must name the directory of the test plugins"
@@ -609,6 +611,34 @@ static void test_exec_plugin(void **state)
     assert_int_equal(x->p.metrics(x->state, &run, &m), 0);
     assert_int_equal(m.count, 0);
 
+    /* ABI 2 metrics: what the run's session uses, summed over /proc. The
+     * test's own session stands in for a run's. */
+    assert_non_null(x->p.metrics2);
+    struct ferry_run mine = {.struct_size = sizeof mine, .pid = (int)getsid(0)};
+    Ferry__Wire__WorkloadMetrics *wm = NULL;
+    assert_int_equal(metrics_collect_run(x, &mine, "web", "2.1.0", 1, &wm), 0);
+    assert_int_equal(wm->dropped, 0);
+    double rss = -1, cpu = -1, procs = -1;
+    for (size_t i = 0; i < wm->n_metrics; i++) {
+        const Ferry__Wire__Metric *mm = wm->metrics[i];
+        if (strcmp(mm->name, "process_resident_memory_bytes") == 0 && mm->type == FERRY__WIRE__METRIC_TYPE__METRIC_GAUGE)
+            rss = mm->value;
+        if (strcmp(mm->name, "process_cpu_seconds_total") == 0 && mm->type == FERRY__WIRE__METRIC_TYPE__METRIC_COUNTER)
+            cpu = mm->value;
+        if (strcmp(mm->name, "process_count") == 0)
+            procs = mm->value;
+    }
+    /* At least this process, whose own resident size we know. */
+    assert_true(procs >= 1);
+    assert_true(rss >= (double)proc_rss(getpid()));
+    assert_true(cpu >= 0);
+    ferry__wire__workload_metrics__free_unpacked(wm, NULL);
+    /* No process: no samples, no error. */
+    struct ferry_run none = {.struct_size = sizeof none, .pid = 0};
+    assert_int_equal(metrics_collect_run(x, &none, "web", "2.1.0", 1, &wm), 0);
+    assert_int_equal(wm->n_metrics, 0);
+    ferry__wire__workload_metrics__free_unpacked(wm, NULL);
+
     run.plugin_data = malloc(16); /* stop frees whatever the plugin kept there */
     assert_int_equal(x->p.stop(x->state, &run, 5000), 0);
     assert_int_equal(fk.last_sig, SIGTERM);
@@ -629,6 +659,86 @@ static void test_exec_refuses_bad_host(void **state)
     pluginhost_unload_all(&set);
 }
 
+#ifndef ABI_PLUGIN_DIR
+#error "ABI_PLUGIN_DIR must name the directory of the ABI test plugins"
+#endif
+
+/* An ABI-1 plugin (built against the verbatim old header) and an ABI-2 one
+ * load side by side; one that claims ABI 2 with an ABI-1-sized table is
+ * refused with one line. Each gets a host table that speaks its version. */
+static void test_abi_versions(void **state)
+{
+    (void)state;
+    struct plugin_set set = {0};
+    assert_int_equal(pluginhost_load_dir(&set, ABI_PLUGIN_DIR, &host), 0);
+    assert_int_equal(set.n, 2);
+    assert_logged(FERRY_LOG_ERROR, "plugin " ABI_PLUGIN_DIR "/abi2short.so refused: abi 2 but struct_size");
+    assert_int_equal(count_lines(FERRY_LOG_ERROR, ""), 1);
+    assert_logged(FERRY_LOG_INFO, "plugin abi1 loaded from " ABI_PLUGIN_DIR "/abi1.so (runtimes: abi1 notebook), abi 1");
+    assert_logged(FERRY_LOG_INFO, "plugin abi2 loaded from " ABI_PLUGIN_DIR "/abi2.so (runtimes: abi2 oci), abi 2");
+    assert_null(pluginhost_find(&set, "abi2short"));
+
+    const struct plugin_slot *v1 = pluginhost_find(&set, "abi1");
+    const struct plugin_slot *v2 = pluginhost_find(&set, "abi2");
+    assert_non_null(v1);
+    assert_non_null(v2);
+    assert_int_equal(v1->abi, 1);
+    assert_int_equal(v2->abi, 2);
+    /* abi1.so's init refuses a host whose abi is not 1: it got one. */
+    assert_int_equal(v1->host.abi, 1);
+    assert_int_equal(v2->host.abi, 2);
+    /* Nothing past ABI 1's table was read from the old plugin. */
+    assert_null(v1->p.exited);
+    assert_null(v1->p.adopt);
+    assert_null(v1->p.action);
+    assert_null(v1->p.metrics2);
+    assert_non_null(v2->p.metrics2);
+    assert_null(v2->p.metrics); /* optional from ABI 2 on */
+
+    const char *const argv[] = {"bin/app", NULL};
+    const char *const env[] = {NULL};
+    struct ferry_workload w = {.struct_size = sizeof w, .name = "app", .version = "1.0.0", .dir = "/w",
+                               .command = argv, .env = env, .spec_json = "{\"name\":\"app\"}",
+                               .kind_json = "{\"x\":1}"};
+    /* The old plugin runs, through the prefix it knows. */
+    struct ferry_run r1 = {.struct_size = sizeof r1, .port = 4001};
+    assert_int_equal(v1->p.start(v1->state, &w, &r1), 0);
+    assert_int_equal(fk.spawns, 1);
+    struct ferry_metrics m = {.struct_size = sizeof m};
+    assert_int_equal(v1->p.metrics(v1->state, &r1, &m), 0);
+    assert_int_equal(m.count, 1);
+    assert_string_equal(m.items[0].name, "abi1_port");
+    /* The ABI-2 wrappers do nothing for it, or say it cannot. */
+    assert_int_equal(pluginhost_exited(v1, &r1, 0), 0);
+    assert_int_equal(pluginhost_adopt(v1, &w, &r1), 0);
+    char *reply = NULL;
+    size_t rlen = 0;
+    assert_int_equal(pluginhost_action(v1, &r1, "echo", "{}", &reply, &rlen), -ENOTSUP);
+    assert_null(reply);
+
+    /* The new one sets plugin_state and answers actions. */
+    struct ferry_run r2 = {.struct_size = sizeof r2, .port = 4002};
+    assert_int_equal(v2->p.start(v2->state, &w, &r2), 0);
+    assert_string_equal(r2.plugin_state, "name=app");
+    assert_int_equal(pluginhost_action(v2, &r2, "echo", "{\"a\":[1,2]}", &reply, &rlen), 0);
+    assert_non_null(reply);
+    assert_non_null(strstr(reply, "\"request\":{\"a\":[1,2]}"));
+    assert_int_equal(rlen, strlen(reply));
+    free(reply);
+    assert_int_equal(pluginhost_action(v2, &r2, "frobnicate", "{}", &reply, &rlen), -ENOTSUP);
+    assert_null(reply);
+    assert_int_equal(pluginhost_exited(v2, &r2, 3), 0);
+    struct ferry_run r3 = {.struct_size = sizeof r3, .pid = 77};
+    assert_true(pluginhost_adopt(v2, &w, &r3) < 0); /* no state to find it by */
+    snprintf(r3.plugin_state, sizeof r3.plugin_state, "name=app");
+    assert_int_equal(pluginhost_adopt(v2, &w, &r3), 0);
+    assert_non_null(r3.plugin_data);
+    assert_int_equal(v2->p.stop(v2->state, &r3, 1000), 0);
+    assert_int_equal(v2->p.stop(v2->state, &r2, 1000), 0);
+    assert_int_equal(v1->p.stop(v1->state, &r1, 1000), 0);
+    pluginhost_unload_all(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +753,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_symlink_to_failing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_plugin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_refuses_bad_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abi_versions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,135 @@
+/* ferry.yaml -> JSON for plugins: the mapping of scalars, ferry's text
+ * fields staying text, the kind section chosen by runtime then kind, opaque
+ * sections accepted (and checked), and refusals shared with spec_parse. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "spec.h"
+#include "specjson.h"
+
+static void convert(const char *yaml, char **spec, char **kind)
+{
+    err_clear();
+    int rc = specjson_from_yaml("t.yaml", yaml, strlen(yaml), spec, kind);
+    if (rc != 0)
+        fail_msg("unexpected failure %d: %s", rc, err_detail());
+}
+
+static void test_app_types(void **state)
+{
+    (void)state;
+    char *spec = NULL, *kind = NULL;
+    convert("name: hello\n"
+            "version: 1.0\n" /* text in ferry's schema, though it reads as a number */
+            "kind: app\n"
+            "runtime: exec\n"
+            "run:\n"
+            "  command: [./serve, '8080', 42]\n"
+            "  env: {PORT_HINT: 8080, DEBUG: true}\n"
+            "health:\n"
+            "  deadline: 10s\n"
+            "  settle: 2\n"
+            "labels: {tier: 1}\n",
+            &spec, &kind);
+    assert_string_equal(spec, "{\"name\":\"hello\",\"version\":\"1.0\",\"kind\":\"app\",\"runtime\":\"exec\","
+                              "\"run\":{\"command\":[\"./serve\",\"8080\",\"42\"],"
+                              "\"env\":{\"PORT_HINT\":\"8080\",\"DEBUG\":\"true\"}},"
+                              "\"health\":{\"deadline\":\"10s\",\"settle\":2},\"labels\":{\"tier\":\"1\"}}");
+    assert_string_equal(kind, "{}"); /* no exec: or app: section */
+    free(spec);
+    free(kind);
+}
+
+static void test_model_section(void **state)
+{
+    (void)state;
+    char *spec = NULL, *kind = NULL;
+    convert("name: churn-model\nversion: 0.1.0\nkind: model\nruntime: model\n"
+            "model:\n  framework: json-linear\n  card: CARD.md\n  pii: false\n"
+            "  inputs: [tenure_months, 7]\n  outputs: [churn_probability]\n",
+            &spec, &kind);
+    assert_string_equal(kind, "{\"framework\":\"json-linear\",\"card\":\"CARD.md\",\"pii\":false,"
+                              "\"inputs\":[\"tenure_months\",\"7\"],\"outputs\":[\"churn_probability\"]}");
+    assert_non_null(strstr(spec, "\"model\":{\"framework\""));
+    free(spec);
+    free(kind);
+}
+
+/* oci: has no schema in ferry: any mapping, typed as written, is the
+ * plugin's; it must belong to the artifact's runtime. */
+static void test_opaque_oci(void **state)
+{
+    (void)state;
+    char *spec = NULL, *kind = NULL;
+    const char *yaml = "name: web\nversion: 2.0.0\nkind: app\nruntime: oci\n"
+                       "run: {command: [/bin/web]}\n"
+                       "oci:\n"
+                       "  image: docker.io/library/nginx:1.25\n"
+                       "  replicas: 3\n"
+                       "  ratio: 0.5\n"
+                       "  big: 1e400\n"
+                       "  quoted: \"12\"\n"
+                       "  nothing: ~\n"
+                       "  on: yes\n"
+                       "  mounts:\n"
+                       "    - {src: data, dst: /data, ro: true}\n"
+                       "  deep: {a: {b: {c: [1, [2, {d: -3}]]}}}\n";
+    convert(yaml, &spec, &kind);
+    assert_string_equal(kind, "{\"image\":\"docker.io/library/nginx:1.25\",\"replicas\":3,\"ratio\":0.5,"
+                              "\"big\":\"1e400\",\"quoted\":\"12\",\"nothing\":null,\"on\":\"yes\","
+                              "\"mounts\":[{\"src\":\"data\",\"dst\":\"/data\",\"ro\":true}],"
+                              "\"deep\":{\"a\":{\"b\":{\"c\":[1,[2,{\"d\":-3}]]}}}}");
+    free(spec);
+    free(kind);
+    /* spec_parse accepts it too (it stores nothing of it). */
+    Ferry__Spec *s = NULL;
+    assert_int_equal(spec_parse("t.yaml", yaml, strlen(yaml), &s), 0);
+    assert_string_equal(s->runtime, "oci");
+    spec_free(s);
+}
+
+static void expect_refused(const char *yaml, const char *detail)
+{
+    char *spec = (char *)"untouched", *kind = (char *)"untouched";
+    err_clear();
+    assert_int_equal(specjson_from_yaml("t.yaml", yaml, strlen(yaml), &spec, &kind), FERRY_E_SPEC);
+    assert_string_equal(spec, "untouched");
+    assert_string_equal(kind, "untouched");
+    assert_string_equal(err_detail(), detail);
+}
+
+#define APP_OCI "name: web\nversion: 2.0.0\nkind: app\nruntime: oci\nrun: {command: [/bin/web]}\n"
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    expect_refused(APP_OCI "oci: [a, b]\n", "t.yaml:6: key 'oci': expected a mapping");
+    expect_refused(APP_OCI "oci:\n  a: 1\n  a: 2\n", "t.yaml:8: key 'oci.a': duplicate key");
+    expect_refused(APP_OCI "oci:\n  x:\n    ? [k]\n    : v\n",
+                   "t.yaml:8: key 'oci.x': mapping keys must be plain strings");
+    expect_refused(APP_OCI "oci:\n  a: &x 1\n  b: *x\n", "t.yaml:7: YAML anchors (&name) are not allowed");
+    expect_refused("name: web\nversion: 2.0.0\nkind: app\nruntime: exec\nrun: {command: [x]}\noci: {a: 1}\n",
+                   "t.yaml:6: key 'oci': a section for runtime or kind oci, but this is kind app, runtime exec");
+    /* Keys ferry knows stay checked: a typo in model: is still refused. */
+    expect_refused("name: m\nversion: 1\nkind: model\nruntime: model\nmodel: {framwork: x}\n",
+                   "t.yaml:5: key 'model.framwork': unknown key");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_app_types),
+        cmocka_unit_test(test_model_section),
+        cmocka_unit_test(test_opaque_oci),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
