@@ -603,19 +603,68 @@ static void free_link(uv_handle_t *h)
     free(l);
 }
 
+/* nng 1.5.2 can wait forever in nng_close when a connection is torn down
+ * while a reply is arriving on it (docs/architecture.md, "Stopping"). The
+ * agent must stop all the same: the sockets are closed on a thread of their
+ * own, and the link threads get a bounded time to leave. Everything the
+ * agent keeps is in agent.db by then, so leaving a stuck close to the
+ * process exit loses nothing. */
+#define LINK_STOP_GRACE_MS 3000
+
+struct closing {
+    nng_socket socks[2];
+    int n;
+};
+
+static void *close_sockets(void *arg)
+{
+    struct closing *c = arg;
+    for (int i = 0; i < c->n; i++)
+        nng_close(c->socks[i]);
+    free(c);
+    return NULL;
+}
+
+static int join_within(pthread_t t, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return pthread_timedjoin_np(t, NULL, &ts);
+}
+
 void link_stop(struct link *l)
 {
+    struct closing *c = calloc(1, sizeof *c);
     pthread_mutex_lock(&l->lock);
     l->stopping = 1;
     pthread_cond_broadcast(&l->wake);
     /* Interrupt a long poll or a send in progress. */
-    if (l->poller_open)
-        nng_close(l->poller.sock);
-    if (l->reporter_open)
-        nng_close(l->reporter.sock);
+    if (c && l->poller_open)
+        c->socks[c->n++] = l->poller.sock;
+    if (c && l->reporter_open)
+        c->socks[c->n++] = l->reporter.sock;
     pthread_mutex_unlock(&l->lock);
-    pthread_join(l->poll_thread, NULL);
-    pthread_join(l->report_thread, NULL);
+    pthread_t closer;
+    if (c && pthread_create(&closer, NULL, close_sockets, c) == 0)
+        pthread_detach(closer);
+    else
+        free(c); /* the threads still see stopping at their next step */
+    int stuck = join_within(l->poll_thread, LINK_STOP_GRACE_MS) != 0;
+    stuck |= join_within(l->report_thread, LINK_STOP_GRACE_MS) != 0;
+    if (stuck) {
+        alog(FERRY_LOG_ERROR, "the connection to %s did not close within %d ms (nng); "
+                              "exiting without waiting for it",
+             l->url, LINK_STOP_GRACE_MS);
+        /* A link thread may still use l: it is left to the process exit. */
+        uv_close((uv_handle_t *)&l->async, NULL);
+        return;
+    }
     agent_actions_close(l->actions);
     l->actions = NULL;
     uv_close((uv_handle_t *)&l->async, free_link);

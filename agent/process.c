@@ -4,6 +4,7 @@
  * the supervisor through sup_feed (runs.c). */
 #include "agent_int.h"
 #include "alog.h"
+#include "confine.h"
 #include "error.h"
 #include "probe.h"
 #include "procinfo.h"
@@ -33,6 +34,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
         snprintf(detail, sizeof detail, "killed by signal %d", sig);
     else
         snprintf(detail, sizeof detail, "exited with status %lld", (long long)status);
+    /* A run with resources: its cgroup goes, and an out-of-memory kill is
+     * named in the detail. */
+    cg_run_exited(r->a->cfg->name, r->name, r->version, status, sig, detail, sizeof detail);
     r->proc_active = 0;
     close_run_handle(r, (uv_handle_t *)p);
     if (!r->closing) {
@@ -54,10 +58,12 @@ static void on_pidfd(uv_poll_t *p, int status, int events)
     close_run_handle(r, (uv_handle_t *)p);
     close(r->pidfd);
     r->pidfd = -1;
+    char detail[96] = "exited (adopted process; status unknown)";
+    cg_run_exited(r->a->cfg->name, r->name, r->version, -1, 0, detail, sizeof detail);
     if (!r->closing) {
         pluginhost_exited(r->plugin, &r->frun, -1); /* -1: the status is unknown */
         localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
-        sup_feed(r, SUP_EV_EXITED, "exited (adopted process; status unknown)", -1);
+        sup_feed(r, SUP_EV_EXITED, detail, -1);
     }
 }
 
@@ -259,11 +265,27 @@ static int host_spawn(void *ctx, struct ferry_run *fr, const char *const *argv,
     o.flags = UV_PROCESS_DETACHED;
     o.stdio_count = 3;
     o.stdio = stdio;
+    /* resources or run.user: spawned through ferry-spawn (confine.h). */
+    struct confine_plan plan;
+    int rc = confine_prepare(&plan, r->manifest ? r->manifest->spec : NULL, a->cfg->name,
+                             r->name, r->version, exe, argv, cwd);
+    if (rc < 0) {
+        if (out >= 0)
+            close(out);
+        if (err >= 0)
+            close(err);
+        return rc;
+    }
+    if (plan.file) {
+        o.file = plan.file;
+        o.args = plan.argv;
+    }
     char *saved0 = (char *)argv[0];
     ((char **)argv)[0] = exe;
     r->proc.data = r;
-    int rc = uv_spawn(&a->loop, &r->proc, &o);
+    rc = uv_spawn(&a->loop, &r->proc, &o);
     ((char **)argv)[0] = saved0;
+    confine_done(&plan, rc);
     if (out >= 0)
         close(out);
     if (err >= 0)

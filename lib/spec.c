@@ -352,6 +352,100 @@ static const char *parse_duration(const char *s, uint32_t *ms)
     return bad;
 }
 
+/* Login names as useradd takes them: 1-32 of A-Z a-z 0-9 . _ -, not
+ * starting with '-' (which would read as an option) and not all digits
+ * (which would read as a uid). */
+static const char *rule_user(const char *s)
+{
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n <= 32 && s[0] != '-', all_digits = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        ok = alpha_(ch) || digit(ch) || ch == '.' || ch == '-';
+        all_digits = all_digits && digit(ch);
+    }
+    if (ok && all_digits)
+        return "must be a user name, not a number";
+    return ok ? NULL
+              : "must be a user name of 1-32 characters of A-Z a-z 0-9 . _ -, not starting "
+                "with '-'";
+}
+
+#define SIZE_MIN_BYTES (1ull << 20)
+#define SIZE_MAX_BYTES (1ull << 40)
+#define CPU_MAX_CORES 1024u
+
+/* A byte size as Kubernetes writes them: digits and an optional unit, Ki Mi
+ * Gi (powers of 1024) or K M G (powers of 1000). Nothing else: no spaces, no
+ * fractions, no "MB", no lower-case "m" (which Kubernetes reads as milli). */
+static const char *parse_size(const char *s, uint64_t *out)
+{
+    static const char *const bad = "expected a size like 256Mi, 1Gi, 500M or a number of bytes";
+    static const struct {
+        const char *unit;
+        uint64_t mul;
+    } units[] = {{"", 1},
+                 {"K", 1000ull}, {"M", 1000000ull}, {"G", 1000000000ull},
+                 {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30}};
+    uint64_t v = 0;
+    size_t i = 0;
+    for (; digit((unsigned char)s[i]); i++) {
+        v = v * 10 + (uint64_t)(s[i] - '0');
+        if (v > SIZE_MAX_BYTES)
+            return "must be at most 1Ti";
+    }
+    if (i == 0)
+        return bad;
+    for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
+        if (strcmp(s + i, units[u].unit) == 0) {
+            if (v > SIZE_MAX_BYTES / units[u].mul)
+                return "must be at most 1Ti";
+            v *= units[u].mul;
+            if (v < SIZE_MIN_BYTES)
+                return "must be at least 1Mi";
+            *out = v;
+            return NULL;
+        }
+    }
+    return bad;
+}
+
+/* Cores as a positive decimal with at most three places ("0.5", "2",
+ * "1.25"), kept in thousandths. */
+static const char *parse_cpu(const char *s, uint32_t *millis)
+{
+    static const char *const bad = "expected a number of cores like 0.5, 1 or 2.25";
+    uint64_t whole = 0, frac = 0;
+    size_t i = 0, places = 0;
+    for (; digit((unsigned char)s[i]); i++) {
+        whole = whole * 10 + (uint64_t)(s[i] - '0');
+        if (whole > CPU_MAX_CORES)
+            return "must be at most 1024 cores";
+    }
+    if (i == 0)
+        return bad;
+    if (s[i] == '.') {
+        for (i++; digit((unsigned char)s[i]); i++, places++) {
+            if (places == 3)
+                return "at most three decimal places (thousandths of a core)";
+            frac = frac * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (places == 0)
+            return bad;
+    }
+    if (s[i])
+        return bad;
+    while (places < 3)
+        frac *= 10, places++;
+    uint64_t v = whole * 1000 + frac;
+    if (v == 0)
+        return "must be greater than zero";
+    if (v > CPU_MAX_CORES * 1000ull)
+        return "must be at most 1024 cores";
+    *millis = (uint32_t)v;
+    return NULL;
+}
+
 /* ---- schema ------------------------------------------------------------- */
 
 enum ftype {
@@ -363,6 +457,8 @@ enum ftype {
     F_UINT,     /* uint32_t in [min, max] */
     F_DURATION, /* uint32_t milliseconds in [min, 24h] */
     F_MAPPING,  /* a nested message described by `sub` */
+    F_SIZE,     /* uint64_t bytes */
+    F_CPU,      /* uint32_t thousandths of a core */
     F_OPAQUE,   /* a mapping ferry has no schema for: checked, not stored */
 };
 
@@ -472,6 +568,7 @@ static const struct field run_fields[] = {
     {.key = "mode", .type = F_CHOICE, .offset = MEMBER(Ferry__Run, mode), .choices = run_modes},
     {.key = "retries", .type = F_UINT, .offset = MEMBER(Ferry__Run, retries), .min = 0,
      .max = 1000},
+    {.key = "user", .type = F_STRING, .offset = MEMBER(Ferry__Run, user), .rule = rule_user},
 };
 FITS(run_fields);
 static const struct schema run_schema = {FIELDS(run_fields), sizeof(Ferry__Run), run_init,
@@ -507,6 +604,29 @@ static const struct field notebook_fields[] = {
 FITS(notebook_fields);
 static const struct schema notebook_schema = {FIELDS(notebook_fields),
                                               sizeof(Ferry__NotebookSpec), notebook_init, NULL};
+
+static void resources_init(void *m) { ferry__resources__init(m); }
+
+/* An empty mapping would read as "limited" while limiting nothing. */
+static int resources_finish(const struct ctx *c, const yaml_node_t *map, const char *path,
+                            void *msg)
+{
+    const Ferry__Resources *r = msg;
+    if (!r->memory_bytes && !r->pids && !r->cpu_millis)
+        return fail(c, map, path, "give at least one of memory, pids, cpu");
+    return 0;
+}
+
+static const struct field resources_fields[] = {
+    {.key = "memory", .type = F_SIZE, .offset = MEMBER(Ferry__Resources, memory_bytes)},
+    {.key = "pids", .type = F_UINT, .offset = MEMBER(Ferry__Resources, pids), .min = 1,
+     .max = 4194304},
+    {.key = "cpu", .type = F_CPU, .offset = MEMBER(Ferry__Resources, cpu_millis)},
+};
+FITS(resources_fields);
+static const struct schema resources_schema = {FIELDS(resources_fields),
+                                               sizeof(Ferry__Resources), resources_init,
+                                               resources_finish};
 
 static void spec_init(void *m) { ferry__spec__init(m); }
 
@@ -561,6 +681,8 @@ static const struct field spec_fields[] = {
      .sub = &notebook_schema},
     {.key = "schedule", .type = F_STRING, .offset = MEMBER(Ferry__Spec, schedule),
      .rule = rule_schedule},
+    {.key = "resources", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, resources),
+     .sub = &resources_schema},
     {.key = "oci", .type = F_OPAQUE},
 };
 FITS(spec_fields);
@@ -775,6 +897,39 @@ static int parse_nested(const struct ctx *c, const struct field *f, const yaml_n
     return parse_mapping(c, v, path, f->sub, sub);
 }
 
+static int parse_size_field(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                            const char *path, void *msg)
+{
+    int rc = scalar(c, v, path, "a size like 256Mi, 1Gi, 500M or a number of bytes");
+    if (rc < 0)
+        return rc;
+    uint64_t bytes = 0;
+    const char *why = parse_size(text_of(v), &bytes);
+    if (why)
+        return fail(c, v, path, "%s", why);
+    *AT(msg, f->offset, uint64_t) = bytes;
+    return 0;
+}
+
+/* A plain number as YAML writes one: a quoted "0.5" is refused, as quoted
+ * integers are. */
+static int parse_cpu_field(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                           const char *path, void *msg)
+{
+    bool plain = v->type == YAML_SCALAR_NODE && !is_null(v) &&
+                 (has_tag(v, YAML_STR_TAG) || has_tag(v, YAML_INT_TAG) ||
+                  has_tag(v, YAML_FLOAT_TAG)) &&
+                 (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE || !has_tag(v, YAML_STR_TAG));
+    if (!plain)
+        return fail(c, v, path, "expected a number of cores like 0.5, 1 or 2.25");
+    uint32_t millis = 0;
+    const char *why = parse_cpu(text_of(v), &millis);
+    if (why)
+        return fail(c, v, path, "%s", why);
+    *AT(msg, f->offset, uint32_t) = millis;
+    return 0;
+}
+
 /* Any YAML the first pass let through, as long as it maps to JSON: keys
  * are plain non-empty strings, once per mapping, and no scalar holds NUL. */
 static int check_opaque_node(const struct ctx *c, const yaml_node_t *v, const char *path)
@@ -829,6 +984,7 @@ static const parse_fn parsers[] = {
     [F_STRLIST] = parse_strlist, [F_STRMAP] = parse_strmap,
     [F_BOOL] = parse_bool, [F_UINT] = parse_uint,
     [F_DURATION] = parse_duration_field, [F_MAPPING] = parse_nested,
+    [F_SIZE] = parse_size_field, [F_CPU] = parse_cpu_field,
     [F_OPAQUE] = parse_opaque,
 };
 

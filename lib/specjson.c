@@ -20,7 +20,7 @@
  * when it looks like a number or a boolean. "*" is any key, "[]" any item. */
 static const char *const text_paths[] = {
     "name", "version", "kind", "runtime", "description", "schedule",
-    "run.command.[]", "run.mode", "run.env.*", "labels.*",
+    "run.command.[]", "run.mode", "run.user", "run.env.*", "labels.*",
     "health.http.path", "health.command.[]",
     "model.framework", "model.card", "model.inputs.[]", "model.outputs.[]",
     "notebook.kernel", "notebook.notebook", "notebook.schedule",

@@ -100,7 +100,7 @@ expect_fail() {
   local out rc=0
   out=$("$@" 2>&1 >/dev/null) || rc=$?
   [ $rc -ne 0 ] || fail "expected failure from: $*"
-  echo "$out" | grep -Eq -- "$pattern" || fail "error for '$*' was '$out', expected /$pattern/"
+  grep -Eq -- "$pattern" <<<"$out" || fail "error for '$*' was '$out', expected /$pattern/"
   [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "error for '$*' is not one line: $out"
 }
 

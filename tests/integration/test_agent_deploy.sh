@@ -40,7 +40,7 @@ cp "$T/model.bin" "$T/web2/"
 "$FERRY" deploy web@2.0 --to env=test >/dev/null
 rc=0; out=$("$FERRY" status --wait web@2.0 --timeout 60 2>&1 >/dev/null) || rc=$?
 [ $rc -ne 0 ] || fail "status --wait for a bad version returned 0"
-echo "$out" | grep -q 'host h1: web@2.0 rolled_back' || fail "status --wait said: $out"
+grep -q 'host h1: web@2.0 rolled_back' <<<"$out" || fail "status --wait said: $out"
 workload_state_is h1 web 2.0 rolled_back || fail "web@2.0 is not rolled_back"
 workload_field h1 web 2.0 reason | grep -q 'not healthy' || fail "no reason for the rollback"
 workload_state_is h1 web 1.0 running || fail "web@1.0 is not running after the rollback"

@@ -19,7 +19,7 @@ for bad in "--max-conns 5abc" "--max-conns 0" "--max-conns-per-peer -1" "--idle-
   # shellcheck disable=SC2086
   rc=0; out=$("$FERRY_REGISTRY_BIN" --data "$T/never" $bad 2>&1 >/dev/null) || rc=$?
   [ $rc -eq 2 ] || fail "ferry-registry $bad: exit $rc, expected 2"
-  echo "$out" | grep -q -- "${bad%% *} '" || fail "ferry-registry $bad said: $out"
+  grep -q -- "${bad%% *} '" <<<"$out" || fail "ferry-registry $bad said: $out"
   [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "ferry-registry $bad: not one line: $out"
 done
 [ ! -e "$T/never" ] || fail "a refused start left a data directory"
@@ -44,7 +44,7 @@ pass "a peer over --max-conns-per-peer 4 keeps 4 connections; another client is 
 B=$!; PIDS+=("$B")
 wait_until 10 grep -q '^open 4 closed 2' "$T/b.out" || fail "second peer: $(cat "$T/b.out")"
 out=$("$FERRY_POKE" "127.0.0.1:$REG_PORT" conns 1 2 2>&1 | tail -n 1)
-echo "$out" | grep -q 'open 0 closed 1' || fail "a 9th connection was not refused: $out"
+grep -q 'open 0 closed 1' <<<"$out" || fail "a 9th connection was not refused: $out"
 grep -q 'refused a connection (total connection limit reached' "$T/reg.log" || fail "no log line for the total cap"
 kill "$B"; wait "$B" 2>/dev/null || true
 wait_until 10 bash -c "timeout 5 '$FERRY' versions capped | grep -q '^1.0 '" || fail "not served again once below the cap"

@@ -42,7 +42,7 @@ refused_fast() {
   [ $rc -ne 0 ] || fail "accepted: $*"
   [ $rc -ne 124 ] || fail "hung until killed: $*"
   [ $took -lt 1000 ] || fail "took ${took} ms to refuse: $*"
-  echo "$out" | grep -Eq -- "$pattern" || fail "error for '$*' was '$out', expected /$pattern/"
+  grep -Eq -- "$pattern" <<<"$out" || fail "error for '$*' was '$out', expected /$pattern/"
   [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "error for '$*' is not one line: $out"
 }
 
@@ -94,7 +94,7 @@ pass "the filesystem is usable after the failed pull"
 rc=0
 err=$("$FERRY" export big@1.0 -o "$T/small/big.tar" --registry "$REG_URL" 2>&1 >/dev/null) || rc=$?
 [ $rc -ne 0 ] || fail "export into a full filesystem succeeded"
-echo "$err" | grep -Eqx "ferry: export big@1\.0: writing $T/small/big\.tar \(blobs/[0-9a-f]{64}\): No space left on device" \
+grep -Eqx "ferry: export big@1\.0: writing $T/small/big\.tar \(blobs/[0-9a-f]{64}\): No space left on device" <<<"$err" \
   || fail "export into a full filesystem said '$err'"
 [ "$(ls -A "$T/small")" = shop ] || fail "a failed export left files: $(ls -A "$T/small")"
 pass "out-of-space export: '$err', nothing left behind"
@@ -119,7 +119,7 @@ usage_fails() { # usage_fails PATTERN CMD...
   local out rc=0
   out=$(timeout 5 "$@" 2>&1 >/dev/null) || rc=$?
   [ $rc -eq 2 ] || fail "exit $rc (want 2) from: $* ($out)"
-  echo "$out" | grep -Eq -- "$pattern" || fail "error for '$*' was '$out', expected /$pattern/"
+  grep -Eq -- "$pattern" <<<"$out" || fail "error for '$*' was '$out', expected /$pattern/"
   [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "error for '$*' is not one line: $out"
 }
 usage_fails "^ferry events: --limit '5abc': not a whole number" "$FERRY" events --limit 5abc --registry "$REG_URL"

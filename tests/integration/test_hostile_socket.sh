@@ -21,7 +21,7 @@ done
 pass "random requests get an error reply"
 
 reply=$(poke "$REG_URL" truncated) || fail "truncated: $reply"
-echo "$reply" | grep -q 'malformed request' || fail "truncated: reply was '$reply'"
+grep -q 'malformed request' <<<"$reply" || fail "truncated: reply was '$reply'"
 pass "a truncated request gets 'malformed request'"
 
 poke "$REG_URL" oversized >/dev/null || fail "oversized message was not dropped"

@@ -69,8 +69,8 @@ pass "--stderr shows the stderr lines, --host h2 shows h2's"
 out=$("$FERRY" logs talker --stderr --tail 1)
 [ "$(echo "$out" | sort)" = "$(printf 'h1 | err line 2\nh2 | err line 2')" ] || fail "both hosts: $out"
 out=$("$FERRY" logs talker --stderr)
-echo "$out" | grep -qx "h1 | err in $T/h1/workloads/talker/1" || fail "no h1 line in: $out"
-echo "$out" | grep -qx "h2 | err in $T/h2/workloads/talker/1" || fail "no h2 line in: $out"
+grep -qx "h1 | err in $T/h1/workloads/talker/1" <<<"$out" || fail "no h1 line in: $out"
+grep -qx "h2 | err in $T/h2/workloads/talker/1" <<<"$out" || fail "no h2 line in: $out"
 pass "without --host both agents answer, each line prefixed with its host"
 
 # --- --follow shows a line written after it started, until interrupted
@@ -173,7 +173,7 @@ wait "$ROT_PID" || fail "--follow exited non-zero: $(cat "$T/rot.err")"
 cmp -s "$T/rot.want" "$T/rot.out" || fail "--follow across rotations: $(diff "$T/rot.want" "$T/rot.out" | head -n 5)"
 out=$("$FERRY" logs rotor --host h3 --tail 150)
 [ "$out" = "$(cat "$LOG.1" "$LOG" | tail -n 150)" ] || fail "the tail after a rotation: $(echo "$out" | head -n 2)"
-echo "$out" | grep -qxF "$(tail -n 1 "$LOG.1")" || fail "the tail did not reach into the rotated file"
+grep -qxF "$(tail -n 1 "$LOG.1")" <<<"$out" || fail "the tail did not reach into the rotated file"
 pass "--follow shows every line once across two rotations; a tail reads the rotated file"
 
 # --- a workload on an offline host: a clear error, non-zero

@@ -37,9 +37,9 @@ vmrss=$(( $(awk '/^VmRSS:/{print $2}' "/proc/$pid/status") * 1024 ))
 pass "the exec plugin's resident memory for web reaches ferry metrics ($rss bytes, VmRSS $vmrss)"
 
 out=$("$FERRY" metrics web)
-echo "$out" | grep -Eq '^HOST +VERSION +METRIC +TYPE +VALUE +LABELS$' || fail "no header: $out"
-echo "$out" | grep -Eq '^h1 +1\.0 +process_resident_memory_bytes +gauge +[0-9]+ +-$' || fail "text: $out"
-echo "$out" | grep -Eq '^h1 +1\.0 +process_cpu_seconds_total +counter +[0-9.e+-]+ +-$' || fail "no CPU seconds: $out"
+grep -Eq '^HOST +VERSION +METRIC +TYPE +VALUE +LABELS$' <<<"$out" || fail "no header: $out"
+grep -Eq '^h1 +1\.0 +process_resident_memory_bytes +gauge +[0-9]+ +-$' <<<"$out" || fail "text: $out"
+grep -Eq '^h1 +1\.0 +process_cpu_seconds_total +counter +[0-9.e+-]+ +-$' <<<"$out" || fail "no CPU seconds: $out"
 "$FERRY" metrics web --host h1 | grep -q process_resident_memory_bytes || fail "--host h1"
 pass "text output, with the CPU seconds counter and --host"
 

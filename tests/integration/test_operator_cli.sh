@@ -18,9 +18,9 @@ verbs=$("$FERRY" help | sed -n 's/^  \([a-z]*\) .*/\1/p' | sort -u)
 [ "$(echo "$verbs" | wc -l)" -ge 15 ] || fail "ferry help lists too few verbs: $verbs"
 for v in $verbs; do
   out=$("$FERRY" help "$v") || fail "ferry help $v exited non-zero"
-  echo "$out" | grep -q "^  $v" || fail "ferry help $v: $out"
+  grep -q "^  $v" <<<"$out" || fail "ferry help $v: $out"
   out=$("$FERRY" "$v" --help) || fail "ferry $v --help exited non-zero"
-  echo "$out" | grep -q "^usage: ferry $v" || fail "ferry $v --help: $out"
+  grep -q "^usage: ferry $v" <<<"$out" || fail "ferry $v --help: $out"
 done
 "$FERRY" deploy web@1 --to env=x --help | grep -q -- '--wait' || fail "deploy --help after arguments"
 rc=0; "$FERRY" help nosuchverb >/dev/null 2>&1 || rc=$?
@@ -32,7 +32,7 @@ agent_url_fails() { # PATTERN URL
   local rc=0 out
   out=$(timeout 5 "$FERRY_AGENT_BIN" --registry "$2" --state "$T/never" --trust "$T/.lib/enroll.pub" 2>&1 >/dev/null) || rc=$?
   [ $rc -eq 2 ] || fail "agent --registry '$2' exited $rc, want 2 ($out)"
-  echo "$out" | grep -Eq -- "$1" || fail "agent --registry '$2' said: $out"
+  grep -Eq -- "$1" <<<"$out" || fail "agent --registry '$2' said: $out"
   [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "agent --registry '$2': not one line: $out"
 }
 agent_url_fails "^ferry-agent: --registry 'http://127.0.0.1:7400': scheme 'http' is not supported" http://127.0.0.1:7400
@@ -93,11 +93,11 @@ make_web_app "$T/web2" web 2.0
 "$FERRY" publish "$T/web1" >/dev/null
 "$FERRY" publish "$T/web2" >/dev/null
 out=$("$FERRY" deploy web@1.0 --to role=web 2>"$T/err")
-echo "$out" | grep -q '^deployed web@1.0 to role=web$' || fail "deploy said: $out"
-echo "$out" | grep -q '^2 online hosts match role=web$' || fail "deploy count: $out"
+grep -q '^deployed web@1.0 to role=web$' <<<"$out" || fail "deploy said: $out"
+grep -q '^2 online hosts match role=web$' <<<"$out" || fail "deploy count: $out"
 [ ! -s "$T/err" ] || fail "deploy warned: $(cat "$T/err")"
 out=$("$FERRY" deploy web@1.0 --to env=nowhere 2>"$T/err") || fail "deploy to no host failed"
-echo "$out" | grep -q '^0 online hosts match env=nowhere$' || fail "deploy count: $out"
+grep -q '^0 online hosts match env=nowhere$' <<<"$out" || fail "deploy count: $out"
 grep -q '^ferry: warning: no online host matches env=nowhere; the deployment is recorded' "$T/err" \
   || fail "no-match warning: $(cat "$T/err")"
 "$FERRY" deployments --json | python3 -c "
@@ -114,10 +114,10 @@ rc=0; out=$("$FERRY" status --wait web@1.0 --to env=test --timeout 10 2>&1 >/dev
 [ $rc -eq 0 ] || fail "status --wait --to env=test with h2 failed: exit $rc ($out)"
 rc=0; out=$("$FERRY" status --wait web@1.0 --to role=web --timeout 10 2>&1 >/dev/null) || rc=$?
 [ $rc -eq 1 ] || fail "status --wait --to role=web exited $rc, want 1"
-echo "$out" | grep -q '^ferry: host h2: web@1.0 failed' || fail "status --wait role=web said: $out"
+grep -q '^ferry: host h2: web@1.0 failed' <<<"$out" || fail "status --wait role=web said: $out"
 rc=0; out=$("$FERRY" status --wait web@1.0 --timeout 10 2>&1 >/dev/null) || rc=$?
 [ $rc -eq 1 ] || fail "status --wait (every host) exited $rc, want 1"
-echo "$out" | grep -q '^ferry: host h2: web@1.0 failed' || fail "status --wait (every host) said: $out"
+grep -q '^ferry: host h2: web@1.0 failed' <<<"$out" || fail "status --wait (every host) said: $out"
 pass "status --wait --to ignores hosts outside the selector (h2's failure counts only when matched)"
 
 # no matching online host: exit 1 at once (well before the timeout)
@@ -126,12 +126,12 @@ out=$("$FERRY" status --wait web@1.0 --to env=nowhere --timeout 60 2>&1 >/dev/nu
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 [ $rc -eq 1 ] || fail "no matching host: exit $rc, want 1"
 [ $took -lt 5000 ] || fail "no matching host took ${took}ms"
-echo "$out" | grep -q 'no online host matches env=nowhere' || fail "no-match said: $out"
+grep -q 'no online host matches env=nowhere' <<<"$out" || fail "no-match said: $out"
 [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "no-match: not one line: $out"
 # a timeout: exit 3, naming the hosts still waited for
 rc=0; out=$("$FERRY" status --wait web@9.9 --to env=test --timeout 300ms 2>&1 >/dev/null) || rc=$?
 [ $rc -eq 3 ] || fail "timeout exited $rc, want 3 ($out)"
-echo "$out" | grep -q '^ferry: timed out after 300ms waiting for web@9.9: still waiting for h1 (pending)' \
+grep -q '^ferry: timed out after 300ms waiting for web@9.9: still waiting for h1 (pending)' <<<"$out" \
   || fail "timeout said: $out"
 [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "without a terminal, more than the outcome: $out"
 # on a terminal, the hosts still waited for are shown while waiting
@@ -142,7 +142,7 @@ pass "status --wait: no matching host exits 1 at once (${took}ms), a timeout exi
 
 # deploy --wait waits the same way
 out=$("$FERRY" deploy web@2.0 --to env=test --wait --timeout 30) || fail "deploy --wait web@2.0"
-echo "$out" | grep -q '^1 online host matches env=test$' || fail "deploy --wait said: $out"
+grep -q '^1 online host matches env=test$' <<<"$out" || fail "deploy --wait said: $out"
 workload_state_is h1 web 2.0 running || fail "deploy --wait returned before web@2.0 ran"
 [ "$(answer "$(workload_field h1 web 2.0 port)")" = "web 2.0" ] || fail "web@2.0 does not answer"
 pass "deploy --wait returns once the version runs on the matching hosts"
@@ -155,7 +155,7 @@ pass "status shows http://127.0.0.2:$port (agent --advertise)"
 
 # --- rollback: back to the version that ran before, signed, and it runs
 out=$("$FERRY" rollback web --to env=test) || fail "rollback failed"
-echo "$out" | grep -q '^rolled back web on env=test from 2.0 to 1.0' || fail "rollback said: $out"
+grep -q '^rolled back web on env=test from 2.0 to 1.0' <<<"$out" || fail "rollback said: $out"
 "$FERRY" status --wait web@1.0 --to env=test --timeout 30 >/dev/null || fail "web@1.0 did not come back"
 wait_until 20 answer "$(workload_field h1 web 1.0 port)" || fail "rolled-back web does not answer"
 [ "$(answer "$(workload_field h1 web 1.0 port)")" = "web 1.0" ] || fail "rolled back to the wrong version"

@@ -71,7 +71,7 @@ for v in 1.0 2.0 3.0; do
   [ -n "$serial" ] || fail "no serial in $(cat "$T/polls$v-127.0.0.2.out")"
   out=$(timeout 20 "$FERRY_POKE" "127.0.0.1:$REG_PORT" unsigned-polls h1 63 "$serial" --from 127.0.0.4) \
     || fail "unsigned polls were not all refused: $out"
-  echo "$out" | grep -q 'refused 63 of 63, slowest reply after [0-9]* ms: poll for h1: not signed by its host key' \
+  grep -q 'refused 63 of 63, slowest reply after [0-9]* ms: poll for h1: not signed by its host key' <<<"$out" \
     || fail "unsigned polls: $out"
   ms=$(echo "$out" | sed -n 's/.* after \([0-9]*\) ms.*/\1/p')
   [ "$ms" -lt 1000 ] || fail "an unsigned poll was refused only after ${ms} ms (limit 1000)"

@@ -10,7 +10,7 @@ start_registry reg "$T/reg" --trust "$T/alice.pub"
 make_app "$T/app1" shop 1.0
 head -c 300000 /dev/urandom > "$T/app1/static/blob.bin"
 out=$("$FERRY" publish "$T/app1" --registry "$REG_URL" --key "$T/alice.key")
-echo "$out" | grep -Eq '^shop@1\.0 [0-9a-f]{64}$' || fail "publish printed '$out'"
+grep -Eq '^shop@1\.0 [0-9a-f]{64}$' <<<"$out" || fail "publish printed '$out'"
 digest1=${out#* }
 "$FERRY" pull shop@1.0 --out "$T/pulled1" --registry "$REG_URL" --trust "$T/alice.pub" >/dev/null
 [ "$(tree_listing "$T/app1")" = "$(tree_listing "$T/pulled1")" ] || fail "pulled tree differs"
@@ -46,7 +46,7 @@ blobs_before=$(stat_counter blobs_received)
 summary=$("$FERRY" publish "$T/app2" --registry "$REG_URL" --key "$T/alice.key" -v 2>&1 >/dev/null)
 blobs_after=$(stat_counter blobs_received)
 [ $((blobs_after - blobs_before)) -eq 1 ] || fail "v2 uploaded $((blobs_after - blobs_before)) blobs"
-echo "$summary" | grep -q '1 of 3 blobs uploaded' || fail "publish summary: $summary"
+grep -q '1 of 3 blobs uploaded' <<<"$summary" || fail "publish summary: $summary"
 pass "changing one file of three uploads one blob"
 
 # --- same version, different content is refused; the first is untouched

@@ -28,7 +28,7 @@ versions_within_1s() {
   out=$(timeout 10 "$FERRY" versions big) || fail "$1: ferry versions failed"
   t1=$(date +%s%N)
   ms=$(( (t1 - t0) / 1000000 ))
-  echo "$out" | grep -q '^1 ' || fail "$1: versions said: $out"
+  grep -q '^1 ' <<<"$out" || fail "$1: versions said: $out"
   [ "$ms" -lt 1000 ] || fail "$1: ferry versions took ${ms} ms (limit 1000)"
   echo "  $1: versions in ${ms} ms"
 }

@@ -347,6 +347,110 @@ static void test_jobs(void **state)
                       "t.yaml:8: key 'schedule': @every '0s': must be from 1s to 366d");
 }
 
+static void test_resources_and_user(void **state)
+{
+    (void)state;
+    Ferry__Spec *s = parse_ok(BASE "  user: nobody\n"
+                                   "resources: {memory: 256Mi, pids: 128, cpu: 0.5}\n");
+    assert_string_equal(s->run->user, "nobody");
+    assert_non_null(s->resources);
+    assert_int_equal(s->resources->memory_bytes, 256ull << 20);
+    assert_int_equal(s->resources->pids, 128);
+    assert_int_equal(s->resources->cpu_millis, 500);
+    spec_free(s);
+
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } sizes[] = {{"1048576", 1048576}, {"2Ki", 0}, {"64Mi", 64ull << 20}, {"1Gi", 1ull << 30},
+                 {"500M", 500000000ull}, {"2G", 2000000000ull}, {"4000K", 4000000}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        char text[256];
+        snprintf(text, sizeof text, BASE "resources: {memory: %s}\n", sizes[i].text);
+        if (!sizes[i].bytes) {
+            EXPECT_SPEC_ERROR(text, "t.yaml:7: key 'resources.memory': must be at least 1Mi");
+            continue;
+        }
+        s = parse_ok(text);
+        assert_int_equal(s->resources->memory_bytes, sizes[i].bytes);
+        assert_int_equal(s->resources->pids, 0);
+        assert_int_equal(s->resources->cpu_millis, 0);
+        spec_free(s);
+    }
+    static const struct {
+        const char *text;
+        uint32_t millis;
+    } cpus[] = {{"1", 1000}, {"2.25", 2250}, {"0.001", 1}, {"1024", 1024000}, {"0.5", 500}};
+    for (size_t i = 0; i < sizeof cpus / sizeof *cpus; i++) {
+        char text[256];
+        snprintf(text, sizeof text, BASE "resources: {cpu: %s}\n", cpus[i].text);
+        s = parse_ok(text);
+        assert_int_equal(s->resources->cpu_millis, cpus[i].millis);
+        spec_free(s);
+    }
+
+    const char *size_bad = "expected a size like 256Mi, 1Gi, 500M or a number of bytes";
+    const char *bad_sizes[] = {"256MB", "256mi", "256 Mi", "1.5Gi", "-1Mi", "Mi", "1Ti", "0x10"};
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof *bad_sizes; i++) {
+        char text[256], want[256];
+        snprintf(text, sizeof text, BASE "resources:\n  memory: \"%s\"\n", bad_sizes[i]);
+        snprintf(want, sizeof want, "t.yaml:8: key 'resources.memory': %s", size_bad);
+        EXPECT_SPEC_ERROR(text, want);
+    }
+    EXPECT_SPEC_ERROR(BASE "resources: {memory: 2048Gi}\n",
+                      "t.yaml:7: key 'resources.memory': must be at most 1Ti");
+    EXPECT_SPEC_ERROR(BASE "resources: {memory: 99999999999999999999999}\n",
+                      "t.yaml:7: key 'resources.memory': must be at most 1Ti");
+    EXPECT_SPEC_ERROR(BASE "resources: {memory: [1]}\n",
+                      "t.yaml:7: key 'resources.memory': expected a size like 256Mi, 1Gi, 500M "
+                      "or a number of bytes");
+
+    const char *cpu_bad = "expected a number of cores like 0.5, 1 or 2.25";
+    const char *bad_cpus[] = {"-1", ".5", "1.", "1e3", "500m", "1_5", "\"0.5\"", "0.5 "};
+    for (size_t i = 0; i < sizeof bad_cpus / sizeof *bad_cpus; i++) {
+        char text[256], want[256];
+        snprintf(text, sizeof text, BASE "resources: {cpu: %s}\n", bad_cpus[i]);
+        snprintf(want, sizeof want, "t.yaml:7: key 'resources.cpu': %s", cpu_bad);
+        if (strcmp(bad_cpus[i], "0.5 ") == 0) /* YAML trims it: a valid 0.5 */
+            continue;
+        EXPECT_SPEC_ERROR(text, want);
+    }
+    EXPECT_SPEC_ERROR(BASE "resources: {cpu: 0}\n",
+                      "t.yaml:7: key 'resources.cpu': must be greater than zero");
+    EXPECT_SPEC_ERROR(BASE "resources: {cpu: 0.000}\n",
+                      "t.yaml:7: key 'resources.cpu': must be greater than zero");
+    EXPECT_SPEC_ERROR(BASE "resources: {cpu: 0.0005}\n",
+                      "t.yaml:7: key 'resources.cpu': at most three decimal places (thousandths "
+                      "of a core)");
+    EXPECT_SPEC_ERROR(BASE "resources: {cpu: 1025}\n",
+                      "t.yaml:7: key 'resources.cpu': must be at most 1024 cores");
+    EXPECT_SPEC_ERROR(BASE "resources: {pids: 0}\n",
+                      "t.yaml:7: key 'resources.pids': expected an integer from 1 to 4194304");
+    EXPECT_SPEC_ERROR(BASE "resources: {pids: \"8\"}\n",
+                      "t.yaml:7: key 'resources.pids': expected an integer from 1 to 4194304");
+    EXPECT_SPEC_ERROR(BASE "resources: {}\n",
+                      "t.yaml:7: key 'resources': give at least one of memory, pids, cpu");
+    EXPECT_SPEC_ERROR(BASE "resources: {disk: 1Gi}\n",
+                      "t.yaml:7: key 'resources.disk': unknown key");
+    EXPECT_SPEC_ERROR(BASE "resources: 256Mi\n", "t.yaml:7: key 'resources': expected a mapping");
+    EXPECT_SPEC_ERROR(BASE "resources:\n  memory: 1Gi\n  memory: 2Gi\n",
+                      "t.yaml:9: key 'resources.memory': duplicate key");
+
+    const char *user_bad = "must be a user name of 1-32 characters of A-Z a-z 0-9 . _ -, not "
+                           "starting with '-'";
+    const char *bad_users[] = {"-x", "a b", "a:b", "root/x", "\"\"",
+                               "abcdefghijklmnopqrstuvwxyz0123456"};
+    for (size_t i = 0; i < sizeof bad_users / sizeof *bad_users; i++) {
+        char text[256], want[256];
+        snprintf(text, sizeof text, BASE "  user: %s\n", bad_users[i]);
+        snprintf(want, sizeof want, "t.yaml:7: key 'run.user': %s", user_bad);
+        EXPECT_SPEC_ERROR(text, want);
+    }
+    EXPECT_SPEC_ERROR(BASE "  user: 65534\n",
+                      "t.yaml:7: key 'run.user': must be a user name, not a number");
+    EXPECT_SPEC_ERROR(BASE "  user: [nobody]\n", "t.yaml:7: key 'run.user': expected a string");
+}
+
 static void test_wrong_types(void **state)
 {
     (void)state;
@@ -613,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_missing_keys),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_resources_and_user),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_env_rules),
         cmocka_unit_test(test_duplicate_keys),
