@@ -62,6 +62,11 @@ struct run {
     uint32_t probe_delay_ms;
     int work_pending; /* fetches, verifications and probes on the thread pool */
     int probe_busy;   /* one of them is a probe */
+    /* Tree jobs of one folder never overlap (they share its staging): a run
+     * whose folder is busy waits (1: a first start, 2: a restart), and a
+     * forgotten run's folder goes once its job is done. */
+    int tree_busy, tree_waiting, tree_rm_after;
+    struct run *next_departing; /* in agent.departing while its job runs */
     int closing, open_handles;
 };
 
@@ -77,6 +82,7 @@ struct agent {
     struct link *link;
     struct metrics *metrics; /* agent/metrics.c: lent live runs as probes are */
     struct run *runs;
+    struct run *departing; /* destroyed runs whose tree job still runs */
     char workloads_dir[4096], cache_dir[4096];
     char last_refusal[512]; /* logged once, not at every poll */
     int stopping;

@@ -172,6 +172,10 @@ void run_destroy(struct run *r)
             break;
         }
     r->closing = 1;
+    if (r->tree_busy) {
+        r->next_departing = a->departing;
+        a->departing = r;
+    }
     close_run_handle(r, (uv_handle_t *)&r->sup_timer);
     close_run_handle(r, (uv_handle_t *)&r->probe_timer);
     close_run_handle(r, (uv_handle_t *)&r->sched_timer);
@@ -194,7 +198,9 @@ void run_forget(struct run *r, int remove_tree)
     localdb_run_delete(&r->a->db, r->name, r->version);
     if (remove_tree)
         localdb_manifest_prune(&r->a->db); /* else the same version is about to start again */
-    if (remove_tree && r->dir[0]) {
+    if (remove_tree && r->dir[0] && r->tree_busy) {
+        r->tree_rm_after = 1; /* its tree job still writes there */
+    } else if (remove_tree && r->dir[0]) {
         int rc = fs_rm_rf(r->dir);
         if (rc < 0)
             alog(FERRY_LOG_WARN, "%s: cannot remove: %s", r->dir, strerror(-rc));
@@ -448,15 +454,57 @@ struct tree_req {
 
 static void tree_work(uv_work_t *req) { tree_job_run(((struct tree_req *)req)->j); }
 
+/* 1 when a live or departing run other than r has a tree job on dir. The
+ * departing ones are no longer in a->runs, so they are counted apart. */
+static int tree_dir_busy(const struct agent *a, const struct run *r, const char *dir)
+{
+    for (const struct run *o = a->runs; o; o = o->next)
+        if (o != r && o->tree_busy && strcmp(o->dir, dir) == 0)
+            return 1;
+    for (const struct run *o = a->departing; o; o = o->next_departing)
+        if (strcmp(o->dir, dir) == 0)
+            return 1;
+    return 0;
+}
+
+static void departing_remove(struct agent *a, const struct run *r)
+{
+    for (struct run **p = &a->departing; *p; p = &(*p)->next_departing)
+        if (*p == r) {
+            *p = r->next_departing;
+            return;
+        }
+}
+
+/* dir's job is done: the run waiting for it, if any, goes now. */
+static void tree_dir_free(struct agent *a, const char *dir)
+{
+    for (struct run *w = a->runs; w; w = w->next)
+        if (w->tree_waiting && !w->closing && strcmp(w->dir, dir) == 0) {
+            int respawn = w->tree_waiting == 2;
+            w->tree_waiting = 0;
+            start_tree_job(w, respawn);
+            return;
+        }
+}
+
 static void tree_after(uv_work_t *req, int status)
 {
     struct tree_req *t = (struct tree_req *)req;
     struct run *r = t->r;
     struct tree_job *j = t->j;
+    struct agent *a = r->a;
     r->work_pending--;
+    r->tree_busy = 0;
     int ok = status == 0 && j->rc == 0;
     const char *why = status < 0 ? "cancelled" : j->error;
     if (r->closing) {
+        departing_remove(a, r);
+        if (r->tree_rm_after) {
+            int rc = fs_rm_rf(j->dir);
+            if (rc < 0)
+                alog(FERRY_LOG_WARN, "%s: cannot remove: %s", j->dir, strerror(-rc));
+        }
         run_release(r);
         goto out;
     }
@@ -496,6 +544,7 @@ static void tree_after(uv_work_t *req, int status)
         run_feed(r, RUN_EV_VERIFIED, NULL, 0, 0);
     }
 out:
+    tree_dir_free(a, j->dir);
     tree_job_free(j);
     free(t);
 }
@@ -504,6 +553,10 @@ out:
  * (resuming any staging left by an interrupted run). */
 void start_tree_job(struct run *r, int respawn)
 {
+    if (tree_dir_busy(r->a, r, r->dir)) {
+        r->tree_waiting = respawn ? 2 : 1;
+        return;
+    }
     struct tree_req *t = calloc(1, sizeof *t);
     struct tree_job *j = calloc(1, sizeof *j);
     if (t && j) {
@@ -522,9 +575,11 @@ void start_tree_job(struct run *r, int respawn)
         t->respawn = respawn;
         t->w.data = t;
         r->work_pending++;
+        r->tree_busy = 1;
         if (uv_queue_work(&r->a->loop, &t->w, tree_work, tree_after) == 0)
             return;
         r->work_pending--;
+        r->tree_busy = 0;
     }
     tree_job_free(j);
     free(t);
