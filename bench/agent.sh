@@ -54,8 +54,13 @@ die() { echo "bench/agent.sh: $*" >&2; exit 1; }
 now_ns() { date +%s%N; }
 ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-# mem3 PID -> "VmRSS RssAnon RssFile" in KiB
-mem3() { awk '/^VmRSS:/ {r=$2} /^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {print r, a, f}' "/proc/$1/status"; }
+# mem3 PID -> "VmRSS RssAnon RssFile Pss" in KiB (Pss: shared pages split
+# among the processes that map them, from smaps_rollup)
+mem3() {
+  local pss
+  pss=$(awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0)
+  awk -v pss="${pss:-0}" '/^VmRSS:/ {r=$2} /^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {print r, a, f, pss}' "/proc/$1/status"
+}
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime
@@ -168,7 +173,7 @@ print(sum(1 for h in json.load(sys.stdin)['hosts'] for w in h['workloads'] if w[
 wl_pid=$("$FERRY" status --registry "$URL" --json | python3 -c "
 import json, sys
 print(json.load(sys.stdin)['hosts'][0]['workloads'][0]['pid'])")
-wl_m=$(mem3 "$wl_pid" 2>/dev/null || echo "0 0 0")
+wl_m=$(mem3 "$wl_pid" 2>/dev/null || echo "0 0 0 0")
 
 # ---------------------------------------------------------------------------
 # 2. deploy-to-running latency (same registry and agent; the 10 sleepers stay)
@@ -282,12 +287,12 @@ read -r p_med p_p95 p_min p_max < <(stats "$W/t.latp")
 yn() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
 
 echo
-mrow() { # mrow LABEL "VmRSS RssAnon RssFile"
-  local r a f
-  read -r r a f <<< "$2"
-  printf '%-58s %8s %8s %8s\n' "$1" "$(mib "$r")" "$(mib "$a")" "$(mib "$f")"
+mrow() { # mrow LABEL "VmRSS RssAnon RssFile Pss"
+  local r a f p
+  read -r r a f p <<< "$2"
+  printf '%-58s %8s %8s %8s %8s\n' "$1" "$(mib "$r")" "$(mib "$a")" "$(mib "$f")" "$(mib "${p:-0}")"
 }
-printf '%-58s %8s %8s %8s\n' "1. resident memory (MiB)" "VmRSS" "RssAnon" "RssFile"
+printf '%-58s %8s %8s %8s %8s\n' "1. resident memory (MiB)" "VmRSS" "RssAnon" "RssFile" "Pss"
 mrow "  sleep 100000 (baseline: a minimal libc process)" "$sleep_m"
 mrow "  ferry-registry, idle, no hosts (scale)" "$reg_idle"
 mrow "  ferry-agent, idle, no workloads ($agent_idle_thr threads)" "$agent_idle"
