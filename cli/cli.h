@@ -42,12 +42,15 @@ int cli_parse_opts(const char *verb, int argc, char **argv, struct cli_opts *o,
                    const int *allowed);
 /* "ferry: <detail>" on stderr; returns 1. */
 int cli_fail(int rc);
-/* "ferry VERB: msg (see 'ferry help')"; returns EXIT_USAGE. */
+/* "ferry VERB: msg (see 'ferry help VERB')"; returns EXIT_USAGE. */
 int cli_usage(const char *verb, const char *msg);
 int connect_registry(struct cli_opts *o, struct client *c);
 /* One request, expecting a reply body of kind want. */
 int cli_call(struct cli_opts *o, Ferry__Wire__Request *req, Ferry__Wire__Response **out,
              Ferry__Wire__Response__BodyCase want);
+/* The same for a registry URL given directly. */
+int cli_call_url(const char *url, Ferry__Wire__Request *req, Ferry__Wire__Response **out,
+                 Ferry__Wire__Response__BodyCase want);
 /* The fleet (ListHosts). */
 int fetch_hosts(struct cli_opts *o, Ferry__Wire__Response **out);
 void print_status(const Ferry__Wire__HostList *hl, int as_json);

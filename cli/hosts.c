@@ -94,22 +94,6 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
     return 0;
 }
 
-static int fetch(const char *url, Ferry__Wire__Request *req, Ferry__Wire__Response **out,
-                 Ferry__Wire__Response__BodyCase want)
-{
-    struct client c;
-    int rc = client_open(&c, url);
-    if (rc < 0)
-        return rc;
-    rc = client_call(&c, req, out);
-    client_close(&c);
-    if (rc == 0 && (*out)->body_case != want) {
-        client_response_free(*out);
-        rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
-    }
-    return rc;
-}
-
 /* "exec(exec) model(model,onnx)", or "-" when the host reported none. */
 static void plugins_text(const Ferry__Wire__HostInfo *h, char *out, size_t cap)
 {
@@ -147,7 +131,7 @@ static int hosts_list(int argc, char **argv)
     req.body_case = FERRY__WIRE__REQUEST__BODY_LIST_HOSTS;
     req.list_hosts = &lh;
     Ferry__Wire__Response *r = NULL;
-    if ((rc = fetch(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY_HOSTS)) < 0)
+    if ((rc = cli_call_url(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY_HOSTS)) < 0)
         return cli_fail(rc);
     const Ferry__Wire__HostList *hl = r->hosts;
     if (o.json) {
@@ -236,7 +220,7 @@ static int hosts_accept(int argc, char **argv)
     req.body_case = FERRY__WIRE__REQUEST__BODY_ACCEPT_HOST;
     req.accept_host = &ah;
     Ferry__Wire__Response *r = NULL;
-    rc = fetch(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY_ACCEPTED);
+    rc = cli_call_url(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY_ACCEPTED);
     free(buf);
     key_secret_wipe(&k);
     if (rc < 0)
@@ -360,7 +344,7 @@ static int hosts_rm(int argc, char **argv)
     req.body_case = FERRY__WIRE__REQUEST__BODY_REMOVE_HOST;
     req.remove_host = &rm;
     Ferry__Wire__Response *r = NULL;
-    rc = fetch(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY__NOT_SET);
+    rc = cli_call_url(o.registry, &req, &r, FERRY__WIRE__RESPONSE__BODY__NOT_SET);
     free(buf);
     key_secret_wipe(&k);
     if (rc < 0)

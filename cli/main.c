@@ -145,8 +145,14 @@ int connect_registry(struct cli_opts *o, struct client *c)
 int cli_call(struct cli_opts *o, Ferry__Wire__Request *req, Ferry__Wire__Response **out,
              Ferry__Wire__Response__BodyCase want)
 {
+    return cli_call_url(o->registry, req, out, want);
+}
+
+int cli_call_url(const char *url, Ferry__Wire__Request *req, Ferry__Wire__Response **out,
+                 Ferry__Wire__Response__BodyCase want)
+{
     struct client c;
-    int rc = connect_registry(o, &c);
+    int rc = client_open(&c, url);
     if (rc < 0)
         return rc;
     rc = client_call(&c, req, out);
