@@ -1,0 +1,32 @@
+/* mmetrics — the model server's own metrics: counter, gauge and histogram
+ * families with labels, thread-safe, rendered as Prometheus text format
+ * (clean under `promtool check metrics`) for GET /metrics and as JSON for
+ * the model plugin's ABI-2 metrics2() (GET /metrics?format=json), so the
+ * plugin needs no Prometheus text parser. */
+#ifndef FERRY_MODEL_MMETRICS_H
+#define FERRY_MODEL_MMETRICS_H
+
+#include <stddef.h>
+
+struct mm;
+struct mm_family;
+
+enum mm_type { MM_COUNTER, MM_GAUGE, MM_HISTOGRAM };
+
+int mm_new(struct mm **out);
+void mm_free(struct mm *m);
+/* label_keys: NULL-terminated; buckets: histogram upper bounds (increasing,
+ * +Inf implied), else NULL. Families are created at start-up. */
+int mm_family(struct mm *m, const char *name, const char *help, enum mm_type type,
+              const char *const *label_keys, const double *buckets, size_t n_buckets,
+              struct mm_family **out);
+/* label_values: one per key, in order. Counter: add v; gauge: set v;
+ * histogram: observe v. Any thread. */
+void mm_add(struct mm_family *f, const char *const *label_values, double v);
+void mm_set(struct mm_family *f, const char *const *label_values, double v);
+void mm_observe(struct mm_family *f, const char *const *label_values, double v);
+/* malloc'd text. */
+char *mm_render_prometheus(struct mm *m);
+char *mm_render_json(struct mm *m);
+
+#endif
