@@ -10,6 +10,11 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler libyaml-dev libjansson-dev libcmocka-dev
   coreutils bsdutils python3 curl procps bc openssl
   clang libclang-rt-14-dev
+  # models (issue: model plugin): the HTTP server libraries measured against each other,
+  # Debian's scientific Python for the workers, and the tools the tests and benchmarks use
+  libh2o-dev libh2o-evloop-dev libmicrohttpd-dev libcivetweb-dev
+  python3-numpy python3-sklearn python3-joblib python3-pandas
+  prometheus wrk gunicorn python3-flask
 )
 
 missing=()
