@@ -354,25 +354,27 @@ static void do_logs(struct agent_actions *aa, const Ferry__Wire__ActionBody *b)
     free(res.data);
 }
 
-/* Any other verb: the plugin's, through the host's callback. */
-static void do_other(struct agent_actions *aa, const Ferry__Wire__ActionBody *b)
+void agent_actions_answer(struct agent_actions *aa, const uint8_t id[ACTION_ID_LEN], int rc,
+                          const char *json, const uint8_t *data, size_t len)
 {
-    char *json = NULL;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int rc = aa->cfg.other_verb
-                 ? aa->cfg.other_verb(aa->cfg.other_verb_arg, b->workload, b->verb,
-                                      b->request_json ? b->request_json : "{}", &json, &data,
-                                      &len)
-                 : err_set(FERRY_E_NOTFOUND, "action %s: no such verb on host %s", b->verb,
-                           aa->host);
     /* The plugin's answer goes out under the same bounds as any reply. */
     if (rc == 0 && (len > ACTION_REPLY_DATA_MAX || (json && strlen(json) > ACTION_REPLY_JSON_MAX)))
-        rc = err_set(FERRY_E_LIMIT, "action %s for %s: the answer is over the reply bounds",
-                     b->verb, b->workload);
-    reply(aa, b->id.data, rc, rc == 0 ? json : NULL, rc == 0 ? data : NULL, rc == 0 ? len : 0);
-    free(json);
-    free(data);
+        rc = err_set(FERRY_E_LIMIT, "the answer is over the reply bounds (%u bytes of JSON, %u of data)",
+                     (unsigned)ACTION_REPLY_JSON_MAX, (unsigned)ACTION_REPLY_DATA_MAX);
+    reply(aa, id, rc, rc == 0 ? json : NULL, rc == 0 ? data : NULL, rc == 0 ? len : 0);
+}
+
+/* Any other verb: the plugin's, through the host's callback, which answers
+ * later through agent_actions_answer. */
+static void do_other(struct agent_actions *aa, const Ferry__Wire__ActionBody *b)
+{
+    int rc = aa->cfg.other_verb
+                 ? aa->cfg.other_verb(aa->cfg.other_verb_arg, aa, b->id.data, b->workload, b->verb,
+                                      b->request_json ? b->request_json : "{}")
+                 : err_set(FERRY_E_NOTFOUND, "action %s: no such verb on host %s", b->verb,
+                           aa->host);
+    if (rc < 0)
+        reply(aa, b->id.data, rc, NULL, NULL, 0);
 }
 
 /* ---- receiving ------------------------------------------------------------------- */

@@ -30,13 +30,17 @@
 typedef int (*agent_actions_lookup_fn)(void *arg, const char *workload, char *dir, size_t dir_cap,
                                        char *version, size_t version_cap);
 
+struct agent_actions;
+
 /* Loop thread: a verb this module does not serve itself (a plugin's, through
- * ABI 2's action()). 0 with *reply_json (malloc'd JSON object text, may be
- * NULL) and *data, *len (malloc'd, may be NULL), or a negative code with
- * err_set detail (FERRY_E_NOTFOUND: no such verb for this workload). */
-typedef int (*agent_actions_verb_fn)(void *arg, const char *workload, const char *verb,
-                                     const char *request_json, char **reply_json,
-                                     uint8_t **data, size_t *len);
+ * ABI 2's action(), which may block and so runs off the loop). Return 0 once
+ * it is started: the answer follows through agent_actions_answer() with the
+ * same id, exactly once. Or return a negative code with err_set detail
+ * (FERRY_E_NOTFOUND: no such workload or verb here) to be answered with it
+ * at once. */
+typedef int (*agent_actions_verb_fn)(void *arg, struct agent_actions *aa,
+                                     const uint8_t id[ACTION_ID_LEN], const char *workload,
+                                     const char *verb, const char *request_json);
 
 struct agent_actions_config {
     const char *host;
@@ -50,8 +54,6 @@ struct agent_actions_config {
     void *reply_arg;
 };
 
-struct agent_actions;
-
 int agent_actions_new(uv_loop_t *loop, const struct agent_actions_config *cfg,
                       struct agent_actions **out);
 /* Any thread: an action from a poll answer (copied). Refusals become
@@ -60,6 +62,12 @@ void agent_actions_receive(struct agent_actions *aa, const Ferry__Wire__SignedAc
 /* Any thread: the oldest reply waiting, as an ActionReplyBody (free with
  * ferry__wire__action_reply_body__free_unpacked); NULL when none. */
 Ferry__Wire__ActionReplyBody *agent_actions_next_reply(struct agent_actions *aa);
+/* Any thread: the answer to an action a verb callback started (rc 0 with
+ * json, a JSON object text or NULL, and data; or a negative code with
+ * err_set detail). The same bounds as every reply apply: an answer over
+ * them becomes an error. Not after agent_actions_close. */
+void agent_actions_answer(struct agent_actions *aa, const uint8_t id[ACTION_ID_LEN], int rc,
+                          const char *json, const uint8_t *data, size_t len);
 /* Loop thread, after the link's threads stopped: close and free. */
 void agent_actions_close(struct agent_actions *aa);
 

@@ -294,6 +294,7 @@ int agent_run(const struct agent_config *cfg)
         .join_token = cfg->join_token, .join_token_len = cfg->join_token_len,
         .plugins = &a->plugins,
         .trust = cfg->trust, .action_lookup = action_lookup, .action_lookup_arg = a,
+        .action_verb = run_action_start, .action_verb_arg = a,
     };
     link_start(&a->loop, &lc, on_desired, a, &a->link);
     alog(FERRY_LOG_INFO, "host %s (key %s), registry %s, state %s", cfg->name, a->host_key.pub.id,

@@ -114,6 +114,9 @@ void sup_feed(struct run *r, enum sup_event ev, const char *detail, int status);
 /* Every state change of r (run_feed does it): persisted, logged, reported. */
 void report_run(struct run *r);
 void persist_run(struct run *r);
+/* agent/runaction.c: a plugin verb for a running workload (agent_actions_verb_fn). */
+int run_action_start(void *arg, struct agent_actions *aa, const uint8_t id[ACTION_ID_LEN],
+                     const char *workload, const char *verb, const char *request_json);
 void publish_snapshot(struct agent *a);
 
 /* The manifest held in local state, checked again; and the plugin, the

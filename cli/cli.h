@@ -3,6 +3,7 @@
 #ifndef FERRY_CLI_CLI_H
 #define FERRY_CLI_CLI_H
 
+#include "action.h"
 #include "client.h"
 #include "key.h"
 #include "wire.pb-c.h"
@@ -69,6 +70,19 @@ int cli_help_verb(const char *verb, FILE *f);
 
 /* ferry hosts [accept|token|rm] (cli/hosts.c). */
 int cli_hosts(int argc, char **argv);
+/* Actions (cli/actioncall.c): sign verb for workload on host and submit it,
+ * letting the registry wait up to wait_ms for the reply; id gets the
+ * action's id. Then, until resp holds the host's reply or the monotonic
+ * deadline passes (FERRY_E_TRANSPORT naming host and timeout_s). */
+#define ACTIONS_WAIT_HINT_MS 2000 /* the registry waits at most this long per request */
+int cli_action_submit(struct client *c, const struct key_secret *k, const char *host,
+                      const char *workload, const char *verb, const char *request_json,
+                      uint32_t ttl_ms, uint32_t wait_ms, uint8_t id[ACTION_ID_LEN],
+                      Ferry__Wire__Response **resp);
+int cli_action_await(struct client *c, const char *host, const uint8_t id[ACTION_ID_LEN],
+                     uint64_t deadline, int timeout_s, Ferry__Wire__Response **resp);
+/* ferry action NAME VERB (cli/action.c). */
+int cli_action(int argc, char **argv);
 /* ferry logs NAME (cli/logs.c). */
 int cli_logs(int argc, char **argv);
 

@@ -28,7 +28,6 @@
 #define LOGS_FOLLOW_INTERVAL_MS 500
 #define LOGS_PARTIAL_MAX (64u << 10)     /* an unfinished line held back while following */
 #define LOGS_HOSTS_MAX 256
-#define ACTIONS_WAIT_HINT_MS 2000        /* the registry waits at most this long per request */
 
 struct logs_opts {
     const char *registry, *key, *host;
@@ -212,66 +211,10 @@ static int submit(struct client *c, const struct key_secret *k, const char *name
     char *req_json = request_json(o, t, from_cursor);
     if (!req_json)
         return -ENOMEM;
-    Ferry__Wire__SignedAction *sa = NULL;
-    int rc = action_sign(k, t->name, name, "logs", req_json, clock_unix_ms(),
-                         (uint32_t)(o->timeout_s + 5) * 1000, &sa, t->id);
+    int rc = cli_action_submit(c, k, t->name, name, "logs", req_json,
+                               (uint32_t)(o->timeout_s + 5) * 1000, wait_ms, t->id, resp);
     free(req_json);
-    if (rc < 0)
-        return rc;
-    Ferry__Wire__Request req;
-    Ferry__Wire__ActionSubmit as;
-    ferry__wire__request__init(&req);
-    ferry__wire__action_submit__init(&as);
-    as.action = sa;
-    as.wait_ms = wait_ms;
-    req.body_case = FERRY__WIRE__REQUEST__BODY_ACTION_SUBMIT;
-    req.action_submit = &as;
-    rc = client_call(c, &req, resp);
-    action_signed_free(sa);
-    if (rc == 0 && (*resp)->body_case != FERRY__WIRE__RESPONSE__BODY_ACTION_RESULT) {
-        client_response_free(*resp);
-        *resp = NULL;
-        rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
-    }
     return rc;
-}
-
-/* Until the host's reply is in, or the deadline (monotonic ms). */
-static int await_reply(struct client *c, const char *host, const uint8_t id[ACTION_ID_LEN],
-                       uint64_t deadline, int timeout_s, Ferry__Wire__Response **resp)
-{
-    for (;;) {
-        if (*resp && (*resp)->action_result->done)
-            return 0;
-        client_response_free(*resp);
-        *resp = NULL;
-        uint64_t now = clock_mono_ms();
-        if (now >= deadline)
-            return err_set(FERRY_E_TRANSPORT,
-                           "host %s did not answer within %d s (is its agent running?)", host,
-                           timeout_s);
-        uint64_t left = deadline - now;
-        Ferry__Wire__Request req;
-        Ferry__Wire__ActionAwait aw;
-        ferry__wire__request__init(&req);
-        ferry__wire__action_await__init(&aw);
-        aw.id = (ProtobufCBinaryData){ACTION_ID_LEN, (uint8_t *)id};
-        aw.wait_ms = (uint32_t)(left < ACTION_TTL_MAX_MS ? left : ACTION_TTL_MAX_MS);
-        req.body_case = FERRY__WIRE__REQUEST__BODY_ACTION_AWAIT;
-        req.action_await = &aw;
-        uint64_t t0 = clock_mono_ms();
-        int rc = client_call(c, &req, resp);
-        if (rc == 0 && (*resp)->body_case != FERRY__WIRE__RESPONSE__BODY_ACTION_RESULT)
-            rc = err_set(FERRY_E_PROTOCOL, "registry sent an unexpected reply");
-        if (rc < 0)
-            return rc;
-        /* The registry lets only a few requests wait at once; the others
-         * are answered at once and ask again shortly. */
-        if (!(*resp)->action_result->done && clock_mono_ms() - t0 < 50) {
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
 }
 
 /* Print data, each line prefixed with "HOST | " when prefix is set. An
@@ -371,7 +314,7 @@ static int round_all(struct client *c, const struct key_secret *k, const char *n
     for (size_t i = 0; i < n; i++) {
         if (!t[i].submitted)
             continue;
-        int rc = await_reply(c, t[i].name, t[i].id, deadline, o->timeout_s, &resp[i]);
+        int rc = cli_action_await(c, t[i].name, t[i].id, deadline, o->timeout_s, &resp[i]);
         if (rc == 0)
             rc = take_reply(&t[i], resp[i]->action_result->reply, prefix, o->follow);
         if (rc < 0) {

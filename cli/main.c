@@ -646,7 +646,7 @@ static const struct verb verbs[] = {
     {"stats", cmd_stats},     {"deploy", cli_deploy},     {"undeploy", cli_undeploy},
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
-    {"logs", cli_logs},
+    {"logs", cli_logs},       {"action", cli_action},
     {"metrics", cli_metrics},
 };
 

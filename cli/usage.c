@@ -51,6 +51,12 @@ static const struct usage usages[] = {
     {"events", "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n",
      NULL},
     {"logs", "  logs NAME [--host H] [--tail N] [--stderr] [--follow]  a workload's output\n", NULL},
+    {"action", "  action NAME VERB [REQUEST] [--host H] [--timeout D]  ask a running workload's plugin\n",
+     "  REQUEST is one JSON object: the text itself, - for stdin, or @FILE\n"
+     "  (default {}). The verb goes to the workload's plugin (ABI 2 action())\n"
+     "  on the host that runs it (--host when several do); its JSON answer is\n"
+     "  printed. Signed by the operator key (--key or FERRY_KEY). Exit 0 when\n"
+     "  the plugin answered, 1 with its error line otherwise.\n"},
     {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
      NULL},
 };

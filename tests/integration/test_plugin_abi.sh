@@ -120,3 +120,20 @@ wait_until 20 workload_state_is h1 new 1.0 running || fail "new@1.0 not running 
 [ "$(workload_field h1 old 1.0 pid)" = "$old_pid" ] || fail "old@1.0 was restarted instead of adopted"
 [ "$(grep -c '^start new ' "$JOURNAL")" -eq 2 ] || fail "adopting started it again"
 pass "after an agent restart, adopt() gets the plugin_state it left; both runs are kept"
+
+# action(): a verb for a running workload reaches its plugin, off the loop,
+# and the plugin's JSON answer comes back through the registry.
+pid=$(workload_field h1 new 1.0 pid)
+out=$("$FERRY" action new echo '{"x": 1}') || fail "ferry action new echo failed: $out"
+[ "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["verb"], d["pid"], d["request"]["x"])' "$out")" = "echo $pid 1" ] \
+  || fail "the echo answer: $out"
+pass "ferry action: the ABI-2 plugin answers a verb for its run with its JSON"
+expect_fail "plugin abi2 does not know the action 'nosuch'" "$FERRY" action new nosuch
+expect_fail "plugin abi1 of old answers no actions" "$FERRY" action old echo
+expect_fail "the request is not a JSON object" "$FERRY" action new echo 'not json'
+expect_fail "unknown workload ghost: no host reports it" "$FERRY" action ghost echo
+expect_fail "host h9 is not known to the registry" "$FERRY" action new echo --host h9
+# the agent keeps serving after the refusals
+out=$("$FERRY" action new echo @<(printf '{"y": "z"}')) || fail "echo after refusals: $out"
+grep -q '"y": *"z"' <<<"$out" || fail "the request from a file: $out"
+pass "an unknown verb, an ABI-1 plugin, a bad request, an unknown workload or host: one line, exit 1"

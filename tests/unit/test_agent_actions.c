@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,22 +216,43 @@ static int lookup(void *arg, const char *workload, char *dir, size_t cap, char *
 
 static void on_ready(void *arg) { ((struct fixture *)arg)->ready++; }
 
-/* Stands in for a plugin's ABI-2 action(): "echo" answers, "flood" answers
- * too much, anything else is unknown. */
-static int other_verb(void *arg, const char *workload, const char *verb, const char *req,
-                      char **json, uint8_t **data, size_t *len)
+/* Stands in for the agent's plugin routing (agent/runaction.c): "echo"
+ * answers at once, "later" from another thread after the callback
+ * returned, as a plugin's action() on the thread pool does; "flood"
+ * answers too much, anything else is unknown. */
+struct later {
+    pthread_t t;
+    struct agent_actions *aa;
+    uint8_t id[ACTION_ID_LEN];
+    int started;
+};
+static struct later later_call;
+
+static void *answer_later(void *arg)
 {
-    (void)arg, (void)workload, (void)req;
+    struct later *l = arg;
+    agent_actions_answer(l->aa, l->id, 0, "{\"late\":true}", (const uint8_t *)"done", 4);
+    return NULL;
+}
+
+static int other_verb(void *arg, struct agent_actions *aa, const uint8_t id[ACTION_ID_LEN],
+                      const char *workload, const char *verb, const char *req)
+{
+    (void)arg, (void)req;
     if (strcmp(verb, "echo") == 0) {
-        *json = strdup("{\"ok\":true}");
-        *data = (uint8_t *)strdup("pong");
-        *len = 4;
+        agent_actions_answer(aa, id, 0, "{\"ok\":true}", (const uint8_t *)"pong", 4);
         return 0;
     }
+    if (strcmp(verb, "later") == 0) {
+        later_call.aa = aa;
+        memcpy(later_call.id, id, ACTION_ID_LEN);
+        later_call.started = pthread_create(&later_call.t, NULL, answer_later, &later_call) == 0;
+        return later_call.started ? 0 : -EAGAIN;
+    }
     if (strcmp(verb, "flood") == 0) {
-        *json = NULL;
-        *len = ACTION_REPLY_DATA_MAX + 1;
-        *data = calloc(1, *len);
+        uint8_t *big = calloc(1, ACTION_REPLY_DATA_MAX + 1);
+        agent_actions_answer(aa, id, 0, NULL, big, ACTION_REPLY_DATA_MAX + 1);
+        free(big);
         return 0;
     }
     return err_set(FERRY_E_NOTFOUND, "action %s: no such verb for %s", verb, workload);
@@ -352,6 +375,23 @@ static void test_receive(void **state)
     assert_string_equal(b->reply_json, "{\"ok\":true}");
     assert_int_equal(b->data.len, 4);
     assert_memory_equal(b->data.data, "pong", 4);
+    ferry__wire__action_reply_body__free_unpacked(b, NULL);
+    action_signed_free(sa);
+    /* An answer that comes after the callback returned, from another
+     * thread, is the action's reply too. */
+    sa = sign(&f.ops, "h1", "web", "later", now, 60000);
+    int before = f.ready;
+    agent_actions_receive(f.aa, sa);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_true(later_call.started);
+    pthread_join(later_call.t, NULL);
+    assert_int_equal(f.ready, before + 1);
+    b = agent_actions_next_reply(f.aa);
+    assert_non_null(b);
+    assert_int_equal(b->code, FERRY__WIRE__CODE__OK);
+    assert_string_equal(b->reply_json, "{\"late\":true}");
+    assert_int_equal(b->data.len, 4);
+    assert_memory_equal(b->data.data, "done", 4);
     ferry__wire__action_reply_body__free_unpacked(b, NULL);
     action_signed_free(sa);
     sa = sign(&f.ops, "h1", "web", "flood", now, 60000);
