@@ -80,6 +80,7 @@ static const char serve_py[] =
     "import os, time\n"
     "class Model:\n"
     "    def load(self, d):\n"
+    "        print('loading from', d)  # goes to stderr, not into the protocol\n"
     "        self.calls = 0\n"
     "    def predict(self, inputs):\n"
     "        x = inputs['x']\n"
@@ -740,7 +741,8 @@ static void test_reference_bins(void **state)
 {
     const char *dir = dir_of(state);
     /* a: 1..100 (deciles 10.9, 20.8, ... 90.1, ten rows a bin); b: a
-     * constant (every cut point 5, every row in the last bin). */
+     * constant (every cut point 5; bin i holds edges[i-1] < x <= edges[i],
+     * so every row is in the first bin). */
     char csv[8192];
     size_t off = (size_t)snprintf(csv, sizeof csv, "label,a,b\n");
     for (int i = 1; i <= 100; i++)
@@ -769,8 +771,32 @@ static void test_reference_bins(void **state)
     }
     for (int k = 0; k < 10; k++) {
         assert_true(fabs(expected[0][k] - 0.1) < 1e-12);
-        assert_true(fabs(expected[1][k] - (k == 9 ? 1.0 : 0.0)) < 1e-12);
+        assert_true(fabs(expected[1][k] - (k == 0 ? 1.0 : 0.0)) < 1e-12);
     }
+
+    /* A single 2-D input: its columns, named by the header. */
+    write_file(dir, "reference.csv", "p,q\n1,10\n2,20\n3,30\n4,40\n5,50\n6,60\n7,70\n8,80\n9,90\n10,100\n11,110\n");
+    struct model_cfg c2;
+    python_cfg(&c2, "serve.py:Model", 0);
+    c2.inputs[0] = io1("features", DT_FP64, 2, 2);
+    snprintf(c2.reference, sizeof c2.reference, "reference.csv");
+    rc = batcher_reference_bins(&c2, dir, python(), FERRY_MODEL_WORKER_PY, edges, expected, names,
+                                &n);
+    if (rc < 0)
+        fail_msg("batcher_reference_bins: %s", err_message(rc));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "p");
+    assert_string_equal(names[1], "q");
+    assert_true(fabs(edges[0][0] - 2) < 1e-9);
+    assert_true(fabs(edges[1][8] - 100) < 1e-9);
+    /* 11 rows: one at or below each cut point 2..10, one above the last. */
+    assert_true(fabs(expected[0][0] - 2.0 / 11) < 1e-12);
+    assert_true(fabs(expected[1][9] - 1.0 / 11) < 1e-12);
+    c2.inputs[0] = io1("features", DT_FP64, 2, 3);
+    rc = batcher_reference_bins(&c2, dir, python(), FERRY_MODEL_WORKER_PY, edges, expected, names,
+                                &n);
+    assert_true(rc < 0);
+    assert_string_equal(err_message(rc), "reference.csv: 2 columns, input 'features' has 3");
 
     /* A missing column and a cell that is not a number: errors naming the
      * file and the reason. */
