@@ -512,6 +512,7 @@ enum ftype {
     F_MSGLIST,  /* n_ + sub-message **: a list of mappings described by `sub` */
     F_INTLIST,  /* n_ + int64_t *: dimensions, each -1 or 0..INT32_MAX */
     F_NUMBER,   /* double, finite and greater than zero */
+    F_MICROS,   /* uint32_t microseconds: a duration, or digits and "us" */
 };
 
 struct schema;
@@ -636,7 +637,8 @@ static const char *const model_datatypes[] = {"BOOL",  "UINT8", "UINT16", "UINT3
 #define MODEL_RANK_MAX 8     /* the server's TENSOR_RANK_MAX */
 #define MODEL_WORKERS_MAX 256
 #define MODEL_BATCH_MAX 4096
-#define MODEL_DELAY_MAX_MS 10000
+#define MODEL_DELAY_MAX_US 10000000u
+#define MODEL_BODY_MAX (1ull << 30)
 #define MODEL_WINDOW_MAX 10000000
 
 static void tensor_init(void *m) { ferry__tensor_spec__init(m); }
@@ -659,25 +661,13 @@ static void batching_init(void *m) { ferry__batching__init(m); }
 static const struct field batching_fields[] = {
     {.key = "max_batch", .type = F_UINT, .required = true,
      .offset = MEMBER(Ferry__Batching, max_batch), .min = 1, .max = MODEL_BATCH_MAX},
-    {.key = "max_delay", .type = F_DURATION, .offset = MEMBER(Ferry__Batching, max_delay_ms)},
+    /* A delay beyond a few seconds is a latency no client waits for. */
+    {.key = "max_delay", .type = F_MICROS, .offset = MEMBER(Ferry__Batching, max_delay_us),
+     .max = MODEL_DELAY_MAX_US},
 };
 FITS(batching_fields);
-
-/* A delay beyond a few seconds is a latency no client waits for. */
-static int batching_finish(const struct ctx *c, const yaml_node_t *map, const char *path,
-                           void *msg)
-{
-    const Ferry__Batching *b = msg;
-    const yaml_node_t *v = value_of(c, map, "max_delay");
-    if (v && b->max_delay_ms > MODEL_DELAY_MAX_MS) {
-        char sub[KEYPATH_MAX];
-        join(sub, sizeof sub, path, "max_delay", 9);
-        return fail(c, v, sub, "must be at most 10s");
-    }
-    return 0;
-}
 static const struct schema batching_schema = {FIELDS(batching_fields), sizeof(Ferry__Batching),
-                                              batching_init, batching_finish};
+                                              batching_init, NULL};
 
 static void drift_init(void *m)
 {
@@ -764,6 +754,7 @@ static const struct field model_fields[] = {
      .sub = &batching_schema},
     {.key = "drift", .type = F_MAPPING, .offset = MEMBER(Ferry__ModelSpec, drift),
      .sub = &drift_schema},
+    {.key = "max_body", .type = F_SIZE, .offset = MEMBER(Ferry__ModelSpec, max_body)},
 };
 FITS(model_fields);
 static const struct schema model_schema = {FIELDS(model_fields), sizeof(Ferry__ModelSpec),
@@ -771,9 +762,9 @@ static const struct schema model_schema = {FIELDS(model_fields), sizeof(Ferry__M
 
 /* What only runtime model reads: another runtime serving a kind model
  * takes the descriptive keys (card, pii, inputs, outputs) alone. */
-static const char *const model_serving_keys[] = {"format", "file",    "entry",    "method",
-                                                 "reference", "workers", "batching", "drift",
-                                                 NULL};
+static const char *const model_serving_keys[] = {"format",   "file",    "entry",
+                                                 "method",   "reference", "workers",
+                                                 "batching", "drift",   "max_body", NULL};
 
 /* runtime model: the format says what the server loads, and from where. */
 static int model_rules(const struct ctx *c, const yaml_node_t *root, const Ferry__Spec *s)
@@ -820,6 +811,25 @@ static int model_rules(const struct ctx *c, const yaml_node_t *root, const Ferry
     if (!sk && method)
         return fail(c, method, "model.method", "applies to format sklearn only (a python "
                                                "model has one predict)");
+    /* Requests are checked against the signature before they reach the
+     * model, so a served model declares its inputs. */
+    if (!m->n_inputs)
+        return fail(c, mnode, "model.inputs", "required key is missing (runtime model checks "
+                                              "requests against the declared inputs)");
+    const yaml_node_t *inputs = value_of(c, mnode, "inputs");
+    bool columns = true;
+    for (size_t i = 0; i < m->n_inputs; i++)
+        columns = columns && m->inputs[i]->n_shape == 1;
+    bool matrix = m->n_inputs == 1 && m->inputs[0]->n_shape == 2;
+    if (sk && !columns && !matrix)
+        return fail(c, inputs, "model.inputs", "format sklearn takes 1-D inputs (one per "
+                                               "feature column, shape [-1]) or a single 2-D "
+                                               "input (shape [-1, N])");
+    if (sk && matrix && strcmp(m->inputs[0]->datatype, "BYTES") == 0)
+        return fail(c, inputs, "model.inputs", "a 2-D sklearn input cannot be BYTES");
+    const yaml_node_t *mb = value_of(c, mnode, "max_body");
+    if (mb && m->max_body > MODEL_BODY_MAX)
+        return fail(c, mb, "model.max_body", "must be at most 1Gi");
     if (sk && !m->method[0]) { /* unset: the default; an empty one is refused */
         char *d = strdup("predict");
         if (!d)
@@ -1321,6 +1331,39 @@ static int parse_number(const struct ctx *c, const struct field *f, const yaml_n
     return 0;
 }
 
+/* Batching delays are shorter than a millisecond as often as not: "500us",
+ * or any duration ("2ms", "1s"), in microseconds up to f->max. */
+static int parse_micros(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    static const char *const want = "expected a duration like 500us, 2ms or 1s";
+    int rc = scalar(c, v, path, "a duration like 500us, 2ms or 1s");
+    if (rc < 0)
+        return rc;
+    const char *s = text_of(v);
+    size_t n = strlen(s);
+    uint64_t us = 0;
+    if (n > 2 && strcmp(s + n - 2, "us") == 0) {
+        size_t i = 0;
+        for (; i < n - 2 && digit((unsigned char)s[i]); i++) {
+            us = us * 10 + (uint64_t)(s[i] - '0');
+            if (us > f->max)
+                break;
+        }
+        if (i < n - 2 && us <= f->max)
+            return fail(c, v, path, "%s", want);
+    } else {
+        uint32_t ms = 0;
+        if (parse_duration(s, &ms))
+            return fail(c, v, path, "%s", want);
+        us = (uint64_t)ms * 1000;
+    }
+    if (us > f->max)
+        return fail(c, v, path, "must be at most %us", (unsigned)(f->max / 1000000));
+    *AT(msg, f->offset, uint32_t) = (uint32_t)us;
+    return 0;
+}
+
 typedef int (*parse_fn)(const struct ctx *, const struct field *, const yaml_node_t *,
                         const char *, void *);
 
@@ -1332,7 +1375,7 @@ static const parse_fn parsers[] = {
     [F_SIZE] = parse_size_field, [F_CPU] = parse_cpu_field,
     [F_OPAQUE] = parse_opaque,
     [F_MSGLIST] = parse_msglist, [F_INTLIST] = parse_intlist,
-    [F_NUMBER] = parse_number,
+    [F_NUMBER] = parse_number, [F_MICROS] = parse_micros,
 };
 
 static int parse_mapping(const struct ctx *c, const yaml_node_t *map, const char *path,

@@ -130,6 +130,7 @@ runtime: model
 model:
   format: sklearn
   file: model.joblib
+  inputs: [{name: x, datatype: FP64, shape: [-1]}]
   card: CARD.md
   reference: data/reference.csv
 YAML
@@ -147,7 +148,7 @@ echo "x" > "$T/model/data/reference.csv"
 "$FERRY" versions churn --registry "$REG_URL" --json | grep -q '"kind": "model"' || fail "model kind"
 # python: the FILE of entry FILE:CLASS ships too
 mkdir -p "$T/pymodel"
-printf 'name: pym\nversion: "1"\nkind: model\nruntime: model\nmodel: {format: python, entry: "src/serve.py:Model"}\n' \
+printf 'name: pym\nversion: "1"\nkind: model\nruntime: model\nmodel: {format: python, entry: "src/serve.py:Model", inputs: [{name: x, datatype: FP64, shape: [-1]}]}\n' \
   > "$T/pymodel/ferry.yaml"
 expect_fail "pymodel/ferry\.yaml: key 'model\.entry': file 'src/serve\.py' is not in the artifact" \
   "$FERRY" publish "$T/pymodel" --registry "$REG_URL" --key "$T/alice.key"
