@@ -13,6 +13,11 @@ struct mm_family;
 
 enum mm_type { MM_COUNTER, MM_GAUGE, MM_HISTOGRAM };
 
+/* Label sets per family; observations of a new one past it are dropped and
+ * counted in ferry_model_metrics_dropped_total (every family's bounds are
+ * the ABI-2 sample's: 8 label keys, 32 buckets, values of 127 bytes). */
+#define MM_SERIES_MAX 256u
+
 int mm_new(struct mm **out);
 void mm_free(struct mm *m);
 /* label_keys: NULL-terminated; buckets: histogram upper bounds (increasing,
