@@ -228,7 +228,8 @@ static void test_promtool_rejects_broken(void **state)
     assert_non_null(strstr(out, "HELP"));
     /* And a counter without _total: a lint problem, printed. */
     rc = promtool(*state, "# HELP bad_counter x\n# TYPE bad_counter counter\nbad_counter 1\n", out, sizeof out);
-    assert_true(rc != 0 || out[0]);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "should have \"_total\" suffix"));
     free(broken);
     free(text);
     mm_free(m);
