@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "batcher.h"
@@ -527,6 +528,7 @@ static void test_missing_model_file_fails_start(void **state)
     struct model_cfg c;
     iris_cfg(&c, "predict");
     snprintf(c.file, sizeof c.file, "nope.joblib");
+    c.workers = 1;
     struct batcher *b = NULL;
     int rc = batcher_start(&c, dir_of(state), python(), FERRY_MODEL_WORKER_PY, &b);
     assert_true(rc < 0);
@@ -540,6 +542,7 @@ static void test_wrong_method_and_bad_load_fail_start(void **state)
 {
     struct model_cfg c;
     iris_cfg(&c, "transform_me");
+    c.workers = 1;
     struct batcher *b = NULL;
     int rc = batcher_start(&c, dir_of(state), python(), FERRY_MODEL_WORKER_PY, &b);
     assert_true(rc < 0);
@@ -555,7 +558,17 @@ static void test_wrong_method_and_bad_load_fail_start(void **state)
     assert_true(rc < 0);
     assert_non_null(strstr(err_message(rc), "serve.py has no class 'Nope'"));
 
+    /* An interpreter without numpy (Debian's, without site-packages). */
+    char nonumpy[4096], script[4200];
+    snprintf(nonumpy, sizeof nonumpy, "%s/nonumpy.sh", dir_of(state));
+    snprintf(script, sizeof script, "#!/bin/sh\nexec '%s' -S \"$@\"\n", python());
+    write_file(dir_of(state), "nonumpy.sh", script);
+    assert_int_equal(chmod(nonumpy, 0755), 0);
     python_cfg(&c, "serve.py:Model", 0);
+    rc = batcher_start(&c, dir_of(state), nonumpy, FERRY_MODEL_WORKER_PY, &b);
+    assert_true(rc < 0);
+    assert_non_null(strstr(err_message(rc), "cannot import numpy"));
+
     rc = batcher_start(&c, dir_of(state), "/nonexistent/python3", FERRY_MODEL_WORKER_PY, &b);
     assert_true(rc < 0);
     assert_non_null(strstr(err_message(rc), "/nonexistent/python3"));
