@@ -126,6 +126,12 @@ static int spawn_worker(const char *python, const char *worker_py, const char *m
         rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     if (!rc)
         rc = posix_spawn_file_actions_adddup2(&fa, child_out, 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* Belt and braces: even a descriptor someone else in the server opened
+     * without CLOEXEC (a listening socket) never reaches the model's code. */
+    if (!rc)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     if (rc) {
         posix_spawn_file_actions_destroy(&fa);
         return err_set(-rc, "posix_spawn: %s", strerror(rc));
