@@ -97,6 +97,8 @@ static const char serve_py[] =
     "            time.sleep(0.5)\n"
     "        if (x == -7).any():\n"
     "            return {'y': x[:1]}\n"
+    "        if (x == -8).any():\n"
+    "            return {'y' * 64: x}\n"
     "        out = {'y': x}\n"
     "        if 's' in inputs:\n"
     "            out['t'] = inputs['s']\n"
@@ -615,6 +617,13 @@ static void test_python_model_raises_then_keeps_serving(void **state)
     double short_[] = {-7, 1, 2};
     assert_int_equal(run_x(b, short_, 3, &w, &r), 500);
     assert_non_null(strstr(w.msg, "output 'y' has 1 rows for 3 input rows"));
+    waiter_fini(&w);
+    infer_req_fini(&r);
+
+    /* An output the protocol cannot carry: an error, not a dead worker. */
+    double longname[] = {-8};
+    assert_int_equal(run_x(b, longname, 1, &w, &r), 500);
+    assert_non_null(strstr(w.msg, "is longer than 63 bytes"));
     waiter_fini(&w);
     infer_req_fini(&r);
 
