@@ -198,8 +198,8 @@ def wire_code(arr):
 
 def to_wire(name, value, decl, rows):
     """(name, contiguous little-endian array, dtype code) for one output."""
-    if len(name.encode("utf-8")) >= 64:
-        raise ModelError("output name '%s' is longer than 63 bytes" % name)
+    if not name or len(name.encode("utf-8")) >= 64:
+        raise ModelError("output name '%s' is empty or longer than 63 bytes" % name)
     arr = np.asarray(value)
     if arr.ndim > 8:
         raise ModelError("output '%s' has %d dimensions, at most 8" % (name, arr.ndim))
