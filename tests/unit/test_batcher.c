@@ -689,6 +689,11 @@ static void test_crash_loop_backs_off(void **state)
     assert_int_equal(wait_restarts(b, 5, WAIT_MS), 0);
     assert_true(mono_ms() - t0 >= 1500);
     assert_int_equal(batcher_ready_workers(b), 0);
+    /* No worker will come: a request is answered 503, not held forever. */
+    assert_int_equal(run_x(b, x, 1, &w, &r), 503);
+    assert_non_null(strstr(w.msg, "no model worker is running"));
+    waiter_fini(&w);
+    infer_req_fini(&r);
     uint64_t t1 = mono_ms();
     batcher_stop(b);
     assert_true(mono_ms() - t1 < 3000);
