@@ -55,6 +55,8 @@ int cli_call_url(const char *url, Ferry__Wire__Request *req, Ferry__Wire__Respon
 /* The fleet (ListHosts). */
 int fetch_hosts(struct cli_opts *o, Ferry__Wire__Response **out);
 void print_status(const Ferry__Wire__HostList *hl, int as_json);
+/* A workload's endpoint, "http://ADDR:PORT" ("" without a port). */
+void workload_address(const Ferry__Wire__WorkloadReport *w, char *out, size_t cap);
 /* Print a JSON document (and consume it). */
 void cli_print_json(json_t *doc);
 
@@ -83,6 +85,8 @@ int cli_action_await(struct client *c, const char *host, const uint8_t id[ACTION
                      uint64_t deadline, int timeout_s, Ferry__Wire__Response **resp);
 /* ferry action NAME VERB (cli/action.c). */
 int cli_action(int argc, char **argv);
+/* ferry predict NAME --json FILE (cli/predict.c). */
+int cli_predict(int argc, char **argv);
 /* ferry logs NAME (cli/logs.c). */
 int cli_logs(int argc, char **argv);
 
