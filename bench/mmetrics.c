@@ -90,7 +90,8 @@ static void *thr_main(void *p)
     return NULL;
 }
 
-/* ns per operation with `threads` threads doing n each at once. */
+/* Wall-clock ns per operation with `threads` threads doing n each at once
+ * (the wall time over all threads * n operations). */
 static double measure(enum op op, int threads, long n)
 {
     pthread_barrier_t go;
@@ -105,7 +106,7 @@ static double measure(enum op op, int threads, long n)
         pthread_join(th[i], NULL);
     double t1 = now_ns();
     pthread_barrier_destroy(&go);
-    return (t1 - t0) / (double)n;
+    return (t1 - t0) / ((double)n * threads);
 }
 
 /* ---- rendering ---- */
@@ -209,7 +210,7 @@ int main(int argc, char **argv)
     }
     printf("\nmodel server metrics (bench/mmetrics.c), median of %d rounds, %ld operations each\n", ROUNDS, n);
     printf("%-46s %10s %8s %12s %8s\n", "operation", "1 thread", "ratio", "2 threads", "ratio");
-    printf("%-46s %10s %8s %12s %8s\n", "", "ns/op", "", "ns/op (wall)", "");
+    printf("%-46s %10s %8s %12s %8s\n", "", "ns/op", "", "wall ns/op", "");
     for (int op = 0; op < OP_COUNT; op++)
         printf("%-46s %10.1f %8.1f %12.1f %8.1f\n", op_name[op], m1[op], m1[op] / m1[OP_ATOMIC], m2[op],
                m2[op] / m2[OP_ATOMIC]);

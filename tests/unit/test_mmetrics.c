@@ -298,11 +298,17 @@ static void test_json_shape(void **state)
 }
 
 /* What the model plugin's metrics2() does with the JSON: each series as a
- * struct ferry_sample, which libferry's checker (the agent's) must take. */
-static size_t forward_all(const char *text)
+ * struct ferry_sample, which libferry's checker (the agent's) must take.
+ * Returns the samples made; *refused counts those the checker refused (no
+ * cmocka assertion here: renderer threads call it too). */
+static size_t forward_all(const char *text, size_t *refused)
 {
+    *refused = 0;
     json_t *root = json_loads(text, 0, NULL);
-    assert_non_null(root);
+    if (!root) {
+        (*refused)++;
+        return 0;
+    }
     size_t n = 0, i, j;
     json_t *fam, *se;
     json_array_foreach(json_object_get(root, "families"), i, fam) {
@@ -327,9 +333,9 @@ static size_t forward_all(const char *text)
             }
             struct ferry_sample s = {
                 .struct_size = sizeof s,
-                .type = strcmp(type, "counter") == 0   ? FERRY_METRIC_COUNTER
-                        : strcmp(type, "gauge") == 0   ? FERRY_METRIC_GAUGE
-                                                       : FERRY_METRIC_HISTOGRAM,
+                .type = type && strcmp(type, "counter") == 0 ? FERRY_METRIC_COUNTER
+                        : type && strcmp(type, "gauge") == 0 ? FERRY_METRIC_GAUGE
+                                                             : FERRY_METRIC_HISTOGRAM,
                 .name = json_string_value(json_object_get(fam, "name")),
                 .labels = labels,
                 .value = json_number_value(json_object_get(se, "value")),
@@ -339,9 +345,8 @@ static size_t forward_all(const char *text)
                 .bucket_count = cnt,
             };
             Ferry__Wire__Metric *w = NULL;
-            int rc = metric_from_sample(&s, &w);
-            if (rc != 0)
-                fail_msg("sample %s refused: %s", s.name, err_message(rc));
+            if (metric_from_sample(&s, &w) != 0)
+                (*refused)++;
             metric_free(w);
             n++;
         }
@@ -357,7 +362,10 @@ static void test_json_forwards_as_samples(void **state)
     assert_non_null(text);
     /* 10 requests + 2 duration + queue + compute + batch + restarts + ready
      * + 2 psi + the dropped counter. */
-    assert_int_equal(forward_all(text), 20);
+    size_t refused;
+    assert_int_equal(forward_all(text, &refused), 20);
+    if (refused)
+        fail_msg("%zu samples refused: %s (%s)", refused, err_detail(), text);
     free(text);
     mm_free(m);
 }
@@ -502,6 +510,7 @@ struct worker_arg {
     struct mm *m;
     struct mm_family *c, *h, *g;
     int id;
+    int bad;
 };
 
 #define PER_THREAD 50000
@@ -519,14 +528,19 @@ static void *observer(void *p)
     return NULL;
 }
 
+/* Renders while the observers run; every histogram it catches mid-update
+ * must still be a valid sample (cumulative buckets, none above the count). */
 static void *renderer(void *p)
 {
     struct worker_arg *a = p;
     for (int i = 0; i < 50; i++) {
         char *t = mm_render_prometheus(a->m);
         char *j = mm_render_json(a->m);
-        assert_non_null(t);
-        assert_non_null(j);
+        size_t refused = 0;
+        if (!t || !j)
+            a->bad++;
+        else if (forward_all(j, &refused) == 0 || refused)
+            a->bad++;
         free(t);
         free(j);
     }
@@ -551,6 +565,7 @@ static void test_threads(void **state)
     assert_int_equal(pthread_create(&th[4], NULL, renderer, &a), 0);
     for (int i = 0; i < 5; i++)
         pthread_join(th[i], NULL);
+    assert_int_equal(a.bad, 0);
     char *text = mm_render_prometheus(m);
     /* Two threads per label set, every observation counted. */
     char want[256];
@@ -567,6 +582,52 @@ static void test_threads(void **state)
     assert_non_null(strstr(text, want));
     free(text);
     assert_int_equal(dropped(m), 0);
+    mm_free(m);
+}
+
+/* Threads adding the same new label sets at once (in opposite orders):
+ * each set is made once, the 256 first are kept, the rest dropped. */
+struct creator_arg {
+    struct mm_family *f;
+    int reverse;
+};
+
+#define CREATED ((int)MM_SERIES_MAX + 44)
+
+static void *creator(void *p)
+{
+    struct creator_arg *a = p;
+    char v[16];
+    for (int r = 0; r < 20; r++)
+        for (int i = 0; i < CREATED; i++) {
+            snprintf(v, sizeof v, "s%d", a->reverse ? CREATED - 1 - i : i);
+            mm_add(a->f, (const char *const[]){v}, 1);
+        }
+    return NULL;
+}
+
+static void test_threads_new_series(void **state)
+{
+    struct mm *m = registry();
+    struct mm_family *f = family(m, "n_total", MM_COUNTER, (const char *const[]){"s", NULL}, NULL, 0);
+    struct creator_arg args[4] = {{f, 0}, {f, 1}, {f, 0}, {f, 1}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, creator, &args[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    char *text = mm_render_prometheus(m);
+    assert_int_equal(count_lines(text, "n_total{"), MM_SERIES_MAX);
+    /* Every kept set has all 4 x 20 additions; the dropped ones are counted. */
+    uint64_t kept = 0;
+    for (const char *p = text; (p = strstr(p, "\nn_total{")); p++) {
+        const char *sp = strchr(p + 1, ' ');
+        assert_int_equal(strtoull(sp + 1, NULL, 10), 80);
+        kept++;
+    }
+    assert_int_equal(kept, MM_SERIES_MAX);
+    free(text);
+    assert_int_equal(dropped(m), 80 * (CREATED - MM_SERIES_MAX));
     mm_free(m);
 }
 
@@ -587,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_refused_values),
         cmocka_unit_test(test_bad_families),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threads_new_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
