@@ -144,6 +144,9 @@ static int help_ok(const char *help)
     return 1;
 }
 
+static uint64_t labels_hash(const struct mm_family *f, const char *const *values);
+static struct mm_series *series_get(struct mm_family *f, uint64_t h, const char *const *values);
+
 int mm_family(struct mm *m, const char *name, const char *help, enum mm_type type,
               const char *const *label_keys, const double *buckets, size_t n_buckets,
               struct mm_family **out)
@@ -212,6 +215,12 @@ int mm_family(struct mm *m, const char *name, const char *help, enum mm_type typ
     f->n_buckets = n_buckets;
     if (n_buckets)
         memcpy(f->buckets, buckets, n_buckets * sizeof buckets[0]);
+    /* A family without labels has its one series from the start, so it
+     * shows 0 before anything is observed, as a scraper expects. */
+    if (nk == 0 && !series_get(f, labels_hash(f, NULL), NULL)) {
+        family_free(f);
+        return -ENOMEM;
+    }
 
     pthread_mutex_lock(&m->lock);
     int rc = 0;

@@ -177,6 +177,7 @@ static struct mm *full_registry(void)
     struct mm_family *wr = family(m, "ferry_model_workers_ready", MM_GAUGE, k_mv, NULL, 0);
     struct mm_family *psi = family(m, "ferry_model_drift_psi", MM_GAUGE, k_mvi, NULL, 0);
     family(m, "ferry_model_unused_total", MM_COUNTER, k_mv, NULL, 0);
+    family(m, "ferry_model_idle_seconds", MM_HISTOGRAM, NULL, NULL, 0); /* no labels, never observed */
     const char *outcomes[] = {"ok", "bad_request", "not_found", "error", "unavailable"};
     const char *model = "ir\"is\\ \n\xc3\xa9"; /* quote, backslash, newline, UTF-8 */
     for (int p = 0; p < 2; p++)
@@ -361,9 +362,9 @@ static void test_json_forwards_as_samples(void **state)
     char *text = mm_render_json(m);
     assert_non_null(text);
     /* 10 requests + 2 duration + queue + compute + batch + restarts + ready
-     * + 2 psi + the dropped counter. */
+     * + 2 psi + the idle histogram + the dropped counter. */
     size_t refused;
-    assert_int_equal(forward_all(text, &refused), 20);
+    assert_int_equal(forward_all(text, &refused), 21);
     if (refused)
         fail_msg("%zu samples refused: %s (%s)", refused, err_detail(), text);
     free(text);
@@ -435,8 +436,10 @@ static void test_refused_values(void **state)
     assert_int_equal(dropped(m), 10);
     char *text = mm_render_prometheus(m);
     assert_null(strstr(text, "c_total{"));
-    assert_null(strstr(text, "\ng "));
-    assert_null(strstr(text, "h_count"));
+    /* Families without labels show their one series from the start. */
+    assert_non_null(strstr(text, "\ng 0\n"));
+    assert_non_null(strstr(text, "\nh_count 0\n"));
+    assert_non_null(strstr(text, "\nh_bucket{le=\"+Inf\"} 0\n"));
     free(text);
     /* The largest value allowed is taken. */
     longv[127] = 0;
@@ -497,6 +500,15 @@ static void test_bad_families(void **state)
     /* Exactly 8 keys and 32 buckets are fine. */
     family(m, "eight", MM_HISTOGRAM, (const char *const[]){"a", "b", "c", "d", "e", "f", "g", "h", NULL}, many,
            FERRY_METRIC_BUCKETS_MAX);
+    /* At most 64 families. */
+    struct mm *m64 = registry();
+    for (int i = 0; i < 64; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d", i);
+        family(m64, name, MM_GAUGE, NULL, NULL, 0);
+    }
+    expect_refused(m64, FERRY_E_LIMIT, "one_more", MM_GAUGE, NULL, NULL, 0, "more than 64 families");
+    mm_free(m64);
     /* Nothing refused reached the exposition. */
     char *text = mm_render_prometheus(m);
     assert_int_equal(count_lines(text, "# TYPE "), 4);
