@@ -436,9 +436,10 @@ def bins(dirpath, cfg):
         if a.size == 0:
             raise ModelError("%s: column '%s' has no numbers" % (rel, name))
         edges = np.quantile(a, np.arange(1, 10) / 10.0)
-        # Bin i holds edges[i-1] <= x < edges[i] (bin 0: x < edges[0], bin 9:
-        # x >= edges[8]); drift.c bins served values the same way.
-        counts = np.bincount(np.searchsorted(edges, a, side="right"), minlength=10)
+        # Bin i holds edges[i-1] < x <= edges[i] (bin 0: x <= edges[0], bin 9:
+        # x > edges[8]), as drift.h specifies and drift.c bins served values:
+        # with tied deciles the side matters.
+        counts = np.bincount(np.searchsorted(edges, a, side="left"), minlength=10)
         feats.append({"name": name, "edges": [float(x) for x in edges],
                       "expected": [float(x) for x in counts / a.size]})
     return {"features": feats}
