@@ -111,6 +111,8 @@ static void test_escaping(void **state)
     mm_free(m);
 }
 
+static int promtool(const char *dir, const char *text, char *out, size_t outlen);
+
 static void test_number_format(void **state)
 {
     struct mm *m = registry();
@@ -133,6 +135,11 @@ static void test_number_format(void **state)
         assert_non_null(p);
         assert_true(strtod(p + strlen(key), NULL) == v[i]);
     }
+    /* And promtool reads every one of them. */
+    char out[4096];
+    int rc = promtool(*state, text, out, sizeof out);
+    if (rc != 0 || out[0])
+        fail_msg("promtool check metrics: exit %d, output:\n%s\non:\n%s", rc, out, text);
     free(text);
     mm_free(m);
 }
@@ -651,7 +658,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_exact),
         cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_number_format),
+        cmocka_unit_test_setup_teardown(test_number_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promtool_accepts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promtool_rejects_broken, setup, teardown),
         cmocka_unit_test(test_json_shape),
