@@ -30,16 +30,21 @@ with open(os.path.join(out, "reference.csv"), "w") as f:
     for row in x:
         f.write(",".join(repr(float(v)) for v in row) + "\n")
 rows = x[[0, 60, 120, 149]]
-def v2(rows, nested=False):
+def v2(rows):
     return {"id": "q1", "inputs": [
-        {"name": n, "shape": [len(rows)], "datatype": "FP64",
-         "data": [[float(v)] for v in rows[:, i]] if nested else [float(v) for v in rows[:, i]]}
+        {"name": n, "shape": [len(rows)], "datatype": "FP64", "data": [float(v) for v in rows[:, i]]}
         for i, n in enumerate(names)]}
 def dump(name, doc):
     with open(os.path.join(scratch, name), "w") as f:
         json.dump(doc, f)
 dump("flat.json", v2(rows))
-dump("nested.json", v2(rows, nested=True))
+# The other sklearn form, one 2-D input of whole rows: data flat or nested.
+def rows2d(nested):
+    data = rows.tolist() if nested else [float(v) for v in rows.ravel()]
+    return {"id": "q1", "inputs": [{"name": "rows", "shape": [len(rows), 4],
+                                    "datatype": "FP64", "data": data}]}
+dump("rows-flat.json", rows2d(False))
+dump("rows-nested.json", rows2d(True))
 dump("split.json", {"dataframe_split": {"columns": names, "data": rows.tolist()}})
 dump("records.json", {"dataframe_records": [dict(zip(names, map(float, r))) for r in rows]})
 dump("expected.json", [int(p) for p in model.predict(rows)])
@@ -73,10 +78,28 @@ model:
   batching: {max_batch: 32, max_delay: 2ms}
   drift: {window: 150, alert: 0.2}
 YAML
+# The same estimator taking whole rows as one 2-D input.
+mkdir -p "$T/iris-rows"
+cp "$T/iris/model.joblib" "$T/iris-rows/"
+cat > "$T/iris-rows/ferry.yaml" <<'YAML'
+name: iris-rows
+version: 1.0.0
+kind: model
+runtime: model
+model:
+  format: sklearn
+  file: model.joblib
+  inputs: [{name: rows, datatype: FP64, shape: [-1, 4]}]
+  outputs: [{name: species, datatype: INT64, shape: [-1]}]
+YAML
 "$FERRY" publish "$T/iris" >/dev/null
+"$FERRY" publish "$T/iris-rows" >/dev/null
 "$FERRY" deploy iris@1.0.0 --to env=test >/dev/null
+"$FERRY" deploy iris-rows@1.0.0 --to env=test >/dev/null
 "$FERRY" status --wait iris@1.0.0 --timeout 60 >/dev/null ||
   fail "iris did not become ready: $(workload_field h1 iris 1.0.0 reason 2>&1)"
+"$FERRY" status --wait iris-rows@1.0.0 --timeout 60 >/dev/null ||
+  fail "iris-rows did not become ready: $(workload_field h1 iris-rows 1.0.0 reason 2>&1)"
 addr=$(workload_field h1 iris 1.0.0 address)
 [[ "$addr" =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || fail "address '$addr'"
 pass "a trained scikit-learn model deploys to runtime model and is ready at $addr"
@@ -88,7 +111,7 @@ import json, sys
 want = json.load(open(sys.argv[1]))
 got = json.loads(sys.argv[2])
 out = {o["name"]: o for o in got["outputs"]}
-assert got["model_name"] == "iris" and got["id"] == "q1", got
+assert got["model_name"] in ("iris", "iris-rows") and got["id"] == "q1", got
 assert out["species"]["data"] == want, (out["species"], want)
 PY
 }
@@ -102,10 +125,11 @@ assert flat == want, (got, want)
 PY
 }
 same_species "$("$FERRY" predict iris --json "$T/flat.json")" || fail "ferry predict (flat data)"
-same_species "$("$FERRY" predict iris --host h1 --json - < "$T/nested.json")" || fail "ferry predict (nested data, stdin)"
+same_species "$("$FERRY" predict iris-rows --json "$T/rows-flat.json")" || fail "ferry predict (2-D, flat data)"
+same_species "$("$FERRY" predict iris-rows --host h1 --json - < "$T/rows-nested.json")" || fail "ferry predict (2-D, nested data, stdin)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/split.json")" || fail "ferry predict --mlflow (dataframe_split)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/records.json")" || fail "ferry predict --mlflow (dataframe_records)"
-pass "ferry predict gives the in-process predictions (V2 flat and nested, MLflow split and records)"
+pass "ferry predict gives the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow split and records)"
 
 # --- refusals: one line, the right exit status
 rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
