@@ -250,6 +250,71 @@ call GET "$C/metrics?format=json"
   fail "/metrics?format=json: $STATUS"
 pass "/metrics counts requests by protocol and outcome, histograms and gauges; promtool accepts it"
 
+# --- a python model: raising is a 500 with its text; dying is a 500, the
+# worker is restarted and counted, the endpoint keeps answering; concurrent
+# requests ride in shared batches and each gets its own answer.
+cat > "$M/serve.py" <<'PYEOF'
+import os
+class Model:
+    def load(self, d):
+        self.k = 2.0
+    def predict(self, inputs):
+        x = inputs["x"]
+        if (x == 666).any():
+            raise ValueError("marker 666 refused")
+        if (x == 999).any():
+            os._exit(3)
+        return {"y": x * self.k}
+PYEOF
+SPEC_PY='{"name":"echo","version":"1","kind":"model","runtime":"model","model":{"format":"python","entry":"serve.py:Model","inputs":[{"name":"x","datatype":"FP64","shape":[-1]}],"outputs":[{"name":"y","datatype":"FP64","shape":[-1]}],"workers":2,"batching":{"max_batch":64,"max_delay":"20ms"}}}'
+start_server py "$SPEC_PY"
+Y="http://127.0.0.1:$PORT_py"
+xbody() { printf '{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[%s]}]}' "$1" > "$T/x.json"; }
+good_py() {
+  xbody 21
+  call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
+  [ "$STATUS" = 200 ] && json_check 'r["outputs"][0]["data"] == [42.0]' ||
+    fail "echo after $1: $STATUS $(cat "$T/resp")"
+}
+good_py start
+xbody 666
+call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
+[ "$STATUS" = 500 ] && grep -q "marker 666 refused" "$T/resp" || fail "raising model: $STATUS $(cat "$T/resp")"
+good_py "a raise"
+xbody 999
+call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
+[ "$STATUS" = 500 ] || fail "dying model: $STATUS $(cat "$T/resp")"
+good_py "a worker died"
+restarted() {
+  curl -fsS --max-time 2 "$Y/metrics" |
+    grep -Eq '^ferry_model_worker_restarts_total\{model="echo",version="1"\} [1-9]'
+}
+wait_until 30 restarted || fail "restart not counted: $(curl -s "$Y/metrics" | grep restarts)"
+wait_until 30 curl -fsS --max-time 2 "$Y/v2/health/ready" || fail "not ready after a restart"
+good_py "the restart"
+pass "a python model that raises: 500 with its text; one that dies: 500, restarted, counted, served after"
+
+N=24
+cpids=()
+for i in $(seq 1 $N); do
+  printf '{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[%d]}]}' "$i" > "$T/c$i.json"
+  curl -sS --max-time 20 -o "$T/c$i.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "@$T/c$i.json" "$Y/v2/models/echo/infer" > "$T/c$i.status" &
+  cpids+=($!)
+done
+for p in "${cpids[@]}"; do wait "$p" || fail "a concurrent request failed"; done
+for i in $(seq 1 $N); do
+  [ "$(cat "$T/c$i.status")" = 200 ] || fail "concurrent request $i: $(cat "$T/c$i.status")"
+  "$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["outputs"][0]["data"] == [2.0*int(sys.argv[2])]' \
+    "$T/c$i.out" "$i" || fail "concurrent request $i got another's answer: $(cat "$T/c$i.out")"
+done
+curl -fsS "$Y/metrics" > "$T/py.metrics"
+ones=$(grep -E '^ferry_model_batch_size_bucket\{model="echo",version="1",le="1"\}' "$T/py.metrics" | awk '{print $2}')
+total=$(grep -E '^ferry_model_batch_size_count\{model="echo",version="1"\}' "$T/py.metrics" | awk '{print $2}')
+[ -n "$ones" ] && [ -n "$total" ] && [ "$total" -gt "$ones" ] ||
+  fail "no batch above 1 row under concurrent load ($ones of $total in batches of 1)"
+pass "concurrent requests are batched ($((total - ones)) of $total rode in batches above 1 row), each gets its own answer"
+
 # --- configurations it cannot serve: one line, exit 2
 expect_fail '^ferry-model-server: error: version: required' \
   "$SERVER" --dir "$M" --port 0 --spec-json '{"name":"x","model":{}}'
