@@ -207,12 +207,24 @@ static void act_adopt(struct sup *s, struct step *st)
     set_reason(s, st, "adopted running process");
 }
 
+#define WARNING_PREFIX "warning: "
+
+/* A healthy probe may carry a reason (a model's drift): the run is
+ * healthy and keeps running, and the reason is reported as a warning. */
+static void healthy_reason(struct sup *s, struct step *st)
+{
+    if (*st->detail)
+        set_reason(s, st, WARNING_PREFIX "%s", st->detail);
+    else
+        set_reason(s, st, "healthy");
+}
+
 /* STARTING + HEALTHY */
 static void act_healthy(struct sup *s, struct step *st)
 {
     cancel_timer(s, st);
     enter_running(s, st);
-    set_reason(s, st, "healthy");
+    healthy_reason(s, st);
 }
 
 /* STARTING + UNHEALTHY: only the deadline decides; keep the detail for it. */
@@ -233,10 +245,13 @@ static void act_deadline(struct sup *s, struct step *st)
     arm_timer(s, st, s->pol.stop_timeout_ms);
 }
 
-/* RUNNING + HEALTHY */
+/* RUNNING + HEALTHY: a warning appears or clears; otherwise the reason
+ * stays (e.g. "adopted running process"). */
 static void act_probe_ok(struct sup *s, struct step *st)
 {
     s->probe_failures = 0;
+    if (*st->detail || strncmp(s->reason, WARNING_PREFIX, strlen(WARNING_PREFIX)) == 0)
+        healthy_reason(s, st);
 }
 
 /* RUNNING + UNHEALTHY: stays RUNNING until unhealthy_max consecutive

@@ -54,6 +54,8 @@ int cli_call_url(const char *url, Ferry__Wire__Request *req, Ferry__Wire__Respon
 /* The fleet (ListHosts). */
 int fetch_hosts(struct cli_opts *o, Ferry__Wire__Response **out);
 void print_status(const Ferry__Wire__HostList *hl, int as_json);
+/* A workload's endpoint, "http://ADDR:PORT" ("" without a port). */
+void workload_address(const Ferry__Wire__WorkloadReport *w, char *out, size_t cap);
 /* Print a JSON document (and consume it). */
 void cli_print_json(json_t *doc);
 
@@ -69,6 +71,8 @@ int cli_help_verb(const char *verb, FILE *f);
 
 /* ferry hosts [accept|token|rm] (cli/hosts.c). */
 int cli_hosts(int argc, char **argv);
+/* ferry predict NAME --json FILE (cli/predict.c). */
+int cli_predict(int argc, char **argv);
 /* ferry logs NAME (cli/logs.c). */
 int cli_logs(int argc, char **argv);
 

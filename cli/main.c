@@ -477,7 +477,7 @@ void iso_ms(uint64_t ms, char *out, size_t cap)
 
 /* http://ADDR:PORT of a workload with a port ("" without one); an agent from
  * before --advertise reports no address: its workloads are on loopback. */
-static void workload_address(const Ferry__Wire__WorkloadReport *w, char *out, size_t cap)
+void workload_address(const Ferry__Wire__WorkloadReport *w, char *out, size_t cap)
 {
     out[0] = '\0';
     if (w->port <= 0)
@@ -648,6 +648,7 @@ static const struct verb verbs[] = {
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
     {"logs", cli_logs},
     {"metrics", cli_metrics},
+    {"predict", cli_predict},
 };
 
 int main(int argc, char **argv)

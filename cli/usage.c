@@ -53,6 +53,14 @@ static const struct usage usages[] = {
     {"logs", "  logs NAME [--host H] [--tail N] [--stderr] [--follow]  a workload's output\n", NULL},
     {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
      NULL},
+    {"predict", "  predict NAME [--host H] --json FILE|- [--mlflow] [--timeout D]  query a model endpoint\n",
+     "  Finds a host where NAME runs (--host: that one) through the registry and\n"
+     "  POSTs the JSON body as written to the endpoint's /v2/models/NAME/infer\n"
+     "  (an Open Inference Protocol V2 request: {\"inputs\": [{\"name\", \"shape\",\n"
+     "  \"datatype\", \"data\"}]}), or with --mlflow to /invocations (an MLflow\n"
+     "  scoring body: dataframe_split, dataframe_records, instances or inputs).\n"
+     "  Prints the response body. Exit 0 on a 2xx answer, 1 with the server's\n"
+     "  error otherwise, 2 for usage errors. --timeout: default 30s.\n"},
 };
 
 static const char footer[] = "\n"

@@ -131,6 +131,27 @@ static int require_file(const char *spec_path, const char *key, const char *rel,
                    key, rel);
 }
 
+/* Every file a model names ships with it: the server would otherwise fail
+ * on the host, long after the publish that could have said so. */
+static int require_model_files(const char *spec_path, const Ferry__ModelSpec *m,
+                               const struct file_list *files)
+{
+    int rc = require_file(spec_path, "model.card", m->card, files);
+    if (rc == 0)
+        rc = require_file(spec_path, "model.file", m->file, files);
+    if (rc == 0)
+        rc = require_file(spec_path, "model.reference", m->reference, files);
+    if (rc == 0 && m->entry && *m->entry) {
+        char file[1100];
+        const char *colon = strrchr(m->entry, ':');
+        size_t n = colon ? (size_t)(colon - m->entry) : strlen(m->entry);
+        snprintf(file, sizeof file, "%.*s", (int)(n < sizeof file ? n : sizeof file - 1),
+                 m->entry);
+        rc = require_file(spec_path, "model.entry", file, files);
+    }
+    return rc;
+}
+
 /* Paths sorted and unique (strcmp order), each safe for a workload tree, and
  * none a directory of another once materialized: a file 'a' beside 'a/b'
  * cannot both exist. The paths under "a/" sort together right after "a/",
@@ -202,7 +223,7 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
     struct file_list files = {0};
     rc = walk(dir, "", &files);
     if (rc == 0 && spec->model)
-        rc = require_file(spec_path, "model.card", spec->model->card, &files);
+        rc = require_model_files(spec_path, spec->model, &files);
     if (rc == 0 && spec->notebook)
         rc = require_file(spec_path, "notebook.notebook", spec->notebook->notebook, &files);
     if (rc < 0) {

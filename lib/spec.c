@@ -13,10 +13,12 @@
 #include "spec.h"
 #include "error.h"
 #include "fsutil.h"
+#include "pathsafe.h"
 #include "schedule.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -322,6 +324,53 @@ static const char *rule_env_name(const char *s)
     return ok ? NULL : "variable names must match [A-Za-z_][A-Za-z0-9_]*";
 }
 
+/* A file of the artifact, named as the manifest names it (lib/pathsafe):
+ * publish then checks that it is there. */
+static const char *rule_relpath(const char *s)
+{
+    return path_check(s) == 0 ? NULL
+                              : "must be a relative path inside the artifact (no leading '/', "
+                                "no '.' or '..', no backslash)";
+}
+
+#define TENSOR_NAME_LEN_MAX 63
+
+/* Tensor names travel in URLs' bodies, metric labels and the reference
+ * CSV's header: kept to what reads the same in all of them. */
+static const char *rule_tensor_name(const char *s)
+{
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n <= TENSOR_NAME_LEN_MAX && s[0] != '.' && s[0] != '-';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = alpha_((unsigned char)s[i]) || digit((unsigned char)s[i]) || s[i] == '.' ||
+             s[i] == '-';
+    return ok ? NULL
+              : "must be 1-63 characters of A-Z a-z 0-9 _ . -, not starting with '.' or '-'";
+}
+
+/* python: "serve.py:Model", a .py file of the artifact and a class name. */
+static const char *rule_entry(const char *s)
+{
+    static const char *const bad = "expected FILE:CLASS like serve.py:Model (a .py file "
+                                   "inside the artifact and a Python class name)";
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1])
+        return bad;
+    size_t flen = (size_t)(colon - s);
+    char file[PATH_REL_MAX + 1];
+    if (flen > PATH_REL_MAX || flen < 4 || memcmp(colon - 3, ".py", 3) != 0)
+        return bad;
+    memcpy(file, s, flen);
+    file[flen] = '\0';
+    if (path_check(file) < 0)
+        return bad;
+    const char *cls = colon + 1;
+    bool ok = alpha_((unsigned char)cls[0]) && strlen(cls) <= 128;
+    for (size_t i = 1; ok && cls[i]; i++)
+        ok = alpha_((unsigned char)cls[i]) || digit((unsigned char)cls[i]);
+    return ok ? NULL : bad;
+}
+
 /* "500ms", "10s", "2m", "1h", or a bare number of seconds. */
 static const char *parse_duration(const char *s, uint32_t *ms)
 {
@@ -460,6 +509,10 @@ enum ftype {
     F_SIZE,     /* uint64_t bytes */
     F_CPU,      /* uint32_t thousandths of a core */
     F_OPAQUE,   /* a mapping ferry has no schema for: checked, not stored */
+    F_MSGLIST,  /* n_ + sub-message **: a list of mappings described by `sub` */
+    F_INTLIST,  /* n_ + int64_t *: dimensions, each -1 or 0..INT32_MAX */
+    F_NUMBER,   /* double, finite and greater than zero */
+    F_MICROS,   /* uint32_t microseconds: a duration, or digits and "us" */
 };
 
 struct schema;
@@ -468,12 +521,12 @@ struct field {
     const char *key;
     enum ftype type;
     bool required;
-    bool nonempty;       /* F_STRLIST: at least one item */
+    bool nonempty;       /* F_STRLIST, F_MSGLIST, F_INTLIST: at least one item */
     size_t offset;       /* the member in the message */
     size_t count_offset; /* F_STRLIST, F_STRMAP: the n_ member */
     rule_fn rule;
     const char *const *choices; /* NULL-terminated */
-    uint32_t min, max;
+    uint32_t min, max;   /* F_UINT, F_DURATION: the value; lists: max items */
     const struct schema *sub;
 };
 
@@ -574,22 +627,217 @@ FITS(run_fields);
 static const struct schema run_schema = {FIELDS(run_fields), sizeof(Ferry__Run), run_init,
                                          run_finish};
 
-static void model_init(void *m) { ferry__model_spec__init(m); }
+static const char *const model_formats[] = {"sklearn", "python", NULL};
+static const char *const model_methods[] = {"predict", "predict_proba", NULL};
+/* The Open Inference Protocol's tensor datatypes. */
+static const char *const model_datatypes[] = {"BOOL",  "UINT8", "UINT16", "UINT32", "UINT64",
+                                              "INT8",  "INT16", "INT32",  "INT64",  "FP16",
+                                              "FP32",  "FP64",  "BYTES",  NULL};
+#define MODEL_TENSORS_MAX 64 /* inputs or outputs; the server's MODEL_IO_MAX */
+#define MODEL_RANK_MAX 8     /* the server's TENSOR_RANK_MAX */
+#define MODEL_WORKERS_MAX 256
+#define MODEL_BATCH_MAX 4096
+#define MODEL_DELAY_MAX_US 10000000u
+#define MODEL_BODY_MAX (1ull << 30)
+#define MODEL_WINDOW_MAX 10000000
+
+static void tensor_init(void *m) { ferry__tensor_spec__init(m); }
+
+static const struct field tensor_fields[] = {
+    {.key = "name", .type = F_STRING, .required = true, .offset = MEMBER(Ferry__TensorSpec, name),
+     .rule = rule_tensor_name},
+    {.key = "datatype", .type = F_CHOICE, .required = true,
+     .offset = MEMBER(Ferry__TensorSpec, datatype), .choices = model_datatypes},
+    {.key = "shape", .type = F_INTLIST, .required = true, .nonempty = true,
+     .offset = MEMBER(Ferry__TensorSpec, shape), .count_offset = COUNT(Ferry__TensorSpec, shape),
+     .max = MODEL_RANK_MAX},
+};
+FITS(tensor_fields);
+static const struct schema tensor_schema = {FIELDS(tensor_fields), sizeof(Ferry__TensorSpec),
+                                            tensor_init, NULL};
+
+static void batching_init(void *m) { ferry__batching__init(m); }
+
+static const struct field batching_fields[] = {
+    {.key = "max_batch", .type = F_UINT, .required = true,
+     .offset = MEMBER(Ferry__Batching, max_batch), .min = 1, .max = MODEL_BATCH_MAX},
+    /* A delay beyond a few seconds is a latency no client waits for. */
+    {.key = "max_delay", .type = F_MICROS, .offset = MEMBER(Ferry__Batching, max_delay_us),
+     .max = MODEL_DELAY_MAX_US},
+};
+FITS(batching_fields);
+static const struct schema batching_schema = {FIELDS(batching_fields), sizeof(Ferry__Batching),
+                                              batching_init, NULL};
+
+static void drift_init(void *m)
+{
+    Ferry__Drift *d = m;
+    ferry__drift__init(d);
+    d->window = 1000;
+    d->alert = 0.2;
+}
+
+static const struct field drift_fields[] = {
+    {.key = "window", .type = F_UINT, .offset = MEMBER(Ferry__Drift, window), .min = 10,
+     .max = MODEL_WINDOW_MAX},
+    {.key = "alert", .type = F_NUMBER, .offset = MEMBER(Ferry__Drift, alert)},
+};
+FITS(drift_fields);
+static const struct schema drift_schema = {FIELDS(drift_fields), sizeof(Ferry__Drift), drift_init,
+                                           NULL};
+
+static void model_init(void *m)
+{
+    Ferry__ModelSpec *ms = m;
+    ferry__model_spec__init(ms);
+    ms->workers = 1;
+}
+
+/* Tensors are found by name: each name once per list. */
+static int tensors_unique(const struct ctx *c, const yaml_node_t *map, const char *key,
+                          Ferry__TensorSpec *const *t, size_t n)
+{
+    const yaml_node_t *list = value_of(c, map, key);
+    for (size_t i = 1; list && i < n; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(t[i]->name, t[k]->name) != 0)
+                continue;
+            const yaml_node_t *item = yaml_document_get_node(
+                c->doc, list->data.sequence.items.start[i]);
+            char sub[KEYPATH_MAX];
+            snprintf(sub, sizeof sub, "model.%s[%zu].name", key, i);
+            return fail(c, item, sub, "duplicate name '%s' (also %s[%zu])", t[i]->name, key, k);
+        }
+    }
+    return 0;
+}
+
+static int model_finish(const struct ctx *c, const yaml_node_t *map, const char *path,
+                        void *msg)
+{
+    (void)path;
+    const Ferry__ModelSpec *m = msg;
+    int rc = tensors_unique(c, map, "inputs", m->inputs, m->n_inputs);
+    if (rc == 0)
+        rc = tensors_unique(c, map, "outputs", m->outputs, m->n_outputs);
+    const yaml_node_t *v = value_of(c, map, "drift");
+    if (rc == 0 && v && !m->reference[0])
+        rc = fail(c, v, "model.drift", "needs model.reference (the training inputs drift is "
+                                       "measured against)");
+    return rc;
+}
 
 static const struct field model_fields[] = {
-    {.key = "framework", .type = F_STRING, .offset = MEMBER(Ferry__ModelSpec, framework),
-     .rule = rule_nonempty},
+    {.key = "format", .type = F_CHOICE, .offset = MEMBER(Ferry__ModelSpec, format),
+     .choices = model_formats},
+    {.key = "file", .type = F_STRING, .offset = MEMBER(Ferry__ModelSpec, file),
+     .rule = rule_relpath},
+    {.key = "entry", .type = F_STRING, .offset = MEMBER(Ferry__ModelSpec, entry),
+     .rule = rule_entry},
+    {.key = "method", .type = F_CHOICE, .offset = MEMBER(Ferry__ModelSpec, method),
+     .choices = model_methods},
+    {.key = "inputs", .type = F_MSGLIST, .nonempty = true,
+     .offset = MEMBER(Ferry__ModelSpec, inputs), .count_offset = COUNT(Ferry__ModelSpec, inputs),
+     .max = MODEL_TENSORS_MAX, .sub = &tensor_schema},
+    {.key = "outputs", .type = F_MSGLIST, .nonempty = true,
+     .offset = MEMBER(Ferry__ModelSpec, outputs),
+     .count_offset = COUNT(Ferry__ModelSpec, outputs), .max = MODEL_TENSORS_MAX,
+     .sub = &tensor_schema},
     {.key = "card", .type = F_STRING, .offset = MEMBER(Ferry__ModelSpec, card),
-     .rule = rule_nonempty},
+     .rule = rule_relpath},
     {.key = "pii", .type = F_BOOL, .offset = MEMBER(Ferry__ModelSpec, pii)},
-    {.key = "inputs", .type = F_STRLIST, .offset = MEMBER(Ferry__ModelSpec, inputs),
-     .count_offset = COUNT(Ferry__ModelSpec, inputs)},
-    {.key = "outputs", .type = F_STRLIST, .offset = MEMBER(Ferry__ModelSpec, outputs),
-     .count_offset = COUNT(Ferry__ModelSpec, outputs)},
+    {.key = "reference", .type = F_STRING, .offset = MEMBER(Ferry__ModelSpec, reference),
+     .rule = rule_relpath},
+    {.key = "workers", .type = F_UINT, .offset = MEMBER(Ferry__ModelSpec, workers), .min = 1,
+     .max = MODEL_WORKERS_MAX},
+    {.key = "batching", .type = F_MAPPING, .offset = MEMBER(Ferry__ModelSpec, batching),
+     .sub = &batching_schema},
+    {.key = "drift", .type = F_MAPPING, .offset = MEMBER(Ferry__ModelSpec, drift),
+     .sub = &drift_schema},
+    {.key = "max_body", .type = F_SIZE, .offset = MEMBER(Ferry__ModelSpec, max_body)},
 };
 FITS(model_fields);
 static const struct schema model_schema = {FIELDS(model_fields), sizeof(Ferry__ModelSpec),
-                                           model_init, NULL};
+                                           model_init, model_finish};
+
+/* What only runtime model reads: another runtime serving a kind model
+ * takes the descriptive keys (card, pii, inputs, outputs) alone. */
+static const char *const model_serving_keys[] = {"format",   "file",    "entry",
+                                                 "method",   "reference", "workers",
+                                                 "batching", "drift",   "max_body", NULL};
+
+/* runtime model: the format says what the server loads, and from where. */
+static int model_rules(const struct ctx *c, const yaml_node_t *root, const Ferry__Spec *s)
+{
+    const yaml_node_t *mnode = value_of(c, root, "model");
+    bool serves = strcmp(s->runtime, "model") == 0;
+    if (!s->model) {
+        if (serves)
+            return fail(c, root, "model", "required key is missing (runtime model needs a "
+                                          "model section: format and file or entry)");
+        return 0;
+    }
+    if (strcmp(s->kind, "model") != 0 && !serves)
+        return fail(c, mnode, "model", "a section for kind or runtime model, but this is kind "
+                                       "%s, runtime %s", s->kind, s->runtime);
+    const Ferry__ModelSpec *m = s->model;
+    if (!serves) {
+        for (size_t i = 0; model_serving_keys[i]; i++) {
+            const yaml_node_t *v = value_of(c, mnode, model_serving_keys[i]);
+            char sub[KEYPATH_MAX];
+            snprintf(sub, sizeof sub, "model.%s", model_serving_keys[i]);
+            if (v)
+                return fail(c, v, sub, "applies to runtime model only (this is runtime %s)",
+                            s->runtime);
+        }
+        return 0;
+    }
+    if (!m->format[0])
+        return fail(c, mnode, "model.format", "required key is missing (sklearn or python)");
+    bool sk = strcmp(m->format, "sklearn") == 0;
+    const yaml_node_t *file = value_of(c, mnode, "file"), *entry = value_of(c, mnode, "entry"),
+                      *method = value_of(c, mnode, "method");
+    if (sk && !file)
+        return fail(c, mnode, "model.file", "required key is missing (format sklearn loads "
+                                            "an estimator file)");
+    if (sk && entry)
+        return fail(c, entry, "model.entry", "applies to format python only");
+    if (!sk && !entry)
+        return fail(c, mnode, "model.entry", "required key is missing (format python needs "
+                                             "FILE:CLASS)");
+    if (!sk && file)
+        return fail(c, file, "model.file", "applies to format sklearn only (format python "
+                                           "loads its own files)");
+    if (!sk && method)
+        return fail(c, method, "model.method", "applies to format sklearn only (a python "
+                                               "model has one predict)");
+    /* Requests are checked against the signature before they reach the
+     * model, so a served model declares its inputs. */
+    if (!m->n_inputs)
+        return fail(c, mnode, "model.inputs", "required key is missing (runtime model checks "
+                                              "requests against the declared inputs)");
+    const yaml_node_t *inputs = value_of(c, mnode, "inputs");
+    bool columns = true;
+    for (size_t i = 0; i < m->n_inputs; i++)
+        columns = columns && m->inputs[i]->n_shape == 1;
+    bool matrix = m->n_inputs == 1 && m->inputs[0]->n_shape == 2;
+    if (sk && !columns && !matrix)
+        return fail(c, inputs, "model.inputs", "format sklearn takes 1-D inputs (one per "
+                                               "feature column, shape [-1]) or a single 2-D "
+                                               "input (shape [-1, N])");
+    if (sk && matrix && strcmp(m->inputs[0]->datatype, "BYTES") == 0)
+        return fail(c, inputs, "model.inputs", "a 2-D sklearn input cannot be BYTES");
+    const yaml_node_t *mb = value_of(c, mnode, "max_body");
+    if (mb && m->max_body > MODEL_BODY_MAX)
+        return fail(c, mb, "model.max_body", "must be at most 1Gi");
+    if (sk && !m->method[0]) { /* unset: the default; an empty one is refused */
+        char *d = strdup("predict");
+        if (!d)
+            return no_memory();
+        s->model->method = d;
+    }
+    return 0;
+}
 
 static void notebook_init(void *m) { ferry__notebook_spec__init(m); }
 
@@ -647,6 +895,9 @@ static int spec_finish(const struct ctx *c, const yaml_node_t *map, const char *
     if (v && !(s->run && strcmp(s->run->mode, "job") == 0))
         return fail(c, v, "schedule", "a schedule needs run.mode: job (a service runs all the "
                                       "time)");
+    int rc = model_rules(c, map, s);
+    if (rc < 0)
+        return rc;
     /* A section without a schema is the plugin's: only the one for this
      * artifact's own runtime or kind makes sense. */
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -976,6 +1227,143 @@ static int parse_opaque(const struct ctx *c, const struct field *f, const yaml_n
     return check_opaque_node(c, v, path);
 }
 
+/* A list of mappings, each a message of `sub`: model.inputs, model.outputs. */
+static int parse_msglist(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                         const char *path, void *msg)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(c, v, path, "expected a list of mappings");
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n == 0 && f->nonempty)
+        return fail(c, v, path, "must not be an empty list");
+    if (n > f->max)
+        return fail_at(c, FERRY_E_LIMIT, line_of(v), path, "more than %u items",
+                       (unsigned)f->max);
+    if (n == 0)
+        return 0;
+    void **arr = calloc(n, sizeof *arr);
+    if (!arr)
+        return no_memory();
+    size_t *count = AT(msg, f->count_offset, size_t);
+    *AT(msg, f->offset, void **) = arr;
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
+        char sub[KEYPATH_MAX];
+        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+        if (item->type != YAML_MAPPING_NODE)
+            return fail(c, item, sub, "expected a mapping like {name: x, datatype: FP64, "
+                                      "shape: [-1]}");
+        if (!(arr[i] = malloc(f->sub->size)))
+            return no_memory();
+        f->sub->init(arr[i]);
+        (*count)++; /* attached before it is filled, as parse_nested does */
+        int rc = parse_mapping(c, item, sub, f->sub, arr[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+#define DIM_MAX 2147483647ll
+
+/* Tensor dimensions: plain integers, -1 meaning any size. */
+static int parse_intlist(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                         const char *path, void *msg)
+{
+    static const char *const want = "expected a list of dimensions (integers from 0, or -1 "
+                                    "for any size), like [-1] or [-1, 4]";
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(c, v, path, "%s", want);
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n == 0 && f->nonempty)
+        return fail(c, v, path, "must not be an empty list");
+    if (n > f->max)
+        return fail(c, v, path, "more than %u dimensions", (unsigned)f->max);
+    if (n == 0)
+        return 0;
+    int64_t *arr = calloc(n, sizeof *arr);
+    if (!arr)
+        return no_memory();
+    *AT(msg, f->offset, int64_t *) = arr;
+    size_t *count = AT(msg, f->count_offset, size_t);
+    *count = n;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *d = yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
+        bool ok = d->type == YAML_SCALAR_NODE && !is_null(d) &&
+                  (has_tag(d, YAML_STR_TAG) || has_tag(d, YAML_INT_TAG)) &&
+                  (d->data.scalar.style == YAML_PLAIN_SCALAR_STYLE || has_tag(d, YAML_INT_TAG));
+        const char *s = ok ? text_of(d) : "";
+        int64_t val = 0;
+        if (ok && strcmp(s, "-1") == 0) {
+            val = -1;
+        } else {
+            ok = ok && *s;
+            for (; ok && *s; s++) {
+                ok = digit((unsigned char)*s);
+                val = val * 10 + (*s - '0');
+                ok = ok && val <= DIM_MAX;
+            }
+        }
+        if (!ok)
+            return fail(c, d, path, "%s", want);
+        arr[i] = val;
+    }
+    return 0;
+}
+
+/* A plain positive number: 0.2, 1, 1e-3. */
+static int parse_number(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    bool plain = v->type == YAML_SCALAR_NODE && !is_null(v) &&
+                 (has_tag(v, YAML_STR_TAG) || has_tag(v, YAML_INT_TAG) ||
+                  has_tag(v, YAML_FLOAT_TAG)) &&
+                 (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE || !has_tag(v, YAML_STR_TAG));
+    const char *s = plain ? text_of(v) : "";
+    bool ok = plain && *s && (digit((unsigned char)*s) || *s == '.');
+    char *end = NULL;
+    double d = ok ? strtod(s, &end) : 0;
+    ok = ok && end && *end == '\0' && isfinite(d) && d > 0;
+    if (!ok)
+        return fail(c, v, path, "expected a number greater than zero, like 0.2");
+    *AT(msg, f->offset, double) = d;
+    return 0;
+}
+
+/* Batching delays are shorter than a millisecond as often as not: "500us",
+ * or any duration ("2ms", "1s"), in microseconds up to f->max. */
+static int parse_micros(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    static const char *const want = "expected a duration like 500us, 2ms or 1s";
+    int rc = scalar(c, v, path, "a duration like 500us, 2ms or 1s");
+    if (rc < 0)
+        return rc;
+    const char *s = text_of(v);
+    size_t n = strlen(s);
+    uint64_t us = 0;
+    if (n > 2 && strcmp(s + n - 2, "us") == 0) {
+        size_t i = 0;
+        for (; i < n - 2 && digit((unsigned char)s[i]); i++) {
+            us = us * 10 + (uint64_t)(s[i] - '0');
+            if (us > f->max)
+                break;
+        }
+        if (i < n - 2 && us <= f->max)
+            return fail(c, v, path, "%s", want);
+    } else {
+        uint32_t ms = 0;
+        if (parse_duration(s, &ms))
+            return fail(c, v, path, "%s", want);
+        us = (uint64_t)ms * 1000;
+    }
+    if (us > f->max)
+        return fail(c, v, path, "must be at most %us", (unsigned)(f->max / 1000000));
+    *AT(msg, f->offset, uint32_t) = (uint32_t)us;
+    return 0;
+}
+
 typedef int (*parse_fn)(const struct ctx *, const struct field *, const yaml_node_t *,
                         const char *, void *);
 
@@ -986,6 +1374,8 @@ static const parse_fn parsers[] = {
     [F_DURATION] = parse_duration_field, [F_MAPPING] = parse_nested,
     [F_SIZE] = parse_size_field, [F_CPU] = parse_cpu_field,
     [F_OPAQUE] = parse_opaque,
+    [F_MSGLIST] = parse_msglist, [F_INTLIST] = parse_intlist,
+    [F_NUMBER] = parse_number, [F_MICROS] = parse_micros,
 };
 
 static int parse_mapping(const struct ctx *c, const yaml_node_t *map, const char *path,

@@ -22,7 +22,9 @@ static const char *const text_paths[] = {
     "name", "version", "kind", "runtime", "description", "schedule",
     "run.command.[]", "run.mode", "run.user", "run.env.*", "labels.*",
     "health.http.path", "health.command.[]",
-    "model.framework", "model.card", "model.inputs.[]", "model.outputs.[]",
+    "model.format", "model.file", "model.entry", "model.method", "model.card",
+    "model.reference", "model.inputs.[].name", "model.inputs.[].datatype",
+    "model.outputs.[].name", "model.outputs.[].datatype", "model.batching.max_delay", "model.max_body",
     "notebook.kernel", "notebook.notebook", "notebook.schedule",
 };
 

@@ -527,11 +527,15 @@ int batcher_reference_bins(const struct model_cfg *cfg, const char *dir, const c
         json_decref(root);
         return rc;
     }
+    /* The room the caller has (batcher.h). */
+    size_t room = cfg->n_inputs;
+    if (cfg->n_inputs == 1 && cfg->inputs[0].rank == 2)
+        room = cfg->inputs[0].shape[1] > 0 ? (size_t)cfg->inputs[0].shape[1] : MODEL_IO_MAX;
     json_t *feats = json_object_get(root, "features");
-    if (!json_is_array(feats) || json_array_size(feats) > MODEL_IO_MAX) {
+    if (!json_is_array(feats) || json_array_size(feats) > room) {
         json_decref(root);
-        return err_set(FERRY_E_INVALID, "%s: more features than %d, or none listed",
-                       cfg->reference, MODEL_IO_MAX);
+        return err_set(FERRY_E_INVALID, "%s: more than %zu feature columns", cfg->reference,
+                       room);
     }
     size_t n = json_array_size(feats);
     for (size_t i = 0; i < n; i++) {

@@ -32,7 +32,11 @@ typedef void (*batcher_done_fn)(void *arg, int status, struct infer_result *res,
  * error naming why one could not (the model's own traceback's last line). */
 int batcher_start(const struct model_cfg *cfg, const char *dir, const char *python,
                   const char *worker_py, struct batcher **out);
-/* Any thread. req stays the caller's and must live until done runs. */
+/* Any thread. req stays the caller's and must live until done runs. 0, or
+ * an error and done is never called: -ESHUTDOWN once batcher_stop began,
+ * FERRY_E_INVALID for a req whose inputs do not all have req->rows rows.
+ * While every worker waits out its restart backoff, queued requests fail
+ * with 503. */
 int batcher_submit(struct batcher *b, const struct infer_req *req, batcher_done_fn done,
                    void *arg);
 /* Workers alive and loaded now (readiness: > 0). */
@@ -45,7 +49,11 @@ void batcher_stop(struct batcher *b);
 /* Drift support: run worker.py once to bin the reference CSV (a header row
  * of input names) into 10 bins from its deciles, for every 1-D numeric
  * input (or each column of a single 2-D input). Fills edges (9 inner cut
- * points per input, increasing) and expected (10 fractions per input).
+ * points per input, non-decreasing) and expected (10 fractions per input;
+ * bin i holds edges[i-1] < x <= edges[i], bins 0 and 9 open), arrays with
+ * room for one feature per input, or for a single 2-D input one per column
+ * (shape[1]; MODEL_IO_MAX when that is -1). Names: the 1-D inputs' names,
+ * or the CSV's header names for the columns of a 2-D input.
  * 0, or an error naming the file and the reason. */
 int batcher_reference_bins(const struct model_cfg *cfg, const char *dir, const char *python,
                            const char *worker_py, double edges[][9], double expected[][10],

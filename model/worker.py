@@ -415,6 +415,9 @@ def bins(dirpath, cfg):
             for n in names:
                 if n not in header:
                     raise ModelError("%s: no column '%s'" % (rel, n))
+        for n in names:
+            if len(n.encode("utf-8")) >= 64:
+                raise ModelError("%s: column name '%s' is longer than 63 bytes" % (rel, n))
         idx = [header.index(n) for n in names]
         cols = [[] for _ in names]
         for row in reader:
@@ -436,9 +439,9 @@ def bins(dirpath, cfg):
         if a.size == 0:
             raise ModelError("%s: column '%s' has no numbers" % (rel, name))
         edges = np.quantile(a, np.arange(1, 10) / 10.0)
-        # Bin i holds edges[i-1] <= x < edges[i] (bin 0: x < edges[0], bin 9:
-        # x >= edges[8]); drift.c bins served values the same way.
-        counts = np.bincount(np.searchsorted(edges, a, side="right"), minlength=10)
+        # Bin i holds edges[i-1] < x <= edges[i] (bin 0: x <= edges[0], bin 9:
+        # x > edges[8]); drift.c bins served values the same way.
+        counts = np.bincount(np.searchsorted(edges, a, side="left"), minlength=10)
         feats.append({"name": name, "edges": [float(x) for x in edges],
                       "expected": [float(x) for x in counts / a.size]})
     return {"features": feats}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make demo: a local registry (SQLite + blob folder) and one agent, both with
 # their data under demo-data/; every example is published and verified back
-# out; hello is deployed to the agent (churn-model and churn-notebook wait for
-# their plugins, so they are not deployed); then status, and everything stops
-# on Ctrl-C.
+# out; hello and churn-model (trained here first by its train.py when its
+# model.joblib is missing) are deployed to the agent and queried
+# (churn-notebook waits for its plugin, so it is not deployed); then status,
+# and everything stops on Ctrl-C.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +65,14 @@ say "starting ferry-agent 'demo-host' (state in demo-data/agent, labels env=demo
 PIDS+=($!)
 wait_for_line "$DATA/agent.log" 'registered with'
 
+# The model's Python: Debian's, with scikit-learn (docs/models.md).
+PY=${FERRY_PYTHON:-/usr/bin/python3}
+CHURN="$ROOT/examples/churn-model"
+if [ ! -f "$CHURN/model.joblib" ] || [ ! -f "$CHURN/reference.csv" ]; then
+  say "training examples/churn-model (scikit-learn, synthetic data, fixed seed)"
+  "$PY" "$CHURN/train.py"
+fi
+
 export FERRY_REGISTRY="$URL" FERRY_KEY="$DATA/keys/demo.key" FERRY_TRUST="$DATA/keys/demo.pub"
 for ex in "$ROOT"/examples/*/; do
   name=$(basename "$ex")
@@ -85,6 +94,21 @@ for h in json.load(sys.stdin)['hosts']:
     for w in h['workloads']:
         if w['name'] == 'hello' and w['state'] == 'running':
             print(w['port'])")
+
+churn_ref=$(sed -n 's/^version: *//p' "$CHURN/ferry.yaml")
+say "deploying churn-model@$churn_ref to env=demo (the model server, 2 workers) and waiting until it is ready"
+"$FERRY" deploy "churn-model@$churn_ref" --to env=demo --wait --timeout 120
+cat > "$DATA/churn-request.json" <<'JSON'
+{"inputs": [
+  {"name": "tenure_months",   "shape": [2], "datatype": "FP64", "data": [3, 60]},
+  {"name": "monthly_spend",   "shape": [2], "datatype": "FP64", "data": [120.5, 35.0]},
+  {"name": "support_tickets", "shape": [2], "datatype": "FP64", "data": [4, 0]}]}
+JSON
+say "ferry predict churn-model --json demo-data/churn-request.json (V2 infer)"
+"$FERRY" predict churn-model --json "$DATA/churn-request.json"
+say "the same through MLflow's scoring protocol: ferry predict churn-model --mlflow"
+echo '{"dataframe_split": {"columns": ["tenure_months", "monthly_spend", "support_tickets"], "data": [[3, 120.5, 4]]}}' |
+  "$FERRY" predict churn-model --mlflow --json -
 
 say "status"
 "$FERRY" hosts

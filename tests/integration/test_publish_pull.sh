@@ -120,7 +120,7 @@ expect_fail "bad/ferry\.yaml:3: key 'kind'" \
   "$FERRY" publish "$T/bad" --registry "$REG_URL" --key "$T/alice.key"
 pass "ferry.yaml errors are reported with file, line and key"
 
-# --- a model whose card is not among its files is refused before upload
+# --- a model whose files are not among its files is refused before upload
 mkdir -p "$T/model"
 cat > "$T/model/ferry.yaml" <<'YAML'
 name: churn
@@ -128,16 +128,33 @@ version: "1"
 kind: model
 runtime: model
 model:
-  framework: onnx
+  format: sklearn
+  file: model.joblib
+  inputs: [{name: x, datatype: FP64, shape: [-1]}]
   card: CARD.md
+  reference: data/reference.csv
 YAML
-head -c 1000 /dev/urandom > "$T/model/model.onnx"
 expect_fail "model/ferry\.yaml: key 'model\.card': file 'CARD\.md' is not in the artifact" \
   "$FERRY" publish "$T/model" --registry "$REG_URL" --key "$T/alice.key"
 echo "# churn model" > "$T/model/CARD.md"
+expect_fail "model/ferry\.yaml: key 'model\.file': file 'model\.joblib' is not in the artifact" \
+  "$FERRY" publish "$T/model" --registry "$REG_URL" --key "$T/alice.key"
+head -c 1000 /dev/urandom > "$T/model/model.joblib"
+expect_fail "model/ferry\.yaml: key 'model\.reference': file 'data/reference\.csv' is not in the artifact" \
+  "$FERRY" publish "$T/model" --registry "$REG_URL" --key "$T/alice.key"
+mkdir -p "$T/model/data"
+echo "x" > "$T/model/data/reference.csv"
 "$FERRY" publish "$T/model" --registry "$REG_URL" --key "$T/alice.key" | grep -q '^churn@1 '
 "$FERRY" versions churn --registry "$REG_URL" --json | grep -q '"kind": "model"' || fail "model kind"
-pass "a model's card must ship with it"
+# python: the FILE of entry FILE:CLASS ships too
+mkdir -p "$T/pymodel"
+printf 'name: pym\nversion: "1"\nkind: model\nruntime: model\nmodel: {format: python, entry: "src/serve.py:Model", inputs: [{name: x, datatype: FP64, shape: [-1]}]}\n' \
+  > "$T/pymodel/ferry.yaml"
+expect_fail "pymodel/ferry\.yaml: key 'model\.entry': file 'src/serve\.py' is not in the artifact" \
+  "$FERRY" publish "$T/pymodel" --registry "$REG_URL" --key "$T/alice.key"
+mkdir -p "$T/pymodel/src" && echo "class Model: pass" > "$T/pymodel/src/serve.py"
+"$FERRY" publish "$T/pymodel" --registry "$REG_URL" --key "$T/alice.key" | grep -q '^pym@1 '
+pass "a model's card, file, entry and reference must ship with it"
 
 # --- an unreachable registry is one clear line
 expect_fail 'registry tcp://127.0.0.1:1: ' \

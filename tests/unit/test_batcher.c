@@ -80,6 +80,7 @@ static const char serve_py[] =
     "import os, time\n"
     "class Model:\n"
     "    def load(self, d):\n"
+    "        print('loading from', d)  # goes to stderr, not into the protocol\n"
     "        self.calls = 0\n"
     "    def predict(self, inputs):\n"
     "        x = inputs['x']\n"
@@ -98,6 +99,64 @@ static const char serve_py[] =
     "            out['t'] = inputs['s']\n"
     "        return out\n";
 
+/* Loads once; every later load fails (the marker file exists), so after
+ * its first death the worker crash-loops. */
+static const char once_py[] =
+    "import os\n"
+    "class Model:\n"
+    "    def load(self, d):\n"
+    "        marker = os.path.join(d, 'once.marker')\n"
+    "        if os.path.exists(marker):\n"
+    "            raise RuntimeError('loaded once already')\n"
+    "        open(marker, 'w').close()\n"
+    "    def predict(self, inputs):\n"
+    "        os._exit(1)\n";
+
+/* Declared outputs: y is declared INT64 but the model answers floats for
+ * -1 (refused), ints otherwise (cast). */
+static const char cast_py[] =
+    "import numpy as np\n"
+    "class Model:\n"
+    "    def predict(self, inputs):\n"
+    "        x = inputs['x']\n"
+    "        if (x == -1).any():\n"
+    "            return {'y': x * 1.5}\n"
+    "        return {'y': x.astype(np.int32), 'extra': x}\n";
+
+/* A stand-in for worker.py that speaks the framing badly, to show the
+ * server checks every answer: ROGUE_MODE picks the lie. */
+static const char rogue_py[] =
+    "import os, struct, sys\n"
+    "mode = os.environ.get('ROGUE_MODE', '')\n"
+    "def readn(n):\n"
+    "    b = b''\n"
+    "    while len(b) < n:\n"
+    "        c = os.read(0, n - len(b))\n"
+    "        if not c:\n"
+    "            sys.exit(0)\n"
+    "        b += c\n"
+    "    return b\n"
+    "def frame(kind, body):\n"
+    "    os.write(1, struct.pack('<IB3x', len(body), ord(kind)) + body)\n"
+    "def tensor(dt, shape, nbytes, data):\n"
+    "    return struct.pack('<BBH4xQ', dt, len(shape), 1, nbytes) + \\\n"
+    "        struct.pack('<%dq' % len(shape), *shape) + b'y' + b'\\0' * 7 + data\n"
+    "frame('R', b'')\n"
+    "while True:\n"
+    "    n, k = struct.unpack('<IB3x', readn(8))\n"
+    "    readn(n)\n"
+    "    count = struct.pack('<I4x', 1)\n"
+    "    if mode == 'dtype':\n"
+    "        frame('O', count + tensor(99, [1], 8, b'\\0' * 8))\n"
+    "    elif mode == 'short':\n"
+    "        frame('O', count + tensor(11, [100], 800, b'\\0' * 8))\n"
+    "    elif mode == 'bytes':\n"
+    "        frame('O', count + tensor(12, [1], 8, struct.pack('<I', 1000) + b'abcd'))\n"
+    "    elif mode == 'kind':\n"
+    "        frame('X', b'')\n"
+    "    else:\n"
+    "        os.write(1, struct.pack('<IB3x', 0xffffffff, ord('O')))\n";
+
 static const char badload_py[] =
     "class Model:\n"
     "    def load(self, d):\n"
@@ -113,6 +172,9 @@ static int group_setup(void **state)
     write_file(dir, "train.py", train_py);
     write_file(dir, "serve.py", serve_py);
     write_file(dir, "badload.py", badload_py);
+    write_file(dir, "once.py", once_py);
+    write_file(dir, "cast.py", cast_py);
+    write_file(dir, "rogue.py", rogue_py);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' '%s/train.py' '%s'", python(), dir, dir);
     if (system(cmd) != 0) {
@@ -318,6 +380,18 @@ static int wait_ready(struct batcher *b, unsigned want, unsigned ms)
 {
     uint64_t until = mono_ms() + ms;
     while (batcher_ready_workers(b) < want) {
+        if (mono_ms() > until)
+            return -1;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static int wait_restarts(struct batcher *b, uint64_t want, unsigned ms)
+{
+    uint64_t until = mono_ms() + ms;
+    while (batcher_worker_restarts(b) < want) {
         if (mono_ms() > until)
             return -1;
         struct timespec ts = {0, 20 * 1000000L};
@@ -561,6 +635,88 @@ static void test_python_worker_dies_is_restarted(void **state)
     batcher_stop(b);
 }
 
+/* A model that keeps dying is restarted with a growing delay, not in a
+ * tight loop; stopping it while it waits is prompt. */
+static void test_crash_loop_backs_off(void **state)
+{
+    struct model_cfg c;
+    python_cfg(&c, "once.py:Model", 0);
+    struct batcher *b;
+    start_ok(&c, dir_of(state), &b);
+    struct infer_req r;
+    struct waiter w;
+    double x[] = {1};
+    uint64_t t0 = mono_ms();
+    assert_int_equal(run_x(b, x, 1, &w, &r), 500);
+    assert_string_equal(w.msg, "worker exited (status 1)");
+    waiter_fini(&w);
+    infer_req_fini(&r);
+    /* Restarts 1.. come after 0, 0.1, 0.2, 0.4 and 0.8 s of backoff. */
+    assert_int_equal(wait_restarts(b, 5, WAIT_MS), 0);
+    assert_true(mono_ms() - t0 >= 1500);
+    assert_int_equal(batcher_ready_workers(b), 0);
+    uint64_t t1 = mono_ms();
+    batcher_stop(b);
+    assert_true(mono_ms() - t1 < 3000);
+}
+
+/* Declared outputs are taken by name and cast to the declared datatype;
+ * a cast that would lose the kind is an error for that request. */
+static void test_declared_outputs_cast(void **state)
+{
+    struct model_cfg c;
+    python_cfg(&c, "cast.py:Model", 0);
+    c.outputs[0] = io1("y", DT_INT64, 1, 0);
+    c.n_outputs = 1;
+    struct batcher *b;
+    start_ok(&c, dir_of(state), &b);
+    struct infer_req r;
+    struct waiter w;
+    double x[] = {2, 3};
+    assert_int_equal(run_x(b, x, 2, &w, &r), 200);
+    assert_int_equal(w.res.n_outputs, 1);
+    const struct tensor *t = output(&w.res, "y");
+    assert_int_equal(t->dtype, DT_INT64);
+    int64_t want[] = {2, 3};
+    assert_memory_equal(t->data, want, sizeof want);
+    waiter_fini(&w);
+    infer_req_fini(&r);
+    double bad[] = {-1};
+    assert_int_equal(run_x(b, bad, 1, &w, &r), 500);
+    assert_string_equal(w.msg, "output 'y' is float64, declared INT64");
+    waiter_fini(&w);
+    infer_req_fini(&r);
+    batcher_stop(b);
+}
+
+/* Answers that break the framing fail the request with 500 and the worker
+ * is replaced; the server never trusts a length or a datatype it is sent. */
+static void test_malformed_answers_are_refused(void **state)
+{
+    char rogue[4096];
+    snprintf(rogue, sizeof rogue, "%s/rogue.py", dir_of(state));
+    const char *modes[] = {"dtype", "short", "bytes", "kind", "huge"};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        setenv("ROGUE_MODE", modes[m], 1);
+        struct model_cfg c;
+        python_cfg(&c, "serve.py:Model", 0);
+        struct batcher *b;
+        int rc = batcher_start(&c, dir_of(state), python(), rogue, &b);
+        if (rc < 0)
+            fail_msg("batcher_start: %s", err_message(rc));
+        struct infer_req r;
+        struct waiter w;
+        double x[] = {1};
+        assert_int_equal(run_x(b, x, 1, &w, &r), 500);
+        assert_string_equal(w.msg, "worker sent a malformed answer");
+        waiter_fini(&w);
+        infer_req_fini(&r);
+        assert_int_equal(wait_restarts(b, 1, WAIT_MS), 0);
+        batcher_stop(b);
+    }
+    unsetenv("ROGUE_MODE");
+}
+
 /* ------------------------------------------------------------ batching */
 
 #define THREADS 8
@@ -740,7 +896,8 @@ static void test_reference_bins(void **state)
 {
     const char *dir = dir_of(state);
     /* a: 1..100 (deciles 10.9, 20.8, ... 90.1, ten rows a bin); b: a
-     * constant (every cut point 5, every row in the last bin). */
+     * constant (every cut point 5; bin i holds edges[i-1] < x <= edges[i],
+     * so every row is in the first bin). */
     char csv[8192];
     size_t off = (size_t)snprintf(csv, sizeof csv, "label,a,b\n");
     for (int i = 1; i <= 100; i++)
@@ -769,8 +926,32 @@ static void test_reference_bins(void **state)
     }
     for (int k = 0; k < 10; k++) {
         assert_true(fabs(expected[0][k] - 0.1) < 1e-12);
-        assert_true(fabs(expected[1][k] - (k == 9 ? 1.0 : 0.0)) < 1e-12);
+        assert_true(fabs(expected[1][k] - (k == 0 ? 1.0 : 0.0)) < 1e-12);
     }
+
+    /* A single 2-D input: its columns, named by the header. */
+    write_file(dir, "reference.csv", "p,q\n1,10\n2,20\n3,30\n4,40\n5,50\n6,60\n7,70\n8,80\n9,90\n10,100\n11,110\n");
+    struct model_cfg c2;
+    python_cfg(&c2, "serve.py:Model", 0);
+    c2.inputs[0] = io1("features", DT_FP64, 2, 2);
+    snprintf(c2.reference, sizeof c2.reference, "reference.csv");
+    rc = batcher_reference_bins(&c2, dir, python(), FERRY_MODEL_WORKER_PY, edges, expected, names,
+                                &n);
+    if (rc < 0)
+        fail_msg("batcher_reference_bins: %s", err_message(rc));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "p");
+    assert_string_equal(names[1], "q");
+    assert_true(fabs(edges[0][0] - 2) < 1e-9);
+    assert_true(fabs(edges[1][8] - 100) < 1e-9);
+    /* 11 rows: one at or below each cut point 2..10, one above the last. */
+    assert_true(fabs(expected[0][0] - 2.0 / 11) < 1e-12);
+    assert_true(fabs(expected[1][9] - 1.0 / 11) < 1e-12);
+    c2.inputs[0] = io1("features", DT_FP64, 2, 3);
+    rc = batcher_reference_bins(&c2, dir, python(), FERRY_MODEL_WORKER_PY, edges, expected, names,
+                                &n);
+    assert_true(rc < 0);
+    assert_string_equal(err_message(rc), "reference.csv: 2 columns, input 'features' has 3");
 
     /* A missing column and a cell that is not a number: errors naming the
      * file and the reason. */
@@ -801,6 +982,9 @@ int main(void)
         cmocka_unit_test(test_wrong_method_and_bad_load_fail_start),
         cmocka_unit_test(test_python_model_raises_then_keeps_serving),
         cmocka_unit_test(test_python_worker_dies_is_restarted),
+        cmocka_unit_test(test_crash_loop_backs_off),
+        cmocka_unit_test(test_declared_outputs_cast),
+        cmocka_unit_test(test_malformed_answers_are_refused),
         cmocka_unit_test(test_concurrent_requests_are_batched),
         cmocka_unit_test(test_bytes_batched_and_split),
         cmocka_unit_test(test_oversized_request_goes_alone),

@@ -118,40 +118,269 @@ static void test_full_app(void **state)
     spec_free(s);
 }
 
+/* Lines 1-5 of a model served by runtime model; tests append from line 6. */
+#define MBASE "name: iris\nversion: 1.0.0\nkind: model\nruntime: model\nmodel:\n"
+/* sklearn, the estimator file and one input: lines 6-8. SK0 without the input. */
+#define SK0 "  format: sklearn\n  file: model.joblib\n"
+#define SK SK0 "  inputs: [{name: x, datatype: FP64, shape: [-1]}]\n"
+
 static void test_model(void **state)
 {
     (void)state;
-    Ferry__Spec *s = parse_ok("name: churn-model\n"
+    Ferry__Spec *s = parse_ok("name: iris\n"
                               "version: 3\n"
                               "kind: model\n"
                               "runtime: model\n"
                               "model:\n"
-                              "  framework: onnx\n"
+                              "  format: sklearn\n"
+                              "  file: model.joblib\n"
+                              "  method: predict_proba\n"
+                              "  inputs:\n"
+                              "    - {name: sepal_length, datatype: FP64, shape: [-1]}\n"
+                              "    - {name: petal_width,  datatype: FP32, shape: [-1]}\n"
+                              "  outputs:\n"
+                              "    - name: species\n"
+                              "      datatype: INT64\n"
+                              "      shape: [-1]\n"
                               "  card: docs/MODEL_CARD.md\n"
                               "  pii: true\n"
-                              "  inputs: [tenure, plan]\n"
-                              "  outputs:\n"
-                              "    - churn_probability\n");
+                              "  reference: data/reference.csv\n"
+                              "  workers: 2\n"
+                              "  batching: {max_batch: 32, max_delay: 2ms}\n"
+                              "  drift: {window: 1000, alert: 0.25}\n");
     assert_string_equal(s->version, "3");
-    assert_string_equal(s->kind, "model");
     assert_null(s->run);    /* run is only required for apps */
-    assert_null(s->health); /* absent health stays NULL */
-    assert_non_null(s->model);
-    assert_string_equal(s->model->framework, "onnx");
-    assert_string_equal(s->model->card, "docs/MODEL_CARD.md");
-    assert_true(s->model->pii);
-    assert_int_equal(s->model->n_inputs, 2);
-    assert_string_equal(s->model->inputs[0], "tenure");
-    assert_string_equal(s->model->inputs[1], "plan");
-    assert_int_equal(s->model->n_outputs, 1);
-    assert_string_equal(s->model->outputs[0], "churn_probability");
-    assert_string_equal(s->description, ""); /* unset optional string */
+    assert_null(s->health); /* a model needs no health: the plugin's readiness is the check */
+    const Ferry__ModelSpec *m = s->model;
+    assert_non_null(m);
+    assert_string_equal(m->format, "sklearn");
+    assert_string_equal(m->file, "model.joblib");
+    assert_string_equal(m->method, "predict_proba");
+    assert_int_equal(m->n_inputs, 2);
+    assert_string_equal(m->inputs[0]->name, "sepal_length");
+    assert_string_equal(m->inputs[0]->datatype, "FP64");
+    assert_int_equal(m->inputs[0]->n_shape, 1);
+    assert_int_equal(m->inputs[0]->shape[0], -1);
+    assert_string_equal(m->inputs[1]->datatype, "FP32");
+    assert_int_equal(m->inputs[1]->n_shape, 1);
+    assert_int_equal(m->n_outputs, 1);
+    assert_string_equal(m->outputs[0]->name, "species");
+    assert_string_equal(m->outputs[0]->datatype, "INT64");
+    assert_string_equal(m->card, "docs/MODEL_CARD.md");
+    assert_true(m->pii);
+    assert_string_equal(m->reference, "data/reference.csv");
+    assert_int_equal(m->workers, 2);
+    assert_int_equal(m->batching->max_batch, 32);
+    assert_int_equal(m->batching->max_delay_us, 2000);
+    assert_int_equal(m->drift->window, 1000);
+    assert_true(m->drift->alert > 0.2499 && m->drift->alert < 0.2501);
+
+    /* Through the manifest's encoding and back. */
+    size_t n = ferry__spec__get_packed_size(s);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    ferry__spec__pack(s, buf);
+    Ferry__Spec *back = ferry__spec__unpack(NULL, n, buf);
+    assert_non_null(back);
+    assert_int_equal(back->model->inputs[0]->shape[0], -1);
+    assert_string_equal(back->model->outputs[0]->name, "species");
+    ferry__spec__free_unpacked(back, NULL);
+    free(buf);
     spec_free(s);
 
-    s = parse_ok("name: m\nversion: '1'\nkind: model\nruntime: model\nmodel: {pii: False}\n");
-    assert_false(s->model->pii);
-    assert_int_equal(s->model->n_inputs, 0);
+    /* The other sklearn form: one 2-D input of whole rows. */
+    s = parse_ok(MBASE SK0 "  inputs: [{name: rows, datatype: FP64, shape: [-1, 4]}]\n");
+    assert_int_equal(s->model->inputs[0]->n_shape, 2);
+    assert_int_equal(s->model->inputs[0]->shape[1], 4);
     spec_free(s);
+
+    /* Defaults: method predict, one worker, no batching, no drift. */
+    s = parse_ok(MBASE SK);
+    assert_string_equal(s->model->method, "predict");
+    assert_int_equal(s->model->workers, 1);
+    assert_null(s->model->batching);
+    assert_null(s->model->drift);
+    assert_int_equal(s->model->n_inputs, 1);
+    assert_int_equal(s->model->n_outputs, 0);
+    assert_false(s->model->pii);
+    spec_free(s);
+    s = parse_ok(MBASE SK "  reference: ref.csv\n  drift: {}\n  batching: {max_batch: 8}\n");
+    assert_int_equal(s->model->drift->window, 1000);
+    assert_true(s->model->drift->alert > 0.199 && s->model->drift->alert < 0.201);
+    assert_int_equal(s->model->batching->max_delay_us, 0);
+    assert_int_equal(s->model->max_body, 0);
+    spec_free(s);
+
+    /* python: FILE:CLASS. */
+    s = parse_ok(MBASE "  format: python\n  entry: src/serve.py:Model_2\n"
+                       "  inputs: [{name: text, datatype: BYTES, shape: [-1]}]\n"
+                       "  batching: {max_batch: 4, max_delay: 500us}\n  max_body: 64Mi\n");
+    assert_int_equal(s->model->batching->max_delay_us, 500);
+    assert_int_equal(s->model->max_body, 64u << 20);
+    assert_string_equal(s->model->entry, "src/serve.py:Model_2");
+    assert_string_equal(s->model->method, "");
+    spec_free(s);
+
+    /* Another runtime serving a kind model takes the descriptive keys. */
+    s = parse_ok("name: m\nversion: '1'\nkind: model\nruntime: exec\nrun: {command: [./m]}\n"
+                 "model:\n  card: CARD.md\n  pii: False\n"
+                 "  inputs: [{name: x, datatype: BYTES, shape: [-1]}]\n");
+    assert_false(s->model->pii);
+    assert_string_equal(s->model->inputs[0]->datatype, "BYTES");
+    spec_free(s);
+}
+
+/* Every model refusal names the file, the line and the key. */
+static void test_model_refusals(void **state)
+{
+    (void)state;
+    /* runtime model: the format and where the model is. */
+    EXPECT_SPEC_ERROR("name: iris\nversion: 1\nkind: model\nruntime: model\n",
+                      "t.yaml:1: key 'model': required key is missing (runtime model needs a "
+                      "model section: format and file or entry)");
+    EXPECT_SPEC_ERROR(MBASE "  file: model.joblib\n",
+                      "t.yaml:6: key 'model.format': required key is missing (sklearn or python)");
+    EXPECT_SPEC_ERROR(MBASE "  format: onnx\n",
+                      "t.yaml:6: key 'model.format': must be one of sklearn, python");
+    EXPECT_SPEC_ERROR(MBASE "  format: sklearn\n",
+                      "t.yaml:6: key 'model.file': required key is missing (format sklearn "
+                      "loads an estimator file)");
+    EXPECT_SPEC_ERROR(MBASE SK "  entry: serve.py:Model\n",
+                      "t.yaml:9: key 'model.entry': applies to format python only");
+    EXPECT_SPEC_ERROR(MBASE "  format: python\n",
+                      "t.yaml:6: key 'model.entry': required key is missing (format python "
+                      "needs FILE:CLASS)");
+    EXPECT_SPEC_ERROR(MBASE "  format: python\n  entry: s.py:M\n  file: m.joblib\n",
+                      "t.yaml:8: key 'model.file': applies to format sklearn only (format "
+                      "python loads its own files)");
+    EXPECT_SPEC_ERROR(MBASE "  format: python\n  entry: s.py:M\n  method: predict\n",
+                      "t.yaml:8: key 'model.method': applies to format sklearn only (a python "
+                      "model has one predict)");
+    EXPECT_SPEC_ERROR(MBASE SK "  method: transform\n",
+                      "t.yaml:9: key 'model.method': must be one of predict, predict_proba");
+    /* Paths stay inside the artifact. */
+    EXPECT_SPEC_ERROR(MBASE "  format: sklearn\n  file: ../model.joblib\n",
+                      "t.yaml:7: key 'model.file': must be a relative path inside the artifact "
+                      "(no leading '/', no '.' or '..', no backslash)");
+    EXPECT_SPEC_ERROR(MBASE SK "  card: /etc/passwd\n",
+                      "t.yaml:9: key 'model.card': must be a relative path inside the artifact "
+                      "(no leading '/', no '.' or '..', no backslash)");
+    EXPECT_SPEC_ERROR(MBASE SK "  reference: a/./b.csv\n",
+                      "t.yaml:9: key 'model.reference': must be a relative path inside the "
+                      "artifact (no leading '/', no '.' or '..', no backslash)");
+    static const char *const bad_entries[] = {"serve.py", "serve.py:", ":Model", "serve.txt:M",
+                                              "../serve.py:Model", "serve.py:1Model",
+                                              "serve.py:Mo-del", "/abs/s.py:M"};
+    for (size_t i = 0; i < sizeof bad_entries / sizeof *bad_entries; i++) {
+        char text[256], want[300];
+        snprintf(text, sizeof text, MBASE "  format: python\n  entry: \"%s\"\n", bad_entries[i]);
+        snprintf(want, sizeof want, "t.yaml:7: key 'model.entry': expected FILE:CLASS like "
+                                    "serve.py:Model (a .py file inside the artifact and a "
+                                    "Python class name)");
+        EXPECT_SPEC_ERROR(text, want);
+    }
+    /* Tensors. */
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs: [a, b]\n",
+                      "t.yaml:8: key 'model.inputs[0]': expected a mapping like {name: x, "
+                      "datatype: FP64, shape: [-1]}");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs: {name: a}\n",
+                      "t.yaml:8: key 'model.inputs': expected a list of mappings");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs: []\n",
+                      "t.yaml:8: key 'model.inputs': must not be an empty list");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs:\n    - {name: a, datatype: FP64}\n",
+                      "t.yaml:9: key 'model.inputs[0].shape': required key is missing");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs:\n    - {name: a, datatype: FP64, shape: [-1]}\n"
+                      "    - {name: b, datatype: FLOAT, shape: [-1]}\n",
+                      "t.yaml:10: key 'model.inputs[1].datatype': must be one of BOOL, UINT8, "
+                      "UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs:\n    - {name: a, datatype: FP64, shape: [-1]}\n"
+                      "    - {name: a, datatype: FP32, shape: [-1]}\n",
+                      "t.yaml:10: key 'model.inputs[1].name': duplicate name 'a' (also inputs[0])");
+    EXPECT_SPEC_ERROR(MBASE SK "  outputs:\n    - {name: y, datatype: FP64, shape: [-1]}\n"
+                      "    - {name: y, datatype: FP64, shape: [-1]}\n",
+                      "t.yaml:11: key 'model.outputs[1].name': duplicate name 'y' (also outputs[0])");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs: [{name: a, datatype: FP64, shape: [-1], unit: cm}]\n",
+                      "t.yaml:8: key 'model.inputs[0].unit': unknown key");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs: [{name: 'a b', datatype: FP64, shape: [-1]}]\n",
+                      "t.yaml:8: key 'model.inputs[0].name': must be 1-63 characters of A-Z a-z "
+                      "0-9 _ . -, not starting with '.' or '-'");
+    static const char *const bad_shapes[] = {"[]", "-1", "[-2]", "[1.5]", "['3']", "[x]",
+                                             "[2147483648]", "[1, 2, 3, 4, 5, 6, 7, 8, 9]"};
+    for (size_t i = 0; i < sizeof bad_shapes / sizeof *bad_shapes; i++) {
+        char text[256];
+        snprintf(text, sizeof text, MBASE SK0 "  inputs: [{name: a, datatype: FP64, shape: %s}]\n",
+                 bad_shapes[i]);
+        Ferry__Spec *sp = NULL;
+        err_clear();
+        assert_int_equal(spec_parse("t.yaml", text, strlen(text), &sp), FERRY_E_SPEC);
+        assert_non_null(strstr(err_detail(), "t.yaml:8: key 'model.inputs[0].shape': "));
+    }
+    /* runtime model checks requests against declared inputs, in a form
+     * scikit-learn takes. */
+    EXPECT_SPEC_ERROR(MBASE SK0, "t.yaml:6: key 'model.inputs': required key is missing "
+                                 "(runtime model checks requests against the declared inputs)");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs:\n    - {name: a, datatype: FP64, shape: [-1]}\n"
+                      "    - {name: b, datatype: FP64, shape: [-1, 2]}\n",
+                      "t.yaml:9: key 'model.inputs': format sklearn takes 1-D inputs (one per "
+                      "feature column, shape [-1]) or a single 2-D input (shape [-1, N])");
+    EXPECT_SPEC_ERROR(MBASE SK0 "  inputs: [{name: a, datatype: BYTES, shape: [-1, 3]}]\n",
+                      "t.yaml:8: key 'model.inputs': a 2-D sklearn input cannot be BYTES");
+    EXPECT_SPEC_ERROR(MBASE SK "  batching: {max_batch: 4, max_delay: 20000000us}\n",
+                      "t.yaml:9: key 'model.batching.max_delay': must be at most 10s");
+    EXPECT_SPEC_ERROR(MBASE SK "  batching: {max_batch: 4, max_delay: 5xus}\n",
+                      "t.yaml:9: key 'model.batching.max_delay': expected a duration like "
+                      "500us, 2ms or 1s");
+    EXPECT_SPEC_ERROR(MBASE SK "  max_body: 2Gi\n",
+                      "t.yaml:9: key 'model.max_body': must be at most 1Gi");
+    EXPECT_SPEC_ERROR(MBASE SK "  max_body: 1K\n",
+                      "t.yaml:9: key 'model.max_body': must be at least 1Mi");
+    /* Numbers. */
+    EXPECT_SPEC_ERROR(MBASE SK "  workers: 0\n",
+                      "t.yaml:9: key 'model.workers': expected an integer from 1 to 256");
+    EXPECT_SPEC_ERROR(MBASE SK "  workers: two\n",
+                      "t.yaml:9: key 'model.workers': expected an integer from 1 to 256");
+    EXPECT_SPEC_ERROR(MBASE SK "  batching: {max_delay: 2ms}\n",
+                      "t.yaml:9: key 'model.batching.max_batch': required key is missing");
+    EXPECT_SPEC_ERROR(MBASE SK "  batching: {max_batch: 0}\n",
+                      "t.yaml:9: key 'model.batching.max_batch': expected an integer from 1 to 4096");
+    EXPECT_SPEC_ERROR(MBASE SK "  batching: {max_batch: 4, max_delay: 2 ms}\n",
+                      "t.yaml:9: key 'model.batching.max_delay': expected a duration like "
+                      "500us, 2ms or 1s");
+    EXPECT_SPEC_ERROR(MBASE SK "  batching: {max_batch: 4, max_delay: 11s}\n",
+                      "t.yaml:9: key 'model.batching.max_delay': must be at most 10s");
+    EXPECT_SPEC_ERROR(MBASE SK "  batching: 32\n",
+                      "t.yaml:9: key 'model.batching': expected a mapping");
+    EXPECT_SPEC_ERROR(MBASE SK "  reference: r.csv\n  drift: {alert: 0}\n",
+                      "t.yaml:10: key 'model.drift.alert': expected a number greater than zero, "
+                      "like 0.2");
+    EXPECT_SPEC_ERROR(MBASE SK "  reference: r.csv\n  drift: {alert: '0.2'}\n",
+                      "t.yaml:10: key 'model.drift.alert': expected a number greater than zero, "
+                      "like 0.2");
+    EXPECT_SPEC_ERROR(MBASE SK "  reference: r.csv\n  drift: {alert: .inf}\n",
+                      "t.yaml:10: key 'model.drift.alert': expected a number greater than zero, "
+                      "like 0.2");
+    EXPECT_SPEC_ERROR(MBASE SK "  reference: r.csv\n  drift: {window: 5}\n",
+                      "t.yaml:10: key 'model.drift.window': expected an integer from 10 to 10000000");
+    EXPECT_SPEC_ERROR(MBASE SK "  drift: {alert: 0.2}\n",
+                      "t.yaml:9: key 'model.drift': needs model.reference (the training inputs "
+                      "drift is measured against)");
+    EXPECT_SPEC_ERROR(MBASE SK "  pii: yes\n", "t.yaml:9: key 'model.pii': expected true or false");
+    EXPECT_SPEC_ERROR(MBASE SK "  framework: onnx\n",
+                      "t.yaml:9: key 'model.framework': unknown key");
+    EXPECT_SPEC_ERROR(MBASE SK "  file: other.joblib\n",
+                      "t.yaml:9: key 'model.file': duplicate key");
+    /* Serving keys are runtime model's; the section is a model's. */
+    EXPECT_SPEC_ERROR("name: m\nversion: 1\nkind: model\nruntime: exec\nrun: {command: [./m]}\n"
+                      "model:\n  card: C.md\n  workers: 2\n",
+                      "t.yaml:8: key 'model.workers': applies to runtime model only (this is "
+                      "runtime exec)");
+    EXPECT_SPEC_ERROR("name: m\nversion: 1\nkind: model\nruntime: exec\nrun: {command: [./m]}\n"
+                      "model: {format: sklearn, file: m.joblib}\n",
+                      "t.yaml:6: key 'model.format': applies to runtime model only (this is "
+                      "runtime exec)");
+    EXPECT_SPEC_ERROR(BASE "model: {pii: true}\n",
+                      "t.yaml:7: key 'model': a section for kind or runtime model, but this is "
+                      "kind app, runtime exec");
 }
 
 static void test_notebook(void **state)
@@ -247,8 +476,7 @@ static void test_unknown_keys(void **state)
                       "t.yaml:3: key 'colour': unknown key");
     EXPECT_SPEC_ERROR(BASE "health:\n  htp: {path: /}\n",
                       "t.yaml:8: key 'health.htp': unknown key");
-    EXPECT_SPEC_ERROR(BASE "model: {framework: x, size: 3}\n",
-                      "t.yaml:7: key 'model.size': unknown key");
+    EXPECT_SPEC_ERROR(MBASE SK "  size: 3\n", "t.yaml:9: key 'model.size': unknown key");
     /* A hostile key is shown on one line and cut short. */
     EXPECT_SPEC_ERROR("\"a\\nb\": 1\n", "t.yaml:1: key 'a?b': unknown key");
     char text[400];
@@ -293,7 +521,9 @@ static void test_bad_values(void **state)
                       "t.yaml:7: key 'health.http.status': expected an integer from 100 to 599");
     EXPECT_SPEC_ERROR(BASE "health:\n  http: {path: /}\n  command: [true]\n",
                       "t.yaml:8: key 'health': give either http or command, not both");
-    EXPECT_SPEC_ERROR(BASE "model: {card: \"\"}\n", "t.yaml:7: key 'model.card': must not be empty");
+    EXPECT_SPEC_ERROR(MBASE SK "  card: \"\"\n",
+                      "t.yaml:9: key 'model.card': must be a relative path inside the artifact "
+                      "(no leading '/', no '.' or '..', no backslash)");
 }
 
 #define JOB                                                                                    \
@@ -563,13 +793,16 @@ static void test_aliases_anchors_tags(void **state)
     EXPECT_SPEC_ERROR("name: hello\nrun: !!set {a, b}\n",
                       "t.yaml:2: tag 'tag:yaml.org,2002:set' is not allowed");
     /* Standard tags are fine where they fit the type. */
-    Ferry__Spec *s = parse_ok(BASE "model: !!map {pii: !!bool true, inputs: !!seq [!!str a]}\n"
-                                   "health: {http: {path: /, status: !!int \"201\"}}\n");
+    Ferry__Spec *s = parse_ok("name: m\nversion: 1\nkind: model\nruntime: exec\n"
+                              "run: {command: [./m]}\n"
+                              "model: !!map {pii: !!bool true, inputs: !!seq [!!map {name: !!str a,"
+                              " datatype: FP64, shape: [!!int -1]}]}\n"
+                              "health: {http: {path: /, status: !!int \"201\"}}\n");
     assert_true(s->model->pii);
-    assert_string_equal(s->model->inputs[0], "a");
+    assert_string_equal(s->model->inputs[0]->name, "a");
     assert_int_equal(s->health->http->status, 201);
     spec_free(s);
-    EXPECT_SPEC_ERROR(BASE "model: {pii: !!int 1}\n", "t.yaml:7: key 'model.pii': expected true or false");
+    EXPECT_SPEC_ERROR(MBASE SK "  pii: !!int 1\n", "t.yaml:9: key 'model.pii': expected true or false");
     EXPECT_SPEC_ERROR(BASE "description: !!null x\n", "t.yaml:7: key 'description': expected a string");
 }
 
@@ -711,6 +944,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_app),
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_model_refusals),
         cmocka_unit_test(test_notebook),
         cmocka_unit_test(test_version_scalars),
         cmocka_unit_test(test_health_defaults_and_durations),

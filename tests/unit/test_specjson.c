@@ -52,15 +52,34 @@ static void test_model_section(void **state)
 {
     (void)state;
     char *spec = NULL, *kind = NULL;
-    convert("name: churn-model\nversion: 0.1.0\nkind: model\nruntime: model\n"
-            "model:\n  framework: json-linear\n  card: CARD.md\n  pii: false\n"
-            "  inputs: [tenure_months, 7]\n  outputs: [churn_probability]\n",
+    convert("name: iris\nversion: 1.0.0\nkind: model\nruntime: model\n"
+            "model:\n  format: sklearn\n  file: model.joblib\n  card: CARD.md\n  pii: false\n"
+            "  inputs:\n    - {name: '7', datatype: FP64, shape: [-1, 4]}\n"
+            "  outputs: [{name: species, datatype: INT64, shape: [-1]}]\n"
+            "  reference: reference.csv\n  workers: 2\n"
+            "  batching: {max_batch: 32, max_delay: 2ms}\n  drift: {window: 1000, alert: 0.2}\n",
             &spec, &kind);
-    assert_string_equal(kind, "{\"framework\":\"json-linear\",\"card\":\"CARD.md\",\"pii\":false,"
-                              "\"inputs\":[\"tenure_months\",\"7\"],\"outputs\":[\"churn_probability\"]}");
-    assert_non_null(strstr(spec, "\"model\":{\"framework\""));
+    /* Names and datatypes stay text, dimensions and counts are numbers. */
+    assert_string_equal(kind, "{\"format\":\"sklearn\",\"file\":\"model.joblib\",\"card\":\"CARD.md\","
+                              "\"pii\":false,\"inputs\":[{\"name\":\"7\",\"datatype\":\"FP64\","
+                              "\"shape\":[-1,4]}],\"outputs\":[{\"name\":\"species\",\"datatype\":"
+                              "\"INT64\",\"shape\":[-1]}],\"reference\":\"reference.csv\","
+                              "\"workers\":2,\"batching\":{\"max_batch\":32,\"max_delay\":\"2ms\"},"
+                              "\"drift\":{\"window\":1000,\"alert\":0.20000000000000001}}");
+    assert_non_null(strstr(spec, "\"model\":{\"format\":\"sklearn\""));
     free(spec);
     free(kind);
+    /* Refused by the schema first, with its line. */
+    json_t *j = NULL;
+    const char *bad = "name: iris\nversion: 1\nkind: model\nruntime: model\nmodel:\n"
+                      "  format: sklearn\n  file: m.joblib\n"
+                      "  inputs: [{name: a, datatype: FP64, shape: [-1]}, "
+                      "{name: a, datatype: FP64, shape: [-1]}]\n";
+    err_clear();
+    assert_int_equal(specjson_tree("t.yaml", bad, strlen(bad), &j), FERRY_E_SPEC);
+    assert_null(j);
+    assert_string_equal(err_detail(), "t.yaml:8: key 'model.inputs[1].name': duplicate name 'a' "
+                                      "(also inputs[0])");
 }
 
 /* oci: has no schema in ferry: any mapping, typed as written, is the

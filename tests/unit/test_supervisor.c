@@ -91,6 +91,33 @@ static void test_start_healthy_running(void **state)
     assert_string_equal(sup_event_name((enum sup_event)-1), "unknown");
 }
 
+/* A healthy probe with a reason (a model's drift) keeps the run running
+ * and reports the reason as a warning; the warning clears when probes say
+ * nothing again, and an unchanged warning is not reported twice. */
+static void test_healthy_with_warning(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, NULL);
+    ev(&r, SUP_EV_START, 1000, NULL);
+    assert_int_equal(ev(&r, SUP_EV_HEALTHY, 1500, "drift: x psi 0.31 > 0.2"), CANCEL | REPORT);
+    assert_int_equal(r.s.state, SUP_RUNNING);
+    assert_string_equal(r.s.reason, "warning: drift: x psi 0.31 > 0.2");
+    assert_int_equal(ev(&r, SUP_EV_HEALTHY, 2500, "drift: x psi 0.31 > 0.2"), 0);
+    assert_int_equal(ev(&r, SUP_EV_HEALTHY, 3500, "drift: x psi 0.40 > 0.2"), REPORT);
+    assert_string_equal(r.s.reason, "warning: drift: x psi 0.40 > 0.2");
+    assert_int_equal(r.s.state, SUP_RUNNING);
+    /* A failed probe in between does not touch the warning... */
+    assert_int_equal(ev(&r, SUP_EV_UNHEALTHY, 4000, "GET /: timed out"), 0);
+    assert_string_equal(r.s.reason, "warning: drift: x psi 0.40 > 0.2");
+    /* ...and a plain healthy probe clears it. */
+    assert_int_equal(ev(&r, SUP_EV_HEALTHY, 4500, ""), REPORT);
+    assert_string_equal(r.s.reason, "healthy");
+    assert_int_equal(ev(&r, SUP_EV_HEALTHY, 5500, NULL), 0);
+    assert_int_equal(ev(&r, SUP_EV_HEALTHY, 6500, "drift: y psi 1.00 > 0.2"), REPORT);
+    assert_int_equal(r.s.probe_failures, 0);
+}
+
 static void test_never_healthy_fails_at_deadline(void **state)
 {
     struct sup_policy p;
@@ -714,6 +741,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_start_healthy_running),
+        cmocka_unit_test(test_healthy_with_warning),
         cmocka_unit_test(test_never_healthy_fails_at_deadline),
         cmocka_unit_test(test_backoff_doubles_and_caps),
         cmocka_unit_test(test_crash_loop_fails),

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# A scikit-learn model end to end: trained here, published, deployed to a
+# real agent through the model plugin, queried with ferry predict (V2 and
+# MLflow) against the in-process predictions; drift from shifted inputs
+# turns into a warning in ferry status and a gauge in ferry metrics.
+source "$(dirname "$0")/lib.sh"
+
+PY=${FERRY_PYTHON:-/usr/bin/python3}
+"$PY" -c 'import sklearn, joblib, numpy' 2>/dev/null || fail "$PY lacks scikit-learn (scripts/install-deps.sh)"
+
+make_key ops
+start_registry reg "$T/reg" --trust "$T/ops.pub"
+export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
+start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub" --metrics-interval 1s
+
+# --- train iris, keep the in-process predictions of the rows we will send
+mkdir -p "$T/iris"
+"$PY" - "$T/iris" "$T" <<'PY'
+import json, os, sys
+import joblib, numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+out, scratch = sys.argv[1], sys.argv[2]
+names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+x, y = load_iris(return_X_y=True)
+model = LogisticRegression(max_iter=1000).fit(x, y)
+joblib.dump(model, os.path.join(out, "model.joblib"))
+with open(os.path.join(out, "reference.csv"), "w") as f:
+    f.write(",".join(names) + "\n")
+    for row in x:
+        f.write(",".join(repr(float(v)) for v in row) + "\n")
+rows = x[[0, 60, 120, 149]]
+def v2(rows, nested=False):
+    return {"id": "q1", "inputs": [
+        {"name": n, "shape": [len(rows)], "datatype": "FP64",
+         "data": [[float(v)] for v in rows[:, i]] if nested else [float(v) for v in rows[:, i]]}
+        for i, n in enumerate(names)]}
+def dump(name, doc):
+    with open(os.path.join(scratch, name), "w") as f:
+        json.dump(doc, f)
+dump("flat.json", v2(rows))
+dump("nested.json", v2(rows, nested=True))
+dump("split.json", {"dataframe_split": {"columns": names, "data": rows.tolist()}})
+dump("records.json", {"dataframe_records": [dict(zip(names, map(float, r))) for r in rows]})
+dump("expected.json", [int(p) for p in model.predict(rows)])
+# Drift: the reference itself (its PSI is ~0), then the same rows with
+# petal_length moved far outside the training range.
+dump("ref.json", v2(x))
+shifted = x.copy()
+shifted[:, 2] += 10.0
+dump("shifted.json", v2(shifted))
+PY
+echo "# iris" > "$T/iris/CARD.md"
+cat > "$T/iris/ferry.yaml" <<'YAML'
+name: iris
+version: 1.0.0
+kind: model
+runtime: model
+model:
+  format: sklearn
+  file: model.joblib
+  inputs:
+    - {name: sepal_length, datatype: FP64, shape: [-1]}
+    - {name: sepal_width,  datatype: FP64, shape: [-1]}
+    - {name: petal_length, datatype: FP64, shape: [-1]}
+    - {name: petal_width,  datatype: FP64, shape: [-1]}
+  outputs:
+    - {name: species, datatype: INT64, shape: [-1]}
+  card: CARD.md
+  pii: false
+  reference: reference.csv
+  workers: 2
+  batching: {max_batch: 32, max_delay: 2ms}
+  drift: {window: 150, alert: 0.2}
+YAML
+"$FERRY" publish "$T/iris" >/dev/null
+"$FERRY" deploy iris@1.0.0 --to env=test >/dev/null
+"$FERRY" status --wait iris@1.0.0 --timeout 60 >/dev/null ||
+  fail "iris did not become ready: $(workload_field h1 iris 1.0.0 reason 2>&1)"
+addr=$(workload_field h1 iris 1.0.0 address)
+[[ "$addr" =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || fail "address '$addr'"
+pass "a trained scikit-learn model deploys to runtime model and is ready at $addr"
+
+# --- the endpoint gives the in-process predictions
+same_species() { # BODY: the V2 response's species output equals expected.json
+  python3 - "$T/expected.json" "$1" <<'PY'
+import json, sys
+want = json.load(open(sys.argv[1]))
+got = json.loads(sys.argv[2])
+out = {o["name"]: o for o in got["outputs"]}
+assert got["model_name"] == "iris" and got["id"] == "q1", got
+assert out["species"]["data"] == want, (out["species"], want)
+PY
+}
+same_predictions() { # BODY: MLflow's {"predictions": [...]}
+  python3 - "$T/expected.json" "$1" <<'PY'
+import json, sys
+want = json.load(open(sys.argv[1]))
+got = json.loads(sys.argv[2])["predictions"]
+flat = [p if not isinstance(p, dict) else list(p.values())[0] for p in got]
+assert flat == want, (got, want)
+PY
+}
+same_species "$("$FERRY" predict iris --json "$T/flat.json")" || fail "ferry predict (flat data)"
+same_species "$("$FERRY" predict iris --host h1 --json - < "$T/nested.json")" || fail "ferry predict (nested data, stdin)"
+same_predictions "$("$FERRY" predict iris --mlflow --json "$T/split.json")" || fail "ferry predict --mlflow (dataframe_split)"
+same_predictions "$("$FERRY" predict iris --mlflow --json "$T/records.json")" || fail "ferry predict --mlflow (dataframe_records)"
+pass "ferry predict gives the in-process predictions (V2 flat and nested, MLflow split and records)"
+
+# --- refusals: one line, the right exit status
+rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "predict without --json exited $rc, want 2"
+rc=0; "$FERRY" predict --json "$T/flat.json" >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "predict without NAME exited $rc, want 2"
+expect_fail "ferry: nosuch runs on no host \(see ferry status\)" \
+  "$FERRY" predict nosuch --json "$T/flat.json"
+expect_fail "ferry: no host named 'h9'" "$FERRY" predict iris --host h9 --json "$T/flat.json"
+echo '{"inputs": [{"name": "colour", "shape": [1], "datatype": "FP64", "data": [1]}]}' > "$T/bad.json"
+expect_fail "ferry: predict iris on h1: HTTP 400: .*colour" "$FERRY" predict iris --json "$T/bad.json"
+echo '{"inputs": [' > "$T/broken.json"
+expect_fail "ferry: predict iris on h1: HTTP 400: " "$FERRY" predict iris --json "$T/broken.json"
+expect_fail "ferry: $T/missing.json: No such file or directory" "$FERRY" predict iris --json "$T/missing.json"
+same_species "$("$FERRY" predict iris --json "$T/flat.json")" || fail "a good request after bad ones"
+pass "ferry predict: usage errors exit 2, unknown names, hosts and bad requests exit 1 with one line"
+
+# --- drift: the reference keeps the run healthy, shifted inputs warn
+"$FERRY" predict iris --json "$T/ref.json" >/dev/null || fail "reference rows"
+psi_of() { # INPUT: the newest ferry_model_drift_psi the registry has for it
+  "$FERRY" metrics iris --json | python3 -c "
+import json, sys
+for e in json.load(sys.stdin)['metrics']:
+    for m in e['metrics']:
+        if m['name'] == 'ferry_model_drift_psi' and m['labels'].get('input') == sys.argv[1]:
+            print(m['value']); sys.exit(0)
+sys.exit(1)" "$1"
+}
+psi_below() { v=$(psi_of "$1") && python3 -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$v" "$2"; }
+wait_until 20 psi_below petal_length 0.1 || fail "PSI of the reference rows: $(psi_of petal_length 2>&1)"
+# The registry has metrics collected after those rows; the health probe
+# reads the same gauge every second.
+reason=$(workload_field h1 iris 1.0.0 reason)
+[[ "$reason" != warning:* ]] || fail "a warning for inputs drawn from the reference: $reason"
+"$FERRY" predict iris --json "$T/shifted.json" >/dev/null || fail "shifted rows"
+warned() { workload_field h1 iris 1.0.0 reason | grep -q '^warning: drift: petal_length psi [0-9.]* > 0.2'; }
+wait_until 20 warned || fail "no drift warning: $(workload_field h1 iris 1.0.0 reason)"
+workload_state_is h1 iris 1.0.0 running || fail "a drifting model is not running"
+"$FERRY" status | grep -E '^h1 +iris +1\.0\.0 +running .*warning: drift: petal_length' >/dev/null ||
+  fail "ferry status does not show the warning: $("$FERRY" status)"
+psi_above() { v=$(psi_of "$1") && python3 -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$v" "$2"; }
+wait_until 20 psi_above petal_length 0.2 || fail "drift gauge $(psi_of petal_length 2>&1) is not above the alert"
+"$FERRY" metrics iris | grep -E 'ferry_model_drift_psi +gauge .*input=petal_length' >/dev/null ||
+  fail "ferry metrics does not show the drift gauge"
+"$FERRY" metrics iris | grep -q 'process_resident_memory_bytes' || fail "no process metrics"
+pass "inputs from the reference keep PSI under 0.1; shifted ones warn in ferry status and show in ferry metrics"
+
+# --- back to the reference: the warning clears
+"$FERRY" predict iris --json "$T/ref.json" >/dev/null || fail "reference rows again"
+cleared() { [ "$(workload_field h1 iris 1.0.0 reason)" = healthy ]; }
+wait_until 20 cleared || fail "the warning stayed: $(workload_field h1 iris 1.0.0 reason)"
+pass "the drift warning clears once the window is back to the reference"
+
+# --- undeploy stops the server and its workers
+"$FERRY" undeploy iris --to env=test >/dev/null
+gone() { ! workload_field h1 iris 1.0.0 state >/dev/null 2>&1; }
+wait_until 20 gone || fail "iris still reported after undeploy"
+none_left() { ! runs_with_env "$T/h1" FERRY_WORKLOAD=iris; }
+wait_until 20 none_left || fail "model server processes left after undeploy"
+pass "undeploy stops the model server and its workers"
+
+# --- the plugin refuses a server others could replace
+cp -a "$FERRY_PLUGINS" "$T/plugins"
+chmod g+w "$T/plugins/model/ferry-model-server"
+start_agent h2 "$T/h2" --label env=loose --trust "$T/ops.pub" --plugins "$T/plugins"
+"$FERRY" deploy iris@1.0.0 --to env=loose >/dev/null
+refused() { workload_field h2 iris 1.0.0 reason | grep -q 'could not start'; }
+wait_until 20 refused || fail "h2 ran a group-writable server: $(workload_field h2 iris 1.0.0 reason 2>&1)"
+grep -q 'model: refusing .*ferry-model-server: writable by group or others' "$T/agent-h2.log" ||
+  fail "no refusal in the agent's log"
+pass "the model plugin refuses a group-writable ferry-model-server"
