@@ -97,11 +97,13 @@ static const char *outcome_of(int status)
     }
 }
 
+/* r is gone once answered: its arrival time is read first. */
 static void refuse(struct server *s, struct httpd_request *r, enum infer_protocol p, int status,
                    const char *msg)
 {
+    uint64_t arrived = r->arrived_ns;
     respond_error(r, status, msg);
-    count(s, p, outcome_of(status), r->arrived_ns);
+    count(s, p, outcome_of(status), arrived);
 }
 
 static void job_done(void *arg, int status, struct infer_result *res, const char *msg,
@@ -122,8 +124,9 @@ static void job_done(void *arg, int status, struct infer_result *res, const char
                                                      : v2_render_infer(&s->cfg, &j->req, res);
         infer_result_fini(res);
         if (text) {
+            uint64_t arrived = j->http->arrived_ns;
             respond_json(j->http, 200, text);
-            count(s, j->req.protocol, "ok", j->http ? j->http->arrived_ns : 0);
+            count(s, j->req.protocol, "ok", arrived);
             if (s->drift)
                 drift_observe(s->drift, &j->req);
         } else {
@@ -248,6 +251,7 @@ static int method_is(struct httpd_request *r, const char *want)
  * "/v2/models/". */
 static void model_route(struct server *s, struct httpd_request *r, const char *tail)
 {
+    uint64_t arrived = r->arrived_ns; /* r is gone once answered */
     char name[256], version[128] = "", action[16] = "";
     const char *p = strchr(tail, '/');
     size_t nl = p ? (size_t)(p - tail) : strlen(tail);
@@ -285,7 +289,7 @@ static void model_route(struct server *s, struct httpd_request *r, const char *t
     }
     if (!method_is(r, infer_route ? "POST" : "GET")) {
         if (infer_route)
-            count(s, PROTO_V2, "bad_request", r->arrived_ns);
+            count(s, PROTO_V2, "bad_request", arrived);
         return;
     }
     char msg[400];
@@ -324,6 +328,7 @@ static void handle(void *ctx, struct httpd_request *r)
 {
     struct server *s = ctx;
     const char *path = r->path;
+    uint64_t arrived = r->arrived_ns; /* r is gone once answered */
     if (strcmp(path, "/v2/health/live") == 0) {
         if (method_is(r, "GET")) {
             static const char live[] = "{\"live\":true}";
@@ -347,7 +352,7 @@ static void handle(void *ctx, struct httpd_request *r)
         if (method_is(r, "POST"))
             infer(s, r, PROTO_MLFLOW);
         else
-            count(s, PROTO_MLFLOW, "bad_request", r->arrived_ns);
+            count(s, PROTO_MLFLOW, "bad_request", arrived);
     } else if (strcmp(path, "/ping") == 0 || strcmp(path, "/health") == 0) {
         if (method_is(r, "GET")) {
             int ready = is_ready(s);
