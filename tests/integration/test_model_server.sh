@@ -186,7 +186,7 @@ bad "$INF" $J 400 "output 'proba': unknown output" \
   '{"inputs":[{"name":"sepal_length",'"$ROW"'},{"name":"sepal_width",'"$ROW"'},{"name":"petal_length",'"$ROW"'},{"name":"petal_width",'"$ROW"'}],"outputs":[{"name":"proba"}]}'
 bad "$X/v2/models/irismx/infer" $J 400 "input 'features': shape \[1,3\] does not match the model's \[-1,4\]" \
   '{"inputs":[{"name":"features","shape":[1,3],"datatype":"FP64","data":[1,2,3]}]}'
-bad "$X/v2/models/irismx/infer" $J 400 "input 'features': nested data does not match shape \[2,4\]" \
+bad "$X/v2/models/irismx/infer" $J 400 "input 'features': nested data is not rectangular" \
   '{"inputs":[{"name":"features","shape":[2,4],"datatype":"FP64","data":[[1,2,3,4],[5,6,7]]}]}'
 # Over the body cap (64 KiB here): refused without being read into memory.
 "$PY" -c 'import sys; sys.stdout.write("{\"inputs\":[" + " " * 70000 + "]}")' > "$T/big.json"
