@@ -44,6 +44,7 @@ struct pool_worker {
     pid_t pid;      /* set while the process exists unreaped: safe to kill */
     int fd;         /* our end of the socket pair; -1 when none */
     unsigned sending; /* pool_send calls writing fd: it must not be closed */
+    int claimed;      /* acquired, pool_send or pool_release not yet called */
     pool_answer_fn fn;
     void *arg;
 };
@@ -125,6 +126,12 @@ static int spawn_worker(const char *python, const char *worker_py, const char *m
         rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     if (!rc)
         rc = posix_spawn_file_actions_adddup2(&fa, child_out, 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* Belt and braces: even a descriptor someone else in the server opened
+     * without CLOEXEC (a listening socket) never reaches the model's code. */
+    if (!rc)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     if (rc) {
         posix_spawn_file_actions_destroy(&fa);
         return err_set(-rc, "posix_spawn: %s", strerror(rc));
@@ -446,7 +453,10 @@ static void *worker_main(void *arg)
         if (!why[0])
             snprintf(why, sizeof why, "%s%s", exitmsg, ready ? "" : " before loading the model");
         pthread_mutex_lock(&p->mu);
-        while (w->sending)
+        /* A claim in progress ends in pool_send (whose batch then fails
+         * here, with how the worker exited) or pool_release: wait for it, so
+         * the batch never lands on the next incarnation or nowhere. */
+        while (w->sending || w->claimed)
             pthread_cond_wait(&p->cv, &p->mu);
         if (sv[0] >= 0)
             close(sv[0]);
@@ -588,6 +598,7 @@ static struct pool_worker *claim_idle(struct pool *p)
     for (unsigned i = 0; i < p->n; i++)
         if (p->w[i].state == W_IDLE) {
             p->w[i].state = W_BUSY;
+            p->w[i].claimed = 1;
             return &p->w[i];
         }
     return NULL;
@@ -661,6 +672,7 @@ void pool_send(struct pool_worker *w, const struct pool_input *in, size_t n, poo
     pthread_mutex_lock(&p->mu);
     w->fn = fn;
     w->arg = arg;
+    w->claimed = 0;
     int fd = w->fd;
     pid_t pid = w->pid;
     w->sending++;
@@ -718,6 +730,7 @@ void pool_release(struct pool_worker *w)
 {
     struct pool *p = w->pool;
     pthread_mutex_lock(&p->mu);
+    w->claimed = 0;
     if (w->state == W_BUSY)
         w->state = W_IDLE;
     pthread_cond_broadcast(&p->cv);

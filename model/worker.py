@@ -36,7 +36,19 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import json  # noqa: E402
 
-import numpy as np  # noqa: E402
+try:
+    import numpy as np
+except ImportError as _e:
+    # The wrong interpreter (one without Debian's numpy): say so in the
+    # protocol, so the server's error line names the reason.
+    _why = "%s cannot import numpy (%s): use Debian's python3 or set FERRY_PYTHON" % (
+        sys.executable, _e)
+    if len(sys.argv) > 1 and sys.argv[1] == "bins":
+        sys.stdout.write(json.dumps({"error": _why}) + "\n")
+    else:
+        _b = _why.encode("utf-8", "replace")
+        os.write(1, struct.pack("<IB3x", len(_b), ord("E")) + _b)
+    sys.exit(1)
 
 DTYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
           "INT64", "FP16", "FP32", "FP64", "BYTES"]

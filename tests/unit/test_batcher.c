@@ -10,12 +10,15 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "batcher.h"
 #include "error.h"
@@ -157,6 +160,15 @@ static const char rogue_py[] =
     "    else:\n"
     "        os.write(1, struct.pack('<IB3x', 0xffffffff, ord('O')))\n";
 
+/* For each x, whether the worker has descriptor x open. */
+static const char fds_py[] =
+    "import os\n"
+    "import numpy as np\n"
+    "class Model:\n"
+    "    def predict(self, inputs):\n"
+    "        return {'open': np.array([os.path.exists('/proc/self/fd/%d' % int(v))\n"
+    "                                  for v in inputs['x']])}\n";
+
 static const char badload_py[] =
     "class Model:\n"
     "    def load(self, d):\n"
@@ -175,6 +187,7 @@ static int group_setup(void **state)
     write_file(dir, "once.py", once_py);
     write_file(dir, "cast.py", cast_py);
     write_file(dir, "rogue.py", rogue_py);
+    write_file(dir, "fds.py", fds_py);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' '%s/train.py' '%s'", python(), dir, dir);
     if (system(cmd) != 0) {
@@ -527,6 +540,7 @@ static void test_missing_model_file_fails_start(void **state)
     struct model_cfg c;
     iris_cfg(&c, "predict");
     snprintf(c.file, sizeof c.file, "nope.joblib");
+    c.workers = 1;
     struct batcher *b = NULL;
     int rc = batcher_start(&c, dir_of(state), python(), FERRY_MODEL_WORKER_PY, &b);
     assert_true(rc < 0);
@@ -540,6 +554,7 @@ static void test_wrong_method_and_bad_load_fail_start(void **state)
 {
     struct model_cfg c;
     iris_cfg(&c, "transform_me");
+    c.workers = 1;
     struct batcher *b = NULL;
     int rc = batcher_start(&c, dir_of(state), python(), FERRY_MODEL_WORKER_PY, &b);
     assert_true(rc < 0);
@@ -555,7 +570,17 @@ static void test_wrong_method_and_bad_load_fail_start(void **state)
     assert_true(rc < 0);
     assert_non_null(strstr(err_message(rc), "serve.py has no class 'Nope'"));
 
+    /* An interpreter without numpy (Debian's, without site-packages). */
+    char nonumpy[4096], script[4200];
+    snprintf(nonumpy, sizeof nonumpy, "%s/nonumpy.sh", dir_of(state));
+    snprintf(script, sizeof script, "#!/bin/sh\nexec '%s' -S \"$@\"\n", python());
+    write_file(dir_of(state), "nonumpy.sh", script);
+    assert_int_equal(chmod(nonumpy, 0755), 0);
     python_cfg(&c, "serve.py:Model", 0);
+    rc = batcher_start(&c, dir_of(state), nonumpy, FERRY_MODEL_WORKER_PY, &b);
+    assert_true(rc < 0);
+    assert_non_null(strstr(err_message(rc), "cannot import numpy"));
+
     rc = batcher_start(&c, dir_of(state), "/nonexistent/python3", FERRY_MODEL_WORKER_PY, &b);
     assert_true(rc < 0);
     assert_non_null(strstr(err_message(rc), "/nonexistent/python3"));
@@ -715,6 +740,30 @@ static void test_malformed_answers_are_refused(void **state)
         batcher_stop(b);
     }
     unsetenv("ROGUE_MODE");
+}
+
+/* The worker gets stdin, stdout and stderr of the server's descriptors and
+ * nothing else, even one opened without O_CLOEXEC. */
+static void test_worker_inherits_no_descriptors(void **state)
+{
+    int leak = open("/dev/null", O_RDONLY);
+    assert_true(leak > 2);
+    struct model_cfg c;
+    python_cfg(&c, "fds.py:Model", 0);
+    struct batcher *b;
+    start_ok(&c, dir_of(state), &b);
+    struct infer_req r;
+    struct waiter w;
+    double x[] = {2, (double)leak};
+    assert_int_equal(run_x(b, x, 2, &w, &r), 200);
+    const struct tensor *t = output(&w.res, "open");
+    assert_int_equal(t->dtype, DT_BOOL);
+    assert_int_equal(t->data[0], 1);
+    assert_int_equal(t->data[1], 0);
+    waiter_fini(&w);
+    infer_req_fini(&r);
+    batcher_stop(b);
+    close(leak);
 }
 
 /* ------------------------------------------------------------ batching */
@@ -985,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_crash_loop_backs_off),
         cmocka_unit_test(test_declared_outputs_cast),
         cmocka_unit_test(test_malformed_answers_are_refused),
+        cmocka_unit_test(test_worker_inherits_no_descriptors),
         cmocka_unit_test(test_concurrent_requests_are_batched),
         cmocka_unit_test(test_bytes_batched_and_split),
         cmocka_unit_test(test_oversized_request_goes_alone),
