@@ -30,16 +30,21 @@ with open(os.path.join(out, "reference.csv"), "w") as f:
     for row in x:
         f.write(",".join(repr(float(v)) for v in row) + "\n")
 rows = x[[0, 60, 120, 149]]
-def v2(rows, nested=False):
+def v2(rows):
     return {"id": "q1", "inputs": [
-        {"name": n, "shape": [len(rows)], "datatype": "FP64",
-         "data": [[float(v)] for v in rows[:, i]] if nested else [float(v) for v in rows[:, i]]}
+        {"name": n, "shape": [len(rows)], "datatype": "FP64", "data": [float(v) for v in rows[:, i]]}
         for i, n in enumerate(names)]}
 def dump(name, doc):
     with open(os.path.join(scratch, name), "w") as f:
         json.dump(doc, f)
 dump("flat.json", v2(rows))
-dump("nested.json", v2(rows, nested=True))
+# The other sklearn form, one 2-D input of whole rows: data flat or nested.
+def rows2d(nested):
+    data = rows.tolist() if nested else [float(v) for v in rows.ravel()]
+    return {"id": "q1", "inputs": [{"name": "rows", "shape": [len(rows), 4],
+                                    "datatype": "FP64", "data": data}]}
+dump("rows-flat.json", rows2d(False))
+dump("rows-nested.json", rows2d(True))
 dump("split.json", {"dataframe_split": {"columns": names, "data": rows.tolist()}})
 dump("records.json", {"dataframe_records": [dict(zip(names, map(float, r))) for r in rows]})
 dump("expected.json", [int(p) for p in model.predict(rows)])
@@ -73,10 +78,28 @@ model:
   batching: {max_batch: 32, max_delay: 2ms}
   drift: {window: 150, alert: 0.2}
 YAML
+# The same estimator taking whole rows as one 2-D input.
+mkdir -p "$T/iris-rows"
+cp "$T/iris/model.joblib" "$T/iris-rows/"
+cat > "$T/iris-rows/ferry.yaml" <<'YAML'
+name: iris-rows
+version: 1.0.0
+kind: model
+runtime: model
+model:
+  format: sklearn
+  file: model.joblib
+  inputs: [{name: rows, datatype: FP64, shape: [-1, 4]}]
+  outputs: [{name: species, datatype: INT64, shape: [-1]}]
+YAML
 "$FERRY" publish "$T/iris" >/dev/null
+"$FERRY" publish "$T/iris-rows" >/dev/null
 "$FERRY" deploy iris@1.0.0 --to env=test >/dev/null
+"$FERRY" deploy iris-rows@1.0.0 --to env=test >/dev/null
 "$FERRY" status --wait iris@1.0.0 --timeout 60 >/dev/null ||
   fail "iris did not become ready: $(workload_field h1 iris 1.0.0 reason 2>&1)"
+"$FERRY" status --wait iris-rows@1.0.0 --timeout 60 >/dev/null ||
+  fail "iris-rows did not become ready: $(workload_field h1 iris-rows 1.0.0 reason 2>&1)"
 addr=$(workload_field h1 iris 1.0.0 address)
 [[ "$addr" =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || fail "address '$addr'"
 pass "a trained scikit-learn model deploys to runtime model and is ready at $addr"
@@ -88,7 +111,7 @@ import json, sys
 want = json.load(open(sys.argv[1]))
 got = json.loads(sys.argv[2])
 out = {o["name"]: o for o in got["outputs"]}
-assert got["model_name"] == "iris" and got["id"] == "q1", got
+assert got["model_name"] in ("iris", "iris-rows") and got["id"] == "q1", got
 assert out["species"]["data"] == want, (out["species"], want)
 PY
 }
@@ -102,10 +125,11 @@ assert flat == want, (got, want)
 PY
 }
 same_species "$("$FERRY" predict iris --json "$T/flat.json")" || fail "ferry predict (flat data)"
-same_species "$("$FERRY" predict iris --host h1 --json - < "$T/nested.json")" || fail "ferry predict (nested data, stdin)"
+same_species "$("$FERRY" predict iris-rows --json "$T/rows-flat.json")" || fail "ferry predict (2-D, flat data)"
+same_species "$("$FERRY" predict iris-rows --host h1 --json - < "$T/rows-nested.json")" || fail "ferry predict (2-D, nested data, stdin)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/split.json")" || fail "ferry predict --mlflow (dataframe_split)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/records.json")" || fail "ferry predict --mlflow (dataframe_records)"
-pass "ferry predict gives the in-process predictions (V2 flat and nested, MLflow split and records)"
+pass "ferry predict gives the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow split and records)"
 
 # --- refusals: one line, the right exit status
 rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
@@ -123,8 +147,8 @@ expect_fail "ferry: $T/missing.json: No such file or directory" "$FERRY" predict
 same_species "$("$FERRY" predict iris --json "$T/flat.json")" || fail "a good request after bad ones"
 pass "ferry predict: usage errors exit 2, unknown names, hosts and bad requests exit 1 with one line"
 
-# --- drift: the reference keeps the run healthy, shifted inputs warn
-"$FERRY" predict iris --json "$T/ref.json" >/dev/null || fail "reference rows"
+# --- drift: a window not yet full warns of nothing, the reference keeps
+# the run healthy, shifted inputs warn
 psi_of() { # INPUT: the newest ferry_model_drift_psi the registry has for it
   "$FERRY" metrics iris --json | python3 -c "
 import json, sys
@@ -135,6 +159,16 @@ for e in json.load(sys.stdin)['metrics']:
 sys.exit(1)" "$1"
 }
 psi_below() { v=$(psi_of "$1") && python3 -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$v" "$2"; }
+psi_above() { v=$(psi_of "$1") && python3 -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$v" "$2"; }
+# The few rows served so far give a large PSI over a window of 150...
+wait_until 20 psi_above petal_width 0.2 || fail "PSI of a few rows: $(psi_of petal_width 2>&1)"
+# ...which is no warning: probes (every second) keep the reason plain.
+not_warned() { [[ "$(workload_field h1 iris 1.0.0 reason)" != warning:* ]]; }
+end=$(( $(date +%s) + 3 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  not_warned || fail "a warning before a window was served: $(workload_field h1 iris 1.0.0 reason)"
+done
+"$FERRY" predict iris --json "$T/ref.json" >/dev/null || fail "reference rows"
 wait_until 20 psi_below petal_length 0.1 || fail "PSI of the reference rows: $(psi_of petal_length 2>&1)"
 # The registry has metrics collected after those rows; the health probe
 # reads the same gauge every second.
@@ -146,12 +180,11 @@ wait_until 20 warned || fail "no drift warning: $(workload_field h1 iris 1.0.0 r
 workload_state_is h1 iris 1.0.0 running || fail "a drifting model is not running"
 "$FERRY" status | grep -E '^h1 +iris +1\.0\.0 +running .*warning: drift: petal_length' >/dev/null ||
   fail "ferry status does not show the warning: $("$FERRY" status)"
-psi_above() { v=$(psi_of "$1") && python3 -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$v" "$2"; }
 wait_until 20 psi_above petal_length 0.2 || fail "drift gauge $(psi_of petal_length 2>&1) is not above the alert"
 "$FERRY" metrics iris | grep -E 'ferry_model_drift_psi +gauge .*input=petal_length' >/dev/null ||
   fail "ferry metrics does not show the drift gauge"
 "$FERRY" metrics iris | grep -q 'process_resident_memory_bytes' || fail "no process metrics"
-pass "inputs from the reference keep PSI under 0.1; shifted ones warn in ferry status and show in ferry metrics"
+pass "no warning before a window is served; reference inputs keep PSI under 0.1; shifted ones warn in ferry status and show in ferry metrics"
 
 # --- back to the reference: the warning clears
 "$FERRY" predict iris --json "$T/ref.json" >/dev/null || fail "reference rows again"
