@@ -45,18 +45,26 @@ to_us() {
     printf "%.0f", n * f }'
 }
 
-start_server() { # LIB MODE: sets SRV and PORT
-  local bin="$BUILD/bench/ferry-httpbench-$1"
+start_server() { # LIB MODE: sets SRV and PORT; a server that does not come up is retried twice
+  local bin="$BUILD/bench/ferry-httpbench-$1" try i
   [ -x "$bin" ] || { echo "bench/http.sh: $bin is not built" >&2; exit 1; }
-  "$bin" --mode "$2" > "$W/srv.out" 2>"$W/srv.err" &
-  SRV=$!
-  local i
-  for i in $(seq 1000); do grep -q '^port ' "$W/srv.out" && break; sleep 0.01; done
-  PORT=$(awk '/^port / {print $2}' "$W/srv.out")
-  [ -n "$PORT" ] || { echo "bench/http.sh: $1 did not start (out: $(cat "$W/srv.out"), err: $(cat "$W/srv.err"))" >&2; exit 1; }
-  # Connectable before wrk starts (wrk gives up on a refused connection).
-  for i in $(seq 1000); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0; sleep 0.01; done
-  echo "bench/http.sh: $1 on port $PORT does not accept connections" >&2; exit 1
+  for try in 1 2 3; do
+    # Emptied here, not by the child's redirection: that happens after the
+    # fork, and the loop below could read the previous server's port.
+    : > "$W/srv.out"
+    "$bin" --mode "$2" >> "$W/srv.out" 2>"$W/srv.err" &
+    SRV=$!
+    for i in $(seq 1000); do grep -q '^port ' "$W/srv.out" && break; sleep 0.01; done
+    PORT=$(awk '/^port / {print $2}' "$W/srv.out")
+    # Connectable before wrk starts (wrk gives up on a refused connection).
+    if [ -n "$PORT" ]; then
+      for i in $(seq 500); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0; sleep 0.01; done
+    fi
+    echo "  note: $1 try $try: port '${PORT}', alive: $(kill -0 "$SRV" 2>/dev/null && echo yes || echo no)," \
+      "listening: $(ss -Hltn "sport = :${PORT:-0}" 2>/dev/null | wc -l), err: $(head -c 200 "$W/srv.err")" >&2
+    stop_server
+  done
+  echo "bench/http.sh: $1 did not come up" >&2; exit 1
 }
 
 stop_server() {

@@ -2,8 +2,8 @@
 # Model serving benchmarks (issue "Benchmarks"; docs/benchmarks.md, "Model
 # server"). Called by bench/run.sh; also runs alone:
 #   bash bench/model.sh BUILD_DIR
-# 1. The same scikit-learn iris classifier served by ferry-model-server and
-#    by gunicorn + Flask (bench/model/flask_app.py), the same number of
+# 1. The same scikit-learn iris classifier served by ferry-model-server
+#    (without batching, and with batching) and by gunicorn + Flask (bench/model/flask_app.py), the same number of
 #    worker processes, each loading the model once, both driven by wrk in
 #    this run at 1 and 32 connections: single-row V2 infer for ferry, a
 #    one-row JSON body for Flask. Runs are interleaved and repeated; the
@@ -18,8 +18,9 @@
 # it), not through an agent. Prints figures, asserts nothing.
 # Knobs: FERRY_BENCH_MODEL_SECONDS (5) per run, FERRY_BENCH_MODEL_ROUNDS (3),
 # FERRY_BENCH_MODEL_WORKERS (2), FERRY_BENCH_MODEL_STARTS (10),
-# FERRY_BENCH_MODEL_BATCHING (empty: none; e.g. '{"max_batch": 32,
-# "max_delay": "2ms"}'), FERRY_PYTHON (/usr/bin/python3).
+# FERRY_BENCH_MODEL_BATCHING (the batching of the second ferry server,
+# '{"max_batch": 32, "max_delay": "2ms"}'; empty: no second server),
+# FERRY_PYTHON (/usr/bin/python3).
 set -euo pipefail
 BUILD=${1:-build}
 BUILD=$(cd "$BUILD" && pwd)
@@ -28,7 +29,7 @@ SECS=${FERRY_BENCH_MODEL_SECONDS:-5}
 ROUNDS=${FERRY_BENCH_MODEL_ROUNDS:-3}
 WORKERS=${FERRY_BENCH_MODEL_WORKERS:-2}
 STARTS=${FERRY_BENCH_MODEL_STARTS:-10}
-BATCHING=${FERRY_BENCH_MODEL_BATCHING:-}
+BATCHING=${FERRY_BENCH_MODEL_BATCHING-'{"max_batch": 32, "max_delay": "2ms"}'}
 PY=${FERRY_PYTHON:-/usr/bin/python3}
 SERVER="$BUILD/plugins/model/ferry-model-server"
 HTTPBENCH="$BUILD/bench/ferry-httpbench-mhd"
@@ -84,9 +85,12 @@ stop_pid() {
 "$PY" "$HERE/model/train.py" "$W"
 
 FEATURES='[{"name": "sepal_length", "datatype": "FP64", "shape": [-1]}, {"name": "sepal_width", "datatype": "FP64", "shape": [-1]}, {"name": "petal_length", "datatype": "FP64", "shape": [-1]}, {"name": "petal_width", "datatype": "FP64", "shape": [-1]}]'
-BATCH_KEY=
-[ -n "$BATCHING" ] && BATCH_KEY=", \"batching\": $BATCHING"
-IRIS_SPEC="{\"name\": \"iris\", \"version\": \"1.0.0\", \"kind\": \"model\", \"runtime\": \"model\", \"model\": {\"format\": \"sklearn\", \"file\": \"model.joblib\", \"inputs\": $FEATURES, \"outputs\": [{\"name\": \"species\", \"datatype\": \"INT64\", \"shape\": [-1]}], \"workers\": $WORKERS$BATCH_KEY}}"
+iris_spec() { # [BATCHING JSON]
+  local b=
+  [ -n "${1:-}" ] && b=", \"batching\": $1"
+  echo "{\"name\": \"iris\", \"version\": \"1.0.0\", \"kind\": \"model\", \"runtime\": \"model\", \"model\": {\"format\": \"sklearn\", \"file\": \"model.joblib\", \"inputs\": $FEATURES, \"outputs\": [{\"name\": \"species\", \"datatype\": \"INT64\", \"shape\": [-1]}], \"workers\": $WORKERS$b}}"
+}
+IRIS_SPEC=$(iris_spec)
 ID_SPEC='{"name": "echo", "version": "1", "kind": "model", "runtime": "model", "model": {"format": "python", "entry": "serve.py:Model", "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}], "outputs": [{"name": "y", "datatype": "FP64", "shape": [-1]}], "workers": 1}}'
 
 cat > "$W/ferry.lua" <<'LUA'
@@ -143,10 +147,18 @@ drive() {
 
 echo
 echo "model serving: scikit-learn iris (LogisticRegression), $WORKERS workers each, wrk ${SECS}s per run, median of $ROUNDS"
-[ -n "$BATCHING" ] && echo "ferry batching: $BATCHING"
+NAMES="ferry flask"
 start_ferry "$W/iris" "$IRIS_SPEC"
-start_flask
 FERRY_URL="http://127.0.0.1:$FERRY_PORT/v2/models/iris/infer"
+F1_PID=$FERRY_PID
+if [ -n "$BATCHING" ]; then
+  echo "ferry+batch: batching $BATCHING"
+  start_ferry "$W/iris" "$(iris_spec "$BATCHING")"
+  BATCH_URL="http://127.0.0.1:$FERRY_PORT/v2/models/iris/infer"
+  F2_PID=$FERRY_PID
+  NAMES="ferry ferry+batch flask"
+fi
+start_flask
 FLASK_URL="http://127.0.0.1:$FLASK_PORT/predict"
 # Same answer from both before anything is timed.
 a=$(curl -sf -X POST -H 'Content-Type: application/json' --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$W/ferry.lua")" "$FERRY_URL")
@@ -156,6 +168,7 @@ echo "flask answers: $b"
 for r in $(seq "$ROUNDS"); do
   for c in 1 32; do
     drive ferry "$FERRY_URL" "$W/ferry.lua" "$c"
+    [ -n "$BATCHING" ] && drive ferry+batch "$BATCH_URL" "$W/ferry.lua" "$c"
     drive flask "$FLASK_URL" "$W/flask.lua" "$c"
   done
 done
@@ -166,19 +179,24 @@ rss_sum() { # PID: VmRSS of it and its children, KiB
   done
   echo "$total"
 }
-ferry_rss=$(rss_sum "$FERRY_PID"); flask_rss=$(rss_sum "$FLASK_PID")
-stop_pid "$FERRY_PID"; stop_pid "$FLASK_PID"
+ferry_rss=$(rss_sum "$F1_PID"); flask_rss=$(rss_sum "$FLASK_PID")
+stop_pid "$F1_PID"; stop_pid "$FLASK_PID"
+[ -n "$BATCHING" ] && stop_pid "$F2_PID"
 
 med() { awk -v n="$1" -v c="$2" -v k="$3" '$1 == n && $2 == c {print $k}' "$W/results" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
-printf '\n%-22s %5s %10s %9s %9s %8s\n' server conns "req/s" "p50 us" "p99 us" "non-2xx"
+label() { case $1 in ferry) echo "ferry (V2 infer)" ;; ferry+batch) echo "ferry+batch (V2 infer)" ;; *) echo "gunicorn+Flask (JSON)" ;; esac; }
+printf '\n%-24s %5s %10s %9s %9s %8s\n' server conns "req/s" "p50 us" "p99 us" "non-2xx"
 for c in 1 32; do
-  for n in ferry flask; do
-    printf '%-22s %5s %10s %9s %9s %8s\n' "$([ $n = ferry ] && echo 'ferry (V2 infer)' || echo 'gunicorn+Flask (JSON)')" \
-      "$c" "$(med $n $c 3)" "$(med $n $c 4)" "$(med $n $c 5)" "$(awk -v n=$n -v c=$c '$1 == n && $2 == c {s += $6} END {print s + 0}' "$W/results")"
+  for n in $NAMES; do
+    printf '%-24s %5s %10s %9s %9s %8s\n' "$(label $n)" "$c" "$(med $n $c 3)" "$(med $n $c 4)" "$(med $n $c 5)" \
+      "$(awk -v n=$n -v c=$c '$1 == n && $2 == c {s += $6} END {print s + 0}' "$W/results")"
   done
-  printf '%-22s %5s %10s %9s %9s\n' "  ferry / flask" "$c" "$(ratio "$(med ferry $c 3)" "$(med flask $c 3)")" \
-    "$(ratio "$(med ferry $c 4)" "$(med flask $c 4)")" "$(ratio "$(med ferry $c 5)" "$(med flask $c 5)")"
+  for n in $NAMES; do
+    [ "$n" = flask ] && continue
+    printf '%-24s %5s %10s %9s %9s\n' "  $n / flask" "$c" "$(ratio "$(med $n $c 3)" "$(med flask $c 3)")" \
+      "$(ratio "$(med $n $c 4)" "$(med flask $c 4)")" "$(ratio "$(med $n $c 5)" "$(med flask $c 5)")"
+  done
 done
 echo "resident memory with $WORKERS workers (server + workers): ferry ${ferry_rss} KiB, gunicorn+Flask ${flask_rss} KiB"
 echo "targets: at 32 connections ferry req/s >= 5 x Flask with a lower p99; at 1 connection a lower p50"
@@ -189,7 +207,8 @@ start_ferry "$W/identity" "$ID_SPEC"
 ECHO_URL="http://127.0.0.1:$FERRY_PORT/v2/models/echo/infer"
 curl -sf -X POST -H 'Content-Type: application/json' --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$W/echo.lua")" "$ECHO_URL" >/dev/null
 if [ -x "$HTTPBENCH" ]; then
-  "$HTTPBENCH" --mode thread > "$W/hb.out" 2>&1 &
+  : > "$W/hb.out"
+  "$HTTPBENCH" --mode thread >> "$W/hb.out" 2>&1 &
   HB_PID=$!; PIDS+=("$HB_PID")
   for _ in $(seq 500); do grep -q '^port ' "$W/hb.out" && break; sleep 0.01; done
   HB_URL="http://127.0.0.1:$(awk '/^port / {print $2}' "$W/hb.out")/v2/models/echo/infer"
