@@ -75,6 +75,10 @@ printf '%-44s %10s %12s %10s\n' "  blob bytes uploaded on re-publish" "$republis
 echo
 echo "targets: pull >= 0.80 x b2sum throughput; re-publish uploads 0 blob bytes"
 
+# The model server's metrics: observe and render against an atomic add and
+# a plain snprintf, in the same run (bench/mmetrics.c).
+"$BUILD/bench/ferry-bench-mmetrics"
+
 # The agent: memory, deploy latency, a fleet of 100 agents (bench/agent.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/agent.sh" "$BUILD"
 

@@ -19,7 +19,7 @@ struct drift;
 #define DRIFT_EPSILON 1e-4
 #define DRIFT_FEATURES_MAX 1024u
 #define DRIFT_WINDOW_MAX 10000000u
-#define DRIFT_RING_BYTES_MAX (16u << 20) /* window * features: one byte per value */
+#define DRIFT_RING_BYTES_MAX (64u << 20) /* window * features: one byte per value */
 
 /* Bin i of feature f holds edges[f][i-1] < x <= edges[f][i] (bin 0 and bin
  * 9 open); expected[f] are the reference's fractions (summing to 1), edges

@@ -31,12 +31,17 @@ _Static_assert(2 * MM_SERIES_MAX <= MM_SLOTS && MM_SLOTS <= 65535, "slots hold i
 /* Prometheus' default buckets, for a histogram created without its own. */
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
+/* Observations update a series with atomics only; the family's lock is
+ * taken to add a label set, never to update one. A histogram keeps no
+ * count of its own: the count is the sum of its buckets, so a renderer
+ * racing observers still sees cumulative buckets no larger than the count
+ * (as the ABI-2 sample must have them); the sum may trail by the
+ * observations in flight. */
 struct mm_series {
     uint64_t hash;
-    char *values[MM_LABELS_MAX]; /* into one allocation after the struct */
-    double value;                /* counter, gauge; histogram: the sum */
-    uint64_t count;              /* histogram */
-    uint64_t *buckets;           /* histogram: n_buckets + 1 (+Inf), not cumulative */
+    char *values[MM_LABELS_MAX];  /* into one allocation after the struct */
+    _Atomic uint64_t value;       /* a double's bits: counter, gauge; histogram: the sum */
+    _Atomic uint64_t *buckets;    /* histogram: n_buckets + 1 (+Inf), not cumulative */
 };
 
 struct mm_family {
@@ -49,13 +54,14 @@ struct mm_family {
     size_t n_buckets;
     double buckets[MM_BUCKETS_MAX];
 
+    /* Taken only to add a label set. series[i] is set before n_series and
+     * the slot naming it are published (release), and never changes nor is
+     * freed until mm_free, so observers probing the slots and renderers
+     * reading n_series (acquire) need no lock. */
     pthread_mutex_t lock;
-    /* series[i] is never changed nor freed once set (until mm_free), so a
-     * renderer reads the label values without the lock once it has read
-     * n_series under it. */
-    size_t n_series;
+    atomic_size_t n_series;
     struct mm_series *series[MM_SERIES_MAX];
-    uint16_t slots[MM_SLOTS]; /* index + 1 into series, 0 = empty */
+    _Atomic uint16_t slots[MM_SLOTS]; /* index + 1 into series, 0 = empty */
 };
 
 struct mm {
@@ -83,7 +89,8 @@ static void family_free(struct mm_family *f)
 {
     if (!f)
         return;
-    for (size_t i = 0; i < f->n_series; i++)
+    size_t n = atomic_load(&f->n_series);
+    for (size_t i = 0; i < n; i++)
         free(f->series[i]);
     for (size_t i = 0; i < f->n_keys; i++)
         free(f->keys[i]);
@@ -137,6 +144,9 @@ static int help_ok(const char *help)
     return 1;
 }
 
+static uint64_t labels_hash(const struct mm_family *f, const char *const *values);
+static struct mm_series *series_get(struct mm_family *f, uint64_t h, const char *const *values);
+
 int mm_family(struct mm *m, const char *name, const char *help, enum mm_type type,
               const char *const *label_keys, const double *buckets, size_t n_buckets,
               struct mm_family **out)
@@ -187,6 +197,9 @@ int mm_family(struct mm *m, const char *name, const char *help, enum mm_type typ
     }
     f->owner = m;
     f->type = type;
+    atomic_init(&f->n_series, 0);
+    for (size_t i = 0; i < MM_SLOTS; i++)
+        atomic_init(&f->slots[i], 0);
     f->name = strdup(name);
     f->help = strdup(help);
     int oom = !f->name || !f->help;
@@ -202,6 +215,12 @@ int mm_family(struct mm *m, const char *name, const char *help, enum mm_type typ
     f->n_buckets = n_buckets;
     if (n_buckets)
         memcpy(f->buckets, buckets, n_buckets * sizeof buckets[0]);
+    /* A family without labels has its one series from the start, so it
+     * shows 0 before anything is observed, as a scraper expects. */
+    if (nk == 0 && !series_get(f, labels_hash(f, NULL), NULL)) {
+        family_free(f);
+        return -ENOMEM;
+    }
 
     pthread_mutex_lock(&m->lock);
     int rc = 0;
@@ -279,12 +298,15 @@ static struct mm_series *series_new(const struct mm_family *f, uint64_t h, const
         total += len[i] + 1;
     }
     size_t nb = f->type == MM_HISTOGRAM ? f->n_buckets + 1 : 0;
-    struct mm_series *s = calloc(1, sizeof *s + nb * sizeof(uint64_t) + total);
+    struct mm_series *s = calloc(1, sizeof *s + nb * sizeof(_Atomic uint64_t) + total);
     if (!s)
         return NULL;
     s->hash = h;
-    s->buckets = nb ? (uint64_t *)(s + 1) : NULL;
-    char *p = (char *)(s + 1) + nb * sizeof(uint64_t);
+    atomic_init(&s->value, 0); /* the bits of +0.0 */
+    s->buckets = nb ? (_Atomic uint64_t *)(s + 1) : NULL;
+    for (size_t i = 0; i < nb; i++)
+        atomic_init(&s->buckets[i], 0);
+    char *p = (char *)(s + 1) + nb * sizeof(_Atomic uint64_t);
     for (size_t i = 0; i < f->n_keys; i++) {
         memcpy(p, values[i], len[i] + 1);
         s->values[i] = p;
@@ -293,28 +315,67 @@ static struct mm_series *series_new(const struct mm_family *f, uint64_t h, const
     return s;
 }
 
-/* The series for values, created if new; NULL when the family is full or
- * the values are refused. Called with f->lock held. */
-static struct mm_series *series_get(struct mm_family *f, uint64_t h, const char *const *values)
+/* The series for values, or NULL with *empty the slot where it would go.
+ * Any thread, no lock: slots only ever go from empty to set. */
+static struct mm_series *series_find(struct mm_family *f, uint64_t h, const char *const *values, size_t *empty)
 {
     size_t slot = (size_t)(h & (MM_SLOTS - 1));
-    for (size_t probe = 0; probe < MM_SLOTS; probe++) {
-        uint16_t idx = f->slots[slot];
-        if (idx == 0)
-            break;
+    /* At most MM_SERIES_MAX of the MM_SLOTS are set: an empty one comes. */
+    for (;;) {
+        uint16_t idx = atomic_load_explicit(&f->slots[slot], memory_order_acquire);
+        if (idx == 0) {
+            *empty = slot;
+            return NULL;
+        }
         struct mm_series *s = f->series[idx - 1];
         if (series_matches(f, s, h, values))
             return s;
         slot = (slot + 1) & (MM_SLOTS - 1);
     }
-    if (f->n_series == MM_SERIES_MAX)
-        return NULL;
-    struct mm_series *s = series_new(f, h, values);
-    if (!s)
-        return NULL;
-    f->series[f->n_series++] = s;
-    f->slots[slot] = (uint16_t)f->n_series;
+}
+
+/* The series for values, created if new; NULL when the family is full or
+ * the values are refused. */
+static struct mm_series *series_get(struct mm_family *f, uint64_t h, const char *const *values)
+{
+    size_t slot;
+    struct mm_series *s = series_find(f, h, values, &slot);
+    if (s)
+        return s;
+    pthread_mutex_lock(&f->lock);
+    /* Another thread may have added it meanwhile: look again, under the
+     * lock that every addition holds. */
+    s = series_find(f, h, values, &slot);
+    size_t n = atomic_load_explicit(&f->n_series, memory_order_relaxed);
+    if (!s && n < MM_SERIES_MAX && (s = series_new(f, h, values))) {
+        f->series[n] = s;
+        atomic_store_explicit(&f->n_series, n + 1, memory_order_release);
+        atomic_store_explicit(&f->slots[slot], (uint16_t)(n + 1), memory_order_release);
+    }
+    pthread_mutex_unlock(&f->lock);
     return s;
+}
+
+static uint64_t bits_of(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static double double_of(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+static void add_double(_Atomic uint64_t *a, double v)
+{
+    uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(a, &old, bits_of(double_of(old) + v), memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
 }
 
 static void update(struct mm_family *f, enum mm_type want, const char *const *values, double v)
@@ -340,22 +401,19 @@ static void update(struct mm_family *f, enum mm_type want, const char *const *va
         }
         b = lo;
     }
-    pthread_mutex_lock(&f->lock);
     struct mm_series *s = series_get(f, h, values);
-    if (s) {
-        switch (want) {
-        case MM_COUNTER: s->value += v; break;
-        case MM_GAUGE: s->value = v; break;
-        case MM_HISTOGRAM:
-            s->value += v;
-            s->count++;
-            s->buckets[b]++;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&f->lock);
-    if (!s)
+    if (!s) {
         drop(f);
+        return;
+    }
+    switch (want) {
+    case MM_COUNTER: add_double(&s->value, v); break;
+    case MM_GAUGE: atomic_store_explicit(&s->value, bits_of(v), memory_order_relaxed); break;
+    case MM_HISTOGRAM:
+        atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
+        add_double(&s->value, v);
+        break;
+    }
 }
 
 void mm_add(struct mm_family *f, const char *const *label_values, double v)
@@ -375,7 +433,7 @@ void mm_observe(struct mm_family *f, const char *const *label_values, double v)
 
 /* ---- rendering ---- */
 
-/* A family's numbers copied under its lock, formatted after it. */
+/* A family's numbers read at once (without its lock), formatted after. */
 struct snap {
     size_t n;
     struct mm_series **series;
@@ -396,7 +454,6 @@ static int snap_take(struct mm_family *f, struct snap *sn)
 {
     memset(sn, 0, sizeof *sn);
     size_t nb = f->n_buckets + 1;
-    /* Allocated for the most there can be, so no allocation under the lock. */
     sn->series = malloc(MM_SERIES_MAX * sizeof *sn->series);
     sn->value = malloc(MM_SERIES_MAX * sizeof *sn->value);
     sn->count = malloc(MM_SERIES_MAX * sizeof *sn->count);
@@ -405,21 +462,22 @@ static int snap_take(struct mm_family *f, struct snap *sn)
         snap_fini(sn);
         return -ENOMEM;
     }
-    pthread_mutex_lock(&f->lock);
-    sn->n = f->n_series;
+    sn->n = atomic_load_explicit(&f->n_series, memory_order_acquire);
     for (size_t i = 0; i < sn->n; i++) {
-        const struct mm_series *s = f->series[i];
-        sn->series[i] = f->series[i];
-        sn->value[i] = s->value;
-        sn->count[i] = s->count;
-        if (f->type == MM_HISTOGRAM)
-            memcpy(sn->buckets + i * nb, s->buckets, nb * sizeof *s->buckets);
+        struct mm_series *s = f->series[i];
+        sn->series[i] = s;
+        sn->value[i] = double_of(atomic_load_explicit(&s->value, memory_order_relaxed));
+        sn->count[i] = 0;
+        if (f->type != MM_HISTOGRAM)
+            continue;
+        /* Cumulative as read; the count is the last (+Inf) bucket. */
+        uint64_t cum = 0;
+        for (size_t b = 0; b < nb; b++) {
+            cum += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
+            sn->buckets[i * nb + b] = cum;
+        }
+        sn->count[i] = cum;
     }
-    pthread_mutex_unlock(&f->lock);
-    if (f->type == MM_HISTOGRAM)
-        for (size_t i = 0; i < sn->n; i++)
-            for (size_t b = 1; b < nb; b++)
-                sn->buckets[i * nb + b] += sn->buckets[i * nb + b - 1];
     return 0;
 }
 

@@ -547,7 +547,19 @@ static void test_bad_reference(void **state)
     expect_bad(2, names, edges, expected, 0, FERRY_E_INVALID, "window 0");
     expect_bad(2, names, edges, expected, DRIFT_WINDOW_MAX + 1, FERRY_E_INVALID, "window");
     expect_bad(0, names, edges, expected, 10, FERRY_E_INVALID, "0 inputs");
-    expect_bad(2, names, edges, expected, DRIFT_WINDOW_MAX, FERRY_E_LIMIT, "bytes");
+    /* The ring is a byte per input and row: 10 million rows of 8 inputs are too many. */
+    {
+        char n8[8][TENSOR_NAME_MAX];
+        double e8[8][9], x8[8][10];
+        for (int f = 0; f < 8; f++) {
+            snprintf(n8[f], sizeof n8[f], "f%d", f);
+            ref_uniform(e8[f], x8[f]);
+        }
+        expect_bad(8, n8, e8, x8, DRIFT_WINDOW_MAX, FERRY_E_LIMIT, "is over 67108864 bytes");
+        struct drift *big = NULL;
+        assert_int_equal(drift_new(6, n8, e8, x8, DRIFT_WINDOW_MAX, &big), 0);
+        drift_free(big);
+    }
     edges[1][4] = 0.01;
     expect_bad(2, names, edges, expected, 10, FERRY_E_INVALID, "input y: the reference's bin edges");
     edges[1][4] = NAN;

@@ -111,6 +111,8 @@ static void test_escaping(void **state)
     mm_free(m);
 }
 
+static int promtool(const char *dir, const char *text, char *out, size_t outlen);
+
 static void test_number_format(void **state)
 {
     struct mm *m = registry();
@@ -133,6 +135,11 @@ static void test_number_format(void **state)
         assert_non_null(p);
         assert_true(strtod(p + strlen(key), NULL) == v[i]);
     }
+    /* And promtool reads every one of them. */
+    char out[4096];
+    int rc = promtool(*state, text, out, sizeof out);
+    if (rc != 0 || out[0])
+        fail_msg("promtool check metrics: exit %d, output:\n%s\non:\n%s", rc, out, text);
     free(text);
     mm_free(m);
 }
@@ -177,6 +184,7 @@ static struct mm *full_registry(void)
     struct mm_family *wr = family(m, "ferry_model_workers_ready", MM_GAUGE, k_mv, NULL, 0);
     struct mm_family *psi = family(m, "ferry_model_drift_psi", MM_GAUGE, k_mvi, NULL, 0);
     family(m, "ferry_model_unused_total", MM_COUNTER, k_mv, NULL, 0);
+    family(m, "ferry_model_idle_seconds", MM_HISTOGRAM, NULL, NULL, 0); /* no labels, never observed */
     const char *outcomes[] = {"ok", "bad_request", "not_found", "error", "unavailable"};
     const char *model = "ir\"is\\ \n\xc3\xa9"; /* quote, backslash, newline, UTF-8 */
     for (int p = 0; p < 2; p++)
@@ -298,11 +306,17 @@ static void test_json_shape(void **state)
 }
 
 /* What the model plugin's metrics2() does with the JSON: each series as a
- * struct ferry_sample, which libferry's checker (the agent's) must take. */
-static size_t forward_all(const char *text)
+ * struct ferry_sample, which libferry's checker (the agent's) must take.
+ * Returns the samples made; *refused counts those the checker refused (no
+ * cmocka assertion here: renderer threads call it too). */
+static size_t forward_all(const char *text, size_t *refused)
 {
+    *refused = 0;
     json_t *root = json_loads(text, 0, NULL);
-    assert_non_null(root);
+    if (!root) {
+        (*refused)++;
+        return 0;
+    }
     size_t n = 0, i, j;
     json_t *fam, *se;
     json_array_foreach(json_object_get(root, "families"), i, fam) {
@@ -327,9 +341,9 @@ static size_t forward_all(const char *text)
             }
             struct ferry_sample s = {
                 .struct_size = sizeof s,
-                .type = strcmp(type, "counter") == 0   ? FERRY_METRIC_COUNTER
-                        : strcmp(type, "gauge") == 0   ? FERRY_METRIC_GAUGE
-                                                       : FERRY_METRIC_HISTOGRAM,
+                .type = type && strcmp(type, "counter") == 0 ? FERRY_METRIC_COUNTER
+                        : type && strcmp(type, "gauge") == 0 ? FERRY_METRIC_GAUGE
+                                                             : FERRY_METRIC_HISTOGRAM,
                 .name = json_string_value(json_object_get(fam, "name")),
                 .labels = labels,
                 .value = json_number_value(json_object_get(se, "value")),
@@ -339,9 +353,8 @@ static size_t forward_all(const char *text)
                 .bucket_count = cnt,
             };
             Ferry__Wire__Metric *w = NULL;
-            int rc = metric_from_sample(&s, &w);
-            if (rc != 0)
-                fail_msg("sample %s refused: %s", s.name, err_message(rc));
+            if (metric_from_sample(&s, &w) != 0)
+                (*refused)++;
             metric_free(w);
             n++;
         }
@@ -356,8 +369,11 @@ static void test_json_forwards_as_samples(void **state)
     char *text = mm_render_json(m);
     assert_non_null(text);
     /* 10 requests + 2 duration + queue + compute + batch + restarts + ready
-     * + 2 psi + the dropped counter. */
-    assert_int_equal(forward_all(text), 20);
+     * + 2 psi + the idle histogram + the dropped counter. */
+    size_t refused;
+    assert_int_equal(forward_all(text, &refused), 21);
+    if (refused)
+        fail_msg("%zu samples refused: %s (%s)", refused, err_detail(), text);
     free(text);
     mm_free(m);
 }
@@ -427,8 +443,10 @@ static void test_refused_values(void **state)
     assert_int_equal(dropped(m), 10);
     char *text = mm_render_prometheus(m);
     assert_null(strstr(text, "c_total{"));
-    assert_null(strstr(text, "\ng "));
-    assert_null(strstr(text, "h_count"));
+    /* Families without labels show their one series from the start. */
+    assert_non_null(strstr(text, "\ng 0\n"));
+    assert_non_null(strstr(text, "\nh_count 0\n"));
+    assert_non_null(strstr(text, "\nh_bucket{le=\"+Inf\"} 0\n"));
     free(text);
     /* The largest value allowed is taken. */
     longv[127] = 0;
@@ -489,6 +507,15 @@ static void test_bad_families(void **state)
     /* Exactly 8 keys and 32 buckets are fine. */
     family(m, "eight", MM_HISTOGRAM, (const char *const[]){"a", "b", "c", "d", "e", "f", "g", "h", NULL}, many,
            FERRY_METRIC_BUCKETS_MAX);
+    /* At most 64 families. */
+    struct mm *m64 = registry();
+    for (int i = 0; i < 64; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d", i);
+        family(m64, name, MM_GAUGE, NULL, NULL, 0);
+    }
+    expect_refused(m64, FERRY_E_LIMIT, "one_more", MM_GAUGE, NULL, NULL, 0, "more than 64 families");
+    mm_free(m64);
     /* Nothing refused reached the exposition. */
     char *text = mm_render_prometheus(m);
     assert_int_equal(count_lines(text, "# TYPE "), 4);
@@ -502,6 +529,7 @@ struct worker_arg {
     struct mm *m;
     struct mm_family *c, *h, *g;
     int id;
+    int bad;
 };
 
 #define PER_THREAD 50000
@@ -519,14 +547,19 @@ static void *observer(void *p)
     return NULL;
 }
 
+/* Renders while the observers run; every histogram it catches mid-update
+ * must still be a valid sample (cumulative buckets, none above the count). */
 static void *renderer(void *p)
 {
     struct worker_arg *a = p;
     for (int i = 0; i < 50; i++) {
         char *t = mm_render_prometheus(a->m);
         char *j = mm_render_json(a->m);
-        assert_non_null(t);
-        assert_non_null(j);
+        size_t refused = 0;
+        if (!t || !j)
+            a->bad++;
+        else if (forward_all(j, &refused) == 0 || refused)
+            a->bad++;
         free(t);
         free(j);
     }
@@ -551,6 +584,7 @@ static void test_threads(void **state)
     assert_int_equal(pthread_create(&th[4], NULL, renderer, &a), 0);
     for (int i = 0; i < 5; i++)
         pthread_join(th[i], NULL);
+    assert_int_equal(a.bad, 0);
     char *text = mm_render_prometheus(m);
     /* Two threads per label set, every observation counted. */
     char want[256];
@@ -570,6 +604,52 @@ static void test_threads(void **state)
     mm_free(m);
 }
 
+/* Threads adding the same new label sets at once (in opposite orders):
+ * each set is made once, the 256 first are kept, the rest dropped. */
+struct creator_arg {
+    struct mm_family *f;
+    int reverse;
+};
+
+#define CREATED ((int)MM_SERIES_MAX + 44)
+
+static void *creator(void *p)
+{
+    struct creator_arg *a = p;
+    char v[16];
+    for (int r = 0; r < 20; r++)
+        for (int i = 0; i < CREATED; i++) {
+            snprintf(v, sizeof v, "s%d", a->reverse ? CREATED - 1 - i : i);
+            mm_add(a->f, (const char *const[]){v}, 1);
+        }
+    return NULL;
+}
+
+static void test_threads_new_series(void **state)
+{
+    struct mm *m = registry();
+    struct mm_family *f = family(m, "n_total", MM_COUNTER, (const char *const[]){"s", NULL}, NULL, 0);
+    struct creator_arg args[4] = {{f, 0}, {f, 1}, {f, 0}, {f, 1}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, creator, &args[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    char *text = mm_render_prometheus(m);
+    assert_int_equal(count_lines(text, "n_total{"), MM_SERIES_MAX);
+    /* Every kept set has all 4 x 20 additions; the dropped ones are counted. */
+    uint64_t kept = 0;
+    for (const char *p = text; (p = strstr(p, "\nn_total{")); p++) {
+        const char *sp = strchr(p + 1, ' ');
+        assert_int_equal(strtoull(sp + 1, NULL, 10), 80);
+        kept++;
+    }
+    assert_int_equal(kept, MM_SERIES_MAX);
+    free(text);
+    assert_int_equal(dropped(m), 80 * (CREATED - MM_SERIES_MAX));
+    mm_free(m);
+}
+
 static int setup(void **state) { return scratch_setup(state, "test_mmetrics"); }
 static int teardown(void **state) { return scratch_teardown(state); }
 
@@ -578,7 +658,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_exact),
         cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_number_format),
+        cmocka_unit_test_setup_teardown(test_number_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promtool_accepts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promtool_rejects_broken, setup, teardown),
         cmocka_unit_test(test_json_shape),
@@ -587,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_refused_values),
         cmocka_unit_test(test_bad_families),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threads_new_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
