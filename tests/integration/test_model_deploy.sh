@@ -210,3 +210,12 @@ wait_until 20 refused || fail "h2 ran a group-writable server: $(workload_field 
 grep -q 'model: refusing .*ferry-model-server: writable by group or others' "$T/agent-h2.log" ||
   fail "no refusal in the agent's log"
 pass "the model plugin refuses a group-writable ferry-model-server"
+
+# --- FERRY_MODEL_ADDR must be an IP address
+FERRY_MODEL_ADDR=model.example start_agent h3 "$T/h3" --label env=addr --trust "$T/ops.pub"
+"$FERRY" deploy iris@1.0.0 --to env=addr >/dev/null
+bad_addr() { workload_field h3 iris 1.0.0 reason | grep -q 'could not start'; }
+wait_until 20 bad_addr || fail "h3 started with a bad FERRY_MODEL_ADDR: $(workload_field h3 iris 1.0.0 reason 2>&1)"
+grep -q "FERRY_MODEL_ADDR 'model.example' is not an IP address" "$T/agent-h3.log" ||
+  fail "no FERRY_MODEL_ADDR refusal in the agent's log"
+pass "the model plugin refuses a FERRY_MODEL_ADDR that is not an IP address"
