@@ -173,17 +173,14 @@ static void infer(struct mserver *s, struct httpd_request *r, enum infer_protoco
     }
     pthread_rwlock_rdlock(&s->gate);
     int rc = -1;
-    const char *why = "the model is still loading";
+    char msg[256] = "the model is still loading";
     if (s->stopping)
-        why = "the server is shutting down";
-    else if (atomic_load(&s->loaded))
-        rc = batcher_submit(s->batcher, &j->req, job_done, j);
+        snprintf(msg, sizeof msg, "the server is shutting down");
+    else if (atomic_load(&s->loaded) &&
+             (rc = batcher_submit(s->batcher, &j->req, job_done, j)) < 0)
+        snprintf(msg, sizeof msg, "%s", err_message(rc));
     pthread_rwlock_unlock(&s->gate);
     if (rc < 0) {
-        if (atomic_load(&s->loaded) && !s->stopping)
-            why = err_message(rc);
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", why);
         infer_req_fini(&j->req);
         free(j);
         refuse(s, r, p, 503, msg);
