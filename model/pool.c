@@ -350,24 +350,25 @@ static void serve_loop(struct pool_worker *w, int fd, char *why, size_t why_cap)
             answer(fn, arg, 500, NULL, why);
             return;
         }
-        if (kind == K_ERROR) {
-            answer(fn, arg, 500, NULL, len ? (const char *)body : "the model failed");
-        } else {
-            struct infer_result res;
-            if (parse_outputs(body, len, &res) < 0) {
-                free(body);
-                snprintf(why, why_cap, "worker sent a malformed answer");
-                answer(fn, arg, 500, NULL, why);
-                return;
-            }
-            answer(fn, arg, 200, &res, NULL);
+        struct infer_result res;
+        if (kind == K_OUT && parse_outputs(body, len, &res) < 0) {
+            free(body);
+            snprintf(why, why_cap, "worker sent a malformed answer");
+            answer(fn, arg, 500, NULL, why);
+            return;
         }
-        free(body);
+        /* The answer is ours now: the worker can take the next batch while
+         * this one is split and rendered. */
         pthread_mutex_lock(&p->mu);
         if (w->state == W_BUSY)
             w->state = W_IDLE;
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
+        if (kind == K_ERROR)
+            answer(fn, arg, 500, NULL, len ? (const char *)body : "the model failed");
+        else
+            answer(fn, arg, 200, &res, NULL);
+        free(body);
     }
 }
 
