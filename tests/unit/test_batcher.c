@@ -97,6 +97,8 @@ static const char serve_py[] =
     "            time.sleep(0.5)\n"
     "        if (x == -7).any():\n"
     "            return {'y': x[:1]}\n"
+    "        if (x == -8).any():\n"
+    "            return {'y' * 64: x}\n"
     "        out = {'y': x}\n"
     "        if 's' in inputs:\n"
     "            out['t'] = inputs['s']\n"
@@ -618,6 +620,13 @@ static void test_python_model_raises_then_keeps_serving(void **state)
     waiter_fini(&w);
     infer_req_fini(&r);
 
+    /* An output the protocol cannot carry: an error, not a dead worker. */
+    double longname[] = {-8};
+    assert_int_equal(run_x(b, longname, 1, &w, &r), 500);
+    assert_non_null(strstr(w.msg, "is empty or longer than 63 bytes"));
+    waiter_fini(&w);
+    infer_req_fini(&r);
+
     assert_int_equal(batcher_worker_restarts(b), 0);
     assert_int_equal(batcher_ready_workers(b), 1);
     batcher_stop(b);
@@ -680,6 +689,11 @@ static void test_crash_loop_backs_off(void **state)
     assert_int_equal(wait_restarts(b, 5, WAIT_MS), 0);
     assert_true(mono_ms() - t0 >= 1500);
     assert_int_equal(batcher_ready_workers(b), 0);
+    /* No worker will come: a request is answered 503, not held forever. */
+    assert_int_equal(run_x(b, x, 1, &w, &r), 503);
+    assert_non_null(strstr(w.msg, "no model worker is running"));
+    waiter_fini(&w);
+    infer_req_fini(&r);
     uint64_t t1 = mono_ms();
     batcher_stop(b);
     assert_true(mono_ms() - t1 < 3000);
