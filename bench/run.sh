@@ -88,3 +88,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/attack.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"
 # The registry under a flood of signed polls (bench/pollflood.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/pollflood.sh" "$BUILD"
+# The model server's HTTP library, against the other candidates (bench/http.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/http.sh" "$BUILD"
+# Model serving: ferry-model-server against gunicorn + Flask (bench/model.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/model.sh" "$BUILD"

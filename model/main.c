@@ -1,12 +1,12 @@
 /* ferry-model-server: argument parsing and signals only; the server is
- * model/server.c. Spawned by the model plugin (MODEL.md, docs/models.md):
+ * model/mserver.c. Spawned by the model plugin (MODEL.md, docs/models.md):
  *   ferry-model-server --dir DIR --port PORT --addr ADDR --spec-json JSON
  *                      [--python PATH]
  * A configuration it cannot serve: one line on stderr, exit 2. SIGTERM or
  * SIGINT: a clean stop (in-flight requests answered 503), exit 0. */
 #include "error.h"
 #include "numparse.h"
-#include "server.h"
+#include "mserver.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +47,7 @@ static const char USAGE[] =
     "usage: " PROG " --dir DIR --port PORT [--addr ADDR] --spec-json JSON [--python PATH]\n";
 
 struct loader {
-    struct server *s;
+    struct mserver *s;
     int rc;
     char err[512];
 };
@@ -55,7 +55,7 @@ struct loader {
 static void *load_thread(void *arg)
 {
     struct loader *l = arg;
-    l->rc = server_load(l->s);
+    l->rc = mserver_load(l->s);
     if (l->rc < 0)
         snprintf(l->err, sizeof l->err, "%s", err_message(l->rc));
     char c = 'L';
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct server_opts o = {
+    struct mserver_opts o = {
         .dir = dir,
         .addr = addr,
         .port = (int)port,
@@ -153,16 +153,16 @@ int main(int argc, char **argv)
         .python = python,
         .worker_py = worker_py,
     };
-    struct server *s = NULL;
-    int rc = server_start(&o, &s);
+    struct mserver *s = NULL;
+    int rc = mserver_start(&o, &s);
     if (rc < 0)
         return usage_error("%s", err_message(rc));
-    fprintf(stderr, PROG ": listening on %s:%d\n", addr, server_port(s));
+    fprintf(stderr, PROG ": listening on %s:%d\n", addr, mserver_port(s));
 
     struct loader l = {.s = s};
     pthread_t loader;
     if (pthread_create(&loader, NULL, load_thread, &l) != 0) {
-        server_stop(s);
+        mserver_stop(s);
         return usage_error("cannot start the loader: %s", strerror(errno));
     }
     int loading = 1, code = 0;
@@ -192,7 +192,7 @@ int main(int argc, char **argv)
         }
         break;
     }
-    server_stop(s);
+    mserver_stop(s);
     if (code == 0)
         fprintf(stderr, PROG ": stopped\n");
     return code;

@@ -172,6 +172,11 @@ static void serve_loop(struct pool_worker *w, int fd, char *why, size_t why_cap)
         if (rc == -1)
             return;
         pthread_mutex_lock(&p->mu);
+        /* An answer can overtake pool_send's return from sendmsg: wait for
+         * it, so the requests' buffers (freed by the answer) are not still
+         * held by the sender (ASan reads them after the call returns). */
+        while (w->sending)
+            pthread_cond_wait(&p->cv, &p->mu);
         pool_answer_fn fn = w->fn;
         void *arg = w->arg;
         w->fn = NULL;

@@ -229,36 +229,67 @@ static void shape_text(const struct tensor *t, char *buf, size_t cap)
         snprintf(buf + o, cap - o, "]");
 }
 
-static int walk(const struct tensor *t, const json_t *v, int depth, int flags, struct sink *s,
-                size_t *idx, char *why, size_t cap)
+/* Nested data must be rectangular (every list at one depth as long as the
+ * first, values only at the deepest level), as numpy reads it; its element
+ * count is then compared with the shape's. This accepts the natural form
+ * ([[1,2],[3,4]] for [2,2]) and the flat one, and also other regular
+ * nestings of the same elements ([[5.1],[4.9]] for [2]), as the reference
+ * servers do (they reshape what they read). */
+#define NEST_MAX 32
+
+struct nest {
+    size_t len[NEST_MAX]; /* length of the lists at each depth, once seen */
+    int seen[NEST_MAX];
+    int leaf_depth;       /* -1 until the first value */
+    size_t count;
+};
+
+static int measure(const json_t *v, int depth, struct nest *ns, char *why, size_t cap)
 {
-    if (!json_is_array(v) || (int64_t)json_array_size(v) != t->shape[depth]) {
-        char sh[160];
-        shape_text(t, sh, sizeof sh);
-        if (!json_is_array(v))
-            return whyf(why, cap, "nested data does not match shape %s: a value where a list "
-                                  "of %" PRId64 " was expected (depth %d)",
-                        sh, t->shape[depth], depth + 1);
-        return whyf(why, cap,
-                    "nested data does not match shape %s: a list of %zu where %" PRId64
-                    " were expected (depth %d)",
-                    sh, json_array_size(v), t->shape[depth], depth + 1);
+    if (!json_is_array(v)) {
+        if (ns->leaf_depth < 0)
+            ns->leaf_depth = depth;
+        else if (ns->leaf_depth != depth)
+            return whyf(why, cap,
+                        "nested data is not rectangular: values and lists mixed at depth %d",
+                        depth < ns->leaf_depth ? depth : ns->leaf_depth);
+        ns->count++;
+        return 0;
     }
+    if (depth >= NEST_MAX)
+        return whyf(why, cap, "nested data deeper than %d lists", NEST_MAX);
+    size_t n = json_array_size(v);
+    if (!ns->seen[depth]) {
+        ns->seen[depth] = 1;
+        ns->len[depth] = n;
+    } else if (ns->len[depth] != n) {
+        return whyf(why, cap,
+                    "nested data is not rectangular: a list of %zu where the first at depth %d "
+                    "has %zu",
+                    n, depth + 1, ns->len[depth]);
+    }
+    if (ns->leaf_depth >= 0 && depth >= ns->leaf_depth)
+        return whyf(why, cap, "nested data is not rectangular: values and lists mixed at depth %d",
+                    depth);
     size_t i;
     const json_t *e;
     json_array_foreach(v, i, e) {
-        if (depth + 1 < t->rank) {
-            if (walk(t, e, depth + 1, flags, s, idx, why, cap) < 0)
-                return -1;
-        } else {
-            if (json_is_array(e)) {
-                char sh[160];
-                shape_text(t, sh, sizeof sh);
-                return whyf(why, cap, "nested data is deeper than shape %s", sh);
-            }
-            if (put_elem(t->dtype, e, flags, s, (*idx)++, why, cap) < 0)
-                return -1;
-        }
+        if (measure(e, depth + 1, ns, why, cap) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int put_all(const struct tensor *t, const json_t *v, int flags, struct sink *s,
+                   size_t *idx, char *why, size_t cap)
+{
+    if (!json_is_array(v))
+        return put_elem(t->dtype, v, flags, s, (*idx)++, why, cap);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(v, i, e) {
+        if (put_all(t, e, flags, s, idx, why, cap) < 0)
+            return -1;
     }
     return 0;
 }
@@ -269,12 +300,16 @@ int tjson_fill(struct tensor *t, const json_t *data, int flags, char *why, size_
     t->nbytes = 0;
     if (!json_is_array(data))
         return whyf(why, whycap, "data is not a list");
-    size_t top = json_array_size(data);
-    int nested = top > 0 && json_is_array(json_array_get(data, 0)) && t->rank > 1;
-    if (!nested && top != t->n) {
+    struct nest ns;
+    memset(&ns, 0, sizeof ns);
+    ns.leaf_depth = -1;
+    if (measure(data, 0, &ns, why, whycap) < 0)
+        return -1;
+    if (ns.count != t->n) {
         char sh[160];
         shape_text(t, sh, sizeof sh);
-        return whyf(why, whycap, "data has %zu elements, shape %s needs %zu", top, sh, t->n);
+        return whyf(why, whycap, "data has %zu elements, shape %s needs %zu", ns.count, sh,
+                    t->n);
     }
     struct sink s = {0};
     size_t fixed = dtype_size(t->dtype);
@@ -284,25 +319,7 @@ int tjson_fill(struct tensor *t, const json_t *data, int flags, char *why, size_
         s.len = t->n * fixed;
     }
     size_t idx = 0;
-    int rc = 0;
-    if (nested) {
-        rc = walk(t, data, 0, flags, &s, &idx, why, whycap);
-    } else {
-        size_t i;
-        const json_t *e;
-        json_array_foreach(data, i, e) {
-            if (json_is_array(e)) {
-                char sh[160];
-                shape_text(t, sh, sizeof sh);
-                rc = whyf(why, whycap,
-                          "element %zu is a list: data is flat or nested as shape %s", i, sh);
-                break;
-            }
-            if ((rc = put_elem(t->dtype, e, flags, &s, idx++, why, whycap)) < 0)
-                break;
-        }
-    }
-    if (rc < 0) {
+    if (put_all(t, data, flags, &s, &idx, why, whycap) < 0) {
         free(s.p);
         return -1;
     }

@@ -18,9 +18,10 @@
 #define TJSON_NULL_NAN 1
 
 /* Fill t->data/nbytes from data. t->name, dtype, rank, shape and n (the
- * product of shape) are set by the caller. data is either a flat list of n
- * elements or nested exactly as shape (depth rank, each level as long as
- * its dimension). On failure t->data is freed. */
+ * product of shape) are set by the caller. data is a flat list of n
+ * elements or a rectangular nesting of n elements, read row-major: the
+ * natural form of shape, or any other regular nesting of as many values.
+ * On failure t->data is freed. */
 int tjson_fill(struct tensor *t, const json_t *data, int flags, char *why, size_t whycap);
 
 /* The elements as one flat list (V2 "data"); non-finite floats are null. */

@@ -1,6 +1,6 @@
 /* v2 — the Open Inference Protocol (KServe V2) REST bodies: parse and check
  * an infer request against the model's signature, render responses and the
- * metadata documents. No I/O: server.c routes, this speaks the protocol.
+ * metadata documents. No I/O: mserver.c routes, this speaks the protocol.
  *
  * Parse functions return 0, or an HTTP status (400, 404, 413) with errbuf
  * holding the message for {"error": "..."}, naming the input and the reason.

@@ -73,6 +73,7 @@ struct httpd {
     unsigned n;
     struct loop loops[MAX_THREADS];
     pthread_mutex_t mu;
+    pthread_barrier_t ready;
 };
 
 static __thread struct hreq *tl_handling;
@@ -271,6 +272,18 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
+    struct httpd *h = l->h;
+    h2o_context_init(&l->ctx, h2o_evloop_create(), &h->config);
+    l->accept.ctx = &l->ctx;
+    l->accept.hosts = h->config.hosts;
+    h2o_linklist_init_anchor(&l->parked);
+    l->queue = h2o_multithread_create_queue(l->ctx.loop);
+    h2o_multithread_register_receiver(l->queue, &l->answers, on_answers);
+    h2o_multithread_register_receiver(l->queue, &l->stopper, on_stop);
+    l->listener = h2o_evloop_socket_create(l->ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->listener->data = l;
+    h2o_socket_read_start(l->listener, on_accept);
+    pthread_barrier_wait(&h->ready);
     while (!l->exit)
         h2o_evloop_run(l->ctx.loop, INT32_MAX);
     /* Flush what was just queued (the 503s), bounded. */
@@ -341,22 +354,15 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out)
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *hd = h2o_create_handler(path, sizeof *hd);
     hd->on_req = on_req;
-    for (unsigned i = 0; i < n; i++) {
-        struct loop *l = &h->loops[i];
-        h2o_context_init(&l->ctx, h2o_evloop_create(), &h->config);
-        l->accept.ctx = &l->ctx;
-        l->accept.hosts = h->config.hosts;
-        h2o_linklist_init_anchor(&l->parked);
-        l->queue = h2o_multithread_create_queue(l->ctx.loop);
-        h2o_multithread_register_receiver(l->queue, &l->answers, on_answers);
-        h2o_multithread_register_receiver(l->queue, &l->stopper, on_stop);
-        l->listener = h2o_evloop_socket_create(l->ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
-        l->listener->data = l;
-        h2o_socket_read_start(l->listener, on_accept);
-    }
+    /* Each loop thread builds its own loop, context, queue and listener:
+     * h2o takes socket buffers from a per-thread recycling list and gives
+     * them back to the list they came from, so sockets created on this
+     * thread and read on a loop thread would share one unlocked list. */
+    pthread_barrier_init(&h->ready, NULL, n + 1);
     for (unsigned i = 0; i < n; i++)
         if (pthread_create(&h->loops[i].thread, NULL, loop_main, &h->loops[i]) != 0)
             return err_set(-EAGAIN, "httpd: cannot start h2o loop thread");
+    pthread_barrier_wait(&h->ready);
     *out = h;
     return 0;
 }

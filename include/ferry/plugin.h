@@ -92,7 +92,8 @@ struct ferry_run {
 struct ferry_health {
     uint32_t struct_size;
     int healthy;         /* 1 healthy, 0 not (yet) */
-    char reason[256];    /* why not, for the status report */
+    char reason[256];    /* healthy 0: why not; healthy 1: a warning the status
+                          * report shows while the run keeps running ("" for none) */
 };
 
 #define FERRY_METRICS_MAX 32

@@ -12,6 +12,7 @@
 #include "httpc.h"
 #include "procusage.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
@@ -34,6 +35,8 @@
 #define READY_PATH "/v2/health/ready"
 #define DRIFT_FAMILY "ferry_model_drift_psi"
 #define DRIFT_ALERT_DEFAULT 0.2
+#define DRIFT_WINDOW_DEFAULT 1000
+#define ROWS_FAMILY "ferry_model_batch_size"
 #define SPEC_JSON_MAX (128u << 10) /* the server refuses a longer --spec-json */
 
 #define NEED(type, last) (offsetof(type, last) + sizeof(((type *)0)->last))
@@ -189,10 +192,21 @@ static int model_start(void *state, const struct ferry_workload *w, struct ferry
         rc = trusted(h, worker, 0, 0);
     if (rc < 0)
         return rc;
+    /* Loopback unless the agent's operator opens the endpoints to the
+     * address its --advertise names (an IP literal, nothing to resolve). */
+    const char *addr = getenv("FERRY_MODEL_ADDR");
+    unsigned char ip[16];
+    if (!addr || !*addr)
+        addr = "127.0.0.1";
+    else if (inet_pton(AF_INET, addr, ip) != 1 && inet_pton(AF_INET6, addr, ip) != 1) {
+        h->log(h->ctx, FERRY_LOG_ERROR, "model %s: FERRY_MODEL_ADDR '%.64s' is not an IP address",
+               w->name, addr);
+        return -EINVAL;
+    }
     char port[16];
     snprintf(port, sizeof port, "%d", run->port);
     const char *python = getenv("FERRY_PYTHON");
-    const char *argv[] = {server, "--dir", w->dir, "--port", port, "--addr", "127.0.0.1",
+    const char *argv[] = {server, "--dir", w->dir, "--port", port, "--addr", addr,
                           "--spec-json", w->spec_json,
                           python && *python ? "--python" : NULL, python, NULL};
     char **env = env_build(w, run);
@@ -238,45 +252,79 @@ static json_t *fetch_metrics(int port)
     return j;
 }
 
-/* The alert threshold, or 0 when the model has no reference (no drift). */
-static double drift_alert(const char *kind_json)
+struct drift_cfg {
+    double alert;  /* 0: the model has no reference, so no drift */
+    double window; /* rows the PSI is measured over */
+};
+
+/* From the model's section (docs/manifest.md): drift needs a reference;
+ * alert and window default as the server's do. */
+static struct drift_cfg drift_cfg_of(const char *kind_json)
 {
+    struct drift_cfg d = {0, DRIFT_WINDOW_DEFAULT};
     json_t *k = json_loads(kind_json, 0, NULL);
-    double alert = 0;
     const char *ref = json_string_value(json_object_get(k, "reference"));
     if (ref && *ref) {
-        json_t *a = json_object_get(json_object_get(k, "drift"), "alert");
-        alert = json_is_number(a) && json_number_value(a) > 0 ? json_number_value(a)
-                                                              : DRIFT_ALERT_DEFAULT;
+        json_t *drift = json_object_get(k, "drift");
+        json_t *a = json_object_get(drift, "alert"), *w = json_object_get(drift, "window");
+        d.alert = json_is_number(a) && json_number_value(a) > 0 ? json_number_value(a)
+                                                                : DRIFT_ALERT_DEFAULT;
+        if (json_is_integer(w) && json_integer_value(w) > 0)
+            d.window = (double)json_integer_value(w);
     }
     json_decref(k);
-    return alert;
+    return d;
 }
 
-/* "drift: INPUT psi 0.31 > 0.2[, ...]" for every input over alert. */
-static void drift_reason(json_t *metrics, double alert, char *out, size_t cap)
+static json_t *family(json_t *metrics, const char *name)
 {
-    out[0] = '\0';
-    size_t used = 0;
     size_t i;
     json_t *fam;
     json_array_foreach(json_object_get(metrics, "families"), i, fam) {
-        if (!json_is_string(json_object_get(fam, "name")) ||
-            strcmp(json_string_value(json_object_get(fam, "name")), DRIFT_FAMILY) != 0)
+        const char *n = json_string_value(json_object_get(fam, "name"));
+        if (n && strcmp(n, name) == 0)
+            return fam;
+    }
+    return NULL;
+}
+
+/* Rows the model has served, near enough: the batch-size histogram's sum.
+ * Each request observes the rows of the batch it rode in, so with batching
+ * this counts a shared batch once per request in it: exact without
+ * batching, an overestimate with it (the gate below opens early, never
+ * late). */
+static double rows_served(json_t *metrics)
+{
+    double rows = 0;
+    size_t i;
+    json_t *ser;
+    json_array_foreach(json_object_get(family(metrics, ROWS_FAMILY), "series"), i, ser) {
+        json_t *sum = json_object_get(ser, "sum");
+        rows += json_is_number(sum) ? json_number_value(sum) : 0;
+    }
+    return rows;
+}
+
+/* "drift: INPUT psi 0.31 > 0.2[, ...]" for every input over alert. The
+ * PSI of a window not yet full compares a handful of rows with ten bins
+ * and reads as drift: no warning until the model has served a window. */
+static void drift_reason(json_t *metrics, const struct drift_cfg *d, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (rows_served(metrics) < d->window)
+        return;
+    size_t used = 0, k;
+    json_t *ser;
+    json_array_foreach(json_object_get(family(metrics, DRIFT_FAMILY), "series"), k, ser) {
+        json_t *v = json_object_get(ser, "value");
+        const char *input =
+            json_string_value(json_object_get(json_object_get(ser, "labels"), "input"));
+        if (!input || !json_is_number(v) || !isfinite(json_number_value(v)) ||
+            json_number_value(v) <= d->alert || used + 1 >= cap)
             continue;
-        size_t k;
-        json_t *ser;
-        json_array_foreach(json_object_get(fam, "series"), k, ser) {
-            json_t *v = json_object_get(ser, "value");
-            const char *input =
-                json_string_value(json_object_get(json_object_get(ser, "labels"), "input"));
-            if (!input || !json_is_number(v) || !isfinite(json_number_value(v)) ||
-                json_number_value(v) <= alert || used + 1 >= cap)
-                continue;
-            int n = snprintf(out + used, cap - used, "%s%.64s psi %.2f > %g",
-                             used ? ", " : "drift: ", input, json_number_value(v), alert);
-            used = n < 0 ? used : used + (size_t)n >= cap ? cap - 1 : used + (size_t)n;
-        }
+        int n = snprintf(out + used, cap - used, "%s%.64s psi %.2f > %g",
+                         used ? ", " : "drift: ", input, json_number_value(v), d->alert);
+        used = n < 0 ? used : used + (size_t)n >= cap ? cap - 1 : used + (size_t)n;
     }
 }
 
@@ -310,11 +358,11 @@ static int model_health(void *state, const struct ferry_workload *w, struct ferr
     out->healthy = 1;
     /* Ready: a healthy answer with a reason is a warning the host reports
      * while the run keeps running. */
-    double alert = drift_alert(w->kind_json);
-    if (alert > 0) {
+    struct drift_cfg d = drift_cfg_of(w->kind_json);
+    if (d.alert > 0) {
         json_t *m = fetch_metrics(run->port);
         if (m)
-            drift_reason(m, alert, out->reason, sizeof out->reason);
+            drift_reason(m, &d, out->reason, sizeof out->reason);
         json_decref(m);
     }
     return 0;

@@ -29,7 +29,7 @@ AGENT_LOG="$T/agent-h1.log"
 # never reads, so the registry's side of that connection is stuck sending
 # when its parked polls are answered, and every answer backs up there.
 mkdir -p "$T/big"
-printf 'name: big\nversion: "1"\nkind: model\nruntime: model\n' > "$T/big/ferry.yaml"
+printf 'name: big\nversion: "1"\nkind: model\nruntime: model\nmodel: {format: sklearn, file: weights.bin, inputs: [{name: x, datatype: FP64, shape: [-1]}]}\n' > "$T/big/ferry.yaml"
 head -c $((4 * 1048576)) /dev/urandom > "$T/big/weights.bin"
 timeout 60 "$FERRY" publish "$T/big" >/dev/null || fail "publish big@1"
 

@@ -10,7 +10,7 @@ make_key ops
 start_registry reg "$T/reg" --trust "$T/ops.pub"
 export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
 mkdir -p "$T/big"
-printf 'name: big\nversion: "1"\nkind: model\nruntime: model\n' > "$T/big/ferry.yaml"
+printf 'name: big\nversion: "1"\nkind: model\nruntime: model\nmodel: {format: sklearn, file: weights.bin, inputs: [{name: x, datatype: FP64, shape: [-1]}]}\n' > "$T/big/ferry.yaml"
 head -c $((24 * 1048576)) /dev/urandom > "$T/big/weights.bin"
 timeout 60 "$FERRY" publish "$T/big" >/dev/null || fail "publish big@1"
 start_agent h1 "$T/h1" --trust "$T/ops.pub"

@@ -214,20 +214,20 @@ static void test_refusals(void **state)
     refused(&cols, JSON, "{\"instances\":{}}", 400, "instances is not a list");
     refused(&cols, JSON, "{\"instances\":[[1,2,3]]}", 400,
             "instances[0]: wrong number of values, the model takes 2 columns");
-    refused(&cols, JSON, "{\"inputs\":{\"a\":[[1]],\"b\":[1]}}", 400,
-            "column 'a': element 0 is a list");
+    refused(&cols, JSON, "{\"inputs\":{\"a\":[[1],[2,3]],\"b\":[1,2]}}", 400,
+            "column 'a': nested data is not rectangular");
 
     refused(&mx, JSON, "{\"dataframe_split\":{\"columns\":[\"p\",\"q\"],\"data\":[[1,2]]}}", 400,
             "dataframe_split: 2 columns, the model's input 'x' takes 3");
     refused(&mx, JSON, "{\"instances\":[[1,2,3],[4,5]]}", 400,
-            "input 'x': nested data does not match shape [2,3]: a list of 2 where 3");
+            "input 'x': nested data is not rectangular: a list of 2 where the first at depth 2 has 3");
     refused(&mx, JSON, "{\"instances\":[1,2,3]}", 400, "input 'x': row 0 is not a list");
     refused(&mx, JSON, "{\"dataframe_records\":[{\"p\":1,\"q\":2,\"r\":3},{\"p\":1,\"q\":2}]}",
             400, "dataframe_records[1]: 2 columns, dataframe_records[0] has 3");
     refused(&mx, JSON, "{\"dataframe_records\":[{\"p\":1,\"q\":2,\"r\":3},{\"p\":1,\"q\":2,\"s\":3}]}",
             400, "dataframe_records[1]: column 'r' is missing");
     refused(&mx, JSON, "{\"inputs\":{\"x\":[[1,2,3],[4,5,6,7]]}}", 400,
-            "input 'x': nested data does not match shape [2,3]");
+            "input 'x': nested data is not rectangular");
 
     refused(&tens, JSON, "{\"dataframe_split\":{\"data\":[[1,2]]}}", 400,
             "dataframe_split needs a tabular model");

@@ -108,6 +108,14 @@ static void test_flat_and_nested(void **state)
     assert_null(a.id);
     infer_req_fini(&a);
     infer_req_fini(&b);
+
+    /* Another regular nesting of the same values (numpy reshapes it). */
+    const char *deep = "{\"inputs\":[{\"name\":\"sl\",\"shape\":[2],\"datatype\":\"FP64\","
+                       "\"data\":[[5.1],[4.9]]},{\"name\":\"sw\",\"shape\":[2],"
+                       "\"datatype\":\"FP64\",\"data\":[3.5,3]}]}";
+    assert_int_equal(v2_parse_infer(&iris, deep, strlen(deep), &a, err, sizeof err), 0);
+    assert_true(f64(&a.inputs[0], 0) == 5.1 && f64(&a.inputs[0], 1) == 4.9);
+    infer_req_fini(&a);
 }
 
 static void test_refusals(void **state)
@@ -162,9 +170,12 @@ static void test_refusals(void **state)
     refused(&iris, "{\"inputs\":[{\"name\":\"sl\",\"shape\":[2],\"datatype\":\"FP64\","
                    "\"data\":[1,\"x\"]}]}",
             "input 'sl': element 1: \"x\" is not a number (FP64)");
-    refused(&iris, "{\"inputs\":[{\"name\":\"sl\",\"shape\":[1],\"datatype\":\"FP64\","
-                   "\"data\":[[1]]}]}",
-            "input 'sl': element 0 is a list");
+    refused(&iris, "{\"inputs\":[{\"name\":\"sl\",\"shape\":[3],\"datatype\":\"FP64\","
+                   "\"data\":[[1],[2,3]]}]}",
+            "input 'sl': nested data is not rectangular: a list of 2 where the first at depth 2 has 1");
+    refused(&iris, "{\"inputs\":[{\"name\":\"sl\",\"shape\":[2],\"datatype\":\"FP64\","
+                   "\"data\":[1,[2]]}]}",
+            "input 'sl': nested data is not rectangular: values and lists mixed at depth 1");
     refused(&iris, "{\"inputs\":[{\"name\":\"sl\",\"shape\":[1],\"datatype\":\"FP64\","
                    "\"data\":1}]}",
             "input 'sl': data is not a list");
@@ -198,13 +209,13 @@ static void test_refusals(void **state)
             "input 'x': shape [2,4] does not match the model's [-1,3]");
     refused(&matrix, "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\","
                      "\"data\":[[1,2,3],[4,5]]}]}",
-            "input 'x': nested data does not match shape [2,3]");
+            "input 'x': nested data is not rectangular");
     refused(&matrix, "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\","
                      "\"data\":[[1,2,3]]}]}",
-            "input 'x': nested data does not match shape [2,3]");
+            "input 'x': data has 3 elements, shape [2,3] needs 6");
     refused(&matrix, "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\","
                      "\"data\":[[1,2,[3]]]}]}",
-            "input 'x': nested data is deeper than shape [1,3]");
+            "input 'x': nested data is not rectangular: values and lists mixed at depth 2");
     refused(&matrix, "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\","
                      "\"data\":[1e39,0,0]}]}",
             "input 'x': element 0: 1e+39 is out of range for FP32");

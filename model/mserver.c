@@ -1,4 +1,4 @@
-#include "server.h"
+#include "mserver.h"
 
 #include "batcher.h"
 #include "drift.h"
@@ -22,15 +22,15 @@
 
 #define PROM_TYPE "text/plain; version=0.0.4"
 
-struct server {
+struct mserver {
     struct model_cfg cfg;
     char *dir, *python, *worker_py;
     struct httpd *httpd;
-    /* Set once by server_load; handlers read it under `gate`. */
+    /* Set once by mserver_load; handlers read it under `gate`. */
     struct batcher *batcher;
     struct drift *drift;
     /* Read-held by a handler from its "are we serving" check through
-     * batcher_submit; write-held by server_stop to close the door, so no
+     * batcher_submit; write-held by mserver_stop to close the door, so no
      * submit can race batcher_stop. */
     pthread_rwlock_t gate;
     int stopping;
@@ -44,7 +44,7 @@ struct server {
 
 /* One inference request on its way through the batcher. */
 struct job {
-    struct server *s;
+    struct mserver *s;
     struct httpd_request *http;
     struct infer_req req;
 };
@@ -62,7 +62,7 @@ static const char *proto_name(enum infer_protocol p)
 }
 
 /* A request's outcome and duration, for inference routes only. */
-static void count(struct server *s, enum infer_protocol p, const char *outcome, uint64_t since)
+static void count(struct mserver *s, enum infer_protocol p, const char *outcome, uint64_t since)
 {
     const char *lv[] = {s->cfg.name, s->cfg.version, proto_name(p), outcome};
     mm_add(s->requests, lv, 1);
@@ -97,18 +97,20 @@ static const char *outcome_of(int status)
     }
 }
 
-static void refuse(struct server *s, struct httpd_request *r, enum infer_protocol p, int status,
+/* r is gone once answered: its arrival time is read first. */
+static void refuse(struct mserver *s, struct httpd_request *r, enum infer_protocol p, int status,
                    const char *msg)
 {
+    uint64_t arrived = r->arrived_ns;
     respond_error(r, status, msg);
-    count(s, p, outcome_of(status), r->arrived_ns);
+    count(s, p, outcome_of(status), arrived);
 }
 
 static void job_done(void *arg, int status, struct infer_result *res, const char *msg,
                      const struct batch_timing *t)
 {
     struct job *j = arg;
-    struct server *s = j->s;
+    struct mserver *s = j->s;
     const char *lv[] = {s->cfg.name, s->cfg.version};
     if (t) {
         mm_observe(s->queue, lv, (double)t->queue_ns / 1e9);
@@ -122,8 +124,9 @@ static void job_done(void *arg, int status, struct infer_result *res, const char
                                                      : v2_render_infer(&s->cfg, &j->req, res);
         infer_result_fini(res);
         if (text) {
+            uint64_t arrived = j->http->arrived_ns;
             respond_json(j->http, 200, text);
-            count(s, j->req.protocol, "ok", j->http ? j->http->arrived_ns : 0);
+            count(s, j->req.protocol, "ok", arrived);
             if (s->drift)
                 drift_observe(s->drift, &j->req);
         } else {
@@ -142,7 +145,7 @@ static void job_done(void *arg, int status, struct infer_result *res, const char
 }
 
 /* Parsed and checked: hand it to the batcher, or answer why not. */
-static void infer(struct server *s, struct httpd_request *r, enum infer_protocol p)
+static void infer(struct mserver *s, struct httpd_request *r, enum infer_protocol p)
 {
     if (r->body_too_large) {
         char msg[160];
@@ -170,24 +173,21 @@ static void infer(struct server *s, struct httpd_request *r, enum infer_protocol
     }
     pthread_rwlock_rdlock(&s->gate);
     int rc = -1;
-    const char *why = "the model is still loading";
+    char msg[256] = "the model is still loading";
     if (s->stopping)
-        why = "the server is shutting down";
-    else if (atomic_load(&s->loaded))
-        rc = batcher_submit(s->batcher, &j->req, job_done, j);
+        snprintf(msg, sizeof msg, "the server is shutting down");
+    else if (atomic_load(&s->loaded) &&
+             (rc = batcher_submit(s->batcher, &j->req, job_done, j)) < 0)
+        snprintf(msg, sizeof msg, "%s", err_message(rc));
     pthread_rwlock_unlock(&s->gate);
     if (rc < 0) {
-        if (atomic_load(&s->loaded) && !s->stopping)
-            why = err_message(rc);
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", why);
         infer_req_fini(&j->req);
         free(j);
         refuse(s, r, p, 503, msg);
     }
 }
 
-static int is_ready(struct server *s)
+static int is_ready(struct mserver *s)
 {
     int ready = 0;
     pthread_rwlock_rdlock(&s->gate);
@@ -198,7 +198,7 @@ static int is_ready(struct server *s)
 }
 
 /* Gauges and the restart counter are read from their owners when scraped. */
-static void pull_metrics(struct server *s)
+static void pull_metrics(struct mserver *s)
 {
     const char *lv[] = {s->cfg.name, s->cfg.version};
     pthread_rwlock_rdlock(&s->gate);
@@ -220,7 +220,7 @@ static void pull_metrics(struct server *s)
         }
 }
 
-static void metrics(struct server *s, struct httpd_request *r)
+static void metrics(struct mserver *s, struct httpd_request *r)
 {
     pull_metrics(s);
     int json = strcmp(r->query, "format=json") == 0;
@@ -246,8 +246,9 @@ static int method_is(struct httpd_request *r, const char *want)
 
 /* /v2/models/NAME[/versions/VERSION][/ready|/infer]: tail is after
  * "/v2/models/". */
-static void model_route(struct server *s, struct httpd_request *r, const char *tail)
+static void model_route(struct mserver *s, struct httpd_request *r, const char *tail)
 {
+    uint64_t arrived = r->arrived_ns; /* r is gone once answered */
     char name[256], version[128] = "", action[16] = "";
     const char *p = strchr(tail, '/');
     size_t nl = p ? (size_t)(p - tail) : strlen(tail);
@@ -285,7 +286,7 @@ static void model_route(struct server *s, struct httpd_request *r, const char *t
     }
     if (!method_is(r, infer_route ? "POST" : "GET")) {
         if (infer_route)
-            count(s, PROTO_V2, "bad_request", r->arrived_ns);
+            count(s, PROTO_V2, "bad_request", arrived);
         return;
     }
     char msg[400];
@@ -322,8 +323,9 @@ static void model_route(struct server *s, struct httpd_request *r, const char *t
 
 static void handle(void *ctx, struct httpd_request *r)
 {
-    struct server *s = ctx;
+    struct mserver *s = ctx;
     const char *path = r->path;
+    uint64_t arrived = r->arrived_ns; /* r is gone once answered */
     if (strcmp(path, "/v2/health/live") == 0) {
         if (method_is(r, "GET")) {
             static const char live[] = "{\"live\":true}";
@@ -347,7 +349,7 @@ static void handle(void *ctx, struct httpd_request *r)
         if (method_is(r, "POST"))
             infer(s, r, PROTO_MLFLOW);
         else
-            count(s, PROTO_MLFLOW, "bad_request", r->arrived_ns);
+            count(s, PROTO_MLFLOW, "bad_request", arrived);
     } else if (strcmp(path, "/ping") == 0 || strcmp(path, "/health") == 0) {
         if (method_is(r, "GET")) {
             int ready = is_ready(s);
@@ -363,7 +365,7 @@ static void handle(void *ctx, struct httpd_request *r)
     }
 }
 
-static int families(struct server *s)
+static int families(struct mserver *s)
 {
     static const char *const mvp[] = {"model", "version", "protocol", "outcome", NULL};
     static const char *const mvp3[] = {"model", "version", "protocol", NULL};
@@ -406,10 +408,10 @@ static int families(struct server *s)
     return 0;
 }
 
-int server_start(const struct server_opts *o, struct server **out)
+int mserver_start(const struct mserver_opts *o, struct mserver **out)
 {
     *out = NULL;
-    struct server *s = calloc(1, sizeof *s);
+    struct mserver *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(-ENOMEM, "out of memory");
     pthread_rwlock_init(&s->gate, NULL);
@@ -443,17 +445,17 @@ fail:
     {
         char keep[512];
         snprintf(keep, sizeof keep, "%s", err_message(rc));
-        server_stop(s);
+        mserver_stop(s);
         return err_set(rc, "%s", keep);
     }
 }
 
-int server_port(const struct server *s)
+int mserver_port(const struct mserver *s)
 {
     return s->httpd ? httpd_port(s->httpd) : 0;
 }
 
-int server_load(struct server *s)
+int mserver_load(struct mserver *s)
 {
     int rc;
     if (s->cfg.reference[0]) {
@@ -491,7 +493,7 @@ int server_load(struct server *s)
     return 0;
 }
 
-void server_stop(struct server *s)
+void mserver_stop(struct mserver *s)
 {
     if (!s)
         return;
