@@ -43,7 +43,9 @@ int batcher_submit(struct batcher *b, const struct infer_req *req, batcher_done_
 unsigned batcher_ready_workers(struct batcher *b);
 /* Workers restarted after dying, since start. */
 uint64_t batcher_worker_restarts(struct batcher *b);
-/* Fail what is queued or in flight with 503, stop the workers, free. */
+/* Fail what is queued with 503; a batch a worker holds is answered if the
+ * worker finishes it within the stop grace period (3 s), else 503. Stop the
+ * workers, free. No batcher_submit may run concurrently or after. */
 void batcher_stop(struct batcher *b);
 
 /* Drift support: run worker.py once to bin the reference CSV (a header row

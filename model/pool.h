@@ -1,6 +1,6 @@
 /* pool — the model's Python worker processes (worker.py), children of the
  * server in its session, each fed one batch at a time over a socket pair on
- * its stdin/stdout (framing: worker.py's docstring, docs/models.md
+ * its stdin/stdout (framing: wframe.h, worker.py's docstring, docs/models.md
  * "Workers"). One thread per worker starts it, reads its answers, reaps it
  * when it dies, fails the batch it held and restarts it with a backoff, so
  * a model that always crashes does not spin. */

@@ -198,7 +198,11 @@ def wire_code(arr):
 
 def to_wire(name, value, decl, rows):
     """(name, contiguous little-endian array, dtype code) for one output."""
+    if not name or len(name.encode("utf-8")) >= 64:
+        raise ModelError("output name '%s' is empty or longer than 63 bytes" % name)
     arr = np.asarray(value)
+    if arr.ndim > 8:
+        raise ModelError("output '%s' has %d dimensions, at most 8" % (name, arr.ndim))
     if arr.ndim == 0 or arr.shape[0] != rows:
         got = "a scalar" if arr.ndim == 0 else "%d rows" % arr.shape[0]
         raise ModelError("output '%s' has %s for %d input rows" % (name, got, rows))
@@ -336,6 +340,8 @@ class PythonModel:
             name = self.decl[0]["name"] if self.decl else "output0"
             res = {name: res}
         if not self.decl:
+            if len(res) > 64:
+                raise ModelError("predict() returned %d outputs, at most 64" % len(res))
             return [to_wire(str(k), v, None, rows) for k, v in res.items()]
         outs = []
         for d in self.decl:

@@ -76,7 +76,20 @@ static const char train_py[] =
     "joblib.dump(m, d + '/model.joblib')\n"
     "X.astype('<f8').tofile(d + '/X.bin')\n"
     "m.predict(X).astype('<i8').tofile(d + '/pred.bin')\n"
-    "m.predict_proba(X).astype('<f8').tofile(d + '/proba.bin')\n";
+    "m.predict_proba(X).astype('<f8').tofile(d + '/proba.bin')\n"
+    /* A pipeline fitted on a DataFrame, selecting columns by name. */
+    "import numpy as np, pandas as pd\n"
+    "from sklearn.compose import make_column_transformer\n"
+    "from sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import OneHotEncoder, StandardScaler\n"
+    "df = pd.DataFrame({'plan': ['a', 'b', 'a', 'c'] * 10, 'tenure': np.arange(40.0),\n"
+    "                   'y': [0, 1] * 20})\n"
+    "p = make_pipeline(make_column_transformer(\n"
+    "    (OneHotEncoder(handle_unknown='ignore'), ['plan']), (StandardScaler(), ['tenure'])),\n"
+    "    LogisticRegression()).fit(df[['plan', 'tenure']], df['y'])\n"
+    "joblib.dump(p, d + '/pipe.joblib')\n"
+    "q = pd.DataFrame({'plan': ['a', 'c', 'b'], 'tenure': [1.0, 30.0, 12.0]})\n"
+    "p.predict_proba(q).astype('<f8').tofile(d + '/pipe.bin')\n";
 
 /* x: FP64 rows, s: optional BYTES. Marker values make it fail on purpose. */
 static const char serve_py[] =
@@ -97,6 +110,8 @@ static const char serve_py[] =
     "            time.sleep(0.5)\n"
     "        if (x == -7).any():\n"
     "            return {'y': x[:1]}\n"
+    "        if (x == -8).any():\n"
+    "            return {'y' * 64: x}\n"
     "        out = {'y': x}\n"
     "        if 's' in inputs:\n"
     "            out['t'] = inputs['s']\n"
@@ -535,6 +550,42 @@ static void test_sklearn_single_2d_input(void **state)
     free(pred);
 }
 
+/* An estimator fitted on a DataFrame gets one, its columns taken from the
+ * inputs by name (declared here in another order), strings as str. */
+static void test_sklearn_dataframe_pipeline(void **state)
+{
+    const char *dir = dir_of(state);
+    double *want = read_bin(dir, "pipe.bin", 3 * 2 * 8);
+    struct model_cfg c;
+    iris_cfg(&c, "predict_proba");
+    snprintf(c.file, sizeof c.file, "pipe.joblib");
+    c.inputs[0] = io1("tenure", DT_FP64, 1, 0);
+    c.inputs[1] = io1("plan", DT_BYTES, 1, 0);
+    c.n_inputs = 2;
+    c.workers = 1;
+    struct batcher *b;
+    start_ok(&c, dir, &b);
+    struct infer_req r;
+    memset(&r, 0, sizeof r);
+    double tenure[] = {1, 30, 12};
+    const char *plan[] = {"a", "c", "b"};
+    tensor_fp64(&r.inputs[0], "tenure", tenure, 3);
+    tensor_strings(&r.inputs[1], "plan", plan, 3);
+    r.n_inputs = 2;
+    r.rows = 3;
+    struct waiter w;
+    assert_int_equal(run(b, &r, &w), 200);
+    const struct tensor *t = output(&w.res, "predict_proba");
+    assert_int_equal(t->rank, 2);
+    assert_int_equal(t->shape[1], 2);
+    for (int i = 0; i < 6; i++)
+        assert_true(fabs(((const double *)t->data)[i] - want[i]) < 1e-9);
+    waiter_fini(&w);
+    infer_req_fini(&r);
+    batcher_stop(b);
+    free(want);
+}
+
 static void test_missing_model_file_fails_start(void **state)
 {
     struct model_cfg c;
@@ -618,6 +669,13 @@ static void test_python_model_raises_then_keeps_serving(void **state)
     waiter_fini(&w);
     infer_req_fini(&r);
 
+    /* An output the protocol cannot carry: an error, not a dead worker. */
+    double longname[] = {-8};
+    assert_int_equal(run_x(b, longname, 1, &w, &r), 500);
+    assert_non_null(strstr(w.msg, "is empty or longer than 63 bytes"));
+    waiter_fini(&w);
+    infer_req_fini(&r);
+
     assert_int_equal(batcher_worker_restarts(b), 0);
     assert_int_equal(batcher_ready_workers(b), 1);
     batcher_stop(b);
@@ -680,6 +738,11 @@ static void test_crash_loop_backs_off(void **state)
     assert_int_equal(wait_restarts(b, 5, WAIT_MS), 0);
     assert_true(mono_ms() - t0 >= 1500);
     assert_int_equal(batcher_ready_workers(b), 0);
+    /* No worker will come: a request is answered 503, not held forever. */
+    assert_int_equal(run_x(b, x, 1, &w, &r), 503);
+    assert_non_null(strstr(w.msg, "no model worker is running"));
+    waiter_fini(&w);
+    infer_req_fini(&r);
     uint64_t t1 = mono_ms();
     batcher_stop(b);
     assert_true(mono_ms() - t1 < 3000);
@@ -1031,6 +1094,7 @@ int main(void)
         cmocka_unit_test(test_sklearn_predict_matches_in_process),
         cmocka_unit_test(test_sklearn_predict_proba_is_2d),
         cmocka_unit_test(test_sklearn_single_2d_input),
+        cmocka_unit_test(test_sklearn_dataframe_pipeline),
         cmocka_unit_test(test_missing_model_file_fails_start),
         cmocka_unit_test(test_wrong_method_and_bad_load_fail_start),
         cmocka_unit_test(test_python_model_raises_then_keeps_serving),
