@@ -13,7 +13,8 @@
 #    (bench/http's server answering from another thread) as a floor.
 # 3. Start to ready: ferry-model-server spawned until /v2/health/ready
 #    answers 200, scikit-learn model, median of N (what the model plugin
-#    waits for after a deploy).
+#    waits for after a deploy), next to one python3 loading the same model
+#    (the import floor every worker pays).
 # The server binary is started directly (as the model plugin would start
 # it), not through an agent. Prints figures, asserts nothing.
 # Knobs: FERRY_BENCH_MODEL_SECONDS (5) per run, FERRY_BENCH_MODEL_ROUNDS (3),
@@ -226,14 +227,22 @@ printf '%-44s %9s %9s %10s\n' "ferry, format: python identity model" "$(med echo
 echo "target: identity p50 under 200 us"
 
 # 3. Start to ready, scikit-learn imported.
-: > "$W/starts"
+: > "$W/starts"; : > "$W/loads"
 for i in $(seq "$STARTS"); do
   t0=$(now_ns)
   start_ferry "$W/iris" "$IRIS_SPEC"
   t1=$(now_ns)
   echo "($t1 - $t0) / 1000000" | bc >> "$W/starts"
   stop_pid "$FERRY_PID"
+  # Baseline, interleaved: one python3 loading the same model (numpy,
+  # scikit-learn and joblib imported), which every worker has to do.
+  t0=$(now_ns)
+  "$PY" -c 'import sys, joblib; joblib.load(sys.argv[1])' "$W/iris/model.joblib"
+  t1=$(now_ns)
+  echo "($t1 - $t0) / 1000000" | bc >> "$W/loads"
 done
 printf '\nstart to ready (%s workers, sklearn), median of %s: %s ms (min %s, max %s)\n' "$WORKERS" "$STARTS" \
   "$(median < "$W/starts")" "$(sort -g "$W/starts" | head -n 1)" "$(sort -g "$W/starts" | tail -n 1)"
+printf 'baseline: python3 loading the model alone, median of %s: %s ms (min %s, max %s)\n' "$STARTS" \
+  "$(median < "$W/loads")" "$(sort -g "$W/loads" | head -n 1)" "$(sort -g "$W/loads" | tail -n 1)"
 echo "target: under 2000 ms"

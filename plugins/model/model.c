@@ -12,6 +12,7 @@
 #include "httpc.h"
 #include "procusage.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
@@ -191,10 +192,21 @@ static int model_start(void *state, const struct ferry_workload *w, struct ferry
         rc = trusted(h, worker, 0, 0);
     if (rc < 0)
         return rc;
+    /* Loopback unless the agent's operator opens the endpoints to the
+     * address its --advertise names (an IP literal, nothing to resolve). */
+    const char *addr = getenv("FERRY_MODEL_ADDR");
+    unsigned char ip[16];
+    if (!addr || !*addr)
+        addr = "127.0.0.1";
+    else if (inet_pton(AF_INET, addr, ip) != 1 && inet_pton(AF_INET6, addr, ip) != 1) {
+        h->log(h->ctx, FERRY_LOG_ERROR, "model %s: FERRY_MODEL_ADDR '%.64s' is not an IP address",
+               w->name, addr);
+        return -EINVAL;
+    }
     char port[16];
     snprintf(port, sizeof port, "%d", run->port);
     const char *python = getenv("FERRY_PYTHON");
-    const char *argv[] = {server, "--dir", w->dir, "--port", port, "--addr", "127.0.0.1",
+    const char *argv[] = {server, "--dir", w->dir, "--port", port, "--addr", addr,
                           "--spec-json", w->spec_json,
                           python && *python ? "--python" : NULL, python, NULL};
     char **env = env_build(w, run);

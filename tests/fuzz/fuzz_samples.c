@@ -23,11 +23,10 @@ const char *const fuzz_spec_samples[] = {
     "  interval: 500ms\n"
     "labels:\n  team: data\n",
     "name: churn-model\nversion: 0.1.0\nkind: model\nruntime: model\n"
-    "model:\n  format: sklearn\n  file: model.joblib\n  card: CARD.md\n  pii: false\n"
+    "model:\n  format: sklearn\n  file: data/weights.json\n  card: CARD.md\n  pii: false\n"
     "  inputs: [{name: tenure_months, datatype: FP64, shape: [-1]}]\n"
     "  outputs: [{name: churn, datatype: INT64, shape: [-1]}]\n"
-    "  reference: reference.csv\n  workers: 2\n  batching: {max_batch: 8, max_delay: 2ms}\n"
-    "  drift: {window: 100, alert: 0.2}\n",
+    "  workers: 2\n  batching: {max_batch: 8, max_delay: 500us}\n",
     "name: churn-notebook\nversion: 0.1.0-rc.1+build.7\nkind: notebook\nruntime: notebook\n"
     "notebook:\n  kernel: python3\n  notebook: explore.ipynb\n  schedule: \"0 6 * * *\"\n",
     "# flow and block forms, anchors and quoting\n"

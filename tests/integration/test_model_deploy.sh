@@ -147,6 +147,45 @@ expect_fail "ferry: $T/missing.json: No such file or directory" "$FERRY" predict
 same_species "$("$FERRY" predict iris --json "$T/flat.json")" || fail "a good request after bad ones"
 pass "ferry predict: usage errors exit 2, unknown names, hosts and bad requests exit 1 with one line"
 
+# --- format: python, your own class: an exception is a 500 with its text
+mkdir -p "$T/echo"
+cat > "$T/echo/serve.py" <<'PY'
+class Model:
+    def load(self, dir):
+        self.offset = 1.0
+
+    def predict(self, inputs):
+        x = inputs["x"]
+        if (x == 13).any():
+            raise ValueError("unlucky input 13")
+        return {"y": x + self.offset}
+PY
+cat > "$T/echo/ferry.yaml" <<'YAML'
+name: echo
+version: "1"
+kind: model
+runtime: model
+model:
+  format: python
+  entry: serve.py:Model
+  inputs: [{name: x, datatype: FP64, shape: [-1]}]
+  outputs: [{name: y, datatype: FP64, shape: [-1]}]
+YAML
+"$FERRY" publish "$T/echo" >/dev/null
+"$FERRY" deploy echo@1 --to env=test >/dev/null
+"$FERRY" status --wait echo@1 --timeout 60 >/dev/null || fail "echo did not become ready: $(workload_field h1 echo 1 reason 2>&1)"
+echo '{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1, 2.5]}]}' > "$T/echo-ok.json"
+echo '{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [13]}]}' > "$T/echo-13.json"
+"$FERRY" predict echo --json "$T/echo-ok.json" | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+assert d['outputs'][0]['name'] == 'y' and d['outputs'][0]['data'] == [2.0, 3.5], d" ||
+  fail "ferry predict echo"
+expect_fail "ferry: predict echo on h1: HTTP 500: .*unlucky input 13" "$FERRY" predict echo --json "$T/echo-13.json"
+"$FERRY" predict echo --json "$T/echo-ok.json" >/dev/null || fail "echo after the exception"
+"$FERRY" undeploy echo --to env=test >/dev/null
+pass "a format: python model serves through ferry predict; its exception is HTTP 500 with the text, exit 1"
+
 # --- drift: a window not yet full warns of nothing, the reference keeps
 # the run healthy, shifted inputs warn
 psi_of() { # INPUT: the newest ferry_model_drift_psi the registry has for it
@@ -210,3 +249,12 @@ wait_until 20 refused || fail "h2 ran a group-writable server: $(workload_field 
 grep -q 'model: refusing .*ferry-model-server: writable by group or others' "$T/agent-h2.log" ||
   fail "no refusal in the agent's log"
 pass "the model plugin refuses a group-writable ferry-model-server"
+
+# --- FERRY_MODEL_ADDR must be an IP address
+FERRY_MODEL_ADDR=model.example start_agent h3 "$T/h3" --label env=addr --trust "$T/ops.pub"
+"$FERRY" deploy iris@1.0.0 --to env=addr >/dev/null
+bad_addr() { workload_field h3 iris 1.0.0 reason | grep -q 'could not start'; }
+wait_until 20 bad_addr || fail "h3 started with a bad FERRY_MODEL_ADDR: $(workload_field h3 iris 1.0.0 reason 2>&1)"
+grep -q "FERRY_MODEL_ADDR 'model.example' is not an IP address" "$T/agent-h3.log" ||
+  fail "no FERRY_MODEL_ADDR refusal in the agent's log"
+pass "the model plugin refuses a FERRY_MODEL_ADDR that is not an IP address"
