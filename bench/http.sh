@@ -21,6 +21,15 @@ SECS=${FERRY_BENCH_HTTP_SECONDS:-5}
 ROUNDS=${FERRY_BENCH_HTTP_ROUNDS:-3}
 LIBS=${FERRY_BENCH_HTTP_LIBS:-mhd civetweb h2o}
 REF=${LIBS%% *}
+# bench/CMakeLists.txt builds a candidate only when its library is installed.
+have=
+for l in $LIBS; do
+  if [ -x "$BUILD/bench/ferry-httpbench-$l" ]; then have="$have $l"
+  elif [ "$l" = "$REF" ]; then echo "bench/http.sh: $BUILD/bench/ferry-httpbench-$l is not built" >&2; exit 1
+  else echo "bench/http.sh: skipping $l: $BUILD/bench/ferry-httpbench-$l is not built (its -dev package is missing)" >&2
+  fi
+done
+LIBS=${have# }
 command -v wrk >/dev/null || { echo "bench/http.sh: wrk is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-http.XXXXXX")

@@ -1,8 +1,9 @@
 /* httpd: the model server's HTTP front end on real sockets (127.0.0.1, a
  * kernel-chosen port), driven by a raw socket client so malformed requests
  * can be sent too. Covers what reaches the handler, answers from another
- * thread after the handler returned, the body cap, malformed HTTP, and
- * httpd_stop answering a parked request with 503. */
+ * thread after the handler returned (also to a client that hung up, and to
+ * many parked at once), the body cap, malformed HTTP, and httpd_stop
+ * answering a parked request with 503. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,6 +303,79 @@ static void test_reply_from_another_thread(void **state)
     httpd_stop(h);
 }
 
+/* The client hangs up while its request is parked: the late answer is
+ * accepted and dropped, nothing is freed twice (ASan), and the server keeps
+ * serving. */
+static void test_client_gone_while_parked(void **state)
+{
+    (void)state;
+    struct httpd *h = start(1 << 20);
+    int fd = dial(httpd_port(h));
+    const char *rq = "GET /park HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, rq, strlen(rq));
+    struct httpd_request *req = wait_parked();
+    assert_non_null(req);
+    close(fd);
+    assert_int_equal(get_ok(httpd_port(h)), 200);
+    struct answerer a = {.req = req, .rc = -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, answer_later, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(get_ok(httpd_port(h)), 200);
+    httpd_stop(h);
+}
+
+/* Many requests parked at once on keep-alive connections, answered in
+ * reverse order from another thread: each gets its own answer. */
+#define MANY 16
+static void test_many_parked(void **state)
+{
+    (void)state;
+    struct httpd *h = start(1 << 20);
+    int fds[MANY];
+    struct httpd_request *reqs[MANY];
+    for (int i = 0; i < MANY; i++) {
+        fds[i] = dial(httpd_port(h));
+        char rq[128];
+        int n = snprintf(rq, sizeof rq, "GET /park HTTP/1.1\r\nHost: x\r\nX-N: %d\r\n\r\n", i);
+        pthread_mutex_lock(&S.mu);
+        S.parked = NULL;
+        S.handler_returned = 0;
+        pthread_mutex_unlock(&S.mu);
+        send_all(fds[i], rq, (size_t)n);
+        reqs[i] = wait_parked();
+        assert_non_null(reqs[i]);
+    }
+    for (int i = MANY - 1; i >= 0; i--) {
+        char body[32];
+        int n = snprintf(body, sizeof body, "{\"n\": %d}", i);
+        assert_int_equal(httpd_respond(reqs[i], 200, NULL, body, (size_t)n), 0);
+    }
+    for (int i = 0; i < MANY; i++) {
+        char buf[1024], want[32];
+        /* Keep-alive: read until this answer's body has arrived. */
+        size_t got = 0;
+        snprintf(want, sizeof want, "{\"n\": %d}", i);
+        uint64_t end = now_ms() + DEADLINE_MS;
+        buf[0] = '\0';
+        while (!strstr(buf, want) && now_ms() < end && got + 1 < sizeof buf) {
+            struct pollfd p = {.fd = fds[i], .events = POLLIN};
+            if (poll(&p, 1, 100) <= 0)
+                continue;
+            ssize_t r = recv(fds[i], buf + got, sizeof buf - 1 - got, 0);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            buf[got] = '\0';
+        }
+        assert_int_equal(status_of(buf), 200);
+        assert_non_null(strstr(buf, want));
+        close(fds[i]);
+    }
+    httpd_stop(h);
+}
+
 static void test_body_too_large(void **state)
 {
     (void)state;
@@ -416,6 +490,8 @@ int main(void)
         cmocka_unit_test(test_get_routing),
         cmocka_unit_test(test_post_body),
         cmocka_unit_test(test_reply_from_another_thread),
+        cmocka_unit_test(test_client_gone_while_parked),
+        cmocka_unit_test(test_many_parked),
         cmocka_unit_test(test_body_too_large),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_stop_answers_parked),
