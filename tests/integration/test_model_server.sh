@@ -329,6 +329,10 @@ expect_fail "^ferry-model-server: error: --python '$T/nopython' is not an execut
   "$SERVER" --dir "$M" --port 0 --spec-json '{}' --python "$T/nopython"
 # (A --spec-json over 128 KiB cannot reach it: Linux refuses an argument
 # that long, MAX_ARG_STRLEN, before the server could.)
+expect_fail "^ferry-model-server: error: httpd: address 'nonsense' is not a numeric" \
+  "$SERVER" --dir "$M" --port 0 --addr nonsense --spec-json "$SPEC_MX" --python "$PY"
+expect_fail "^ferry-model-server: error: httpd: cannot listen on 127.0.0.1 port $PORT_mx" \
+  "$SERVER" --dir "$M" --port "$PORT_mx" --spec-json "$SPEC_MX" --python "$PY"
 "$SERVER" --version | grep -Eq '^ferry-model-server [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
 # A model file that is not there: the load fails, exit 2, the reason last.
 rc=0
