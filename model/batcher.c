@@ -37,6 +37,7 @@ struct batcher {
     size_t queued_rows;
     int stopping;
     unsigned direct_sends;  /* submits sending on their own thread right now */
+    unsigned in_flight;     /* batches sent and not answered yet */
     pthread_t thread;
 };
 
@@ -188,6 +189,16 @@ static int split(struct batch *bt, struct infer_result *res, const struct batch_
     return 0;
 }
 
+/* A batch is out of the workers' hands: a dispatcher holding a partial
+ * batch back stops waiting once nothing is in flight. */
+static void batch_landed(struct batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (--b->in_flight == 0)
+        pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* The pool's answer for a whole batch, on the worker's thread. */
 static void on_answer(void *arg, int status, struct infer_result *res, const char *msg)
 {
@@ -225,7 +236,9 @@ static void on_answer(void *arg, int status, struct infer_result *res, const cha
             fail_one(bt->items[k], status, msg ? msg : "the model failed", &t);
         }
     }
+    struct batcher *b = bt->b;
     free(bt);
+    batch_landed(b);
 }
 
 /* ------------------------------------------------------------ sending */
@@ -236,6 +249,9 @@ static void send_batch(struct batcher *b, struct pool_worker *w, struct batch *b
 {
     const struct infer_req *r0 = bt->items[0]->req;
     size_t ni = r0->n_inputs;
+    pthread_mutex_lock(&b->mu);
+    b->in_flight++;
+    pthread_mutex_unlock(&b->mu);
     struct pool_input *in = calloc(ni ? ni : 1, sizeof *in);
     struct pool_seg *segs = calloc(ni * bt->n + 1, sizeof *segs);
     if (!in || !segs) {
@@ -245,6 +261,7 @@ static void send_batch(struct batcher *b, struct pool_worker *w, struct batch *b
         for (size_t k = 0; k < bt->n; k++)
             fail_one(bt->items[k], 500, "out of memory sending a batch", NULL);
         free(bt);
+        batch_landed(b);
         return;
     }
     for (size_t i = 0; i < ni; i++) {
@@ -261,7 +278,6 @@ static void send_batch(struct batcher *b, struct pool_worker *w, struct batch *b
                                                     bt->items[k]->req->inputs[i].nbytes};
     }
     bt->t_send = now_ns();
-    (void)b;
     /* bt may be answered and freed before pool_send returns. */
     pool_send(w, in, ni, on_answer, bt);
     free(in);
@@ -327,10 +343,14 @@ static void *dispatch_main(void *arg)
             break;
         if (wait_full) {
             /* Up to max_delay after the first queued request, unless the
-             * batch fills first. */
+             * batch fills first, or every worker is idle: with nothing in
+             * flight, no one else is known to be coming, and waiting would
+             * only add the delay to a lone request. Under load the workers
+             * are busy and batches fill while they are. */
             uint64_t due = b->head->t_submit + b->cfg.max_delay_us * 1000u;
             struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
-            while (!b->stopping && b->queued_rows < b->cfg.max_batch && now_ns() < due)
+            while (!b->stopping && b->in_flight > 0 && b->queued_rows < b->cfg.max_batch &&
+                   now_ns() < due)
                 pthread_cond_timedwait(&b->cv, &b->mu, &ts);
             if (b->stopping)
                 break;
