@@ -283,6 +283,16 @@ void drift_observe(struct drift *d, const struct infer_req *req)
     free(src);
 }
 
+size_t drift_rows(struct drift *d)
+{
+    if (!d)
+        return 0;
+    pthread_mutex_lock(&d->lock);
+    size_t n = d->filled;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
 double drift_psi(struct drift *d, size_t i)
 {
     if (!d || i >= d->nf)

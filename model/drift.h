@@ -38,6 +38,9 @@ void drift_observe(struct drift *d, const struct infer_req *req);
 /* PSI of feature i over the rows in the window; 0 while it is empty. */
 double drift_psi(struct drift *d, size_t i);
 size_t drift_features(const struct drift *d);
+/* Rows in the window now (at most window): a PSI over a window not yet full
+ * compares a handful of rows with ten bins and reads as drift. */
+size_t drift_rows(struct drift *d);
 const char *drift_feature_name(const struct drift *d, size_t i);
 void drift_free(struct drift *d);
 

@@ -37,7 +37,7 @@ struct mserver {
     atomic_int loaded;
 
     struct mm *mm;
-    struct mm_family *requests, *duration, *queue, *compute, *batch, *restarts, *ready, *psi;
+    struct mm_family *requests, *duration, *queue, *compute, *batch, *restarts, *ready, *psi, *psi_rows;
     pthread_mutex_t pull_mu; /* the restarts counter's last reading */
     uint64_t restarts_seen;
 };
@@ -213,6 +213,8 @@ static void pull_metrics(struct mserver *s)
         s->restarts_seen = restarts;
     }
     pthread_mutex_unlock(&s->pull_mu);
+    if (s->drift)
+        mm_set(s->psi_rows, lv, (double)drift_rows(s->drift));
     if (s->drift)
         for (size_t i = 0; i < drift_features(s->drift); i++) {
             const char *pv[] = {s->cfg.name, s->cfg.version, drift_feature_name(s->drift, i)};
@@ -398,7 +400,10 @@ static int families(struct mserver *s)
                         &s->ready)) < 0 ||
         (rc = mm_family(s->mm, "ferry_model_drift_psi",
                         "Population stability index of an input over the drift window.",
-                        MM_GAUGE, mvi, NULL, 0, &s->psi)) < 0)
+                        MM_GAUGE, mvi, NULL, 0, &s->psi)) < 0 ||
+        (rc = mm_family(s->mm, "ferry_model_drift_window_rows",
+                        "Rows in the drift window now (the PSI is measured over these).",
+                        MM_GAUGE, mv, NULL, 0, &s->psi_rows)) < 0)
         return rc;
     /* Series that exist from the start, so a scrape before the first
      * request or restart shows zeros rather than nothing. */

@@ -36,7 +36,7 @@
 #define DRIFT_FAMILY "ferry_model_drift_psi"
 #define DRIFT_ALERT_DEFAULT 0.2
 #define DRIFT_WINDOW_DEFAULT 1000
-#define ROWS_FAMILY "ferry_model_batch_size"
+#define ROWS_FAMILY "ferry_model_drift_window_rows"
 #define SPEC_JSON_MAX (128u << 10) /* the server refuses a longer --spec-json */
 
 #define NEED(type, last) (offsetof(type, last) + sizeof(((type *)0)->last))
@@ -288,19 +288,16 @@ static json_t *family(json_t *metrics, const char *name)
     return NULL;
 }
 
-/* Rows the model has served, near enough: the batch-size histogram's sum.
- * Each request observes the rows of the batch it rode in, so with batching
- * this counts a shared batch once per request in it: exact without
- * batching, an overestimate with it (the gate below opens early, never
- * late). */
+/* Rows the server's drift window holds now (its own gauge). */
 static double rows_served(json_t *metrics)
 {
     double rows = 0;
     size_t i;
     json_t *ser;
     json_array_foreach(json_object_get(family(metrics, ROWS_FAMILY), "series"), i, ser) {
-        json_t *sum = json_object_get(ser, "sum");
-        rows += json_is_number(sum) ? json_number_value(sum) : 0;
+        json_t *v = json_object_get(ser, "value");
+        if (json_is_number(v) && json_number_value(v) > rows)
+            rows = json_number_value(v);
     }
     return rows;
 }

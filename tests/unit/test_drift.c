@@ -189,7 +189,11 @@ static void test_window_slides(void **state)
     static const double none[NF] = {0}, shift[NF] = {0.5, 0.5, 1, 1};
     rng_seed(7);
     struct drift *d = iris_drift(500);
-    feed(d, 500, shift);
+    assert_int_equal(drift_rows(d), 0);
+    feed(d, 200, shift);
+    assert_int_equal(drift_rows(d), 200); /* filling */
+    feed(d, 300, shift);
+    assert_int_equal(drift_rows(d), 500);
     for (int f = 0; f < NF; f++)
         assert_true(drift_psi(d, f) > 0.2);
     /* A window's worth of reference rows: every shifted row has left. */
@@ -209,6 +213,7 @@ static void test_window_slides(void **state)
             put_f64(t[f], i, i < 1500 ? 100.0 : (f < 2 ? uniform() : normal()));
     drift_observe(d, r);
     req_free(r);
+    assert_int_equal(drift_rows(d), 500); /* full stays full */
     for (int f = 0; f < NF; f++)
         assert_true(drift_psi(d, f) < 0.1);
     drift_free(d);
