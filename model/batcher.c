@@ -485,6 +485,11 @@ int batcher_submit(struct batcher *b, const struct infer_req *req, batcher_done_
     return 0;
 }
 
+const char *batcher_signature(struct batcher *b)
+{
+    return pool_signature(b->pool);
+}
+
 unsigned batcher_ready_workers(struct batcher *b)
 {
     return pool_ready(b->pool);

@@ -39,6 +39,9 @@ int batcher_start(const struct model_cfg *cfg, const char *dir, const char *pyth
  * with 503. */
 int batcher_submit(struct batcher *b, const struct infer_req *req, batcher_done_fn done,
                    void *arg);
+/* A sklearn model without declared inputs: {"inputs": [...]} as the fitted
+ * estimator takes them, else NULL (pool.h pool_signature). */
+const char *batcher_signature(struct batcher *b);
 /* Workers alive and loaded now (readiness: > 0). */
 unsigned batcher_ready_workers(struct batcher *b);
 /* Workers restarted after dying, since start. */

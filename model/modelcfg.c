@@ -165,6 +165,48 @@ static int parse_io(const json_t *arr, const char *what, struct model_io *ios, s
     return 0;
 }
 
+/* The two forms a scikit-learn estimator takes: one 1-D input per feature
+ * column, or a single 2-D input (not BYTES). None declared: inferred later. */
+static int sklearn_inputs_ok(const struct model_cfg *c)
+{
+    if (c->format != MODEL_SKLEARN || c->n_inputs == 0)
+        return 0;
+    int columns = 1;
+    for (size_t i = 0; i < c->n_inputs; i++)
+        if (c->inputs[i].rank != 1)
+            columns = 0;
+    int matrix = c->n_inputs == 1 && c->inputs[0].rank == 2;
+    if (!columns && !matrix)
+        return bad("inputs", "sklearn takes 1-D inputs (one per feature column, shape [-1]) or a "
+                             "single 2-D input (shape [-1, N])");
+    if (matrix && c->inputs[0].dtype == DT_BYTES)
+        return bad("inputs", "a 2-D sklearn input cannot be BYTES");
+    return 0;
+}
+
+int model_cfg_set_inputs(struct model_cfg *c, const char *json)
+{
+    json_error_t e;
+    json_t *j = json_loads(json ? json : "", 0, &e);
+    struct model_io ios[MODEL_IO_MAX];
+    size_t n = 0;
+    int rc = json_is_object(j) ? parse_io(json_object_get(j, "inputs"), "inputs", ios, &n)
+                               : bad("inputs", "the worker's signature is not a JSON object");
+    json_decref(j);
+    if (rc == 0 && n == 0)
+        rc = bad("inputs", "the worker named no inputs");
+    if (rc < 0)
+        return rc;
+    struct model_cfg next = *c;
+    memcpy(next.inputs, ios, sizeof ios);
+    next.n_inputs = n;
+    if ((rc = sklearn_inputs_ok(&next)) < 0)
+        return rc;
+    memcpy(c->inputs, ios, sizeof ios);
+    c->n_inputs = n;
+    return 0;
+}
+
 static int parse_model(const json_t *m, struct model_cfg *c)
 {
     const json_t *fmt = json_object_get(m, "format");
@@ -202,24 +244,14 @@ static int parse_model(const json_t *m, struct model_cfg *c)
         return rc;
     if ((rc = parse_io(json_object_get(m, "outputs"), "outputs", c->outputs, &c->n_outputs)) < 0)
         return rc;
-    /* Requests are checked against the inputs before they reach the model,
-     * so a served model needs them declared. */
-    if (c->n_inputs == 0)
-        return bad("inputs", "required to serve: the signature requests are checked against");
-    if (c->format == MODEL_SKLEARN) {
-        int columns = 1;
-        for (size_t i = 0; i < c->n_inputs; i++)
-            if (c->inputs[i].rank != 1)
-                columns = 0;
-        int matrix = c->n_inputs == 1 && c->inputs[0].rank == 2;
-        if (!columns && !matrix)
-            return bad("inputs",
-                       "sklearn takes 1-D inputs (one per feature column, shape [-1]) or a "
-                       "single 2-D input (shape [-1, N])");
-        for (size_t i = 0; i < c->n_inputs; i++)
-            if (c->inputs[i].dtype == DT_BYTES && matrix)
-                return bad("inputs", "a 2-D sklearn input cannot be BYTES");
-    }
+    /* Requests are checked against the inputs before they reach the model.
+     * A python model must declare them; a sklearn estimator that was not
+     * told them says itself what it takes once loaded (model_cfg_set_inputs). */
+    if (c->n_inputs == 0 && c->format == MODEL_PYTHON)
+        return bad("inputs", "required for format python: the signature requests are checked "
+                             "against");
+    if ((rc = sklearn_inputs_ok(c)) < 0)
+        return rc;
 
     if ((rc = get_string(m, "reference", "reference", c->reference, sizeof c->reference, 0)) < 0)
         return rc;

@@ -31,7 +31,7 @@ struct model_cfg {
     char entry[256];      /* python: FILE:CLASS */
     char method[32];      /* sklearn: predict | predict_proba */
     struct model_io inputs[MODEL_IO_MAX];
-    size_t n_inputs;
+    size_t n_inputs;      /* 0 only for sklearn before the estimator said (model_cfg_set_inputs) */
     struct model_io outputs[MODEL_IO_MAX];
     size_t n_outputs;     /* 0: the model's outputs are not declared */
     char reference[256];  /* "" when none: no drift */
@@ -46,5 +46,9 @@ struct model_cfg {
 /* spec_json: the whole spec as one JSON object (name, version, model {...}).
  * 0, or FERRY_E_SPEC with err_detail() "model.KEY: reason". */
 int model_cfg_parse(const char *spec_json, struct model_cfg *out);
+/* A sklearn model that declared no inputs (n_inputs 0): take them from the
+ * loaded estimator's signature, {"inputs": [{name, datatype, shape}]}
+ * (batcher_signature). 0, or FERRY_E_SPEC with c untouched. */
+int model_cfg_set_inputs(struct model_cfg *c, const char *json);
 
 #endif

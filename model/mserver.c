@@ -35,6 +35,10 @@ struct mserver {
     pthread_rwlock_t gate;
     int stopping;
     atomic_int loaded;
+    /* A sklearn model that declared no inputs: cfg.inputs are filled from
+     * the loaded estimator in mserver_load, before `loaded` is set, and
+     * nothing reads them until then. */
+    int inputs_pending;
 
     struct mm *mm;
     struct mm_family *requests, *duration, *queue, *compute, *batch, *restarts, *ready, *psi, *psi_rows;
@@ -154,6 +158,10 @@ static void infer(struct mserver *s, struct httpd_request *r, enum infer_protoco
         refuse(s, r, p, 400, msg);
         return;
     }
+    if (s->inputs_pending && !atomic_load(&s->loaded)) {
+        refuse(s, r, p, 503, "the model is still loading");
+        return;
+    }
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
         refuse(s, r, p, 500, "out of memory");
@@ -213,9 +221,10 @@ static void pull_metrics(struct mserver *s)
         s->restarts_seen = restarts;
     }
     pthread_mutex_unlock(&s->pull_mu);
-    if (s->drift)
+    /* drift is set by mserver_load before loaded, and read only after. */
+    if (up && s->drift)
         mm_set(s->psi_rows, lv, (double)drift_rows(s->drift));
-    if (s->drift)
+    if (up && s->drift)
         for (size_t i = 0; i < drift_features(s->drift); i++) {
             const char *pv[] = {s->cfg.name, s->cfg.version, drift_feature_name(s->drift, i)};
             mm_set(s->psi, pv, drift_psi(s->drift, i));
@@ -319,7 +328,10 @@ static void model_route(struct mserver *s, struct httpd_request *r, const char *
         json_decref(j);
         respond_json(r, ready ? 200 : 503, text);
     } else {
-        respond_json(r, 200, v2_render_model_metadata(&s->cfg));
+        if (s->inputs_pending && !atomic_load(&s->loaded))
+            respond_error(r, 503, "the model is still loading");
+        else
+            respond_json(r, 200, v2_render_model_metadata(&s->cfg));
     }
 }
 
@@ -425,6 +437,7 @@ int mserver_start(const struct mserver_opts *o, struct mserver **out)
     int rc = model_cfg_parse(o->spec_json, &s->cfg);
     if (rc < 0)
         goto fail;
+    s->inputs_pending = s->cfg.n_inputs == 0;
     s->dir = strdup(o->dir);
     s->python = strdup(o->python);
     s->worker_py = strdup(o->worker_py);
@@ -460,37 +473,55 @@ int mserver_port(const struct mserver *s)
     return s->httpd ? httpd_port(s->httpd) : 0;
 }
 
+/* Drift: the reference's bins for the signature's features. */
+static int load_reference(struct mserver *s)
+{
+    int rc;
+    /* As many features as the signature can have columns. */
+    size_t cap = s->cfg.n_inputs;
+    if (s->cfg.n_inputs == 1 && s->cfg.inputs[0].rank == 2)
+        cap = s->cfg.inputs[0].shape[1] > 0 ? (size_t)s->cfg.inputs[0].shape[1]
+                                             : DRIFT_FEATURES_MAX;
+    if (cap > DRIFT_FEATURES_MAX)
+        cap = DRIFT_FEATURES_MAX;
+    double (*edges)[9] = calloc(cap, sizeof *edges);
+    double (*expected)[10] = calloc(cap, sizeof *expected);
+    char (*names)[TENSOR_NAME_MAX] = calloc(cap, sizeof *names);
+    size_t n = 0;
+    rc = edges && expected && names ? 0 : err_set(-ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = batcher_reference_bins(&s->cfg, s->dir, s->python, s->worker_py, edges, expected,
+                                    names, &n);
+    if (rc == 0)
+        rc = drift_new(n, (const char(*)[TENSOR_NAME_MAX])names, (const double(*)[9])edges,
+                       (const double(*)[10])expected, s->cfg.drift_window, &s->drift);
+    free(edges);
+    free(expected);
+    free(names);
+    return rc;
+}
+
 int mserver_load(struct mserver *s)
 {
     int rc;
-    if (s->cfg.reference[0]) {
-        /* As many features as the signature can have columns. */
-        size_t cap = s->cfg.n_inputs;
-        if (s->cfg.n_inputs == 1 && s->cfg.inputs[0].rank == 2)
-            cap = s->cfg.inputs[0].shape[1] > 0 ? (size_t)s->cfg.inputs[0].shape[1]
-                                                 : DRIFT_FEATURES_MAX;
-        if (cap > DRIFT_FEATURES_MAX)
-            cap = DRIFT_FEATURES_MAX;
-        double (*edges)[9] = calloc(cap, sizeof *edges);
-        double (*expected)[10] = calloc(cap, sizeof *expected);
-        char (*names)[TENSOR_NAME_MAX] = calloc(cap, sizeof *names);
-        size_t n = 0;
-        rc = edges && expected && names ? 0 : err_set(-ENOMEM, "out of memory");
-        if (rc == 0)
-            rc = batcher_reference_bins(&s->cfg, s->dir, s->python, s->worker_py, edges,
-                                        expected, names, &n);
-        if (rc == 0)
-            rc = drift_new(n, (const char(*)[TENSOR_NAME_MAX])names, (const double(*)[9])edges,
-                           (const double(*)[10])expected, s->cfg.drift_window, &s->drift);
-        free(edges);
-        free(expected);
-        free(names);
-        if (rc < 0)
-            return rc;
-    }
+    /* With declared inputs the reference is binned first (a bad one fails
+     * before any worker starts); without, after the estimator named them. */
+    if (!s->inputs_pending && s->cfg.reference[0] && (rc = load_reference(s)) < 0)
+        return rc;
     struct batcher *b = NULL;
     if ((rc = batcher_start(&s->cfg, s->dir, s->python, s->worker_py, &b)) < 0)
         return rc;
+    if (s->inputs_pending) {
+        rc = model_cfg_set_inputs(&s->cfg, batcher_signature(b));
+        if (rc == 0 && s->cfg.reference[0])
+            rc = load_reference(s);
+        if (rc < 0) {
+            char keep[512];
+            snprintf(keep, sizeof keep, "%s", err_message(rc));
+            batcher_stop(b);
+            return err_set(rc, "%s", keep);
+        }
+    }
     pthread_rwlock_wrlock(&s->gate);
     s->batcher = b;
     atomic_store(&s->loaded, 1);

@@ -49,6 +49,7 @@ struct pool {
     int start_failed;
     char start_err[512];
     unsigned threads_done;
+    char *signature;        /* the first worker's inferred inputs (JSON), or NULL */
 };
 
 static uint64_t now_ms(void)
@@ -268,6 +269,12 @@ static void *worker_main(void *arg)
             int rc = wframe_read(sv[0], &kind, &body, &len);
             if (rc == 0 && kind == K_READY) {
                 ready = 1;
+                /* A model that declared no inputs: what the estimator
+                 * takes, as the first worker to load says. */
+                pthread_mutex_lock(&p->mu);
+                if (body && len && !p->signature)
+                    p->signature = strndup((const char *)body, len);
+                pthread_mutex_unlock(&p->mu);
             } else if (rc == 0 && kind == K_ERROR) {
                 snprintf(why, sizeof why, "%s", body);
             } else if (rc == -2 || rc == 0) {
@@ -365,6 +372,7 @@ static void pool_free(struct pool *p)
     free(p->worker_py);
     free(p->dir);
     free(p->config_json);
+    free(p->signature);
     free(p);
 }
 
@@ -511,6 +519,14 @@ void pool_cancel(struct pool *p)
             shutdown(p->w[i].fd, SHUT_WR);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+const char *pool_signature(struct pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    const char *sig = p->signature; /* set before pool_start returns, then fixed */
+    pthread_mutex_unlock(&p->mu);
+    return sig;
 }
 
 unsigned pool_ready(struct pool *p)

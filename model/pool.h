@@ -63,6 +63,10 @@ void pool_release(struct pool_worker *w);
 /* Begin stopping: pool_acquire returns NULL from now on and the workers
  * see EOF; pool_stop still has to be called. */
 void pool_cancel(struct pool *p);
+/* For a sklearn model that declared no inputs: {"inputs": [...]} as the
+ * fitted estimator takes them (the first worker's ready frame), else NULL.
+ * Fixed once pool_start returned. */
+const char *pool_signature(struct pool *p);
 /* Workers loaded and serving (idle or busy). */
 unsigned pool_ready(struct pool *p);
 /* Restarts after a worker died, since start. */

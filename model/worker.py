@@ -261,6 +261,25 @@ class SklearnModel:
         self.decl = outs[0] if outs else None
         self.out_name = outs[0]["name"] if outs else method
         self.names = [i["name"] for i in cfg.get("inputs") or []]
+        # No declared inputs: the fitted estimator says what it takes, and
+        # the server checks requests against that (docs/models.md).
+        self.signature = None
+        if not self.names:
+            fitted = getattr(self.est, "feature_names_in_", None)
+            nfeat = getattr(self.est, "n_features_in_", None)
+            if fitted is not None:
+                self.names = [str(c) for c in fitted]
+                self.signature = [{"name": n, "datatype": "FP64", "shape": [-1]}
+                                  for n in self.names]
+            elif isinstance(nfeat, (int, np.integer)) and 0 < int(nfeat):
+                self.signature = [{"name": "input-0", "datatype": "FP64",
+                                   "shape": [-1, int(nfeat)]}]
+            else:
+                raise ModelError("%s: the estimator (%s) does not say which features it "
+                                 "takes: declare model.inputs" % (rel, type(self.est).__name__))
+            if len(self.signature) > 64:
+                raise ModelError("%s: the estimator takes %d named features, at most 64 "
+                                 "inputs: declare one 2-D input" % (rel, len(self.signature)))
         # An estimator fitted on a DataFrame knows its column names: give it a
         # DataFrame, in its own column order, so a pipeline that selects
         # columns by name works. Anything else gets a plain matrix.
@@ -382,7 +401,8 @@ def serve(dirpath, cfg):
     import gc
     gc.collect()
     gc.freeze()
-    send_frame(wfd, "R")
+    sig = getattr(model, "signature", None)
+    send_frame(wfd, "R", json.dumps({"inputs": sig}).encode() if sig else b"")
     head = bytearray(FRAME.size)
     while True:
         if not read_exact(rd, head):

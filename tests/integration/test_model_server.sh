@@ -45,6 +45,12 @@ bodies = {
     "ml_instances": json.dumps({"instances": [dict(zip(cols, r)) for r in rows.tolist()]}),
     "ml_instances_rows": json.dumps({"instances": rows.tolist()}),
 }
+# Fitted on a DataFrame: the estimator knows its column names.
+import pandas
+df_model = LogisticRegression(max_iter=1000).fit(pandas.DataFrame(X, columns=cols), y)
+joblib.dump(df_model, d + "/model_df.joblib")
+bodies["v2_input0"] = v2([{"name": "input-0", "shape": [n, 4], "datatype": "FP64",
+                           "data": rows.tolist()}])
 for k, v in bodies.items():
     open(d + "/" + k + ".json", "w").write(v)
 json.dump([int(p) for p in model.predict(rows)], open(d + "/expected.json", "w"))
@@ -142,6 +148,30 @@ call POST "$C/invocations" "application/json; charset=utf-8" "$M/ml_split.json"
 call POST "$X/invocations" application/json "$M/ml_split.json"
 [ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "split on the 2-D model: $STATUS"
 pass "/invocations (dataframe_split, dataframe_records, instances) gives the in-process predictions"
+
+# --- no declared inputs: the fitted estimator names what it takes
+start_server min '{"name":"irismin","version":"1","kind":"model","runtime":"model","model":{"format":"sklearn","file":"model.joblib"}}'
+start_server df '{"name":"irisdf","version":"1","kind":"model","runtime":"model","model":{"format":"sklearn","file":"model_df.joblib"}}'
+N="http://127.0.0.1:$PORT_min"
+D="http://127.0.0.1:$PORT_df"
+call GET "$N/v2/models/irismin"
+[ "$STATUS" = 200 ] && json_check 'r["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]' ||
+  fail "inferred signature (array-fitted): $STATUS $(cat "$T/resp")"
+call POST "$N/v2/models/irismin/infer" application/json "$M/v2_input0.json"
+[ "$STATUS" = 200 ] && json_check 'r["outputs"][0]["name"] == "predict" and r["outputs"][0]["data"] == e' ||
+  fail "infer on the inferred 2-D input: $STATUS $(cat "$T/resp")"
+call POST "$N/invocations" application/json "$M/ml_instances_rows.json"
+[ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "/invocations on the inferred input: $STATUS"
+call POST "$N/v2/models/irismin/infer" application/json "$M/v2_flat.json"
+[ "$STATUS" = 400 ] && grep -q "sepal_length" "$T/resp" || fail "an input the estimator does not take: $STATUS $(cat "$T/resp")"
+call GET "$D/v2/models/irisdf"
+[ "$STATUS" = 200 ] && json_check '[i["name"] for i in r["inputs"]] == ["sepal_length","sepal_width","petal_length","petal_width"] and r["inputs"][0]["shape"] == [-1]' ||
+  fail "inferred signature (DataFrame-fitted): $STATUS $(cat "$T/resp")"
+call POST "$D/v2/models/irisdf/infer" application/json "$M/v2_flat.json"
+[ "$STATUS" = 200 ] && json_check 'r["outputs"][0]["data"] == e' || fail "infer on the inferred columns: $STATUS $(cat "$T/resp")"
+call POST "$D/invocations" application/json "$M/ml_records.json"
+[ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "/invocations on the inferred columns: $STATUS"
+pass "without model.inputs the fitted estimator's signature is served and checked (a 2-D input, or its DataFrame columns)"
 
 # --- bad requests: status and a message naming the problem, then a good one
 ROW='"shape":[1],"datatype":"FP64","data":[5.1]'

@@ -144,7 +144,25 @@ static void test_refusals(void **state)
     refused("\"format\":\"python\",\"file\":\"m\"", "model.entry: required");
     refused("\"format\":\"python\",\"entry\":\"serve.py\"", "model.entry: 'serve.py' is not FILE:CLASS");
     refused("\"format\":\"sklearn\",\"file\":\"\"", "model.file: must not be empty");
-    refused("\"format\":\"sklearn\",\"file\":\"m\"", "model.inputs: required");
+    refused("\"format\":\"python\",\"entry\":\"serve.py:Model\"", "model.inputs: required for format python");
+    /* sklearn without inputs: the loaded estimator names them. */
+    {
+        struct model_cfg c;
+        assert_int_equal(parse_model("\"format\":\"sklearn\",\"file\":\"m\"", &c), 0);
+        assert_int_equal(c.n_inputs, 0);
+        assert_int_equal(model_cfg_set_inputs(&c, "{\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP64\",\"shape\":[-1,4]}]}"), 0);
+        assert_int_equal(c.n_inputs, 1);
+        assert_int_equal(c.inputs[0].rank, 2);
+        assert_int_equal(c.inputs[0].shape[1], 4);
+        /* A form scikit-learn does not take, or no inputs: refused, c untouched. */
+        struct model_cfg d;
+        assert_int_equal(parse_model("\"format\":\"sklearn\",\"file\":\"m\"", &d), 0);
+        assert_int_equal(model_cfg_set_inputs(&d, "{\"inputs\":[{\"name\":\"a\",\"datatype\":\"FP64\",\"shape\":[-1,2]},{\"name\":\"b\",\"datatype\":\"FP64\",\"shape\":[-1]}]}"), FERRY_E_SPEC);
+        assert_int_equal(d.n_inputs, 0);
+        assert_int_equal(model_cfg_set_inputs(&d, "{\"inputs\":[]}"), FERRY_E_SPEC);
+        assert_int_equal(model_cfg_set_inputs(&d, "not json"), FERRY_E_SPEC);
+        assert_int_equal(d.n_inputs, 0);
+    }
     snprintf(m, sizeof m, "\"format\":\"sklearn\",\"file\":\"m\",\"method\":\"transform\",%s",
              iris_inputs);
     refused(m, "model.method: 'transform' is not predict or predict_proba");

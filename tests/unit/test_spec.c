@@ -316,9 +316,19 @@ static void test_model_refusals(void **state)
         assert_non_null(strstr(err_detail(), "t.yaml:8: key 'model.inputs[0].shape': "));
     }
     /* runtime model checks requests against declared inputs, in a form
-     * scikit-learn takes. */
-    EXPECT_SPEC_ERROR(MBASE SK0, "t.yaml:6: key 'model.inputs': required key is missing "
-                                 "(runtime model checks requests against the declared inputs)");
+     * scikit-learn takes; a sklearn estimator may leave them to the fitted
+     * estimator (only format and file are required), a python model not. */
+    {
+        const char *min = MBASE SK0;
+        Ferry__Spec *sp = NULL;
+        assert_int_equal(spec_parse("t.yaml", min, strlen(min), &sp), 0);
+        assert_int_equal(sp->model->n_inputs, 0);
+        assert_string_equal(sp->model->method, "predict");
+        spec_free(sp);
+    }
+    EXPECT_SPEC_ERROR(MBASE "  format: python\n  entry: serve.py:Model\n",
+                      "t.yaml:6: key 'model.inputs': required key is missing (format python: the "
+                      "server checks requests against the declared inputs)");
     EXPECT_SPEC_ERROR(MBASE SK0 "  inputs:\n    - {name: a, datatype: FP64, shape: [-1]}\n"
                       "    - {name: b, datatype: FP64, shape: [-1, 2]}\n",
                       "t.yaml:9: key 'model.inputs': format sklearn takes 1-D inputs (one per "
