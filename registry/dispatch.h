@@ -66,6 +66,9 @@ int on_list_history(struct registry *, const Ferry__Wire__Request *, Ferry__Wire
                     struct request_scratch *);
 int on_list_metrics(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
                     struct request_scratch *);
+/* query_handlers.c: the audit log */
+int on_list_audit(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
+                  struct request_scratch *);
 /* action_handlers.c */
 int on_action_submit(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
                      struct request_scratch *);

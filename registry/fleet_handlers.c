@@ -63,8 +63,8 @@ static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
         char subject[256];
         snprintf(subject, sizeof subject, "%s%s%s to %s", rec->name, rec->undeploy ? "" : "@",
                  rec->undeploy ? "" : rec->version, rec->selector);
-        db_audit(&r->db, signer, rec->undeploy ? "undeploy" : "deploy", subject);
-        logf_("%s %s by key %s", rec->undeploy ? "undeploy" : "deploy", subject, signer);
+        audit_append(&r->db, signer, AUDIT_ROLE_OPERATOR, queries_action(rec), subject);
+        logf_("%s %s by key %s", queries_action(rec), subject, signer);
         wake_pollers(r);
     }
     free(bytes);

@@ -283,7 +283,7 @@ static int handle_commit(struct registry *r, const Ferry__Wire__Commit *c)
     if (rc == 0 && !already) {
         char subject[200];
         snprintf(subject, sizeof subject, "%s@%s", p->name, p->version);
-        db_audit(&r->db, p->signer, "publish", subject);
+        audit_append(&r->db, p->signer, AUDIT_ROLE_PUBLISHER, "publish", subject);
         r->publishes++;
         char hex[DIGEST_HEX_LEN + 1];
         digest_hex(&md, hex);

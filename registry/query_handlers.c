@@ -357,3 +357,9 @@ int on_list_metrics(struct registry *r, const Ferry__Wire__Request *req,
 {
     return rmetrics_list(&r->db, req->list_metrics, resp, &rs->metrics);
 }
+
+int on_list_audit(struct registry *r, const Ferry__Wire__Request *req,
+                  Ferry__Wire__Response *resp, struct request_scratch *rs)
+{
+    return audit_list(&r->db, req->list_audit, resp, &rs->audit);
+}

@@ -77,6 +77,7 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     events_scratch_free(&rs.events);
     queries_reply_free(&rs.queries);
     rmetrics_scratch_free(&rs.metrics);
+    audit_reply_free(&rs.audit);
     desired_free(&rs.desired);
     actions_scratch_free(&rs.action);
     if (req)

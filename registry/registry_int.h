@@ -5,6 +5,7 @@
 #define FERRY_REGISTRY_REGISTRY_INT_H
 
 #include "actions.h"
+#include "audit.h"
 #include "db.h"
 #include "fleet.h"
 #include "hosts.h"
@@ -93,6 +94,7 @@ struct request_scratch {
     struct queries_reply queries;
     struct actions_scratch action;
     struct rmetrics_scratch metrics;
+    struct audit_reply audit;
 };
 
 /* Free what a request's handler left in the scratch (query_handlers.c). */
