@@ -23,6 +23,8 @@ struct registry_config {
     int max_conns;               /* connections in total; 0: default (server.h) */
     int max_conns_per_peer;      /* connections from one address; 0: default */
     int idle_timeout_ms;         /* a connection silent this long is closed; 0: default */
+    const char *policy_path;     /* --policy FILE (FILE.sig beside it), or NULL */
+    const struct trust *admin_anchors; /* --trust-admin; NULL: trust anchors the policy */
 };
 
 struct registry_stats {
