@@ -93,7 +93,8 @@ static int advertise_ok(const char *a)
 static void usage(FILE *f)
 {
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
-          "                   [--trust FILE.pub ...] [--plugins DIR] [--join-token FILE]\n"
+          "                   [--trust FILE.pub ...] [--trust-admin FILE.pub ...]\n"
+          "                   [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
           "                   [--version]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
@@ -101,7 +102,9 @@ static void usage(FILE *f)
           "  --join-token: a token from 'ferry hosts token' that enrolls this host.\n"
           "  --advertise: the address workloads are reached at (default 127.0.0.1).\n"
           "  --metrics-interval: how often plugins are asked for metrics (1s to 1h,\n"
-          "  default 10s).\n",
+          "  default 10s).\n"
+          "  --trust-admin: verify the registry's governance policy against these admin\n"
+          "  keys, and its rules for this host's environment, before running anything.\n",
           f);
 }
 
@@ -120,6 +123,8 @@ int main(int argc, char **argv)
     struct trust trust;
     trust_init(&trust);
     cfg.trust = &trust;
+    static struct trust admins; /* --trust-admin (governance) */
+    trust_init(&admins);
     static char hostname[72];
     uint8_t *token = NULL;
 
@@ -164,6 +169,10 @@ int main(int argc, char **argv)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
             rc = trust_add_file(&trust, val);
+        else if (strcmp(a, "--trust-admin") == 0) {
+            rc = trust_add_file(&admins, val);
+            cfg.admins = &admins;
+        }
         else if (strcmp(a, "--metrics-interval") == 0) {
             uint64_t ms = 0;
             if (num_parse_duration_ms("--metrics-interval", val, 1000, METRICS_MIN_INTERVAL_MS,
@@ -222,8 +231,12 @@ int main(int argc, char **argv)
     if (trust.n == 0)
         fprintf(stderr, "ferry-agent: warning: no --trust keys: every deployment will be refused\n");
     signal(SIGPIPE, SIG_IGN);
+    if (!cfg.admins)
+        fprintf(stderr, "ferry-agent: no --trust-admin: this host verifies no governance policy "
+                        "itself\n");
     int rc = agent_run(&cfg);
     trust_fini(&trust);
+    trust_fini(&admins);
     free(token);
     if (rc < 0) {
         fprintf(stderr, "ferry-agent: %s\n", err_message(rc));

@@ -141,30 +141,6 @@ static void roles_text(unsigned roles, char *out, size_t cap)
                      policy_role_name(all[i]));
 }
 
-/* The served key files, for parsing the served text. */
-struct served {
-    const Ferry__Wire__GovReply *g;
-};
-
-static int pub_from_reply(void *arg, const char *path, struct key_public *out)
-{
-    const struct served *s = arg;
-    for (size_t i = 0; i < s->g->n_keys; i++)
-        if (strcmp(s->g->keys[i]->path, path) == 0) {
-            char tmpl[] = "/tmp/ferry-pub-XXXXXX";
-            int fd = mkstemp(tmpl);
-            if (fd < 0)
-                return err_set(-errno, "temporary file: %s", strerror(errno));
-            const char *t = s->g->keys[i]->text;
-            int ok = write(fd, t, strlen(t)) == (ssize_t)strlen(t) && write(fd, "\n", 1) == 1;
-            close(fd);
-            int rc = ok ? key_load_public(tmpl, out) : err_set(-EIO, "temporary file");
-            unlink(tmpl);
-            return rc;
-        }
-    return err_set(FERRY_E_NOTFOUND, "the registry did not send key file %s", path);
-}
-
 static int policy_show(struct cli_opts *o)
 {
     Ferry__Wire__Response *r = NULL;
@@ -181,9 +157,11 @@ static int policy_show(struct cli_opts *o)
         return 0;
     }
     struct policy *p = malloc(sizeof *p);
-    struct served sv = {g};
-    rc = p ? policy_parse("policy (as served)", (const char *)g->policy.data, g->policy.len,
-                          pub_from_reply, &sv, p)
+    struct policy_served_key served[POLICY_KEYS_MAX];
+    size_t nk = g->n_keys < POLICY_KEYS_MAX ? g->n_keys : POLICY_KEYS_MAX;
+    for (size_t i = 0; i < nk; i++)
+        served[i] = (struct policy_served_key){g->keys[i]->path, g->keys[i]->text};
+    rc = p ? policy_parse_served((const char *)g->policy.data, g->policy.len, served, nk, p)
            : -ENOMEM;
     if (rc < 0) {
         free(p);

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "selector.h"
+#include "wire.pb-c.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -546,6 +547,27 @@ int policy_load_file(const char *path, struct policy *out, uint8_t **text, size_
     return rc;
 }
 
+struct served {
+    const struct policy_served_key *keys;
+    size_t n;
+};
+
+static int pub_from_served(void *arg, const char *path, struct key_public *out)
+{
+    const struct served *s = arg;
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->keys[i].path, path) == 0)
+            return key_parse_public(path, s->keys[i].text, out);
+    return err_set(FERRY_E_NOTFOUND, "the registry did not send key file %s", path);
+}
+
+int policy_parse_served(const char *text, size_t len, const struct policy_served_key *keys,
+                        size_t n, struct policy *out)
+{
+    struct served s = {keys, n};
+    return policy_parse("policy (as served)", text, len, pub_from_served, &s, out);
+}
+
 /* ---- signatures ---------------------------------------------------------------- */
 
 int policy_sign(const struct policy *p, const struct key_secret *k, char *out, size_t cap)
@@ -591,6 +613,32 @@ int policy_verify(const struct policy *p, const char *sig, const struct trust *a
     if (signer)
         snprintf(signer, KEY_ID_LEN + 1, "%s", id);
     return 0;
+}
+
+int policy_revocation_verify(const struct policy *p, const struct trust *anchors,
+                             const uint8_t *body, size_t blen, const char *signer,
+                             const uint8_t *sig, size_t siglen, char key_id[KEY_ID_LEN + 1])
+{
+    const struct policy_key *admin = policy_key_find(p, signer);
+    if (!admin || !(admin->roles & ROLE_ADMIN))
+        return err_set(FERRY_E_UNTRUSTED, "revocation signed by key %s, not an admin",
+                       signer ? signer : "?");
+    if (anchors && !trust_find(anchors, signer))
+        return err_set(FERRY_E_UNTRUSTED, "revocation signed by key %s, not a trusted admin",
+                       signer);
+    if (key_verify(admin->pub.pk, body, blen, sig, siglen) != 0)
+        return err_set(FERRY_E_SIGNATURE, "revocation signature by key %s does not verify",
+                       signer);
+    Ferry__Wire__GovBody *b = ferry__wire__gov_body__unpack(NULL, blen, body);
+    int rc = 0;
+    if (!b || !b->purpose || strcmp(b->purpose, "ferry-gov-v1") != 0 || !b->action ||
+        strcmp(b->action, "revoke") != 0 || !b->key_id || strlen(b->key_id) != KEY_ID_LEN)
+        rc = err_set(FERRY_E_INVALID, "not a revocation");
+    else
+        snprintf(key_id, KEY_ID_LEN + 1, "%s", b->key_id);
+    if (b)
+        ferry__wire__gov_body__free_unpacked(b, NULL);
+    return rc;
 }
 
 /* ---- questions ------------------------------------------------------------------ */

@@ -97,6 +97,14 @@ int policy_parse(const char *display, const char *text, size_t len, policy_pub_f
  * (may be NULL) receives the bytes (malloc'd). */
 int policy_load_file(const char *path, struct policy *out, uint8_t **text, size_t *len);
 
+/* A policy as a registry serves it: the text and each key file's line by
+ * the path the text names it with. */
+struct policy_served_key {
+    const char *path, *text;
+};
+int policy_parse_served(const char *text, size_t len, const struct policy_served_key *keys,
+                        size_t n, struct policy *out);
+
 /* The .sig text for p: "ferry-policy-sig-v1 KEYID HEX\n". */
 int policy_sign(const struct policy *p, const struct key_secret *k, char *out, size_t cap);
 /* 0 when sig is a valid signature of p by a key p names with role admin
@@ -104,6 +112,13 @@ int policy_sign(const struct policy *p, const struct key_secret *k, char *out, s
  * receives its key id. FERRY_E_UNTRUSTED / FERRY_E_SIGNATURE name the key. */
 int policy_verify(const struct policy *p, const char *sig, const struct trust *anchors,
                   char signer[KEY_ID_LEN + 1]);
+
+/* A signed revocation (SignedGov fields): its body is a GovBody with action
+ * revoke, signed by an admin of p that (when anchors is not NULL) is one of
+ * anchors. On 0, key_id is the key it revokes. */
+int policy_revocation_verify(const struct policy *p, const struct trust *anchors,
+                             const uint8_t *body, size_t blen, const char *signer,
+                             const uint8_t *sig, size_t siglen, char key_id[KEY_ID_LEN + 1]);
 
 const struct policy_key *policy_key_find(const struct policy *p, const char *key_id);
 /* Marks key_id revoked; FERRY_E_NOTFOUND when the policy does not name it. */

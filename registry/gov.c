@@ -42,32 +42,12 @@ static void logf_(const char *fmt, ...)
 
 /* ---- start ------------------------------------------------------------------ */
 
-/* A revocation statement, verified: signed by an admin of p (and of
- * anchors when given), for a key p names. */
 static int revocation_check(const struct policy *p, const struct trust *anchors,
                             const Ferry__Wire__SignedGov *sg, char key_id[KEY_ID_LEN + 1])
 {
-    const struct policy_key *admin = policy_key_find(p, sg->key_id);
-    if (!admin || !(admin->roles & ROLE_ADMIN))
-        return err_set(FERRY_E_UNTRUSTED, "revocation signed by key %s, not an admin",
-                       sg->key_id ? sg->key_id : "?");
-    if (anchors && anchors->n && !trust_find(anchors, sg->key_id))
-        return err_set(FERRY_E_UNTRUSTED, "revocation signed by key %s, not a trusted admin",
-                       sg->key_id);
-    if (key_verify(admin->pub.pk, sg->body.data, sg->body.len, sg->signature.data,
-                   sg->signature.len) != 0)
-        return err_set(FERRY_E_SIGNATURE, "revocation signature by key %s does not verify",
-                       sg->key_id);
-    Ferry__Wire__GovBody *b = ferry__wire__gov_body__unpack(NULL, sg->body.len, sg->body.data);
-    int rc = 0;
-    if (!b || !b->purpose || strcmp(b->purpose, GOV_PURPOSE) != 0 || !b->action ||
-        strcmp(b->action, "revoke") != 0 || !b->key_id || strlen(b->key_id) != KEY_ID_LEN)
-        rc = err_set(FERRY_E_INVALID, "not a revocation");
-    else
-        snprintf(key_id, KEY_ID_LEN + 1, "%s", b->key_id);
-    if (b)
-        ferry__wire__gov_body__free_unpacked(b, NULL);
-    return rc;
+    return policy_revocation_verify(p, anchors && anchors->n ? anchors : NULL, sg->body.data,
+                                    sg->body.len, sg->key_id, sg->signature.data,
+                                    sg->signature.len, key_id);
 }
 
 static int apply_stored_revocations(struct registry *r, struct regpolicy *g,

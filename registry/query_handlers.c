@@ -257,6 +257,7 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
             if (h->bodies[i]) {
                 info->workloads = h->bodies[i]->workloads;
                 info->n_workloads = h->bodies[i]->n_workloads;
+                info->verifies_policy = h->bodies[i]->verifies_policy;
             }
         }
         if (dh->plugins &&
