@@ -84,3 +84,5 @@ bash "$(dirname "${BASH_SOURCE[0]}")/attack.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"
 # The registry under a flood of signed polls (bench/pollflood.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/pollflood.sh" "$BUILD"
+# Governance: the agent's policy evaluation per deploy (bench/policy.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"
