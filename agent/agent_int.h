@@ -15,6 +15,7 @@
 #define FERRY_AGENT_AGENT_INT_H
 
 #include "agent.h"
+#include "envgate.h"
 #include "hash.h"
 #include "link.h"
 #include "localdb.h"
@@ -85,6 +86,7 @@ struct agent {
     struct run *departing; /* destroyed runs whose tree job still runs */
     char workloads_dir[4096], cache_dir[4096];
     char last_refusal[512]; /* logged once, not at every poll */
+    struct envgate gate;    /* desired state's envelopes (envgate.h) */
     int stopping;
 };
 

@@ -95,13 +95,16 @@ static void usage(FILE *f)
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
           "                   [--trust FILE.pub ...] [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
+          "                   [--trust-registry FILE.pub]\n"
           "                   [--version]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
           "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n"
           "  --join-token: a token from 'ferry hosts token' that enrolls this host.\n"
           "  --advertise: the address workloads are reached at (default 127.0.0.1).\n"
           "  --metrics-interval: how often plugins are asked for metrics (1s to 1h,\n"
-          "  default 10s).\n",
+          "  default 10s).\n"
+          "  --trust-registry: the registry's key (its DATA/registry.pub); without it the\n"
+          "  first key seen is pinned in STATE/registry.pub and any other refused.\n",
           f);
 }
 
@@ -121,6 +124,7 @@ int main(int argc, char **argv)
     trust_init(&trust);
     cfg.trust = &trust;
     static char hostname[72];
+    static struct key_public registry_key;
     uint8_t *token = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -164,6 +168,10 @@ int main(int argc, char **argv)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
             rc = trust_add_file(&trust, val);
+        else if (strcmp(a, "--trust-registry") == 0) {
+            if ((rc = key_load_public(val, &registry_key)) == 0)
+                cfg.trust_registry = &registry_key;
+        }
         else if (strcmp(a, "--metrics-interval") == 0) {
             uint64_t ms = 0;
             if (num_parse_duration_ms("--metrics-interval", val, 1000, METRICS_MIN_INTERVAL_MS,

@@ -100,6 +100,8 @@ int fleet_desired_response(struct registry *r, const char *host, struct desired 
     ds->serial = d->serial;
     ds->records = d->signed_records;
     ds->n_records = d->n;
+    if ((rc = desired_envelope_attach(r, host, d, ds, s)) < 0)
+        return rc;
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
     resp->desired = ds;
     /* Every poll answer carries the actions queued for the host. */

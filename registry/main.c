@@ -25,7 +25,7 @@ static void usage(FILE *f)
             "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
             "                      [--max-blob-size SIZE] [--max-conns N]\n"
             "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
-            "                      [--version]\n"
+            "                      [--desired-ttl DURATION] [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -36,7 +36,9 @@ static void usage(FILE *f)
             "  --max-conns: connections at once, in total (default %d).\n"
             "  --max-conns-per-peer: connections at once from one address (default %d).\n"
             "  --idle-timeout: a connection with no request and no waiting poll this\n"
-            "    long is closed (default %ds).\n",
+            "    long is closed (default %ds).\n"
+            "  --desired-ttl: how long a host's signed desired state is valid (default 24h;\n"
+            "    at least 2s); a fresh one goes out once half of it has passed.\n",
             SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
             SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000);
 }
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *data = NULL, *listen = NULL;
+    uint64_t desired_ttl_ms = 0;
     int workers = 0, host_ttl_ms = 0, max_conns = 0, max_per_peer = 0, idle_ms = 0;
     const char *tls_cert = NULL;
     uint64_t max_blob_size = 0;
@@ -142,6 +145,12 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--idle-timeout") == 0) {
             if (ms_flag(a, val, 86400000, &idle_ms) < 0)
                 return 2;
+        } else if (strcmp(a, "--desired-ttl") == 0) {
+            if (num_parse_duration_ms(a, val, 1000, 2000, 366ULL * 86400000, &desired_ttl_ms) <
+                0) {
+                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+                return 2;
+            }
         } else if (strcmp(a, "--trust") == 0) {
             int rc = trust_add_file(&trust, val);
             if (rc < 0) {
@@ -181,6 +190,7 @@ int main(int argc, char **argv)
         .max_conns = max_conns,
         .max_conns_per_peer = max_per_peer,
         .idle_timeout_ms = idle_ms,
+        .desired_ttl_ms = (int64_t)desired_ttl_ms,
     };
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);
