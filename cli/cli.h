@@ -109,5 +109,7 @@ int cli_hosts_matching(const Ferry__Wire__HostList *hl, const char *selector,
                        const Ferry__Wire__HostInfo **out, size_t cap);
 /* ferry metrics NAME [--host H] [--json] (cli/metrics.c). */
 int cli_metrics(int argc, char **argv);
+/* audit.c */
+int cli_audit(int argc, char **argv);
 
 #endif

@@ -648,6 +648,7 @@ static const struct verb verbs[] = {
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
     {"logs", cli_logs},       {"action", cli_action},
     {"metrics", cli_metrics},
+    {"audit", cli_audit},
 };
 
 int main(int argc, char **argv)
