@@ -49,6 +49,25 @@ run_pid() { sqlite3 -readonly "$T/h1/agent.db" "SELECT pid FROM runs WHERE name=
 pid2=$(run_pid 2.0)
 [ -n "$pid2" ] && kill -0 "$pid2" || fail "no live pid for app@2.0"
 
+# --- mix-and-match: the registry's database points app@3.0 at app@1.0's
+# manifest and signatures; the envelope and record name that digest, and
+# the signatures verify, but the manifest is another version's, so h1
+# refuses it and app@2.0 keeps running
+make_app "$T/app3.0" app 3.0
+"$FERRY" publish "$T/app3.0" >/dev/null
+sqlite3 "$T/reg/registry.db" "UPDATE artifacts SET
+  manifest_digest=(SELECT manifest_digest FROM artifacts WHERE name='app' AND version='1.0'),
+  signatures=(SELECT signatures FROM artifacts WHERE name='app' AND version='1.0')
+  WHERE name='app' AND version='3.0'"
+"$FERRY" deploy app@3.0 --to env=test >/dev/null
+wait_until 30 grep -Eq 'app@3.0: (registry sent the manifest of|the manifest is that of) app@1.0' "$T/agent-h1.log" \
+  || fail "h1 did not refuse a manifest for another version than the one named"
+wait_until 10 workload_state_is h1 app 3.0 failed || fail "app@3.0 is not failed: $(workload_field h1 app 3.0 state)"
+kill -0 "$pid2" || fail "app@2.0 stopped because of the mix-and-match"
+"$FERRY" deploy app@2.0 --to env=test >/dev/null
+wait_until 20 workload_state_is h1 app 2.0 running || fail "app@2.0 is not running after its re-deploy"
+pass "a manifest for another version than the envelope names is refused (mix-and-match)"
+
 # --- a registry that replays the older envelope: refused as a rollback
 kill -TERM "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
 "$FERRY_REPLAY" serve "$REG_URL" "$T/old.bin" 2>"$T/replay.log" &
