@@ -23,6 +23,7 @@ struct agent_config {
     uint32_t metrics_interval_ms; /* --metrics-interval; 0: default 10 s (agent/metrics.h) */
     const uint8_t *join_token;   /* encoded SignedJoinToken (--join-token), may be NULL */
     size_t join_token_len;
+    const struct key_public *trust_registry; /* --trust-registry; NULL: pin the first key seen */
 };
 
 /* Runs until SIGTERM or SIGINT, which leave the workloads running. */

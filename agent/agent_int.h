@@ -15,6 +15,7 @@
 #define FERRY_AGENT_AGENT_INT_H
 
 #include "agent.h"
+#include "envgate.h"
 #include "hash.h"
 #include "link.h"
 #include "localdb.h"
@@ -89,6 +90,7 @@ struct agent {
      * (desired.c); NULL outside on_desired. */
     Ferry__Wire__ChannelPin **pins;
     size_t n_pins;
+    struct envgate gate;    /* desired state's envelopes (envgate.h) */
     int stopping;
 };
 

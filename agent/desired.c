@@ -4,6 +4,7 @@
  * registry stops sending is not an undeploy. */
 #include "agent_int.h"
 #include "alog.h"
+#include "clock.h"
 #include "error.h"
 #include "reconcile.h"
 #include "record.h"
@@ -209,11 +210,15 @@ void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int fr
 void on_desired(void *arg, Ferry__Wire__DesiredState *ds)
 {
     struct agent *a = arg;
+    /* Nothing in it is looked at before its envelope verifies. */
     a->pins = ds->pins;
     a->n_pins = ds->n_pins;
-    if (!a->stopping)
+    if (!a->stopping && envgate_check(&a->gate, &a->db, a->cfg->name, ds, clock_unix_ms()) == 0)
         apply_desired(a, ds->records, ds->n_records, 1);
+    else if (!a->stopping)
+        envgate_tick(&a->gate, clock_unix_ms());
     a->pins = NULL;
     a->n_pins = 0;
+    publish_snapshot(a);
     ferry__wire__desired_state__free_unpacked(ds, NULL);
 }

@@ -96,6 +96,7 @@ static void usage(FILE *f)
           "                   [--trust FILE.pub ...] [--trust-admin FILE.pub ...]\n"
           "                   [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
+          "                   [--trust-registry FILE.pub]\n"
           "                   [--version]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
           "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n"
@@ -104,7 +105,9 @@ static void usage(FILE *f)
           "  --metrics-interval: how often plugins are asked for metrics (1s to 1h,\n"
           "  default 10s).\n"
           "  --trust-admin: verify the registry's governance policy against these admin\n"
-          "  keys, and its rules for this host's environment, before running anything.\n",
+          "  keys, and its rules for this host's environment, before running anything.\n"
+          "  --trust-registry: the registry's key (its DATA/registry.pub); without it the\n"
+          "  first key seen is pinned in STATE/registry.pub and any other refused.\n",
           f);
 }
 
@@ -126,6 +129,7 @@ int main(int argc, char **argv)
     static struct trust admins; /* --trust-admin (governance) */
     trust_init(&admins);
     static char hostname[72];
+    static struct key_public registry_key;
     uint8_t *token = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -172,6 +176,9 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--trust-admin") == 0) {
             rc = trust_add_file(&admins, val);
             cfg.admins = &admins;
+        } else if (strcmp(a, "--trust-registry") == 0) {
+            if ((rc = key_load_public(val, &registry_key)) == 0)
+                cfg.trust_registry = &registry_key;
         }
         else if (strcmp(a, "--metrics-interval") == 0) {
             uint64_t ms = 0;

@@ -124,5 +124,7 @@ int cli_channel_version(struct cli_opts *o, const char *name, const char *channe
                         char *version, size_t cap, uint8_t digest[32]);
 /* ferry metrics NAME [--host H] [--json] (cli/metrics.c). */
 int cli_metrics(int argc, char **argv);
+/* audit.c */
+int cli_audit(int argc, char **argv);
 
 #endif

@@ -153,7 +153,18 @@ static int hosts_list(int argc, char **argv)
                                "status", h->status && *h->status ? h->status : "enrolled",
                                "labels", labels_json(h), "online", h->online, "last_seen", when,
                                "last_seen_ms", (json_int_t)h->last_seen_ms, "key_id", h->key_id,
-                               "plugins", plugins, "verifies_policy", h->verifies_policy));
+                               "plugins", plugins));
+            /* The envelope the host holds (docs/security.md). */
+            json_t *row = json_array_get(arr, json_array_size(arr) - 1);
+            json_object_set_new(row, "desired_state",
+                                json_string(h->desired_state && *h->desired_state
+                                                ? h->desired_state
+                                                : h->envelope_version ? "fresh" : "none"));
+            json_object_set_new(row, "envelope_version",
+                                json_integer((json_int_t)h->envelope_version));
+            json_object_set_new(row, "envelope_expires_ms",
+                                json_integer((json_int_t)h->envelope_expires_ms));
+            json_object_set_new(row, "verifies_policy", json_boolean(h->verifies_policy));
         }
         json_t *doc = json_pack("{s:o}", "hosts", arr);
         char *text = json_dumps(doc, JSON_INDENT(2));
@@ -176,6 +187,10 @@ static int hosts_list(int argc, char **argv)
                    when, h->key_id, labels, plugins,
                    h->verifies_policy ? "verified" : "not verified");
         }
+        for (size_t i = 0; i < hl->n_hosts; i++)
+            if (hl->hosts[i]->desired_state && strcmp(hl->hosts[i]->desired_state, "expired") == 0)
+                printf("%s: desired state expired (version %llu): running what it has\n",
+                       hl->hosts[i]->name, (unsigned long long)hl->hosts[i]->envelope_version);
     }
     client_response_free(r);
     return 0;

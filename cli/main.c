@@ -656,6 +656,7 @@ static const struct verb verbs[] = {
     {"metrics", cli_metrics},
     {"policy", cli_policy},   {"approve", cli_approve},   {"promote", cli_promote},
     {"channels", cli_channels}, {"keys", cli_keys},
+    {"audit", cli_audit},
 };
 
 int main(int argc, char **argv)

@@ -73,6 +73,11 @@ static const struct usage usages[] = {
      "  the plugin answered, 1 with its error line otherwise.\n"},
     {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
      NULL},
+    {"audit", "  audit [--json] [--verify]                  the registry's hash-chained audit log\n",
+     "  Every change the registry made: time, key id, role, what, detail and the\n"
+     "  entry's chained hash. --verify recomputes the chain from the entries and\n"
+     "  exits 1 naming the first that does not match (0: verified, with the head\n"
+     "  hash to keep). JSON: docs/governance.md, \"Audit log\".\n"},
 };
 
 static const char footer[] = "\n"

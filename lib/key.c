@@ -286,3 +286,13 @@ int key_verify(const uint8_t pk[crypto_sign_PUBLICKEYBYTES], const uint8_t *msg,
         return FERRY_E_SIGNATURE;
     return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : FERRY_E_SIGNATURE;
 }
+
+int key_write_public(const char *path, const struct key_public *k)
+{
+    char b64p[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
+                                        sodium_base64_VARIANT_ORIGINAL)];
+    char text[512];
+    sodium_bin2base64(b64p, sizeof b64p, k->pk, sizeof k->pk, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(text, sizeof text, "%s %s %s\n", PUBLIC_TAG, b64p, k->name[0] ? k->name : "key");
+    return write_new_file(path, text, 0644);
+}

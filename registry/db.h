@@ -192,8 +192,8 @@ struct db_envelope {
 /* host's current envelope for the record set whose digest is content: the
  * stored one while content is the same and less than half of ttl_ms has
  * passed since it was issued (so agents get a fresh one well before it
- * runs out); otherwise a new one, version + 1, issued now, expiring at
- * now + ttl_ms, stored. Rows outlive host removal: a host that comes back
+ * runs out); otherwise a new one, version + 1 (or now_ms when that is
+ * more), issued now, expiring at now + ttl_ms, stored. Rows outlive host removal: a host that comes back
  * keeps counting from where its agent is. */
 int db_envelope_current(struct db *db, const char *host, const struct digest *content,
                         int64_t now_ms, int64_t ttl_ms, struct db_envelope *out);

@@ -200,7 +200,10 @@ int sq_envelope_current(void *self, const char *host, const struct digest *conte
     st = NULL;
     if (keep)
         goto done;
-    out->version = version + 1;
+    /* Never below the time in ms either: a registry whose database was
+     * lost or restored from a backup still issues versions newer than
+     * any its hosts applied (as long as its clock does not go back). */
+    out->version = version + 1 > (uint64_t)now_ms ? version + 1 : (uint64_t)now_ms;
     out->issued_ms = now_ms;
     out->expires_ms = now_ms + ttl_ms;
     if (sqlite3_prepare_v2(db->h,

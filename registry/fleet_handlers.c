@@ -112,6 +112,8 @@ int fleet_desired_response(struct registry *r, const char *host, struct desired 
     ds->n_records = d->n;
     ds->pins = d->pins;
     ds->n_pins = d->n_pins;
+    if ((rc = desired_envelope_attach(r, host, d, ds, s)) < 0)
+        return rc;
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
     resp->desired = ds;
     /* Every poll answer carries the actions queued for the host. */

@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
             "                      [--max-blob-size SIZE] [--max-conns N]\n"
             "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
-            "                      [--policy FILE [--trust-admin FILE.pub ...]] [--version]\n"
+            "                      [--policy FILE [--trust-admin FILE.pub ...]]\n"
+            "                      [--desired-ttl DURATION] [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -40,7 +41,9 @@ static void usage(FILE *f)
             "  --policy: the governance policy (docs/governance.md); FILE.sig beside it\n"
             "    must be signed by a key the policy names as admin and that is one of\n"
             "    --trust-admin (or, without it, of --trust; with neither, the policy's\n"
-            "    own admins). Without --policy every trusted key may do everything.\n",
+            "    own admins). Without --policy every trusted key may do everything.\n"
+            "  --desired-ttl: how long a host's signed desired state is valid (default 24h;\n"
+            "    at least 2s); a fresh one goes out once half of it has passed.\n",
             SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
             SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000);
 }
@@ -98,6 +101,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *data = NULL, *listen = NULL;
+    uint64_t desired_ttl_ms = 0;
     int workers = 0, host_ttl_ms = 0, max_conns = 0, max_per_peer = 0, idle_ms = 0;
     const char *tls_cert = NULL;
     uint64_t max_blob_size = 0;
@@ -156,6 +160,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "ferry-registry: --trust-admin %s\n", err_message(rc));
                 return 1;
             }
+        } else if (strcmp(a, "--desired-ttl") == 0) {
+            if (num_parse_duration_ms(a, val, 1000, 2000, 366ULL * 86400000, &desired_ttl_ms) <
+                0) {
+                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+                return 2;
+            }
         } else if (strcmp(a, "--trust") == 0) {
             int rc = trust_add_file(&trust, val);
             if (rc < 0) {
@@ -197,6 +207,7 @@ int main(int argc, char **argv)
         .max_conns = max_conns,
         .max_conns_per_peer = max_per_peer,
         .idle_timeout_ms = idle_ms,
+        .desired_ttl_ms = (int64_t)desired_ttl_ms,
     };
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);

@@ -5,6 +5,7 @@
 #include "registry.h"
 #include "registry_int.h"
 #include "dispatch.h"
+#include "envelope.h"
 #include "error.h"
 #include "manifest.h"
 #include "offerlimits.h"
@@ -25,6 +26,7 @@ static void scratch_free(struct scratch *s)
     signatures_free(s->sigs);
     free(s->versions);
     actions_batch_free(&s->batch);
+    envelope_free(s->envelope);
 }
 
 /* An action was queued: parked polls are looked at again; the host's
@@ -62,7 +64,11 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     if (rc == PARK) {
         snprintf(park->host, sizeof park->host, "%s", req->poll->host);
         park->known_serial = req->poll->known_serial;
+        /* Not longer than a quarter of an envelope's life: a waiting host
+         * gets the refreshed one (issued after half of it) in time. */
         park->wait_ms = req->poll->wait_ms;
+        if ((int64_t)park->wait_ms > r->desired_ttl_ms / 4)
+            park->wait_ms = (uint32_t)(r->desired_ttl_ms / 4);
     } else {
         if (rc < 0) {
             resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
@@ -124,6 +130,15 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     r->trust = cfg->trust;
     r->host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS;
     r->max_blob_size = cfg->max_blob_size ? cfg->max_blob_size : REGISTRY_DEFAULT_MAX_BLOB_SIZE;
+    r->desired_ttl_ms = cfg->desired_ttl_ms > 0 ? cfg->desired_ttl_ms : REGISTRY_DEFAULT_DESIRED_TTL_MS;
+    int key_created = 0;
+    if ((rc = registry_key_load(cfg->data_dir, &r->self_key, &key_created)) < 0) {
+        free(r);
+        return rc;
+    }
+    if (key_created)
+        fprintf(stderr, "ferry-registry: created its own key %s (%s/registry.pub)\n",
+                r->self_key.pub.id, cfg->data_dir);
     pthread_mutex_init(&r->pending_lock, NULL);
     if (actions_new(wake_for_actions, r, &r->actions) < 0) {
         free(r);
@@ -205,6 +220,7 @@ void registry_stop(struct registry *r)
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
     actions_free(r->actions);
+    key_secret_wipe(&r->self_key);
     free(r);
 }
 

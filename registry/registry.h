@@ -11,6 +11,7 @@
 
 #define REGISTRY_DEFAULT_WORKERS 8
 #define REGISTRY_DEFAULT_HOST_TTL_MS 15000
+#define REGISTRY_DEFAULT_DESIRED_TTL_MS (24LL * 3600 * 1000)
 
 struct registry_config {
     const char *data_dir;
@@ -25,6 +26,7 @@ struct registry_config {
     int idle_timeout_ms;         /* a connection silent this long is closed; 0: default */
     const char *policy_path;     /* --policy FILE (FILE.sig beside it), or NULL */
     const struct trust *admin_anchors; /* --trust-admin; NULL: trust anchors the policy */
+    int64_t desired_ttl_ms;      /* a desired-state envelope's lifetime; 0: 24 h */
 };
 
 struct registry_stats {
