@@ -149,7 +149,7 @@ static int hosts_list(int argc, char **argv)
                                                          h->plugins[p]->name, "runtimes", rts));
             }
             json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s, s:o, s:b}", "name", h->name,
+                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s, s:o}", "name", h->name,
                                "status", h->status && *h->status ? h->status : "enrolled",
                                "labels", labels_json(h), "online", h->online, "last_seen", when,
                                "last_seen_ms", (json_int_t)h->last_seen_ms, "key_id", h->key_id,
