@@ -197,13 +197,8 @@ int envelope_verify(const Ferry__Wire__SignedEnvelope *se, const struct key_publ
     out->issued_ms = b->issued_ms;
     out->expires_ms = b->expires_ms;
     digest_of(se->body.data, se->body.len, &out->body);
-    if (now_ms >= b->expires_ms) {
-        char when[32];
-        utc(b->expires_ms, when);
-        rc = refuse(out, ENVELOPE_EXPIRED_NOW, FERRY_E_INVALID,
-                    ENVELOPE_EXPIRED ": version %llu expired at %s",
-                    (unsigned long long)b->version, when);
-    } else if (held && b->version < held->version) {
+    /* Rollback first: an older envelope is a replay whatever its expiry. */
+    if (held && b->version < held->version) {
         rc = refuse(out, ENVELOPE_ROLLBACK, FERRY_E_INVALID,
                     "desired state version %llu refused: older than version %llu, already "
                     "applied (a replay or rollback)",
@@ -213,6 +208,12 @@ int envelope_verify(const Ferry__Wire__SignedEnvelope *se, const struct key_publ
                     "desired state version %llu refused: version %llu was applied with other "
                     "content",
                     (unsigned long long)b->version, (unsigned long long)held->version);
+    } else if (now_ms >= b->expires_ms) {
+        char when[32];
+        utc(b->expires_ms, when);
+        rc = refuse(out, ENVELOPE_EXPIRED_NOW, FERRY_E_INVALID,
+                    ENVELOPE_EXPIRED ": version %llu expired at %s",
+                    (unsigned long long)b->version, when);
     } else {
         rc = check_entries(b, recs, n, out);
     }

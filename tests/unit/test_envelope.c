@@ -160,6 +160,11 @@ static void test_rollback(void **state)
     assert_int_equal(v.refusal, ENVELOPE_ROLLBACK);
     assert_non_null(strstr(err_detail(), "applied with other content"));
     envelope_free(same);
+    /* Older and expired as well: refused as the rollback it is. */
+    old = make(f, &f->reg, "h1", 4);
+    assert_true(envelope_verify(old, &f->reg.pub, "h1", f->srs, 2, &held, NOW + TTL, &v) < 0);
+    assert_int_equal(v.refusal, ENVELOPE_ROLLBACK);
+    envelope_free(old);
     /* A newer version passes. */
     Ferry__Wire__SignedEnvelope *next = make(f, &f->reg, "h1", 6);
     assert_int_equal(envelope_verify(next, &f->reg.pub, "h1", f->srs, 2, &held, NOW, &v), 0);
