@@ -15,6 +15,7 @@ struct agent_config {
     const char *plugins_dir;
     struct label_set labels;
     const struct trust *trust;   /* verifies artifacts and deploy records */
+    const struct trust *admins;  /* --trust-admin: verifies the policy; NULL: no policy check */
     uint32_t poll_wait_ms;       /* 0: default */
     uint32_t heartbeat_ms;       /* 0: default */
     uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */

@@ -86,3 +86,5 @@ bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/pollflood.sh" "$BUILD"
 # Governance: envelope verification and ferry audit --verify (bench/gov.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/gov.sh" "$BUILD"
+# Governance: the agent's policy evaluation per deploy (bench/policy.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"

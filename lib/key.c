@@ -200,6 +200,23 @@ int key_load_public(const char *path, struct key_public *out)
     return 0;
 }
 
+/* A public key line received over the wire (the governance policy's key
+ * files, served by the registry); what names it in messages. */
+int key_parse_public(const char *what, const char *line, struct key_public *out)
+{
+    char text[KEYFILE_MAX];
+    if (strlen(line) >= sizeof text)
+        return err_set(FERRY_E_KEYFORMAT, "%s: not a ferry public key", what);
+    snprintf(text, sizeof text, "%s", line);
+    struct key_public k;
+    int rc = parse_key_line(what, text, PUBLIC_TAG, k.pk, sizeof k.pk, k.name);
+    if (rc < 0)
+        return rc;
+    key_id_of(k.pk, k.id);
+    *out = k;
+    return 0;
+}
+
 void key_secret_wipe(struct key_secret *k) { sodium_memzero(k, sizeof *k); }
 
 void trust_init(struct trust *t)

@@ -460,6 +460,7 @@ enum ftype {
     F_SIZE,     /* uint64_t bytes */
     F_CPU,      /* uint32_t thousandths of a core */
     F_OPAQUE,   /* a mapping ferry has no schema for: checked, not stored */
+    F_NUMMAP,   /* model.metrics: n_metrics + metrics entries, name -> number */
 };
 
 struct schema;
@@ -586,6 +587,8 @@ static const struct field model_fields[] = {
      .count_offset = COUNT(Ferry__ModelSpec, inputs)},
     {.key = "outputs", .type = F_STRLIST, .offset = MEMBER(Ferry__ModelSpec, outputs),
      .count_offset = COUNT(Ferry__ModelSpec, outputs)},
+    /* Governance: figures the policy's metric thresholds compare against. */
+    {.key = "metrics", .type = F_NUMMAP},
 };
 FITS(model_fields);
 static const struct schema model_schema = {FIELDS(model_fields), sizeof(Ferry__ModelSpec),
@@ -976,6 +979,50 @@ static int parse_opaque(const struct ctx *c, const struct field *f, const yaml_n
     return check_opaque_node(c, v, path);
 }
 
+/* model.metrics (governance): metric names to plain numbers. */
+static int parse_nummap(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    (void)f;
+    Ferry__ModelSpec *ms = msg;
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(c, v, path, "expected a mapping of metric names to numbers");
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if (n > 64)
+        return fail_at(c, FERRY_E_LIMIT, line_of(v), path, "more than 64 metrics");
+    if (n == 0)
+        return 0;
+    if (!(ms->metrics = calloc(n, sizeof *ms->metrics)))
+        return no_memory();
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        const yaml_node_t *val = yaml_document_get_node(c->doc, p->value);
+        int rc = key_of(c, k, path);
+        if (rc < 0)
+            return rc;
+        char sub[KEYPATH_MAX];
+        join(sub, sizeof sub, path, text_of(k), k->data.scalar.length);
+        for (size_t i = 0; i < ms->n_metrics; i++)
+            if (strcmp(ms->metrics[i]->key, text_of(k)) == 0)
+                return fail(c, k, sub, "duplicate key");
+        bool plain = val->type == YAML_SCALAR_NODE && !is_null(val) &&
+                     val->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        char *end = NULL;
+        double d = plain ? strtod(text_of(val), &end) : 0;
+        if (!plain || !end || end == text_of(val) || *end || d != d)
+            return fail(c, val, sub, "expected a number like 0.94");
+        Ferry__ModelSpec__MetricsEntry *e = malloc(sizeof *e);
+        if (!e)
+            return no_memory();
+        ferry__model_spec__metrics_entry__init(e);
+        ms->metrics[ms->n_metrics++] = e;
+        if (!(e->key = dup_text(k)))
+            return no_memory();
+        e->value = d;
+    }
+    return 0;
+}
+
 typedef int (*parse_fn)(const struct ctx *, const struct field *, const yaml_node_t *,
                         const char *, void *);
 
@@ -985,7 +1032,7 @@ static const parse_fn parsers[] = {
     [F_BOOL] = parse_bool, [F_UINT] = parse_uint,
     [F_DURATION] = parse_duration_field, [F_MAPPING] = parse_nested,
     [F_SIZE] = parse_size_field, [F_CPU] = parse_cpu_field,
-    [F_OPAQUE] = parse_opaque,
+    [F_OPAQUE] = parse_opaque, [F_NUMMAP] = parse_nummap,
 };
 
 static int parse_mapping(const struct ctx *c, const yaml_node_t *map, const char *path,

@@ -34,6 +34,8 @@ int db_ops_check(const struct db_ops *ops)
         OP(events_list),    OP(history_list),   OP(host_set_plugins), OP(host_remove),
         OP(metrics_replace), OP(metrics_same),  OP(metrics_list),    OP(host_polls_save),
         OP(audit_append),   OP(audit_list),     OP(envelope_current),
+        OP(version_set_sigs), OP(channel_set),  OP(channel_list),    OP(revoke_put),
+        OP(revoke_list),
 #undef OP
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -262,4 +264,39 @@ int db_envelope_current(struct db *db, const char *host, const struct digest *co
                         int64_t now_ms, int64_t ttl_ms, struct db_envelope *out)
 {
     return db->ops->envelope_current(db->impl, host, content, now_ms, ttl_ms, out);
+}
+
+/* ---- governance ---- */
+
+int db_version_set_sigs(struct db *db, const char *name, const char *version,
+                        const uint8_t *sigs, size_t len)
+{
+    return db->ops->version_set_sigs(db->impl, name, version, sigs, len);
+}
+
+int db_channel_set(struct db *db, const struct db_channel *c)
+{
+    return db->ops->channel_set(db->impl, c);
+}
+
+int db_channel_list(struct db *db, const char *name, struct db_channel **out, size_t *n)
+{
+    return db->ops->channel_list(db->impl, name, out, n);
+}
+
+int db_revoke_put(struct db *db, const char *key_id, const uint8_t *stmt, size_t len)
+{
+    return db->ops->revoke_put(db->impl, key_id, stmt, len);
+}
+
+int db_revoke_list(struct db *db, struct db_revocation **out, size_t *n)
+{
+    return db->ops->revoke_list(db->impl, out, n);
+}
+
+void db_revoke_list_free(struct db_revocation *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].stmt);
+    free(v);
 }

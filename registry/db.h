@@ -198,6 +198,33 @@ struct db_envelope {
 int db_envelope_current(struct db *db, const char *host, const struct digest *content,
                         int64_t now_ms, int64_t ttl_ms, struct db_envelope *out);
 
+/* ---- governance: approvals, channels, revocations (registry/gov.c) ---- */
+
+/* Replace name@version's signature list (approvals are added to it);
+ * FERRY_E_NOTFOUND when absent. */
+int db_version_set_sigs(struct db *db, const char *name, const char *version,
+                        const uint8_t *sigs, size_t len);
+struct db_channel {
+    char name[72], channel[72], version[72];
+    struct digest digest;
+    int64_t set_ms;      /* the promote's send time */
+    char key_id[24];     /* the operator key that promoted */
+};
+/* Point channel of name at version. FERRY_E_INVALID when the stored
+ * pointer was set by a request not older than set_ms (a replay). */
+int db_channel_set(struct db *db, const struct db_channel *c);
+/* name's channels (name NULL: every name's), by name then channel. */
+int db_channel_list(struct db *db, const char *name, struct db_channel **out, size_t *n);
+/* A signed revocation (encoded SignedGov) of key_id; the first is kept. */
+int db_revoke_put(struct db *db, const char *key_id, const uint8_t *stmt, size_t len);
+struct db_revocation {
+    char key_id[24];
+    uint8_t *stmt; /* malloc'd */
+    size_t len;
+};
+int db_revoke_list(struct db *db, struct db_revocation **out, size_t *n);
+void db_revoke_list_free(struct db_revocation *v, size_t n);
+
 /* ---- stores --------------------------------------------------------------- */
 
 /* One metadata store implementation. Every operation is required: each
@@ -249,6 +276,13 @@ struct db_ops {
                       size_t *n);
     int (*envelope_current)(void *self, const char *host, const struct digest *content,
                             int64_t now_ms, int64_t ttl_ms, struct db_envelope *out);
+    /* governance (db_sqlite_policy.c) */
+    int (*version_set_sigs)(void *self, const char *name, const char *version,
+                            const uint8_t *sigs, size_t len);
+    int (*channel_set)(void *self, const struct db_channel *c);
+    int (*channel_list)(void *self, const char *name, struct db_channel **out, size_t *n);
+    int (*revoke_put)(void *self, const char *key_id, const uint8_t *stmt, size_t len);
+    int (*revoke_list)(void *self, struct db_revocation **out, size_t *n);
 };
 
 /* The SQLite store, registered from the start. */

@@ -193,7 +193,7 @@ static int sq_open_into(struct sqlite_db *db, const char *path)
             return rc;
         }
     }
-    if (sq_gov_migrate(db) < 0) {
+    if (sq_gov_migrate(db) < 0 || sq_policy_migrate(db) < 0) {
         int rc = err_set(FERRY_E_STORE, "%s: %s", path, err_detail());
         sqlite3_close(db->h);
         return rc;
@@ -1043,4 +1043,9 @@ const struct db_ops db_sqlite_ops = {
     .audit_append = sq_audit_append,
     .audit_list = sq_audit_list,
     .envelope_current = sq_envelope_current,
+    .version_set_sigs = sq_version_set_sigs,
+    .channel_set = sq_channel_set,
+    .channel_list = sq_channel_list,
+    .revoke_put = sq_revoke_put,
+    .revoke_list = sq_revoke_list,
 };

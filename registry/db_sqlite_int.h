@@ -28,4 +28,13 @@ int sq_audit_list(void *self, uint64_t after_seq, size_t limit, struct audit_ent
 int sq_envelope_current(void *self, const char *host, const struct digest *content,
                         int64_t now_ms, int64_t ttl_ms, struct db_envelope *out);
 
+/* db_sqlite_policy.c: governance tables (channels, revocations). */
+int sq_policy_migrate(struct sqlite_db *db);
+int sq_version_set_sigs(void *self, const char *name, const char *version, const uint8_t *sigs,
+                        size_t len);
+int sq_channel_set(void *self, const struct db_channel *c);
+int sq_channel_list(void *self, const char *name, struct db_channel **out, size_t *n);
+int sq_revoke_put(void *self, const char *key_id, const uint8_t *stmt, size_t len);
+int sq_revoke_list(void *self, struct db_revocation **out, size_t *n);
+
 #endif

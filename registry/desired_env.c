@@ -31,7 +31,7 @@ int desired_envelope_attach(struct registry *r, const char *host, struct desired
                             Ferry__Wire__DesiredState *ds, struct scratch *s)
 {
     struct digest content;
-    envelope_content_digest(d->signed_records, d->n, &content);
+    envelope_content_digest(d->signed_records, d->n, d->pins, d->n_pins, &content);
     struct db_envelope env;
     int rc = db_envelope_current(&r->db, host, &content, (int64_t)clock_unix_ms(),
                                  r->desired_ttl_ms, &env);
@@ -40,7 +40,8 @@ int desired_envelope_attach(struct registry *r, const char *host, struct desired
     envelope_free(s->envelope);
     s->envelope = NULL;
     rc = envelope_sign(host, env.version, (uint64_t)env.issued_ms, (uint64_t)env.expires_ms,
-                       d->signed_records, d->records, d->n, &r->self_key, &s->envelope);
+                       d->signed_records, d->records, d->n, d->pins, d->n_pins, &r->self_key,
+                       &s->envelope);
     if (rc < 0)
         return rc;
     ds->envelope = s->envelope;

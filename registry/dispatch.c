@@ -29,6 +29,8 @@ const struct dispatch_entry dispatch_table[] = {
     ROW(LIST_HISTORY, "queries", list_history),
     ROW(LIST_METRICS, "queries", list_metrics),
     ROW(LIST_AUDIT, "queries", list_audit),
+    ROW(GOV, "fleet", gov),
+    ROW(GOV_QUERY, "queries", gov_query),
     ROW(ACTION_SUBMIT, "actions", action_submit),
     ROW(ACTION_AWAIT, "actions", action_await),
     ROW(ACTION_REPLY, "actions", action_reply),

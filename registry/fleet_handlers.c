@@ -40,6 +40,16 @@ static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
         snprintf(why, sizeof why, "%s", err_detail());
         return err_set(rc, "deploy refused: %s", why);
     }
+    /* Governance: an operator key, and what the policy lets reach there. */
+    char what[200];
+    snprintf(what, sizeof what, "%s %s", queries_action(rec), rec->name);
+    rc = gov_allows(r, signer, ROLE_OPERATOR, NULL, what);
+    if (rc == 0)
+        rc = gov_check_deploy(r, rec);
+    if (rc < 0) {
+        record_free(rec);
+        return rc;
+    }
     if (!rec->undeploy) {
         struct digest have;
         uint8_t *sigs = NULL;
@@ -100,6 +110,8 @@ int fleet_desired_response(struct registry *r, const char *host, struct desired 
     ds->serial = d->serial;
     ds->records = d->signed_records;
     ds->n_records = d->n;
+    ds->pins = d->pins;
+    ds->n_pins = d->n_pins;
     if ((rc = desired_envelope_attach(r, host, d, ds, s)) < 0)
         return rc;
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
@@ -138,7 +150,7 @@ int on_report(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__
 int on_accept_host(struct registry *r, const Ferry__Wire__Request *req,
                    Ferry__Wire__Response *resp, struct request_scratch *rs)
 {
-    return hosts_accept(&r->db, &r->live, r->trust, req->accept_host, resp, &rs->accept);
+    return hosts_accept(&r->db, &r->live, gov_operators(r), req->accept_host, resp, &rs->accept);
 }
 
 int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
@@ -146,7 +158,7 @@ int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
 {
     (void)resp;
     (void)rs;
-    return hosts_remove(&r->db, &r->live, r->trust, r->host_ttl_ms, req->remove_host);
+    return hosts_remove(&r->db, &r->live, gov_operators(r), r->host_ttl_ms, req->remove_host);
 }
 
 /* PARK when nothing changed for a poll that may wait: the transport keeps

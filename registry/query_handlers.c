@@ -260,6 +260,7 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
                 info->desired_state = h->bodies[i]->desired_state;
                 info->envelope_version = h->bodies[i]->envelope_version;
                 info->envelope_expires_ms = h->bodies[i]->envelope_expires_ms;
+                info->verifies_policy = h->bodies[i]->verifies_policy;
             }
         }
         if (dh->plugins &&

@@ -84,6 +84,7 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     queries_reply_free(&rs.queries);
     rmetrics_scratch_free(&rs.metrics);
     audit_reply_free(&rs.audit);
+    gov_scratch_free(&rs.gov);
     desired_free(&rs.desired);
     actions_scratch_free(&rs.action);
     if (req)
@@ -158,7 +159,15 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         free(r);
         return rc;
     }
+    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors ? cfg->admin_anchors : cfg->trust)) < 0) {
+        db_close(&r->db);
+        store_close(&r->store);
+        actions_free(r->actions);
+        free(r);
+        return rc;
+    }
     if ((rc = liveness_start(&r->live, &r->db)) < 0) {
+        gov_free(r->gov);
         db_close(&r->db);
         store_close(&r->store);
         actions_free(r->actions);
@@ -178,6 +187,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     if ((rc = server_start(&sc, &h, &r->server)) < 0) {
         r->server = NULL;
         liveness_stop(&r->live);
+        gov_free(r->gov);
         db_close(&r->db);
         store_close(&r->store);
         pthread_mutex_destroy(&r->pending_lock);
@@ -212,6 +222,7 @@ void registry_stop(struct registry *r)
     server_stop(r->server);
     publish_pending_clear(r);
     liveness_stop(&r->live); /* after the server: no poll moves a mark any more */
+    gov_free(r->gov);
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);

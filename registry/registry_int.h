@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "db.h"
 #include "fleet.h"
+#include "gov.h"
 #include "hosts.h"
 #include "key.h"
 #include "liveness.h"
@@ -34,6 +35,7 @@ struct registry {
     struct pending *pending;
     size_t n_pending;
     struct actions *actions;  /* requests to workloads, per host (actions.c) */
+    struct regpolicy *gov;    /* the signed policy (gov.c), NULL without --policy */
     int host_ttl_ms;
     struct key_secret self_key; /* DATA/registry.key: signs desired-state envelopes */
     int64_t desired_ttl_ms;
@@ -98,6 +100,7 @@ struct request_scratch {
     struct actions_scratch action;
     struct rmetrics_scratch metrics;
     struct audit_reply audit;
+    struct gov_scratch gov;
 };
 
 /* Free what a request's handler left in the scratch (query_handlers.c). */
