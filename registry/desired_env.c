@@ -4,19 +4,21 @@
 #include "clock.h"
 #include "envelope.h"
 #include "error.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int registry_key_load(const char *data_dir, struct key_secret *out, int *created)
 {
     char path[4096];
     *created = 0;
-    if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
-        return err_set(-errno, "%s: %s", data_dir, strerror(errno));
+    /* As the blob store would make it (parents too), before the key goes in. */
+    int mrc = fs_mkdir_p(data_dir, 0755);
+    if (mrc < 0)
+        return err_set(mrc, "%s: %s", data_dir, strerror(-mrc));
     snprintf(path, sizeof path, "%s/registry.key", data_dir);
     if (access(path, F_OK) < 0 && errno == ENOENT) {
         int rc = key_generate(data_dir, "registry", NULL);
