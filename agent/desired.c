@@ -211,14 +211,15 @@ void on_desired(void *arg, Ferry__Wire__DesiredState *ds)
 {
     struct agent *a = arg;
     /* Nothing in it is looked at before its envelope verifies. */
-    a->pins = ds->pins;
-    a->n_pins = ds->n_pins;
-    if (!a->stopping && envgate_check(&a->gate, &a->db, a->cfg->name, ds, clock_unix_ms()) == 0)
+    if (!a->stopping && envgate_check(&a->gate, &a->db, a->cfg->name, ds, clock_unix_ms()) == 0) {
+        a->pins = ds->pins;
+        a->n_pins = ds->n_pins;
         apply_desired(a, ds->records, ds->n_records, 1);
-    else if (!a->stopping)
+        a->pins = NULL;
+        a->n_pins = 0;
+    } else if (!a->stopping) {
         envgate_tick(&a->gate, clock_unix_ms());
-    a->pins = NULL;
-    a->n_pins = 0;
+    }
     publish_snapshot(a);
     ferry__wire__desired_state__free_unpacked(ds, NULL);
 }

@@ -99,7 +99,8 @@ int envgate_check(struct envgate *g, struct localdb *db, const char *host,
         pinning = 1;
     }
     struct envelope_verdict v;
-    int rc = envelope_verify(se, k, host, ds->records, ds->n_records, &g->held, now_ms, &v);
+    int rc = envelope_verify(se, k, host, ds->records, ds->n_records, ds->pins, ds->n_pins,
+                             &g->held, now_ms, &v);
     if (rc < 0) {
         refused(g, rc);
         return rc;

@@ -104,10 +104,10 @@ static void usage(FILE *f)
           "  --advertise: the address workloads are reached at (default 127.0.0.1).\n"
           "  --metrics-interval: how often plugins are asked for metrics (1s to 1h,\n"
           "  default 10s).\n"
-          "  --trust-admin: verify the registry's governance policy against these admin\n"
-          "  keys, and its rules for this host's environment, before running anything.\n"
           "  --trust-registry: the registry's key (its DATA/registry.pub); without it the\n"
-          "  first key seen is pinned in STATE/registry.pub and any other refused.\n",
+          "  first key seen is pinned in STATE/registry.pub and any other refused.\n"
+          "  --trust-admin: verify the registry's governance policy against these admin\n"
+          "  keys, and its rules for this host's environment, before running anything.\n",
           f);
 }
 
@@ -173,12 +173,12 @@ int main(int argc, char **argv)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
             rc = trust_add_file(&trust, val);
-        else if (strcmp(a, "--trust-admin") == 0) {
-            rc = trust_add_file(&admins, val);
-            cfg.admins = &admins;
-        } else if (strcmp(a, "--trust-registry") == 0) {
+        else if (strcmp(a, "--trust-registry") == 0) {
             if ((rc = key_load_public(val, &registry_key)) == 0)
                 cfg.trust_registry = &registry_key;
+        } else if (strcmp(a, "--trust-admin") == 0) {
+            rc = trust_add_file(&admins, val);
+            cfg.admins = &admins;
         }
         else if (strcmp(a, "--metrics-interval") == 0) {
             uint64_t ms = 0;

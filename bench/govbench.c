@@ -68,7 +68,7 @@ static int bench_envelope(size_t rounds, size_t nrec)
     }
     uint64_t now = 1700000000000ull;
     Ferry__Wire__SignedEnvelope *se = NULL;
-    if (envelope_sign("h1", 42, now, now + 86400000, srs, recs, nrec, &reg, &se) < 0)
+    if (envelope_sign("h1", 42, now, now + 86400000, srs, recs, nrec, NULL, 0, &reg, &se) < 0)
         return 1;
     struct envelope_held held = {41, now + 1000, {{0}}};
     double *env = calloc(rounds, sizeof *env), *one = calloc(rounds, sizeof *one),
@@ -77,7 +77,7 @@ static int bench_envelope(size_t rounds, size_t nrec)
     for (size_t k = 0; k < rounds; k++) {
         struct envelope_verdict v;
         double t0 = now_us();
-        if (envelope_verify(se, &reg.pub, "h1", srs, nrec, &held, now + 5, &v) < 0) {
+        if (envelope_verify(se, &reg.pub, "h1", srs, nrec, NULL, 0, &held, now + 5, &v) < 0) {
             fprintf(stderr, "govbench: %s\n", err_detail());
             return 1;
         }

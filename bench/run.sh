@@ -84,7 +84,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/attack.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/logs.sh" "$BUILD"
 # The registry under a flood of signed polls (bench/pollflood.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/pollflood.sh" "$BUILD"
-# Governance: the agent's policy evaluation per deploy (bench/policy.sh).
-bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"
 # Governance: envelope verification and ferry audit --verify (bench/gov.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/gov.sh" "$BUILD"
+# Governance: the agent's policy evaluation per deploy (bench/policy.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"

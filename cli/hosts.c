@@ -149,11 +149,11 @@ static int hosts_list(int argc, char **argv)
                                                          h->plugins[p]->name, "runtimes", rts));
             }
             json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s, s:o}", "name", h->name,
+                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s, s:o, s:b}", "name", h->name,
                                "status", h->status && *h->status ? h->status : "enrolled",
                                "labels", labels_json(h), "online", h->online, "last_seen", when,
                                "last_seen_ms", (json_int_t)h->last_seen_ms, "key_id", h->key_id,
-                               "plugins", plugins));
+                               "plugins", plugins, "verifies_policy", h->verifies_policy));
             /* The envelope the host holds (docs/security.md). */
             json_t *row = json_array_get(arr, json_array_size(arr) - 1);
             json_object_set_new(row, "desired_state",
@@ -164,7 +164,6 @@ static int hosts_list(int argc, char **argv)
                                 json_integer((json_int_t)h->envelope_version));
             json_object_set_new(row, "envelope_expires_ms",
                                 json_integer((json_int_t)h->envelope_expires_ms));
-            json_object_set_new(row, "verifies_policy", json_boolean(h->verifies_policy));
         }
         json_t *doc = json_pack("{s:o}", "hosts", arr);
         char *text = json_dumps(doc, JSON_INDENT(2));

@@ -654,9 +654,9 @@ static const struct verb verbs[] = {
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
     {"logs", cli_logs},       {"action", cli_action},
     {"metrics", cli_metrics},
+    {"audit", cli_audit},
     {"policy", cli_policy},   {"approve", cli_approve},   {"promote", cli_promote},
     {"channels", cli_channels}, {"keys", cli_keys},
-    {"audit", cli_audit},
 };
 
 int main(int argc, char **argv)

@@ -25,7 +25,36 @@ static void record_digest(const Ferry__SignedRecord *sr, struct digest *out)
         free(buf);
 }
 
-void envelope_content_digest(Ferry__SignedRecord *const *recs, size_t n, struct digest *out)
+/* 0 without pins (nothing to cover), else 1 with *out over each encoded pin. */
+static int pins_digest(Ferry__Wire__ChannelPin *const *pins, size_t n, struct digest *out)
+{
+    if (n == 0)
+        return 0;
+    struct hasher h;
+    hasher_init(&h);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = ferry__wire__channel_pin__get_packed_size(pins[i]);
+        uint8_t stack[512], *buf = len <= sizeof stack ? stack : malloc(len);
+        if (!buf) {
+            memset(out, 0, sizeof *out);
+            return 1;
+        }
+        ferry__wire__channel_pin__pack(pins[i], buf);
+        uint8_t lb[8];
+        for (int k = 0; k < 8; k++)
+            lb[k] = (uint8_t)((uint64_t)len >> (56 - 8 * k));
+        hasher_update(&h, lb, sizeof lb); /* length-prefixed: pins cannot run together */
+        hasher_update(&h, buf, len);
+        if (buf != stack)
+            free(buf);
+    }
+    hasher_final(&h, out);
+    return 1;
+}
+
+void envelope_content_digest(Ferry__SignedRecord *const *recs, size_t n,
+                             Ferry__Wire__ChannelPin *const *pins, size_t n_pins,
+                             struct digest *out)
 {
     struct hasher h;
     hasher_init(&h);
@@ -35,11 +64,15 @@ void envelope_content_digest(Ferry__SignedRecord *const *recs, size_t n, struct 
         record_digest(recs[i], &d);
         hasher_update(&h, d.b, DIGEST_LEN);
     }
+    struct digest pd;
+    if (pins_digest(pins, n_pins, &pd))
+        hasher_update(&h, pd.b, DIGEST_LEN);
     hasher_final(&h, out);
 }
 
 int envelope_sign(const char *host, uint64_t version, uint64_t issued_ms, uint64_t expires_ms,
                   Ferry__SignedRecord *const *recs, Ferry__DeployRecord *const *decoded, size_t n,
+                  Ferry__Wire__ChannelPin *const *pins, size_t n_pins,
                   const struct key_secret *k, Ferry__Wire__SignedEnvelope **out)
 {
     Ferry__Wire__EnvelopeBody b;
@@ -66,6 +99,11 @@ int envelope_sign(const char *host, uint64_t version, uint64_t issued_ms, uint64
     }
     b.entries = ptrs;
     b.n_entries = n;
+    struct digest pd;
+    if (pins_digest(pins, n_pins, &pd)) {
+        b.pins_digest.data = pd.b;
+        b.pins_digest.len = DIGEST_LEN;
+    }
     if (rc == 0) {
         ferry__wire__signed_envelope__init(se);
         size_t len = ferry__wire__envelope_body__get_packed_size(&b);
@@ -133,10 +171,20 @@ static int bytes_equal(const ProtobufCBinaryData *a, const ProtobufCBinaryData *
     return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
-/* recs must be exactly the records body names, in its order. */
+/* recs must be exactly the records body names, in its order, and pins
+ * the pins it covers. */
 static int check_entries(const Ferry__Wire__EnvelopeBody *b, Ferry__SignedRecord *const *recs,
-                         size_t n, struct envelope_verdict *out)
+                         size_t n, Ferry__Wire__ChannelPin *const *pins, size_t n_pins,
+                         struct envelope_verdict *out)
 {
+    struct digest pd;
+    int have = pins_digest(pins, n_pins, &pd);
+    if (have ? b->pins_digest.len != DIGEST_LEN || memcmp(b->pins_digest.data, pd.b, DIGEST_LEN)
+             : b->pins_digest.len != 0)
+        return refuse(out, ENVELOPE_MISMATCH, FERRY_E_DIGEST,
+                      "desired state version %llu: the channel pins are not the ones it names "
+                      "(mix-and-match)",
+                      (unsigned long long)b->version);
     if (b->n_entries != n)
         return refuse(out, ENVELOPE_MISMATCH, FERRY_E_INVALID,
                       "desired state version %llu names %zu records, %zu came with it",
@@ -164,6 +212,7 @@ static int check_entries(const Ferry__Wire__EnvelopeBody *b, Ferry__SignedRecord
 
 int envelope_verify(const Ferry__Wire__SignedEnvelope *se, const struct key_public *registry,
                     const char *host, Ferry__SignedRecord *const *recs, size_t n,
+                    Ferry__Wire__ChannelPin *const *pins, size_t n_pins,
                     const struct envelope_held *held, uint64_t now_ms,
                     struct envelope_verdict *out)
 {
@@ -197,13 +246,8 @@ int envelope_verify(const Ferry__Wire__SignedEnvelope *se, const struct key_publ
     out->issued_ms = b->issued_ms;
     out->expires_ms = b->expires_ms;
     digest_of(se->body.data, se->body.len, &out->body);
-    if (now_ms >= b->expires_ms) {
-        char when[32];
-        utc(b->expires_ms, when);
-        rc = refuse(out, ENVELOPE_EXPIRED_NOW, FERRY_E_INVALID,
-                    ENVELOPE_EXPIRED ": version %llu expired at %s",
-                    (unsigned long long)b->version, when);
-    } else if (held && b->version < held->version) {
+    /* Rollback first: an older envelope is a replay whatever its expiry. */
+    if (held && b->version < held->version) {
         rc = refuse(out, ENVELOPE_ROLLBACK, FERRY_E_INVALID,
                     "desired state version %llu refused: older than version %llu, already "
                     "applied (a replay or rollback)",
@@ -213,8 +257,14 @@ int envelope_verify(const Ferry__Wire__SignedEnvelope *se, const struct key_publ
                     "desired state version %llu refused: version %llu was applied with other "
                     "content",
                     (unsigned long long)b->version, (unsigned long long)held->version);
+    } else if (now_ms >= b->expires_ms) {
+        char when[32];
+        utc(b->expires_ms, when);
+        rc = refuse(out, ENVELOPE_EXPIRED_NOW, FERRY_E_INVALID,
+                    ENVELOPE_EXPIRED ": version %llu expired at %s",
+                    (unsigned long long)b->version, when);
     } else {
-        rc = check_entries(b, recs, n, out);
+        rc = check_entries(b, recs, n, pins, n_pins, out);
     }
 out:
     if (b)

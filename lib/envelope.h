@@ -19,13 +19,18 @@
 /* The words an expired envelope is refused (and a frozen host reported) with. */
 #define ENVELOPE_EXPIRED "desired state expired"
 
-/* What a host's records are compared by to decide whether the set changed. */
-void envelope_content_digest(Ferry__SignedRecord *const *recs, size_t n, struct digest *out);
+/* What a host's records (and the channel pins sent with them) are compared
+ * by to decide whether the set changed. */
+void envelope_content_digest(Ferry__SignedRecord *const *recs, size_t n,
+                             Ferry__Wire__ChannelPin *const *pins, size_t n_pins,
+                             struct digest *out);
 
 /* The signed envelope for host over recs (decoded, parallel, in recs'
- * order). *out is freed with envelope_free. */
+ * order) and the channel pins sent with them. *out is freed with
+ * envelope_free. */
 int envelope_sign(const char *host, uint64_t version, uint64_t issued_ms, uint64_t expires_ms,
                   Ferry__SignedRecord *const *recs, Ferry__DeployRecord *const *decoded, size_t n,
+                  Ferry__Wire__ChannelPin *const *pins, size_t n_pins,
                   const struct key_secret *k, Ferry__Wire__SignedEnvelope **out);
 void envelope_free(Ferry__Wire__SignedEnvelope *e);
 
@@ -43,7 +48,7 @@ enum envelope_refusal {
     ENVELOPE_BAD_SIGNATURE,
     ENVELOPE_EXPIRED_NOW, /* now is at or past its expiry */
     ENVELOPE_ROLLBACK,    /* older than the one held, or the same version with other content */
-    ENVELOPE_MISMATCH,    /* the records are not the ones it names (mix-and-match) */
+    ENVELOPE_MISMATCH,    /* the records or pins are not the ones it names (mix-and-match) */
 };
 
 struct envelope_verdict {
@@ -55,11 +60,12 @@ struct envelope_verdict {
 /* Verify se (may be NULL) for host against the registry's public key,
  * what is held, and now_ms, and that recs are exactly the records it
  * names, in its order, each naming the name, version and manifest digest
- * the envelope gives. 0, or a negative code with err_set detail (one line
+ * the envelope gives, and pins exactly the pins it covers. 0, or a negative code with err_set detail (one line
  * naming the version and the reason) and out->refusal saying which check
  * failed. */
 int envelope_verify(const Ferry__Wire__SignedEnvelope *se, const struct key_public *registry,
                     const char *host, Ferry__SignedRecord *const *recs, size_t n,
+                    Ferry__Wire__ChannelPin *const *pins, size_t n_pins,
                     const struct envelope_held *held, uint64_t now_ms,
                     struct envelope_verdict *out);
 

@@ -166,17 +166,18 @@ int sq_envelope_current(void *self, const char *host, const struct digest *conte
                         int64_t now_ms, int64_t ttl_ms, struct db_envelope *out)
 {
     struct sqlite_db *db = self;
+    /* Every call on this connection holds the lock, so the read and the
+     * write below cannot interleave with another: the common case (the
+     * envelope is kept) is a read, not a write transaction. */
     pthread_mutex_lock(&db->lock);
     sqlite3_stmt *st = NULL;
-    int rc = exec_simple(db, "BEGIN IMMEDIATE");
-    if (rc < 0)
-        goto out;
+    int rc = 0;
     if (sqlite3_prepare_v2(db->h,
                            "SELECT version, content, issued_ms, expires_ms FROM envelopes"
                            " WHERE host=?",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "envelopes");
-        goto done;
+        goto out;
     }
     sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
     uint64_t version = 0;
@@ -199,13 +200,15 @@ int sq_envelope_current(void *self, const char *host, const struct digest *conte
     sqlite3_finalize(st);
     st = NULL;
     if (keep)
-        goto done;
+        goto out;
     /* Never below the time in ms either: a registry whose database was
      * lost or restored from a backup still issues versions newer than
      * any its hosts applied (as long as its clock does not go back). */
     out->version = version + 1 > (uint64_t)now_ms ? version + 1 : (uint64_t)now_ms;
     out->issued_ms = now_ms;
     out->expires_ms = now_ms + ttl_ms;
+    if ((rc = exec_simple(db, "BEGIN IMMEDIATE")) < 0)
+        goto out;
     if (sqlite3_prepare_v2(db->h,
                            "INSERT OR REPLACE INTO envelopes(host, version, content, issued_ms,"
                            " expires_ms) VALUES(?,?,?,?,?)",
@@ -222,7 +225,9 @@ int sq_envelope_current(void *self, const char *host, const struct digest *conte
         rc = db_fail(db, "envelopes");
 done:
     rc = finish_tx(db, st, rc);
+    st = NULL;
 out:
+    sqlite3_finalize(st);
     pthread_mutex_unlock(&db->lock);
     return rc;
 }

@@ -4,19 +4,21 @@
 #include "clock.h"
 #include "envelope.h"
 #include "error.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int registry_key_load(const char *data_dir, struct key_secret *out, int *created)
 {
     char path[4096];
     *created = 0;
-    if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
-        return err_set(-errno, "%s: %s", data_dir, strerror(errno));
+    /* As the blob store would make it (parents too), before the key goes in. */
+    int mrc = fs_mkdir_p(data_dir, 0755);
+    if (mrc < 0)
+        return err_set(mrc, "%s: %s", data_dir, strerror(-mrc));
     snprintf(path, sizeof path, "%s/registry.key", data_dir);
     if (access(path, F_OK) < 0 && errno == ENOENT) {
         int rc = key_generate(data_dir, "registry", NULL);
@@ -31,7 +33,7 @@ int desired_envelope_attach(struct registry *r, const char *host, struct desired
                             Ferry__Wire__DesiredState *ds, struct scratch *s)
 {
     struct digest content;
-    envelope_content_digest(d->signed_records, d->n, &content);
+    envelope_content_digest(d->signed_records, d->n, d->pins, d->n_pins, &content);
     struct db_envelope env;
     int rc = db_envelope_current(&r->db, host, &content, (int64_t)clock_unix_ms(),
                                  r->desired_ttl_ms, &env);
@@ -40,7 +42,8 @@ int desired_envelope_attach(struct registry *r, const char *host, struct desired
     envelope_free(s->envelope);
     s->envelope = NULL;
     rc = envelope_sign(host, env.version, (uint64_t)env.issued_ms, (uint64_t)env.expires_ms,
-                       d->signed_records, d->records, d->n, &r->self_key, &s->envelope);
+                       d->signed_records, d->records, d->n, d->pins, d->n_pins, &r->self_key,
+                       &s->envelope);
     if (rc < 0)
         return rc;
     ds->envelope = s->envelope;

@@ -25,8 +25,8 @@ static void usage(FILE *f)
             "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
             "                      [--max-blob-size SIZE] [--max-conns N]\n"
             "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
-            "                      [--policy FILE [--trust-admin FILE.pub ...]]\n"
-            "                      [--desired-ttl DURATION] [--version]\n"
+            "                      [--desired-ttl DURATION]\n"
+            "                      [--policy FILE [--trust-admin FILE.pub ...]] [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -38,12 +38,12 @@ static void usage(FILE *f)
             "  --max-conns-per-peer: connections at once from one address (default %d).\n"
             "  --idle-timeout: a connection with no request and no waiting poll this\n"
             "    long is closed (default %ds).\n"
+            "  --desired-ttl: how long a host's signed desired state is valid (default 24h;\n"
+            "    at least 2s); a fresh one goes out once half of it has passed.\n"
             "  --policy: the governance policy (docs/governance.md); FILE.sig beside it\n"
             "    must be signed by a key the policy names as admin and that is one of\n"
             "    --trust-admin (or, without it, of --trust; with neither, the policy's\n"
-            "    own admins). Without --policy every trusted key may do everything.\n"
-            "  --desired-ttl: how long a host's signed desired state is valid (default 24h;\n"
-            "    at least 2s); a fresh one goes out once half of it has passed.\n",
+            "    own admins). Without --policy every trusted key may do everything.\n",
             SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
             SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000);
 }
@@ -152,6 +152,12 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--idle-timeout") == 0) {
             if (ms_flag(a, val, 86400000, &idle_ms) < 0)
                 return 2;
+        } else if (strcmp(a, "--desired-ttl") == 0) {
+            if (num_parse_duration_ms(a, val, 1000, 2000, 366ULL * 86400000, &desired_ttl_ms) <
+                0) {
+                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+                return 2;
+            }
         } else if (strcmp(a, "--policy") == 0) {
             policy = val;
         } else if (strcmp(a, "--trust-admin") == 0) {
@@ -159,12 +165,6 @@ int main(int argc, char **argv)
             if (rc < 0) {
                 fprintf(stderr, "ferry-registry: --trust-admin %s\n", err_message(rc));
                 return 1;
-            }
-        } else if (strcmp(a, "--desired-ttl") == 0) {
-            if (num_parse_duration_ms(a, val, 1000, 2000, 366ULL * 86400000, &desired_ttl_ms) <
-                0) {
-                fprintf(stderr, "ferry-registry: %s\n", err_detail());
-                return 2;
             }
         } else if (strcmp(a, "--trust") == 0) {
             int rc = trust_add_file(&trust, val);

@@ -257,10 +257,10 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
             if (h->bodies[i]) {
                 info->workloads = h->bodies[i]->workloads;
                 info->n_workloads = h->bodies[i]->n_workloads;
-                info->verifies_policy = h->bodies[i]->verifies_policy;
                 info->desired_state = h->bodies[i]->desired_state;
                 info->envelope_version = h->bodies[i]->envelope_version;
                 info->envelope_expires_ms = h->bodies[i]->envelope_expires_ms;
+                info->verifies_policy = h->bodies[i]->verifies_policy;
             }
         }
         if (dh->plugins &&

@@ -136,11 +136,10 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         free(r);
         return rc;
     }
-    if (key_created)
-        fprintf(stderr, "ferry-registry: created its own key %s (%s/registry.pub)\n",
-                r->self_key.pub.id, cfg->data_dir);
+
     pthread_mutex_init(&r->pending_lock, NULL);
     if (actions_new(wake_for_actions, r, &r->actions) < 0) {
+        key_secret_wipe(&r->self_key);
         free(r);
         return -ENOMEM;
     }
@@ -148,6 +147,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
 
     if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
         free(r);
         return rc;
     }
@@ -155,6 +155,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     if ((rc = db_open(&r->db, path)) < 0) {
         store_close(&r->store);
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
         free(r);
         return rc;
     }
@@ -170,6 +171,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         db_close(&r->db);
         store_close(&r->store);
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
         free(r);
         return rc;
     }
@@ -190,9 +192,14 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         store_close(&r->store);
         pthread_mutex_destroy(&r->pending_lock);
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
         free(r);
         return rc;
     }
+    /* Said once serving, so a start that fails still fails with one line. */
+    if (key_created)
+        fprintf(stderr, "ferry-registry: created its own key %s (%s/registry.pub)\n",
+                r->self_key.pub.id, cfg->data_dir);
     *out = r;
     return 0;
 }

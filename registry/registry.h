@@ -24,9 +24,9 @@ struct registry_config {
     int max_conns;               /* connections in total; 0: default (server.h) */
     int max_conns_per_peer;      /* connections from one address; 0: default */
     int idle_timeout_ms;         /* a connection silent this long is closed; 0: default */
+    int64_t desired_ttl_ms;      /* a desired-state envelope's lifetime; 0: 24 h */
     const char *policy_path;     /* --policy FILE (FILE.sig beside it), or NULL */
     const struct trust *admin_anchors; /* --trust-admin; NULL: trust anchors the policy */
-    int64_t desired_ttl_ms;      /* a desired-state envelope's lifetime; 0: 24 h */
 };
 
 struct registry_stats {

@@ -70,7 +70,7 @@ static void check_envelope(const Ferry__Wire__DesiredState *ds)
     struct envelope_held held = {0};
     struct envelope_verdict v;
     (void)envelope_verify(ds->envelope, &publisher.pub, "fuzz-host", ds->records, ds->n_records,
-                          &held, 1700000000000ull, &v);
+                          ds->pins, ds->n_pins, &held, 1700000000000ull, &v);
     if (!ds->envelope)
         return;
     Ferry__Wire__SignedEnvelope ours = *ds->envelope;
@@ -80,7 +80,7 @@ static void check_envelope(const Ferry__Wire__DesiredState *ds)
     ours.signature.data = sb;
     ours.signature.len = sizeof sb;
     int rc = envelope_verify(&ours, &publisher.pub, "fuzz-host", ds->records, ds->n_records,
-                             &held, 1700000000000ull, &v);
+                             ds->pins, ds->n_pins, &held, 1700000000000ull, &v);
     if (rc == 0 && v.refusal != ENVELOPE_OK) {
         fprintf(stderr, "an accepted envelope carries a refusal\n");
         abort();

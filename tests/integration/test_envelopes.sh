@@ -22,12 +22,17 @@ expect_fail "^ferry-registry: --desired-ttl 'soon': " "$FERRY_REGISTRY_BIN" --da
 expect_fail "^ferry-agent: --trust-registry $T/nope.pub: " "$FERRY_AGENT_BIN" --registry "$REG_URL" \
   --state "$T/bad-agent" --trust-registry "$T/nope.pub"
 start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub"
+H1_PID=$AGENT_PID
 # h2 trusts another registry key: it must refuse everything it is sent.
 start_agent h2 "$T/h2" --label env=test --trust "$T/ops.pub" --trust-registry "$T/other.pub"
 
 for v in 1.0 2.0; do
   make_app "$T/app$v" app "$v"
   printf '#!/bin/sh\nexec sleep 1000\n' > "$T/app$v/run.sh"
+  # A command check: h1 is restarted below and re-adopts the process (an
+  # adopted process under the default alive-for-1s check is restarted by
+  # the agent's supervisor, which is not what this test is about).
+  printf 'health:\n  command: ["/bin/true"]\n  interval: 200ms\n' >> "$T/app$v/ferry.yaml"
   "$FERRY" publish "$T/app$v" >/dev/null
 done
 
@@ -74,7 +79,12 @@ kill -0 "$pid2" || fail "app@2.0 stopped because of the mix-and-match"
 wait_until 20 workload_state_is h1 app 2.0 running || fail "app@2.0 is not running after its re-deploy"
 pass "a manifest for another version than the envelope names is refused (mix-and-match)"
 
+# Log lines are counted, so a wait sees only what happens after it began.
+count() { grep -c -- "$1" "$T/agent-h1.log" || true; }
+more_than() { [ "$(count "$2")" -gt "$1" ]; }
+
 # --- a registry that replays the older envelope: refused as a rollback
+# (whether or not it has expired by then: the rollback check comes first)
 kill -TERM "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
 "$FERRY_REPLAY" serve "$REG_URL" "$T/old.bin" 2>"$T/replay.log" &
 REPLAY_PID=$!; PIDS+=("$REPLAY_PID")
@@ -85,20 +95,35 @@ kill -0 "$pid2" || fail "app@2.0 stopped after the replay"
 [ "$(run_pid 1.0)" = "" ] || fail "the replay brought app@1.0 back"
 pass "a replayed older envelope is refused and app@2.0 keeps running"
 
-# --- both envelopes run out: the replayed one is refused as expired, the
-# held one freezes the host; nothing stops
-wait_until 30 grep -q 'desired state expired: version [0-9]* expired at' "$T/agent-h1.log" \
+# --- an envelope that is not older but expired: with h1 stopped (so it
+# cannot move past it), capture the registry's current envelope, stop the
+# registry, replay it and start h1 again. Whether h1 first takes it (newer,
+# still valid) or not, once it has run out it is refused as expired and the
+# host freezes; the workload keeps its process throughout.
+kill -TERM "$REPLAY_PID"; wait "$REPLAY_PID" 2>/dev/null || true
+start_registry_at reg2 "$T/reg" "$REG_URL" --trust "$T/ops.pub" --desired-ttl 6s
+kill -TERM "$H1_PID"; wait "$H1_PID" 2>/dev/null || true
+"$FERRY_REPLAY" capture "$REG_URL" h1 "$T/h1/host.key" "$T/cur.bin" || fail "capture failed"
+kill -TERM "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
+"$FERRY_REPLAY" serve "$REG_URL" "$T/cur.bin" 2>"$T/replay2.log" &
+REPLAY_PID=$!; PIDS+=("$REPLAY_PID")
+wait_until 10 grep -q 'serving on' "$T/replay2.log" || fail "replay did not start: $(cat "$T/replay2.log")"
+expired0=$(count 'desired state expired: version [0-9]* expired at')
+ranout0=$(count 'desired state expired: version [0-9]* ran out')
+start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub"
+wait_until 30 more_than "$expired0" 'desired state expired: version [0-9]* expired at' \
   || fail "the expired replayed envelope was not refused as expired"
-wait_until 30 grep -q 'desired state expired: version [0-9]* ran out' "$T/agent-h1.log" \
+wait_until 30 more_than "$ranout0" 'desired state expired: version [0-9]* ran out' \
   || fail "h1 did not freeze when its envelope ran out"
 kill -0 "$pid2" || fail "app@2.0 stopped when the desired state expired"
 [ "$(run_pid 2.0)" = "$pid2" ] || fail "app@2.0 was restarted during the freeze"
 pass "an expired envelope is refused with 'desired state expired' and the workloads keep running"
 
 # --- the real registry again: a fresh envelope ends the freeze
+fresh0=$(count 'desired state fresh again')
 kill -TERM "$REPLAY_PID"; wait "$REPLAY_PID" 2>/dev/null || true
-start_registry_at reg2 "$T/reg" "$REG_URL" --trust "$T/ops.pub" --desired-ttl 6s
-wait_until 30 grep -q 'desired state fresh again' "$T/agent-h1.log" || fail "the freeze did not end"
+start_registry_at reg3 "$T/reg" "$REG_URL" --trust "$T/ops.pub" --desired-ttl 6s
+wait_until 30 more_than "$fresh0" 'desired state fresh again' || fail "the freeze did not end"
 fresh() { "$FERRY" hosts --json | python3 -c "
 import json, sys
 h = [h for h in json.load(sys.stdin)['hosts'] if h['name'] == 'h1'][0]
@@ -111,7 +136,7 @@ pass "a fresh envelope from the registry ends the freeze"
 # the held envelope runs out and the freeze is reported through the registry
 kill -TERM "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
 mv "$T/reg/registry.key" "$T/reg/registry.key.old"; mv "$T/reg/registry.pub" "$T/reg/registry.pub.old"
-start_registry_at reg3 "$T/reg" "$REG_URL" --trust "$T/ops.pub" --desired-ttl 6s
+start_registry_at reg4 "$T/reg" "$REG_URL" --trust "$T/ops.pub" --desired-ttl 6s
 wait_until 30 grep -q "desired state refused: signed by registry key .*, not the trusted $(grep -o 'pinned registry key [0-9a-f]*' "$T/agent-h1.log" | awk '{print $4}')" \
   "$T/agent-h1.log" || fail "h1 accepted a registry key other than the pinned one"
 wait_until 30 fresh expired || fail "hosts --json does not report h1's desired state as expired"
