@@ -173,6 +173,17 @@ expect_fail "channel staging of iris points at no version; promote one first" \
   "$FERRY" deploy iris --channel staging --to env=staging --key "$T/ci.key"
 pass "deploy needs an operator; a plain deploy to prod is held to prod's rules; deploy --channel follows the channel"
 
+# --- a join token signed by a key without the operator role enrolls nothing
+"$FERRY" hosts token --key "$T/reviewer.key" --ttl 10m -o "$T/reviewer.token" 2>/dev/null
+START_AGENT_ENROLL=0 start_agent hx "$T/hx" --label env=dev --trust "$T/ci.pub" --join-token "$T/reviewer.token"
+host_status() { "$FERRY" hosts --json | python3 -c '
+import json,sys; print([h["status"] for h in json.load(sys.stdin)["hosts"] if h["name"]=="hx"])'; }
+wait_until 20 grep -q "pending: host hx (key [0-9a-f]*): join token: signed by key $(id_of reviewer), which is not trusted" "$T/reg.log" \
+  || fail "the reviewer's join token was not refused: $(tail -3 "$T/reg.log")"
+[ "$(host_status)" = "['pending']" ] || fail "hx enrolled with a reviewer's token: $(host_status)"
+kill -9 "$AGENT_PID"
+pass "a join token signed by a key without the operator role does not enroll a host"
+
 # --- provenance builder
 expect_fail "promote web@1 to prod refused: needs provenance from builder https://ci.example/builder" \
   "$FERRY" promote web@1 --channel prod --key "$T/ci.key"
