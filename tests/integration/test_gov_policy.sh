@@ -148,6 +148,15 @@ out=$("$FERRY" policy check iris@1.0.0 --channel prod) && fail "policy check pas
 "$FERRY" approve iris@1.0.0 --role privacy --key "$T/dpo.key" | grep -q "as privacy" || fail "privacy review"
 out=$("$FERRY" policy check iris@1.0.0 --channel prod) || fail "policy check refused: $out"
 [ "$out" = "iris@1.0.0 may go to prod" ] || fail "check: $out"
+"$FERRY" policy check iris@1.0.0 --channel prod --json | python3 -c '
+import json,sys; d=json.load(sys.stdin); assert d=={"artifact":"iris@1.0.0","channel":"prod","allowed":True,"missing":[]}, d' \
+  || fail "policy check --json (allowed)"
+rc=0; out=$("$FERRY" policy check iris@1.1.0 --channel prod --json) || rc=$?
+[ $rc -eq 1 ] || fail "policy check --json of a refused version exited $rc"
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert not d["allowed"] and "metric accuracy is 0.85, needs >= 0.9" in d["missing"], d' "$out" \
+  || fail "policy check --json (refused): $out"
+expect_fail "policy check: the policy has no channel qa" "$FERRY" policy check iris@1.0.0 --channel qa
+expect_fail "--channel CH is required" "$FERRY" policy check iris@1.0.0
 "$FERRY" channels iris --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d=={"channels":{}}, d' \
   || fail "policy check changed a channel"
 pass "approvals: distinct keys counted, the same key twice once, roles checked; policy check exits 0/1 and changes nothing"
