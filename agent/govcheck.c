@@ -116,6 +116,28 @@ int govcheck_policy(struct client *c, const struct trust *admins, const char *ca
     return 0;
 }
 
+/* The publisher's own signature must be by a key the policy lets publish
+ * this kind and has not revoked: a revoked key's publishes stop here too,
+ * on every host, not only at the registry. Writes the reason into why. */
+static int publisher_ok(const struct policy *p, const Ferry__Spec *spec,
+                        const Ferry__SignatureList *sl, const uint8_t *mbytes, size_t mlen,
+                        char *why, size_t cap)
+{
+    snprintf(why, cap, "no publisher signature by a key of the policy");
+    for (size_t i = 0; sl && i < sl->n_signatures; i++) {
+        const Ferry__Signature *s = sl->signatures[i];
+        if (s->role && s->role[0])
+            continue;
+        const struct policy_key *k = policy_key_find(p, s->key_id);
+        if (!k || key_verify(k->pub.pk, mbytes, mlen, s->signature.data, s->signature.len) != 0)
+            continue;
+        if (policy_allows(p, k->pub.id, ROLE_PUBLISHER, spec->kind, "publish") == 0)
+            return 1;
+        snprintf(why, cap, "%s", err_detail());
+    }
+    return 0;
+}
+
 int govcheck_artifact(const struct policy *p, const char *labels, const uint8_t *mbytes,
                       size_t mlen, const uint8_t *sigs, size_t slen, const char *dir)
 {
@@ -126,8 +148,6 @@ int govcheck_artifact(const struct policy *p, const char *labels, const uint8_t 
     for (size_t i = 0; !env && i < p->n_envs; i++)
         if (labels_parse(p->envs[i].selector, &sel) == 0 && selector_matches(&sel, &host))
             env = &p->envs[i];
-    if (!env)
-        return 0; /* in no environment: no channel's rules apply */
     Ferry__Manifest *m = NULL;
     Ferry__SignatureList *sl = NULL;
     uint8_t *card = NULL;
@@ -155,9 +175,15 @@ int govcheck_artifact(const struct policy *p, const char *labels, const uint8_t 
             }
         }
     }
-    struct gov_result res;
-    gov_evaluate(p, env->channel, &s, &res);
-    if (!res.allowed) {
+    struct gov_result res = {.allowed = 1};
+    char pubwhy[400];
+    /* In no environment no channel's rules apply; the publisher check does. */
+    if (env)
+        gov_evaluate(p, env->channel, &s, &res);
+    if (!publisher_ok(p, m->spec, sl, mbytes, mlen, pubwhy, sizeof pubwhy)) {
+        rc = err_set(FERRY_E_UNTRUSTED, "%s@%s refused by the policy: %s", m->spec->name,
+                     m->spec->version, pubwhy);
+    } else if (!res.allowed) {
         char why[1200];
         gov_result_join(&res, why, sizeof why);
         rc = err_set(FERRY_E_UNTRUSTED, "%s@%s refused by the policy of environment %s "

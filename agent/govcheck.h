@@ -25,7 +25,9 @@ int govcheck_policy(struct client *c, const struct trust *admins, const char *ca
                     struct policy **out);
 
 /* 0 when the artifact may run on a host with these labels under p: its
- * environment's channel has no rule for its kind, or every rule is met.
+ * publisher signature is by a key the policy lets publish its kind and has
+ * not revoked, and its environment's channel has no rule for its kind, or
+ * every rule is met (a host in no environment: the publisher check only).
  * dir NULL: before the tree exists (the card is checked once it does).
  * Else FERRY_E_UNTRUSTED: "NAME@VERSION refused by the policy of
  * environment E (channel C): what is missing". */

@@ -236,7 +236,7 @@ void gov_evaluate(const struct policy *p, const char *channel, const struct gov_
     }
     if (r->n_card && s->card != GOV_CARD_UNKNOWN) {
         if (s->card == GOV_CARD_ABSENT) {
-            add(out, "model card is missing (model.card names none)");
+            add(out, "model card is missing");
         } else {
             for (size_t i = 0; i < r->n_card; i++)
                 if (!has_heading(s->card_text, s->card_len, r->card[i]))

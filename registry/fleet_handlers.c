@@ -136,7 +136,7 @@ int on_register(struct registry *r, const Ferry__Wire__Request *req,
 {
     (void)resp;
     (void)rs;
-    return hosts_register(&r->db, r->trust, req->register_);
+    return hosts_register(&r->db, gov_operators(r), req->register_);
 }
 
 int on_report(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__Response *resp,

@@ -148,6 +148,15 @@ out=$("$FERRY" policy check iris@1.0.0 --channel prod) && fail "policy check pas
 "$FERRY" approve iris@1.0.0 --role privacy --key "$T/dpo.key" | grep -q "as privacy" || fail "privacy review"
 out=$("$FERRY" policy check iris@1.0.0 --channel prod) || fail "policy check refused: $out"
 [ "$out" = "iris@1.0.0 may go to prod" ] || fail "check: $out"
+"$FERRY" policy check iris@1.0.0 --channel prod --json | python3 -c '
+import json,sys; d=json.load(sys.stdin); assert d=={"artifact":"iris@1.0.0","channel":"prod","allowed":True,"missing":[]}, d' \
+  || fail "policy check --json (allowed)"
+rc=0; out=$("$FERRY" policy check iris@1.1.0 --channel prod --json) || rc=$?
+[ $rc -eq 1 ] || fail "policy check --json of a refused version exited $rc"
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert not d["allowed"] and "metric accuracy is 0.85, needs >= 0.9" in d["missing"], d' "$out" \
+  || fail "policy check --json (refused): $out"
+expect_fail "policy check: the policy has no channel qa" "$FERRY" policy check iris@1.0.0 --channel qa
+expect_fail "--channel CH is required" "$FERRY" policy check iris@1.0.0
 "$FERRY" channels iris --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d=={"channels":{}}, d' \
   || fail "policy check changed a channel"
 pass "approvals: distinct keys counted, the same key twice once, roles checked; policy check exits 0/1 and changes nothing"
@@ -172,6 +181,17 @@ expect_fail "deploy iris@1.1.0 to env=prod refused: needs 2 more approvals; mode
 expect_fail "channel staging of iris points at no version; promote one first" \
   "$FERRY" deploy iris --channel staging --to env=staging --key "$T/ci.key"
 pass "deploy needs an operator; a plain deploy to prod is held to prod's rules; deploy --channel follows the channel"
+
+# --- a join token signed by a key without the operator role enrolls nothing
+"$FERRY" hosts token --key "$T/reviewer.key" --ttl 10m -o "$T/reviewer.token" 2>/dev/null
+START_AGENT_ENROLL=0 start_agent hx "$T/hx" --label env=dev --trust "$T/ci.pub" --join-token "$T/reviewer.token"
+host_status() { "$FERRY" hosts --json | python3 -c '
+import json,sys; print([h["status"] for h in json.load(sys.stdin)["hosts"] if h["name"]=="hx"])'; }
+wait_until 20 grep -q "pending: host hx (key [0-9a-f]*): join token: signed by key $(id_of reviewer), which is not trusted" "$T/reg.log" \
+  || fail "the reviewer's join token was not refused: $(tail -3 "$T/reg.log")"
+[ "$(host_status)" = "['pending']" ] || fail "hx enrolled with a reviewer's token: $(host_status)"
+kill -9 "$AGENT_PID"
+pass "a join token signed by a key without the operator role does not enroll a host"
 
 # --- provenance builder
 expect_fail "promote web@1 to prod refused: needs provenance from builder https://ci.example/builder" \
