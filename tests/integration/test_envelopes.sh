@@ -53,7 +53,9 @@ wait_until 20 grep -q 'desired state refused: signed by registry key .*, not the
 pass "an agent with --trust-registry refuses an envelope signed by another key"
 
 # --- capture h1's current envelope, then move on to app@2.0
-"$FERRY_REPLAY" capture "$REG_URL" h1 "$T/h1/host.key" "$T/old.bin" || fail "capture failed"
+# (retried: a poll h1 itself sends in the same millisecond makes the
+# registry refuse the capture's as not newer)
+wait_until 10 "$FERRY_REPLAY" capture "$REG_URL" h1 "$T/h1/host.key" "$T/old.bin" || fail "capture failed"
 "$FERRY" deploy app@2.0 --to env=test >/dev/null
 wait_until 30 workload_state_is h1 app 2.0 running || fail "app@2.0 does not run on h1"
 run_pid() { sqlite3 -readonly "$T/h1/agent.db" "SELECT pid FROM runs WHERE name='app' AND version='$1'"; }
@@ -103,7 +105,7 @@ pass "a replayed older envelope is refused and app@2.0 keeps running"
 kill -TERM "$REPLAY_PID"; wait "$REPLAY_PID" 2>/dev/null || true
 start_registry_at reg2 "$T/reg" "$REG_URL" --trust "$T/ops.pub" --desired-ttl 6s
 kill -TERM "$H1_PID"; wait "$H1_PID" 2>/dev/null || true
-"$FERRY_REPLAY" capture "$REG_URL" h1 "$T/h1/host.key" "$T/cur.bin" || fail "capture failed"
+wait_until 10 "$FERRY_REPLAY" capture "$REG_URL" h1 "$T/h1/host.key" "$T/cur.bin" || fail "capture failed"
 kill -TERM "$REG_PID"; wait "$REG_PID" 2>/dev/null || true
 "$FERRY_REPLAY" serve "$REG_URL" "$T/cur.bin" 2>"$T/replay2.log" &
 REPLAY_PID=$!; PIDS+=("$REPLAY_PID")
