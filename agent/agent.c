@@ -3,6 +3,7 @@
  * process.c (their processes) and desired.c (the signed desired state);
  * agent_int.h says who does what. */
 #include "agent_int.h"
+#include "clock.h"
 #include "alog.h"
 #include "error.h"
 #include "fsutil.h"
@@ -34,6 +35,7 @@ static void on_maintenance(uv_timer_t *t)
         runlog_cap(r->dir, "stdout.log", cap);
         runlog_cap(r->dir, "stderr.log", cap);
     }
+    envgate_tick(&a->gate, clock_unix_ms());
     publish_snapshot(a);
 }
 
@@ -255,6 +257,11 @@ int agent_run(const struct agent_config *cfg)
     char dbpath[4200];
     snprintf(dbpath, sizeof dbpath, "%s/agent.db", cfg->state_dir);
     if ((rc = localdb_open(&a->db, dbpath)) < 0) {
+        free(a);
+        return rc;
+    }
+    if ((rc = envgate_open(&a->gate, &a->db, state, cfg->trust_registry)) < 0) {
+        localdb_close(&a->db);
         free(a);
         return rc;
     }

@@ -15,6 +15,7 @@ struct agent_config {
     const char *plugins_dir;
     struct label_set labels;
     const struct trust *trust;   /* verifies artifacts and deploy records */
+    const struct trust *admins;  /* --trust-admin: verifies the policy; NULL: no policy check */
     uint32_t poll_wait_ms;       /* 0: default */
     uint32_t heartbeat_ms;       /* 0: default */
     uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */
@@ -22,6 +23,7 @@ struct agent_config {
     uint32_t metrics_interval_ms; /* --metrics-interval; 0: default 10 s (agent/metrics.h) */
     const uint8_t *join_token;   /* encoded SignedJoinToken (--join-token), may be NULL */
     size_t join_token_len;
+    const struct key_public *trust_registry; /* --trust-registry; NULL: pin the first key seen */
 };
 
 /* Runs until SIGTERM or SIGINT, which leave the workloads running. */

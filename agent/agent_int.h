@@ -15,6 +15,7 @@
 #define FERRY_AGENT_AGENT_INT_H
 
 #include "agent.h"
+#include "envgate.h"
 #include "hash.h"
 #include "link.h"
 #include "localdb.h"
@@ -85,6 +86,11 @@ struct agent {
     struct run *departing; /* destroyed runs whose tree job still runs */
     char workloads_dir[4096], cache_dir[4096];
     char last_refusal[512]; /* logged once, not at every poll */
+    struct envgate gate;    /* desired state's envelopes (envgate.h) */
+    /* Governance: the channel pointers of the desired state being applied
+     * (desired.c); NULL outside on_desired. */
+    Ferry__Wire__ChannelPin **pins;
+    size_t n_pins;
     int stopping;
 };
 

@@ -4,9 +4,11 @@
  * registry stops sending is not an undeploy. */
 #include "agent_int.h"
 #include "alog.h"
+#include "clock.h"
 #include "error.h"
 #include "reconcile.h"
 #include "record.h"
+#include "spec.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -123,6 +125,40 @@ static void mark_listed(struct agent *a, const char *const *listed, size_t nlist
     }
 }
 
+/* A record that follows a channel: the version the channel points at now,
+ * as the registry says (registry/fleet.c). The agent's own policy check
+ * (govcheck.h) decides whether that version may run here; the follow
+ * record's signature says only that the operator chose the channel. The
+ * decision's time is the later of the two, so a newer promotion counts as
+ * a newer decision and an older pointer as an older one. */
+static void follow_channel(struct agent *a, Ferry__DeployRecord *rec)
+{
+    if (rec->undeploy || !rec->channel || !rec->channel[0])
+        return;
+    for (size_t i = 0; i < a->n_pins; i++) {
+        const Ferry__Wire__ChannelPin *p = a->pins[i];
+        if (!p->name || strcmp(p->name, rec->name) != 0 || !p->channel ||
+            strcmp(p->channel, rec->channel) != 0 || !spec_version_ok(p->version) ||
+            p->manifest_digest.len != DIGEST_LEN)
+            continue;
+        char *v = strdup(p->version);
+        uint8_t *d = malloc(DIGEST_LEN);
+        if (!v || !d) {
+            free(v), free(d);
+            return;
+        }
+        free(rec->version);
+        rec->version = v;
+        free(rec->manifest_digest.data);
+        memcpy(d, p->manifest_digest.data, DIGEST_LEN);
+        rec->manifest_digest.data = d;
+        rec->manifest_digest.len = DIGEST_LEN;
+        if (p->promoted_ms > rec->issued_ms)
+            rec->issued_ms = p->promoted_ms;
+        return;
+    }
+}
+
 void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int from_registry)
 {
     const char **listed = calloc(n ? n : 1, sizeof *listed);
@@ -139,6 +175,7 @@ void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int fr
             record_free(rec);
             continue;
         }
+        follow_channel(a, rec);
         Ferry__DeployRecord *held = held_record(a, rec->name);
         enum rc_verdict v = reconcile_judge(rec, &a->cfg->labels, localdb_applied(&a->db, rec->name),
                                             held, why, sizeof why);
@@ -173,7 +210,16 @@ void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int fr
 void on_desired(void *arg, Ferry__Wire__DesiredState *ds)
 {
     struct agent *a = arg;
-    if (!a->stopping)
+    /* Nothing in it is looked at before its envelope verifies. */
+    if (!a->stopping && envgate_check(&a->gate, &a->db, a->cfg->name, ds, clock_unix_ms()) == 0) {
+        a->pins = ds->pins;
+        a->n_pins = ds->n_pins;
         apply_desired(a, ds->records, ds->n_records, 1);
+        a->pins = NULL;
+        a->n_pins = 0;
+    } else if (!a->stopping) {
+        envgate_tick(&a->gate, clock_unix_ms());
+    }
+    publish_snapshot(a);
     ferry__wire__desired_state__free_unpacked(ds, NULL);
 }

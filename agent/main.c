@@ -93,15 +93,21 @@ static int advertise_ok(const char *a)
 static void usage(FILE *f)
 {
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
-          "                   [--trust FILE.pub ...] [--plugins DIR] [--join-token FILE]\n"
+          "                   [--trust FILE.pub ...] [--trust-admin FILE.pub ...]\n"
+          "                   [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
+          "                   [--trust-registry FILE.pub]\n"
           "                   [--version]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
           "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n"
           "  --join-token: a token from 'ferry hosts token' that enrolls this host.\n"
           "  --advertise: the address workloads are reached at (default 127.0.0.1).\n"
           "  --metrics-interval: how often plugins are asked for metrics (1s to 1h,\n"
-          "  default 10s).\n",
+          "  default 10s).\n"
+          "  --trust-registry: the registry's key (its DATA/registry.pub); without it the\n"
+          "  first key seen is pinned in STATE/registry.pub and any other refused.\n"
+          "  --trust-admin: verify the registry's governance policy against these admin\n"
+          "  keys, and its rules for this host's environment, before running anything.\n",
           f);
 }
 
@@ -120,7 +126,10 @@ int main(int argc, char **argv)
     struct trust trust;
     trust_init(&trust);
     cfg.trust = &trust;
+    static struct trust admins; /* --trust-admin (governance) */
+    trust_init(&admins);
     static char hostname[72];
+    static struct key_public registry_key;
     uint8_t *token = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -164,6 +173,13 @@ int main(int argc, char **argv)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
             rc = trust_add_file(&trust, val);
+        else if (strcmp(a, "--trust-registry") == 0) {
+            if ((rc = key_load_public(val, &registry_key)) == 0)
+                cfg.trust_registry = &registry_key;
+        } else if (strcmp(a, "--trust-admin") == 0) {
+            rc = trust_add_file(&admins, val);
+            cfg.admins = &admins;
+        }
         else if (strcmp(a, "--metrics-interval") == 0) {
             uint64_t ms = 0;
             if (num_parse_duration_ms("--metrics-interval", val, 1000, METRICS_MIN_INTERVAL_MS,
@@ -222,8 +238,12 @@ int main(int argc, char **argv)
     if (trust.n == 0)
         fprintf(stderr, "ferry-agent: warning: no --trust keys: every deployment will be refused\n");
     signal(SIGPIPE, SIG_IGN);
+    if (!cfg.admins)
+        fprintf(stderr, "ferry-agent: no --trust-admin: this host verifies no governance policy "
+                        "itself\n");
     int rc = agent_run(&cfg);
     trust_fini(&trust);
+    trust_fini(&admins);
     free(token);
     if (rc < 0) {
         fprintf(stderr, "ferry-agent: %s\n", err_message(rc));

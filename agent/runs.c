@@ -84,6 +84,10 @@ void publish_snapshot(struct agent *a)
     body.host = (char *)a->cfg->name;
     body.workloads = wp;
     body.n_workloads = n;
+    body.desired_state = (char *)(a->gate.frozen ? "expired" : "");
+    body.envelope_version = a->gate.held.version;
+    body.envelope_expires_ms = a->gate.held.expires_ms;
+    body.verifies_policy = a->cfg->admins != NULL;
     metrics_fill_body(a->metrics, &body); /* borrowed: packed before the loop goes on */
     size_t len = ferry__wire__report_body__get_packed_size(&body);
     uint8_t *buf = malloc(len ? len : 1);
@@ -567,6 +571,9 @@ void start_tree_job(struct run *r, int respawn)
         snprintf(j->cache, sizeof j->cache, "%s", r->a->cache_dir);
         j->digest = r->digest;
         j->trust = r->a->cfg->trust;
+        j->admins = r->a->cfg->admins;
+        labels_format(&r->a->cfg->labels, j->labels, sizeof j->labels);
+        snprintf(j->policy_cache, sizeof j->policy_cache, "%s/policy.bin", r->a->cfg->state_dir);
         if (localdb_manifest_get(&r->a->db, r->digest.b, &j->mbytes, &j->mlen, &j->sigs,
                                  &j->slen) < 0)
             j->mbytes = j->sigs = NULL;

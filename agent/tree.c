@@ -3,6 +3,7 @@
 #include "artifact_internal.h" /* artifact_fetch_manifest: the manifest alone */
 #include "error.h"
 #include "fsutil.h"
+#include "govcheck.h"
 #include "pathsafe.h"
 
 #include <dirent.h>
@@ -277,13 +278,40 @@ static int fetch_manifest(struct tree_job *j, struct client *c)
     return rc;
 }
 
+/* Governance: the policy (from the registry, else as last verified) and,
+ * when the registry answers, the signature list as it is now, since
+ * approvals are added after publishing. */
+static int gov_prepare(struct tree_job *j, struct client *cl, int *have_client,
+                       struct policy **pol)
+{
+    if (!*have_client && client_open(cl, j->url) == 0)
+        *have_client = 1;
+    int rc = govcheck_policy(*have_client ? cl : NULL, j->admins, j->policy_cache, pol);
+    if (rc < 0 || !*have_client || !j->mbytes)
+        return rc;
+    uint8_t *mb = j->mbytes, *sb = j->sigs;
+    size_t ml = j->mlen, sl = j->slen;
+    j->mbytes = j->sigs = NULL;
+    if (fetch_manifest(j, cl) == 0) {
+        free(mb);
+        free(sb);
+    } else {
+        j->mbytes = mb, j->sigs = sb, j->mlen = ml, j->slen = sl;
+    }
+    err_clear();
+    return 0;
+}
+
 void tree_job_run(struct tree_job *j)
 {
     err_clear();
     struct client cl;
+    struct policy *pol = NULL;
     int have_client = 0, rc = 0;
-    if (!j->mbytes) {
-        if ((rc = client_open(&cl, j->url)) == 0) {
+    if (j->admins)
+        rc = gov_prepare(j, &cl, &have_client, &pol);
+    if (rc == 0 && !j->mbytes) {
+        if (have_client || (rc = client_open(&cl, j->url)) == 0) {
             have_client = 1;
             rc = fetch_manifest(j, &cl);
         }
@@ -291,6 +319,9 @@ void tree_job_run(struct tree_job *j)
     if (rc == 0)
         rc = tree_manifest_check(j->mbytes, j->mlen, j->sigs, j->slen, j->trust, &j->digest,
                                  j->name, j->version, &j->m);
+    /* Before a single blob is fetched: everything but the card. */
+    if (rc == 0 && pol)
+        rc = govcheck_artifact(pol, j->labels, j->mbytes, j->mlen, j->sigs, j->slen, NULL);
     struct stat st;
     char parent[4096], base[1024], logs[4200], aside[4096 + 1100];
     fs_split(j->dir, parent, sizeof parent, base, sizeof base);
@@ -331,6 +362,10 @@ void tree_job_run(struct tree_job *j)
         }
     }
 done:
+    /* The card is read from the verified tree, before anything starts. */
+    if (rc == 0 && pol)
+        rc = govcheck_artifact(pol, j->labels, j->mbytes, j->mlen, j->sigs, j->slen, j->dir);
+    free(pol);
     if (have_client)
         client_close(&cl);
     j->rc = rc;

@@ -38,6 +38,12 @@ struct tree_job {
     const struct trust *trust;
     uint8_t *mbytes, *sigs;            /* the held manifest, or NULL: fetch it */
     size_t mlen, slen;
+    /* Governance (govcheck.h): with admins, the policy is verified and its
+     * rules for this host's environment checked before anything is
+     * fetched, and the card once the tree is there. */
+    const struct trust *admins;        /* --trust-admin, or NULL */
+    char labels[2048];                 /* this host's, canonical */
+    char policy_cache[4200];
     /* out */
     Ferry__Manifest *m;                /* verified; the caller takes it */
     int fetched;                       /* mbytes/sigs came from the registry: keep them */

@@ -92,3 +92,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/pollflood.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/http.sh" "$BUILD"
 # Model serving: ferry-model-server against gunicorn + Flask (bench/model.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/model.sh" "$BUILD"
+# Governance: envelope verification and ferry audit --verify (bench/gov.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/gov.sh" "$BUILD"
+# Governance: the agent's policy evaluation per deploy (bench/policy.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"

@@ -31,10 +31,15 @@ struct cli_opts {
     int verbose;
     struct trust trust;
     int trust_given;
+    /* governance (cli/gov.c) */
+    const char *channel;
+    const char *role;
+    const char *provenance;
 };
 
 enum { OPT_REGISTRY = 256, OPT_KEY, OPT_TRUST, OPT_DIR, OPT_OUT, OPT_JSON, OPT_VERBOSE, OPT_TO,
-       OPT_WAIT, OPT_TIMEOUT, OPT_HOST, OPT_LIMIT };
+       OPT_WAIT, OPT_TIMEOUT, OPT_HOST, OPT_LIMIT,
+       OPT_CHANNEL = 300, OPT_ROLE, OPT_PROVENANCE };
 
 /* Parse options for verb; positional arguments are left in argv[optind..].
  * allowed lists the option ids verb takes (0-terminated). Returns 0, or the
@@ -111,7 +116,19 @@ int cli_wait(struct cli_opts *o, const char *name, const char *version, const ch
 /* Online enrolled hosts in hl whose labels match selector (canonical text). */
 int cli_hosts_matching(const Ferry__Wire__HostList *hl, const char *selector,
                        const Ferry__Wire__HostInfo **out, size_t cap);
+/* Governance (cli/gov.c): policy sign|show|check, approve, promote,
+ * channels, keys revoke. */
+int cli_policy(int argc, char **argv);
+int cli_approve(int argc, char **argv);
+int cli_promote(int argc, char **argv);
+int cli_channels(int argc, char **argv);
+int cli_keys(int argc, char **argv);
+/* The version channel of name points at (and its digest). */
+int cli_channel_version(struct cli_opts *o, const char *name, const char *channel,
+                        char *version, size_t cap, uint8_t digest[32]);
 /* ferry metrics NAME [--host H] [--json] (cli/metrics.c). */
 int cli_metrics(int argc, char **argv);
+/* audit.c */
+int cli_audit(int argc, char **argv);
 
 #endif

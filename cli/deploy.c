@@ -252,7 +252,8 @@ static int run(int argc0, char **argv0, enum kind kind)
     if (kind != K_DEPLOY)
         argc = argc0;
     struct cli_opts o;
-    static const int allowed_deploy[] = {OPT_REGISTRY, OPT_KEY, OPT_TO, OPT_TIMEOUT, 0};
+    static const int allowed_deploy[] = {OPT_REGISTRY, OPT_KEY, OPT_TO, OPT_TIMEOUT, OPT_CHANNEL,
+                                         0};
     static const int allowed_other[] = {OPT_REGISTRY, OPT_KEY, OPT_TO, 0};
     int rc = cli_parse_opts(verb, argc, argv, &o, kind == K_DEPLOY ? allowed_deploy : allowed_other);
     const char *ref = rc == 0 && optind + 1 == argc ? argv[optind] : NULL;
@@ -272,7 +273,17 @@ static int run(int argc0, char **argv0, enum kind kind)
         return cli_fail(rc);
     char selector[2048], name[72] = "", version[72] = "", current[72] = "", runtime[64] = "";
     labels_format(&sel, selector, sizeof selector);
-    if (kind == K_DEPLOY) {
+    uint8_t chan_digest[DIGEST_LEN];
+    if (kind == K_DEPLOY && o.channel) {
+        /* Hosts follow the channel: the record names it, and the version it
+         * points at now (docs/governance.md, "Channels"). */
+        if (!spec_name_ok(ref))
+            return cli_usage(verb, "with --channel, give NAME (the channel picks the version)");
+        snprintf(name, sizeof name, "%s", ref);
+        if ((rc = cli_channel_version(&o, name, o.channel, version, sizeof version,
+                                      chan_digest)) < 0)
+            return cli_fail(rc);
+    } else if (kind == K_DEPLOY) {
         if ((rc = artifact_ref_parse(ref, name, sizeof name, version, sizeof version)) < 0)
             return cli_fail(rc);
     } else {
@@ -293,6 +304,7 @@ static int run(int argc0, char **argv0, enum kind kind)
     rec.undeploy = kind == K_UNDEPLOY;
     rec.rollback = kind == K_ROLLBACK;
     rec.issued_ms = (uint64_t)(int64_t)clock_unix_ms();
+    rec.channel = kind == K_DEPLOY && o.channel ? (char *)o.channel : (char *)"";
     if (kind != K_UNDEPLOY) {
         if ((rc = manifest_of(&o, name, version, digest, runtime, sizeof runtime)) < 0)
             return cli_fail(rc);
@@ -305,6 +317,8 @@ static int run(int argc0, char **argv0, enum kind kind)
     else if (kind == K_ROLLBACK)
         printf("rolled back %s on %s from %s to %s (deployed %s@%s)\n", name, selector, current,
                version, name, version);
+    else if (o.channel)
+        printf("deployed %s (channel %s, now %s) to %s\n", name, o.channel, version, selector);
     else
         printf("deployed %s@%s to %s\n", name, version, selector);
     report_reach(&o, kind == K_UNDEPLOY ? "undeploy" : "deployment", selector,

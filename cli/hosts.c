@@ -149,11 +149,21 @@ static int hosts_list(int argc, char **argv)
                                                          h->plugins[p]->name, "runtimes", rts));
             }
             json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s, s:o}", "name", h->name,
+                arr, json_pack("{s:s, s:s, s:o, s:b, s:s, s:I, s:s, s:o, s:b}", "name", h->name,
                                "status", h->status && *h->status ? h->status : "enrolled",
                                "labels", labels_json(h), "online", h->online, "last_seen", when,
                                "last_seen_ms", (json_int_t)h->last_seen_ms, "key_id", h->key_id,
-                               "plugins", plugins));
+                               "plugins", plugins, "verifies_policy", h->verifies_policy));
+            /* The envelope the host holds (docs/security.md). */
+            json_t *row = json_array_get(arr, json_array_size(arr) - 1);
+            json_object_set_new(row, "desired_state",
+                                json_string(h->desired_state && *h->desired_state
+                                                ? h->desired_state
+                                                : h->envelope_version ? "fresh" : "none"));
+            json_object_set_new(row, "envelope_version",
+                                json_integer((json_int_t)h->envelope_version));
+            json_object_set_new(row, "envelope_expires_ms",
+                                json_integer((json_int_t)h->envelope_expires_ms));
         }
         json_t *doc = json_pack("{s:o}", "hosts", arr);
         char *text = json_dumps(doc, JSON_INDENT(2));
@@ -161,18 +171,25 @@ static int hosts_list(int argc, char **argv)
         free(text);
         json_decref(doc);
     } else {
-        printf("%-20s %-9s %-7s %-21s %-17s %-24s %s\n", "HOST", "STATUS", "ONLINE",
-               "LAST SEEN", "KEY ID", "LABELS", "PLUGINS");
+        printf("%-20s %-9s %-7s %-21s %-17s %-24s %-24s %s\n", "HOST", "STATUS", "ONLINE",
+               "LAST SEEN", "KEY ID", "LABELS", "PLUGINS", "POLICY");
         for (size_t i = 0; i < hl->n_hosts; i++) {
             const Ferry__Wire__HostInfo *h = hl->hosts[i];
             char when[32], labels[2100], plugins[1024];
             iso_ms(h->last_seen_ms, when, sizeof when);
             labels_text(h, labels, sizeof labels);
             plugins_text(h, plugins, sizeof plugins);
-            printf("%-20s %-9s %-7s %-21s %-17s %-24s %s\n", h->name,
+            /* POLICY: whether the agent verifies the signed policy itself
+             * (--trust-admin), as its last signed report says. */
+            printf("%-20s %-9s %-7s %-21s %-17s %-24s %-24s %s\n", h->name,
                    h->status && *h->status ? h->status : "enrolled", h->online ? "yes" : "no",
-                   when, h->key_id, labels, plugins);
+                   when, h->key_id, labels, plugins,
+                   h->verifies_policy ? "verified" : "not verified");
         }
+        for (size_t i = 0; i < hl->n_hosts; i++)
+            if (hl->hosts[i]->desired_state && strcmp(hl->hosts[i]->desired_state, "expired") == 0)
+                printf("%s: desired state expired (version %llu): running what it has\n",
+                       hl->hosts[i]->name, (unsigned long long)hl->hosts[i]->envelope_version);
     }
     client_response_free(r);
     return 0;

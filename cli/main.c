@@ -47,6 +47,9 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"host", required_argument, NULL, OPT_HOST},
     {"limit", required_argument, NULL, OPT_LIMIT},
+    {"channel", required_argument, NULL, OPT_CHANNEL},
+    {"role", required_argument, NULL, OPT_ROLE},
+    {"provenance", required_argument, NULL, OPT_PROVENANCE},
     {NULL, 0, NULL, 0},
 };
 
@@ -98,6 +101,9 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct cli_
         case OPT_TO: o->to = optarg; break;
         case OPT_WAIT: o->wait = optarg; break;
         case OPT_HOST: o->host = optarg; break;
+        case OPT_CHANNEL: o->channel = optarg; break;
+        case OPT_ROLE: o->role = optarg; break;
+        case OPT_PROVENANCE: o->provenance = optarg; break;
         case OPT_LIMIT: {
             uint64_t v = 0;
             if (num_parse_u64("--limit", optarg, 1, UINT32_MAX, &v) < 0)
@@ -201,7 +207,7 @@ static void print_summary(const char *verb, const struct transfer_result *r)
 static int cmd_publish(int argc, char **argv)
 {
     struct cli_opts o;
-    static const int allowed[] = {OPT_REGISTRY, OPT_KEY, OPT_VERBOSE, 0};
+    static const int allowed[] = {OPT_REGISTRY, OPT_KEY, OPT_VERBOSE, OPT_PROVENANCE, 0};
     int rc = cli_parse_opts("publish", argc, argv, &o, allowed);
     if (rc)
         return rc;
@@ -218,7 +224,7 @@ static int cmd_publish(int argc, char **argv)
         key_secret_wipe(&k);
         return cli_fail(rc);
     }
-    rc = artifact_publish(&c, argv[optind], &k, 1, &res);
+    rc = artifact_publish_ex(&c, argv[optind], &k, 1, o.provenance, &res);
     key_secret_wipe(&k);
     client_close(&c);
     if (rc < 0)
@@ -649,6 +655,9 @@ static const struct verb verbs[] = {
     {"logs", cli_logs},       {"action", cli_action},
     {"metrics", cli_metrics},
     {"predict", cli_predict},
+    {"audit", cli_audit},
+    {"policy", cli_policy},   {"approve", cli_approve},   {"promote", cli_promote},
+    {"channels", cli_channels}, {"keys", cli_keys},
 };
 
 int main(int argc, char **argv)

@@ -14,7 +14,8 @@ struct usage {
 static const struct usage usages[] = {
     {"keygen", "  keygen NAME [--dir D]                      create NAME.key (0600) and NAME.pub\n",
      NULL},
-    {"publish", "  publish DIR [--registry URL] [--key K] [-v]  sign and upload DIR (needs ferry.yaml)\n",
+    {"publish", "  publish DIR [--registry URL] [--key K] [-v] [--provenance builder=ID,commit=SHA,...]\n"
+                "                                             sign and upload DIR (needs ferry.yaml)\n",
      "  An artifact whose runtime no plugin on the hosts serves is still published;\n"
      "  ferry deploy warns about it.\n"},
     {"pull", "  pull NAME@VERSION --out DIR [--trust P]... fetch, verify and materialize\n", NULL},
@@ -23,10 +24,23 @@ static const struct usage usages[] = {
     {"versions", "  versions NAME [--json]                     list published versions\n", NULL},
     {"stats", "  stats [--json]                             registry counters\n", NULL},
     {"deploy",
-     "  deploy NAME@VERSION --to K=V[,K=V] [--key K] [--wait [--timeout D]]  run it on matching hosts\n",
+     "  deploy NAME@VERSION --to K=V[,K=V] [--key K] [--wait [--timeout D]]  run it on matching hosts\n"
+     "  deploy NAME --channel CH --to K=V[,K=V] [--key K]  hosts follow the channel\n",
      "  Prints how many online hosts match; with none the deployment is still\n"
      "  recorded and a warning goes to stderr. --wait: as status --wait --to.\n"},
     {"undeploy", "  undeploy NAME --to K=V[,K=V] [--key K]     stop it there\n", NULL},
+    {"policy",
+     "  policy sign FILE --key ADMIN.key           write FILE.sig (the governance policy)\n"
+     "  policy show [--json]                       the registry's signed policy\n"
+     "  policy check NAME@VERSION --channel CH [--json]  may it go there? exit 1: what is missing\n",
+     "  docs/governance.md describes the policy file; docs/cli.md the exit codes.\n"},
+    {"approve", "  approve NAME@VERSION [--role approver|privacy] [--key K]  sign an approval\n",
+     "  One key counts once, however often it approves.\n"},
+    {"promote", "  promote NAME@VERSION --channel CH [--key K]  move the channel (refused: what is missing)\n",
+     NULL},
+    {"channels", "  channels NAME [--json]                     where each channel of NAME points\n",
+     NULL},
+    {"keys", "  keys revoke KEYID --key ADMIN.key          revoke a key the policy names\n", NULL},
     {"rollback", "  rollback NAME --to K=V[,K=V] [--key K]     deploy the version that ran there before\n",
      "  Picks, from the registry's deploy history for NAME and that selector, the\n"
      "  newest version other than the current one, and signs a deploy of it\n"
@@ -67,6 +81,11 @@ static const struct usage usages[] = {
      "  scoring body: dataframe_split, dataframe_records, instances or inputs).\n"
      "  Prints the response body. Exit 0 on a 2xx answer, 1 with the server's\n"
      "  error otherwise, 2 for usage errors. --timeout: default 30s.\n"},
+    {"audit", "  audit [--json] [--verify]                  the registry's hash-chained audit log\n",
+     "  Every change the registry made: time, key id, role, what, detail and the\n"
+     "  entry's chained hash. --verify recomputes the chain from the entries and\n"
+     "  exits 1 naming the first that does not match (0: verified, with the head\n"
+     "  hash to keep). JSON: docs/governance.md, \"Audit log\".\n"},
 };
 
 static const char footer[] = "\n"

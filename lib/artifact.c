@@ -1,4 +1,5 @@
 #include "artifact.h"
+#include "govrules.h"
 #include "artifact_internal.h"
 #include "error.h"
 #include "filewriter.h"
@@ -191,6 +192,33 @@ static int locate_in_dir(void *arg, const Ferry__Manifest *m, const struct diges
 int artifact_publish(struct client *c, const char *dir, const struct key_secret *k,
                      int show_progress, struct transfer_result *out)
 {
+    return artifact_publish_ex(c, dir, k, show_progress, NULL, out);
+}
+
+/* Provenance (governance): a second signature, over the digest and the
+ * statement, beside the publisher's. */
+static int add_provenance(Ferry__SignatureList *sigs, const uint8_t *mbytes, size_t mlen,
+                          const struct key_secret *k, const char *statement)
+{
+    struct digest d;
+    digest_of(mbytes, mlen, &d);
+    Ferry__Signature *s = NULL;
+    int rc = gov_sign_provenance(k, &d, statement, &s);
+    if (rc < 0)
+        return rc;
+    Ferry__Signature **nv = realloc(sigs->signatures, (sigs->n_signatures + 1) * sizeof *nv);
+    if (!nv) {
+        ferry__signature__free_unpacked(s, NULL);
+        return -ENOMEM;
+    }
+    sigs->signatures = nv;
+    nv[sigs->n_signatures++] = s;
+    return 0;
+}
+
+int artifact_publish_ex(struct client *c, const char *dir, const struct key_secret *k,
+                        int show_progress, const char *provenance, struct transfer_result *out)
+{
     Ferry__Manifest *m = NULL;
     uint8_t *mbytes = NULL;
     size_t mlen = 0;
@@ -200,6 +228,8 @@ int artifact_publish(struct client *c, const char *dir, const struct key_secret 
         rc = manifest_encode(m, &mbytes, &mlen);
     if (rc == 0)
         rc = manifest_sign(mbytes, mlen, k, &sigs);
+    if (rc == 0 && provenance)
+        rc = add_provenance(sigs, mbytes, mlen, k, provenance);
     if (rc == 0) {
         struct dir_locator loc = {dir};
         memset(out, 0, sizeof *out);

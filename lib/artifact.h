@@ -21,6 +21,12 @@ struct transfer_result {
 int artifact_publish(struct client *c, const char *dir, const struct key_secret *k,
                      int show_progress, struct transfer_result *out);
 
+/* The same with a provenance statement ("builder=ID,commit=SHA,...",
+ * NULL for none) signed by k over the manifest digest and added to the
+ * signature list (docs/governance.md). */
+int artifact_publish_ex(struct client *c, const char *dir, const struct key_secret *k,
+                        int show_progress, const char *provenance, struct transfer_result *out);
+
 /* Fetch name@version, verify against t, materialize into out_dir atomically.
  * An interrupted pull leaves its staging directory (a hidden sibling of
  * out_dir) and the next pull resumes from the bytes already there. */

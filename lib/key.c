@@ -200,6 +200,23 @@ int key_load_public(const char *path, struct key_public *out)
     return 0;
 }
 
+/* A public key line received over the wire (the governance policy's key
+ * files, served by the registry); what names it in messages. */
+int key_parse_public(const char *what, const char *line, struct key_public *out)
+{
+    char text[KEYFILE_MAX];
+    if (strlen(line) >= sizeof text)
+        return err_set(FERRY_E_KEYFORMAT, "%s: not a ferry public key", what);
+    snprintf(text, sizeof text, "%s", line);
+    struct key_public k;
+    int rc = parse_key_line(what, text, PUBLIC_TAG, k.pk, sizeof k.pk, k.name);
+    if (rc < 0)
+        return rc;
+    key_id_of(k.pk, k.id);
+    *out = k;
+    return 0;
+}
+
 void key_secret_wipe(struct key_secret *k) { sodium_memzero(k, sizeof *k); }
 
 void trust_init(struct trust *t)
@@ -268,4 +285,14 @@ int key_verify(const uint8_t pk[crypto_sign_PUBLICKEYBYTES], const uint8_t *msg,
     if (sig_len != crypto_sign_BYTES)
         return FERRY_E_SIGNATURE;
     return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : FERRY_E_SIGNATURE;
+}
+
+int key_write_public(const char *path, const struct key_public *k)
+{
+    char b64p[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
+                                        sodium_base64_VARIANT_ORIGINAL)];
+    char text[512];
+    sodium_bin2base64(b64p, sizeof b64p, k->pk, sizeof k->pk, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(text, sizeof text, "%s %s %s\n", PUBLIC_TAG, b64p, k->name[0] ? k->name : "key");
+    return write_new_file(path, text, 0644);
 }

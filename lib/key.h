@@ -34,6 +34,10 @@ void key_id_of(const uint8_t pk[crypto_sign_PUBLICKEYBYTES], char id[KEY_ID_LEN 
 int key_generate(const char *dir, const char *name, struct key_public *out);
 int key_load_secret(const char *path, struct key_secret *out);
 int key_load_public(const char *path, struct key_public *out);
+/* Writes k as a public key file at path (created exclusively, 0644). */
+int key_write_public(const char *path, const struct key_public *k);
+/* The text of a public key file (one line), e.g. as a registry serves it. */
+int key_parse_public(const char *what, const char *line, struct key_public *out);
 void key_secret_wipe(struct key_secret *k);
 
 void trust_init(struct trust *t);

@@ -513,6 +513,7 @@ enum ftype {
     F_INTLIST,  /* n_ + int64_t *: dimensions, each -1 or 0..INT32_MAX */
     F_NUMBER,   /* double, finite and greater than zero */
     F_MICROS,   /* uint32_t microseconds: a duration, or digits and "us" */
+    F_NUMMAP,   /* model.metrics: n_metrics + metrics entries, name -> number */
 };
 
 struct schema;
@@ -755,6 +756,8 @@ static const struct field model_fields[] = {
     {.key = "drift", .type = F_MAPPING, .offset = MEMBER(Ferry__ModelSpec, drift),
      .sub = &drift_schema},
     {.key = "max_body", .type = F_SIZE, .offset = MEMBER(Ferry__ModelSpec, max_body)},
+    /* Governance: figures the policy's metric thresholds compare against. */
+    {.key = "metrics", .type = F_NUMMAP},
 };
 FITS(model_fields);
 static const struct schema model_schema = {FIELDS(model_fields), sizeof(Ferry__ModelSpec),
@@ -1267,6 +1270,50 @@ static int parse_msglist(const struct ctx *c, const struct field *f, const yaml_
     return 0;
 }
 
+/* model.metrics (governance): metric names to plain numbers. */
+static int parse_nummap(const struct ctx *c, const struct field *f, const yaml_node_t *v,
+                        const char *path, void *msg)
+{
+    (void)f;
+    Ferry__ModelSpec *ms = msg;
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(c, v, path, "expected a mapping of metric names to numbers");
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if (n > 64)
+        return fail_at(c, FERRY_E_LIMIT, line_of(v), path, "more than 64 metrics");
+    if (n == 0)
+        return 0;
+    if (!(ms->metrics = calloc(n, sizeof *ms->metrics)))
+        return no_memory();
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        const yaml_node_t *val = yaml_document_get_node(c->doc, p->value);
+        int rc = key_of(c, k, path);
+        if (rc < 0)
+            return rc;
+        char sub[KEYPATH_MAX];
+        join(sub, sizeof sub, path, text_of(k), k->data.scalar.length);
+        for (size_t i = 0; i < ms->n_metrics; i++)
+            if (strcmp(ms->metrics[i]->key, text_of(k)) == 0)
+                return fail(c, k, sub, "duplicate key");
+        bool plain = val->type == YAML_SCALAR_NODE && !is_null(val) &&
+                     val->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        char *end = NULL;
+        double d = plain ? strtod(text_of(val), &end) : 0;
+        if (!plain || !end || end == text_of(val) || *end || d != d)
+            return fail(c, val, sub, "expected a number like 0.94");
+        Ferry__ModelSpec__MetricsEntry *e = malloc(sizeof *e);
+        if (!e)
+            return no_memory();
+        ferry__model_spec__metrics_entry__init(e);
+        ms->metrics[ms->n_metrics++] = e;
+        if (!(e->key = dup_text(k)))
+            return no_memory();
+        e->value = d;
+    }
+    return 0;
+}
+
 #define DIM_MAX 2147483647ll
 
 /* Tensor dimensions: plain integers, -1 meaning any size. */
@@ -1378,6 +1425,7 @@ static const parse_fn parsers[] = {
     [F_OPAQUE] = parse_opaque,
     [F_MSGLIST] = parse_msglist, [F_INTLIST] = parse_intlist,
     [F_NUMBER] = parse_number, [F_MICROS] = parse_micros,
+    [F_NUMMAP] = parse_nummap,
 };
 
 static int parse_mapping(const struct ctx *c, const yaml_node_t *map, const char *path,

@@ -6,7 +6,7 @@
 int on_action_submit(struct registry *r, const Ferry__Wire__Request *req,
                      Ferry__Wire__Response *resp, struct request_scratch *rs)
 {
-    return actions_submit(r->actions, &r->db, r->trust, req->action_submit, resp, &rs->action);
+    return actions_submit(r->actions, &r->db, gov_operators(r), req->action_submit, resp, &rs->action);
 }
 
 int on_action_await(struct registry *r, const Ferry__Wire__Request *req,

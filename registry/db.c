@@ -28,11 +28,14 @@ int db_ops_check(const struct db_ops *ops)
     } req[] = {
 #define OP(f) {#f, ops->f != NULL}
         OP(open),           OP(close),          OP(add_version),     OP(get_version),
-        OP(list_versions),  OP(audit),          OP(host_get),        OP(host_touch),
+        OP(list_versions),  OP(host_get),        OP(host_touch),
         OP(host_enroll),    OP(pending_put),    OP(pending_for),     OP(host_labels),
         OP(host_list),      OP(deployment_put), OP(deployment_list), OP(events_add),
         OP(events_list),    OP(history_list),   OP(host_set_plugins), OP(host_remove),
         OP(metrics_replace), OP(metrics_same),  OP(metrics_list),    OP(host_polls_save),
+        OP(audit_append),   OP(audit_list),     OP(envelope_current),
+        OP(version_set_sigs), OP(channel_set),  OP(channel_list),    OP(revoke_put),
+        OP(revoke_list),
 #undef OP
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -111,11 +114,6 @@ int db_get_version(struct db *db, const char *name, const char *version, struct 
 int db_list_versions(struct db *db, const char *name, struct db_version **out, size_t *n)
 {
     return db->ops->list_versions(db->impl, name, out, n);
-}
-
-int db_audit(struct db *db, const char *actor, const char *action, const char *subject)
-{
-    return db->ops->audit(db->impl, actor, action, subject);
 }
 
 int db_host_get(struct db *db, const char *name, struct db_host_auth *out)
@@ -247,5 +245,58 @@ void db_metrics_free(struct db_metrics_row *v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)
         free(v[i].body);
+    free(v);
+}
+
+int db_audit_append(struct db *db, const char *key_id, const char *role, const char *what,
+                    const char *detail)
+{
+    return db->ops->audit_append(db->impl, key_id, role, what, detail);
+}
+
+int db_audit_list(struct db *db, uint64_t after_seq, size_t limit, struct audit_entry **out,
+                  size_t *n)
+{
+    return db->ops->audit_list(db->impl, after_seq, limit, out, n);
+}
+
+int db_envelope_current(struct db *db, const char *host, const struct digest *content,
+                        int64_t now_ms, int64_t ttl_ms, struct db_envelope *out)
+{
+    return db->ops->envelope_current(db->impl, host, content, now_ms, ttl_ms, out);
+}
+
+/* ---- governance ---- */
+
+int db_version_set_sigs(struct db *db, const char *name, const char *version,
+                        const uint8_t *sigs, size_t len)
+{
+    return db->ops->version_set_sigs(db->impl, name, version, sigs, len);
+}
+
+int db_channel_set(struct db *db, const struct db_channel *c)
+{
+    return db->ops->channel_set(db->impl, c);
+}
+
+int db_channel_list(struct db *db, const char *name, struct db_channel **out, size_t *n)
+{
+    return db->ops->channel_list(db->impl, name, out, n);
+}
+
+int db_revoke_put(struct db *db, const char *key_id, const uint8_t *stmt, size_t len)
+{
+    return db->ops->revoke_put(db->impl, key_id, stmt, len);
+}
+
+int db_revoke_list(struct db *db, struct db_revocation **out, size_t *n)
+{
+    return db->ops->revoke_list(db->impl, out, n);
+}
+
+void db_revoke_list_free(struct db_revocation *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].stmt);
     free(v);
 }

@@ -6,6 +6,7 @@
 #ifndef FERRY_REGISTRY_DB_H
 #define FERRY_REGISTRY_DB_H
 
+#include "auditchain.h"
 #include "hash.h"
 
 #include <stddef.h>
@@ -174,8 +175,55 @@ int db_metrics_same(struct db *db, const char *host, const struct db_metrics_row
 int db_metrics_list(struct db *db, const char *name, struct db_metrics_row **out, size_t *n);
 void db_metrics_free(struct db_metrics_row *v, size_t n);
 
-/* Append to the hash-chained audit log. */
-int db_audit(struct db *db, const char *actor, const char *action, const char *subject);
+/* ---- audit log and desired-state envelopes (registry/audit.h) ---- */
+
+/* Append one entry to the hash-chained audit log (auditchain.h), in one
+ * transaction with reading the chain's head. */
+int db_audit_append(struct db *db, const char *key_id, const char *role, const char *what,
+                    const char *detail);
+/* At most limit entries with seq > after_seq, oldest first; *out malloc'd. */
+int db_audit_list(struct db *db, uint64_t after_seq, size_t limit, struct audit_entry **out,
+                  size_t *n);
+/* The envelope a host's desired state goes out in (registry/envelope.c). */
+struct db_envelope {
+    uint64_t version;            /* per host; only grows, across restarts */
+    int64_t issued_ms, expires_ms;
+};
+/* host's current envelope for the record set whose digest is content: the
+ * stored one while content is the same and less than half of ttl_ms has
+ * passed since it was issued (so agents get a fresh one well before it
+ * runs out); otherwise a new one, version + 1 (or now_ms when that is
+ * more), issued now, expiring at now + ttl_ms, stored. Rows outlive host removal: a host that comes back
+ * keeps counting from where its agent is. */
+int db_envelope_current(struct db *db, const char *host, const struct digest *content,
+                        int64_t now_ms, int64_t ttl_ms, struct db_envelope *out);
+
+/* ---- governance: approvals, channels, revocations (registry/gov.c) ---- */
+
+/* Replace name@version's signature list (approvals are added to it);
+ * FERRY_E_NOTFOUND when absent. */
+int db_version_set_sigs(struct db *db, const char *name, const char *version,
+                        const uint8_t *sigs, size_t len);
+struct db_channel {
+    char name[72], channel[72], version[72];
+    struct digest digest;
+    int64_t set_ms;      /* the promote's send time */
+    char key_id[24];     /* the operator key that promoted */
+};
+/* Point channel of name at version. FERRY_E_INVALID when the stored
+ * pointer was set by a request not older than set_ms (a replay). */
+int db_channel_set(struct db *db, const struct db_channel *c);
+/* name's channels (name NULL: every name's), by name then channel. */
+int db_channel_list(struct db *db, const char *name, struct db_channel **out, size_t *n);
+/* A signed revocation (encoded SignedGov) of key_id; the first is kept. */
+int db_revoke_put(struct db *db, const char *key_id, const uint8_t *stmt, size_t len);
+struct db_revocation {
+    char key_id[24];
+    uint8_t *stmt; /* malloc'd */
+    size_t len;
+};
+int db_revoke_list(struct db *db, struct db_revocation **out, size_t *n);
+void db_revoke_list_free(struct db_revocation *v, size_t n);
 
 /* ---- stores --------------------------------------------------------------- */
 
@@ -193,7 +241,6 @@ struct db_ops {
     int (*get_version)(void *self, const char *name, const char *version,
                        struct digest *digest, uint8_t **sigs, size_t *sigs_len);
     int (*list_versions)(void *self, const char *name, struct db_version **out, size_t *n);
-    int (*audit)(void *self, const char *actor, const char *action, const char *subject);
     int (*host_get)(void *self, const char *name, struct db_host_auth *out);
     int (*host_touch)(void *self, enum db_touch kind, const char *name, const uint8_t key[32],
                       int64_t sent_ms, int64_t now_ms, const char *labels,
@@ -222,6 +269,20 @@ struct db_ops {
                         size_t n);
     int (*metrics_list)(void *self, const char *name, struct db_metrics_row **out, size_t *n);
     int (*host_polls_save)(void *self, const struct db_poll_mark *m, size_t n);
+    /* audit log and envelopes */
+    int (*audit_append)(void *self, const char *key_id, const char *role, const char *what,
+                        const char *detail);
+    int (*audit_list)(void *self, uint64_t after_seq, size_t limit, struct audit_entry **out,
+                      size_t *n);
+    int (*envelope_current)(void *self, const char *host, const struct digest *content,
+                            int64_t now_ms, int64_t ttl_ms, struct db_envelope *out);
+    /* governance (db_sqlite_policy.c) */
+    int (*version_set_sigs)(void *self, const char *name, const char *version,
+                            const uint8_t *sigs, size_t len);
+    int (*channel_set)(void *self, const struct db_channel *c);
+    int (*channel_list)(void *self, const char *name, struct db_channel **out, size_t *n);
+    int (*revoke_put)(void *self, const char *key_id, const uint8_t *stmt, size_t len);
+    int (*revoke_list)(void *self, struct db_revocation **out, size_t *n);
 };
 
 /* The SQLite store, registered from the start. */

@@ -2,6 +2,7 @@
  * implementation of struct db_ops (db.h). Calls are serialized on one
  * connection by a mutex; each operation is one transaction. */
 #include "db.h"
+#include "db_sqlite_int.h"
 #include "error.h"
 #include "key.h"
 
@@ -13,10 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-struct sqlite_db {
-    sqlite3 *h;
-    pthread_mutex_t lock;
-};
 
 static const char *schema =
     "PRAGMA journal_mode=WAL;"
@@ -82,7 +79,6 @@ static int grow(void **v, size_t *cap, size_t count, size_t elem)
     return 0;
 }
 
-static int db_fail(struct sqlite_db *db, const char *what);
 
 /* Fills one element of a result array from the current row; 0 or -ENOMEM. */
 typedef int (*row_fn)(sqlite3_stmt *st, void *elem);
@@ -155,7 +151,7 @@ static int blob_into(sqlite3_stmt *st, int col, uint8_t **dst, size_t *len)
     return 0;
 }
 
-static int db_fail(struct sqlite_db *db, const char *what)
+int db_fail(struct sqlite_db *db, const char *what)
 {
     return err_set(FERRY_E_STORE, "metadata store: %s: %s", what, sqlite3_errmsg(db->h));
 }
@@ -197,6 +193,11 @@ static int sq_open_into(struct sqlite_db *db, const char *path)
             return rc;
         }
     }
+    if (sq_gov_migrate(db) < 0 || sq_policy_migrate(db) < 0) {
+        int rc = err_set(FERRY_E_STORE, "%s: %s", path, err_detail());
+        sqlite3_close(db->h);
+        return rc;
+    }
     pthread_mutex_init(&db->lock, NULL);
     return 0;
 }
@@ -223,14 +224,14 @@ static void sq_close(void *self)
     free(db);
 }
 
-static int exec_simple(struct sqlite_db *db, const char *sql)
+int exec_simple(struct sqlite_db *db, const char *sql)
 {
     return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(db, sql);
 }
 
 /* End a transaction begun with BEGIN IMMEDIATE: commit when rc is 0, else
  * (or when the commit fails) roll back. Returns the outcome. */
-static int finish_tx(struct sqlite_db *db, sqlite3_stmt *st, int rc)
+int finish_tx(struct sqlite_db *db, sqlite3_stmt *st, int rc)
 {
     sqlite3_finalize(st);
     if (rc == 0)
@@ -357,62 +358,6 @@ static int sq_list_versions(void *self, const char *name, struct db_version **ou
                        "SELECT version, manifest_digest, publisher, published_unix, kind"
                        " FROM artifacts WHERE name=? ORDER BY published_unix, rowid",
                        name, version_row, sizeof **out, NULL, (void **)out, n);
-}
-
-static int sq_audit(void *self, const char *actor, const char *action, const char *subject)
-{
-    struct sqlite_db *db = self;
-    pthread_mutex_lock(&db->lock);
-    sqlite3_stmt *st = NULL;
-    uint8_t prev[DIGEST_LEN] = {0};
-    int rc = exec_simple(db, "BEGIN IMMEDIATE");
-    if (rc < 0)
-        goto out;
-    if (sqlite3_prepare_v2(db->h, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &st,
-                           NULL) != SQLITE_OK) {
-        rc = db_fail(db, "audit");
-        goto done;
-    }
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == DIGEST_LEN)
-        memcpy(prev, sqlite3_column_blob(st, 0), DIGEST_LEN);
-    sqlite3_finalize(st);
-    st = NULL;
-
-    /* Each entry's hash covers the previous hash and this entry's fields, so
-     * editing or deleting a row breaks every hash after it. */
-    int64_t now = (int64_t)time(NULL);
-    char line[2048];
-    int len = snprintf(line, sizeof line, "%lld\n%s\n%s\n%s\n", (long long)now, actor, action,
-                       subject);
-    struct hasher h;
-    struct digest d;
-    hasher_init(&h);
-    hasher_update(&h, prev, DIGEST_LEN);
-    hasher_update(&h, line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1));
-    hasher_final(&h, &d);
-
-    if (sqlite3_prepare_v2(db->h,
-                           "INSERT INTO audit(time_unix, actor, action, subject, prev_hash, hash)"
-                           " VALUES(?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "audit");
-        goto done;
-    }
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 5, prev, DIGEST_LEN, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 6, d.b, DIGEST_LEN, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_fail(db, "audit");
-        goto done;
-    }
-done:
-    rc = finish_tx(db, st, rc);
-out:
-    pthread_mutex_unlock(&db->lock);
-    return rc;
 }
 
 /* ---- hosts and deployments ---------------------------------------------- */
@@ -1077,7 +1022,6 @@ const struct db_ops db_sqlite_ops = {
     .add_version = sq_add_version,
     .get_version = sq_get_version,
     .list_versions = sq_list_versions,
-    .audit = sq_audit,
     .host_get = sq_host_get,
     .host_touch = sq_host_touch,
     .host_enroll = sq_host_enroll,
@@ -1096,4 +1040,12 @@ const struct db_ops db_sqlite_ops = {
     .metrics_same = sq_metrics_same,
     .metrics_list = sq_metrics_list,
     .host_polls_save = sq_host_polls_save,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
+    .envelope_current = sq_envelope_current,
+    .version_set_sigs = sq_version_set_sigs,
+    .channel_set = sq_channel_set,
+    .channel_list = sq_channel_list,
+    .revoke_put = sq_revoke_put,
+    .revoke_list = sq_revoke_list,
 };

@@ -66,6 +66,14 @@ int on_list_history(struct registry *, const Ferry__Wire__Request *, Ferry__Wire
                     struct request_scratch *);
 int on_list_metrics(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
                     struct request_scratch *);
+/* query_handlers.c: the audit log */
+int on_list_audit(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
+                  struct request_scratch *);
+/* gov.c: governance (approve, promote, revoke; policy, channels, check) */
+int on_gov(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
+           struct request_scratch *);
+int on_gov_query(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
+                 struct request_scratch *);
 /* action_handlers.c */
 int on_action_submit(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
                      struct request_scratch *);

@@ -15,7 +15,52 @@ void desired_free(struct desired *d)
     }
     free(d->signed_records);
     free(d->records);
+    for (size_t i = 0; i < d->n_pins; i++)
+        ferry__wire__channel_pin__free_unpacked(d->pins[i], NULL);
+    free(d->pins);
     memset(d, 0, sizeof *d);
+}
+
+/* The pointer of each channel a chosen record follows. */
+static int add_pins(struct db *db, struct desired *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const Ferry__DeployRecord *r = d->records[i];
+        if (r->undeploy || !r->channel || !r->channel[0])
+            continue;
+        struct db_channel *v = NULL;
+        size_t n = 0;
+        int rc = db_channel_list(db, r->name, &v, &n);
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(v[j].channel, r->channel) != 0)
+                continue;
+            Ferry__Wire__ChannelPin **np = realloc(d->pins, (d->n_pins + 1) * sizeof *np);
+            Ferry__Wire__ChannelPin *p = malloc(sizeof *p);
+            uint8_t *dg = malloc(DIGEST_LEN);
+            if (np)
+                d->pins = np;
+            if (!np || !p || !dg) {
+                free(p), free(dg), free(v);
+                return -ENOMEM;
+            }
+            ferry__wire__channel_pin__init(p);
+            p->name = strdup(v[j].name);
+            p->channel = strdup(v[j].channel);
+            p->version = strdup(v[j].version);
+            memcpy(dg, v[j].digest.b, DIGEST_LEN);
+            p->manifest_digest = (ProtobufCBinaryData){DIGEST_LEN, dg};
+            p->promoted_ms = (uint64_t)v[j].set_ms;
+            d->pins[d->n_pins++] = p;
+            if (!p->name || !p->channel || !p->version) {
+                free(v);
+                return -ENOMEM;
+            }
+        }
+        free(v);
+    }
+    return 0;
 }
 
 int fleet_desired_for(struct db *db, const struct label_set *host_labels, struct desired *out)
@@ -62,6 +107,10 @@ int fleet_desired_for(struct db *db, const struct label_set *host_labels, struct
         d.records[j] = r;
     }
     db_deployment_list_free(deps, ndeps);
+    if ((rc = add_pins(db, &d)) < 0) {
+        desired_free(&d);
+        return rc;
+    }
 
     /* The serial is a digest of the chosen records (deployments come back
      * ordered by name), so it is stable across registry restarts and
@@ -72,6 +121,14 @@ int fleet_desired_for(struct db *db, const struct label_set *host_labels, struct
     hasher_update(&h, "ferry-desired-v1", 16);
     for (size_t i = 0; i < d.n; i++)
         hasher_update(&h, d.signed_records[i]->record.data, d.signed_records[i]->record.len);
+    /* A promotion changes what a following host runs: it changes the serial. */
+    for (size_t i = 0; i < d.n_pins; i++) {
+        const Ferry__Wire__ChannelPin *p = d.pins[i];
+        hasher_update(&h, p->name, strlen(p->name) + 1);
+        hasher_update(&h, p->channel, strlen(p->channel) + 1);
+        hasher_update(&h, p->version, strlen(p->version) + 1);
+        hasher_update(&h, p->manifest_digest.data, p->manifest_digest.len);
+    }
     hasher_final(&h, &dg);
     memcpy(&d.serial, dg.b, sizeof d.serial);
     if (d.serial == 0)

@@ -6,12 +6,16 @@
 #include "db.h"
 #include "manifest.pb-c.h"
 #include "selector.h"
+#include "wire.pb-c.h"
 
 struct desired {
     uint64_t serial;               /* changes whenever the chosen records change */
     size_t n;
     Ferry__SignedRecord **signed_records; /* unpacked, owned */
     Ferry__DeployRecord **records;        /* decoded, owned, parallel */
+    /* Governance: where the channels that records follow point (owned). */
+    size_t n_pins;
+    Ferry__Wire__ChannelPin **pins;
 };
 
 /* For a host with these labels: per name, the newest matching record

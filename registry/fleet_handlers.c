@@ -40,6 +40,16 @@ static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
         snprintf(why, sizeof why, "%s", err_detail());
         return err_set(rc, "deploy refused: %s", why);
     }
+    /* Governance: an operator key, and what the policy lets reach there. */
+    char what[200];
+    snprintf(what, sizeof what, "%s %s", queries_action(rec), rec->name);
+    rc = gov_allows(r, signer, ROLE_OPERATOR, NULL, what);
+    if (rc == 0)
+        rc = gov_check_deploy(r, rec);
+    if (rc < 0) {
+        record_free(rec);
+        return rc;
+    }
     if (!rec->undeploy) {
         struct digest have;
         uint8_t *sigs = NULL;
@@ -63,8 +73,8 @@ static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
         char subject[256];
         snprintf(subject, sizeof subject, "%s%s%s to %s", rec->name, rec->undeploy ? "" : "@",
                  rec->undeploy ? "" : rec->version, rec->selector);
-        db_audit(&r->db, signer, rec->undeploy ? "undeploy" : "deploy", subject);
-        logf_("%s %s by key %s", rec->undeploy ? "undeploy" : "deploy", subject, signer);
+        audit_append(&r->db, signer, AUDIT_ROLE_OPERATOR, queries_action(rec), subject);
+        logf_("%s %s by key %s", queries_action(rec), subject, signer);
         wake_pollers(r);
     }
     free(bytes);
@@ -100,6 +110,10 @@ int fleet_desired_response(struct registry *r, const char *host, struct desired 
     ds->serial = d->serial;
     ds->records = d->signed_records;
     ds->n_records = d->n;
+    ds->pins = d->pins;
+    ds->n_pins = d->n_pins;
+    if ((rc = desired_envelope_attach(r, host, d, ds, s)) < 0)
+        return rc;
     resp->body_case = FERRY__WIRE__RESPONSE__BODY_DESIRED;
     resp->desired = ds;
     /* Every poll answer carries the actions queued for the host. */
@@ -122,7 +136,7 @@ int on_register(struct registry *r, const Ferry__Wire__Request *req,
 {
     (void)resp;
     (void)rs;
-    return hosts_register(&r->db, r->trust, req->register_);
+    return hosts_register(&r->db, gov_operators(r), req->register_);
 }
 
 int on_report(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__Response *resp,
@@ -136,7 +150,7 @@ int on_report(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__
 int on_accept_host(struct registry *r, const Ferry__Wire__Request *req,
                    Ferry__Wire__Response *resp, struct request_scratch *rs)
 {
-    return hosts_accept(&r->db, &r->live, r->trust, req->accept_host, resp, &rs->accept);
+    return hosts_accept(&r->db, &r->live, gov_operators(r), req->accept_host, resp, &rs->accept);
 }
 
 int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
@@ -144,7 +158,7 @@ int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
 {
     (void)resp;
     (void)rs;
-    return hosts_remove(&r->db, &r->live, r->trust, r->host_ttl_ms, req->remove_host);
+    return hosts_remove(&r->db, &r->live, gov_operators(r), r->host_ttl_ms, req->remove_host);
 }
 
 /* PARK when nothing changed for a poll that may wait: the transport keeps

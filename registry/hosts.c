@@ -1,4 +1,5 @@
 #include "hosts.h"
+#include "audit.h"
 #include "rmetrics.h"
 #include "clock.h"
 #include "error.h"
@@ -281,7 +282,7 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
     if (rc == 0) {
         char subject[160];
         snprintf(subject, sizeof subject, "%s key %s (join token)", hello->name, id);
-        db_audit(db, claims.signer, "enroll-host", subject);
+        audit_append(db, claims.signer, AUDIT_ROLE_OPERATOR, "enroll-host", subject);
         logf_("host %s (key %s) enrolled with a join token signed by key %s", hello->name, id,
               claims.signer);
     }
@@ -489,7 +490,7 @@ int hosts_accept(struct db *db, struct liveness *lv, const struct trust *trust,
     if (rc == 0) {
         char subject[160];
         snprintf(subject, sizeof subject, "%s key %s%s", b->name, id, replaced ? " (re-keyed)" : "");
-        db_audit(db, k->id, "accept-host", subject);
+        audit_append(db, k->id, AUDIT_ROLE_OPERATOR, "accept-host", subject);
         logf_("host %s (key %s) %s by key %s", b->name, id, replaced ? "re-keyed" : "accepted",
               k->id);
         ferry__wire__accept_reply__init(&out->reply);
@@ -549,7 +550,7 @@ int hosts_remove(struct db *db, struct liveness *lv, const struct trust *trust, 
     if (rc == 0)
         liveness_forget(lv, b->name);
     if (rc == 0) {
-        db_audit(db, k->id, "remove-host", b->name);
+        audit_append(db, k->id, AUDIT_ROLE_OPERATOR, "remove-host", b->name);
         logf_("host %s removed by key %s", b->name, k->id);
     }
     ferry__wire__remove_host_body__free_unpacked(b, NULL);

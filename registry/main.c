@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "                      [--workers N] [--host-ttl DURATION] [--tls-cert FILE.pem]\n"
             "                      [--max-blob-size SIZE] [--max-conns N]\n"
             "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
-            "                      [--version]\n"
+            "                      [--desired-ttl DURATION]\n"
+            "                      [--policy FILE [--trust-admin FILE.pub ...]] [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -36,7 +37,13 @@ static void usage(FILE *f)
             "  --max-conns: connections at once, in total (default %d).\n"
             "  --max-conns-per-peer: connections at once from one address (default %d).\n"
             "  --idle-timeout: a connection with no request and no waiting poll this\n"
-            "    long is closed (default %ds).\n",
+            "    long is closed (default %ds).\n"
+            "  --desired-ttl: how long a host's signed desired state is valid (default 24h;\n"
+            "    at least 2s); a fresh one goes out once half of it has passed.\n"
+            "  --policy: the governance policy (docs/governance.md); FILE.sig beside it\n"
+            "    must be signed by a key the policy names as admin and that is one of\n"
+            "    --trust-admin (or, without it, of --trust; with neither, the policy's\n"
+            "    own admins). Without --policy every trusted key may do everything.\n",
             SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
             SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000);
 }
@@ -94,11 +101,14 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *data = NULL, *listen = NULL;
+    uint64_t desired_ttl_ms = 0;
     int workers = 0, host_ttl_ms = 0, max_conns = 0, max_per_peer = 0, idle_ms = 0;
     const char *tls_cert = NULL;
     uint64_t max_blob_size = 0;
-    struct trust trust;
+    struct trust trust, admins;
     trust_init(&trust);
+    trust_init(&admins);
+    const char *policy = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -142,6 +152,20 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--idle-timeout") == 0) {
             if (ms_flag(a, val, 86400000, &idle_ms) < 0)
                 return 2;
+        } else if (strcmp(a, "--desired-ttl") == 0) {
+            if (num_parse_duration_ms(a, val, 1000, 2000, 366ULL * 86400000, &desired_ttl_ms) <
+                0) {
+                fprintf(stderr, "ferry-registry: %s\n", err_detail());
+                return 2;
+            }
+        } else if (strcmp(a, "--policy") == 0) {
+            policy = val;
+        } else if (strcmp(a, "--trust-admin") == 0) {
+            int rc = trust_add_file(&admins, val);
+            if (rc < 0) {
+                fprintf(stderr, "ferry-registry: --trust-admin %s\n", err_message(rc));
+                return 1;
+            }
         } else if (strcmp(a, "--trust") == 0) {
             int rc = trust_add_file(&trust, val);
             if (rc < 0) {
@@ -174,6 +198,8 @@ int main(int argc, char **argv)
         .data_dir = data,
         .listen_url = listen,
         .trust = &trust,
+        .policy_path = policy,
+        .admin_anchors = admins.n ? &admins : NULL,
         .workers = workers,
         .host_ttl_ms = host_ttl_ms,
         .tls_cert_key = tls_cert,
@@ -181,12 +207,14 @@ int main(int argc, char **argv)
         .max_conns = max_conns,
         .max_conns_per_peer = max_per_peer,
         .idle_timeout_ms = idle_ms,
+        .desired_ttl_ms = (int64_t)desired_ttl_ms,
     };
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);
     if (rc < 0) {
         fprintf(stderr, "ferry-registry: %s\n", err_message(rc));
         trust_fini(&trust);
+        trust_fini(&admins);
         return 1;
     }
     fprintf(stderr, "ferry-registry: listening on %s (data %s, %zu trusted key%s)\n",
@@ -204,5 +232,6 @@ int main(int argc, char **argv)
         pthread_detach(watchdog);
     registry_stop(reg);
     trust_fini(&trust);
+    trust_fini(&admins);
     return 0;
 }

@@ -118,6 +118,21 @@ static struct pending *pending_take(struct registry *r, const struct digest *md)
 
 /* ---- handlers ------------------------------------------------------------- */
 
+/* Approval and provenance signatures offered with a publish must be valid
+ * for this very manifest: a list never stores a signature that fails. */
+static int publish_extra_sigs_check(const Ferry__SignatureList *sl, const struct digest *d)
+{
+    for (size_t i = 0; i < sl->n_signatures; i++) {
+        const Ferry__Signature *s = sl->signatures[i];
+        if (s->role && s->role[0] && gov_verify_extra(s, d) < 0) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", err_detail());
+            return err_set(FERRY_E_SIGNATURE, "publish refused: %s", why);
+        }
+    }
+    return 0;
+}
+
 static int handle_offer(struct registry *r, const Ferry__Wire__Offer *o,
                         Ferry__Wire__Response *resp, struct scratch *s)
 {
@@ -136,6 +151,15 @@ static int handle_offer(struct registry *r, const Ferry__Wire__Offer *o,
     Ferry__Manifest *m = NULL;
     if ((rc = manifest_decode(o->manifest.data, o->manifest.len, &m)) < 0)
         return rc;
+    /* Governance: a publisher key (for this kind), and any provenance
+     * statement must verify over this manifest. */
+    struct digest offered;
+    digest_of(o->manifest.data, o->manifest.len, &offered);
+    if ((rc = gov_allows(r, signer, ROLE_PUBLISHER, m->spec->kind, "publish")) < 0 ||
+        (rc = publish_extra_sigs_check(o->signatures, &offered)) < 0) {
+        manifest_free(m);
+        return rc;
+    }
     if ((rc = offer_limits_check_store(&r->store, m, r->max_blob_size)) < 0) {
         manifest_free(m);
         return rc;
@@ -283,7 +307,7 @@ static int handle_commit(struct registry *r, const Ferry__Wire__Commit *c)
     if (rc == 0 && !already) {
         char subject[200];
         snprintf(subject, sizeof subject, "%s@%s", p->name, p->version);
-        db_audit(&r->db, p->signer, "publish", subject);
+        audit_append(&r->db, p->signer, AUDIT_ROLE_PUBLISHER, "publish", subject);
         r->publishes++;
         char hex[DIGEST_HEX_LEN + 1];
         digest_hex(&md, hex);

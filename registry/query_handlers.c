@@ -257,6 +257,10 @@ static int handle_list_hosts(struct registry *r, Ferry__Wire__Response *resp, st
             if (h->bodies[i]) {
                 info->workloads = h->bodies[i]->workloads;
                 info->n_workloads = h->bodies[i]->n_workloads;
+                info->desired_state = h->bodies[i]->desired_state;
+                info->envelope_version = h->bodies[i]->envelope_version;
+                info->envelope_expires_ms = h->bodies[i]->envelope_expires_ms;
+                info->verifies_policy = h->bodies[i]->verifies_policy;
             }
         }
         if (dh->plugins &&
@@ -356,4 +360,10 @@ int on_list_metrics(struct registry *r, const Ferry__Wire__Request *req,
                     Ferry__Wire__Response *resp, struct request_scratch *rs)
 {
     return rmetrics_list(&r->db, req->list_metrics, resp, &rs->metrics);
+}
+
+int on_list_audit(struct registry *r, const Ferry__Wire__Request *req,
+                  Ferry__Wire__Response *resp, struct request_scratch *rs)
+{
+    return audit_list(&r->db, req->list_audit, resp, &rs->audit);
 }

@@ -5,6 +5,7 @@
 #include "registry.h"
 #include "registry_int.h"
 #include "dispatch.h"
+#include "envelope.h"
 #include "error.h"
 #include "manifest.h"
 #include "offerlimits.h"
@@ -25,6 +26,7 @@ static void scratch_free(struct scratch *s)
     signatures_free(s->sigs);
     free(s->versions);
     actions_batch_free(&s->batch);
+    envelope_free(s->envelope);
 }
 
 /* An action was queued: parked polls are looked at again; the host's
@@ -62,7 +64,11 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     if (rc == PARK) {
         snprintf(park->host, sizeof park->host, "%s", req->poll->host);
         park->known_serial = req->poll->known_serial;
+        /* Not longer than a quarter of an envelope's life: a waiting host
+         * gets the refreshed one (issued after half of it) in time. */
         park->wait_ms = req->poll->wait_ms;
+        if ((int64_t)park->wait_ms > r->desired_ttl_ms / 4)
+            park->wait_ms = (uint32_t)(r->desired_ttl_ms / 4);
     } else {
         if (rc < 0) {
             resp.body_case = FERRY__WIRE__RESPONSE__BODY__NOT_SET;
@@ -77,6 +83,8 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     events_scratch_free(&rs.events);
     queries_reply_free(&rs.queries);
     rmetrics_scratch_free(&rs.metrics);
+    audit_reply_free(&rs.audit);
+    gov_scratch_free(&rs.gov);
     desired_free(&rs.desired);
     actions_scratch_free(&rs.action);
     if (req)
@@ -122,8 +130,16 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     r->trust = cfg->trust;
     r->host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS;
     r->max_blob_size = cfg->max_blob_size ? cfg->max_blob_size : REGISTRY_DEFAULT_MAX_BLOB_SIZE;
+    r->desired_ttl_ms = cfg->desired_ttl_ms > 0 ? cfg->desired_ttl_ms : REGISTRY_DEFAULT_DESIRED_TTL_MS;
+    int key_created = 0;
+    if ((rc = registry_key_load(cfg->data_dir, &r->self_key, &key_created)) < 0) {
+        free(r);
+        return rc;
+    }
+
     pthread_mutex_init(&r->pending_lock, NULL);
     if (actions_new(wake_for_actions, r, &r->actions) < 0) {
+        key_secret_wipe(&r->self_key);
         free(r);
         return -ENOMEM;
     }
@@ -131,6 +147,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
 
     if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
         free(r);
         return rc;
     }
@@ -138,13 +155,23 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     if ((rc = db_open(&r->db, path)) < 0) {
         store_close(&r->store);
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
+        free(r);
+        return rc;
+    }
+    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors ? cfg->admin_anchors : cfg->trust)) < 0) {
+        db_close(&r->db);
+        store_close(&r->store);
+        actions_free(r->actions);
         free(r);
         return rc;
     }
     if ((rc = liveness_start(&r->live, &r->db)) < 0) {
+        gov_free(r->gov);
         db_close(&r->db);
         store_close(&r->store);
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
         free(r);
         return rc;
     }
@@ -160,13 +187,19 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     if ((rc = server_start(&sc, &h, &r->server)) < 0) {
         r->server = NULL;
         liveness_stop(&r->live);
+        gov_free(r->gov);
         db_close(&r->db);
         store_close(&r->store);
         pthread_mutex_destroy(&r->pending_lock);
         actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
         free(r);
         return rc;
     }
+    /* Said once serving, so a start that fails still fails with one line. */
+    if (key_created)
+        fprintf(stderr, "ferry-registry: created its own key %s (%s/registry.pub)\n",
+                r->self_key.pub.id, cfg->data_dir);
     *out = r;
     return 0;
 }
@@ -189,10 +222,12 @@ void registry_stop(struct registry *r)
     server_stop(r->server);
     publish_pending_clear(r);
     liveness_stop(&r->live); /* after the server: no poll moves a mark any more */
+    gov_free(r->gov);
     db_close(&r->db);
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
     actions_free(r->actions);
+    key_secret_wipe(&r->self_key);
     free(r);
 }
 

@@ -11,6 +11,7 @@
 
 #define REGISTRY_DEFAULT_WORKERS 8
 #define REGISTRY_DEFAULT_HOST_TTL_MS 15000
+#define REGISTRY_DEFAULT_DESIRED_TTL_MS (24LL * 3600 * 1000)
 
 struct registry_config {
     const char *data_dir;
@@ -23,6 +24,9 @@ struct registry_config {
     int max_conns;               /* connections in total; 0: default (server.h) */
     int max_conns_per_peer;      /* connections from one address; 0: default */
     int idle_timeout_ms;         /* a connection silent this long is closed; 0: default */
+    int64_t desired_ttl_ms;      /* a desired-state envelope's lifetime; 0: 24 h */
+    const char *policy_path;     /* --policy FILE (FILE.sig beside it), or NULL */
+    const struct trust *admin_anchors; /* --trust-admin; NULL: trust anchors the policy */
 };
 
 struct registry_stats {

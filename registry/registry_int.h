@@ -5,8 +5,10 @@
 #define FERRY_REGISTRY_REGISTRY_INT_H
 
 #include "actions.h"
+#include "audit.h"
 #include "db.h"
 #include "fleet.h"
+#include "gov.h"
 #include "hosts.h"
 #include "key.h"
 #include "liveness.h"
@@ -33,7 +35,10 @@ struct registry {
     struct pending *pending;
     size_t n_pending;
     struct actions *actions;  /* requests to workloads, per host (actions.c) */
+    struct regpolicy *gov;    /* the signed policy (gov.c), NULL without --policy */
     int host_ttl_ms;
+    struct key_secret self_key; /* DATA/registry.key: signs desired-state envelopes */
+    int64_t desired_ttl_ms;
     uint64_t max_blob_size;
     _Atomic uint64_t requests, bad_requests, blobs_received, blob_bytes_received,
         chunks_served, publishes, publishes_refused;
@@ -46,6 +51,7 @@ struct scratch {
     Ferry__SignatureList *sigs;
     struct db_version *versions;
     struct actions_batch batch; /* actions handed out with a poll answer */
+    Ferry__Wire__SignedEnvelope *envelope; /* the desired state's (envelope.h) */
 };
 
 static inline void *keep(struct scratch *s, void *p)
@@ -93,6 +99,8 @@ struct request_scratch {
     struct queries_reply queries;
     struct actions_scratch action;
     struct rmetrics_scratch metrics;
+    struct audit_reply audit;
+    struct gov_scratch gov;
 };
 
 /* Free what a request's handler left in the scratch (query_handlers.c). */
@@ -103,6 +111,14 @@ void hosts_scratch_free(struct hosts_scratch *h);
  * also what a parked poll is answered with. */
 int fleet_desired_response(struct registry *r, const char *host, struct desired *d,
                            Ferry__Wire__Response *resp, struct scratch *s);
+
+/* Signs d as host's desired-state envelope into ds (desired_env.c); the
+ * envelope is kept in s. d->serial then also moves with the envelope's
+ * version, so a refreshed envelope reaches a waiting poll. */
+int desired_envelope_attach(struct registry *r, const char *host, struct desired *d,
+                            Ferry__Wire__DesiredState *ds, struct scratch *s);
+/* DATA/registry.key, created with DATA/registry.pub on first start. */
+int registry_key_load(const char *data_dir, struct key_secret *out, int *created);
 
 /* Drops every accepted publish still waiting for blobs (publish.c). */
 void publish_pending_clear(struct registry *r);

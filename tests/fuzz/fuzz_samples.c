@@ -1,4 +1,5 @@
 #include "fuzz_samples.h"
+#include "govrules.h"
 #include "fsutil.h"
 #include "fuzz_common.h"
 #include "error.h"
@@ -346,6 +347,40 @@ void fuzz_requests(const struct fuzz_artifact *a, fuzz_emit_fn emit, void *arg)
     req.body_case = FERRY__WIRE__REQUEST__BODY_LIST_EVENTS;
     req.list_events = &le;
     emit_request(emit, arg, "list_events", &req);
+
+    /* Governance: the three questions, and an approval of the artifact by
+     * the publisher key (valid, for a registry without a policy). */
+    static const char *const questions[] = {"policy", "channels", "check"};
+    for (size_t i = 0; i < 3; i++) {
+        Ferry__Wire__GovQuery gq = FERRY__WIRE__GOV_QUERY__INIT;
+        gq.what = (char *)questions[i];
+        gq.name = a->m->spec->name;
+        gq.version = a->m->spec->version;
+        gq.channel = (char *)"prod";
+        ferry__wire__request__init(&req);
+        req.body_case = FERRY__WIRE__REQUEST__BODY_GOV_QUERY;
+        req.gov_query = &gq;
+        snprintf(name, sizeof name, "gov_query-%s", questions[i]);
+        emit_request(emit, arg, name, &req);
+    }
+    {
+        struct key_secret k;
+        fuzz_publisher_key(&k);
+        Ferry__Signature *ap = NULL;
+        int rc = gov_sign_approval(&k, &a->mdigest, "approver", &ap);
+        key_secret_wipe(&k);
+        if (rc < 0)
+            die("gov_sign_approval", rc);
+        Ferry__Wire__Gov g = FERRY__WIRE__GOV__INIT;
+        g.name = a->m->spec->name;
+        g.version = a->m->spec->version;
+        g.approval = ap;
+        ferry__wire__request__init(&req);
+        req.body_case = FERRY__WIRE__REQUEST__BODY_GOV;
+        req.gov = &g;
+        emit_request(emit, arg, "gov-approve", &req);
+        ferry__signature__free_unpacked(ap, NULL);
+    }
 
     ferry__wire__request__init(&req);
     emit_request(emit, arg, "empty", &req);

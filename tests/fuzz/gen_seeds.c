@@ -221,6 +221,27 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "sample-%zu.yaml", i);
         put("spec", name, fuzz_spec_samples[i], strlen(fuzz_spec_samples[i]));
     }
+    /* The governance policy (target_policy.c): the documented example. */
+    static const char policy[] =
+        "keys:\n"
+        "  - {name: admin,    pub: k0.pub, roles: [admin]}\n"
+        "  - {name: ci,       pub: k1.pub, roles: [publisher, operator]}\n"
+        "  - {name: ds,       pub: k2.pub, roles: [publisher], kinds: [model, notebook]}\n"
+        "  - {name: reviewer, pub: k3.pub, roles: [approver]}\n"
+        "channels: [dev, staging, prod]\n"
+        "environments:\n"
+        "  - {name: prod, selector: \"env=prod\", channel: prod}\n"
+        "rules:\n"
+        "  - kind: model\n"
+        "    channel: prod\n"
+        "    approvals: 1\n"
+        "    privacy_review: true\n"
+        "    card: [Intended use, Limitations]\n"
+        "    metrics: {accuracy: \">= 0.9\"}\n"
+        "  - kind: app\n"
+        "    channel: prod\n"
+        "    provenance: {builder: \"https://ci.example/builder\"}\n";
+    put("policy", "example.yaml", policy, sizeof policy - 1);
     manifests(&app, &model);
     fuzz_requests(&app, put_wire, "wire");
     fuzz_desired_states(&app, put_desired, NULL);

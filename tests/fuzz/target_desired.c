@@ -6,7 +6,9 @@
  *
  * Input: an encoded ferry.wire.DesiredState. Every record is checked as
  * sent and once more re-signed by the fixed publisher key, so a mutated
- * record gets past the signature as a trusted operator's would. */
+ * record gets past the signature as a trusted operator's would; so is its
+ * envelope (lib/envelope.c), re-signed by the same key. */
+#include "envelope.h"
 #include "error.h"
 #include "fuzz_common.h"
 #include "record.h"
@@ -61,11 +63,36 @@ static void check_record(const Ferry__SignedRecord *sr)
     record_free(rec);
 }
 
+/* The envelope, as sent and with its body re-signed by the fixed key
+ * (standing in for the registry's), checked as the agent checks it. */
+static void check_envelope(const Ferry__Wire__DesiredState *ds)
+{
+    struct envelope_held held = {0};
+    struct envelope_verdict v;
+    (void)envelope_verify(ds->envelope, &publisher.pub, "fuzz-host", ds->records, ds->n_records,
+                          ds->pins, ds->n_pins, &held, 1700000000000ull, &v);
+    if (!ds->envelope)
+        return;
+    Ferry__Wire__SignedEnvelope ours = *ds->envelope;
+    uint8_t sb[crypto_sign_BYTES];
+    key_sign(&publisher, ours.body.data, ours.body.len, sb);
+    ours.key_id = publisher.pub.id;
+    ours.signature.data = sb;
+    ours.signature.len = sizeof sb;
+    int rc = envelope_verify(&ours, &publisher.pub, "fuzz-host", ds->records, ds->n_records,
+                             ds->pins, ds->n_pins, &held, 1700000000000ull, &v);
+    if (rc == 0 && v.refusal != ENVELOPE_OK) {
+        fprintf(stderr, "an accepted envelope carries a refusal\n");
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Ferry__Wire__DesiredState *ds = ferry__wire__desired_state__unpack(NULL, size, data);
     if (!ds)
         return 0;
+    check_envelope(ds);
     for (size_t i = 0; i < ds->n_records; i++) {
         const Ferry__SignedRecord *sr = ds->records[i];
         check_record(sr);

@@ -1,0 +1,58 @@
+/* The registry's side of governance (docs/governance.md): the signed
+ * policy it was started with, roles checked on every signed request,
+ * approvals, channels (promote), revocations, and the questions `ferry
+ * policy show|check` and `ferry channels` ask. Without --policy every
+ * trusted key may do everything, as before. Internal to registry/. */
+#ifndef FERRY_REGISTRY_GOV_H
+#define FERRY_REGISTRY_GOV_H
+
+#include "db.h"
+#include "govrules.h"
+#include "manifest.pb-c.h"
+#include "policy.h"
+#include "wire.pb-c.h"
+
+struct registry;
+struct regpolicy;
+
+/* Load path, check path.sig: signed by a key the policy names as admin,
+ * and (when anchors holds keys: --trust) one of anchors. Refused with the
+ * reason otherwise; r->trust becomes the policy's keys. */
+int gov_start(struct registry *r, const char *path, const struct trust *anchors);
+void gov_free(struct regpolicy *g);
+
+/* Keys that may accept and remove hosts: the policy's operators (as
+ * loaded at start), or every trusted key without a policy. */
+const struct trust *gov_operators(struct registry *r);
+/* 0 without a policy; else policy_allows under the lock. */
+int gov_allows(struct registry *r, const char *key_id, unsigned role, const char *kind,
+               const char *what);
+/* A verified deploy record, before it is stored: a channel record names a
+ * channel the policy has and the version it points at; a plain deploy
+ * passes the rules of every environment its selector may reach. */
+int gov_check_deploy(struct registry *r, const Ferry__DeployRecord *rec);
+
+/* What one governance reply points into. */
+struct gov_scratch {
+    Ferry__Wire__GovReply reply;
+    Ferry__Wire__PolicyKeyFile *files, **file_ptrs;
+    Ferry__Wire__SignedGov **revoked;
+    size_t n_revoked;
+    Ferry__Wire__ChannelPin *pins, **pin_ptrs;
+    struct db_channel *chans;
+    char **missing;
+    size_t n_missing;
+    char summary[1200];
+    uint8_t *digests; /* DIGEST_LEN per pin */
+};
+void gov_scratch_free(struct gov_scratch *s);
+
+int gov_handle(struct registry *r, const Ferry__Wire__Gov *g, Ferry__Wire__Response *resp,
+               struct gov_scratch *s);
+int gov_query(struct registry *r, const Ferry__Wire__GovQuery *q, Ferry__Wire__Response *resp,
+              struct gov_scratch *s);
+
+/* The canonical message a SignedGov's signature covers is its body. */
+#define GOV_PURPOSE "ferry-gov-v1"
+
+#endif
