@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -41,6 +42,24 @@ static void on_maintenance(uv_timer_t *t)
 
 /* ---- restore: the runs local state holds ---- */
 
+/* When an adopted process started, on the monotonic clock started_ms uses:
+ * its start time (ticks since boot) against the boot clock now. The agent
+ * did not see it start, but it has lived that long: an alive-for-settle
+ * health check must not make it settle again (three failed "settling"
+ * probes would restart a healthy process). */
+static uint64_t adopted_start_ms(uint64_t proc_start_ticks)
+{
+    uint64_t now = mono_ms();
+    struct timespec bt;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (!proc_start_ticks || hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &bt) < 0)
+        return now;
+    uint64_t boot_ms = (uint64_t)bt.tv_sec * 1000u + (uint64_t)bt.tv_nsec / 1000000u;
+    uint64_t began_ms = proc_start_ticks * 1000u / (uint64_t)hz;
+    uint64_t age = boot_ms > began_ms ? boot_ms - began_ms : 0;
+    return age < now ? now - age : 1; /* 0 would read as "not started" */
+}
+
 /* A live process found after an agent restart: supervised again without a
  * restart. The one place a run is adopted (a plugin's adopt hook goes here). */
 static int adopt(struct run *r, const struct localdb_run *lr)
@@ -48,7 +67,7 @@ static int adopt(struct run *r, const struct localdb_run *lr)
     r->supervised = 1;
     r->frun.pid = lr->pid;
     r->proc_start = lr->proc_start;
-    r->frun.started_ms = mono_ms();
+    r->frun.started_ms = adopted_start_ms(lr->proc_start);
     if (watch_pidfd(r) < 0)
         return -1;
     alog(FERRY_LOG_INFO, "%s@%s: re-adopted pid %d", r->name, r->version, r->frun.pid);

@@ -162,6 +162,8 @@ static void probe_after(uv_work_t *req, int status)
     if (r->closing) {
         run_release(r);
     } else if (status == 0) {
+        alog(FERRY_LOG_DEBUG, "%s@%s: probe: %s%s%s", r->name, r->version,
+             c->h.healthy ? "healthy" : "unhealthy", c->h.reason[0] ? ": " : "", c->h.reason);
         sup_feed(r, c->h.healthy ? SUP_EV_HEALTHY : SUP_EV_UNHEALTHY, c->h.reason, 0);
         if (probing(r))
             schedule_probe(r);
