@@ -42,6 +42,10 @@ struct run {
     char dir[4096];
     uint64_t issued_ms;
     struct digest digest; /* of the manifest the signed record pins */
+    /* The key that signed the record this run came from ("" for a run
+     * restored from local state): with --trust-admin, a deploy by a key the
+     * policy has revoked or that is no operator is refused (agent/tree.c). */
+    char deployer[KEY_ID_LEN + 1];
     int has_digest;
 
     struct run_lc lc; /* what the run is: state, reason, job rounds (run.h) */

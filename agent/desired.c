@@ -31,7 +31,7 @@ static int ended_badly(const struct run *r)
 }
 
 /* Make name's runs match one verified record. */
-static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
+static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec, const char *signer)
 {
     if (rec->undeploy) {
         stop_all_of(a, rec->name, "undeployed");
@@ -65,6 +65,7 @@ static void reconcile_record(struct agent *a, const Ferry__DeployRecord *rec)
         return;
     digest_from_bytes(rec->manifest_digest.data, rec->manifest_digest.len, &r->digest);
     r->has_digest = 1;
+    snprintf(r->deployer, sizeof r->deployer, "%s", signer ? signer : "");
     persist_run(r);
     run_feed(r, RUN_EV_BEGIN, NULL, 0, tree_present(r));
 }
@@ -166,8 +167,8 @@ void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int fr
     size_t nlisted = 0;
     for (size_t k = 0; listed && decoded && k < n; k++) {
         Ferry__DeployRecord *rec = NULL;
-        char why[700];
-        int rc = record_verify(recs[k], a->cfg->trust, &rec, NULL);
+        char why[700], signer[KEY_ID_LEN + 1] = "";
+        int rc = record_verify(recs[k], a->cfg->trust, &rec, signer);
         if (rc < 0) {
             snprintf(why, sizeof why, "%s", err_message(rc));
             if (record_decode(recs[k]->record.data, recs[k]->record.len, &rec) == 0)
@@ -194,7 +195,7 @@ void apply_desired(struct agent *a, Ferry__SignedRecord **recs, size_t n, int fr
         } else {
             if (rec->issued_ms > localdb_applied(&a->db, rec->name))
                 remember_record(a, recs[k], rec);
-            reconcile_record(a, rec);
+            reconcile_record(a, rec, signer);
             listed[nlisted++] = rec->name;
         }
         decoded[k] = rec;

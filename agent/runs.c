@@ -572,6 +572,7 @@ void start_tree_job(struct run *r, int respawn)
         j->digest = r->digest;
         j->trust = r->a->cfg->trust;
         j->admins = r->a->cfg->admins;
+        snprintf(j->deployer, sizeof j->deployer, "%s", r->deployer);
         labels_format(&r->a->cfg->labels, j->labels, sizeof j->labels);
         snprintf(j->policy_cache, sizeof j->policy_cache, "%s/policy.bin", r->a->cfg->state_dir);
         if (localdb_manifest_get(&r->a->db, r->digest.b, &j->mbytes, &j->mlen, &j->sigs,

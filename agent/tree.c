@@ -319,7 +319,14 @@ void tree_job_run(struct tree_job *j)
     if (rc == 0)
         rc = tree_manifest_check(j->mbytes, j->mlen, j->sigs, j->slen, j->trust, &j->digest,
                                  j->name, j->version, &j->m);
-    /* Before a single blob is fetched: everything but the card. */
+    /* Before a single blob is fetched: who deployed it (the agent's own
+     * check of a revocation or a missing operator role, whatever the
+     * registry let through), then everything but the card. */
+    if (rc == 0 && pol && j->deployer[0]) {
+        char what[200];
+        snprintf(what, sizeof what, "deploy of %s@%s", j->name, j->version);
+        rc = policy_allows(pol, j->deployer, ROLE_OPERATOR, NULL, what);
+    }
     if (rc == 0 && pol)
         rc = govcheck_artifact(pol, j->labels, j->mbytes, j->mlen, j->sigs, j->slen, NULL);
     struct stat st;

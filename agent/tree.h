@@ -42,6 +42,7 @@ struct tree_job {
      * rules for this host's environment checked before anything is
      * fetched, and the card once the tree is there. */
     const struct trust *admins;        /* --trust-admin, or NULL */
+    char deployer[KEY_ID_LEN + 1];     /* who signed the deploy record; "" unknown */
     char labels[2048];                 /* this host's, canonical */
     char policy_cache[4200];
     /* out */

@@ -9,6 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 
 for k in admin admin2 ci reviewer dpo; do make_key $k; done
+ops2_id=$("$FERRY" keygen ops2 --dir "$T" | awk '{print $2}')
 write_policy() { # FILE ADMIN_KEY_NAME
   cat > "$1" <<YAML
 keys:
@@ -17,6 +18,7 @@ keys:
   - {name: reviewer, pub: $T/reviewer.pub, roles: [approver]}
   - {name: dpo,      pub: $T/dpo.pub,      roles: [privacy]}
   - {name: enroll,   pub: $T/.lib/enroll.pub, roles: [operator]}
+  - {name: ops2,     pub: $T/ops2.pub,     roles: [operator]}
 channels: [dev, prod]
 environments:
   - {name: prod, selector: "env=prod", channel: prod}
@@ -118,6 +120,20 @@ point_prod_at 1.0.0
 "$FERRY" promote iris@1.1.0 --channel prod >/dev/null || fail "promote 1.1.0 once approved"
 wait_until 60 workload_state_is h1 iris 1.1.0 running || fail "iris@1.1.0 did not roll out: $("$FERRY" status)"
 pass "a promotion moves the hosts that follow the channel, without another deploy"
+
+# --- a deploy signed by an operator key the policy revoked after it signed:
+# the registry still holds the record; a host that trusts that key checks
+# the revocation itself and refuses the deploy, before fetching anything.
+make_app "$T/late" late 1
+"$FERRY" publish "$T/late" >/dev/null
+"$FERRY" deploy late@1 --to zone=b --key "$T/ops2.key" >/dev/null 2>&1 || fail "deploy by ops2 before its revocation"
+"$FERRY" keys revoke "$ops2_id" --key "$T/admin.key" >/dev/null || fail "revoke ops2"
+start_agent h3 "$T/h3" --label env=prod --label zone=b --trust "$T/ci.pub" --trust "$T/ops2.pub" --trust-admin "$T/admin.pub"
+why="deploy of late@1 refused: key $ops2_id \\(ops2\\) is revoked"
+wait_until 60 workload_state_is h3 late 1 failed || fail "h3 ran a deploy signed by a revoked key: $("$FERRY" status)"
+workload_field h3 late 1 reason | grep -Eq "^$why$" || fail "reason: $(workload_field h3 late 1 reason)"
+[ ! -e "$T/h3/workloads/late/1" ] || fail "the revoked key's deploy was materialized"
+pass "a deploy signed by an operator key the policy has revoked is refused by the agent itself"
 
 # --- a policy signed by an admin key this agent does not trust
 write_policy "$T/policy2.yaml" admin2
