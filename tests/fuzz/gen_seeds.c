@@ -242,6 +242,28 @@ int main(int argc, char **argv)
         "    channel: prod\n"
         "    provenance: {builder: \"https://ci.example/builder\"}\n";
     put("policy", "example.yaml", policy, sizeof policy - 1);
+    /* Model endpoint bodies (target_infer.c): the first byte picks the
+     * protocol (bit 1: MLflow) and the signature (bit 0: one 2-D input). */
+    static const char *const infer_bodies[] = {
+        ("\x00{\"id\":\"r1\",\"inputs\":[{\"name\":\"a\",\"shape\":[2],\"datatype\":\"FP64\",\"data\":[1.5,2]},"
+        "{\"name\":\"b\",\"shape\":[2],\"datatype\":\"INT32\",\"data\":[1,-2]},"
+        "{\"name\":\"c\",\"shape\":[2],\"datatype\":\"BOOL\",\"data\":[true,false]},"
+        "{\"name\":\"d\",\"shape\":[2],\"datatype\":\"FP16\",\"data\":[0.5,65504]},"
+        "{\"name\":\"e\",\"shape\":[2],\"datatype\":\"BYTES\",\"data\":[\"x\",\"yz\"]}],"
+        "\"outputs\":[{\"name\":\"y\"}]}"),
+        ("\x01{\"inputs\":[{\"name\":\"features\",\"shape\":[2,4],\"datatype\":\"FP32\","
+        "\"data\":[[5.1,3.5,1.4,0.2],[6.2,2.9,4.3,1.3]]}]}"),
+        "\x03{\"dataframe_split\":{\"columns\":[\"a\",\"b\",\"c\",\"d\"],\"data\":[[1,2,3,4]]}}",
+        "\x02{\"dataframe_records\":[{\"a\":1,\"b\":2,\"c\":true,\"d\":0.5,\"e\":\"s\"}]}",
+        "\x03{\"instances\":[[1,2,3,4],[5,6,7,8]]}",
+        "\x02{\"inputs\":{\"a\":[1],\"b\":[2],\"c\":[false],\"d\":[1],\"e\":[\"t\"]}}",
+    };
+    for (size_t i = 0; i < sizeof infer_bodies / sizeof infer_bodies[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "body-%zu", i);
+        /* The first byte may be NUL: its length comes from the rest. */
+        put("infer", name, infer_bodies[i], 1 + strlen(infer_bodies[i] + 1));
+    }
     manifests(&app, &model);
     fuzz_requests(&app, put_wire, "wire");
     fuzz_desired_states(&app, put_desired, NULL);
