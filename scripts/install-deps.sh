@@ -15,6 +15,8 @@ packages=(
   libh2o-dev libh2o-evloop-dev libmicrohttpd-dev libcivetweb-dev
   python3-numpy python3-sklearn python3-joblib python3-pandas
   prometheus wrk gunicorn python3-flask
+  # notebooks: real Jupyter kernels and clients, nbclient for scheduled runs
+  python3-jupyter-client python3-ipykernel python3-nbclient python3-nbformat
 )
 
 missing=()
