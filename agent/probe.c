@@ -16,36 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 
 #include "error.h"
+#include "httpc.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
-
-/* Plugins only see an int, so nng's codes become the errno values they
- * already know how to print. */
-static int from_nng(int rv)
-{
-    if (rv & NNG_ESYSERR)
-        return -(rv & ~NNG_ESYSERR);
-    switch (rv) {
-    case NNG_ETIMEDOUT: return -ETIMEDOUT;
-    case NNG_ECONNREFUSED: return -ECONNREFUSED;
-    case NNG_ECONNRESET:
-    case NNG_ECONNSHUT:
-    case NNG_ECLOSED: return -ECONNRESET;
-    case NNG_ECONNABORTED: return -ECONNABORTED;
-    case NNG_EUNREACHABLE: return -EHOSTUNREACH;
-    case NNG_ENOMEM: return -ENOMEM;
-    case NNG_EINVAL:
-    case NNG_EADDRINVAL: return -EINVAL;
-    case NNG_ECANCELED: return -ECANCELED;
-    case NNG_EMSGSIZE: return FERRY_E_LIMIT;
-    case NNG_EPROTO: return FERRY_E_PROTOCOL;
-    default: return -EIO;
-    }
-}
+#define PROBE_BODY_MAX (1u << 20) /* a health page larger than this fails the probe */
 
 int probe_http_get(int port, const char *path, int timeout_ms, int *status)
 {
@@ -61,56 +37,15 @@ int probe_http_get(int port, const char *path, int timeout_ms, int *status)
 
     char url[2100];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
-
-    nng_url *u = NULL;
-    nng_http_client *cli = NULL;
-    nng_aio *aio = NULL;
-    nng_http_req *req = NULL;
-    nng_http_res *res = NULL;
-    nng_http_conn *conn = NULL;
-    int rv;
-    if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_client_alloc(&cli, u)) != 0 ||
-        (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 || (rv = nng_http_req_alloc(&req, u)) != 0 ||
-        (rv = nng_http_res_alloc(&res)) != 0)
-        goto out;
-
-    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
-    nng_http_client_connect(cli, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0)
-        goto out;
-    conn = nng_aio_get_output(aio, 0);
-
-    /* One deadline for the whole probe, not one per step. */
-    uint64_t now = clock_mono_ms();
-    if (now >= deadline) {
-        rv = NNG_ETIMEDOUT;
-        goto out;
-    }
-    nng_aio_set_timeout(aio, (nng_duration)(deadline - now));
-    nng_http_conn_transact(conn, req, res, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0)
-        goto out;
-    *status = (int)nng_http_res_get_status(res);
-
-out:
-    if (conn)
-        nng_http_conn_close(conn);
-    if (aio)
-        nng_aio_free(aio);
-    if (res)
-        nng_http_res_free(res);
-    if (req)
-        nng_http_req_free(req);
-    if (cli)
-        nng_http_client_free(cli);
-    if (u)
-        nng_url_free(u);
-    if (rv == 0)
-        return 0;
-    return err_set(from_nng(rv), "GET %s: %s", url, nng_strerror(rv));
+    /* One deadline for the whole probe (lib/httpc); the body is read and
+     * dropped: a probe only asks for the status. */
+    struct httpc_reply rep;
+    int rc = httpc_request("GET", url, NULL, NULL, 0, timeout_ms, PROBE_BODY_MAX, &rep);
+    if (rc < 0)
+        return err_set(rc, "GET %s: %s", url, httpc_strerror(rc));
+    *status = rep.status;
+    httpc_reply_free(&rep);
+    return 0;
 }
 
 /* Where argv0 runs from: absolute or relative to cwd when it has a slash,
