@@ -440,16 +440,6 @@ static int model_metrics2(void *state, struct ferry_run *run, struct ferry_metri
     return rc == FERRY_E_LIMIT ? 0 : rc;
 }
 
-static int model_metrics(void *state, struct ferry_run *run, struct ferry_metrics *out)
-{
-    (void)state;
-    (void)run;
-    if (!out || out->struct_size < NEED(struct ferry_metrics, count))
-        return -EINVAL;
-    out->count = 0;
-    return 0;
-}
-
 static const struct ferry_plugin model_plugin = {
     .magic = FERRY_PLUGIN_MAGIC,
     .struct_size = sizeof(struct ferry_plugin),
@@ -460,7 +450,6 @@ static const struct ferry_plugin model_plugin = {
     .start = model_start,
     .stop = model_stop,
     .health = model_health,
-    .metrics = model_metrics,
     .fini = model_fini,
     .adopt = model_adopt,
     .metrics2 = model_metrics2,
