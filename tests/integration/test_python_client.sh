@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The Python client (python/ferry) against a real registry and agent: a
+# scikit-learn model trained here goes through ferry.log_model, ferry.deploy
+# and ferry.predict, and predict gives the in-memory predictions; refusals
+# raise ferry.Error with the CLI's one-line message.
+source "$(dirname "$0")/lib.sh"
+
+PY=${FERRY_PYTHON:-/usr/bin/python3}
+"$PY" -c 'import sklearn, joblib, numpy, pandas' 2>/dev/null || fail "$PY lacks scikit-learn or pandas (scripts/install-deps.sh)"
+export PYTHONPATH="$FERRY_SRC/python" PATH="$FERRY_BIN/cli:$PATH"
+unset FERRY_CLI
+
+make_key ops
+make_key stranger
+start_registry reg "$T/reg" --trust "$T/ops.pub"
+export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
+start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub"
+
+# --- fit -> log_model -> deploy -> predict, from a DataFrame with column
+# names that are not V2 names and from one with plain names
+"$PY" - "$T" <<'PY' || fail "log_model -> deploy -> predict"
+import sys
+import numpy as np
+import ferry
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+scratch = sys.argv[1]
+iris = load_iris(as_frame=True)
+X, y = iris.data, iris.target              # columns like 'sepal length (cm)'
+model = LogisticRegression(max_iter=1000).fit(X, y)
+
+ref, digest = ferry.log_model(model, "iris", "1.0.0", reference=X, metrics={"accuracy": model.score(X, y)})
+assert ref == "iris@1.0.0" and len(digest) == 64, (ref, digest)
+# The same content again is the same version and digest (publish is idempotent
+# for identical bytes only, so compare with versions instead).
+vs = ferry.versions("iris")
+assert [v["version"] for v in vs] == ["1.0.0"] and vs[0]["digest"] == digest, vs
+addrs = ferry.deploy(ref, to="env=test", timeout=60)
+assert len(addrs) == 1 and addrs[0].startswith("http://127.0.0.1:"), addrs
+
+rows = X.iloc[[0, 60, 120, 149]]
+want = model.predict(rows)
+got = ferry.predict("iris", rows)
+assert isinstance(got, np.ndarray) and np.array_equal(got, want), (got, want)
+got = ferry.predict("iris", rows.to_numpy())
+assert np.array_equal(got, want), (got, want)
+print("ok - a DataFrame-fitted model: log_model, deploy, predict (DataFrame and array) match")
+
+# Plain names: one 1-D input per column, matched by name in any order.
+Xp = X.copy()
+Xp.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+plain = LogisticRegression(max_iter=1000).fit(Xp.to_numpy(), y)
+ref2, _ = ferry.log_model(plain, "iris-plain", "2", inputs=Xp, reference=Xp, pii=False)
+ferry.deploy(ref2, to="env=test", timeout=60)
+rows = Xp.iloc[[1, 70, 140]]
+got = ferry.predict("iris-plain", rows[list(reversed(Xp.columns))])
+assert np.array_equal(got, plain.predict(rows.to_numpy())), got
+st = ferry.status()
+assert any(w["name"] == "iris-plain" for h in st["hosts"] for w in h["workloads"]), st
+print("ok - named 1-D inputs inferred from a DataFrame; predict matches by column name")
+PY
+pass "log_model -> deploy -> predict equals the in-memory predictions"
+
+# The artifact log_model wrote is what the registry holds: pull verifies it.
+"$FERRY" pull iris@1.0.0 --out "$T/pulled" --trust "$T/ops.pub" >/dev/null || fail "pull iris@1.0.0"
+for f in model.joblib ferry.yaml CARD.md reference.csv metrics.json; do
+  [ -f "$T/pulled/$f" ] || fail "the artifact has no $f"
+done
+grep -q '^runtime: model' "$T/pulled/ferry.yaml" && grep -q 'format: sklearn' "$T/pulled/ferry.yaml" ||
+  fail "ferry.yaml: $(cat "$T/pulled/ferry.yaml")"
+grep -q 'name: "input-0", datatype: "FP64", shape: \[-1, 4\]' "$T/pulled/ferry.yaml" ||
+  fail "no 2-D signature for names that are not V2 names: $(cat "$T/pulled/ferry.yaml")"
+pass "the published artifact holds model.joblib, ferry.yaml (runtime model, inferred signature), the card, reference.csv"
+
+# --- errors: ferry.Error with the CLI's own line
+cli_line() { { "$FERRY" "$@" 2>&1 >/dev/null || true; } | tail -n 1; }
+want_unknown=$(cli_line deploy nosuch@1 --to env=test)
+[[ "$want_unknown" == "ferry: "* ]] || fail "deploy nosuch@1 said '$want_unknown'"
+"$PY" - "$T" "$want_unknown" <<'PY' || fail "ferry.Error cases"
+import sys
+import numpy as np
+import ferry
+scratch, want_unknown = sys.argv[1], sys.argv[2]
+
+def raises(want, fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+    except ferry.Error as e:
+        assert str(e) == want or (want.startswith("/") and want[1:] in str(e)), (str(e), want)
+        assert "\n" not in str(e), str(e)
+        return e
+    raise AssertionError("no ferry.Error from %s" % fn.__name__)
+
+e = raises(want_unknown, ferry.deploy, "nosuch@1", to="env=test")
+assert e.status == 1, e.status
+raises("ferry: nosuch runs on no host (see ferry status)", ferry.predict, "nosuch", np.zeros((1, 4)))
+raises("ferry: predict: no column 'sepal_length' in the data (the model takes "
+       "sepal_length, sepal_width, petal_length, petal_width)",
+       ferry.predict, "iris-plain", {"colour": [1.0]})
+# A request the endpoint refuses: its 400 and reason, as ferry predict says it.
+raises("/ferry: predict iris on h1: HTTP 400: ", ferry.predict, "iris", np.zeros((1, 3)))
+# A key the registry does not trust: the CLI's refusal, nothing published.
+from sklearn.dummy import DummyClassifier
+m = DummyClassifier().fit(np.zeros((4, 2)), [0, 1, 0, 1])
+e = raises("/", ferry.log_model, m, "dummy", "1", inputs=np.zeros((2, 2)), key=scratch + "/stranger.key")
+assert e.message.startswith("ferry: ") and "\n" not in e.message, e.message
+assert ferry.versions("dummy") == [], ferry.versions("dummy")
+print("stranger:", e.message)
+PY
+pass "refusals raise ferry.Error with the CLI's one-line message; nothing is published with an untrusted key"
