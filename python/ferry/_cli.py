@@ -19,8 +19,16 @@ class Error(Exception):
 
 
 def binary():
-    """The ferry CLI: $FERRY_CLI, else `ferry` on PATH."""
+    """The ferry CLI: $FERRY_CLI, else `ferry` on PATH, else the one
+    installed with this package."""
     path = os.environ.get("FERRY_CLI") or shutil.which("ferry")
+    if not path:
+        try:
+            from ._installed import CLI
+        except ImportError:
+            CLI = None
+        if CLI and os.access(CLI, os.X_OK):
+            path = CLI
     if not path:
         raise Error("ferry: the ferry CLI is not on PATH (set FERRY_CLI)")
     return path

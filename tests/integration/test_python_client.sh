@@ -109,3 +109,23 @@ assert ferry.versions("dummy") == [], ferry.versions("dummy")
 print("stranger:", e.message)
 PY
 pass "refusals raise ferry.Error with the CLI's one-line message; nothing is published with an untrusted key"
+
+# --- make install puts the package where /usr/bin/python3 looks, and the
+# installed copy finds the installed CLI without PATH
+site=$(sed -n 's/^FERRY_PYTHON_SITEDIR:[A-Z]*=//p' "$FERRY_BIN/CMakeCache.txt")
+[ -n "$site" ] || fail "no FERRY_PYTHON_SITEDIR in the build's cache"
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:[A-Z]*=//p' "$FERRY_BIN/CMakeCache.txt")
+case "$site" in
+  /*) ;;
+  *) "$PY" -c 'import site, sys; sys.exit(sys.argv[1] not in site.getsitepackages())' "$prefix/$site" ||
+       fail "$prefix/$site is not among $PY's site directories" ;;
+esac
+cmake --install "$FERRY_BIN" --prefix "$T/inst" >/dev/null || fail "cmake --install"
+case "$site" in /*) fail "an absolute FERRY_PYTHON_SITEDIR cannot be installed under a test prefix" ;; esac
+[ -f "$T/inst/$site/ferry/__init__.py" ] || fail "no ferry package under $T/inst/$site"
+(cd "$T" && env -u PYTHONPATH PYTHONPATH="$T/inst/$site" PATH=/usr/bin:/bin "$PY" -c '
+import sys, ferry
+assert ferry.__file__.startswith(sys.argv[1]), ferry.__file__
+assert [v["version"] for v in ferry.versions("iris")] == ["1.0.0"]' "$T/inst") ||
+  fail "the installed package"
+pass "make install puts the package in $PY's site directory ($prefix/$site); it finds its CLI without PATH"
