@@ -43,7 +43,9 @@ def _tensors_yaml(key, tensors):
 
 
 def _is_sample(x):
-    return x is not None and not (isinstance(x, (list, tuple)) and x and isinstance(x[0], dict))
+    if isinstance(x, (list, tuple)) and not x:
+        raise Error("ferry: inputs: an empty list; give tensors, a sample, or None")
+    return x is not None and not (isinstance(x, (list, tuple)) and isinstance(x[0], dict))
 
 
 def _write_reference(path, reference, inputs):

@@ -107,8 +107,60 @@ e = raises("/", ferry.log_model, m, "dummy", "1", inputs=np.zeros((2, 2)), key=s
 assert e.message.startswith("ferry: ") and "\n" not in e.message, e.message
 assert ferry.versions("dummy") == [], ferry.versions("dummy")
 print("stranger:", e.message)
+# Inputs that cannot be a signature: refused before anything is written.
+import pandas as pd
+mixed = pd.DataFrame({"a b": [1.0, 2.0], "c": ["x", "y"]})
+raises("ferry: inputs: 'a b' is not a V2 input name, and the columns are not all of one "
+       "numeric type for a 2-D input: rename the columns or pass inputs=[...]",
+       ferry.log_model, m, "mixed", "1", inputs=mixed)
+raises("ferry: inputs: an empty list; give tensors, a sample, or None",
+       ferry.log_model, m, "mixed", "1", inputs=[])
+raises("ferry: inputs: an array of 3 dimensions; give rows (2-D) or a DataFrame",
+       ferry.log_model, m, "mixed", "1", inputs=np.zeros((2, 2, 2)))
+assert ferry.versions("mixed") == []
 PY
 pass "refusals raise ferry.Error with the CLI's one-line message; nothing is published with an untrusted key"
+
+# --- the same from a notebook executed by nbclient in a real ipykernel
+# kernel: the notebook trains, logs, deploys and predicts; its last cell
+# prints whether the endpoint's answers equal the in-memory predictions
+"$PY" - "$T/nb.ipynb" <<'PY' || fail "writing the notebook"
+import sys, nbformat
+from nbformat.v4 import new_notebook, new_code_cell
+cells = [
+    "import ferry, numpy as np\n"
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.tree import DecisionTreeClassifier",
+    "iris = load_iris(as_frame=True)\n"
+    "X, y = iris.data, iris.target\n"
+    "X.columns = ['sl', 'sw', 'pl', 'pw']\n"
+    "model = DecisionTreeClassifier(random_state=0).fit(X, y)",
+    "ref, digest = ferry.log_model(model, 'iris-nb', '1', inputs=X, reference=X)\n"
+    "endpoints = ferry.deploy(ref, to='env=test', timeout=60)",
+    "got = ferry.predict('iris-nb', X.sample(25, random_state=1))\n"
+    "same = bool(np.array_equal(got, model.predict(X.sample(25, random_state=1))))\n"
+    "print('SAME' if same else 'DIFFERENT', ref, len(endpoints))",
+]
+nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+nbformat.write(nb, sys.argv[1])
+PY
+mkdir -p "$T/nbdir"
+"$PY" - "$T/nb.ipynb" "$T/nb-out.ipynb" "$T/nbdir" <<'PY' || fail "the notebook did not run"
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=120, kernel_name="python3",
+               resources={"metadata": {"path": sys.argv[3]}}).execute()
+nbformat.write(nb, sys.argv[2])
+PY
+"$PY" - "$T/nb-out.ipynb" <<'PY' || fail "the notebook's predictions"
+import sys, nbformat
+nb = nbformat.read(sys.argv[1], as_version=4)
+text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+assert text.strip() == "SAME iris-nb@1 1", text
+PY
+pass "a notebook run by nbclient in a real kernel: log_model, deploy, predict equals the in-memory model"
 
 # --- make install puts the package where /usr/bin/python3 looks, and the
 # installed copy finds the installed CLI without PATH
