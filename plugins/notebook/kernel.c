@@ -1,0 +1,408 @@
+/* Jupyter kernels beside a notebook workload's run, through actions:
+ *
+ *  kernel-start {"idle_ms"?}  -> {"id", "sealed"}   a new ipykernel in the
+ *                                workload's directory; "sealed" is the
+ *                                connection file, crypto_box_seal'ed to the
+ *                                requester's key (base64)
+ *  kernel-stop  {"id"}        -> {"id", "stopped": true}
+ *  kernel-list  {}            -> {"kernels": [...]}
+ *
+ * The agent adds "requester" (the key id that signed the action) and
+ * "requester_key" (its Ed25519 public key, hex, from the agent's own trust)
+ * to every request, so the kernel's connection info is sealed to the key
+ * that asked and only that key may stop it. The HMAC key is made here and
+ * leaves this process only inside the sealed box and in the 0600
+ * connection file the kernel reads: the registry carries ciphertext.
+ *
+ * Refusals are answered as {"error": "..."} with a 0 return: the host
+ * turns a negative return into a generic message, and these errors must
+ * name the kernel and the reason. */
+#include <ferry/ferry.h>
+#include <ferry/plugin.h>
+
+#include "notebook.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define KERNELS_MAX 16 /* per workload run */
+#define KERNEL_ID_BYTES 8
+#define KERNEL_HMAC_BYTES 32
+#define KERNEL_STOP_WAIT_MS 3000
+
+struct kernel {
+    char id[2 * KERNEL_ID_BYTES + 1];
+    char owner[64];
+    pid_t pid;
+    char dir[64]; /* private 0700 folder: connection file, HOME */
+    uint64_t started_ms; /* Unix ms */
+};
+
+/* plugin_data of a notebook run. */
+struct nb_run {
+    pthread_mutex_t lock;
+    char *name, *version, *dir;
+    struct kernel k[KERNELS_MAX];
+    size_t n;
+};
+
+struct kernel_table {
+    int unused;
+};
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int kernel_init(struct nb_state *s)
+{
+    if (sodium_init() < 0)
+        return -EIO;
+    s->kernels = calloc(1, sizeof *s->kernels);
+    return s->kernels ? 0 : -ENOMEM;
+}
+
+void kernel_fini(struct nb_state *s) { free(s->kernels); }
+
+void kernel_attach(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run)
+{
+    struct nb_run *nr = calloc(1, sizeof *nr);
+    if (!nr || !(nr->name = strdup(w->name)) || !(nr->version = strdup(w->version)) ||
+        !(nr->dir = strdup(w->dir))) {
+        if (nr) {
+            free(nr->name);
+            free(nr->version);
+        }
+        free(nr);
+        s->host->log(s->host->ctx, FERRY_LOG_ERROR, "notebook %s: out of memory", w->name);
+        return;
+    }
+    pthread_mutex_init(&nr->lock, NULL);
+    run->plugin_data = nr;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    remove(path);
+    return 0;
+}
+
+/* End one kernel's process group, reap it, and remove its folder (the
+ * connection file with the HMAC key goes with it). */
+static void kernel_end(struct kernel *k)
+{
+    if (k->pid > 0) {
+        kill(-k->pid, SIGTERM);
+        int st;
+        for (int waited = 0; waited < KERNEL_STOP_WAIT_MS; waited += 20) {
+            pid_t r = waitpid(k->pid, &st, WNOHANG);
+            if (r == k->pid || (r < 0 && errno == ECHILD))
+                goto gone;
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        kill(-k->pid, SIGKILL);
+        waitpid(k->pid, &st, 0);
+    }
+gone:
+    if (k->dir[0])
+        nftw(k->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    memset(k, 0, sizeof *k);
+}
+
+void kernel_stop_all(struct nb_state *s, struct ferry_run *run)
+{
+    (void)s;
+    struct nb_run *nr = run->plugin_data;
+    if (!nr)
+        return;
+    pthread_mutex_lock(&nr->lock);
+    for (size_t i = 0; i < nr->n; i++)
+        kernel_end(&nr->k[i]);
+    nr->n = 0;
+    pthread_mutex_unlock(&nr->lock);
+    pthread_mutex_destroy(&nr->lock);
+    free(nr->name);
+    free(nr->version);
+    free(nr->dir);
+    free(nr);
+    run->plugin_data = NULL;
+}
+
+static int answer(struct ferry_reply *reply, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return -ENOMEM;
+    int rc = reply->set(reply, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+static int refuse(struct ferry_reply *reply, const char *fmt, const char *arg)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, arg);
+    return answer(reply, json_pack("{s:s}", "error", msg));
+}
+
+/* n fresh TCP ports on ip: bound to port 0 and released, as Jupyter's own
+ * launchers do; the kernel binds them a moment later. */
+static int fresh_ports(const char *ip, int *ports, int n)
+{
+    int fds[8], rc = 0;
+    for (int i = 0; i < n; i++)
+        fds[i] = -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        socklen_t len = sizeof a;
+        if (inet_pton(AF_INET, ip, &a.sin_addr) != 1)
+            return -EINVAL;
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) < 0 ||
+            getsockname(fds[i], (struct sockaddr *)&a, &len) < 0)
+            rc = -errno;
+        else
+            ports[i] = ntohs(a.sin_port);
+    }
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return rc;
+}
+
+/* The address kernels listen on: the agent's --advertise when it is an
+ * IPv4 address, else loopback. */
+static const char *kernel_ip(void)
+{
+    const char *a = getenv("FERRY_ADVERTISE");
+    struct in_addr x;
+    return a && inet_pton(AF_INET, a, &x) == 1 ? a : "127.0.0.1";
+}
+
+static int seal_b64(const char *hexkey, const char *plain, size_t len, char **out)
+{
+    uint8_t edpk[crypto_sign_PUBLICKEYBYTES], xpk[crypto_box_PUBLICKEYBYTES];
+    size_t got = 0;
+    if (!hexkey || strlen(hexkey) != 2 * sizeof edpk ||
+        sodium_hex2bin(edpk, sizeof edpk, hexkey, strlen(hexkey), NULL, &got, NULL) != 0 ||
+        got != sizeof edpk || crypto_sign_ed25519_pk_to_curve25519(xpk, edpk) != 0)
+        return -EINVAL;
+    size_t clen = crypto_box_SEALBYTES + len;
+    uint8_t *c = malloc(clen);
+    size_t blen = sodium_base64_ENCODED_LEN(clen, sodium_base64_VARIANT_ORIGINAL);
+    char *b = malloc(blen);
+    if (!c || !b) {
+        free(c);
+        free(b);
+        return -ENOMEM;
+    }
+    crypto_box_seal(c, (const uint8_t *)plain, len, xpk);
+    sodium_bin2base64(b, blen, c, clen, sodium_base64_VARIANT_ORIGINAL);
+    free(c);
+    *out = b;
+    return 0;
+}
+
+/* Write the connection file (0600 in a fresh 0700 folder) and start
+ * python3 -m ipykernel_launcher -f FILE in the workload's directory, in
+ * its own session, its output to kernel.log beside the file. */
+static int kernel_spawn(struct nb_run *nr, struct kernel *k, const char *conn, size_t conn_len)
+{
+    snprintf(k->dir, sizeof k->dir, "/tmp/ferry-kernel-XXXXXX");
+    if (!mkdtemp(k->dir)) {
+        k->dir[0] = '\0';
+        return -errno;
+    }
+    char file[128], log[128], home[128], rt[160];
+    snprintf(file, sizeof file, "%s/kernel.json", k->dir);
+    snprintf(log, sizeof log, "%s/kernel.log", k->dir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    ssize_t w = write(fd, conn, conn_len);
+    int rc = w == (ssize_t)conn_len && close(fd) == 0 ? 0 : -EIO;
+    if (w != (ssize_t)conn_len)
+        close(fd);
+    if (rc < 0)
+        return rc;
+    snprintf(home, sizeof home, "HOME=%s", k->dir);
+    snprintf(rt, sizeof rt, "JUPYTER_RUNTIME_DIR=%s", k->dir);
+    const char *py = nb_python();
+    char *const argv[] = {(char *)py, "-m", "ipykernel_launcher", "-f", file, NULL};
+    char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home, rt, "PYTHONUNBUFFERED=1",
+                         NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_addchdir_np(&fa, nr->dir);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    pid_t pid;
+    rc = -posix_spawn(&pid, py, &fa, &at, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc == 0)
+        k->pid = pid;
+    (void)environ;
+    return rc;
+}
+
+static int do_start(struct nb_state *s, struct nb_run *nr, json_t *req, struct ferry_reply *reply)
+{
+    const char *owner = json_string_value(json_object_get(req, "requester"));
+    const char *pk = json_string_value(json_object_get(req, "requester_key"));
+    if (!owner || !pk)
+        return refuse(reply, "kernel start: %s", "the request carries no requester key");
+    if (nr->n >= KERNELS_MAX)
+        return refuse(reply, "kernel start: %s already runs the most kernels it may (16)",
+                      nr->name);
+    struct kernel *k = &nr->k[nr->n];
+    memset(k, 0, sizeof *k);
+    uint8_t idb[KERNEL_ID_BYTES], hmac[KERNEL_HMAC_BYTES];
+    char hmac_hex[2 * KERNEL_HMAC_BYTES + 1];
+    randombytes_buf(idb, sizeof idb);
+    sodium_bin2hex(k->id, sizeof k->id, idb, sizeof idb);
+    randombytes_buf(hmac, sizeof hmac);
+    sodium_bin2hex(hmac_hex, sizeof hmac_hex, hmac, sizeof hmac);
+    sodium_memzero(hmac, sizeof hmac);
+    snprintf(k->owner, sizeof k->owner, "%s", owner);
+    const char *ip = kernel_ip();
+    int ports[5];
+    int rc = fresh_ports(ip, ports, 5);
+    json_t *c = rc < 0 ? NULL
+                       : json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}",
+                                   "shell_port", ports[0], "iopub_port", ports[1], "stdin_port",
+                                   ports[2], "control_port", ports[3], "hb_port", ports[4], "ip",
+                                   ip, "key", hmac_hex, "transport", "tcp", "signature_scheme",
+                                   "hmac-sha256", "kernel_name", "python3");
+    sodium_memzero(hmac_hex, sizeof hmac_hex);
+    char *conn = c ? json_dumps(c, JSON_INDENT(1)) : NULL;
+    json_decref(c);
+    if (rc < 0 || !conn) {
+        free(conn);
+        return refuse(reply, "kernel start: no free ports on %s", ip);
+    }
+    size_t conn_len = strlen(conn);
+    char *sealed = NULL;
+    if ((rc = seal_b64(pk, conn, conn_len, &sealed)) < 0) {
+        sodium_memzero(conn, conn_len);
+        free(conn);
+        return refuse(reply, "kernel start: %s", "the requester's key is malformed");
+    }
+    rc = kernel_spawn(nr, k, conn, conn_len);
+    sodium_memzero(conn, conn_len);
+    free(conn);
+    if (rc < 0) {
+        free(sealed);
+        kernel_end(k);
+        s->host->log(s->host->ctx, FERRY_LOG_ERROR, "notebook %s: cannot start a kernel: %s",
+                     nr->name, strerror(-rc));
+        return refuse(reply, "kernel start: cannot start %s -m ipykernel_launcher", nb_python());
+    }
+    k->started_ms = unix_ms();
+    nr->n++;
+    s->host->log(s->host->ctx, FERRY_LOG_INFO, "notebook %s: kernel %s started (pid %d) for key %s",
+                 nr->name, k->id, (int)k->pid, k->owner);
+    rc = answer(reply, json_pack("{s:s, s:s, s:s, s:s}", "id", k->id, "sealed", sealed, "name",
+                                 nr->name, "version", nr->version));
+    free(sealed);
+    return rc;
+}
+
+static struct kernel *find(struct nb_run *nr, const char *id)
+{
+    for (size_t i = 0; id && i < nr->n; i++)
+        if (strcmp(nr->k[i].id, id) == 0)
+            return &nr->k[i];
+    return NULL;
+}
+
+static int do_stop(struct nb_state *s, struct nb_run *nr, json_t *req, struct ferry_reply *reply)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    const char *who = json_string_value(json_object_get(req, "requester"));
+    struct kernel *k = find(nr, id);
+    if (!k)
+        return refuse(reply, "kernel %s: no such kernel", id ? id : "(none)");
+    if (!who || strcmp(who, k->owner) != 0)
+        return refuse(reply, "kernel %s: only the key that started it may stop it", id);
+    char kid[sizeof k->id];
+    snprintf(kid, sizeof kid, "%s", k->id);
+    kernel_end(k);
+    *k = nr->k[--nr->n];
+    s->host->log(s->host->ctx, FERRY_LOG_INFO, "notebook %s: kernel %s stopped", nr->name, kid);
+    return answer(reply, json_pack("{s:s, s:b}", "id", kid, "stopped", 1));
+}
+
+static int do_list(struct nb_run *nr, struct ferry_reply *reply)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < nr->n; i++) {
+        struct kernel *k = &nr->k[i];
+        int alive = k->pid > 0 && waitpid(k->pid, NULL, WNOHANG) == 0;
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "id", k->id, "name",
+                                           nr->name, "version", nr->version, "started",
+                                           (json_int_t)k->started_ms, "last_activity",
+                                           (json_int_t)k->started_ms, "alive", alive));
+    }
+    return answer(reply, json_pack("{s:o}", "kernels", a));
+}
+
+int kernel_action(struct nb_state *s, struct ferry_run *run, const char *verb,
+                  const char *request_json, struct ferry_reply *reply)
+{
+    struct nb_run *nr = run->plugin_data;
+    if (!nr)
+        return -EIO;
+    json_t *req = json_loads(request_json, 0, NULL);
+    if (!json_is_object(req)) {
+        json_decref(req);
+        return -EINVAL;
+    }
+    int rc;
+    pthread_mutex_lock(&nr->lock);
+    if (strcmp(verb, "start") == 0)
+        rc = do_start(s, nr, req, reply);
+    else if (strcmp(verb, "stop") == 0)
+        rc = do_stop(s, nr, req, reply);
+    else if (strcmp(verb, "list") == 0)
+        rc = do_list(nr, reply);
+    else
+        rc = -ENOTSUP;
+    pthread_mutex_unlock(&nr->lock);
+    json_decref(req);
+    return rc;
+}
