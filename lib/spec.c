@@ -857,7 +857,7 @@ static const struct field notebook_fields[] = {
     /* Values keep their YAML types; the plugin reads them from kind_json. */
     {.key = "parameters", .type = F_OPAQUE},
     {.key = "timeout", .type = F_DURATION, .offset = MEMBER(Ferry__NotebookSpec, timeout_ms),
-     .min = 1000},
+     .min = 1},
 };
 FITS(notebook_fields);
 

@@ -110,6 +110,7 @@ def main():
         error = cell_error(nb, e)
     finally:
         duration_ms = int((time.time() - started) * 1000)
+        os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
         tmp = a.output + ".tmp"
         nbformat.write(nb, tmp)
         os.replace(tmp, a.output)

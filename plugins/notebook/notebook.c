@@ -57,6 +57,8 @@ static void nb_fini(void *state)
 static int nb_start(void *state, const struct ferry_workload *w, struct ferry_run *run)
 {
     struct nb_state *s = state;
+    if (nbrun_wanted(w))
+        return nbrun_start(s, w, run);
     const char *py = nb_python();
     const char *argv[] = {py, "-c", "import ipykernel, signal\nsignal.pause()", NULL};
     const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};

@@ -5,6 +5,8 @@
 
 #include <ferry/plugin.h>
 
+#include <stdbool.h>
+
 struct kernel_table;
 
 struct nb_state {
@@ -24,5 +26,10 @@ void kernel_stop_all(struct nb_state *s, struct ferry_run *run);
 /* verb without its "kernel-" prefix: start, stop, list. */
 int kernel_action(struct nb_state *s, struct ferry_run *run, const char *verb,
                   const char *request_json, struct ferry_reply *reply);
+
+/* runs.c: a workload whose notebook section names its .ipynb is a run
+ * (a job the agent supervises); start() spawns the runner for it. */
+bool nbrun_wanted(const struct ferry_workload *w);
+int nbrun_start(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run);
 
 #endif
