@@ -93,7 +93,7 @@ int nbrun_start(struct nb_state *s, const struct ferry_workload *w, struct ferry
     json_t *k = json_loads(w->kind_json, 0, NULL);
     const char *nb = json_string_value(json_object_get(k, "notebook"));
     const json_t *pj = json_object_get(k, "parameters");
-    char *params = json_dumps(pj ? pj : json_object(), JSON_COMPACT);
+    char *params = pj ? json_dumps(pj, JSON_COMPACT) : strdup("{}");
     const char *kernel = json_string_value(json_object_get(k, "kernel"));
     char timeout[32], out[PATH_MAX + 96], home[PATH_MAX + 32], jrt[PATH_MAX + 64];
     snprintf(timeout, sizeof timeout, "%.3f", timeout_seconds(json_object_get(k, "timeout")));

@@ -100,5 +100,7 @@ bad b3 '  timeout: soon' "ferry.yaml:7: key 'notebook.timeout': expected a durat
 bad b4 '  parameters: [a, b]' "ferry.yaml:7: key 'notebook.parameters': expected a mapping"
 mkdir -p "$T/b5" && printf 'name: b5\nversion: "1"\nkind: notebook\nruntime: notebook\nnotebook:\n  schedule: "@every 5s"\n' > "$T/b5/ferry.yaml"
 expect_fail "ferry.yaml:6: key 'notebook.schedule': needs notebook.notebook" "$FERRY" publish "$T/b5"
+make_notebook "$T/b6" b6 'pass' '' && sed -i 's/nb.ipynb/gone.ipynb/' "$T/b6/ferry.yaml"
+expect_fail "key 'notebook.notebook': file 'gone.ipynb' is not in the artifact" "$FERRY" publish "$T/b6"
 expect_fail 'no such artifact version' "$FERRY" deploy b1@1 --to env=test
 pass "bad parameters, schedule, timeout, or run settings without a notebook are refused at publish"
