@@ -78,7 +78,7 @@ static int open_sealed(const struct key_secret *k, const char *b64, const char *
             0 ||
         clen <= crypto_box_SEALBYTES) {
         free(c);
-        return err_set(FERRY_E_PROTOCOL, "kernel start: the sealed connection info is malformed");
+        return err_set(FERRY_E_PROTOCOL, "kernel: the sealed connection info is malformed");
     }
     uint8_t xpk[crypto_box_PUBLICKEYBYTES], xsk[crypto_box_SECRETKEYBYTES];
     size_t plen = clen - crypto_box_SEALBYTES;
@@ -89,16 +89,16 @@ static int open_sealed(const struct key_secret *k, const char *b64, const char *
     else if (crypto_sign_ed25519_pk_to_curve25519(xpk, k->pub.pk) != 0 ||
              crypto_sign_ed25519_sk_to_curve25519(xsk, k->sk) != 0 ||
              crypto_box_seal_open(plain, c, clen, xpk, xsk) != 0)
-        rc = err_set(FERRY_E_SIGNATURE, "kernel start: the connection info was not sealed to key %s",
+        rc = err_set(FERRY_E_SIGNATURE, "kernel: the connection info was not sealed to key %s",
                      k->pub.id);
     sodium_memzero(xsk, sizeof xsk);
     free(c);
     if (rc == 0) {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, plain, plen) != (ssize_t)plen)
-            rc = err_set(-errno, "kernel start: cannot write %s: %s", path, strerror(errno));
+            rc = err_set(-errno, "kernel: cannot write %s: %s", path, strerror(errno));
         if (fd >= 0 && close(fd) < 0 && rc == 0)
-            rc = err_set(-errno, "kernel start: cannot write %s: %s", path, strerror(errno));
+            rc = err_set(-errno, "kernel: cannot write %s: %s", path, strerror(errno));
     }
     if (plain)
         sodium_free(plain);
@@ -285,6 +285,35 @@ static int kernel_stop(struct cli_opts *o, const char *id)
     return rc < 0 ? cli_fail(rc) : 0;
 }
 
+/* kernel open SEALED [-o conn.json]: the sealed text of a kernel-start
+ * answer got some other way (`ferry action NAME kernel-start`), opened with
+ * the key. */
+static int kernel_open(struct cli_opts *o, const char *file)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return cli_fail(err_set(-errno, "kernel open: cannot read %s: %s", file, strerror(errno)));
+    text = calloc(1, 1u << 16);
+    len = text ? fread(text, 1, (1u << 16) - 1, f) : 0;
+    fclose(f);
+    if (!text)
+        return cli_fail(-ENOMEM);
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    struct key_secret k;
+    int rc = load_key(o, "kernel", &k);
+    if (rc != 0) {
+        free(text);
+        return rc;
+    }
+    rc = open_sealed(&k, text, o->out ? o->out : "kernel.json");
+    key_secret_wipe(&k);
+    free(text);
+    return rc < 0 ? cli_fail(rc) : 0;
+}
+
 int cli_kernel(int argc, char **argv)
 {
     struct cli_opts o;
@@ -298,7 +327,9 @@ int cli_kernel(int argc, char **argv)
         return kernel_start(&o, argv[optind + 1]);
     if (strcmp(sub, "stop") == 0 && n == 2)
         return kernel_stop(&o, argv[optind + 1]);
+    if (strcmp(sub, "open") == 0 && n == 2)
+        return kernel_open(&o, argv[optind + 1]);
     if (strcmp(sub, "list") == 0 && n == 1)
         return kernel_list(&o);
-    return cli_usage("kernel", "expected start NAME@VERSION --to SELECTOR, stop ID or list");
+    return cli_usage("kernel", "expected start NAME@VERSION --to SELECTOR, stop ID, list or open SEALED");
 }

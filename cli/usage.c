@@ -75,7 +75,8 @@ static const struct usage usages[] = {
      "  start: a Jupyter kernel in a running notebook workload's directory on one\n"
      "  matching host; its connection file comes back sealed to your key and is\n"
      "  written 0600 (default kernel-ID.json); the kernel id is printed. stop:\n"
-     "  only the key that started it. list: every kernel on the online hosts.\n"},
+     "  only the key that started it. list: every kernel on the online hosts.\n"
+     "  open SEALED [-o FILE]: open a kernel-start answer's sealed text.\n"},
     {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
      NULL},
     {"predict", "  predict NAME [--host H] --json FILE|- [--mlflow] [--timeout D]  query a model endpoint\n",
