@@ -1,4 +1,4 @@
-/* ferry kernel start|stop|list: Jupyter kernels on hosts, through the
+/* ferry kernel start|stop|interrupt|restart|list|open: Jupyter kernels on hosts, through the
  * action path (cli/actioncall.c) to a notebook workload's plugin
  * (plugins/notebook/kernel.c). The connection info comes back sealed to
  * this key (crypto_box_seal to the X25519 form of its Ed25519 public key)
@@ -249,10 +249,11 @@ static int kernel_list(struct cli_opts *o)
     return 0;
 }
 
-static int kernel_stop(struct cli_opts *o, const char *id)
+/* stop, interrupt or restart ID: find its host, then ask it. */
+static int kernel_control(struct cli_opts *o, const char *verb, const char *id)
 {
     if (!spec_name_ok(id))
-        return cli_fail(err_set(FERRY_E_INVALID, "kernel stop: '%s' is not a kernel id", id));
+        return cli_fail(err_set(FERRY_E_INVALID, "kernel %s: '%s' is not a kernel id", verb, id));
     struct key_secret k;
     int rc = load_key(o, "kernel", &k);
     if (rc != 0)
@@ -271,9 +272,10 @@ static int kernel_stop(struct cli_opts *o, const char *id)
         json_t *req = json_pack("{s:s}", "id", id), *ans = NULL;
         char *text = json_dumps(req, JSON_COMPACT);
         json_decref(req);
+        char full[32];
+        snprintf(full, sizeof full, "kernel-%s", verb);
         rc = text ? kernel_call(o, &k, json_string_value(json_object_get(hit, "host")),
-                                json_string_value(json_object_get(hit, "name")), "kernel-stop",
-                                text, &ans)
+                                json_string_value(json_object_get(hit, "name")), full, text, &ans)
                   : -ENOMEM;
         free(text);
         json_decref(ans);
@@ -281,7 +283,9 @@ static int kernel_stop(struct cli_opts *o, const char *id)
     key_secret_wipe(&k);
     json_decref(all);
     if (rc == 0)
-        printf("kernel %s stopped\n", id);
+        printf("kernel %s %s\n", id,
+               strcmp(verb, "stop") == 0 ? "stopped"
+               : strcmp(verb, "interrupt") == 0 ? "interrupted" : "restarted");
     return rc < 0 ? cli_fail(rc) : 0;
 }
 
@@ -325,11 +329,12 @@ int cli_kernel(int argc, char **argv)
     const char *sub = n > 0 ? argv[optind] : "";
     if (strcmp(sub, "start") == 0 && n == 2)
         return kernel_start(&o, argv[optind + 1]);
-    if (strcmp(sub, "stop") == 0 && n == 2)
-        return kernel_stop(&o, argv[optind + 1]);
+    if ((strcmp(sub, "stop") == 0 || strcmp(sub, "interrupt") == 0 ||
+         strcmp(sub, "restart") == 0) && n == 2)
+        return kernel_control(&o, sub, argv[optind + 1]);
     if (strcmp(sub, "open") == 0 && n == 2)
         return kernel_open(&o, argv[optind + 1]);
     if (strcmp(sub, "list") == 0 && n == 1)
         return kernel_list(&o);
-    return cli_usage("kernel", "expected start NAME@VERSION --to SELECTOR, stop ID, list or open SEALED");
+    return cli_usage("kernel", "expected start NAME@VERSION --to SELECTOR, stop|interrupt|restart ID, list or open SEALED");
 }

@@ -50,13 +50,31 @@ key=$("$PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["signa
 [[ "$key" =~ ^[0-9a-f]{64}$ ]] || fail "the HMAC key is not 32 random bytes in hex"
 pass "kernel start prints the id and writes conn.json 0600 with an hmac-sha256 key"
 
+# A client's heartbeat may call a kernel dead while it (re)starts: try
+# again within a deadline.
+cat > "$T/ready.py" <<'PY'
+import time
+def ready(kc, deadline=60):
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            kc.wait_for_ready(timeout=10)
+            return
+        except Exception:  # dead heartbeat, or no answer yet
+            if time.monotonic() > end:
+                raise
+            kc.stop_channels()
+            time.sleep(0.2)
+            kc.start_channels()
+PY
 cat > "$T/exec.py" <<'PY'
 import sys
 from jupyter_client import BlockingKernelClient
+exec(open(sys.argv[0].rsplit("/", 1)[0] + "/ready.py").read())
 kc = BlockingKernelClient()
 kc.load_connection_file(sys.argv[1])
 kc.start_channels()
-kc.wait_for_ready(timeout=60)
+ready(kc)
 def run(code):
     reply = kc.execute_interactive(code, timeout=30, output_hook=lambda m: out.append(m))
     assert reply["content"]["status"] == "ok", reply["content"]
@@ -80,6 +98,7 @@ pass "the kernel runs in the workload's directory"
 cat > "$T/wrong.py" <<'PY'
 import sys
 from jupyter_client import BlockingKernelClient
+exec(open(sys.argv[0].rsplit("/", 1)[0] + "/ready.py").read())
 kc = BlockingKernelClient()
 kc.load_connection_file(sys.argv[1])
 kc.start_channels()
@@ -106,6 +125,72 @@ grep -q '"signature_scheme": "hmac-sha256"' "$T/conn2.json" || fail "conn2.json:
 key2=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$T/conn2.json")
 [ "$key2" != "$key" ] || fail "two kernels share an HMAC key"
 pass "the sealed connection info opens with the requester's key only; each kernel has its own HMAC key"
+
+# interrupt breaks a busy loop; the kernel answers afterwards.
+cat > "$T/interrupt.py" <<'PY'
+import subprocess, sys
+from jupyter_client import BlockingKernelClient
+exec(open(sys.argv[0].rsplit("/", 1)[0] + "/ready.py").read())
+kc = BlockingKernelClient()
+kc.load_connection_file(sys.argv[1])
+kc.start_channels()
+ready(kc)
+mid = kc.execute("while True: pass", stop_on_error=False)
+# busy once the kernel says so on iopub
+while True:
+    m = kc.get_iopub_msg(timeout=30)
+    if m["parent_header"].get("msg_id") == mid and m["msg_type"] == "status" and m["content"]["execution_state"] == "busy":
+        break
+subprocess.run(sys.argv[2:], check=True, stdout=subprocess.DEVNULL)
+while True:
+    r = kc.get_shell_msg(timeout=30)
+    if r["parent_header"].get("msg_id") == mid:
+        break
+print(r["content"]["status"], r["content"].get("ename"), flush=True)
+mid = kc.execute("40+2")
+while True:
+    r = kc.get_shell_msg(timeout=30)
+    if r["parent_header"].get("msg_id") == mid:
+        break
+print(r["content"]["status"])
+kc.stop_channels()
+PY
+out=$(timeout 90 "$PY" "$T/interrupt.py" "$T/conn.json" "$FERRY" kernel interrupt "$id" 2>"$T/interrupt.err") || fail "interrupt: $out $(tail -3 "$T/interrupt.err")"
+[ "$out" = "$(printf 'error KeyboardInterrupt\nok')" ] || fail "interrupt: $out $(tail -3 "$T/interrupt.err")"
+pass "kernel interrupt breaks a running while True: pass; the kernel answers afterwards"
+expect_fail "kernel $id: only the key that started it may interrupt it" "$FERRY" kernel interrupt "$id" --key "$T/other.key"
+
+cat > "$T/value.py" <<'PY'
+import sys
+from jupyter_client import BlockingKernelClient
+exec(open(sys.argv[0].rsplit("/", 1)[0] + "/ready.py").read())
+kc = BlockingKernelClient()
+kc.load_connection_file(sys.argv[1])
+kc.start_channels()
+ready(kc)
+out = []
+r = kc.execute_interactive(sys.argv[2], timeout=30, output_hook=out.append)
+res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
+print(res[0] if res else r["content"].get("ename", "none"))
+kc.stop_channels()
+PY
+# restart: a fresh interpreter behind the same connection file.
+[ "$(timeout 90 "$PY" "$T/value.py" "$T/conn.json" 'x = 7; x')" = 7 ] || fail "x = 7"
+"$FERRY" kernel restart "$id" >/dev/null || fail "kernel restart failed"
+[ "$(timeout 90 "$PY" "$T/value.py" "$T/conn.json" 'x')" = NameError ] || fail "x survived the restart"
+pass "kernel restart: the same conn.json reaches a fresh interpreter"
+
+# A kernel killed with kill -9 comes back with the same connection info.
+kp=$(timeout 90 "$PY" "$T/value.py" "$T/conn.json" 'import os; os.getpid()')
+[[ "$kp" =~ ^[0-9]+$ ]] || fail "kernel pid: $kp"
+kill -9 "$kp"
+wait_until 20 grep -q "kernel $id ended (status 137); restarted with the same connection info" "$T/agent-h1.log" \
+  || fail "no restart after kill -9: $(grep kernel "$T/agent-h1.log" | tail -3)"
+kp2=$(timeout 90 "$PY" "$T/value.py" "$T/conn.json" 'import os; os.getpid()')
+[[ "$kp2" =~ ^[0-9]+$ ]] && [ "$kp2" != "$kp" ] || fail "after kill -9: $kp2"
+"$FERRY" kernel list --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); k=[k for k in d["kernels"] if k["id"]==sys.argv[1]][0]; assert k["restarts"]==2 and k["alive"], d' "$id" \
+  || fail "restarts not counted: $("$FERRY" kernel list --json)"
+pass "a kernel killed with kill -9 is restarted with the same connection info and reported"
 
 # list, then stop: only the key that started a kernel may stop it.
 list=$("$FERRY" kernel list --json) || fail "kernel list failed"
