@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "error.h"
 #include "key.h"
+#include "numparse.h"
 #include "selector.h"
 #include "spec.h"
 
@@ -113,7 +114,7 @@ static int load_key(struct cli_opts *o, const char *verb, struct key_secret *k)
     return rc < 0 ? cli_fail(rc) : 0;
 }
 
-static int kernel_start(struct cli_opts *o, const char *ref)
+static int kernel_start(struct cli_opts *o, const char *ref, const char *idle)
 {
     char name[128];
     const char *at = strchr(ref, '@');
@@ -125,6 +126,11 @@ static int kernel_start(struct cli_opts *o, const char *ref)
         return cli_fail(err_set(FERRY_E_INVALID, "kernel start: '%s' is not NAME@VERSION", ref));
     if (!o->to)
         return cli_usage("kernel", "start needs --to SELECTOR");
+    uint64_t idle_ms = 0;
+    int prc = idle ? num_parse_duration_ms("--idle", idle, 1000, 0, 30ull * 86400 * 1000, &idle_ms)
+                   : 0;
+    if (prc < 0)
+        return cli_fail(prc);
     struct label_set sel;
     char selector[2048];
     int rc = labels_parse(o->to, &sel);
@@ -160,7 +166,10 @@ static int kernel_start(struct cli_opts *o, const char *ref)
                                 name, version));
     }
     json_t *ans = NULL;
-    rc = kernel_call(o, &k, host, name, "kernel-start", "{}", &ans);
+    char req[64] = "{}";
+    if (idle)
+        snprintf(req, sizeof req, "{\"idle_ms\": %llu}", (unsigned long long)idle_ms);
+    rc = kernel_call(o, &k, host, name, "kernel-start", req, &ans);
     const char *id = json_string_value(json_object_get(ans, "id"));
     const char *sealed = json_string_value(json_object_get(ans, "sealed"));
     if (rc == 0 && (!id || !sealed || !spec_name_ok(id)))
@@ -320,6 +329,21 @@ static int kernel_open(struct cli_opts *o, const char *file)
 
 int cli_kernel(int argc, char **argv)
 {
+    /* --idle is this verb's alone: taken out before the shared options. */
+    const char *idle = NULL;
+    int kept = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--idle") == 0 && i + 1 < argc) {
+            idle = argv[++i];
+            continue;
+        }
+        if (strncmp(argv[i], "--idle=", 7) == 0) {
+            idle = argv[i] + 7;
+            continue;
+        }
+        argv[kept++] = argv[i];
+    }
+    argc = kept;
     struct cli_opts o;
     static const int allowed[] = {OPT_REGISTRY, OPT_KEY, OPT_TO, OPT_OUT, OPT_JSON, OPT_TIMEOUT, 0};
     int rc = cli_parse_opts("kernel", argc, argv, &o, allowed);
@@ -328,7 +352,7 @@ int cli_kernel(int argc, char **argv)
     int n = argc - optind;
     const char *sub = n > 0 ? argv[optind] : "";
     if (strcmp(sub, "start") == 0 && n == 2)
-        return kernel_start(&o, argv[optind + 1]);
+        return kernel_start(&o, argv[optind + 1], idle);
     if ((strcmp(sub, "stop") == 0 || strcmp(sub, "interrupt") == 0 ||
          strcmp(sub, "restart") == 0) && n == 2)
         return kernel_control(&o, sub, argv[optind + 1]);

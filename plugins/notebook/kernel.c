@@ -1,6 +1,7 @@
 /* Jupyter kernels beside a notebook workload's run, through actions:
  *
- *  kernel-start {"idle_ms"?}  -> {"id", "sealed"}   a new ipykernel in the
+ *  kernel-start {"idle_ms"?}  -> {"id", "sealed"}  idle_ms: cull after this
+ *                                long without execution (default 1 h, 0 never)   a new ipykernel in the
  *                                workload's directory; "sealed" is the
  *                                connection file, crypto_box_seal'ed to the
  *                                requester's key (base64)
@@ -50,6 +51,22 @@ extern char **environ;
 #define KERNEL_HMAC_BYTES 32
 #define KERNEL_STOP_WAIT_MS 3000
 #define KERNEL_READY_MS 30000
+#define KERNEL_IDLE_DEFAULT_MS (3600u * 1000)
+#define KERNEL_IDLE_MAX_MS (30ull * 86400 * 1000)
+
+/* An IPython startup file (the kernel's HOME is its private folder) that
+ * marks each execution in HOME/activity: "busy" while a cell runs, "idle"
+ * after, the file's mtime the moment. Idle culling reads it: a kernel is
+ * idle when no cell ran for idle_ms, and never while one runs. */
+static const char activity_py[] =
+    "import os\n"
+    "def _ferry_mark(state):\n"
+    "    p = os.path.join(os.environ['HOME'], 'activity')\n"
+    "    with open(p + '.tmp', 'w') as f:\n"
+    "        f.write(state)\n"
+    "    os.replace(p + '.tmp', p)\n"
+    "get_ipython().events.register('pre_execute', lambda: _ferry_mark('busy'))\n"
+    "get_ipython().events.register('post_execute', lambda: _ferry_mark('idle'))\n";
 
 struct kernel {
     char id[2 * KERNEL_ID_BYTES + 1];
@@ -59,6 +76,7 @@ struct kernel {
     char dir[64]; /* private 0700 folder: connection file, HOME */
     char ip[64];
     int shell_port;
+    uint64_t idle_ms; /* culled after this long without execution; 0: never */
     uint64_t started_ms; /* Unix ms */
 };
 
@@ -85,6 +103,7 @@ struct kernel_table {
 #define WATCH_INTERVAL_MS 300
 
 static int kernel_exec(struct nb_run *nr, struct kernel *k);
+static void kernel_end(struct kernel *k);
 
 static uint64_t unix_ms(void)
 {
@@ -93,14 +112,44 @@ static uint64_t unix_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The last execution's time (Unix ms; the start when none ran) and
+ * whether a cell runs now. */
+static uint64_t kernel_last_activity(const struct kernel *k, int *busy)
+{
+    char path[96], state[8] = "";
+    snprintf(path, sizeof path, "%s/activity", k->dir);
+    struct stat st;
+    *busy = 0;
+    if (stat(path, &st) < 0)
+        return k->started_ms;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        *busy = fgets(state, sizeof state, f) && strncmp(state, "busy", 4) == 0;
+        fclose(f);
+    }
+    uint64_t t = (uint64_t)st.st_mtim.tv_sec * 1000u + (uint64_t)st.st_mtim.tv_nsec / 1000000u;
+    return t > k->started_ms ? t : k->started_ms;
+}
+
 /* Reap and restart, with the same connection file, each kernel whose
  * process ended without kernel-stop. This thread is the only reaper of a
  * live kernel, so the others test liveness with kill(pid, 0). */
 static void watch_run(struct kernel_table *t, struct nb_run *nr)
 {
     pthread_mutex_lock(&nr->lock);
+    uint64_t now = unix_ms();
     for (size_t i = 0; i < nr->n; i++) {
         struct kernel *k = &nr->k[i];
+        int busy;
+        uint64_t last = kernel_last_activity(k, &busy);
+        if (k->idle_ms && !busy && now > last && now - last >= k->idle_ms) {
+            t->host->log(t->host->ctx, FERRY_LOG_INFO,
+                         "notebook %s: kernel %s culled after %llu ms without execution",
+                         nr->name, k->id, (unsigned long long)(now - last));
+            kernel_end(k);
+            nr->k[i--] = nr->k[--nr->n];
+            continue;
+        }
         int st = 0;
         if (k->pid <= 0 || waitpid(k->pid, &st, WNOHANG) != k->pid)
             continue;
@@ -348,7 +397,7 @@ static int kernel_spawn(struct nb_run *nr, struct kernel *k, const char *conn, s
         k->dir[0] = '\0';
         return -errno;
     }
-    char file[128];
+    char file[256];
     snprintf(file, sizeof file, "%s/kernel.json", k->dir);
     int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -356,6 +405,24 @@ static int kernel_spawn(struct nb_run *nr, struct kernel *k, const char *conn, s
     ssize_t w = write(fd, conn, conn_len);
     int rc = w == (ssize_t)conn_len && close(fd) == 0 ? 0 : -EIO;
     if (w != (ssize_t)conn_len)
+        close(fd);
+    if (rc < 0)
+        return rc;
+    char sdir[160];
+    const char *parts[] = {"/.ipython", "/.ipython/profile_default",
+                           "/.ipython/profile_default/startup", NULL};
+    for (int i = 0; parts[i]; i++) {
+        snprintf(sdir, sizeof sdir, "%s%s", k->dir, parts[i]);
+        if (mkdir(sdir, 0700) < 0)
+            return -errno;
+    }
+    snprintf(file, sizeof file, "%s/00-ferry-activity.py", sdir);
+    fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    w = write(fd, activity_py, sizeof activity_py - 1);
+    rc = w == (ssize_t)(sizeof activity_py - 1) && close(fd) == 0 ? 0 : -EIO;
+    if (w != (ssize_t)(sizeof activity_py - 1))
         close(fd);
     if (rc < 0)
         return rc;
@@ -440,6 +507,13 @@ static int do_start(struct nb_state *s, struct nb_run *nr, json_t *req, struct f
     sodium_bin2hex(hmac_hex, sizeof hmac_hex, hmac, sizeof hmac);
     sodium_memzero(hmac, sizeof hmac);
     snprintf(k->owner, sizeof k->owner, "%s", owner);
+    json_t *idle = json_object_get(req, "idle_ms");
+    k->idle_ms = KERNEL_IDLE_DEFAULT_MS;
+    if (idle && (!json_is_integer(idle) || json_integer_value(idle) < 0 ||
+                 (uint64_t)json_integer_value(idle) > KERNEL_IDLE_MAX_MS))
+        return refuse(reply, "kernel start: %s", "idle_ms must be an integer from 0 to 30 days");
+    if (idle)
+        k->idle_ms = (uint64_t)json_integer_value(idle);
     const char *ip = kernel_ip();
     int ports[5];
     int rc = fresh_ports(ip, ports, 5);
@@ -537,11 +611,12 @@ static int do_list(struct nb_run *nr, struct ferry_reply *reply)
     json_t *a = json_array();
     for (size_t i = 0; a && i < nr->n; i++) {
         struct kernel *k = &nr->k[i];
-        int alive = k->pid > 0 && kill(k->pid, 0) == 0;
+        int alive = k->pid > 0 && kill(k->pid, 0) == 0, busy;
+        uint64_t last = kernel_last_activity(k, &busy);
         json_array_append_new(
             a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i}", "id", k->id, "name", nr->name,
                          "version", nr->version, "started", (json_int_t)k->started_ms,
-                         "last_activity", (json_int_t)k->started_ms, "alive", alive, "restarts",
+                         "last_activity", (json_int_t)last, "alive", alive, "restarts",
                          (int)k->restarts));
     }
     return answer(reply, json_pack("{s:o}", "kernels", a));

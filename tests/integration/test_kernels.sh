@@ -215,9 +215,20 @@ no_kernels() { [ -z "$(kernel_pids)" ]; }
 wait_until 10 no_kernels || fail "a kernel process outlived kernel stop: $(kernel_pids)"
 pass "another key may not stop a kernel; its own key stops it and the process ends"
 
+# --idle: a kernel that runs no cell for that long is stopped.
+expect_fail "--idle 'soon'" "$FERRY" kernel start lab@1.0 --to env=test --idle soon
+id3=$("$FERRY" kernel start lab@1.0 --to env=test --idle 3s -o "$T/conn3.json") || fail "kernel start --idle 3s"
+key3=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$T/conn3.json")
+[ "$(timeout 90 "$PY" "$T/value.py" "$T/conn3.json" '1+1')" = 2 ] || fail "kernel $id3 does not answer"
+gone() { ! "$FERRY" kernel list --json | grep -q "$id3"; }
+wait_until 30 gone || fail "kernel $id3 was not culled: $("$FERRY" kernel list --json)"
+grep -q "kernel $id3 culled after [0-9]* ms without execution" "$T/agent-h1.log" || fail "no cull line in the agent's log"
+wait_until 10 no_kernels || fail "the culled kernel's process lives on: $(kernel_pids)"
+pass "kernel start --idle 3s: the kernel is culled after 3 s without execution; a bad --idle is one line"
+
 # The registry carried only ciphertext: neither HMAC key is in its
 # database files or its log.
-for k in "$key" "$key2"; do
+for k in "$key" "$key2" "$key3"; do
   ! grep -rqa "$k" "$T/reg" || fail "the HMAC key is in the registry's data directory"
   ! grep -qa "$k" "$T/reg.log" || fail "the HMAC key is in the registry's log"
   ! grep -qa "$k" "$T/agent-h1.log" || fail "the HMAC key is in the agent's log"
