@@ -136,7 +136,10 @@ static uint64_t kernel_last_activity(const struct kernel *k, int *busy)
  * live kernel, so the others test liveness with kill(pid, 0). */
 static void watch_run(struct kernel_table *t, struct nb_run *nr)
 {
-    pthread_mutex_lock(&nr->lock);
+    /* A kernel-start may hold the run for seconds: look again next round
+     * rather than keep the table (and so the agent's loop) waiting. */
+    if (pthread_mutex_trylock(&nr->lock) != 0)
+        return;
     uint64_t now = unix_ms();
     for (size_t i = 0; i < nr->n; i++) {
         struct kernel *k = &nr->k[i];
@@ -284,6 +287,11 @@ static void kernel_end(struct kernel *k)
 static void run_free(struct nb_run *nr)
 {
     pthread_mutex_lock(&nr->lock);
+    /* Called on the agent's loop: all kernels are asked at once, so the
+     * wait is one grace period, not one per kernel. */
+    for (size_t i = 0; i < nr->n; i++)
+        if (nr->k[i].pid > 0)
+            kill(-nr->k[i].pid, SIGTERM);
     for (size_t i = 0; i < nr->n; i++)
         kernel_end(&nr->k[i]);
     nr->n = 0;

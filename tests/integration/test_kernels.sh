@@ -234,3 +234,12 @@ for k in "$key" "$key2" "$key3"; do
   ! grep -qa "$k" "$T/agent-h1.log" || fail "the HMAC key is in the agent's log"
 done
 pass "the HMAC keys appear in neither the registry's database nor its log (nor the agent's log)"
+
+# Undeploying the workload ends its kernels and removes their files.
+id4=$("$FERRY" kernel start lab@1.0 --to env=test -o "$T/conn4.json") || fail "kernel start (4)"
+kdir=$(tr '\0' ' ' < "/proc/$(kernel_pids | head -n 1)/cmdline" | grep -o '/tmp/ferry-kernel-[A-Za-z0-9]*')
+[ -d "$kdir" ] || fail "kernel $id4 has no folder: '$kdir'"
+"$FERRY" undeploy lab --to env=test >/dev/null || fail "undeploy lab"
+wait_until 30 no_kernels || fail "kernel $id4 outlived its workload: $(kernel_pids)"
+wait_until 10 test ! -e "$kdir" || fail "kernel $id4's folder $kdir is left"
+pass "undeploying the workload ends its kernels and removes their connection files"
