@@ -34,6 +34,16 @@ echo 'marker from the artifact' > "$T/nb/data.txt"
 "$FERRY" status --wait lab@1.0 --timeout 60 >/dev/null || fail "lab@1.0 is not running: $(tail -5 "$T/agent-h1.log")"
 pass "a notebook workload (runtime notebook) runs on h1"
 
+# A kernel other than python3 is refused when the workload starts.
+mkdir -p "$T/jl"
+sed -e 's/^name: lab/name: jl/' -e 's/kernel: python3/kernel: julia/' "$T/nb/ferry.yaml" > "$T/jl/ferry.yaml"
+"$FERRY" publish "$T/jl" >/dev/null
+"$FERRY" deploy jl@1.0 --to env=test >/dev/null
+wait_until 30 grep -q "notebook jl: kernel 'julia' is not available (only python3)" "$T/agent-h1.log" \
+  || fail "no refusal of kernel julia: $(grep jl "$T/agent-h1.log" | tail -3)"
+"$FERRY" undeploy jl --to env=test >/dev/null
+pass "notebook.kernel other than python3: the start fails with the reason in the agent's log"
+
 # Bad input: one line each, nothing started.
 expect_fail "expected NAME@VERSION" "$FERRY" kernel start lab --to env=test
 expect_fail "start needs --to SELECTOR" "$FERRY" kernel start lab@1.0
