@@ -1,10 +1,13 @@
 /* Jupyter kernels beside a notebook workload's run, through actions:
  *
- *  kernel-start {"idle_ms"?}  -> {"id", "sealed"}   a new ipykernel in the
+ *  kernel-start {"idle_ms"?}  -> {"id", "sealed"}  idle_ms: cull after this
+ *                                long without execution (default 1 h, 0 never)   a new ipykernel in the
  *                                workload's directory; "sealed" is the
  *                                connection file, crypto_box_seal'ed to the
  *                                requester's key (base64)
  *  kernel-stop  {"id"}        -> {"id", "stopped": true}
+ *  kernel-interrupt {"id"}    -> {"id", "interrupted": true}  SIGINT
+ *  kernel-restart {"id"}      -> {"id", "restarted": true}    same connection info
  *  kernel-list  {}            -> {"kernels": [...]}
  *
  * The agent adds "requester" (the key id that signed the action) and
@@ -47,26 +50,60 @@ extern char **environ;
 #define KERNEL_ID_BYTES 8
 #define KERNEL_HMAC_BYTES 32
 #define KERNEL_STOP_WAIT_MS 3000
+#define KERNEL_READY_MS 30000
+#define KERNEL_IDLE_DEFAULT_MS (3600u * 1000)
+#define KERNEL_IDLE_MAX_MS (30ull * 86400 * 1000)
+
+/* An IPython startup file (the kernel's HOME is its private folder) that
+ * marks each execution in HOME/activity: "busy" while a cell runs, "idle"
+ * after, the file's mtime the moment. Idle culling reads it: a kernel is
+ * idle when no cell ran for idle_ms, and never while one runs. */
+static const char activity_py[] =
+    "import os\n"
+    "def _ferry_mark(state):\n"
+    "    p = os.path.join(os.environ['HOME'], 'activity')\n"
+    "    with open(p + '.tmp', 'w') as f:\n"
+    "        f.write(state)\n"
+    "    os.replace(p + '.tmp', p)\n"
+    "get_ipython().events.register('pre_execute', lambda: _ferry_mark('busy'))\n"
+    "get_ipython().events.register('post_execute', lambda: _ferry_mark('idle'))\n";
 
 struct kernel {
     char id[2 * KERNEL_ID_BYTES + 1];
+    unsigned restarts; /* by the watcher after a crash, and by kernel-restart */
     char owner[64];
     pid_t pid;
     char dir[64]; /* private 0700 folder: connection file, HOME */
+    char ip[64];
+    int shell_port;
+    uint64_t idle_ms; /* culled after this long without execution; 0: never */
     uint64_t started_ms; /* Unix ms */
 };
 
 /* plugin_data of a notebook run. */
 struct nb_run {
+    struct nb_run *next; /* in the table, under its lock */
     pthread_mutex_t lock;
     char *name, *version, *dir;
     struct kernel k[KERNELS_MAX];
     size_t n;
 };
 
+/* Every notebook run's kernels, for the watcher thread that restarts a
+ * kernel that died (same connection file: clients reconnect unchanged). */
 struct kernel_table {
-    int unused;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct nb_run *runs;
+    int quit;
+    pthread_t watcher;
+    const struct ferry_host *host;
 };
+
+#define WATCH_INTERVAL_MS 300
+
+static int kernel_exec(struct nb_run *nr, struct kernel *k);
+static void kernel_end(struct kernel *k);
 
 static uint64_t unix_ms(void)
 {
@@ -75,15 +112,119 @@ static uint64_t unix_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The last execution's time (Unix ms; the start when none ran) and
+ * whether a cell runs now. */
+static uint64_t kernel_last_activity(const struct kernel *k, int *busy)
+{
+    char path[96], state[8] = "";
+    snprintf(path, sizeof path, "%s/activity", k->dir);
+    struct stat st;
+    *busy = 0;
+    if (stat(path, &st) < 0)
+        return k->started_ms;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        *busy = fgets(state, sizeof state, f) && strncmp(state, "busy", 4) == 0;
+        fclose(f);
+    }
+    uint64_t t = (uint64_t)st.st_mtim.tv_sec * 1000u + (uint64_t)st.st_mtim.tv_nsec / 1000000u;
+    return t > k->started_ms ? t : k->started_ms;
+}
+
+/* Reap and restart, with the same connection file, each kernel whose
+ * process ended without kernel-stop. This thread is the only reaper of a
+ * live kernel, so the others test liveness with kill(pid, 0). */
+static void watch_run(struct kernel_table *t, struct nb_run *nr)
+{
+    /* A kernel-start may hold the run for seconds: look again next round
+     * rather than keep the table (and so the agent's loop) waiting. */
+    if (pthread_mutex_trylock(&nr->lock) != 0)
+        return;
+    uint64_t now = unix_ms();
+    for (size_t i = 0; i < nr->n; i++) {
+        struct kernel *k = &nr->k[i];
+        int busy;
+        uint64_t last = kernel_last_activity(k, &busy);
+        if (k->idle_ms && !busy && now > last && now - last >= k->idle_ms) {
+            t->host->log(t->host->ctx, FERRY_LOG_INFO,
+                         "notebook %s: kernel %s culled after %llu ms without execution",
+                         nr->name, k->id, (unsigned long long)(now - last));
+            kernel_end(k);
+            nr->k[i--] = nr->k[--nr->n];
+            continue;
+        }
+        int st = 0;
+        if (k->pid <= 0 || waitpid(k->pid, &st, WNOHANG) != k->pid)
+            continue;
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        k->pid = 0;
+        k->restarts++;
+        int rc = kernel_exec(nr, k);
+        t->host->log(t->host->ctx, rc < 0 ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+                     "notebook %s: kernel %s ended (status %d); %s (restart %u)", nr->name, k->id,
+                     code, rc < 0 ? "cannot restart it" : "restarted with the same connection info",
+                     k->restarts);
+    }
+    pthread_mutex_unlock(&nr->lock);
+}
+
+static void *watcher(void *arg)
+{
+    struct kernel_table *t = arg;
+    pthread_mutex_lock(&t->lock);
+    while (!t->quit) {
+        for (struct nb_run *nr = t->runs; nr; nr = nr->next)
+            watch_run(t, nr);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += WATCH_INTERVAL_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&t->wake, &t->lock, &until);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
 int kernel_init(struct nb_state *s)
 {
     if (sodium_init() < 0)
         return -EIO;
-    s->kernels = calloc(1, sizeof *s->kernels);
-    return s->kernels ? 0 : -ENOMEM;
+    struct kernel_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    t->host = s->host;
+    if (pthread_create(&t->watcher, NULL, watcher, t) != 0) {
+        free(t);
+        return -EAGAIN;
+    }
+    s->kernels = t;
+    return 0;
 }
 
-void kernel_fini(struct nb_state *s) { free(s->kernels); }
+static void run_free(struct nb_run *nr);
+
+/* The agent is exiting (it leaves workloads running): kernels end here,
+ * for no later plugin instance could find their connection files again. */
+void kernel_fini(struct nb_state *s)
+{
+    struct kernel_table *t = s->kernels;
+    pthread_mutex_lock(&t->lock);
+    t->quit = 1;
+    pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->watcher, NULL);
+    while (t->runs) {
+        struct nb_run *nr = t->runs;
+        t->runs = nr->next;
+        run_free(nr);
+    }
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->wake);
+    free(t);
+}
 
 void kernel_attach(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run)
 {
@@ -100,6 +241,10 @@ void kernel_attach(struct nb_state *s, const struct ferry_workload *w, struct fe
     }
     pthread_mutex_init(&nr->lock, NULL);
     run->plugin_data = nr;
+    pthread_mutex_lock(&s->kernels->lock);
+    nr->next = s->kernels->runs;
+    s->kernels->runs = nr;
+    pthread_mutex_unlock(&s->kernels->lock);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
@@ -109,9 +254,8 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
-/* End one kernel's process group, reap it, and remove its folder (the
- * connection file with the HMAC key goes with it). */
-static void kernel_end(struct kernel *k)
+/* End a kernel's process group and reap it. */
+static void kernel_kill(struct kernel *k)
 {
     if (k->pid > 0) {
         kill(-k->pid, SIGTERM);
@@ -127,18 +271,27 @@ static void kernel_end(struct kernel *k)
         waitpid(k->pid, &st, 0);
     }
 gone:
+    k->pid = 0;
+}
+
+/* End a kernel and remove its folder (the connection file with the HMAC
+ * key goes with it). */
+static void kernel_end(struct kernel *k)
+{
+    kernel_kill(k);
     if (k->dir[0])
         nftw(k->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     memset(k, 0, sizeof *k);
 }
 
-void kernel_stop_all(struct nb_state *s, struct ferry_run *run)
+static void run_free(struct nb_run *nr)
 {
-    (void)s;
-    struct nb_run *nr = run->plugin_data;
-    if (!nr)
-        return;
     pthread_mutex_lock(&nr->lock);
+    /* Called on the agent's loop: all kernels are asked at once, so the
+     * wait is one grace period, not one per kernel. */
+    for (size_t i = 0; i < nr->n; i++)
+        if (nr->k[i].pid > 0)
+            kill(-nr->k[i].pid, SIGTERM);
     for (size_t i = 0; i < nr->n; i++)
         kernel_end(&nr->k[i]);
     nr->n = 0;
@@ -148,6 +301,21 @@ void kernel_stop_all(struct nb_state *s, struct ferry_run *run)
     free(nr->version);
     free(nr->dir);
     free(nr);
+}
+
+void kernel_stop_all(struct nb_state *s, struct ferry_run *run)
+{
+    struct nb_run *nr = run->plugin_data;
+    if (!nr)
+        return;
+    pthread_mutex_lock(&s->kernels->lock);
+    for (struct nb_run **p = &s->kernels->runs; *p; p = &(*p)->next)
+        if (*p == nr) {
+            *p = nr->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->kernels->lock);
+    run_free(nr);
     run->plugin_data = NULL;
 }
 
@@ -237,9 +405,8 @@ static int kernel_spawn(struct nb_run *nr, struct kernel *k, const char *conn, s
         k->dir[0] = '\0';
         return -errno;
     }
-    char file[128], log[128], home[128], rt[160];
+    char file[256];
     snprintf(file, sizeof file, "%s/kernel.json", k->dir);
-    snprintf(log, sizeof log, "%s/kernel.log", k->dir);
     int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
@@ -249,6 +416,34 @@ static int kernel_spawn(struct nb_run *nr, struct kernel *k, const char *conn, s
         close(fd);
     if (rc < 0)
         return rc;
+    char sdir[160];
+    const char *parts[] = {"/.ipython", "/.ipython/profile_default",
+                           "/.ipython/profile_default/startup", NULL};
+    for (int i = 0; parts[i]; i++) {
+        snprintf(sdir, sizeof sdir, "%s%s", k->dir, parts[i]);
+        if (mkdir(sdir, 0700) < 0)
+            return -errno;
+    }
+    snprintf(file, sizeof file, "%s/00-ferry-activity.py", sdir);
+    fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    w = write(fd, activity_py, sizeof activity_py - 1);
+    rc = w == (ssize_t)(sizeof activity_py - 1) && close(fd) == 0 ? 0 : -EIO;
+    if (w != (ssize_t)(sizeof activity_py - 1))
+        close(fd);
+    if (rc < 0)
+        return rc;
+    return kernel_exec(nr, k);
+}
+
+/* Start python3 -m ipykernel_launcher -f DIR/kernel.json in the
+ * workload's directory (again, after a crash or a restart). */
+static int kernel_exec(struct nb_run *nr, struct kernel *k)
+{
+    char file[128], log[128], home[128], rt[160];
+    snprintf(file, sizeof file, "%s/kernel.json", k->dir);
+    snprintf(log, sizeof log, "%s/kernel.log", k->dir);
     snprintf(home, sizeof home, "HOME=%s", k->dir);
     snprintf(rt, sizeof rt, "JUPYTER_RUNTIME_DIR=%s", k->dir);
     const char *py = nb_python();
@@ -271,13 +466,34 @@ static int kernel_spawn(struct nb_run *nr, struct kernel *k, const char *conn, s
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &all);
     pid_t pid;
-    rc = -posix_spawn(&pid, py, &fa, &at, argv, env);
+    int rc = -posix_spawn(&pid, py, &fa, &at, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (rc == 0)
         k->pid = pid;
     (void)environ;
     return rc;
+}
+
+/* Until the kernel accepts connections on its shell port (so a client
+ * that connects at once finds it), the process dies, or the deadline. */
+static int kernel_wait_ready(const struct kernel *k)
+{
+    for (int waited = 0; waited < KERNEL_READY_MS; waited += 50) {
+        if (kill(k->pid, 0) < 0 || waitpid(k->pid, NULL, WNOHANG) == k->pid)
+            return -ECHILD;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)k->shell_port)};
+        inet_pton(AF_INET, k->ip, &a.sin_addr);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return 0;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return -ETIMEDOUT;
 }
 
 static int do_start(struct nb_state *s, struct nb_run *nr, json_t *req, struct ferry_reply *reply)
@@ -299,6 +515,13 @@ static int do_start(struct nb_state *s, struct nb_run *nr, json_t *req, struct f
     sodium_bin2hex(hmac_hex, sizeof hmac_hex, hmac, sizeof hmac);
     sodium_memzero(hmac, sizeof hmac);
     snprintf(k->owner, sizeof k->owner, "%s", owner);
+    json_t *idle = json_object_get(req, "idle_ms");
+    k->idle_ms = KERNEL_IDLE_DEFAULT_MS;
+    if (idle && (!json_is_integer(idle) || json_integer_value(idle) < 0 ||
+                 (uint64_t)json_integer_value(idle) > KERNEL_IDLE_MAX_MS))
+        return refuse(reply, "kernel start: %s", "idle_ms must be an integer from 0 to 30 days");
+    if (idle)
+        k->idle_ms = (uint64_t)json_integer_value(idle);
     const char *ip = kernel_ip();
     int ports[5];
     int rc = fresh_ports(ip, ports, 5);
@@ -316,6 +539,8 @@ static int do_start(struct nb_state *s, struct nb_run *nr, json_t *req, struct f
         return refuse(reply, "kernel start: no free ports on %s", ip);
     }
     size_t conn_len = strlen(conn);
+    snprintf(k->ip, sizeof k->ip, "%s", ip);
+    k->shell_port = ports[0];
     char *sealed = NULL;
     if ((rc = seal_b64(pk, conn, conn_len, &sealed)) < 0) {
         sodium_memzero(conn, conn_len);
@@ -325,6 +550,8 @@ static int do_start(struct nb_state *s, struct nb_run *nr, json_t *req, struct f
     rc = kernel_spawn(nr, k, conn, conn_len);
     sodium_memzero(conn, conn_len);
     free(conn);
+    if (rc == 0)
+        rc = kernel_wait_ready(k);
     if (rc < 0) {
         free(sealed);
         kernel_end(k);
@@ -350,15 +577,35 @@ static struct kernel *find(struct nb_run *nr, const char *id)
     return NULL;
 }
 
-static int do_stop(struct nb_state *s, struct nb_run *nr, json_t *req, struct ferry_reply *reply)
+/* verb is stop, interrupt or restart. */
+static int do_control(struct nb_state *s, struct nb_run *nr, const char *verb, json_t *req,
+                      struct ferry_reply *reply)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *who = json_string_value(json_object_get(req, "requester"));
     struct kernel *k = find(nr, id);
     if (!k)
         return refuse(reply, "kernel %s: no such kernel", id ? id : "(none)");
-    if (!who || strcmp(who, k->owner) != 0)
-        return refuse(reply, "kernel %s: only the key that started it may stop it", id);
+    if (!who || strcmp(who, k->owner) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "kernel %%s: only the key that started it may %s it", verb);
+        return refuse(reply, msg, id);
+    }
+    if (strcmp(verb, "interrupt") == 0) {
+        /* ipykernel's interrupt_mode "signal": SIGINT to the kernel alone. */
+        if (k->pid <= 0 || kill(k->pid, SIGINT) < 0)
+            return refuse(reply, "kernel %s: it is not running", id);
+        return answer(reply, json_pack("{s:s, s:b}", "id", k->id, "interrupted", 1));
+    }
+    if (strcmp(verb, "restart") == 0) {
+        kernel_kill(k);
+        k->restarts++;
+        if (kernel_exec(nr, k) < 0 || kernel_wait_ready(k) < 0)
+            return refuse(reply, "kernel %s: cannot start it again", id);
+        s->host->log(s->host->ctx, FERRY_LOG_INFO, "notebook %s: kernel %s restarted", nr->name,
+                     k->id);
+        return answer(reply, json_pack("{s:s, s:b}", "id", k->id, "restarted", 1));
+    }
     char kid[sizeof k->id];
     snprintf(kid, sizeof kid, "%s", k->id);
     kernel_end(k);
@@ -372,11 +619,13 @@ static int do_list(struct nb_run *nr, struct ferry_reply *reply)
     json_t *a = json_array();
     for (size_t i = 0; a && i < nr->n; i++) {
         struct kernel *k = &nr->k[i];
-        int alive = k->pid > 0 && waitpid(k->pid, NULL, WNOHANG) == 0;
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "id", k->id, "name",
-                                           nr->name, "version", nr->version, "started",
-                                           (json_int_t)k->started_ms, "last_activity",
-                                           (json_int_t)k->started_ms, "alive", alive));
+        int alive = k->pid > 0 && kill(k->pid, 0) == 0, busy;
+        uint64_t last = kernel_last_activity(k, &busy);
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i}", "id", k->id, "name", nr->name,
+                         "version", nr->version, "started", (json_int_t)k->started_ms,
+                         "last_activity", (json_int_t)last, "alive", alive, "restarts",
+                         (int)k->restarts));
     }
     return answer(reply, json_pack("{s:o}", "kernels", a));
 }
@@ -396,8 +645,9 @@ int kernel_action(struct nb_state *s, struct ferry_run *run, const char *verb,
     pthread_mutex_lock(&nr->lock);
     if (strcmp(verb, "start") == 0)
         rc = do_start(s, nr, req, reply);
-    else if (strcmp(verb, "stop") == 0)
-        rc = do_stop(s, nr, req, reply);
+    else if (strcmp(verb, "stop") == 0 || strcmp(verb, "interrupt") == 0 ||
+             strcmp(verb, "restart") == 0)
+        rc = do_control(s, nr, verb, req, reply);
     else if (strcmp(verb, "list") == 0)
         rc = do_list(nr, reply);
     else

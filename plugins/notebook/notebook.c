@@ -10,6 +10,7 @@
 #include "notebook.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -59,6 +60,17 @@ static int nb_start(void *state, const struct ferry_workload *w, struct ferry_ru
     struct nb_state *s = state;
     if (nbrun_wanted(w))
         return nbrun_start(s, w, run);
+    /* notebook.kernel: only Debian's ipykernel ("python3", the default)
+     * for now; another name fails the start with the reason. */
+    json_t *kj = w->kind_json ? json_loads(w->kind_json, 0, NULL) : NULL;
+    const char *kernel = json_string_value(json_object_get(kj, "kernel"));
+    if (kernel && strcmp(kernel, "python3") != 0) {
+        s->host->log(s->host->ctx, FERRY_LOG_ERROR,
+                     "notebook %s: kernel '%s' is not available (only python3)", w->name, kernel);
+        json_decref(kj);
+        return -EINVAL;
+    }
+    json_decref(kj);
     const char *py = nb_python();
     const char *argv[] = {py, "-c", "import ipykernel, signal\nsignal.pause()", NULL};
     const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
