@@ -400,6 +400,33 @@ static int seen_add(struct agent_actions *aa, const uint8_t *id, uint64_t expire
     return 0;
 }
 
+/* A plugin verb's request gains who signed it: "requester" (the key id)
+ * and "requester_key" (its public key, hex, from this agent's trust), set
+ * here over whatever the request said, so a plugin can seal an answer to
+ * the asker and keep what one key started from another (kernels). */
+static int add_requester(struct agent_actions *aa, Ferry__Wire__ActionBody *b, const char *signer)
+{
+    const struct key_public *k = trust_find(aa->cfg.trust, signer);
+    json_t *j = json_loads(b->request_json ? b->request_json : "{}", 0, NULL);
+    if (!k || !json_is_object(j)) {
+        json_decref(j);
+        return err_set(FERRY_E_INVALID, "action %s: the request is not a JSON object", b->verb);
+    }
+    char hex[2 * sizeof k->pk + 1];
+    sodium_bin2hex(hex, sizeof hex, k->pk, sizeof k->pk);
+    json_object_set_new(j, "requester", json_string(signer));
+    json_object_set_new(j, "requester_key", json_string(hex));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text)
+        return -ENOMEM;
+    /* An absent field points at protobuf-c's shared empty default. */
+    if (b->request_json && b->request_json[0])
+        free(b->request_json);
+    b->request_json = text;
+    return 0;
+}
+
 void agent_actions_receive(struct agent_actions *aa, const Ferry__Wire__SignedAction *sa)
 {
     /* The id, unverified, only to address a refusal to whoever asked. */
@@ -419,7 +446,10 @@ void agent_actions_receive(struct agent_actions *aa, const Ferry__Wire__SignedAc
 
     uint64_t now = clock_unix_ms();
     Ferry__Wire__ActionBody *b = NULL;
-    int rc = action_verify(sa, aa->cfg.trust, now, &b, NULL);
+    char signer[KEY_ID_LEN + 1] = "";
+    int rc = action_verify(sa, aa->cfg.trust, now, &b, signer);
+    if (rc == 0 && strcmp(b->verb, "logs") != 0)
+        rc = add_requester(aa, b, signer);
     if (rc == 0 && strcmp(b->host, aa->host) != 0)
         rc = err_set(FERRY_E_INVALID, "action refused: addressed to host %s, this is %s", b->host,
                      aa->host);

@@ -168,6 +168,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             cfg.advertise = val;
+            /* Plugins that open ports themselves (notebook kernels) read it. */
+            setenv("FERRY_ADVERTISE", val, 1);
         }
         else if (strcmp(a, "--label") == 0)
             rc = labels_add(&cfg.labels, val);

@@ -29,11 +29,17 @@
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 {
     struct run *r = p->data;
-    char detail[96];
+    char detail[192];
     if (sig)
         snprintf(detail, sizeof detail, "killed by signal %d", sig);
     else
         snprintf(detail, sizeof detail, "exited with status %lld", (long long)status);
+    /* A notebook run's runner ends its stderr with the failing cell's
+     * error (plugins/notebook/nbrun.py): that is the reason to report. */
+    char why[160];
+    if (status != 0 && !sig && r->lc.job.job && r->wl.kind && strcmp(r->wl.kind, "notebook") == 0 &&
+        runlog_last_line(r->dir, "stderr.log", why, sizeof why) == 0)
+        snprintf(detail, sizeof detail, "%s", why);
     /* A run with resources: its cgroup goes, and an out-of-memory kill is
      * named in the detail. */
     cg_run_exited(r->a->cfg->name, r->name, r->version, status, sig, detail, sizeof detail);

@@ -43,3 +43,28 @@ void runlog_cap(const char *dir, const char *name, uint64_t cap)
     if (out >= 0)
         close(out);
 }
+
+int runlog_last_line(const char *dir, const char *name, char *out, size_t outsz)
+{
+    char path[4300], buf[512];
+    snprintf(path, sizeof path, "%s/.ferry/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    /* Only the tail is read: the log may be large. */
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t from = end > (off_t)sizeof buf - 1 ? end - (off_t)sizeof buf + 1 : 0;
+    ssize_t n = pread(fd, buf, sizeof buf - 1, from);
+    close(fd);
+    if (n <= 0)
+        return -ENOENT;
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    char *line = strrchr(buf, '\n');
+    line = line ? line + 1 : buf;
+    if (!*line)
+        return -ENOENT;
+    snprintf(out, outsz, "%s", line);
+    return 0;
+}

@@ -3,6 +3,7 @@
 #include "specjson.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,15 @@ static const char **strv_from(char **items, size_t n)
         for (size_t i = 0; i < n; i++)
             v[i] = items[i];
     return v;
+}
+
+/* A notebook that names its .ipynb is run to completion by the notebook
+ * plugin (docs/notebooks.md): the agent supervises it as a job, with
+ * notebook.schedule as its schedule. A notebook without one is a kernel
+ * environment, a service. */
+static bool notebook_run(const Ferry__Spec *spec)
+{
+    return spec->notebook && spec->notebook->notebook && *spec->notebook->notebook;
 }
 
 void workload_fini(struct ferry_workload *w)
@@ -61,7 +71,7 @@ int workload_build(const Ferry__Spec *spec, const char *name, const char *versio
     const Ferry__Health *h = spec->health;
     sup_policy_default(pol);
     pol->stop_timeout_ms = stop_timeout_ms;
-    pol->job = run && run->mode && strcmp(run->mode, "job") == 0;
+    pol->job = (run && run->mode && strcmp(run->mode, "job") == 0) || notebook_run(spec);
     if (h) {
         if (h->http && h->http->path && *h->http->path) {
             w->health_http_path = h->http->path;
@@ -93,9 +103,14 @@ int workload_job(const Ferry__Spec *spec, struct run_job *job)
     const Ferry__Run *run = spec->run;
     job->job = run && run->mode && strcmp(run->mode, "job") == 0;
     job->retries = job->job ? run->retries : 0;
-    if (job->job && spec->schedule && *spec->schedule) {
+    const char *sched = spec->schedule;
+    if (notebook_run(spec)) {
+        job->job = true;
+        sched = spec->notebook->schedule;
+    }
+    if (job->job && sched && *sched) {
         char why[256];
-        if (schedule_parse(spec->schedule, &job->sched, why, sizeof why) < 0)
+        if (schedule_parse(sched, &job->sched, why, sizeof why) < 0)
             return err_set(FERRY_E_SPEC, "schedule: %s", why);
         job->has_schedule = true;
     }

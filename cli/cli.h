@@ -90,6 +90,8 @@ int cli_action_await(struct client *c, const char *host, const uint8_t id[ACTION
                      uint64_t deadline, int timeout_s, Ferry__Wire__Response **resp);
 /* ferry action NAME VERB (cli/action.c). */
 int cli_action(int argc, char **argv);
+/* ferry kernel start|stop|list (cli/kernel.c). */
+int cli_kernel(int argc, char **argv);
 /* ferry predict NAME --json FILE (cli/predict.c). */
 int cli_predict(int argc, char **argv);
 /* ferry logs NAME (cli/logs.c). */

@@ -652,7 +652,7 @@ static const struct verb verbs[] = {
     {"stats", cmd_stats},     {"deploy", cli_deploy},     {"undeploy", cli_undeploy},
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
-    {"logs", cli_logs},       {"action", cli_action},
+    {"logs", cli_logs},       {"action", cli_action},   {"kernel", cli_kernel},
     {"metrics", cli_metrics},
     {"predict", cli_predict},
     {"audit", cli_audit},

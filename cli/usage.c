@@ -71,6 +71,15 @@ static const struct usage usages[] = {
      "  on the host that runs it (--host when several do); its JSON answer is\n"
      "  printed. Signed by the operator key (--key or FERRY_KEY). Exit 0 when\n"
      "  the plugin answered, 1 with its error line otherwise.\n"},
+    {"kernel", "  kernel start NAME@VERSION --to K=V [--idle D] [-o conn.json] | stop|interrupt|restart ID | list [--json]\n",
+     "  start: a Jupyter kernel in a running notebook workload's directory on one\n"
+     "  matching host; its connection file comes back sealed to your key and is\n"
+     "  written 0600 (default kernel-ID.json); the kernel id is printed.\n"
+     "  stop, interrupt (SIGINT), restart (same connection info): only the key\n"
+     "  that started it. list: every kernel on the online hosts. A kernel that\n"
+     "  dies is restarted with the same connection info; one that ran no cell\n"
+     "  for --idle (default 1h, 0 never) is stopped.\n"
+     "  open SEALED [-o FILE]: open a kernel-start answer's sealed text.\n"},
     {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
      NULL},
     {"predict", "  predict NAME [--host H] --json FILE|- [--mlflow] [--timeout D]  query a model endpoint\n",

@@ -16,6 +16,7 @@
 #include "pathsafe.h"
 #include "schedule.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -852,11 +853,43 @@ static const struct field notebook_fields[] = {
     {.key = "notebook", .type = F_STRING, .offset = MEMBER(Ferry__NotebookSpec, notebook),
      .rule = rule_nonempty},
     {.key = "schedule", .type = F_STRING, .offset = MEMBER(Ferry__NotebookSpec, schedule),
-     .rule = rule_nonempty},
+     .rule = rule_schedule},
+    /* Values keep their YAML types; the plugin reads them from kind_json. */
+    {.key = "parameters", .type = F_OPAQUE},
+    {.key = "timeout", .type = F_DURATION, .offset = MEMBER(Ferry__NotebookSpec, timeout_ms),
+     .min = 1},
 };
 FITS(notebook_fields);
-static const struct schema notebook_schema = {FIELDS(notebook_fields),
-                                              sizeof(Ferry__NotebookSpec), notebook_init, NULL};
+
+/* A run's settings mean nothing without the notebook to run, and a
+ * parameter becomes a Python assignment, so its name must be one. */
+static int notebook_finish(const struct ctx *c, const yaml_node_t *map, const char *path,
+                           void *msg)
+{
+    static const char *const run_keys[] = {"parameters", "schedule", "timeout", NULL};
+    char sub[KEYPATH_MAX];
+    for (size_t i = 0; run_keys[i] && !((Ferry__NotebookSpec *)msg)->notebook[0]; i++) {
+        const yaml_node_t *v = value_of(c, map, run_keys[i]);
+        snprintf(sub, sizeof sub, "%s.%s", path, run_keys[i]);
+        if (v)
+            return fail(c, v, sub, "needs %s.notebook (the .ipynb to run)", path);
+    }
+    const yaml_node_t *pm = value_of(c, map, "parameters");
+    for (yaml_node_pair_t *p = pm ? pm->data.mapping.pairs.start : NULL;
+         p && p < pm->data.mapping.pairs.top; p++) {
+        const char *k = text_of(yaml_document_get_node(c->doc, p->key));
+        bool ok = (isalpha((unsigned char)*k) || *k == '_');
+        for (const char *q = k; ok && *q; q++)
+            ok = isalnum((unsigned char)*q) || *q == '_';
+        snprintf(sub, sizeof sub, "%s.parameters.%.64s", path, k);
+        if (!ok)
+            return fail(c, yaml_document_get_node(c->doc, p->key), sub,
+                        "a parameter name is a Python identifier (letters, digits, _)");
+    }
+    return 0;
+}
+static const struct schema notebook_schema = {FIELDS(notebook_fields), sizeof(Ferry__NotebookSpec),
+                                              notebook_init, notebook_finish};
 
 static void resources_init(void *m) { ferry__resources__init(m); }
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -238,9 +239,13 @@ static void *answer_later(void *arg)
 static int other_verb(void *arg, struct agent_actions *aa, const uint8_t id[ACTION_ID_LEN],
                       const char *workload, const char *verb, const char *req)
 {
-    (void)arg, (void)req;
+    (void)arg;
     if (strcmp(verb, "echo") == 0) {
         agent_actions_answer(aa, id, 0, "{\"ok\":true}", (const uint8_t *)"pong", 4);
+        return 0;
+    }
+    if (strcmp(verb, "whoami") == 0) {
+        agent_actions_answer(aa, id, 0, req, NULL, 0);
         return 0;
     }
     if (strcmp(verb, "later") == 0) {
@@ -396,6 +401,23 @@ static void test_receive(void **state)
     action_signed_free(sa);
     sa = sign(&f.ops, "h1", "web", "flood", now, 60000);
     expect_refusal(&f, sa, FERRY__WIRE__CODE__LIMIT, "over the reply bounds");
+    action_signed_free(sa);
+    /* A plugin's request names who signed it, from the host's own trust,
+     * over whatever the request claimed. */
+    assert_int_equal(action_sign(&f.ops, "h1", "web", "whoami",
+                                 "{\"x\":1,\"requester\":\"forged\",\"requester_key\":\"00\"}",
+                                 now, 60000, &sa, NULL),
+                     0);
+    b = exchange(&f, sa);
+    assert_int_equal(b->code, FERRY__WIRE__CODE__OK);
+    json_t *j = json_loads(b->reply_json, 0, NULL);
+    char hex[2 * crypto_sign_PUBLICKEYBYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, f.ops.pub.pk, sizeof f.ops.pub.pk);
+    assert_string_equal(json_string_value(json_object_get(j, "requester")), f.ops.pub.id);
+    assert_string_equal(json_string_value(json_object_get(j, "requester_key")), hex);
+    assert_int_equal(json_integer_value(json_object_get(j, "x")), 1);
+    json_decref(j);
+    ferry__wire__action_reply_body__free_unpacked(b, NULL);
     action_signed_free(sa);
     fixture_fini(&f);
 }

@@ -409,6 +409,27 @@ static void test_notebook(void **state)
     assert_string_equal(s->notebook->notebook, "report.ipynb");
     assert_string_equal(s->notebook->schedule, "0 6 * * 1");
     spec_free(s);
+
+    /* A run's settings: parameters of any YAML type, a timeout. */
+#define NB "name: r\nversion: 1\nkind: notebook\nruntime: notebook\nnotebook:\n"
+    s = parse_ok(NB "  notebook: r.ipynb\n  schedule: \"@every 5s\"\n"
+                 "  parameters: {region: eu, n: 3, deep: {a: [1, 2]}}\n  timeout: 90s\n");
+    assert_int_equal(s->notebook->timeout_ms, 90000);
+    assert_string_equal(s->notebook->schedule, "@every 5s");
+    spec_free(s);
+    EXPECT_SPEC_ERROR(NB "  notebook: r.ipynb\n  parameters: {2x: 1}\n",
+                      "t.yaml:7: key 'notebook.parameters.2x': a parameter name is a Python "
+                      "identifier (letters, digits, _)");
+    EXPECT_SPEC_ERROR(NB "  notebook: r.ipynb\n  parameters: x\n",
+                      "t.yaml:7: key 'notebook.parameters': expected a mapping");
+    EXPECT_SPEC_ERROR(NB "  notebook: r.ipynb\n  timeout: 0s\n",
+                      "t.yaml:7: key 'notebook.timeout': must be greater than zero");
+    EXPECT_SPEC_ERROR(NB "  notebook: r.ipynb\n  schedule: \"@every 0s\"\n",
+                      "t.yaml:7: key 'notebook.schedule': @every '0s': must be from 1s to 366d");
+    EXPECT_SPEC_ERROR(NB "  kernel: python3\n  timeout: 1m\n",
+                      "t.yaml:7: key 'notebook.timeout': needs notebook.notebook (the .ipynb "
+                      "to run)");
+#undef NB
 }
 
 static void test_version_scalars(void **state)

@@ -72,11 +72,46 @@ static void test_policy_for_a_job(void **state)
     workload_fini(&w);
 }
 
+/* A notebook that names its .ipynb runs to completion on notebook.schedule;
+ * one without is a kernel environment, a service. */
+static void test_notebook_run_is_a_job(void **state)
+{
+    (void)state;
+    Ferry__Spec spec = FERRY__SPEC__INIT;
+    Ferry__NotebookSpec nb = FERRY__NOTEBOOK_SPEC__INIT;
+    spec.kind = "notebook";
+    spec.runtime = "notebook";
+    spec.notebook = &nb;
+    struct run_job job;
+    struct ferry_workload w;
+    memset(&w, 0, sizeof w);
+    struct sup_policy pol;
+    assert_int_equal(workload_job(&spec, &job), 0);
+    assert_false(job.job);
+    assert_int_equal(workload_build(&spec, "n", "1", "/tmp", 5000, &w, &pol), 0);
+    assert_false(pol.job);
+    nb.notebook = "r.ipynb";
+    nb.schedule = "@every 5s";
+    assert_int_equal(workload_job(&spec, &job), 0);
+    assert_true(job.job);
+    assert_int_equal(job.retries, 0);
+    assert_true(job.has_schedule);
+    assert_int_equal(job.sched.every_ms, 5000);
+    assert_int_equal(workload_build(&spec, "n", "1", "/tmp", 5000, &w, &pol), 0);
+    assert_true(pol.job);
+    nb.schedule = "";
+    assert_int_equal(workload_job(&spec, &job), 0);
+    assert_true(job.job);
+    assert_false(job.has_schedule);
+    workload_fini(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_from_spec),
         cmocka_unit_test(test_policy_for_a_job),
+        cmocka_unit_test(test_notebook_run_is_a_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
