@@ -3,7 +3,7 @@
 # their data under demo-data/; every example is published and verified back
 # out; hello and churn-model (trained here first by its train.py when its
 # model.joblib is missing) are deployed to the agent and queried
-# (churn-notebook waits for its plugin, so it is not deployed); then status,
+# (churn-notebook, a daily scheduled run, is published only); then status,
 # and everything stops on Ctrl-C.
 set -euo pipefail
 BUILD=${1:-build}
