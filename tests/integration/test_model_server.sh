@@ -284,7 +284,7 @@ pass "/metrics counts requests by protocol and outcome, histograms and gauges; p
 # worker is restarted and counted, the endpoint keeps answering; concurrent
 # requests ride in shared batches and each gets its own answer.
 cat > "$M/serve.py" <<'PYEOF'
-import os
+import os, time
 class Model:
     def load(self, d):
         self.k = 2.0
@@ -294,6 +294,10 @@ class Model:
             raise ValueError("marker 666 refused")
         if (x == 999).any():
             os._exit(3)
+        if (x >= 100).any():
+            # Slow enough that concurrent requests queue while both workers
+            # are busy, however slowly the test's clients start.
+            time.sleep(0.4)
         return {"y": x * self.k}
 PYEOF
 SPEC_PY='{"name":"echo","version":"1","kind":"model","runtime":"model","model":{"format":"python","entry":"serve.py:Model","inputs":[{"name":"x","datatype":"FP64","shape":[-1]}],"outputs":[{"name":"y","datatype":"FP64","shape":[-1]}],"workers":2,"batching":{"max_batch":64,"max_delay":"20ms"}}}'
@@ -327,7 +331,7 @@ pass "a python model that raises: 500 with its text; one that dies: 500, restart
 N=24
 cpids=()
 for i in $(seq 1 $N); do
-  printf '{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[%d]}]}' "$i" > "$T/c$i.json"
+  printf '{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[%d]}]}' "$((100 + i))" > "$T/c$i.json"
   curl -sS --max-time 20 -o "$T/c$i.out" -w '%{http_code}' -H 'Content-Type: application/json' \
     --data-binary "@$T/c$i.json" "$Y/v2/models/echo/infer" > "$T/c$i.status" &
   cpids+=($!)
@@ -336,7 +340,7 @@ for p in "${cpids[@]}"; do wait "$p" || fail "a concurrent request failed"; done
 for i in $(seq 1 $N); do
   [ "$(cat "$T/c$i.status")" = 200 ] || fail "concurrent request $i: $(cat "$T/c$i.status")"
   "$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["outputs"][0]["data"] == [2.0*int(sys.argv[2])]' \
-    "$T/c$i.out" "$i" || fail "concurrent request $i got another's answer: $(cat "$T/c$i.out")"
+    "$T/c$i.out" "$((100 + i))" || fail "concurrent request $i got another's answer: $(cat "$T/c$i.out")"
 done
 curl -fsS "$Y/metrics" > "$T/py.metrics"
 ones=$(grep -E '^ferry_model_batch_size_bucket\{model="echo",version="1",le="1"\}' "$T/py.metrics" | awk '{print $2}')
