@@ -17,6 +17,13 @@ packages=(
   prometheus wrk gunicorn python3-flask
   # notebooks: real Jupyter kernels and clients, nbclient for scheduled runs
   python3-jupyter-client python3-ipykernel python3-nbclient python3-nbformat
+  # the dashboard: a real browser for its test (playwright-core from npm drives it)
+  chromium nodejs
+  # containers: runc runs them; umoci and busybox-static build test images offline;
+  # podman is the benchmark's baseline
+  runc umoci busybox-static podman zstd
+  # tests that move the clock
+  faketime
 )
 
 missing=()
