@@ -35,7 +35,7 @@ int db_ops_check(const struct db_ops *ops)
         OP(metrics_replace), OP(metrics_same),  OP(metrics_list),    OP(host_polls_save),
         OP(audit_append),   OP(audit_list),     OP(envelope_current),
         OP(version_set_sigs), OP(channel_set),  OP(channel_list),    OP(revoke_put),
-        OP(revoke_list),
+        OP(revoke_list),    OP(run_put),        OP(run_list),
 #undef OP
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -299,4 +299,17 @@ void db_revoke_list_free(struct db_revocation *v, size_t n)
     for (size_t i = 0; v && i < n; i++)
         free(v[i].stmt);
     free(v);
+}
+
+/* ---- notebook runs ---- */
+
+int db_run_put(struct db *db, const struct db_run *r, int *kept)
+{
+    return db->ops->run_put(db->impl, r, kept);
+}
+
+int db_run_list(struct db *db, const char *name, const char *id, size_t limit,
+                struct db_run **out, size_t *n)
+{
+    return db->ops->run_list(db->impl, name, id, limit, out, n);
 }

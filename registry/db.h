@@ -225,6 +225,25 @@ struct db_revocation {
 int db_revoke_list(struct db *db, struct db_revocation **out, size_t *n);
 void db_revoke_list_free(struct db_revocation *v, size_t n);
 
+/* ---- notebook runs (registry/runs.c) ---- */
+
+struct db_run {
+    char id[24], name[72], version[72], host[72], status[16];
+    int64_t started_ms, duration_ms, updated_ms;
+    char error[1025], note[257];
+    int has_notebook;
+    struct digest notebook;
+    uint64_t notebook_size;
+};
+/* Record what host reported of run r->id. A run belongs to the host that
+ * first reported it (FERRY_E_EXISTS, without detail, for another host's
+ * report); once succeeded or failed it no longer changes (*kept set, 0). */
+int db_run_put(struct db *db, const struct db_run *r, int *kept);
+/* Runs of name, newest start first, at most limit; or (name NULL) the run
+ * called id (FERRY_E_NOTFOUND, without detail, when unknown). */
+int db_run_list(struct db *db, const char *name, const char *id, size_t limit,
+                struct db_run **out, size_t *n);
+
 /* ---- stores --------------------------------------------------------------- */
 
 /* One metadata store implementation. Every operation is required: each
@@ -283,6 +302,10 @@ struct db_ops {
     int (*channel_list)(void *self, const char *name, struct db_channel **out, size_t *n);
     int (*revoke_put)(void *self, const char *key_id, const uint8_t *stmt, size_t len);
     int (*revoke_list)(void *self, struct db_revocation **out, size_t *n);
+    /* notebook runs (db_sqlite_runs.c) */
+    int (*run_put)(void *self, const struct db_run *r, int *kept);
+    int (*run_list)(void *self, const char *name, const char *id, size_t limit,
+                    struct db_run **out, size_t *n);
 };
 
 /* The SQLite store, registered from the start. */

@@ -37,4 +37,10 @@ int sq_channel_list(void *self, const char *name, struct db_channel **out, size_
 int sq_revoke_put(void *self, const char *key_id, const uint8_t *stmt, size_t len);
 int sq_revoke_list(void *self, struct db_revocation **out, size_t *n);
 
+/* db_sqlite_runs.c: notebook runs. */
+int sq_runs_migrate(struct sqlite_db *db);
+int sq_run_put(void *self, const struct db_run *r, int *kept);
+int sq_run_list(void *self, const char *name, const char *id, size_t limit, struct db_run **out,
+                size_t *n);
+
 #endif

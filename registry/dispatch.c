@@ -34,6 +34,8 @@ const struct dispatch_entry dispatch_table[] = {
     ROW(ACTION_SUBMIT, "actions", action_submit),
     ROW(ACTION_AWAIT, "actions", action_await),
     ROW(ACTION_REPLY, "actions", action_reply),
+    ROW(RUN_REPORT, "fleet", run_report),
+    ROW(LIST_RUNS, "queries", list_runs),
 };
 const size_t dispatch_table_len = sizeof dispatch_table / sizeof dispatch_table[0];
 

@@ -99,4 +99,10 @@ const struct dispatch_entry *dispatch_find(Ferry__Wire__Request__BodyCase body_c
 int dispatch(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__Response *resp,
              struct request_scratch *rs);
 
+/* runs.c: notebook runs */
+int on_run_report(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
+                  struct request_scratch *);
+int on_list_runs(struct registry *, const Ferry__Wire__Request *, Ferry__Wire__Response *,
+                 struct request_scratch *);
+
 #endif

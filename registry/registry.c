@@ -85,6 +85,7 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
     rmetrics_scratch_free(&rs.metrics);
     audit_reply_free(&rs.audit);
     gov_scratch_free(&rs.gov);
+    runs_scratch_free(&rs.runs);
     desired_free(&rs.desired);
     actions_scratch_free(&rs.action);
     if (req)

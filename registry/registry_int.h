@@ -14,6 +14,7 @@
 #include "liveness.h"
 #include "queries.h"
 #include "rmetrics.h"
+#include "runs.h"
 #include "selector.h"
 #include "server.h"
 #include "store.h"
@@ -101,6 +102,7 @@ struct request_scratch {
     struct rmetrics_scratch metrics;
     struct audit_reply audit;
     struct gov_scratch gov;
+    struct runs_scratch runs; /* runs.c */
 };
 
 /* Free what a request's handler left in the scratch (query_handlers.c). */
