@@ -3,6 +3,7 @@
  * process.c (their processes) and desired.c (the signed desired state);
  * agent_int.h says who does what. */
 #include "agent_int.h"
+#include "runupload.h"
 #include "clock.h"
 #include "alog.h"
 #include "error.h"
@@ -323,6 +324,9 @@ int agent_run(const struct agent_config *cfg)
         .action_verb = run_action_start, .action_verb_arg = a,
     };
     link_start(&a->loop, &lc, on_desired, a, &a->link);
+    if (runupload_start(cfg->registry_url, cfg->name, &a->host_key, a->workloads_dir, 0,
+                        &a->uploads) < 0)
+        alog(FERRY_LOG_ERROR, "%s", err_detail());
     alog(FERRY_LOG_INFO, "host %s (key %s), registry %s, state %s", cfg->name, a->host_key.pub.id,
          cfg->registry_url, cfg->state_dir);
 
@@ -337,6 +341,8 @@ int agent_run(const struct agent_config *cfg)
         persist_run(r);
     link_stop(a->link);
     a->link = NULL;
+    runupload_stop(a->uploads);
+    a->uploads = NULL;
     metrics_stop(a->metrics); /* a pass in flight releases its runs first */
     a->metrics = NULL;
     while (a->runs)

@@ -85,6 +85,7 @@ struct agent {
     struct plugin_set plugins;
     struct ferry_host host;
     struct link *link;
+    struct runupload *uploads; /* notebook runs to the registry (runupload.h) */
     struct metrics *metrics; /* agent/metrics.c: lent live runs as probes are */
     struct run *runs;
     struct run *departing; /* destroyed runs whose tree job still runs */

@@ -52,13 +52,55 @@ static void on_plugin_answer(void *arg, int rc, char *reply_json, size_t reply_l
     run_release(r);
 }
 
+/* A service answers while it runs. A job's workload stays deployed between
+ * its runs (scheduled, succeeded, failed), so its plugin is asked then too:
+ * `ferry run` starts a notebook run now (plugins/notebook/runs.c). */
+static int answers_actions(const struct run *r)
+{
+    if (!r->plugin)
+        return 0;
+    if (r->lc.state == RUN_RUNNING)
+        return 1;
+    return r->lc.job.job && r->wl.dir &&
+           (r->lc.state == RUN_SCHEDULED || r->lc.state == RUN_SUCCEEDED ||
+            r->lc.state == RUN_FAILED);
+}
+
+/* The request gains the workload it is addressed to, as this agent knows
+ * it (over anything the request said): "workload" with name, version,
+ * dir, section (the kind's section of the signed ferry.yaml) and env
+ * (run.env). A plugin that acts on a job between its runs has no other
+ * way to learn them. NULL on memory trouble. */
+static char *with_workload(const struct run *r, const char *request_json)
+{
+    json_t *j = json_loads(request_json ? request_json : "{}", 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        j = json_object();
+    }
+    json_t *env = json_array();
+    for (size_t i = 0; r->wl.env && r->wl.env[i]; i++)
+        json_array_append_new(env, json_string(r->wl.env[i]));
+    json_t *sec = r->wl.kind_json ? json_loads(r->wl.kind_json, 0, NULL) : NULL;
+    json_t *w = json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", r->name, "version", r->version,
+                          "dir", r->wl.dir ? r->wl.dir : r->dir, "section",
+                          sec ? sec : json_object(), "env", env ? env : json_array());
+    char *out = NULL;
+    if (j && w && json_object_set_new(j, "workload", w) == 0)
+        out = json_dumps(j, JSON_COMPACT);
+    else
+        json_decref(w);
+    json_decref(j);
+    return out;
+}
+
 int run_action_start(void *arg, struct agent_actions *aa, const uint8_t id[ACTION_ID_LEN],
                      const char *workload, const char *verb, const char *request_json)
 {
     struct agent *a = arg;
     struct run *pick = NULL;
     for (struct run *r = a->runs; r; r = r->next)
-        if (strcmp(r->name, workload) == 0 && r->lc.state == RUN_RUNNING && r->plugin)
+        if (strcmp(r->name, workload) == 0 && answers_actions(r))
             pick = r;
     if (!pick)
         return err_set(FERRY_E_NOTFOUND, "action %s: workload %s is not running on host %s", verb,
@@ -73,9 +115,15 @@ int run_action_start(void *arg, struct agent_actions *aa, const uint8_t id[ACTIO
     p->aa = aa;
     memcpy(p->id, id, ACTION_ID_LEN);
     snprintf(p->verb, sizeof p->verb, "%s", verb);
+    char *req = with_workload(pick, request_json);
+    if (!req) {
+        free(p);
+        return -ENOMEM;
+    }
     pick->work_pending++;
-    int rc = plugincall_action(&a->loop, pick->plugin, &pick->frun, verb, request_json,
-                               on_plugin_answer, p);
+    int rc = plugincall_action(&a->loop, pick->plugin, &pick->frun, verb, req, on_plugin_answer,
+                               p);
+    free(req);
     if (rc < 0) {
         pick->work_pending--;
         free(p);

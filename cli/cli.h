@@ -92,6 +92,10 @@ int cli_action_await(struct client *c, const char *host, const uint8_t id[ACTION
 int cli_action(int argc, char **argv);
 /* ferry kernel start|stop|list (cli/kernel.c). */
 int cli_kernel(int argc, char **argv);
+/* ferry run NAME@VERSION --to SEL [--param K=V] [--wait]; ferry runs NAME
+ * [--json] | get ID [-o FILE] (cli/runs.c). */
+int cli_run(int argc, char **argv);
+int cli_runs(int argc, char **argv);
 /* ferry predict NAME --json FILE (cli/predict.c). */
 int cli_predict(int argc, char **argv);
 /* ferry logs NAME (cli/logs.c). */

@@ -654,6 +654,7 @@ static const struct verb verbs[] = {
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
     {"logs", cli_logs},       {"action", cli_action},   {"kernel", cli_kernel},
     {"metrics", cli_metrics},
+    {"run", cli_run},         {"runs", cli_runs},
     {"predict", cli_predict},
     {"audit", cli_audit},
     {"policy", cli_policy},   {"approve", cli_approve},   {"promote", cli_promote},

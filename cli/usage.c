@@ -80,6 +80,18 @@ static const struct usage usages[] = {
      "  dies is restarted with the same connection info; one that ran no cell\n"
      "  for --idle (default 1h, 0 never) is stopped.\n"
      "  open SEALED [-o FILE]: open a kernel-start answer's sealed text.\n"},
+    {"run", "  run NAME@VERSION --to K=V [--param K=V ...] [--wait] [--timeout D]  one notebook run now\n",
+     "  Starts one run of a notebook workload on one matching host where it is\n"
+     "  deployed (also between its scheduled runs) and prints the run id.\n"
+     "  --param NAME=VALUE overrides notebook.parameters; VALUE is read as JSON\n"
+     "  when it is JSON (10, 0.5, true, null, \"007\", [1,2]), else as a string.\n"
+     "  --wait: until the run ended; exit 0 succeeded, 1 failed (the failing\n"
+     "  cell's error on stderr), 3 after --timeout (default: no limit).\n"},
+    {"runs", "  runs NAME [--json] [--limit N] | get RUN_ID [-o FILE]  notebook runs in the registry\n",
+     "  NAME: the runs hosts reported, newest first: id, name, version, host,\n"
+     "  status (running, succeeded, failed), started (Unix ms), duration_ms,\n"
+     "  error. get: download the executed notebook (default run-ID.ipynb),\n"
+     "  checked against the digest the host reported.\n"},
     {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
      NULL},
     {"predict", "  predict NAME [--host H] --json FILE|- [--mlflow] [--timeout D]  query a model endpoint\n",

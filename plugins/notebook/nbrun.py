@@ -1,14 +1,16 @@
 """Execute one notebook run for ferry's notebook plugin (docs/notebooks.md).
 
     nbrun.py --notebook IN.ipynb --output OUT.ipynb
-             [--parameters JSON] [--timeout SECONDS] [--kernel NAME]
+             [--parameters JSON] [--timeout SECONDS] [--kernel NAME] [--id ID]
 
 The parameters (a JSON object) become one new code cell right after the
 cell tagged "parameters", as papermill does, so they override its
 defaults; without such a cell they go first. The notebook is executed with
 nbclient in the current directory. OUT.ipynb is written whatever happens,
 with the output produced so far, and OUT.json next to it records the
-status, start, duration and error. Exit 0 when every cell ran; otherwise
+run's id, status, start, duration and error (the plugin wrote it first as
+"running"; this runner replaces it when the run ended). SIGTERM (an
+undeploy) ends the run failed, its partial output kept. Exit 0 when every cell ran; otherwise
 non-zero, and the last line on stderr is the reason ("cell 3: ValueError:
 boom"), which the agent reports as the run's reason.
 
@@ -17,12 +19,37 @@ Only Debian's packages are used (python3-nbclient, python3-nbformat).
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
 
+class Stopped(Exception):
+    """SIGTERM: the agent stops the run (an undeploy, a new version)."""
+
+
+def on_term(signum, frame):
+    raise Stopped("stopped: the run was asked to end (SIGTERM)")
+
+
+# Where a refusal before the run (bad parameters, no nbclient, not a
+# notebook) is recorded: (OUT.json path, run id, start).
+RECORD = None
+
+
 def fail(msg, code=2):
-    sys.stderr.write(msg.replace("\n", " ")[:400] + "\n")
+    line = msg.replace("\n", " ")[:400]
+    if RECORD is not None:
+        path, run_id, started = RECORD
+        meta = {"id": run_id, "status": "failed", "started_ms": int(started * 1000),
+                "duration_ms": int((time.time() - started) * 1000), "error": line}
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(meta, f)
+            os.replace(path + ".tmp", path)
+        except OSError:
+            pass
+    sys.stderr.write(line + "\n")
     sys.exit(code)
 
 
@@ -67,7 +94,22 @@ def main():
     ap.add_argument("--parameters", default="{}")
     ap.add_argument("--timeout", type=float, default=0, help="whole run, seconds; 0: none")
     ap.add_argument("--kernel", default="")
+    ap.add_argument("--id", default="", help="the run's id, kept in OUT.json")
     a = ap.parse_args()
+    signal.signal(signal.SIGTERM, on_term)
+    global RECORD
+    started = time.time()
+    base = a.output[:-6] if a.output.endswith(".ipynb") else a.output
+    # The plugin wrote the record "running" when it started this runner:
+    # its start is the run's.
+    try:
+        with open(base + ".json") as f:
+            first = json.load(f)
+        if first.get("id") == a.id and isinstance(first.get("started_ms"), int):
+            started = min(started, first["started_ms"] / 1000.0)
+    except (OSError, ValueError):
+        pass
+    RECORD = (base + ".json", a.id, started)
 
     try:
         params = json.loads(a.parameters)
@@ -90,7 +132,6 @@ def main():
 
     # The kernel's debugger warns about frozen modules on every start.
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    started = time.time()
     deadline = started + a.timeout if a.timeout > 0 else None
     opts = {"resources": {"metadata": {"path": os.getcwd()}}}
     if a.kernel:
@@ -102,6 +143,8 @@ def main():
     status, error, code = "succeeded", "", 0
     try:
         client.execute()
+    except Stopped as e:
+        status, code, error = "failed", 1, str(e)
     except CellTimeoutError:
         status, code = "failed", 1
         error = "timeout: the run took longer than %gs" % a.timeout
@@ -114,13 +157,15 @@ def main():
         tmp = a.output + ".tmp"
         nbformat.write(nb, tmp)
         os.replace(tmp, a.output)
-        meta = {"status": status, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        meta = {"id": a.id, "status": status,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "started_ms": int(started * 1000),
                 "duration_ms": duration_ms, "error": error, "parameters": params}
-        base = a.output[:-6] if a.output.endswith(".ipynb") else a.output
         with open(base + ".json.tmp", "w") as f:
             json.dump(meta, f)
         os.replace(base + ".json.tmp", base + ".json")
     if code:
+        RECORD = None  # written above, with the notebook
         fail(error, code)
     print("succeeded in %d ms: %s" % (duration_ms, a.output))
 

@@ -49,6 +49,7 @@ static void nb_fini(void *state)
     if (!s)
         return;
     kernel_fini(s);
+    nbrun_fini();
     free(s);
 }
 
@@ -107,7 +108,16 @@ static int nb_action(void *state, struct ferry_run *run, const char *verb, const
 {
     if (strncmp(verb, "kernel-", 7) == 0)
         return kernel_action(state, run, verb + 7, request_json, reply);
+    if (strcmp(verb, "notebook-run") == 0)
+        return nbrun_action(state, request_json, reply);
     return -ENOTSUP;
+}
+
+static int nb_exited(void *state, struct ferry_run *run, int status)
+{
+    (void)state;
+    nbrun_exited(run, status);
+    return 0;
 }
 
 static const struct ferry_plugin plugin = {
@@ -122,7 +132,7 @@ static const struct ferry_plugin plugin = {
     .health = nb_health,
     .metrics = NULL,
     .fini = nb_fini,
-    .exited = NULL,
+    .exited = nb_exited,
     .adopt = NULL,
     .action = nb_action,
     .metrics2 = NULL,

@@ -31,5 +31,11 @@ int kernel_action(struct nb_state *s, struct ferry_run *run, const char *verb,
  * (a job the agent supervises); start() spawns the runner for it. */
 bool nbrun_wanted(const struct ferry_workload *w);
 int nbrun_start(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run);
+/* The action notebook-run: one run now, with the request's parameters. */
+int nbrun_action(struct nb_state *s, const char *request_json, struct ferry_reply *reply);
+/* A job run's runner ended: its record ends failed if it did not say. */
+void nbrun_exited(struct ferry_run *run, int status);
+/* Before the plugin goes: the watchers of on-demand runs leave. */
+void nbrun_fini(void);
 
 #endif
