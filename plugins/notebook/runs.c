@@ -282,13 +282,16 @@ int nbrun_start(struct nb_state *s, const struct ferry_workload *w, struct ferry
     const json_t *pj = json_object_get(k, "parameters");
     char *params = pj ? json_dumps(pj, JSON_COMPACT) : strdup("{}");
     struct run_plan p;
+    memset(&p, 0, sizeof p);
+    /* argv points into k (the notebook's path, the kernel): k lives until
+     * the spawn is done. */
     int rc = params ? plan_run(&p, w->dir, k, params, w->env, false) : -ENOMEM;
     free(params);
-    json_decref(k);
     if (rc < 0) {
         h->log(h->ctx, FERRY_LOG_ERROR, "notebook %s: cannot prepare its run: %s", w->name,
                strerror(-rc));
         plan_free(&p);
+        json_decref(k);
         return rc;
     }
     rc = h->spawn(h->ctx, run, p.argv, p.env, w->dir);
@@ -312,6 +315,7 @@ int nbrun_start(struct nb_state *s, const struct ferry_workload *w, struct ferry
         pthread_mutex_unlock(&runs.lock);
     }
     plan_free(&p);
+    json_decref(k);
     return rc;
 }
 
