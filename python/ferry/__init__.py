@@ -21,7 +21,7 @@ from ._cli import Error, run as _run
 from . import _signature
 
 __all__ = ["Error", "log_model", "publish", "deploy", "predict", "versions", "status",
-           "endpoints"]
+           "endpoints", "run", "runs", "run_notebook"]
 __version__ = "0.1.0"
 
 
@@ -202,6 +202,40 @@ def deploy(ref, to, *, wait=True, timeout=300, key=None, registry=None):
         args += ["--wait", "--timeout", "%ds" % max(1, int(timeout))]
     _run(args, registry=registry, key=key)
     return endpoints(ref, to=to, registry=registry)
+
+
+def run(ref, to, *, params=None, wait=True, timeout=None, key=None, registry=None):
+    """`ferry run NAME@VERSION --to SELECTOR [--param K=V ...] [--wait]`:
+    one notebook run now; returns its id. params: a dict whose values keep
+    their Python type in the notebook (each is passed as JSON). With wait,
+    returns once the run succeeded and raises ferry.Error with the CLI's
+    line (`ferry: run ID failed on host H: cell 3: ...`) when it failed;
+    timeout (seconds) bounds the wait (default: none)."""
+    args = ["run", str(ref), "--to", str(to)]
+    for k, v in (params or {}).items():
+        args += ["--param", "%s=%s" % (k, json.dumps(v))]
+    if wait:
+        args.append("--wait")
+        if timeout is not None:
+            args += ["--timeout", "%ds" % max(1, int(timeout))]
+    out = _run(args, registry=registry, key=key)
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+def runs(name, *, registry=None):
+    """`ferry runs NAME --json`: NAME's runs, newest first, each a dict of
+    id, name, version, host, status (running, succeeded, failed), started
+    (Unix ms), duration_ms and error."""
+    return json.loads(_run(["runs", str(name), "--json"], registry=registry))["runs"]
+
+
+def run_notebook(run_id, path=None, *, registry=None):
+    """`ferry runs get RUN_ID -o PATH`: the run's executed notebook, its
+    digest checked; returns the path written (default run-ID.ipynb)."""
+    args = ["runs", "get", str(run_id)]
+    if path is not None:
+        args += ["-o", os.fspath(path)]
+    return _run(args, registry=registry).strip()
 
 
 def _http(url, body=None, timeout=30):

@@ -187,3 +187,26 @@ expect_fail "run report from h2: run $id belongs to another host" "$FORGE" "$REG
 [ "$("$FERRY" runs hello --json | "$PY" -c "import json,sys; print(len(json.load(sys.stdin)['runs']))")" = 2 ] \
   || fail "a refused report added a run: $("$FERRY" runs hello)"
 pass "forged, oversized, mismatched and malformed run reports are refused with one line; the registry keeps serving and its runs are unchanged"
+
+# --- the Python client mirrors the CLI
+export PYTHONPATH="$FERRY_SRC/python" FERRY_CLI="$FERRY"
+/usr/bin/python3 - "$T/py.ipynb" <<'PY' || fail "the Python client's run/runs/run_notebook"
+import sys, ferry, nbformat
+rid = ferry.run("hello@1", to="env=test", params={"greeting": "py", "repeat": 2, "flag": 1.5})
+assert len(rid) == 16, rid
+r = [x for x in ferry.runs("hello") if x["id"] == rid]
+assert r and r[0]["status"] == "succeeded" and r[0]["host"] == "h1", r
+nb = nbformat.read(ferry.run_notebook(rid, sys.argv[1]), as_version=4)
+assert "".join(o.get("text", "") for o in nb.cells[2].outputs) == "hello pypy float\n", nb.cells[2]
+try:
+    ferry.run("boom@1", to="env=test")
+    raise SystemExit("a failed run did not raise")
+except ferry.Error as e:
+    assert e.status == 1 and "cell 3: ValueError: bad input x42" in str(e), e
+try:
+    ferry.run("hello@1", to="env=nowhere")
+    raise SystemExit("no host did not raise")
+except ferry.Error as e:
+    assert str(e) == "ferry: run: no online host matching env=nowhere has hello@1 deployed", e
+PY
+pass "ferry.run / ferry.runs / ferry.run_notebook from Python: typed params, the failing cell's error as ferry.Error"
