@@ -121,15 +121,17 @@ assert outs[-1]["output_type"] == "error" and outs[-1]["ename"] == "ValueError",
 PY
 pass "a raising notebook: ferry run --wait exits 1 with the cell's error; runs shows it failed with that error; its partial notebook is kept"
 
-# --- a run shows as running while it runs, then ends
-make_notebook "$T/slow" slow 'import time; time.sleep(4); print("slept")' ''
+# --- a run shows as running while it runs, then ends; a job waiting for
+# its next scheduled run (next January) takes a run now too
+make_notebook "$T/slow" slow 'import time; time.sleep(4); print("slept")' '  schedule: "0 0 1 1 *"'
 "$FERRY" publish "$T/slow" >/dev/null
 "$FERRY" deploy slow@1 --to env=test >/dev/null
-wait_until 60 workload_state_is h1 slow 1 succeeded || fail "slow@1 is $(workload_field h1 slow 1 state)"
+wait_until 60 workload_state_is h1 slow 1 scheduled || fail "slow@1 is $(workload_field h1 slow 1 state)"
 sid=$("$FERRY" run slow@1 --to env=test)
 wait_until 10 run_status_is slow "$sid" running || fail "run $sid never showed running: $("$FERRY" runs slow 2>&1)"
 wait_until 60 run_status_is slow "$sid" succeeded || fail "run $sid is $(run_field slow "$sid" status)"
-pass "a run is listed as running while it runs, then succeeded"
+workload_state_is h1 slow 1 scheduled || fail "ferry run changed slow@1's state to $(workload_field h1 slow 1 state)"
+pass "a job waiting for its schedule takes ferry run; the run is listed as running while it runs, then succeeded"
 
 # --- scheduled runs are reported too
 make_notebook "$T/tick" tick 'print("tick", greeting)' '  schedule: "@every 5s"
