@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define RECORD_MAX (64u << 10) /* bytes of one STAMP.json */
+#define REFUSED_RETRY_S 60     /* a refused report is sent again after this */
 
 struct runupload {
     char url[512], host[72], dir[4096];
@@ -148,8 +149,30 @@ static int one_run(struct runupload *u, const char *name, const char *version, c
         return 0;
     uint8_t *text = NULL, *sent = NULL;
     size_t len = 0, slen = 0;
+    /* The marker names the version of the record it answers (inode, change
+     * time and size: the plugin and the runner replace the record by a
+     * rename, so each version is a new inode), and the folder is looked at
+     * every second: a run reported already costs two stats and a tiny read. */
+    struct stat rs, ms;
+    if (stat(path, &rs) < 0 || !S_ISREG(rs.st_mode))
+        return 0;
+    char key[96];
+    snprintf(key, sizeof key, "%llu.%lld.%ld.%lld", (unsigned long long)rs.st_ino,
+             (long long)rs.st_mtim.tv_sec, (long)rs.st_mtim.tv_nsec, (long long)rs.st_size);
+    if (stat(marker, &ms) == 0 && read_file(marker, 256, &sent, &slen) == 0) {
+        char *sp = strchr((char *)sent, ' ');
+        int refused = strncmp((char *)sent, "refused ", 8) == 0;
+        if (refused)
+            sp = strchr(sp + 1, ' ');
+        int same = sp && strcmp(sp + 1, key) == 0;
+        free(sent);
+        /* A refusal is tried again only every REFUSED_RETRY_S (a clock put
+         * right, an artifact published again), not every second. */
+        if (same && (!refused || time(NULL) - ms.st_mtim.tv_sec < REFUSED_RETRY_S))
+            return 0;
+    }
     if (read_file(path, RECORD_MAX, &text, &len) < 0)
-        return 0; /* not a record (or gone meanwhile) */
+        return 0; /* gone meanwhile */
     json_t *j = json_loadb((const char *)text, len, 0, NULL);
     free(text);
     const char *status = json_string_value(json_object_get(j, "status"));
@@ -158,12 +181,6 @@ static int one_run(struct runupload *u, const char *name, const char *version, c
         json_decref(j);
         return 0; /* a record from before runs had ids, or not one at all */
     }
-    if (read_file(marker, 64, &sent, &slen) == 0 && strcmp((char *)sent, status) == 0) {
-        free(sent);
-        json_decref(j);
-        return 0;
-    }
-    free(sent);
     Ferry__Wire__RunRecord run;
     Ferry__Wire__RunReportBody b;
     ferry__wire__run_record__init(&run);
@@ -212,20 +229,25 @@ static int one_run(struct runupload *u, const char *name, const char *version, c
     free(nb);
     if (rc == 0) {
         alog(FERRY_LOG_DEBUG, "run %s of %s@%s reported %s", id, name, version, status);
-        write_marker(marker, status);
+        char text1[160];
+        snprintf(text1, sizeof text1, "%s %s", status, key);
+        write_marker(marker, text1);
         u->last_refusal[0] = '\0';
     } else if (rc != FERRY_E_TRANSPORT) {
-        /* Refused: say why once; a refusal about the report itself will not
-         * change with a retry, so it is not sent again. */
+        /* Refused: say why once. */
         const char *why = err_message(rc);
         if (strcmp(why, u->last_refusal) != 0) {
             alog(FERRY_LOG_WARN, "registry refused the report of run %s (%s@%s): %s", id, name,
                  version, why);
             snprintf(u->last_refusal, sizeof u->last_refusal, "%s", why);
         }
+        /* A refusal of the report itself will not change at once. */
         if (rc == FERRY_E_INVALID || rc == FERRY_E_LIMIT || rc == FERRY_E_EXISTS ||
-            rc == FERRY_E_DIGEST)
-            write_marker(marker, status);
+            rc == FERRY_E_DIGEST || rc == FERRY_E_NOTFOUND || rc == FERRY_E_SIGNATURE) {
+            char text2[160];
+            snprintf(text2, sizeof text2, "refused %s %s", status, key);
+            write_marker(marker, text2);
+        }
     }
     json_decref(j);
     return rc;

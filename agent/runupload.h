@@ -4,8 +4,10 @@
  * workload's folder; a thread of its own here finds them there and reports
  * each run to the registry, signed by the host key: once when it starts
  * (running) and once when it ended, with the notebook. STAMP.sent records
- * what the registry has, so an agent restart sends nothing twice. It reads
- * only files and touches no loop state. */
+ * which version of the record the registry has ("refused ..." after a
+ * refusal, tried again a minute later), so an agent restart sends nothing
+ * twice. It reads only
+ * files and touches no loop state. */
 #ifndef FERRY_AGENT_RUNUPLOAD_H
 #define FERRY_AGENT_RUNUPLOAD_H
 
