@@ -48,7 +48,7 @@ struct run_plan {
     char id[17];
     char out[PATH_MAX + 96];  /* STAMP-ID.ipynb */
     char record[PATH_MAX + 96]; /* STAMP-ID.json */
-    char log[PATH_MAX + 96];  /* STAMP-ID.log (on-demand runs; a job's go to the host's log) */
+    char log[PATH_MAX + 96];  /* STAMP-ID.log: an on-demand run's output (a job's is the host's) */
     char runner[PATH_MAX];
     char timeout[32];
     char homev[PATH_MAX + 64], jrt[PATH_MAX + 64];
@@ -204,7 +204,7 @@ static void record_close(const char *record, int status)
 /* Paths, id, argv and env of one run of the notebook section sec in dir;
  * params (a JSON object) already merged. The record is written "running". */
 static int plan_run(struct run_plan *p, const char *dir, const json_t *sec, const char *params,
-                    const char *const *wenv, bool with_log)
+                    const char *const *wenv)
 {
     memset(p, 0, sizeof *p);
     int rc = runner_path(p->runner, sizeof p->runner);
@@ -262,7 +262,6 @@ static int plan_run(struct run_plan *p, const char *dir, const json_t *sec, cons
                           "--parameters", p->params, "--timeout", p->timeout, "--id", p->id,
                           kernel && *kernel ? "--kernel" : NULL, kernel};
     memcpy(p->argv, argv, sizeof argv);
-    (void)with_log;
     uint64_t now = (uint64_t)tv.tv_sec * 1000 + (uint64_t)ms;
     return record_running(p, now);
 }
@@ -285,7 +284,7 @@ int nbrun_start(struct nb_state *s, const struct ferry_workload *w, struct ferry
     memset(&p, 0, sizeof p);
     /* argv points into k (the notebook's path, the kernel): k lives until
      * the spawn is done. */
-    int rc = params ? plan_run(&p, w->dir, k, params, w->env, false) : -ENOMEM;
+    int rc = params ? plan_run(&p, w->dir, k, params, w->env) : -ENOMEM;
     free(params);
     if (rc < 0) {
         h->log(h->ctx, FERRY_LOG_ERROR, "notebook %s: cannot prepare its run: %s", w->name,
@@ -476,22 +475,22 @@ int nbrun_action(struct nb_state *s, const char *request_json, struct ferry_repl
     const char **env = calloc(ne + 1, sizeof *env);
     for (size_t i = 0; env && i < ne; i++)
         env[i] = json_string_value(json_array_get(envj, i));
-    /* busy: no slot taken, or the watcher holds it now; else it is
-     * given back below. */
+    /* A slot of ONDEMAND_MAX: handed to the watcher once the run started,
+     * else given back below. */
     pthread_mutex_lock(&runs.lock);
-    int busy = runs.ondemand >= ONDEMAND_MAX;
-    if (!busy)
+    int slot = runs.ondemand < ONDEMAND_MAX;
+    if (slot)
         runs.ondemand++;
     pthread_mutex_unlock(&runs.lock);
     struct run_plan p;
     memset(&p, 0, sizeof p);
-    if (busy) {
+    if (!slot) {
         snprintf(msg, sizeof msg, "notebook run: %d runs started with ferry run are in progress "
                                   "on this host already; try again when one ended", ONDEMAND_MAX);
         rc = refuse(reply, msg);
     } else if (!params || !env) {
         rc = -ENOMEM;
-    } else if ((rc = plan_run(&p, dir, sec, params, env, true)) < 0) {
+    } else if ((rc = plan_run(&p, dir, sec, params, env)) < 0) {
         snprintf(msg, sizeof msg, "notebook run: cannot prepare the run of %s@%s: %s", name,
                  version, strerror(-rc));
         rc = refuse(reply, msg);
@@ -505,12 +504,11 @@ int nbrun_action(struct nb_state *s, const char *request_json, struct ferry_repl
             snprintf(wt->record, sizeof wt->record, "%s", p.record);
             if (pthread_create(&t, NULL, watch_main, wt) == 0) {
                 pthread_detach(t);
-                wt = NULL;
-                busy = 1; /* the watcher counts it down */
+                slot = 0; /* the watcher gives it back */
             } else {
-                /* No watcher: the runner still runs; the record closes itself. */
+                /* No watcher: the runner runs on and writes its record;
+                 * only a runner killed outright would leave it "running". */
                 free(wt);
-                wt = NULL;
             }
             h->log(h->ctx, FERRY_LOG_INFO, "notebook %s@%s: run %s started on request (pid %d), "
                    "writing %s", name, version, p.id, (int)pid, p.out);
@@ -524,7 +522,7 @@ int nbrun_action(struct nb_state *s, const char *request_json, struct ferry_repl
             rc = refuse(reply, msg);
         }
     }
-    if (!busy) {
+    if (slot) {
         pthread_mutex_lock(&runs.lock);
         runs.ondemand--;
         pthread_mutex_unlock(&runs.lock);
