@@ -161,10 +161,17 @@ expect_fail "needs --to SELECTOR" "$FERRY" run hello@1
 expect_fail "^ferry: run 0123456789abcdef: no such run$" "$FERRY" runs get 0123456789abcdef -o "$T/x.ipynb"
 expect_fail "runs get: 'xyz' is not a run id" "$FERRY" runs get xyz
 expect_fail "runs: 'Bad Name' is not a workload name" "$FERRY" runs 'Bad Name'
+# A notebook environment that names no .ipynb (kernels only) has nothing to run.
+mkdir -p "$T/lab"
+printf 'name: lab\nversion: "1"\nkind: notebook\nruntime: notebook\nrun:\n  command: ["python3"]\nnotebook:\n  kernel: python3\n' > "$T/lab/ferry.yaml"
+"$FERRY" publish "$T/lab" >/dev/null
+"$FERRY" deploy lab@1 --to env=test >/dev/null
+wait_until 60 workload_state_is h1 lab 1 running || fail "lab@1 is $(workload_field h1 lab 1 state)"
+expect_fail "host h1: notebook run: lab@1 names no notebook to run \(notebook.notebook\)" "$FERRY" run lab@1 --to env=test
 [ ! -e "$T/x.ipynb" ] && [ ! -e "$T/x.ipynb.part" ] || fail "a failed runs get left a file"
 [ "$("$FERRY" runs nope --json)" = '{"runs":[]}' ] || fail "runs of an unknown name: $("$FERRY" runs nope --json)"
 [ "$(nruns_with hello succeeded)" = "$before" ] || fail "a refused ferry run started a run"
-pass "bad --param, unknown name or version, no matching host, unknown or malformed run id: one line each, nothing started"
+pass "bad --param, unknown name or version, no matching host, a workload with no notebook to run, unknown or malformed run id: one line each, nothing started"
 
 # --- forged and hostile run reports: refused, one line, the registry serves on
 nid=0123456789abcdef
