@@ -168,7 +168,7 @@ PY
 out=$(timeout 90 "$PY" "$T/interrupt.py" "$T/conn.json" "$FERRY" kernel interrupt "$id" 2>"$T/interrupt.err") || fail "interrupt: $out $(tail -3 "$T/interrupt.err")"
 [ "$out" = "$(printf 'error KeyboardInterrupt\nok')" ] || fail "interrupt: $out $(tail -3 "$T/interrupt.err")"
 pass "kernel interrupt breaks a running while True: pass; the kernel answers afterwards"
-expect_fail "kernel $id: only the key that started it may interrupt it" "$FERRY" kernel interrupt "$id" --key "$T/other.key"
+expect_fail "kernel $id: only the key that started it or an operator may interrupt it" "$FERRY" kernel interrupt "$id" --key "$T/other.key"
 
 cat > "$T/value.py" <<'PY'
 import sys
@@ -216,7 +216,7 @@ kernel_pids() {
   done
 }
 [ "$(kernel_pids | wc -l)" -eq 2 ] || fail "expected 2 kernel processes: $(kernel_pids)"
-expect_fail "kernel $id: only the key that started it may stop it" "$FERRY" kernel stop "$id" --key "$T/other.key"
+expect_fail "kernel $id: only the key that started it or an operator may stop it" "$FERRY" kernel stop "$id" --key "$T/other.key"
 "$FERRY" kernel stop "$id" >/dev/null || fail "kernel stop failed"
 "$FERRY" kernel stop "$id2" >/dev/null || fail "kernel stop (second) failed"
 [ "$("$FERRY" kernel list --json)" = '{"kernels": []}' ] || [ "$("$FERRY" kernel list --json)" = '{"kernels":[]}' ] \
