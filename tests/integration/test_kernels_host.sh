@@ -52,18 +52,21 @@ YAML
 cat > "$T/value.py" <<'PY'
 import sys, time
 from jupyter_client import BlockingKernelClient
-kc = BlockingKernelClient()
-kc.load_connection_file(sys.argv[1])
-kc.start_channels()
+# A client's heartbeat may call a kernel dead while it (re)starts: a fresh
+# client, again, within a deadline.
 end = time.monotonic() + 60
 while True:
+    kc = BlockingKernelClient()
+    kc.load_connection_file(sys.argv[1])
+    kc.start_channels()
     try:
         kc.wait_for_ready(timeout=10)
         break
     except Exception:
+        kc.stop_channels()
         if time.monotonic() > end:
             raise
-        kc.stop_channels(); time.sleep(0.2); kc.start_channels()
+        time.sleep(0.2)
 out = []
 r = kc.execute_interactive(sys.argv[2], timeout=30, output_hook=out.append)
 res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
