@@ -92,6 +92,8 @@ int cli_action_await(struct client *c, const char *host, const uint8_t id[ACTION
 int cli_action(int argc, char **argv);
 /* ferry kernel start|stop|list (cli/kernel.c). */
 int cli_kernel(int argc, char **argv);
+/* ferry kernelspec install (cli/kernelspec.c). */
+int cli_kernelspec(int argc, char **argv);
 /* ferry status: a notebook workload's kernels, as the agent reported them
  * (cli/kernel.c): a JSON array, and table lines under the workload's. */
 json_t *kernels_status_json(const Ferry__Wire__HostInfo *h, const Ferry__Wire__WorkloadReport *w);

@@ -659,6 +659,7 @@ static const struct verb verbs[] = {
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
     {"logs", cli_logs},       {"action", cli_action},   {"kernel", cli_kernel},
+    {"kernelspec", cli_kernelspec},
     {"metrics", cli_metrics},
     {"predict", cli_predict},
     {"audit", cli_audit},
