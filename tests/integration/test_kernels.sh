@@ -65,16 +65,21 @@ pass "kernel start prints the id and writes conn.json 0600 with an hmac-sha256 k
 cat > "$T/ready.py" <<'PY'
 import time
 def ready(kc, deadline=60):
+    """kc, or a fresh client on the same file, once the kernel answers
+    (a client's channels start only once, so a retry takes a new one)."""
     end = time.monotonic() + deadline
     while True:
         try:
             kc.wait_for_ready(timeout=10)
-            return
+            return kc
         except Exception:  # dead heartbeat, or no answer yet
             if time.monotonic() > end:
                 raise
+            path = kc.connection_file
             kc.stop_channels()
             time.sleep(0.2)
+            kc = type(kc)()
+            kc.load_connection_file(path)
             kc.start_channels()
 PY
 cat > "$T/exec.py" <<'PY'
@@ -84,7 +89,7 @@ exec(open(sys.argv[0].rsplit("/", 1)[0] + "/ready.py").read())
 kc = BlockingKernelClient()
 kc.load_connection_file(sys.argv[1])
 kc.start_channels()
-ready(kc)
+kc = ready(kc)
 def run(code):
     reply = kc.execute_interactive(code, timeout=30, output_hook=lambda m: out.append(m))
     assert reply["content"]["status"] == "ok", reply["content"]
@@ -144,7 +149,7 @@ exec(open(sys.argv[0].rsplit("/", 1)[0] + "/ready.py").read())
 kc = BlockingKernelClient()
 kc.load_connection_file(sys.argv[1])
 kc.start_channels()
-ready(kc)
+kc = ready(kc)
 mid = kc.execute("while True: pass", stop_on_error=False)
 # busy once the kernel says so on iopub
 while True:
@@ -177,7 +182,7 @@ exec(open(sys.argv[0].rsplit("/", 1)[0] + "/ready.py").read())
 kc = BlockingKernelClient()
 kc.load_connection_file(sys.argv[1])
 kc.start_channels()
-ready(kc)
+kc = ready(kc)
 out = []
 r = kc.execute_interactive(sys.argv[2], timeout=30, output_hook=out.append)
 res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
