@@ -72,6 +72,7 @@ mkdir -p "$W/local"
   || { echo "bench/notebook.sh: the kernel benchmark failed: $(tail -3 "$W/py.err")" >&2; exit 1; }
 remote=$(awk '$1 == "remote" {print $2}' "$W/kernels.txt" | median)
 local_ms=$(awk '$1 == "local" {print $2}' "$W/kernels.txt" | median)
+cli_ms=$(awk '$1 == "cli" {print $2}' "$W/kernels.txt" | median)
 rmin=$(awk '$1 == "remote" {print $2}' "$W/kernels.txt" | sort -g | head -1)
 rmax=$(awk '$1 == "remote" {print $2}' "$W/kernels.txt" | sort -g | tail -1)
 lmin=$(awk '$1 == "local" {print $2}' "$W/kernels.txt" | sort -g | head -1)
@@ -137,6 +138,7 @@ echo "notebooks: kernel start to first execute_reply (median of $NK, interleaved
 printf '%-58s %10s %16s %8s\n' "measurement" "median ms" "min-max ms" "ratio"
 printf '%-58s %10.0f %16s %8s\n' "local kernel (jupyter_client KernelManager, baseline)" "$local_ms" "$(printf '%.0f-%.0f' "$lmin" "$lmax")" "1.00"
 printf '%-58s %10.0f %16s %8.2f\n' "ferry kernel start + client from conn.json" "$remote" "$(printf '%.0f-%.0f' "$rmin" "$rmax")" "$(echo "$remote / $local_ms" | bc -l)"
+printf '%-58s %10.0f %16s %8s\n' "  of which ferry kernel start until it returned" "$cli_ms" "" ""
 printf '%-58s %10.0f %16s %8s\n' "  overhead (remote - local)" "$(echo "$remote - $local_ms" | bc -l)" "" ""
 echo
 echo "notebooks: a scheduled run against nbclient directly (median of $NR; ferry wall from $nfw runs)"

@@ -8,7 +8,8 @@ agent, ipykernel spawn, sealed answer), then a BlockingKernelClient from
 conn.json until the reply to `1+1`. Local: KernelManager.start_kernel()
 of the python3 kernel, then its client until the same reply. Each kernel
 is stopped outside the timed part. Prints one line per sample:
-`remote MS` / `local MS`."""
+`remote MS`, `cli MS` (of it, until `ferry kernel start` returned: the
+kernel accepts connections by then) and `local MS`."""
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def remote():
     t0 = time.monotonic()
     kid = subprocess.run([ferry, "kernel", "start", ref, "--to", selector, "-o", conn],
                          check=True, capture_output=True, text=True).stdout.strip()
+    cli_ms = (time.monotonic() - t0) * 1000
     kc = BlockingKernelClient()
     kc.load_connection_file(conn)
     kc.start_channels()
@@ -40,7 +42,7 @@ def remote():
     kc.stop_channels()
     subprocess.run([ferry, "kernel", "stop", kid], check=True, capture_output=True)
     os.unlink(conn)
-    return ms
+    return ms, cli_ms
 
 
 def local():
@@ -57,5 +59,7 @@ def local():
 
 
 for _ in range(rounds):
-    print("remote %.1f" % remote(), flush=True)
+    ms, cli_ms = remote()
+    print("remote %.1f" % ms, flush=True)
+    print("cli %.1f" % cli_ms, flush=True)
     print("local %.1f" % local(), flush=True)
