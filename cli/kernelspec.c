@@ -110,6 +110,10 @@ static int install(struct cli_opts *o, const char *ref, const char *display, con
     /* What the provisioner needs to run the same CLI against the same
      * registry with the same key, whatever the Jupyter server's own
      * environment says: recorded when known here. */
+    char keyabs[PATH_MAX];
+    if (o->key && *o->key && !realpath(o->key, keyabs))
+        return cli_fail(err_set(FERRY_E_INVALID, "kernelspec install: key %s: %s", o->key,
+                                strerror(errno)));
     json_t *cfg = json_pack("{s:s, s:s}", "ref", ref, "to", selector);
     char exe[PATH_MAX];
     ssize_t en = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -119,13 +123,8 @@ static int install(struct cli_opts *o, const char *ref, const char *display, con
     }
     if (o->registry && *o->registry)
         json_object_set_new(cfg, "registry", json_string(o->registry));
-    char keyabs[PATH_MAX];
-    if (o->key && *o->key) {
-        if (!realpath(o->key, keyabs))
-            return cli_fail(err_set(FERRY_E_INVALID, "kernelspec install: key %s: %s", o->key,
-                                    strerror(errno)));
+    if (o->key && *o->key)
         json_object_set_new(cfg, "key", json_string(keyabs));
-    }
     if (idle)
         json_object_set_new(cfg, "idle", json_string(idle));
     json_t *spec = json_pack(

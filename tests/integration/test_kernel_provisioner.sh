@@ -118,7 +118,8 @@ while True:
 assert r["content"]["status"] == "error" and r["content"]["ename"] == "KeyboardInterrupt", r["content"]
 print("interrupted", flush=True)
 # restart: the same kernel id and connection, a fresh interpreter
-assert run("x = 7; x") == "7"
+v = run("x = 7; x")
+assert v == "7", v
 pid = run("os.getpid()")
 km.restart_kernel()
 assert km.provisioner.kid == kid
