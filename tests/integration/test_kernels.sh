@@ -63,10 +63,11 @@ pass "kernel start prints the id and writes conn.json 0600 with an hmac-sha256 k
 # A client's heartbeat may call a kernel dead while it (re)starts: try
 # again within a deadline.
 cat > "$T/ready.py" <<'PY'
-import time
+import sys, time
 def ready(kc, deadline=60):
-    """kc, or a fresh client on the same file, once the kernel answers
-    (a client's channels start only once, so a retry takes a new one)."""
+    """kc, or a fresh client on the same file (each script's first
+    argument), once the kernel answers (a client's channels start only
+    once, so a retry takes a new one)."""
     end = time.monotonic() + deadline
     while True:
         try:
@@ -75,7 +76,7 @@ def ready(kc, deadline=60):
         except Exception:  # dead heartbeat, or no answer yet
             if time.monotonic() > end:
                 raise
-            path = kc.connection_file
+            path = sys.argv[1]
             kc.stop_channels()
             time.sleep(0.2)
             kc = type(kc)()
