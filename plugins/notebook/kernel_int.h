@@ -37,7 +37,17 @@ struct nb_run {
     size_t n;
 };
 
-/* kernstate.c */
+/* kernel.c */
+/* A run's kernel table, registered with the watcher, its plugin_state
+ * naming the index; NULL when out of memory (logged). */
+struct nb_run *kernel_run_new(struct nb_state *s, const struct ferry_workload *w,
+                              struct ferry_run *run);
+/* Start k's ipykernel from its folder's connection file (again). */
+int kernel_exec(struct nb_run *nr, struct kernel *k);
+/* End k's process group, remove its folder, clear k. */
+void kernel_end(struct kernel *k);
+
+/* kernstate.c (kernel_attach and kernel_adopt of notebook.h too) */
 /* starttime of pid (clock ticks since boot), 0 when it is gone. */
 uint64_t kproc_start(pid_t pid);
 /* 1 while k's process lives (the same process, not a reused pid). */

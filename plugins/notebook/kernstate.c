@@ -164,3 +164,64 @@ int kstate_load(const struct ferry_host *h, struct nb_run *nr)
     json_decref(doc);
     return 0;
 }
+
+/* A fresh start of the holder: kernels an earlier holder left (the agent
+ * was down when it ended) are ended, for nothing refers to them now. */
+void kernel_attach(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run)
+{
+    struct nb_run *nr = kernel_run_new(s, w, run);
+    if (!nr)
+        return;
+    pthread_mutex_lock(&nr->lock);
+    if (kstate_load(s->host, nr) == 0) {
+        for (size_t i = 0; i < nr->n; i++) {
+            s->host->log(s->host->ctx, FERRY_LOG_INFO,
+                         "notebook %s: kernel %s of an earlier run ended", nr->name, nr->k[i].id);
+            kernel_end(&nr->k[i]);
+        }
+        nr->n = 0;
+        unlink(nr->index);
+    }
+    pthread_mutex_unlock(&nr->lock);
+}
+
+int kernel_adopt(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run)
+{
+    struct nb_run *nr = kernel_run_new(s, w, run);
+    if (!nr)
+        return -ENOMEM;
+    pthread_mutex_lock(&nr->lock);
+    if (kstate_load(s->host, nr) == 0) {
+        for (size_t i = 0; i < nr->n; i++) {
+            struct kernel *k = &nr->k[i];
+            char conn[128];
+            snprintf(conn, sizeof conn, "%s/kernel.json", k->dir);
+            if (access(conn, R_OK) != 0) {
+                /* Its connection file is gone: no client could reach it. */
+                s->host->log(s->host->ctx, FERRY_LOG_WARN,
+                             "notebook %s: kernel %s has no connection file any more; ended",
+                             nr->name, k->id);
+                kernel_end(k);
+                nr->k[i--] = nr->k[--nr->n];
+            } else if (kproc_alive(k)) {
+                s->host->log(s->host->ctx, FERRY_LOG_INFO,
+                             "notebook %s: kernel %s adopted (pid %d)", nr->name, k->id,
+                             (int)k->pid);
+            } else {
+                /* It died while no agent watched: back with the same
+                 * connection info, as the watcher would have done. */
+                k->pid = 0;
+                k->adopted = 0;
+                k->restarts++;
+                int rc = kernel_exec(nr, k);
+                s->host->log(s->host->ctx, rc < 0 ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+                             "notebook %s: kernel %s ended while the agent was away; %s",
+                             nr->name, k->id,
+                             rc < 0 ? "cannot restart it" : "restarted with the same connection info");
+            }
+        }
+        kstate_save(s->host, nr);
+    }
+    pthread_mutex_unlock(&nr->lock);
+    return 0;
+}
