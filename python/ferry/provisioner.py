@@ -49,6 +49,7 @@ class FerryProvisioner(KernelProvisionerBase):
     kid = None        # the ferry kernel id while one is ours
     _stopped = True   # no kernel, or it was stopped from here
     _exit = None      # what poll() answers once it was stopped
+    _restarting = False  # a restart asked of the host; launch_kernel() reuses the kernel
 
     # --- running the CLI --------------------------------------------------
 
@@ -126,7 +127,7 @@ class FerryProvisioner(KernelProvisionerBase):
         return await super().pre_launch(cmd=list(self.kernel_spec.argv), **kwargs)
 
     async def launch_kernel(self, cmd, **kwargs):
-        if self.kid is not None and getattr(self, "_restarting", False):
+        if self.kid is not None and self._restarting:
             # A restart: the host already gave the kernel a fresh
             # interpreter behind the same connection info.
             self._restarting = False
