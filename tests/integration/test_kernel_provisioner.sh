@@ -99,13 +99,15 @@ def run(code, timeout=30):
     out = []
     r = kc.execute_interactive(code, timeout=timeout, output_hook=out.append)
     res = [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
-    return res[0] if res else r["content"].get("ename", "none")
+    return res[0] if res else r["content"].get("ename", r["content"]["status"])
 assert run("1+1") == "2"
 assert run("import os; os.getcwd()") == repr(workdir), run("import os; os.getcwd()")
 assert run("os.environ['WHERE']") == repr("on the ferry host")
 print("executed", flush=True)
 # interrupt: the kernel spec's signal mode, through ferry kernel interrupt
-mid = kc.execute("while True: pass")
+# stop_on_error=False: the interrupted cell must not make the kernel abort
+# the requests that follow it.
+mid = kc.execute("while True: pass", stop_on_error=False)
 while True:
     m = kc.get_iopub_msg(timeout=30)
     if m["parent_header"].get("msg_id") == mid and m["msg_type"] == "status" and m["content"]["execution_state"] == "busy":
