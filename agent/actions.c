@@ -2,6 +2,7 @@
 #include "alog.h"
 #include "clock.h"
 #include "error.h"
+#include "govcheck.h"
 #include "spec.h"
 #include "wire.h"
 
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,6 +406,25 @@ static int seen_add(struct agent_actions *aa, const uint8_t *id, uint64_t expire
  * and "requester_key" (its public key, hex, from this agent's trust), set
  * here over whatever the request said, so a plugin can seal an answer to
  * the asker and keep what one key started from another (kernels). */
+/* docs/notebooks.md, "Who may act on a kernel". With a policy the agent
+ * verifies, the policy decides (as last verified and cached: no registry
+ * call on this path); a key limited to some kinds is a data scientist's,
+ * which holds the operator role only to reach its own workloads. */
+static bool is_operator(struct agent_actions *aa, const char *signer)
+{
+    if (aa->cfg.admins && aa->cfg.policy_cache) {
+        struct policy *pol = NULL;
+        bool yes = false;
+        if (govcheck_policy(NULL, aa->cfg.admins, aa->cfg.policy_cache, &pol) == 0) {
+            const struct policy_key *k = policy_key_find(pol, signer);
+            yes = k && !k->revoked && (k->roles & ROLE_OPERATOR) && k->kinds == 0;
+        }
+        free(pol);
+        return yes;
+    }
+    return aa->cfg.operators && trust_find(aa->cfg.operators, signer) != NULL;
+}
+
 static int add_requester(struct agent_actions *aa, Ferry__Wire__ActionBody *b, const char *signer)
 {
     const struct key_public *k = trust_find(aa->cfg.trust, signer);
@@ -416,6 +437,7 @@ static int add_requester(struct agent_actions *aa, Ferry__Wire__ActionBody *b, c
     sodium_bin2hex(hex, sizeof hex, k->pk, sizeof k->pk);
     json_object_set_new(j, "requester", json_string(signer));
     json_object_set_new(j, "requester_key", json_string(hex));
+    json_object_set_new(j, "requester_operator", json_boolean(is_operator(aa, signer)));
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!text)

@@ -52,6 +52,14 @@ struct agent_actions_config {
     /* Any thread, no lock of this module held: a reply is ready. */
     void (*reply_ready)(void *arg);
     void *reply_arg;
+    /* A plugin verb's request says whether its signer is an operator
+     * ("requester_operator"): with admins (a policy this agent verifies),
+     * a key the policy cached in policy_cache gives the operator role for
+     * every kind (no `kinds` list) and has not revoked; without, a key of
+     * operators. Either may be NULL. docs/notebooks.md. */
+    const struct trust *operators;
+    const struct trust *admins;
+    const char *policy_cache;
 };
 
 int agent_actions_new(uv_loop_t *loop, const struct agent_actions_config *cfg,

@@ -311,6 +311,8 @@ int agent_run(const struct agent_config *cfg)
     a->maintenance.data = a;
     uv_timer_start(&a->maintenance, on_maintenance, MAINTENANCE_MS, MAINTENANCE_MS);
 
+    char policy_cache[1024];
+    snprintf(policy_cache, sizeof policy_cache, "%s/policy.bin", cfg->state_dir);
     struct link_config lc = {
         .url = cfg->registry_url,
         .host = cfg->name,
@@ -322,6 +324,7 @@ int agent_run(const struct agent_config *cfg)
         .plugins = &a->plugins,
         .trust = cfg->trust, .action_lookup = action_lookup, .action_lookup_arg = a,
         .action_verb = run_action_start, .action_verb_arg = a,
+        .operators = cfg->operators, .admins = cfg->admins, .policy_cache = policy_cache,
     };
     link_start(&a->loop, &lc, on_desired, a, &a->link);
     if (runupload_start(cfg->registry_url, cfg->name, &a->host_key, a->workloads_dir, 0,

@@ -16,6 +16,9 @@ struct agent_config {
     struct label_set labels;
     const struct trust *trust;   /* verifies artifacts and deploy records */
     const struct trust *admins;  /* --trust-admin: verifies the policy; NULL: no policy check */
+    /* --operator: without a policy, the keys that may act on what another
+     * key started through a plugin (a kernel); NULL: none. */
+    const struct trust *operators;
     uint32_t poll_wait_ms;       /* 0: default */
     uint32_t heartbeat_ms;       /* 0: default */
     uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */

@@ -528,6 +528,9 @@ int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn o
             .other_verb_arg = cfg->action_verb_arg,
             .reply_ready = replies_ready,
             .reply_arg = l,
+            .operators = cfg->operators,
+            .admins = cfg->admins,
+            .policy_cache = cfg->policy_cache,
         };
         if (agent_actions_new(loop, &ac, &l->actions) < 0)
             alog(FERRY_LOG_WARN, "actions are not served: %s", err_detail());

@@ -33,6 +33,10 @@ struct link_config {
     void *action_lookup_arg;
     agent_actions_verb_fn action_verb;       /* other verbs (plugins); may be NULL */
     void *action_verb_arg;
+    /* Who counts as an operator for plugin verbs (agent/actions.h). */
+    const struct trust *operators;           /* --operator, may be NULL */
+    const struct trust *admins;              /* --trust-admin, may be NULL */
+    const char *policy_cache;                /* the verified policy's cache file */
 };
 
 struct link;

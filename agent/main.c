@@ -94,6 +94,7 @@ static void usage(FILE *f)
 {
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
           "                   [--trust FILE.pub ...] [--trust-admin FILE.pub ...]\n"
+          "                   [--operator FILE.pub ...]\n"
           "                   [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
           "                   [--trust-registry FILE.pub]\n"
@@ -107,7 +108,9 @@ static void usage(FILE *f)
           "  --trust-registry: the registry's key (its DATA/registry.pub); without it the\n"
           "  first key seen is pinned in STATE/registry.pub and any other refused.\n"
           "  --trust-admin: verify the registry's governance policy against these admin\n"
-          "  keys, and its rules for this host's environment, before running anything.\n",
+          "  keys, and its rules for this host's environment, before running anything.\n"
+          "  --operator: without a policy, a key that may act on kernels other keys\n"
+          "  started (with a policy: its operators that are not limited to kinds).\n",
           f);
 }
 
@@ -128,6 +131,8 @@ int main(int argc, char **argv)
     cfg.trust = &trust;
     static struct trust admins; /* --trust-admin (governance) */
     trust_init(&admins);
+    static struct trust operators; /* --operator (plugin verbs, without a policy) */
+    trust_init(&operators);
     static char hostname[72];
     static struct key_public registry_key;
     uint8_t *token = NULL;
@@ -178,6 +183,9 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--trust-registry") == 0) {
             if ((rc = key_load_public(val, &registry_key)) == 0)
                 cfg.trust_registry = &registry_key;
+        } else if (strcmp(a, "--operator") == 0) {
+            rc = trust_add_file(&operators, val);
+            cfg.operators = &operators;
         } else if (strcmp(a, "--trust-admin") == 0) {
             rc = trust_add_file(&admins, val);
             cfg.admins = &admins;
@@ -246,6 +254,7 @@ int main(int argc, char **argv)
     int rc = agent_run(&cfg);
     trust_fini(&trust);
     trust_fini(&admins);
+    trust_fini(&operators);
     free(token);
     if (rc < 0) {
         fprintf(stderr, "ferry-agent: %s\n", err_message(rc));

@@ -6,6 +6,7 @@
 #include "agent_int.h"
 #include "alog.h"
 #include "error.h"
+#include "metrics.h"
 #include "plugincall.h"
 
 #include <errno.h>
@@ -47,6 +48,10 @@ static void on_plugin_answer(void *arg, int rc, char *reply_json, size_t reply_l
     /* The host keeps what the plugin left in plugin_state after action(). */
     if (!r->closing)
         persist_run(r);
+    /* An action may change what the plugin reports (a kernel started or
+     * stopped): measure now, so the next report shows it. */
+    if (!r->closing && r->a->metrics)
+        metrics_kick(r->a->metrics);
     r->work_pending--;
     free(p);
     run_release(r);

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "error.h"
 #include "fsutil.h"
+#include "kernelreport.h"
 #include "metrics.h"
 #include "procinfo.h"
 #include "tree.h"
@@ -56,6 +57,7 @@ static void fill_report(const struct run *r, Ferry__Wire__WorkloadReport *w)
     w->port = r->frun.port;
     w->address = (char *)(r->a->cfg->advertise ? r->a->cfg->advertise : "127.0.0.1");
     w->mode = (char *)(r->lc.job.job ? "job" : "");
+    w->kind = (char *)(r->wl.kind ? r->wl.kind : "");
     w->rss_bytes = r->frun.pid > 0 && (r->proc_active || r->poll_active) ? proc_rss(r->frun.pid)
                                                                          : 0;
 }
@@ -77,6 +79,9 @@ void publish_snapshot(struct agent *a)
     size_t i = 0;
     for (struct run *r = a->runs; r; r = r->next, i++) {
         fill_report(r, &wv[i]);
+        /* The snapshot, not state-change events, carries the kernels. */
+        if (r->wl.kind && strcmp(r->wl.kind, "notebook") == 0 && r->lc.state == RUN_RUNNING)
+            kernelreport_fill(metrics_get(r->a->metrics, r->name, r->version), &wv[i]);
         wp[i] = &wv[i];
     }
     Ferry__Wire__ReportBody body;
@@ -96,6 +101,8 @@ void publish_snapshot(struct agent *a)
         link_set_snapshot(a->link, buf, len);
     }
     metrics_body_done(&body);
+    for (size_t k = 0; k < n; k++)
+        kernelreport_done(&wv[k]);
     free(buf);
     free(wv);
     free(wp);

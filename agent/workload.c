@@ -49,23 +49,40 @@ int workload_build(const Ferry__Spec *spec, const char *name, const char *versio
     w->dir = dir;
     const Ferry__Run *run = spec->run;
     w->command = run ? strv_from(run->command, run->n_command) : strv_from(NULL, 0);
-    size_t nenv = run ? run->n_env : 0;
+    /* run.env, then notebook.env (docs/notebooks.md): the notebook plugin
+     * hands both to its holder, its kernels and its runs. A name in both
+     * takes notebook.env's value. */
+    const Ferry__NotebookSpec *nb = spec->notebook;
+    size_t nrun = run ? run->n_env : 0, nnb = nb ? nb->n_env : 0;
+    Ferry__EnvVar **ev = calloc(nrun + nnb + 1, sizeof *ev);
+    size_t nenv = 0;
+    for (size_t i = 0; ev && i < nrun; i++) {
+        bool over = false;
+        for (size_t j = 0; j < nnb && !over; j++)
+            over = strcmp(run->env[i]->name, nb->env[j]->name) == 0;
+        if (!over)
+            ev[nenv++] = run->env[i];
+    }
+    for (size_t j = 0; ev && j < nnb; j++)
+        ev[nenv++] = nb->env[j];
     /* One block: the pointer array, then the "K=V" strings it points to. */
     size_t bytes = (nenv + 1) * sizeof(char *);
     for (size_t i = 0; i < nenv; i++)
-        bytes += strlen(run->env[i]->name) + strlen(run->env[i]->value) + 2;
-    char **envs = malloc(bytes);
+        bytes += strlen(ev[i]->name) + strlen(ev[i]->value) + 2;
+    char **envs = ev ? malloc(bytes) : NULL;
     if (!w->command || !envs) {
         free(envs);
+        free(ev);
         workload_fini(w);
         return -ENOMEM;
     }
     char *p = (char *)(envs + nenv + 1);
     for (size_t i = 0; i < nenv; i++) {
-        int n = sprintf(p, "%s=%s", run->env[i]->name, run->env[i]->value);
+        int n = sprintf(p, "%s=%s", ev[i]->name, ev[i]->value);
         envs[i] = p;
         p += n + 1;
     }
+    free(ev);
     envs[nenv] = NULL;
     w->env = (const char *const *)envs;
     const Ferry__Health *h = spec->health;

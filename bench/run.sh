@@ -96,3 +96,6 @@ bash "$(dirname "${BASH_SOURCE[0]}")/model.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/gov.sh" "$BUILD"
 # Governance: the agent's policy evaluation per deploy (bench/policy.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"
+# Notebooks: ferry kernel start vs a local kernel, a scheduled run vs
+# nbclient directly (bench/notebook.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/notebook.sh" "$BUILD"

@@ -96,6 +96,12 @@ int cli_kernel(int argc, char **argv);
  * [--json] | get ID [-o FILE] (cli/runs.c). */
 int cli_run(int argc, char **argv);
 int cli_runs(int argc, char **argv);
+/* ferry kernelspec install (cli/kernelspec.c). */
+int cli_kernelspec(int argc, char **argv);
+/* ferry status: a notebook workload's kernels, as the agent reported them
+ * (cli/kernel.c): a JSON array, and table lines under the workload's. */
+json_t *kernels_status_json(const Ferry__Wire__HostInfo *h, const Ferry__Wire__WorkloadReport *w);
+void kernels_status_print(const Ferry__Wire__WorkloadReport *w);
 /* ferry predict NAME --json FILE (cli/predict.c). */
 int cli_predict(int argc, char **argv);
 /* ferry logs NAME (cli/logs.c). */

@@ -362,3 +362,33 @@ int cli_kernel(int argc, char **argv)
         return kernel_list(&o);
     return cli_usage("kernel", "expected start NAME@VERSION --to SELECTOR, stop|interrupt|restart ID, list or open SEALED");
 }
+
+/* ---- kernels in ferry status ---------------------------------------------- */
+
+json_t *kernels_status_json(const Ferry__Wire__HostInfo *h, const Ferry__Wire__WorkloadReport *w)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < w->n_kernels; i++) {
+        const Ferry__Wire__KernelReport *k = w->kernels[i];
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i}", "id", k->id, "name",
+                         w->name, "version", w->version, "host", h->name, "state", k->state,
+                         "owner", k->owner, "started", (json_int_t)k->started_ms,
+                         "last_activity", (json_int_t)k->last_activity_ms, "restarts",
+                         (int)k->restarts));
+    }
+    return a;
+}
+
+/* One line per kernel under its workload's, the host column left blank so
+ * a line that starts with a host name is still a workload. */
+void kernels_status_print(const Ferry__Wire__WorkloadReport *w)
+{
+    for (size_t i = 0; i < w->n_kernels; i++) {
+        const Ferry__Wire__KernelReport *k = w->kernels[i];
+        char last[32];
+        iso_ms(k->last_activity_ms, last, sizeof last);
+        printf("%-16s   kernel %s  %-5s  key %s  restarts %u  last activity %s\n", "", k->id,
+               k->state, k->owner, k->restarts, last);
+    }
+}

@@ -505,13 +505,18 @@ void print_status(const Ferry__Wire__HostList *hl, int as_json)
                 iso_ms(w->since_ms, since, sizeof since);
                 char addr[300];
                 workload_address(w, addr, sizeof addr);
-                json_array_append_new(
-                    wl, json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:i, s:i, s:I, s:s}",
+                json_t *wj = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:i, s:i, s:I, s:s}",
                                   "name", w->name, "version", w->version, "state", w->state,
                                   "reason", w->reason, "restarts", (int)w->restarts, "since",
                                   since, "since_ms", (json_int_t)w->since_ms, "pid", (int)w->pid,
                                   "port", (int)w->port, "rss_bytes", (json_int_t)w->rss_bytes,
-                                  "address", addr));
+                                  "address", addr);
+                /* Added fields (docs/notebooks.md): "kind", and a notebook's "kernels". */
+                if (wj && w->kind && *w->kind)
+                    json_object_set_new(wj, "kind", json_string(w->kind));
+                if (wj && w->kind && strcmp(w->kind, "notebook") == 0)
+                    json_object_set_new(wj, "kernels", kernels_status_json(h, w));
+                json_array_append_new(wl, wj);
             }
             char seen[32];
             iso_ms(h->last_seen_ms, seen, sizeof seen);
@@ -544,6 +549,7 @@ void print_status(const Ferry__Wire__HostList *hl, int as_json)
             printf("%-16s %-16s %-12s %-12s %-21s %-8u %-24s %s\n", host, w->name, w->version,
                    w->state, since, w->restarts, addr[0] ? addr : "-",
                    w->reason && *w->reason ? w->reason : "-");
+            kernels_status_print(w);
         }
     }
 }
@@ -653,6 +659,7 @@ static const struct verb verbs[] = {
     {"hosts", cli_hosts},     {"status", cmd_status},     {"events", cmd_events},
     {"rollback", cli_rollback}, {"deployments", cli_deployments}, {"history", cli_history},
     {"logs", cli_logs},       {"action", cli_action},   {"kernel", cli_kernel},
+    {"kernelspec", cli_kernelspec},
     {"metrics", cli_metrics},
     {"run", cli_run},         {"runs", cli_runs},
     {"predict", cli_predict},

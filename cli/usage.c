@@ -76,7 +76,7 @@ static const struct usage usages[] = {
      "  matching host; its connection file comes back sealed to your key and is\n"
      "  written 0600 (default kernel-ID.json); the kernel id is printed.\n"
      "  stop, interrupt (SIGINT), restart (same connection info): only the key\n"
-     "  that started it. list: every kernel on the online hosts. A kernel that\n"
+     "  that started it, or an operator. list: every kernel on the online hosts. A kernel that\n"
      "  dies is restarted with the same connection info; one that ran no cell\n"
      "  for --idle (default 1h, 0 never) is stopped.\n"
      "  open SEALED [-o FILE]: open a kernel-start answer's sealed text.\n"},
@@ -92,6 +92,12 @@ static const struct usage usages[] = {
      "  status (running, succeeded, failed), started (Unix ms), duration_ms,\n"
      "  error. get: download the executed notebook (default run-ID.ipynb),\n"
      "  checked against the digest the host reported.\n"},
+    {"kernelspec", "  kernelspec install NAME@VERSION --to K=V [--display-name T] [--name K] [--idle D] [--dir D]\n",
+     "  A Jupyter kernel spec (DIR/kernels/K/kernel.json; DIR is --dir, else\n"
+     "  JUPYTER_DATA_DIR, else ~/.local/share/jupyter; K defaults to\n"
+     "  ferry-NAME-VERSION) whose kernel runs on a matching host: it names the\n"
+     "  ferry-provisioner (installed with the Python package), the target, this\n"
+     "  CLI and the --registry and --key in effect.\n"},
     {"metrics", "  metrics NAME [--host H] [--json]           the newest metrics hosts reported\n",
      NULL},
     {"predict", "  predict NAME [--host H] --json FILE|- [--mlflow] [--timeout D]  query a model endpoint\n",

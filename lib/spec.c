@@ -325,6 +325,18 @@ static const char *rule_env_name(const char *s)
     return ok ? NULL : "variable names must match [A-Za-z_][A-Za-z0-9_]*";
 }
 
+/* notebook.env: as run.env, but the notebook plugin sets PATH, HOME (a
+ * kernel's private folder) and JUPYTER_RUNTIME_DIR itself; a value there
+ * would be silently overridden, so it is refused. */
+static const char *rule_nb_env_name(const char *s)
+{
+    static const char *const own[] = {"PATH", "HOME", "JUPYTER_RUNTIME_DIR", NULL};
+    for (size_t i = 0; own[i]; i++)
+        if (strcmp(s, own[i]) == 0)
+            return "PATH, HOME and JUPYTER_RUNTIME_DIR are set by the notebook plugin";
+    return rule_env_name(s);
+}
+
 /* A file of the artifact, named as the manifest names it (lib/pathsafe):
  * publish then checks that it is there. */
 static const char *rule_relpath(const char *s)
@@ -858,6 +870,8 @@ static const struct field notebook_fields[] = {
     {.key = "parameters", .type = F_OPAQUE},
     {.key = "timeout", .type = F_DURATION, .offset = MEMBER(Ferry__NotebookSpec, timeout_ms),
      .min = 1},
+    {.key = "env", .type = F_STRMAP, .offset = MEMBER(Ferry__NotebookSpec, env),
+     .count_offset = COUNT(Ferry__NotebookSpec, env), .rule = rule_nb_env_name},
 };
 FITS(notebook_fields);
 

@@ -25,7 +25,7 @@ static const char *const text_paths[] = {
     "model.format", "model.file", "model.entry", "model.method", "model.card",
     "model.reference", "model.inputs.[].name", "model.inputs.[].datatype",
     "model.outputs.[].name", "model.outputs.[].datatype", "model.batching.max_delay", "model.max_body",
-    "notebook.kernel", "notebook.notebook", "notebook.schedule",
+    "notebook.kernel", "notebook.notebook", "notebook.schedule", "notebook.env.*",
 };
 
 struct walk {

@@ -13,7 +13,9 @@
  * The agent adds "requester" (the key id that signed the action) and
  * "requester_key" (its Ed25519 public key, hex, from the agent's own trust)
  * to every request, so the kernel's connection info is sealed to the key
- * that asked and only that key may stop it. The HMAC key is made here and
+ * that asked and only that key may stop it, and "requester_operator"
+ * (whether the agent counts that key as an operator, who may act on any
+ * kernel: docs/notebooks.md). The HMAC key is made here and
  * leaves this process only inside the sealed box and in the 0600
  * connection file the kernel reads: the registry carries ciphertext.
  *
@@ -23,7 +25,7 @@
 #include <ferry/ferry.h>
 #include <ferry/plugin.h>
 
-#include "notebook.h"
+#include "kernel_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,8 +48,6 @@
 
 extern char **environ;
 
-#define KERNELS_MAX 16 /* per workload run */
-#define KERNEL_ID_BYTES 8
 #define KERNEL_HMAC_BYTES 32
 #define KERNEL_STOP_WAIT_MS 3000
 #define KERNEL_READY_MS 30000
@@ -68,27 +68,6 @@ static const char activity_py[] =
     "get_ipython().events.register('pre_execute', lambda: _ferry_mark('busy'))\n"
     "get_ipython().events.register('post_execute', lambda: _ferry_mark('idle'))\n";
 
-struct kernel {
-    char id[2 * KERNEL_ID_BYTES + 1];
-    unsigned restarts; /* by the watcher after a crash, and by kernel-restart */
-    char owner[64];
-    pid_t pid;
-    char dir[64]; /* private 0700 folder: connection file, HOME */
-    char ip[64];
-    int shell_port;
-    uint64_t idle_ms; /* culled after this long without execution; 0: never */
-    uint64_t started_ms; /* Unix ms */
-};
-
-/* plugin_data of a notebook run. */
-struct nb_run {
-    struct nb_run *next; /* in the table, under its lock */
-    pthread_mutex_t lock;
-    char *name, *version, *dir;
-    struct kernel k[KERNELS_MAX];
-    size_t n;
-};
-
 /* Every notebook run's kernels, for the watcher thread that restarts a
  * kernel that died (same connection file: clients reconnect unchanged). */
 struct kernel_table {
@@ -102,8 +81,6 @@ struct kernel_table {
 
 #define WATCH_INTERVAL_MS 300
 
-static int kernel_exec(struct nb_run *nr, struct kernel *k);
-static void kernel_end(struct kernel *k);
 
 static uint64_t unix_ms(void)
 {
@@ -151,19 +128,29 @@ static void watch_run(struct kernel_table *t, struct nb_run *nr)
                          nr->name, k->id, (unsigned long long)(now - last));
             kernel_end(k);
             nr->k[i--] = nr->k[--nr->n];
+            kstate_save(t->host, nr);
             continue;
         }
         int st = 0;
-        if (k->pid <= 0 || waitpid(k->pid, &st, WNOHANG) != k->pid)
-            continue;
-        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        char code[32];
+        if (k->adopted) {
+            /* Started by an earlier agent: not our child, no status. */
+            if (kproc_alive(k))
+                continue;
+            snprintf(code, sizeof code, "unknown");
+        } else {
+            if (k->pid <= 0 || waitpid(k->pid, &st, WNOHANG) != k->pid)
+                continue;
+            snprintf(code, sizeof code, "%d", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        }
         k->pid = 0;
         k->restarts++;
         int rc = kernel_exec(nr, k);
         t->host->log(t->host->ctx, rc < 0 ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
-                     "notebook %s: kernel %s ended (status %d); %s (restart %u)", nr->name, k->id,
+                     "notebook %s: kernel %s ended (status %s); %s (restart %u)", nr->name, k->id,
                      code, rc < 0 ? "cannot restart it" : "restarted with the same connection info",
                      k->restarts);
+        kstate_save(t->host, nr);
     }
     pthread_mutex_unlock(&nr->lock);
 }
@@ -206,8 +193,9 @@ int kernel_init(struct nb_state *s)
 
 static void run_free(struct nb_run *nr);
 
-/* The agent is exiting (it leaves workloads running): kernels end here,
- * for no later plugin instance could find their connection files again. */
+/* The agent is exiting: it leaves workloads running, and their kernels
+ * with them. Each run's index (kernstate.c) is already up to date, so the
+ * next agent adopts them; only this instance's memory goes. */
 void kernel_fini(struct nb_state *s)
 {
     struct kernel_table *t = s->kernels;
@@ -219,6 +207,9 @@ void kernel_fini(struct nb_state *s)
     while (t->runs) {
         struct nb_run *nr = t->runs;
         t->runs = nr->next;
+        pthread_mutex_lock(&nr->lock);
+        nr->n = 0; /* left running */
+        pthread_mutex_unlock(&nr->lock);
         run_free(nr);
     }
     pthread_mutex_destroy(&t->lock);
@@ -226,37 +217,69 @@ void kernel_fini(struct nb_state *s)
     free(t);
 }
 
-void kernel_attach(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run)
+static char **env_copy(const char *const *env)
+{
+    size_t n = 0;
+    while (env && env[n])
+        n++;
+    char **c = calloc(n + 1, sizeof *c);
+    for (size_t i = 0; c && i < n; i++)
+        if (!(c[i] = strdup(env[i]))) {
+            while (i)
+                free(c[--i]);
+            free(c);
+            return NULL;
+        }
+    return c;
+}
+
+struct nb_run *kernel_run_new(struct nb_state *s, const struct ferry_workload *w,
+                              struct ferry_run *run)
 {
     struct nb_run *nr = calloc(1, sizeof *nr);
     if (!nr || !(nr->name = strdup(w->name)) || !(nr->version = strdup(w->version)) ||
-        !(nr->dir = strdup(w->dir))) {
+        !(nr->dir = strdup(w->dir)) || !(nr->env = env_copy(w->env))) {
         if (nr) {
             free(nr->name);
             free(nr->version);
+            free(nr->dir);
         }
         free(nr);
         s->host->log(s->host->ctx, FERRY_LOG_ERROR, "notebook %s: out of memory", w->name);
-        return;
+        return NULL;
     }
+    snprintf(nr->index, sizeof nr->index, "%s/.ferry/kernels.json", w->dir);
     pthread_mutex_init(&nr->lock, NULL);
+    /* plugin_state names the index, so the run says where its kernels
+     * are written down (adopt() finds it from the workload's directory). */
+    if (run->struct_size >= offsetof(struct ferry_run, plugin_state) + FERRY_PLUGIN_STATE_MAX)
+        snprintf(run->plugin_state, sizeof run->plugin_state, "%s", nr->index);
     run->plugin_data = nr;
     pthread_mutex_lock(&s->kernels->lock);
     nr->next = s->kernels->runs;
     s->kernels->runs = nr;
     pthread_mutex_unlock(&s->kernels->lock);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st, (void)flag, (void)f;
-    remove(path);
-    return 0;
+    return nr;
 }
 
 /* End a kernel's process group and reap it. */
 static void kernel_kill(struct kernel *k)
 {
+    if (k->pid > 0 && k->adopted) {
+        /* Not our child: watch the pid go rather than reap it. */
+        if (kproc_alive(k)) {
+            kill(-k->pid, SIGTERM);
+            for (int waited = 0; waited < KERNEL_STOP_WAIT_MS && kproc_alive(k); waited += 20) {
+                struct timespec ts = {0, 20 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+            if (kproc_alive(k))
+                kill(-k->pid, SIGKILL);
+        }
+        k->pid = 0;
+        k->adopted = 0;
+        return;
+    }
     if (k->pid > 0) {
         kill(-k->pid, SIGTERM);
         int st;
@@ -276,11 +299,11 @@ gone:
 
 /* End a kernel and remove its folder (the connection file with the HMAC
  * key goes with it). */
-static void kernel_end(struct kernel *k)
+void kernel_end(struct kernel *k)
 {
     kernel_kill(k);
     if (k->dir[0])
-        nftw(k->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        kdir_remove(k->dir);
     memset(k, 0, sizeof *k);
 }
 
@@ -290,7 +313,7 @@ static void run_free(struct nb_run *nr)
     /* Called on the agent's loop: all kernels are asked at once, so the
      * wait is one grace period, not one per kernel. */
     for (size_t i = 0; i < nr->n; i++)
-        if (nr->k[i].pid > 0)
+        if (nr->k[i].pid > 0 && (!nr->k[i].adopted || kproc_alive(&nr->k[i])))
             kill(-nr->k[i].pid, SIGTERM);
     for (size_t i = 0; i < nr->n; i++)
         kernel_end(&nr->k[i]);
@@ -300,6 +323,9 @@ static void run_free(struct nb_run *nr)
     free(nr->name);
     free(nr->version);
     free(nr->dir);
+    for (size_t i = 0; nr->env && nr->env[i]; i++)
+        free(nr->env[i]);
+    free(nr->env);
     free(nr);
 }
 
@@ -315,6 +341,7 @@ void kernel_stop_all(struct nb_state *s, struct ferry_run *run)
             break;
         }
     pthread_mutex_unlock(&s->kernels->lock);
+    unlink(nr->index); /* its kernels end now: nothing to adopt later */
     run_free(nr);
     run->plugin_data = NULL;
 }
@@ -439,7 +466,7 @@ static int kernel_spawn(struct nb_run *nr, struct kernel *k, const char *conn, s
 
 /* Start python3 -m ipykernel_launcher -f DIR/kernel.json in the
  * workload's directory (again, after a crash or a restart). */
-static int kernel_exec(struct nb_run *nr, struct kernel *k)
+int kernel_exec(struct nb_run *nr, struct kernel *k)
 {
     char file[128], log[128], home[128], rt[160];
     snprintf(file, sizeof file, "%s/kernel.json", k->dir);
@@ -448,8 +475,20 @@ static int kernel_exec(struct nb_run *nr, struct kernel *k)
     snprintf(rt, sizeof rt, "JUPYTER_RUNTIME_DIR=%s", k->dir);
     const char *py = nb_python();
     char *const argv[] = {(char *)py, "-m", "ipykernel_launcher", "-f", file, NULL};
-    char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home, rt, "PYTHONUNBUFFERED=1",
-                         NULL};
+    /* The plugin's own four, then run.env and notebook.env (the registry
+     * refused PATH, HOME and JUPYTER_RUNTIME_DIR in notebook.env). */
+    size_t n = 0;
+    while (nr->env && nr->env[n])
+        n++;
+    char **env = calloc(n + 5, sizeof *env);
+    if (!env)
+        return -ENOMEM;
+    env[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    env[1] = home;
+    env[2] = rt;
+    env[3] = "PYTHONUNBUFFERED=1";
+    for (size_t i = 0; i < n; i++)
+        env[4 + i] = nr->env[i];
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
@@ -469,8 +508,12 @@ static int kernel_exec(struct nb_run *nr, struct kernel *k)
     int rc = -posix_spawn(&pid, py, &fa, &at, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
-    if (rc == 0)
+    free(env);
+    if (rc == 0) {
         k->pid = pid;
+        k->adopted = 0;
+        k->proc_start = kproc_start(pid);
+    }
     (void)environ;
     return rc;
 }
@@ -561,6 +604,7 @@ static int do_start(struct nb_state *s, struct nb_run *nr, json_t *req, struct f
     }
     k->started_ms = unix_ms();
     nr->n++;
+    kstate_save(s->host, nr);
     s->host->log(s->host->ctx, FERRY_LOG_INFO, "notebook %s: kernel %s started (pid %d) for key %s",
                  nr->name, k->id, (int)k->pid, k->owner);
     rc = answer(reply, json_pack("{s:s, s:s, s:s, s:s}", "id", k->id, "sealed", sealed, "name",
@@ -583,24 +627,34 @@ static int do_control(struct nb_state *s, struct nb_run *nr, const char *verb, j
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *who = json_string_value(json_object_get(req, "requester"));
+    /* Set by the agent over whatever the request said (agent/actions.c). */
+    int op = json_is_true(json_object_get(req, "requester_operator"));
     struct kernel *k = find(nr, id);
     if (!k)
         return refuse(reply, "kernel %s: no such kernel", id ? id : "(none)");
-    if (!who || strcmp(who, k->owner) != 0) {
+    int own = who && strcmp(who, k->owner) == 0;
+    if (!own && !op) {
         char msg[160];
-        snprintf(msg, sizeof msg, "kernel %%s: only the key that started it may %s it", verb);
+        snprintf(msg, sizeof msg,
+                 "kernel %%s: only the key that started it or an operator may %s it", verb);
         return refuse(reply, msg, id);
     }
+    if (!own)
+        s->host->log(s->host->ctx, FERRY_LOG_INFO,
+                     "notebook %s: kernel %s (started by key %s): %s by operator key %s",
+                     nr->name, k->id, k->owner, verb, who ? who : "?");
     if (strcmp(verb, "interrupt") == 0) {
         /* ipykernel's interrupt_mode "signal": SIGINT to the kernel alone. */
-        if (k->pid <= 0 || kill(k->pid, SIGINT) < 0)
+        if (k->pid <= 0 || !kproc_alive(k) || kill(k->pid, SIGINT) < 0)
             return refuse(reply, "kernel %s: it is not running", id);
         return answer(reply, json_pack("{s:s, s:b}", "id", k->id, "interrupted", 1));
     }
     if (strcmp(verb, "restart") == 0) {
         kernel_kill(k);
         k->restarts++;
-        if (kernel_exec(nr, k) < 0 || kernel_wait_ready(k) < 0)
+        int xrc = kernel_exec(nr, k);
+        kstate_save(s->host, nr);
+        if (xrc < 0 || kernel_wait_ready(k) < 0)
             return refuse(reply, "kernel %s: cannot start it again", id);
         s->host->log(s->host->ctx, FERRY_LOG_INFO, "notebook %s: kernel %s restarted", nr->name,
                      k->id);
@@ -610,8 +664,14 @@ static int do_control(struct nb_state *s, struct nb_run *nr, const char *verb, j
     snprintf(kid, sizeof kid, "%s", k->id);
     kernel_end(k);
     *k = nr->k[--nr->n];
+    kstate_save(s->host, nr);
     s->host->log(s->host->ctx, FERRY_LOG_INFO, "notebook %s: kernel %s stopped", nr->name, kid);
     return answer(reply, json_pack("{s:s, s:b}", "id", kid, "stopped", 1));
+}
+
+static const char *kernel_state(const struct kernel *k, int busy)
+{
+    return !kproc_alive(k) ? "dead" : busy ? "busy" : "idle";
 }
 
 static int do_list(struct nb_run *nr, struct ferry_reply *reply)
@@ -619,15 +679,53 @@ static int do_list(struct nb_run *nr, struct ferry_reply *reply)
     json_t *a = json_array();
     for (size_t i = 0; a && i < nr->n; i++) {
         struct kernel *k = &nr->k[i];
-        int alive = k->pid > 0 && kill(k->pid, 0) == 0, busy;
+        int alive = kproc_alive(k), busy;
         uint64_t last = kernel_last_activity(k, &busy);
         json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i}", "id", k->id, "name", nr->name,
-                         "version", nr->version, "started", (json_int_t)k->started_ms,
+            a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:s, s:s}", "id", k->id, "name",
+                         nr->name, "version", nr->version, "started", (json_int_t)k->started_ms,
                          "last_activity", (json_int_t)last, "alive", alive, "restarts",
-                         (int)k->restarts));
+                         (int)k->restarts, "state", kernel_state(k, busy), "owner", k->owner));
     }
     return answer(reply, json_pack("{s:o}", "kernels", a));
+}
+
+/* Each kernel as four samples labelled kernel="ID" (docs/notebooks.md,
+ * "Kernels in ferry status"): the agent turns them into the kernels of
+ * the workload's report (agent/kernelreport.c), and they are ordinary
+ * metrics for anything else that reads them. 16 kernels x 4 fit the
+ * host's 64 samples per run. */
+int kernel_metrics(struct nb_state *s, struct ferry_run *run, struct ferry_metric_sink *sink)
+{
+    (void)s;
+    struct nb_run *nr = run->plugin_data;
+    if (!nr)
+        return 0;
+    pthread_mutex_lock(&nr->lock);
+    for (size_t i = 0; i < nr->n; i++) {
+        const struct kernel *k = &nr->k[i];
+        int busy;
+        uint64_t last = kernel_last_activity(k, &busy);
+        const char *info_labels[] = {"kernel", k->id, "state", kernel_state(k, busy), "owner",
+                                     k->owner, NULL};
+        const char *id_label[] = {"kernel", k->id, NULL};
+        struct ferry_sample smp[4] = {
+            {.name = "notebook_kernel_info", .type = FERRY_METRIC_GAUGE, .labels = info_labels,
+             .value = 1},
+            {.name = "notebook_kernel_start_time_seconds", .type = FERRY_METRIC_GAUGE,
+             .labels = id_label, .value = (double)k->started_ms / 1000.0},
+            {.name = "notebook_kernel_last_activity_seconds", .type = FERRY_METRIC_GAUGE,
+             .labels = id_label, .value = (double)last / 1000.0},
+            {.name = "notebook_kernel_restarts_total", .type = FERRY_METRIC_COUNTER,
+             .labels = id_label, .value = (double)k->restarts},
+        };
+        for (int j = 0; j < 4; j++) {
+            smp[j].struct_size = sizeof smp[j];
+            sink->add(sink, &smp[j]);
+        }
+    }
+    pthread_mutex_unlock(&nr->lock);
+    return 0;
 }
 
 int kernel_action(struct nb_state *s, struct ferry_run *run, const char *verb,

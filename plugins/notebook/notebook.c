@@ -74,8 +74,18 @@ static int nb_start(void *state, const struct ferry_workload *w, struct ferry_ru
     json_decref(kj);
     const char *py = nb_python();
     const char *argv[] = {py, "-c", "import ipykernel, signal\nsignal.pause()", NULL};
-    const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    /* PATH, then run.env and notebook.env (the agent joins them). */
+    size_t n = 0;
+    while (w->env && w->env[n])
+        n++;
+    const char **env = calloc(n + 2, sizeof *env);
+    if (!env)
+        return -ENOMEM;
+    env[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    for (size_t i = 0; i < n; i++)
+        env[1 + i] = w->env[i];
     int rc = s->host->spawn(s->host->ctx, run, argv, env, w->dir);
+    free(env);
     if (rc < 0)
         s->host->log(s->host->ctx, FERRY_LOG_ERROR, "notebook %s: cannot start %s: %s", w->name,
                      py, strerror(-rc));
@@ -101,6 +111,21 @@ static int nb_health(void *state, const struct ferry_workload *w, struct ferry_r
     snprintf(out->reason, sizeof out->reason, "%s",
              out->healthy ? "" : "the environment's holder process is not running");
     return 0;
+}
+
+/* After an agent restart the holder still lives: its kernels are taken
+ * back from the run's index (kernstate.c). A notebook run (a job) keeps
+ * nothing in plugin_data. */
+static int nb_adopt(void *state, const struct ferry_workload *w, struct ferry_run *run)
+{
+    if (nbrun_wanted(w))
+        return 0;
+    return kernel_adopt(state, w, run);
+}
+
+static int nb_metrics2(void *state, struct ferry_run *run, struct ferry_metric_sink *sink)
+{
+    return kernel_metrics(state, run, sink);
 }
 
 static int nb_action(void *state, struct ferry_run *run, const char *verb, const char *request_json,
@@ -133,9 +158,9 @@ static const struct ferry_plugin plugin = {
     .metrics = NULL,
     .fini = nb_fini,
     .exited = nb_exited,
-    .adopt = NULL,
+    .adopt = nb_adopt,
     .action = nb_action,
-    .metrics2 = NULL,
+    .metrics2 = nb_metrics2,
 };
 
 __attribute__((visibility("default"))) const struct ferry_plugin *ferry_plugin_entry(void)

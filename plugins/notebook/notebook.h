@@ -21,6 +21,11 @@ int kernel_init(struct nb_state *s);
 void kernel_fini(struct nb_state *s);
 /* The workload's run started: kernels of it start in w->dir. */
 void kernel_attach(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run);
+/* After an agent restart: the kernels the run's index names are taken
+ * back (kernstate.c), not restarted. */
+int kernel_adopt(struct nb_state *s, const struct ferry_workload *w, struct ferry_run *run);
+/* Each kernel as notebook_kernel_* samples (ABI-2 metrics2). */
+int kernel_metrics(struct nb_state *s, struct ferry_run *run, struct ferry_metric_sink *sink);
 /* The run stops: its kernels end with it. */
 void kernel_stop_all(struct nb_state *s, struct ferry_run *run);
 /* verb without its "kernel-" prefix: start, stop, list. */

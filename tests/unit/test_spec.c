@@ -429,6 +429,23 @@ static void test_notebook(void **state)
     EXPECT_SPEC_ERROR(NB "  kernel: python3\n  timeout: 1m\n",
                       "t.yaml:7: key 'notebook.timeout': needs notebook.notebook (the .ipynb "
                       "to run)");
+    /* notebook.env: as run.env, without the names the plugin sets itself;
+     * kernels and runs alike, so no notebook.notebook is needed. */
+    s = parse_ok(NB "  env: {A_1: x, N: 4}\n");
+    assert_int_equal(s->notebook->n_env, 2);
+    assert_string_equal(s->notebook->env[0]->name, "A_1");
+    assert_string_equal(s->notebook->env[0]->value, "x");
+    assert_string_equal(s->notebook->env[1]->value, "4");
+    spec_free(s);
+    EXPECT_SPEC_ERROR(NB "  env: {HOME: /root}\n",
+                      "t.yaml:6: key 'notebook.env.HOME': PATH, HOME and JUPYTER_RUNTIME_DIR are "
+                      "set by the notebook plugin");
+    EXPECT_SPEC_ERROR(NB "  env: {JUPYTER_RUNTIME_DIR: /x}\n",
+                      "t.yaml:6: key 'notebook.env.JUPYTER_RUNTIME_DIR': PATH, HOME and "
+                      "JUPYTER_RUNTIME_DIR are set by the notebook plugin");
+    EXPECT_SPEC_ERROR(NB "  env: {a-b: x}\n",
+                      "t.yaml:6: key 'notebook.env.a-b': variable names must match "
+                      "[A-Za-z_][A-Za-z0-9_]*");
 #undef NB
 }
 

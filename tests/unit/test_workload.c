@@ -106,12 +106,61 @@ static void test_notebook_run_is_a_job(void **state)
     workload_fini(&w);
 }
 
+/* run.env then notebook.env in the workload's env; a name in both takes
+ * notebook.env's value and appears once. */
+static void test_notebook_env_joins_run_env(void **state)
+{
+    (void)state;
+    Ferry__Spec spec = FERRY__SPEC__INIT;
+    Ferry__Run run = FERRY__RUN__INIT;
+    Ferry__NotebookSpec nb = FERRY__NOTEBOOK_SPEC__INIT;
+    Ferry__EnvVar r1 = FERRY__ENV_VAR__INIT, r2 = FERRY__ENV_VAR__INIT, n1 = FERRY__ENV_VAR__INIT,
+                  n2 = FERRY__ENV_VAR__INIT;
+    r1.name = "ONLY_RUN", r1.value = "a";
+    r2.name = "BOTH", r2.value = "run";
+    n1.name = "BOTH", n1.value = "notebook";
+    n2.name = "ONLY_NB", n2.value = "b";
+    Ferry__EnvVar *rv[] = {&r1, &r2}, *nv[] = {&n1, &n2};
+    static char *cmd[] = {"python3"};
+    run.command = cmd, run.n_command = 1;
+    run.env = rv, run.n_env = 2;
+    nb.env = nv, nb.n_env = 2;
+    spec.kind = "notebook";
+    spec.runtime = "notebook";
+    spec.run = &run;
+    spec.notebook = &nb;
+    struct ferry_workload w;
+    memset(&w, 0, sizeof w);
+    struct sup_policy pol;
+    assert_int_equal(workload_build(&spec, "n", "1", "/tmp", 5000, &w, &pol), 0);
+    assert_string_equal(w.env[0], "ONLY_RUN=a");
+    assert_string_equal(w.env[1], "BOTH=notebook");
+    assert_string_equal(w.env[2], "ONLY_NB=b");
+    assert_null(w.env[3]);
+    /* Without a run section: notebook.env alone. */
+    spec.run = NULL;
+    assert_int_equal(workload_build(&spec, "n", "1", "/tmp", 5000, &w, &pol), 0);
+    assert_string_equal(w.env[0], "BOTH=notebook");
+    assert_string_equal(w.env[1], "ONLY_NB=b");
+    assert_null(w.env[2]);
+    /* An app: run.env as before. */
+    spec.run = &run;
+    spec.notebook = NULL;
+    spec.kind = "app";
+    assert_int_equal(workload_build(&spec, "n", "1", "/tmp", 5000, &w, &pol), 0);
+    assert_string_equal(w.env[0], "ONLY_RUN=a");
+    assert_string_equal(w.env[1], "BOTH=run");
+    assert_null(w.env[2]);
+    workload_fini(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_from_spec),
         cmocka_unit_test(test_policy_for_a_job),
         cmocka_unit_test(test_notebook_run_is_a_job),
+        cmocka_unit_test(test_notebook_env_joins_run_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
