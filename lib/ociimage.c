@@ -145,7 +145,15 @@ static bool platform_is(const json_t *entry, const char *os, const char *arch)
     return o && a && strcmp(o, os) == 0 && strcmp(a, arch) == 0;
 }
 
-int oci_parse_index(const uint8_t *buf, size_t len, struct oci_desc *chosen, int *nested)
+static bool ref_name_is(const json_t *entry, const char *tag)
+{
+    const json_t *a = json_object_get(entry, "annotations");
+    const char *n = json_string_value(json_object_get(a, "org.opencontainers.image.ref.name"));
+    return n && strcmp(n, tag) == 0;
+}
+
+int oci_parse_index(const uint8_t *buf, size_t len, const char *tag, struct oci_desc *chosen,
+                    int *nested)
 {
     static const char *const what = "index";
     json_t *j = NULL;
@@ -168,11 +176,19 @@ int oci_parse_index(const uint8_t *buf, size_t len, struct oci_desc *chosen, int
     /* One manifest is the image. Of several (a multi-platform index), the
      * one for linux/amd64: the hosts ferry's oci plugin runs on. */
     size_t pick = 0, n = json_array_size(ms);
-    if (n > 1) {
+    if (tag && *tag) {
+        while (pick < n && !ref_name_is(json_array_get(ms, pick), tag))
+            pick++;
+        if (pick == n) {
+            rc = err_set(FERRY_E_NOTFOUND, "index: no manifest tagged '%s'", shown(tag, b, sizeof b));
+            goto out;
+        }
+    } else if (n > 1) {
         for (pick = 0; pick < n && !platform_is(json_array_get(ms, pick), "linux", "amd64"); pick++)
             ;
         if (pick == n) {
-            rc = err_set(FERRY_E_INVALID, "index: %zu manifests and none for linux/amd64", n);
+            rc = err_set(FERRY_E_INVALID, "index: %zu manifests and none for linux/amd64 (oci.tag picks one "
+                               "by name)", n);
             goto out;
         }
     }
@@ -554,7 +570,7 @@ static int add_blob(struct result *res, const struct blob_read *r, char *src,
 
 /* ---- an OCI image layout ---------------------------------------------------- */
 
-static int read_layout(const char *root, struct result *res)
+static int read_layout(const char *root, const char *tag, struct result *res)
 {
     char path[PATH_MAX];
     struct blob_read r;
@@ -581,7 +597,7 @@ static int read_layout(const char *root, struct result *res)
         return rc;
     struct oci_desc md;
     int nested = 0;
-    rc = oci_parse_index(r.data, (size_t)r.size, &md, &nested);
+    rc = oci_parse_index(r.data, (size_t)r.size, tag, &md, &nested);
     free(r.data);
     char what[128];
     for (int depth = 0; rc == 0 && nested; depth++) {
@@ -590,7 +606,7 @@ static int read_layout(const char *root, struct result *res)
         snprintf(what, sizeof what, "index %.19s…", md.digest);
         if ((rc = read_desc(root, &md, what, OCI_JSON_MAX, 1, &r, NULL)) < 0)
             return rc;
-        rc = oci_parse_index(r.data, (size_t)r.size, &md, &nested);
+        rc = oci_parse_index(r.data, (size_t)r.size, NULL, &md, &nested);
         free(r.data);
     }
     if (rc < 0)
@@ -842,10 +858,12 @@ static int is_file(const char *root, const char *name)
 
 /* A layout (index.json) wins over docker's manifest.json: docker 25 and
  * later write both, and the layout has the layers' own digests. */
-static int read_root(const char *root, struct result *res)
+static int read_root(const char *root, const char *tag, struct result *res)
 {
     if (is_file(root, "index.json"))
-        return read_layout(root, res);
+        return read_layout(root, tag, res);
+    if (is_file(root, "manifest.json") && tag && *tag)
+        return err_set(FERRY_E_INVALID, "oci.tag: a docker save archive holds one image and no tags");
     if (is_file(root, "manifest.json"))
         return read_docker(root, res);
     return err_set(FERRY_E_INVALID,
@@ -881,7 +899,7 @@ int oci_image_resolve(const char *dir, Ferry__OciSpec *oci, struct oci_image *im
     struct result res = {0};
     int rc;
     if (S_ISDIR(st.st_mode)) {
-        rc = read_root(path, &res);
+        rc = read_root(path, oci->tag, &res);
     } else if (S_ISREG(st.st_mode)) {
         const char *tmp = getenv("TMPDIR");
         char staging[PATH_MAX];
@@ -891,7 +909,7 @@ int oci_image_resolve(const char *dir, Ferry__OciSpec *oci, struct oci_image *im
                            staging, strerror(errno));
         rc = extract_tar(path, staging);
         if (rc == 0)
-            rc = read_root(staging, &res);
+            rc = read_root(staging, oci->tag, &res);
         if (rc == 0 && !(img->staging = strdup(staging)))
             rc = -ENOMEM;
         if (rc < 0)

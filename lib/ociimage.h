@@ -63,10 +63,12 @@ struct oci_desc {
     uint64_t size;
 };
 
-/* index.json (or a nested index): the manifest to use. One manifest is
- * taken as it is; of several, the one for linux/amd64. *nested is set when
- * the chosen entry is itself an index. */
-int oci_parse_index(const uint8_t *buf, size_t len, struct oci_desc *chosen, int *nested);
+/* index.json (or a nested index): the manifest to use. With tag (not NULL
+ * or ""), the entry whose org.opencontainers.image.ref.name annotation is
+ * tag; else one entry is taken as it is, and of several the one for
+ * linux/amd64. *nested is set when the chosen entry is itself an index. */
+int oci_parse_index(const uint8_t *buf, size_t len, const char *tag, struct oci_desc *chosen,
+                    int *nested);
 
 struct oci_manifest {
     struct oci_desc config;
