@@ -630,49 +630,6 @@ static void test_manifest_build(void **state)
     assert_string_equal(err_detail(), want);
 }
 
-/* The JSON readers alone (as the fuzz target drives them). */
-static void test_parsers(void **state)
-{
-    (void)state;
-    struct oci_desc d;
-    int nested = 0;
-    const char *ix = "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-                     "\"digest\":\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"size\":5}]}";
-    assert_int_equal(oci_parse_index((const uint8_t *)ix, strlen(ix), NULL, &d, &nested), 0);
-    assert_true(nested);
-    const char *dup = "{\"schemaVersion\":2,\"schemaVersion\":2}";
-    assert_int_equal(oci_parse_index((const uint8_t *)dup, strlen(dup), NULL, &d, &nested), FERRY_E_INVALID);
-    const char *arr = "[1]";
-    struct oci_manifest m;
-    assert_int_equal(oci_parse_manifest((const uint8_t *)arr, 3, &m), FERRY_E_INVALID);
-    assert_string_equal(err_detail(), "manifest: expected a JSON object");
-    const char *win = "{\"os\":\"windows\"}";
-    assert_int_equal(oci_parse_config((const uint8_t *)win, strlen(win), 0, NULL), FERRY_E_INVALID);
-    assert_string_equal(err_detail(), "config: os is 'windows'; only linux images run");
-    assert_true(oci_digest_ok("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
-    assert_false(oci_digest_ok("sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
-    assert_false(oci_digest_ok("sha256:0123"));
-    /* the plugin's kind section: as written plus the resolved image */
-    Ferry__OciSpec oci;
-    ferry__oci_spec__init(&oci);
-    Ferry__OciLayer l, *lv[1] = {&l};
-    ferry__oci_layer__init(&l);
-    l.file = "oci/blobs/sha256/ab";
-    l.digest = "sha256:ab";
-    l.media_type = "application/vnd.oci.image.layer.v1.tar";
-    l.size = 7;
-    oci.layers = lv;
-    oci.n_layers = 1;
-    oci.config_file = "oci/blobs/sha256/cd";
-    oci.config_digest = "sha256:cd";
-    char *out = NULL;
-    assert_int_equal(oci_kind_json(&oci, "{\"image\":\"x\"}", &out), 0);
-    assert_string_equal(out, "{\"image\":\"x\",\"layers\":[{\"file\":\"oci/blobs/sha256/ab\","
-                             "\"digest\":\"sha256:ab\",\"media_type\":\"application/vnd.oci.image.layer.v1.tar\","
-                             "\"size\":7}],\"config_file\":\"oci/blobs/sha256/cd\",\"config_digest\":\"sha256:cd\"}");
-    free(out);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,7 +641,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_hostile_tar, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_manifest_build, setup_tmp, teardown_tmp),
-        cmocka_unit_test(test_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

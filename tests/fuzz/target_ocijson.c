@@ -1,8 +1,8 @@
 /* The JSON of an OCI image as `ferry publish` reads it from an author's
- * image (lib/ociimage.c): index.json, the image manifest, the config and
+ * image (lib/ocijson.c): index.json, the image manifest, the config and
  * docker save's manifest.json. Input: one byte picking the reader (mod 4),
  * then the document. */
-#include "ociimage.h"
+#include "ocijson.h"
 
 #include <stdlib.h>
 #include <string.h>
