@@ -1,6 +1,7 @@
 #include "workload.h"
 #include "error.h"
 #include "specjson.h"
+#include "ocijson.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -145,6 +146,13 @@ int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m)
         sj = strdup("{}");
         kj = strdup("{}");
         rc = sj && kj ? 0 : -ENOMEM;
+    }
+    if (rc == 0 && m && m->spec && m->spec->oci) {
+        /* runtime oci: the layers publish resolved travel in the signed Spec. */
+        char *full = NULL;
+        rc = oci_kind_json(m->spec->oci, kj, &full);
+        free(kj);
+        kj = full;
     }
     if (rc < 0) {
         free(sj);
