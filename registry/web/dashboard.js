@@ -1,0 +1,788 @@
+/* The ferry dashboard (docs/dashboard.md). Plain script, no build step:
+ * it reads the registry's read-only JSON API (/api/v1, docs/api.md), waits
+ * on /api/v1/stream for changes and falls back to polling when the stream
+ * fails. Charts are uPlot (vendored from npm at build time). Every request
+ * goes to the page's own origin. */
+(function () {
+  "use strict";
+
+  var HOUR_MS = 3600 * 1000;
+  var POLL_MS = 2000;          /* fallback polling period */
+  var STREAM_RETRY_MS = 15000; /* how long to poll before trying the stream again */
+  var CHART_MS = 10000;        /* charts redraw on their own clock */
+
+  /* ---- small helpers ---- */
+
+  function el(tag, attrs, kids) {
+    var e = document.createElement(tag);
+    if (attrs)
+      Object.keys(attrs).forEach(function (k) {
+        if (k === "text") e.textContent = attrs[k];
+        else if (k === "class") e.className = attrs[k];
+        else e.setAttribute(k, attrs[k]);
+      });
+    (kids || []).forEach(function (k) {
+      if (k === null || k === undefined) return;
+      e.appendChild(typeof k === "string" ? document.createTextNode(k) : k);
+    });
+    return e;
+  }
+  function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); return e; }
+  function $(id) { return document.getElementById(id); }
+
+  function fmtBytes(n) {
+    if (n === null || n === undefined || isNaN(n)) return "–";
+    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    n = Number(n);
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : String(Math.round(n))) + " " + u[i];
+  }
+  function fmtNum(v, digits) {
+    if (v === null || v === undefined || isNaN(v)) return "–";
+    var a = Math.abs(v);
+    if (a !== 0 && a < 0.01) return v.toExponential(1);
+    return Number(v).toFixed(digits === undefined ? 2 : digits);
+  }
+  function fmtSecs(v) {
+    if (v === null || v === undefined || isNaN(v)) return "–";
+    if (v < 1e-3) return (v * 1e6).toFixed(0) + " µs";
+    if (v < 1) return (v * 1e3).toFixed(1) + " ms";
+    return v.toFixed(2) + " s";
+  }
+  function fmtPct(v) { return v === null || v === undefined || isNaN(v) ? "–" : (v * 100).toFixed(1) + " %"; }
+  function fmtTime(ms) {
+    if (!ms) return "–";
+    var d = new Date(Number(ms));
+    return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  }
+  function fmtAgo(ms) {
+    if (!ms) return "–";
+    var s = Math.max(0, Math.round((Date.now() - Number(ms)) / 1000));
+    if (s < 90) return s + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    return Math.round(s / 3600) + " h ago";
+  }
+  function asMs(v) {
+    /* times come as unix ms or as ISO strings */
+    if (v === null || v === undefined || v === "") return 0;
+    if (typeof v === "number") return v;
+    var t = Date.parse(v);
+    return isNaN(t) ? 0 : t;
+  }
+  function labelsOf(v) {
+    /* {"k": "v"} or ["k=v"] or "k=v,k=v" */
+    if (!v) return [];
+    if (Array.isArray(v)) return v.map(String);
+    if (typeof v === "string") return v ? v.split(",") : [];
+    return Object.keys(v).sort().map(function (k) { return k + "=" + v[k]; });
+  }
+
+  /* ---- states: a symbol and the word, colour only on top ---- */
+
+  var STATES = {
+    running:     { sym: "●", cls: "ok" },
+    succeeded:   { sym: "✔", cls: "ok" },
+    online:      { sym: "●", cls: "ok" },
+    pending:     { sym: "…", cls: "busy" },
+    fetching:    { sym: "↓", cls: "busy" },
+    verifying:   { sym: "…", cls: "busy" },
+    starting:    { sym: "◐", cls: "busy" },
+    scheduled:   { sym: "◷", cls: "idle" },
+    stopped:     { sym: "■", cls: "idle" },
+    offline:     { sym: "○", cls: "bad" },
+    unhealthy:   { sym: "▲", cls: "warn" },
+    warning:     { sym: "▲", cls: "warn" },
+    rolled_back: { sym: "↺", cls: "bad" },
+    failed:      { sym: "✖", cls: "bad" },
+  };
+  function stateBadge(state, reason) {
+    var s = STATES[state] || { sym: "?", cls: "idle" };
+    var word = state || "unknown";
+    var warn = reason && /^warning:/.test(reason);
+    if (warn && s.cls === "ok") s = { sym: "▲", cls: "warn" };
+    var b = el("span", { class: "state " + s.cls, "data-state": word, title: reason || word }, [
+      el("span", { class: "sym", "aria-hidden": "true", text: s.sym }),
+      " " + word.replace("_", " "),
+    ]);
+    if (reason && reason !== "healthy" && reason !== word)
+      b.appendChild(el("span", { class: "reason", text: reason }));
+    return b;
+  }
+
+  /* ---- the API ---- */
+
+  function getJSON(path, timeoutMs) {
+    var ctl = typeof AbortController !== "undefined" ? new AbortController() : null;
+    var timer = ctl ? setTimeout(function () { ctl.abort(); }, timeoutMs || 10000) : null;
+    return fetch(path, { cache: "no-store", signal: ctl ? ctl.signal : undefined, credentials: "same-origin" })
+      .then(function (r) {
+        return r.text().then(function (t) {
+          var body = null;
+          try { body = t ? JSON.parse(t) : null; } catch (e) { body = null; }
+          if (!r.ok) {
+            var err = new Error((body && body.error) || ("HTTP " + r.status));
+            err.status = r.status;
+            throw err;
+          }
+          return body;
+        });
+      })
+      .finally(function () { if (timer) clearTimeout(timer); });
+  }
+  function listOf(doc, key) {
+    if (!doc) return [];
+    if (Array.isArray(doc)) return doc;
+    if (Array.isArray(doc[key])) return doc[key];
+    return [];
+  }
+
+  /* One host as the page uses it. */
+  function normHost(h) {
+    var plugins = (h.plugins || []).map(function (p) {
+      if (typeof p === "string") return p;
+      var rts = p.runtimes && p.runtimes.length ? " (" + p.runtimes.join(", ") + ")" : "";
+      return (p.name || "?") + rts;
+    });
+    var mem = h.agent_rss_bytes;
+    if (mem === undefined && h.agent) mem = h.agent.rss_bytes;
+    if (mem === undefined) mem = h.rss_bytes;
+    return {
+      name: h.name,
+      online: !!h.online,
+      pending: h.status === "pending",
+      labels: labelsOf(h.labels),
+      plugins: plugins,
+      agent_rss: mem,
+      last_seen_ms: asMs(h.last_seen_ms || h.last_seen),
+      workloads: h.workloads || null,
+    };
+  }
+
+  function metricValue(w, name) {
+    /* the newest metrics of a workload: {"name": value} or [{name, value, labels}] */
+    var m = w.metrics;
+    if (!m) return undefined;
+    if (Array.isArray(m)) {
+      var sum, found = false;
+      m.forEach(function (x) {
+        if (x.name === name && typeof x.value === "number") { sum = (sum || 0) + x.value; found = true; }
+      });
+      return found ? sum : undefined;
+    }
+    var v = m[name];
+    if (v && typeof v === "object") return v.value;
+    return v;
+  }
+
+  function normWorkload(w, hostName) {
+    return {
+      host: w.host || hostName,
+      name: w.name,
+      kind: w.kind || "app",
+      version: w.version,
+      state: w.state,
+      reason: w.reason || "",
+      restarts: w.restarts || 0,
+      since_ms: asMs(w.since_ms || w.since),
+      address: w.address || "",
+      mode: w.mode || "",
+      rss: w.rss_bytes !== undefined && w.rss_bytes !== 0 ? w.rss_bytes : metricValue(w, "process_resident_memory_bytes"),
+      cpu: metricValue(w, "process_cpu_seconds_total"),
+      metrics: w.metrics,
+      runs: w.runs || w.last_runs || null,
+    };
+  }
+
+  function normEvent(e) {
+    var c = e.change || e;
+    return {
+      id: e.id,
+      time_ms: asMs(e.time_ms || e.since_ms || c.since_ms || e.time),
+      host: e.host,
+      name: c.name,
+      version: c.version,
+      state: c.state,
+      reason: c.reason || "",
+    };
+  }
+
+  /* ---- state ---- */
+
+  var model = { hosts: [], workloads: [], events: [], cpuPrev: {} };
+  var route = { name: null };
+
+  function loadAll() {
+    return Promise.all([
+      getJSON("/api/v1/hosts"),
+      getJSON("/api/v1/workloads"),
+      getJSON("/api/v1/events?limit=50").catch(function () { return null; }),
+    ]).then(function (r) {
+      var hosts = listOf(r[0], "hosts").map(normHost);
+      var wls = listOf(r[1], "workloads").map(function (w) { return normWorkload(w); });
+      if (!wls.length)
+        hosts.forEach(function (h) {
+          (h.workloads || []).forEach(function (w) { wls.push(normWorkload(w, h.name)); });
+        });
+      model.hosts = hosts;
+      model.workloads = wls;
+      model.events = listOf(r[2], "events").map(normEvent);
+      $("error-banner").hidden = true;
+      render();
+    }).catch(function (e) {
+      showError("The registry's API did not answer: " + e.message);
+      throw e;
+    });
+  }
+
+  function showError(msg) {
+    var b = $("error-banner");
+    b.textContent = msg;
+    b.hidden = false;
+  }
+
+  /* ---- rendering: the overview ---- */
+
+  function fillTable(id, rows, cols, emptyText) {
+    var tb = clear($(id).tBodies[0]);
+    if (!rows.length) {
+      tb.appendChild(el("tr", { class: "empty" }, [el("td", { colspan: String(cols), text: emptyText })]));
+      return;
+    }
+    rows.forEach(function (r) { tb.appendChild(r); });
+  }
+
+  function workloadLink(w) {
+    return el("a", { href: "#/w/" + encodeURIComponent(w.name), "data-workload": w.name, text: w.name });
+  }
+
+  function cpuRate(w) {
+    /* CPU seconds per second between two looks at the counter */
+    if (w.cpu === undefined) return undefined;
+    var key = w.host + "/" + w.name + "/" + w.version;
+    var now = Date.now(), prev = model.cpuPrev[key];
+    model.cpuPrev[key] = { v: w.cpu, t: now, rate: prev ? prev.rate : undefined };
+    if (prev && now - prev.t > 500 && w.cpu >= prev.v && w.cpu !== prev.v)
+      model.cpuPrev[key].rate = (w.cpu - prev.v) / ((now - prev.t) / 1000);
+    return model.cpuPrev[key].rate;
+  }
+
+  function renderHosts() {
+    var rows = model.hosts.map(function (h) {
+      var n = model.workloads.filter(function (w) { return w.host === h.name; }).length;
+      var status = h.pending ? "pending" : h.online ? "online" : "offline";
+      return el("tr", { "data-host": h.name }, [
+        el("td", {}, [el("strong", { text: h.name })]),
+        el("td", {}, [stateBadge(status)]),
+        el("td", {}, h.labels.map(function (l) { return el("span", { class: "chip", text: l }); })),
+        el("td", {}, h.plugins.map(function (p) { return el("span", { class: "chip", text: p }); })),
+        el("td", { class: "num", text: fmtBytes(h.agent_rss) }),
+        el("td", { class: "num", text: String(n) }),
+        el("td", { text: fmtAgo(h.last_seen_ms), title: fmtTime(h.last_seen_ms) }),
+      ]);
+    });
+    $("hosts-count").textContent = "(" + model.hosts.filter(function (h) { return h.online; }).length +
+      " of " + model.hosts.length + " online)";
+    fillTable("hosts", rows, 7, "No host has enrolled yet.");
+  }
+
+  function byKind(kinds) {
+    return model.workloads.filter(function (w) { return kinds.indexOf(w.kind) >= 0; })
+      .sort(function (a, b) { return (a.name + a.host).localeCompare(b.name + b.host); });
+  }
+
+  function renderApps() {
+    var apps = byKind(["app", "service", ""]);
+    var rows = apps.map(function (w) {
+      var cpu = cpuRate(w);
+      return el("tr", { "data-workload": w.name, "data-host": w.host }, [
+        el("td", {}, [workloadLink(w)]),
+        el("td", { text: w.host }),
+        el("td", { class: "version", text: w.version }),
+        el("td", {}, [stateBadge(w.state, w.reason)]),
+        el("td", { class: "num", text: String(w.restarts) }),
+        el("td", { class: "num", text: fmtBytes(w.rss) }),
+        el("td", { class: "num", text: cpu === undefined ? (w.cpu === undefined ? "–" : fmtNum(w.cpu, 1) + " s total") : fmtPct(cpu) }),
+        el("td", {}, w.address ? [el("code", { text: w.address })] : ["–"]),
+      ]);
+    });
+    $("apps-count").textContent = "(" + apps.length + ")";
+    fillTable("apps", rows, 8, "No app is deployed.");
+  }
+
+  function renderRuns() {
+    var runs = byKind(["notebook", "job"]).concat(model.workloads.filter(function (w) {
+      return w.kind === "app" && w.mode === "job";
+    }));
+    var rows = runs.map(function (w) {
+      var last = (w.runs || []).slice(-5).map(function (r) {
+        return el("div", {}, [stateBadge(r.state || r.outcome || "unknown"), " ", el("span", { class: "reason", text: fmtTime(asMs(r.finished_ms || r.started_ms || r.time_ms)) })]);
+      });
+      if (!last.length) {
+        /* no run list: the events of this workload stand in for it */
+        last = model.events.filter(function (e) {
+          return e.name === w.name && (e.state === "succeeded" || e.state === "failed");
+        }).slice(-3).map(function (e) {
+          return el("div", {}, [stateBadge(e.state), " ", el("span", { class: "reason", text: fmtTime(e.time_ms) })]);
+        });
+      }
+      return el("tr", { "data-workload": w.name, "data-host": w.host }, [
+        el("td", {}, [workloadLink(w)]),
+        el("td", { text: w.mode === "job" ? "job" : w.kind }),
+        el("td", { text: w.host }),
+        el("td", { class: "version", text: w.version }),
+        el("td", {}, [stateBadge(w.state, w.reason)]),
+        el("td", {}, last.length ? last : ["–"]),
+      ]);
+    });
+    $("runs-count").textContent = "(" + runs.length + ")";
+    fillTable("runs", rows, 6, "No notebook or job is deployed.");
+  }
+
+  function eventItem(e) {
+    return el("li", { "data-workload": e.name || "" }, [
+      el("span", { class: "when", text: fmtAgo(e.time_ms), title: fmtTime(e.time_ms) }),
+      el("span", { class: "what" }, [
+        el("strong", { text: e.name || "?" }), "@" + (e.version || "?") + " on " + (e.host || "?") + " ",
+      ]),
+      stateBadge(e.state, e.reason),
+    ]);
+  }
+
+  function renderEvents(id, events) {
+    var ol = clear($(id));
+    var list = events.slice().sort(function (a, b) { return b.time_ms - a.time_ms; }).slice(0, 40);
+    if (!list.length) ol.appendChild(el("li", { class: "empty", text: "No events yet." }));
+    list.forEach(function (e) { ol.appendChild(eventItem(e)); });
+  }
+
+  /* ---- models: cards with small charts ---- */
+
+  var modelCards = {}; /* key host/name -> {card, charts} */
+
+  function renderModels() {
+    var models = byKind(["model"]);
+    var box = $("models");
+    var keep = {};
+    models.forEach(function (w) {
+      var key = w.host + "/" + w.name;
+      keep[key] = true;
+      var c = modelCards[key];
+      if (!c) {
+        c = { minis: el("div", { class: "minis" }), head: el("div", { class: "card-head" }), charts: {} };
+        c.card = el("article", { class: "card", "data-workload": w.name, "data-host": w.host }, [c.head, c.minis]);
+        modelCards[key] = c;
+        box.appendChild(c.card);
+        c.fresh = true;
+      }
+      clear(c.head);
+      c.head.appendChild(el("span", { class: "name" }, [workloadLink(w)]));
+      c.head.appendChild(el("span", { class: "version", text: w.version }));
+      c.head.appendChild(stateBadge(w.state, w.reason));
+      c.head.appendChild(el("span", { class: "meta", text: "on " + w.host + (w.address ? " · " + w.address : "") }));
+      c.w = w;
+    });
+    Object.keys(modelCards).forEach(function (k) {
+      if (!keep[k]) {
+        destroyCharts(modelCards[k].charts);
+        box.removeChild(modelCards[k].card);
+        delete modelCards[k];
+      }
+    });
+    if (!models.length && !box.querySelector(".nodata"))
+      box.appendChild(el("p", { class: "nodata", text: "No model is deployed." }));
+    if (models.length) { var nd = box.querySelector(":scope > .nodata"); if (nd) box.removeChild(nd); }
+    $("models-count").textContent = "(" + models.length + ")";
+    Object.keys(modelCards).forEach(function (k) {
+      if (modelCards[k].fresh) { modelCards[k].fresh = false; drawModelCard(modelCards[k]); }
+    });
+  }
+
+  function destroyCharts(charts) {
+    Object.keys(charts).forEach(function (k) { if (charts[k].plot) charts[k].plot.destroy(); });
+  }
+
+  /* ---- metric series from /api/v1/metrics/NAME ---- */
+
+  /* Every series as {metric, labels, points: [[t_ms, v], ...]}. */
+  function normSeries(doc) {
+    var out = [];
+    listOf(doc, "series").forEach(function (s) {
+      var pts = s.points || s.samples || s.values || [];
+      var points = pts.map(function (p) {
+        if (Array.isArray(p)) return [asMs(p[0]), Number(p[1])];
+        return [asMs(p.t_ms || p.time_ms || p.t || p.ts), Number(p.v !== undefined ? p.v : p.value)];
+      }).filter(function (p) { return p[0] && !isNaN(p[1]); });
+      points.sort(function (a, b) { return a[0] - b[0]; });
+      out.push({ metric: s.metric || s.name || s.series, labels: s.labels || {}, host: s.host, points: points });
+    });
+    return out;
+  }
+
+  function fetchSeries(name, host, series, sinceMs) {
+    var q = "?since=" + Math.floor(sinceMs) + (host ? "&host=" + encodeURIComponent(host) : "");
+    if (series) q += "&series=" + encodeURIComponent(series);
+    return getJSON("/api/v1/metrics/" + encodeURIComponent(name) + q).then(normSeries);
+  }
+
+  /* The union of timestamps of several series, each summed per time. */
+  function sumByTime(list) {
+    var m = {};
+    list.forEach(function (s) { s.points.forEach(function (p) { m[p[0]] = (m[p[0]] || 0) + p[1]; }); });
+    return Object.keys(m).map(Number).sort(function (a, b) { return a - b; }).map(function (t) { return [t, m[t]]; });
+  }
+
+  /* Per-second rate of a counter; a drop (a restart) starts again. */
+  function rate(points) {
+    var out = [];
+    for (var i = 1; i < points.length; i++) {
+      var dt = (points[i][0] - points[i - 1][0]) / 1000, dv = points[i][1] - points[i - 1][1];
+      if (dt > 0) out.push([points[i][0], dv >= 0 ? dv / dt : null]);
+    }
+    return out;
+  }
+
+  /* Quantile q of a histogram between consecutive samples of its buckets. */
+  function quantiles(bucketSeries, q) {
+    var byLe = {};
+    bucketSeries.forEach(function (s) {
+      var le = s.labels.le;
+      if (le === undefined) return;
+      var k = le === "+Inf" ? Infinity : Number(le);
+      byLe[k] = sumByTime([s].concat(byLe[k] ? [{ points: byLe[k] }] : []));
+    });
+    var les = Object.keys(byLe).map(Number).sort(function (a, b) { return a - b; });
+    if (!les.length) return [];
+    var times = byLe[les[les.length - 1]].map(function (p) { return p[0]; });
+    var at = function (le, t) {
+      var ps = byLe[le];
+      for (var i = 0; i < ps.length; i++) if (ps[i][0] === t) return ps[i][1];
+      return undefined;
+    };
+    var out = [];
+    for (var i = 1; i < times.length; i++) {
+      var t0 = times[i - 1], t1 = times[i];
+      var counts = les.map(function (le) { var a = at(le, t1), b = at(le, t0); return a === undefined || b === undefined ? 0 : a - b; });
+      var total = counts[counts.length - 1];
+      if (!(total > 0)) { out.push([t1, null]); continue; }
+      var want = q * total, prevLe = 0, prevC = 0, v = null;
+      for (var j = 0; j < les.length; j++) {
+        if (counts[j] >= want) {
+          if (les[j] === Infinity) { v = prevLe; break; }
+          var span = counts[j] - prevC;
+          v = prevLe + (les[j] - prevLe) * (span > 0 ? (want - prevC) / span : 1);
+          break;
+        }
+        prevLe = les[j]; prevC = counts[j];
+      }
+      out.push([t1, v]);
+    }
+    return out;
+  }
+
+  /* The model's charts: [{title, unit, fmt, series: [{label, points}]}] */
+  function modelPanels(all) {
+    var of = function (metric) { return all.filter(function (s) { return s.metric === metric; }); };
+    var req = of("ferry_model_requests_total");
+    var total = sumByTime(req);
+    var errs = sumByTime(req.filter(function (s) {
+      var o = s.labels.outcome; return o === "error" || o === "unavailable";
+    }));
+    var rps = rate(total);
+    var errRate = [];
+    var rt = rate(total), re = rate(errs);
+    rt.forEach(function (p) {
+      var e = re.filter(function (x) { return x[0] === p[0]; })[0];
+      errRate.push([p[0], p[1] > 0 ? (e ? e[1] || 0 : 0) / p[1] : p[1] === 0 ? 0 : null]);
+    });
+    var buckets = of("ferry_model_request_duration_seconds_bucket");
+    if (!buckets.length) buckets = of("ferry_model_request_duration_seconds").filter(function (s) { return s.labels.le !== undefined; });
+    var drift = of("ferry_model_drift_psi").map(function (s) {
+      return { label: s.labels.input || "input", points: s.points };
+    });
+    return [
+      { key: "rps", title: "requests / s", fmt: function (v) { return fmtNum(v, 1); }, series: [{ label: "req/s", points: rps }] },
+      { key: "latency", title: "latency p50 / p99", fmt: fmtSecs, series: [
+        { label: "p50", points: quantiles(buckets, 0.5) }, { label: "p99", points: quantiles(buckets, 0.99) }] },
+      { key: "errors", title: "error rate", fmt: fmtPct, series: [{ label: "errors", points: errRate }] },
+      { key: "drift", title: "drift (PSI) per input", fmt: function (v) { return fmtNum(v, 3); }, series: drift },
+    ];
+  }
+
+  function appPanels(all) {
+    var of = function (metric) { return all.filter(function (s) { return s.metric === metric; }); };
+    return [
+      { key: "mem", title: "memory", fmt: fmtBytes, series: [{ label: "RSS", points: sumByTime(of("process_resident_memory_bytes")) }] },
+      { key: "cpu", title: "CPU", fmt: fmtPct, series: [{ label: "CPU", points: rate(sumByTime(of("process_cpu_seconds_total"))) }] },
+    ];
+  }
+
+  var PALETTE = ["#0b62c4", "#c0262d", "#1a7f37", "#9a6700", "#6f42c1", "#0a7d8c", "#b35900", "#59636e"];
+  var DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3]];
+
+  /* Align several [[t, v]] lists on one x axis (seconds, as uPlot wants). */
+  function align(series) {
+    var ts = {};
+    series.forEach(function (s) { s.points.forEach(function (p) { ts[p[0]] = true; }); });
+    var xs = Object.keys(ts).map(Number).sort(function (a, b) { return a - b; });
+    var data = [xs.map(function (t) { return t / 1000; })];
+    series.forEach(function (s) {
+      var m = {};
+      s.points.forEach(function (p) { m[p[0]] = p[1]; });
+      data.push(xs.map(function (t) { return m[t] === undefined ? null : m[t]; }));
+    });
+    return data;
+  }
+
+  function drawPanel(holder, panel, size, existing) {
+    var series = panel.series.filter(function (s) { return s.points.length; });
+    var last = null;
+    series.forEach(function (s) {
+      for (var i = s.points.length - 1; i >= 0; i--) if (s.points[i][1] !== null) { last = last === null ? s.points[i][1] : Math.max(last, s.points[i][1]); break; }
+    });
+    if (holder.nowEl) holder.nowEl.textContent = last === null ? "–" : panel.fmt(last);
+    var plotBox = holder.plotBox;
+    if (!series.length || typeof uPlot === "undefined") {
+      if (existing && existing.plot) { existing.plot.destroy(); existing.plot = null; }
+      clear(plotBox).appendChild(el("div", { class: "nodata", text: typeof uPlot === "undefined" ? "charts unavailable" : "no data in the last hour" }));
+      return { plot: null };
+    }
+    var data = align(series);
+    if (existing && existing.plot && existing.n === series.length) {
+      existing.plot.setData(data);
+      return existing;
+    }
+    if (existing && existing.plot) existing.plot.destroy();
+    clear(plotBox);
+    var width = Math.max(120, plotBox.clientWidth || size.w);
+    var opts = {
+      width: width,
+      height: size.h,
+      legend: { show: size.legend },
+      cursor: { show: size.legend },
+      scales: { x: { time: true } },
+      axes: size.legend ? [{}, { values: function (u, vals) { return vals.map(panel.fmt); }, size: 70 }]
+                        : [{ show: false }, { show: false }],
+      series: [{}].concat(series.map(function (s, i) {
+        return { label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, dash: DASHES[i % DASHES.length],
+                 value: function (u, v) { return v === null || v === undefined ? "–" : panel.fmt(v); }, spanGaps: true };
+      })),
+    };
+    var plot = new uPlot(opts, data, plotBox);
+    return { plot: plot, n: series.length };
+  }
+
+  function drawModelCard(c) {
+    var w = c.w;
+    var since = Date.now() - HOUR_MS;
+    return fetchSeries(w.name, w.host, null, since).then(function (all) {
+      var panels = w.kind === "model" ? modelPanels(all) : appPanels(all);
+      panels.forEach(function (p) {
+        var h = c.charts[p.key];
+        if (!h) {
+          h = { nowEl: el("span", { class: "now", text: "–" }), plotBox: el("div", { class: "plot" }) };
+          c.minis.appendChild(el("div", { class: "mini", "data-chart": p.key }, [
+            el("div", { class: "label" }, [el("span", { text: p.title }), h.nowEl]), h.plotBox]));
+          c.charts[p.key] = h;
+        }
+        var r = drawPanel(h, p, { w: 160, h: 64, legend: false }, h);
+        h.plot = r.plot; h.n = r.n;
+      });
+    }).catch(function (e) {
+      if (!c.minis.querySelector(".nodata"))
+        c.minis.appendChild(el("div", { class: "nodata", text: "metrics unavailable: " + e.message }));
+    });
+  }
+
+  function redrawCharts() {
+    Object.keys(modelCards).forEach(function (k) { drawModelCard(modelCards[k]); });
+    if (route.name) drawDetailCharts();
+  }
+
+  /* ---- the detail view ---- */
+
+  var detail = { charts: {}, name: null };
+
+  function renderDetail() {
+    var name = route.name;
+    var inst = model.workloads.filter(function (w) { return w.name === name; });
+    $("detail-title").textContent = name;
+    var box = clear($("detail-instances"));
+    var wrap = el("div", { class: "instances" });
+    inst.forEach(function (w) {
+      wrap.appendChild(el("div", { class: "instance", "data-host": w.host }, [
+        el("strong", { text: w.host }), " ", el("span", { class: "version", text: w.version }), " ",
+        stateBadge(w.state, w.reason),
+        el("div", { class: "reason", text: w.kind + (w.address ? " · " + w.address : "") + " · restarts " + w.restarts +
+          " · memory " + fmtBytes(w.rss) + " · since " + fmtTime(w.since_ms) }),
+      ]));
+    });
+    if (!inst.length) wrap.appendChild(el("p", { class: "note", text: name + " runs on no host now." }));
+    box.appendChild(wrap);
+    renderEvents("detail-events", model.events.filter(function (e) { return e.name === name; }));
+  }
+
+  function loadDetailStatic(name) {
+    getJSON("/api/v1/artifacts/" + encodeURIComponent(name)).then(function (doc) {
+      var vs = listOf(doc, "versions");
+      var rows = vs.slice().reverse().map(function (v) {
+        return el("tr", {}, [
+          el("td", { class: "version", text: v.version }),
+          el("td", { text: v.kind || doc.kind || "–" }),
+          el("td", { text: fmtTime(asMs(v.published_ms || v.published_unix * 1000 || v.published)) }),
+          el("td", { text: v.publisher || v.signer || "–" }),
+        ]);
+      });
+      fillTable("detail-versions", rows, 4, "No version is published.");
+    }).catch(function (e) { fillTable("detail-versions", [], 4, "Versions unavailable: " + e.message); });
+    getJSON("/api/v1/deployments").then(function (doc) {
+      var ds = listOf(doc, "deployments").filter(function (d) { return d.name === name; });
+      var rows = ds.map(function (d) {
+        return el("tr", {}, [
+          el("td", {}, [el("code", { text: d.selector || d.to || "(every host)" })]),
+          el("td", { class: "version", text: d.version || (d.undeploy ? "(undeployed)" : "–") }),
+          el("td", { text: fmtTime(asMs(d.issued_ms || d.issued)) }),
+          el("td", { text: d.deployer || d.signer || d.key_id || d.by || "–" }),
+        ]);
+      });
+      fillTable("detail-deploys", rows, 4, "No deployment of " + name + ".");
+    }).catch(function (e) { fillTable("detail-deploys", [], 4, "Deployments unavailable: " + e.message); });
+    loadLogs(name);
+  }
+
+  function logsHowTo(name, why) {
+    var box = clear($("detail-logs"));
+    box.appendChild(el("div", { class: "note" }, [
+      why ? why + " " : "",
+      "Read its log with the CLI, which signs the logs action with your key: ",
+      el("code", { text: "ferry logs " + name + " --tail 100" }),
+      ". (docs/dashboard.md, \"Log tail\", says how a registry can show it here.)",
+    ]));
+  }
+
+  function loadLogs(name) {
+    var w = model.workloads.filter(function (x) { return x.name === name; })[0];
+    var q = w ? "?host=" + encodeURIComponent(w.host) + "&lines=100" : "?lines=100";
+    getJSON("/api/v1/logs/" + encodeURIComponent(name) + q, 20000).then(function (doc) {
+      var box = clear($("detail-logs"));
+      var text = doc && (doc.text !== undefined ? doc.text : (doc.lines || []).join("\n"));
+      box.appendChild(el("pre", { class: "logs", text: text || "(empty)" }));
+      if (doc && doc.host) box.appendChild(el("p", { class: "reason", text: "from " + doc.host + ", newest last" }));
+    }).catch(function (e) {
+      logsHowTo(name, e.status === 404 || e.status === 403 || e.status === 501 ? "This registry does not fetch logs for the page." : "The log tail failed: " + e.message + ".");
+    });
+  }
+
+  function drawDetailCharts() {
+    var name = route.name;
+    var inst = model.workloads.filter(function (w) { return w.name === name; });
+    var box = $("detail-charts");
+    if (!inst.length) {
+      clear(box).appendChild(el("p", { class: "nodata", text: "no running instance" }));
+      detail.charts = {};
+      return;
+    }
+    var w = inst[0];
+    fetchSeries(name, null, null, Date.now() - HOUR_MS).then(function (all) {
+      if (route.name !== name) return;
+      var panels = (w.kind === "model" ? modelPanels(all) : []).concat(appPanels(all));
+      panels.forEach(function (p) {
+        var h = detail.charts[p.key];
+        if (!h) {
+          h = { nowEl: el("span", { class: "now", text: "–" }), plotBox: el("div", { class: "plot-large" }) };
+          box.appendChild(el("div", { class: "chart", "data-chart": p.key }, [
+            el("h4", {}, [p.title + " · now ", h.nowEl]), h.plotBox]));
+          detail.charts[p.key] = h;
+        }
+        var r = drawPanel(h, p, { w: 560, h: 180, legend: true }, h);
+        h.plot = r.plot; h.n = r.n;
+      });
+    }).catch(function (e) {
+      clear(box).appendChild(el("p", { class: "nodata", text: "metrics unavailable: " + e.message }));
+      detail.charts = {};
+    });
+  }
+
+  /* ---- routing ---- */
+
+  function parseRoute() {
+    var m = /^#\/w\/(.+)$/.exec(location.hash || "");
+    var name = m ? decodeURIComponent(m[1]) : null;
+    var changed = name !== route.name;
+    route.name = name;
+    $("overview").hidden = !!name;
+    $("detail").hidden = !name;
+    if (changed) {
+      destroyCharts(detail.charts);
+      detail.charts = {};
+      clear($("detail-charts"));
+      if (name) {
+        renderDetail();
+        loadDetailStatic(name);
+        drawDetailCharts();
+      }
+    }
+  }
+
+  function render() {
+    var online = model.hosts.filter(function (h) { return h.online; }).length;
+    $("registry-summary").textContent = online + "/" + model.hosts.length + " hosts online · " +
+      model.workloads.length + " workloads";
+    renderHosts();
+    renderApps();
+    renderModels();
+    renderRuns();
+    renderEvents("events", model.events);
+    if (route.name) renderDetail();
+    $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+    document.body.setAttribute("data-updated", String(Date.now()));
+  }
+
+  /* ---- live updates: the long-poll stream, polling as the fallback ---- */
+
+  function setMode(mode) {
+    var live = $("live");
+    if (live.getAttribute("data-mode") === mode) return;
+    live.setAttribute("data-mode", mode);
+    var icon = { live: "●", polling: "◍", offline: "○", connecting: "◌" }[mode];
+    live.querySelector(".live-icon").textContent = icon;
+    live.querySelector(".live-text").textContent = {
+      live: "live", polling: "polling every " + POLL_MS / 1000 + " s", offline: "registry unreachable", connecting: "connecting",
+    }[mode];
+  }
+
+  function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
+
+  function pollFor(ms) {
+    var end = Date.now() + ms;
+    var step = function () {
+      return loadAll().then(function () { setMode("polling"); }, function () { setMode("offline"); })
+        .then(function () { return Date.now() < end ? sleep(POLL_MS).then(step) : null; });
+    };
+    return step();
+  }
+
+  function streamLoop(since) {
+    var url = since === null ? "/api/v1/stream" : "/api/v1/stream?since=" + since + "&timeout=25";
+    return getJSON(url, 35000).then(function (r) {
+      if (!r || typeof r.seq !== "number") throw new Error("the stream sent no seq");
+      var changed = since === null || r.seq !== since;
+      var next = changed ? loadAll().then(function () { setMode("live"); }) : Promise.resolve(setMode("live"));
+      return next.then(function () { return streamLoop(r.seq); });
+    }).catch(function () {
+      /* The stream dropped (or is not there): poll for a while, then try it again. */
+      return pollFor(STREAM_RETRY_MS).then(function () { return streamLoop(null); });
+    });
+  }
+
+  window.addEventListener("hashchange", parseRoute);
+  window.addEventListener("resize", function () {
+    var all = [];
+    Object.keys(modelCards).forEach(function (k) { Object.keys(modelCards[k].charts).forEach(function (c) { all.push(modelCards[k].charts[c]); }); });
+    Object.keys(detail.charts).forEach(function (c) { all.push(detail.charts[c]); });
+    all.forEach(function (h) { if (h.plot) h.plot.setSize({ width: Math.max(120, h.plotBox.clientWidth), height: h.plot.height }); });
+  });
+  parseRoute();
+  streamLoop(null);
+  setInterval(redrawCharts, CHART_MS);
+  setInterval(function () { if (document.querySelector("#hosts")) renderHosts(); }, 10000);
+})();
