@@ -1,6 +1,8 @@
 /* The registry's HTTP server: configuration checks, the bearer token, the
  * route tables, and the pool of read-only metadata connections. */
 #include "http.h"
+#include "http_page.h"
+#include "http_stream.h"
 #include "error.h"
 #include "fsutil.h"
 
@@ -22,6 +24,8 @@ static const struct http_route *const route_tables[] = {
     /* /metrics (http_prom.c) goes below. */
 
     /* the page, its assets and the stream (http_page.c) go below. */
+    http_page_routes,
+    http_stream_routes,
 
     NULL,
 };
@@ -44,7 +48,12 @@ struct http_server {
     pthread_cond_t cv;
     struct reader *readers;
     unsigned n_readers;
+    struct http_page *page;     /* http_page.c */
+    struct http_stream *stream; /* http_stream.c */
 };
+
+struct http_page *http_server_page(const struct http_server *s) { return s->page; }
+struct http_stream *http_server_stream(const struct http_server *s) { return s->stream; }
 
 int http_parse_listen(const char *listen, char *addr, size_t cap, int *port)
 {
@@ -135,6 +144,12 @@ int http_config_check(const struct http_config *cfg, int *off)
     int rc = http_parse_listen(cfg->listen, addr, sizeof addr, &port);
     if (rc < 0)
         return rc;
+    if (cfg->assets_dir) {
+        struct http_page *p = NULL;
+        if ((rc = http_page_open(cfg->assets_dir, &p)) < 0)
+            return rc;
+        http_page_close(p);
+    }
     if (cfg->token_file) {
         unsigned char h[crypto_generichash_BYTES];
         return token_load(cfg->token_file, h);
@@ -359,6 +374,10 @@ int http_start(const struct http_config *cfg, struct registry *reg, struct http_
     for (unsigned i = 0; i < threads; i++)
         if ((rc = db_open_reader(&s->readers[i].db, path)) < 0)
             goto fail;
+    if ((rc = http_page_open(cfg->assets_dir, &s->page)) < 0)
+        goto fail;
+    if ((rc = http_stream_open(cfg->data_dir, reg, cfg->host_ttl_ms, &s->stream)) < 0)
+        goto fail;
     struct httpd_config hc = {
         .addr = addr,
         .port = port,
@@ -381,6 +400,8 @@ int http_start(const struct http_config *cfg, struct registry *reg, struct http_
     *out = s;
     return 0;
 fail:
+    http_stream_close(s->stream);
+    http_page_close(s->page);
     readers_close(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -397,7 +418,12 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* The stream first: it answers its parked waiters, which httpd_stop
+     * would otherwise free under it. */
+    http_stream_stop(s->stream);
     httpd_stop(s->httpd);
+    http_stream_close(s->stream);
+    http_page_close(s->page);
     readers_close(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

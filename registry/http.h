@@ -39,6 +39,8 @@ struct http_config {
     const char *token_file; /* --http-token FILE; NULL: no token */
     const char *data_dir;   /* where registry.db is */
     unsigned threads;       /* 0: 2 */
+    const char *assets_dir; /* --http-assets DIR; NULL: beside the binary (http_page.h) */
+    int host_ttl_ms;        /* when a host counts as offline, for the stream (http_stream.h) */
 };
 
 /* One request as a route's handler sees it. */
@@ -75,6 +77,11 @@ struct http_route {
 };
 /* Each table ends with an entry whose path is NULL. */
 extern const struct http_route http_api_routes[]; /* http_api.c */
+extern const struct http_route http_page_routes[];   /* http_page.c: / and /assets/ */
+extern const struct http_route http_stream_routes[]; /* http_stream.c: /api/v1/stream */
+/* The page's assets and the stream's state, for their handlers. */
+struct http_page *http_server_page(const struct http_server *s);
+struct http_stream *http_server_stream(const struct http_server *s);
 
 /* Checks cfg (address, loopback or token) without binding anything: the
  * registry calls it before it opens its stores so a bad --http fails with

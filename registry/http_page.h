@@ -11,7 +11,6 @@
 #include <stddef.h>
 
 struct http_page;
-struct http_route;
 
 /* Largest asset served (the vendored chart library is ~50 KiB). */
 #define HTTP_PAGE_MAX_ASSET (4u << 20)
@@ -35,6 +34,5 @@ int http_page_name_ok(const char *name);
 int http_page_read(const struct http_page *p, const char *name, char **body, size_t *len,
                    const char **content_type);
 
-extern const struct http_route http_page_routes[];
 
 #endif

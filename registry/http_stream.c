@@ -239,7 +239,7 @@ fail:
     return rc;
 }
 
-void http_stream_close(struct http_stream *s)
+void http_stream_stop(struct http_stream *s)
 {
     if (!s)
         return;
@@ -250,6 +250,14 @@ void http_stream_close(struct http_stream *s)
     pthread_mutex_unlock(&s->mu);
     if (s->thread_started)
         pthread_join(s->thread, NULL);
+    s->thread_started = 0;
+}
+
+void http_stream_close(struct http_stream *s)
+{
+    if (!s)
+        return;
+    http_stream_stop(s);
     if (s->db_open)
         db_close(&s->db);
     pthread_mutex_destroy(&s->mu);

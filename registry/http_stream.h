@@ -26,18 +26,19 @@
 #define HTTP_STREAM_IDLE_MS 60000
 
 struct http_stream;
-struct http_route;
 struct registry;
 
 /* data_dir: where registry.db is (the watcher opens its own reader). */
 int http_stream_open(const char *data_dir, struct registry *reg, int host_ttl_ms,
                      struct http_stream **out);
-/* Answers every waiter (with the current seq) and joins the watcher; call
- * before the HTTP library stops, which frees parked requests. */
+/* Answers every waiter (with the current seq), joins the watcher and
+ * refuses new waiters (503): call before the HTTP library stops, which
+ * frees parked requests. */
+void http_stream_stop(struct http_stream *s);
+/* Stops (when not yet) and frees; after the HTTP library stopped. */
 void http_stream_close(struct http_stream *s);
 /* The current seq (hashing once first if the watcher is idle). */
 uint64_t http_stream_seq(struct http_stream *s);
 
-extern const struct http_route http_stream_routes[];
 
 #endif

@@ -28,7 +28,8 @@ static void usage(FILE *f)
             "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
             "                      [--desired-ttl DURATION]\n"
             "                      [--policy FILE [--trust-admin FILE.pub ...]]\n"
-            "                      [--http ADDR:PORT|off] [--http-token FILE] [--version]\n"
+            "                      [--http ADDR:PORT|off] [--http-token FILE]\n"
+            "                      [--http-assets DIR] [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -49,7 +50,9 @@ static void usage(FILE *f)
             "  --http: the read-only HTTP side (dashboard, /api/v1, /metrics; default\n"
             "    %s; port 0 picks a free port; off: none). An address other than\n"
             "    loopback needs --http-token FILE (one line); requests must then carry\n"
-            "    Authorization: Bearer TOKEN.\n",
+            "    Authorization: Bearer TOKEN.\n"
+            "  --http-assets: the dashboard's files (index.html and its assets); default:\n"
+            "    web/ beside this binary, else ../share/ferry/web from it.\n",
             SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
             SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000, HTTP_DEFAULT_LISTEN);
 }
@@ -115,7 +118,7 @@ int main(int argc, char **argv)
     trust_init(&trust);
     trust_init(&admins);
     const char *policy = NULL;
-    const char *http_listen = HTTP_DEFAULT_LISTEN, *http_token = NULL;
+    const char *http_listen = HTTP_DEFAULT_LISTEN, *http_token = NULL, *http_assets = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -169,6 +172,8 @@ int main(int argc, char **argv)
             http_listen = val;
         } else if (strcmp(a, "--http-token") == 0) {
             http_token = val;
+        } else if (strcmp(a, "--http-assets") == 0) {
+            http_assets = val;
         } else if (strcmp(a, "--policy") == 0) {
             policy = val;
         } else if (strcmp(a, "--trust-admin") == 0) {
@@ -221,6 +226,7 @@ int main(int argc, char **argv)
         .desired_ttl_ms = (int64_t)desired_ttl_ms,
         .http_listen = http_listen,
         .http_token_file = http_token,
+        .http_assets = http_assets,
     };
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);

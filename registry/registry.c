@@ -130,6 +130,8 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         .listen = cfg->http_listen,
         .token_file = cfg->http_token_file,
         .data_dir = cfg->data_dir,
+        .assets_dir = cfg->http_assets,
+        .host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS,
     };
     int http_off = 1;
     if ((rc = http_config_check(&hcfg, &http_off)) < 0)
