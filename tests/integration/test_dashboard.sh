@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The dashboard (docs/dashboard.md) against a real registry and a real
+# agent running an app and a scikit-learn model: the page and its assets
+# with their content types, no way out of the assets directory, the
+# long-poll stream and its refusals, then headless Chromium (Debian's, driven
+# by playwright-core from tests/browser) sees the host, the app and the
+# model with their states, the app's next version within 5 s of its deploy
+# without a reload, and the page asks no host but the registry. The
+# screenshots stay in the output folder printed at the end.
+source "$(dirname "$0")/lib.sh"
+
+BROWSER_DIR="$FERRY_SRC/tests/browser"
+[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is missing (scripts/install-deps.sh installs it)"
+command -v node >/dev/null || fail "node is missing (scripts/install-deps.sh installs nodejs)"
+[ -d "$BROWSER_DIR/node_modules/playwright-core" ] ||
+  fail "playwright-core is not installed in tests/browser (run scripts/install-deps.sh)"
+PY=${FERRY_PYTHON:-/usr/bin/python3}
+"$PY" -c 'import sklearn, joblib, numpy' 2>/dev/null || fail "$PY lacks scikit-learn (scripts/install-deps.sh)"
+# The screenshots outlive the scratch directory (removed when the test passes).
+OUT="${FERRY_TEST_OUT:-$FERRY_BIN/test-output}/dashboard"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+make_key ops
+start_registry reg "$T/reg" --trust "$T/ops.pub"
+export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
+[ -n "$REG_HTTP" ] || fail "the registry has no HTTP side"
+H=$REG_HTTP
+
+# --- the page and its assets, with their types
+ctype() { curl -fsS -o /dev/null -w '%{content_type}' "$H$1"; }
+[ "$(ctype /)" = "text/html; charset=utf-8" ] || fail "GET / is $(ctype /)"
+[ "$(ctype /assets/dashboard.js)" = "text/javascript; charset=utf-8" ] || fail "dashboard.js type"
+[ "$(ctype /assets/dashboard.css)" = "text/css; charset=utf-8" ] || fail "dashboard.css type"
+[ "$(ctype /assets/uPlot.iife.min.js)" = "text/javascript; charset=utf-8" ] || fail "uPlot type"
+[ "$(ctype /assets/favicon.svg)" = "image/svg+xml" ] || fail "favicon type"
+curl -fsS "$H/" | grep -q '<script src="/assets/dashboard.js">' || fail "the page does not load its script"
+cmp -s <(curl -fsS "$H/assets/uPlot.iife.min.js") "$BROWSER_DIR/node_modules/uplot/dist/uPlot.iife.min.js" ||
+  fail "the served uPlot is not the one the lock pins"
+# Nothing on the page names another host.
+! curl -fsS "$H/" "$H/assets/dashboard.js" "$H/assets/dashboard.css" | grep -Eo '(https?:)?//[a-zA-Z0-9.-]+' |
+  grep -v '^//$' | grep -q . || fail "the page's files name another host"
+pass "GET / and /assets/NAME serve the page, its script, styles and the vendored uPlot with their types"
+
+# --- no way out of the assets directory
+status_of() { curl -s --path-as-is -o /dev/null -w '%{http_code}' "$H$1"; }
+echo secret > "$T/outside.js"
+for p in "/assets/../registry.db" "/assets/..%2fregistry.db" "/assets/%2e%2e/registry.db" \
+         "/assets/..%2f..%2f..%2fetc%2fpasswd" "/assets/%2fetc%2fpasswd" "/assets/.hidden.js" \
+         "/assets/" "/assets/web%2fdashboard.js" \
+         "/assets/registry.db" "/../registry.db" "/assets/..\\outside.js"; do
+  code=$(status_of "$p")
+  [ "$code" = 404 ] || fail "GET $p answered $code, want 404"
+done
+curl -s --path-as-is "$H/assets/..%2fregistry.db" | grep -q '"error":"no asset named' || fail "the 404 body"
+# A symlink planted among the assets is not followed.
+WEB="$T/web-copy"
+cp -r "$FERRY_BIN/registry/web" "$WEB"
+ln -s "$T/outside.js" "$WEB/planted.js"
+MAIN_URL=$REG_URL MAIN_PID=$REG_PID
+start_registry reg2 "$T/reg2" --http-assets "$WEB"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$REG_HTTP/assets/planted.js")" = 404 ] || fail "a symlinked asset was served"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$REG_HTTP/assets/dashboard.js")" = 200 ] || fail "--http-assets: dashboard.js"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$REG_HTTP/")" = 405 ] || fail "POST / is not refused"
+kill "$REG_PID"
+REG_URL=$MAIN_URL REG_PID=$MAIN_PID REG_HTTP=$H
+pass "no asset name leaves the directory: dot-dot, encoded slashes, hidden files and symlinks get 404"
+
+# --- --http-assets must name a page
+mkdir -p "$T/empty"
+expect_fail "^ferry-registry: --http-assets $T/empty: no index.html there" \
+  "$FERRY_REGISTRY_BIN" --data "$T/reg3" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --http-assets "$T/empty"
+[ ! -e "$T/reg3/registry.db" ] || fail "a refused --http-assets left a database behind"
+pass "--http-assets without an index.html is one line, exit 1, nothing created"
+
+# --- the stream: seq at once, a wait bounded by its timeout, refusals
+seq0=$(curl -fsS "$H/api/v1/stream" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["changed"] is False; print(d["seq"])')
+t0=$(date +%s%N)
+got=$(curl -fsS --max-time 10 "$H/api/v1/stream?since=$seq0&timeout=1")
+t1=$(date +%s%N)
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d=={"seq":int(sys.argv[2]),"changed":False}, d' "$got" "$seq0" ||
+  fail "an idle wait answered $got"
+[ $(( (t1 - t0) / 1000000 )) -ge 900 ] || fail "timeout=1 answered after $(( (t1 - t0) / 1000000 )) ms"
+for q in "since=abc" "since=-1" "since=1x" "timeout=0" "timeout=61" "timeout=" "since=99999999999999999999"; do
+  code=$(curl -s -o "$T/err.json" -w '%{http_code}' "$H/api/v1/stream?$q")
+  [ "$code" = 400 ] || fail "stream?$q answered $code, want 400"
+  python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert e and "\n" not in e, e' "$T/err.json" ||
+    fail "stream?$q: no one-line error: $(cat "$T/err.json")"
+done
+pass "GET /api/v1/stream answers its seq, waits at most timeout, and refuses bad since/timeout with 400"
+
+# --- a host, an app and a model
+start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub" --metrics-interval 1s
+# A wait parked before a change is answered by it (the host coming online).
+curl -fsS --max-time 30 "$H/api/v1/stream?since=$seq0&timeout=20" > "$T/woke.json" || fail "the stream wait failed"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["changed"] and d["seq"] > int(sys.argv[2]), d' \
+  "$T/woke.json" "$seq0" || fail "the stream did not move with a new host: $(cat "$T/woke.json")"
+pass "a parked stream wait is answered when a host comes online"
+
+make_web_app "$T/web1" web 1.0
+make_web_app "$T/web2" web 2.0
+"$FERRY" publish "$T/web1" >/dev/null
+"$FERRY" publish "$T/web2" >/dev/null
+"$FERRY" deploy web@1.0 --to env=test >/dev/null
+
+mkdir -p "$T/iris"
+"$PY" - "$T/iris" "$T" <<'PY'
+import json, os, sys
+import joblib
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+out, scratch = sys.argv[1], sys.argv[2]
+names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+x, y = load_iris(return_X_y=True)
+joblib.dump(LogisticRegression(max_iter=1000).fit(x, y), os.path.join(out, "model.joblib"))
+with open(os.path.join(out, "reference.csv"), "w") as f:
+    f.write(",".join(names) + "\n")
+    for row in x:
+        f.write(",".join(repr(float(v)) for v in row) + "\n")
+with open(os.path.join(scratch, "rows.json"), "w") as f:
+    json.dump({"inputs": [{"name": n, "shape": [len(x)], "datatype": "FP64",
+                           "data": [float(v) for v in x[:, i]]} for i, n in enumerate(names)]}, f)
+PY
+cat > "$T/iris/ferry.yaml" <<'YAML'
+name: iris
+version: 1.0.0
+kind: model
+runtime: model
+model:
+  format: sklearn
+  file: model.joblib
+  inputs:
+    - {name: sepal_length, datatype: FP64, shape: [-1]}
+    - {name: sepal_width,  datatype: FP64, shape: [-1]}
+    - {name: petal_length, datatype: FP64, shape: [-1]}
+    - {name: petal_width,  datatype: FP64, shape: [-1]}
+  outputs:
+    - {name: species, datatype: INT64, shape: [-1]}
+  reference: reference.csv
+  workers: 1
+  drift: {window: 150, alert: 0.2}
+YAML
+"$FERRY" publish "$T/iris" >/dev/null
+"$FERRY" deploy iris@1.0.0 --to env=test >/dev/null
+"$FERRY" status --wait web@1.0 --timeout 60 >/dev/null || fail "web@1.0 is not running"
+"$FERRY" status --wait iris@1.0.0 --timeout 90 >/dev/null ||
+  fail "iris did not become ready: $(workload_field h1 iris 1.0.0 reason 2>&1)"
+# Traffic for the model's charts: a few collections' worth.
+for i in 1 2 3 4 5 6; do
+  "$FERRY" predict iris --json "$T/rows.json" >/dev/null || fail "predict iris"
+done
+has_series() {
+  curl -fsS "$H/api/v1/metrics/iris?host=h1" | grep -q ferry_model_requests_total
+}
+wait_until 30 has_series || fail "no stored series for iris: $(curl -sS "$H/api/v1/metrics/iris?host=h1" | head -c 300)"
+for i in 1 2 3; do
+  "$FERRY" predict iris --json "$T/rows.json" >/dev/null || fail "predict iris"
+done
+pass "web@1.0 runs, iris@1.0.0 serves and its metrics are stored"
+
+# --- the browser
+mkdir -p "$T/profile"
+set +e
+(cd "$T" && DASH_URL="$H" DASH_OUT="$OUT" DASH_PROFILE="$T/profile" DASH_HOST=h1 \
+   DASH_APP=web@1.0 DASH_MODEL=iris@1.0.0 DASH_NEXT=2.0 \
+   DASH_DEPLOY="[\"$FERRY\", \"deploy\", \"web@2.0\", \"--to\", \"env=test\"]" \
+   NODE_PATH="$BROWSER_DIR/node_modules" timeout 180 node "$BROWSER_DIR/dashboard.test.js")
+rc=$?
+set -e
+[ $rc -eq 0 ] || fail "the browser checks failed (exit $rc)"
+[ -s "$OUT/dashboard.png" ] && [ -s "$OUT/detail.png" ] || fail "no screenshots in $OUT"
+echo "screenshots in $OUT"
