@@ -154,13 +154,15 @@
       plugins: plugins,
       agent_rss: mem,
       last_seen_ms: asMs(h.last_seen_ms || h.last_seen),
-      workloads: h.workloads || null,
+      workloads: Array.isArray(h.workloads) ? h.workloads : null,
+      states: h.states || {},
     };
   }
 
   function metricValue(w, name) {
-    /* the newest metrics of a workload: {"name": value} or [{name, value, labels}] */
+    /* the newest metrics of a workload: {collected_ms, metrics: [{name, type, labels, value}]} */
     var m = w.metrics;
+    if (m && !Array.isArray(m) && Array.isArray(m.metrics)) m = m.metrics;
     if (!m) return undefined;
     if (Array.isArray(m)) {
       var sum, found = false;
@@ -184,7 +186,8 @@
       reason: w.reason || "",
       restarts: w.restarts || 0,
       since_ms: asMs(w.since_ms || w.since),
-      address: w.address || "",
+      address: w.port > 0 ? "http://" + (w.address ? (w.address.indexOf(":") >= 0 ? "[" + w.address + "]" : w.address) : "127.0.0.1") + ":" + w.port
+                          : (/^https?:/.test(w.address || "") ? w.address : ""),
       mode: w.mode || "",
       rss: w.rss_bytes !== undefined && w.rss_bytes !== 0 ? w.rss_bytes : metricValue(w, "process_resident_memory_bytes"),
       cpu: metricValue(w, "process_cpu_seconds_total"),
@@ -196,7 +199,7 @@
   function normEvent(e) {
     var c = e.change || e;
     return {
-      id: e.id,
+      id: e.seq !== undefined ? e.seq : e.id,
       time_ms: asMs(e.time_ms || e.since_ms || c.since_ms || e.time),
       host: e.host,
       name: c.name,
@@ -208,14 +211,14 @@
 
   /* ---- state ---- */
 
-  var model = { hosts: [], workloads: [], events: [], cpuPrev: {} };
+  var model = { hosts: [], workloads: [], events: [], eventsNext: 0, cpuPrev: {} };
   var route = { name: null };
 
   function loadAll() {
     return Promise.all([
       getJSON("/api/v1/hosts"),
       getJSON("/api/v1/workloads"),
-      getJSON("/api/v1/events?limit=50").catch(function () { return null; }),
+      loadEvents(),
     ]).then(function (r) {
       var hosts = listOf(r[0], "hosts").map(normHost);
       var wls = listOf(r[1], "workloads").map(function (w) { return normWorkload(w); });
@@ -225,13 +228,27 @@
         });
       model.hosts = hosts;
       model.workloads = wls;
-      model.events = listOf(r[2], "events").map(normEvent);
+
       $("error-banner").hidden = true;
       render();
     }).catch(function (e) {
       showError("The registry's API did not answer: " + e.message);
       throw e;
     });
+  }
+
+  /* Events come in order of their seq: fetch what is newer than the last
+   * one seen (all of them, a page at a time, the first time), keep 500. */
+  function loadEvents() {
+    var page = function (n) {
+      return getJSON("/api/v1/events?since=" + model.eventsNext + "&limit=1000").then(function (doc) {
+        var evs = listOf(doc, "events").map(normEvent);
+        model.events = model.events.concat(evs).slice(-500);
+        if (doc && typeof doc.next === "number") model.eventsNext = doc.next;
+        if (evs.length === 1000 && n < 20) return page(n + 1);
+      });
+    };
+    return page(0).catch(function () { return null; });
   }
 
   function showError(msg) {
@@ -403,17 +420,27 @@
 
   /* ---- metric series from /api/v1/metrics/NAME ---- */
 
-  /* Every series as {metric, labels, points: [[t_ms, v], ...]}. */
+  /* "name{k=\"v\",...}" -> {metric, labels} */
+  function parseSeriesName(text) {
+    var i = text.indexOf("{");
+    if (i < 0) return { metric: text, labels: {} };
+    var labels = {}, re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g, m;
+    var body = text.slice(i + 1, text.lastIndexOf("}"));
+    while ((m = re.exec(body))) labels[m[1]] = m[2].replace(/\\(.)/g, "$1");
+    return { metric: text.slice(0, i), labels: labels };
+  }
+
+  /* Every series as {metric, labels, host, version, points: [[t_ms, v], ...]}. */
   function normSeries(doc) {
     var out = [];
     listOf(doc, "series").forEach(function (s) {
-      var pts = s.points || s.samples || s.values || [];
-      var points = pts.map(function (p) {
-        if (Array.isArray(p)) return [asMs(p[0]), Number(p[1])];
-        return [asMs(p.t_ms || p.time_ms || p.t || p.ts), Number(p.v !== undefined ? p.v : p.value)];
-      }).filter(function (p) { return p[0] && !isNaN(p[1]); });
+      var named = typeof s.series === "string" ? parseSeriesName(s.series) : { metric: s.metric || s.name, labels: s.labels || {} };
+      var points = (s.points || []).map(function (p) {
+        if (Array.isArray(p)) return [Number(p[0]), p[1] === null ? null : Number(p[1])];
+        return [asMs(p.t_ms || p.t), Number(p.v !== undefined ? p.v : p.value)];
+      }).filter(function (p) { return p[0] && p[1] !== null && !isNaN(p[1]); });
       points.sort(function (a, b) { return a[0] - b[0]; });
-      out.push({ metric: s.metric || s.name || s.series, labels: s.labels || {}, host: s.host, points: points });
+      out.push({ metric: named.metric, labels: named.labels, host: s.host, version: s.version, type: s.type, points: points });
     });
     return out;
   }
@@ -441,42 +468,42 @@
     return out;
   }
 
-  /* Quantile q of a histogram between consecutive samples of its buckets. */
-  function quantiles(bucketSeries, q) {
-    var byLe = {};
-    bucketSeries.forEach(function (s) {
-      var le = s.labels.le;
-      if (le === undefined) return;
-      var k = le === "+Inf" ? Infinity : Number(le);
-      byLe[k] = sumByTime([s].concat(byLe[k] ? [{ points: byLe[k] }] : []));
-    });
-    var les = Object.keys(byLe).map(Number).sort(function (a, b) { return a - b; });
-    if (!les.length) return [];
-    var times = byLe[les[les.length - 1]].map(function (p) { return p[0]; });
-    var at = function (le, t) {
-      var ps = byLe[le];
-      for (var i = 0; i < ps.length; i++) if (ps[i][0] === t) return ps[i][1];
-      return undefined;
-    };
-    var out = [];
-    for (var i = 1; i < times.length; i++) {
-      var t0 = times[i - 1], t1 = times[i];
-      var counts = les.map(function (le) { var a = at(le, t1), b = at(le, t0); return a === undefined || b === undefined ? 0 : a - b; });
-      var total = counts[counts.length - 1];
-      if (!(total > 0)) { out.push([t1, null]); continue; }
-      var want = q * total, prevLe = 0, prevC = 0, v = null;
-      for (var j = 0; j < les.length; j++) {
-        if (counts[j] >= want) {
-          if (les[j] === Infinity) { v = prevLe; break; }
-          var span = counts[j] - prevC;
-          v = prevLe + (les[j] - prevLe) * (span > 0 ? (want - prevC) / span : 1);
-          break;
-        }
-        prevLe = les[j]; prevC = counts[j];
+  /* Per time, the largest of several series (a quantile across versions). */
+  function maxByTime(list) {
+    var m = {};
+    list.forEach(function (s) { s.points.forEach(function (p) { m[p[0]] = m[p[0]] === undefined ? p[1] : Math.max(m[p[0]], p[1]); }); });
+    return Object.keys(m).map(Number).sort(function (a, b) { return a - b; }).map(function (t) { return [t, m[t]]; });
+  }
+
+  /* Quantile q of a cumulative histogram snapshot {buckets: [{le, count}], count}. */
+  function histQuantile(h, q) {
+    if (!h || !h.buckets || !h.buckets.length) return null;
+    var total = h.count || h.buckets[h.buckets.length - 1].count;
+    if (!(total > 0)) return null;
+    var want = q * total, prevLe = 0, prevC = 0;
+    for (var i = 0; i < h.buckets.length; i++) {
+      var b = h.buckets[i];
+      if (b.count >= want) {
+        var span = b.count - prevC;
+        return prevLe + (b.le - prevLe) * (span > 0 ? (want - prevC) / span : 1);
       }
-      out.push([t1, v]);
+      prevLe = b.le; prevC = b.count;
     }
-    return out;
+    return prevLe; /* past the largest bound */
+  }
+
+  /* p50 and p99 of a workload's newest latency histogram (all protocols). */
+  function latencyNow(w) {
+    var ms = w && w.metrics && w.metrics.metrics;
+    if (!ms) return null;
+    var hs = ms.filter(function (m) { return m.name === "ferry_model_request_duration_seconds" && m.buckets; });
+    if (!hs.length) return null;
+    var merged = { count: 0, buckets: hs[0].buckets.map(function (b) { return { le: b.le, count: 0 }; }) };
+    hs.forEach(function (h) {
+      merged.count += h.count || 0;
+      h.buckets.forEach(function (b, i) { if (merged.buckets[i] && merged.buckets[i].le === b.le) merged.buckets[i].count += b.count; });
+    });
+    return { p50: histQuantile(merged, 0.5), p99: histQuantile(merged, 0.99) };
   }
 
   /* The model's charts: [{title, unit, fmt, series: [{label, points}]}] */
@@ -494,15 +521,30 @@
       var e = re.filter(function (x) { return x[0] === p[0]; })[0];
       errRate.push([p[0], p[1] > 0 ? (e ? e[1] || 0 : 0) / p[1] : p[1] === 0 ? 0 : null]);
     });
-    var buckets = of("ferry_model_request_duration_seconds_bucket");
-    if (!buckets.length) buckets = of("ferry_model_request_duration_seconds").filter(function (s) { return s.labels.le !== undefined; });
+    var lat = "ferry_model_request_duration_seconds";
+    var latency;
+    var p50 = of(lat + ":p50"), p99 = of(lat + ":p99");
+    if (p50.length || p99.length) {
+      latency = { title: "latency p50 / p99", series: [
+        { label: "p50", points: maxByTime(p50) }, { label: "p99", points: maxByTime(p99) }] };
+    } else {
+      /* The registry keeps a histogram's _sum and _count only: the mean over
+       * each interval is what history allows; p50/p99 come from the newest
+       * buckets (since the model server started). */
+      var sum = rate(sumByTime(of(lat + "_sum"))), cnt = rate(sumByTime(of(lat + "_count")));
+      var mean = [];
+      sum.forEach(function (p) {
+        var c = cnt.filter(function (x) { return x[0] === p[0]; })[0];
+        mean.push([p[0], c && c[1] > 0 && p[1] !== null ? p[1] / c[1] : null]);
+      });
+      latency = { title: "latency (mean; p50/p99 since start)", series: [{ label: "mean", points: mean }], extra: true };
+    }
     var drift = of("ferry_model_drift_psi").map(function (s) {
       return { label: s.labels.input || "input", points: s.points };
     });
     return [
       { key: "rps", title: "requests / s", fmt: function (v) { return fmtNum(v, 1); }, series: [{ label: "req/s", points: rps }] },
-      { key: "latency", title: "latency p50 / p99", fmt: fmtSecs, series: [
-        { label: "p50", points: quantiles(buckets, 0.5) }, { label: "p99", points: quantiles(buckets, 0.99) }] },
+      { key: "latency", title: latency.title, fmt: fmtSecs, series: latency.series, now: latency.extra ? "histogram" : null },
       { key: "errors", title: "error rate", fmt: fmtPct, series: [{ label: "errors", points: errRate }] },
       { key: "drift", title: "drift (PSI) per input", fmt: function (v) { return fmtNum(v, 3); }, series: drift },
     ];
@@ -540,6 +582,8 @@
       for (var i = s.points.length - 1; i >= 0; i--) if (s.points[i][1] !== null) { last = last === null ? s.points[i][1] : Math.max(last, s.points[i][1]); break; }
     });
     if (holder.nowEl) holder.nowEl.textContent = last === null ? "–" : panel.fmt(last);
+    if (holder.nowEl && panel.now === "histogram" && panel.latencyNow)
+      holder.nowEl.textContent = "p50 " + fmtSecs(panel.latencyNow.p50) + " · p99 " + fmtSecs(panel.latencyNow.p99);
     var plotBox = holder.plotBox;
     if (!series.length || typeof uPlot === "undefined") {
       if (existing && existing.plot) { existing.plot.destroy(); existing.plot = null; }
@@ -577,6 +621,7 @@
     return fetchSeries(w.name, w.host, null, since).then(function (all) {
       var panels = w.kind === "model" ? modelPanels(all) : appPanels(all);
       panels.forEach(function (p) {
+        p.latencyNow = latencyNow(c.w);
         var h = c.charts[p.key];
         if (!h) {
           h = { nowEl: el("span", { class: "now", text: "–" }), plotBox: el("div", { class: "plot" }) };
@@ -686,6 +731,7 @@
       if (route.name !== name) return;
       var panels = (w.kind === "model" ? modelPanels(all) : []).concat(appPanels(all));
       panels.forEach(function (p) {
+        p.latencyNow = latencyNow(w);
         var h = detail.charts[p.key];
         if (!h) {
           h = { nowEl: el("span", { class: "now", text: "–" }), plotBox: el("div", { class: "plot-large" }) };
