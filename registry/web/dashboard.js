@@ -537,7 +537,7 @@
         var c = cnt.filter(function (x) { return x[0] === p[0]; })[0];
         mean.push([p[0], c && c[1] > 0 && p[1] !== null ? p[1] / c[1] : null]);
       });
-      latency = { title: "latency (mean; p50/p99 since start)", series: [{ label: "mean", points: mean }], extra: true };
+      latency = { title: "latency (mean)", series: [{ label: "mean", points: mean }], extra: true };
     }
     var drift = of("ferry_model_drift_psi").map(function (s) {
       return { label: s.labels.input || "input", points: s.points };
@@ -545,8 +545,8 @@
     return [
       { key: "rps", title: "requests / s", fmt: function (v) { return fmtNum(v, 1); }, series: [{ label: "req/s", points: rps }] },
       { key: "latency", title: latency.title, fmt: fmtSecs, series: latency.series, now: latency.extra ? "histogram" : null },
-      { key: "errors", title: "error rate", fmt: fmtPct, series: [{ label: "errors", points: errRate }] },
-      { key: "drift", title: "drift (PSI) per input", fmt: function (v) { return fmtNum(v, 3); }, series: drift },
+      { key: "errors", title: "error rate", fmt: fmtPct, unitMax: 0.01, series: [{ label: "errors", points: errRate }] },
+      { key: "drift", title: "drift (PSI) per input", fmt: function (v) { return fmtNum(v, 3); }, unitMax: 0.25, series: drift },
     ];
   }
 
@@ -554,7 +554,7 @@
     var of = function (metric) { return all.filter(function (s) { return s.metric === metric; }); };
     return [
       { key: "mem", title: "memory", fmt: fmtBytes, series: [{ label: "RSS", points: sumByTime(of("process_resident_memory_bytes")) }] },
-      { key: "cpu", title: "CPU", fmt: fmtPct, series: [{ label: "CPU", points: rate(sumByTime(of("process_cpu_seconds_total"))) }] },
+      { key: "cpu", title: "CPU", fmt: fmtPct, unitMax: 0.05, series: [{ label: "CPU", points: rate(sumByTime(of("process_cpu_seconds_total"))) }] },
     ];
   }
 
@@ -584,6 +584,7 @@
     if (holder.nowEl) holder.nowEl.textContent = last === null ? "–" : panel.fmt(last);
     if (holder.nowEl && panel.now === "histogram" && panel.latencyNow)
       holder.nowEl.textContent = "p50 " + fmtSecs(panel.latencyNow.p50) + " · p99 " + fmtSecs(panel.latencyNow.p99);
+    if (holder.nowEl && panel.now === "histogram") holder.nowEl.title = "p50 and p99 since the model server started, from its newest histogram";
     var plotBox = holder.plotBox;
     if (!series.length || typeof uPlot === "undefined") {
       if (existing && existing.plot) { existing.plot.destroy(); existing.plot = null; }
@@ -598,16 +599,30 @@
     if (existing && existing.plot) existing.plot.destroy();
     clear(plotBox);
     var width = Math.max(120, plotBox.clientWidth || size.w);
+    var few = data[0].length < 4;
     var opts = {
       width: width,
       height: size.h,
       legend: { show: size.legend },
       cursor: { show: size.legend },
-      scales: { x: { time: true } },
-      axes: size.legend ? [{}, { values: function (u, vals) { return vals.map(panel.fmt); }, size: 70 }]
+      scales: {
+        /* At most the last hour, from the first point (at least 2 min wide)
+         * to now, so a young series is not squeezed against the edge. */
+        x: { time: true, range: function (u, min) {
+          var now = Date.now() / 1000, from = Math.max(now - HOUR_MS / 1000, Math.min(min, now - 120));
+          return [from, now];
+        } },
+        y: { range: function (u, min, max) {
+          var lo = Math.min(0, min === null ? 0 : min), hi = max === null ? 0 : max;
+          if (!(hi > lo)) hi = lo + (panel.unitMax || 1);
+          return [lo, hi + (hi - lo) * 0.08];
+        } },
+      },
+      axes: size.legend ? [{}, { values: function (u, vals) { return vals.map(panel.fmt); }, size: 80 }]
                         : [{ show: false }, { show: false }],
       series: [{}].concat(series.map(function (s, i) {
         return { label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, dash: DASHES[i % DASHES.length],
+                 points: { show: few, size: 5 },
                  value: function (u, v) { return v === null || v === undefined ? "–" : panel.fmt(v); }, spanGaps: true };
       })),
     };
@@ -629,7 +644,7 @@
             el("div", { class: "label" }, [el("span", { text: p.title }), h.nowEl]), h.plotBox]));
           c.charts[p.key] = h;
         }
-        var r = drawPanel(h, p, { w: 160, h: 64, legend: false }, h);
+        var r = drawPanel(h, p, { w: 260, h: 70, legend: false }, h);
         h.plot = r.plot; h.n = r.n;
       });
     }).catch(function (e) {
@@ -829,6 +844,11 @@
   });
   parseRoute();
   streamLoop(null);
-  setInterval(redrawCharts, CHART_MS);
+  setInterval(function () {
+    redrawCharts();
+    /* Memory, CPU and last-seen move without a state change: refresh the
+     * tables on the charts' clock too (polling mode does so already). */
+    if ($("live").getAttribute("data-mode") === "live") loadAll().catch(function () {});
+  }, CHART_MS);
   setInterval(function () { if (document.querySelector("#hosts")) renderHosts(); }, 10000);
 })();

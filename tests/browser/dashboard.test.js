@@ -60,8 +60,18 @@ const origin = new URL(url).origin;
     // Every request the page makes, to check none leaves the registry.
     const requests = [];
     page.on("request", (r) => requests.push(r.url()));
+    // Failed answers: only the log tail may be refused (404: this registry
+    // reads no logs, docs/dashboard.md); the browser's console line for it
+    // ("Failed to load resource") is left to this check.
+    const failed = [];
+    page.on("response", (r) => {
+      if (r.status() >= 400 && !(r.status() === 404 && new URL(r.url()).pathname.startsWith("/api/v1/logs/")))
+        failed.push(`${r.status()} ${r.url()}`);
+    });
     const consoleErrors = [];
-    page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+    page.on("console", (m) => {
+      if (m.type() === "error" && !/^Failed to load resource/.test(m.text())) consoleErrors.push(m.text());
+    });
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
 
     const resp = await page.goto(url + "/", { waitUntil: "load", timeout: 15000 });
@@ -99,7 +109,6 @@ const origin = new URL(url).origin;
 
     // Live: the next version shows without a reload, within 5 s of the deploy.
     await page.evaluate(() => { window.__noReload = "still here"; });
-    await page.screenshot({ path: path.join(out, "dashboard.png"), fullPage: true });
     const t0 = Date.now();
     execFileSync(deploy[0], deploy.slice(1), { stdio: ["ignore", "ignore", "inherit"] });
     await page.waitForFunction(
@@ -114,6 +123,17 @@ const origin = new URL(url).origin;
     const mode = await page.locator("#live").getAttribute("data-mode");
     pass(`the page showed ${app}@${next} ${took} ms after the deploy, without a reload (updates: ${mode})`);
     if (mode !== "live") fail(`the page is not on the live stream but '${mode}'`);
+
+    // With traffic flowing (the shell keeps predicting), the request rate
+    // gets a value once two 10 s buckets are stored: then the screenshot.
+    await page.waitForFunction(
+      (m) => {
+        const now = document.querySelector(`#models .card[data-workload="${m}"] .mini[data-chart="rps"] .now`);
+        return now && now.textContent !== "–" && parseFloat(now.textContent) > 0;
+      }, modelName, { timeout: 60000, polling: 250 })
+      .catch(() => fail("the requests-per-second chart got no value within 60 s"));
+    pass("the model's request rate shows on its card");
+    await page.screenshot({ path: path.join(out, "dashboard.png"), fullPage: true });
 
     // The model's detail view: versions, deployments, events, the log tail note, large charts.
     await card.locator(`a[data-workload="${modelName}"]`).first().click();
@@ -139,6 +159,7 @@ const origin = new URL(url).origin;
     }).filter((r) => !r.startsWith("data:"));
     if (foreign.length) fail(`the page asked other hosts: ${foreign.slice(0, 5).join(" ")}`);
     pass(`all ${requests.length} requests of the page went to ${origin}`);
+    if (failed.length) fail(`requests failed: ${failed.slice(0, 5).join(" ")}`);
     if (consoleErrors.length) fail(`the page logged errors: ${consoleErrors.slice(0, 3).join(" | ")}`);
     pass("no script errors");
     console.log(`screenshots: ${path.join(out, "dashboard.png")} ${path.join(out, "detail.png")}`);

@@ -158,13 +158,15 @@ for i in 1 2 3; do
 done
 pass "web@1.0 runs, iris@1.0.0 serves and its metrics are stored"
 
-# --- the browser
+# --- the browser, with the model kept busy meanwhile (bounded: 600 requests)
+( for i in $(seq 600); do "$FERRY" predict iris --json "$T/rows.json" >/dev/null 2>&1 || true; sleep 0.3; done ) &
+PIDS+=($!)
 mkdir -p "$T/profile"
 set +e
 (cd "$T" && DASH_URL="$H" DASH_OUT="$OUT" DASH_PROFILE="$T/profile" DASH_HOST=h1 \
    DASH_APP=web@1.0 DASH_MODEL=iris@1.0.0 DASH_NEXT=2.0 \
    DASH_DEPLOY="[\"$FERRY\", \"deploy\", \"web@2.0\", \"--to\", \"env=test\"]" \
-   NODE_PATH="$BROWSER_DIR/node_modules" timeout 180 node "$BROWSER_DIR/dashboard.test.js")
+   NODE_PATH="$BROWSER_DIR/node_modules" timeout 240 node "$BROWSER_DIR/dashboard.test.js")
 rc=$?
 set -e
 [ $rc -eq 0 ] || fail "the browser checks failed (exit $rc)"
