@@ -16,6 +16,7 @@ struct agent_config {
     struct label_set labels;
     const struct trust *trust;   /* verifies artifacts and deploy records */
     const struct trust *admins;  /* --trust-admin: verifies the policy; NULL: no policy check */
+    const struct trust *trust_logs; /* --trust-logs: keys that may sign logs actions and nothing else */
     uint32_t poll_wait_ms;       /* 0: default */
     uint32_t heartbeat_ms;       /* 0: default */
     uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */

@@ -94,6 +94,7 @@ static void usage(FILE *f)
 {
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
           "                   [--trust FILE.pub ...] [--trust-admin FILE.pub ...]\n"
+          "                   [--trust-logs FILE.pub ...]\n"
           "                   [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
           "                   [--trust-registry FILE.pub]\n"
@@ -107,7 +108,10 @@ static void usage(FILE *f)
           "  --trust-registry: the registry's key (its DATA/registry.pub); without it the\n"
           "  first key seen is pinned in STATE/registry.pub and any other refused.\n"
           "  --trust-admin: verify the registry's governance policy against these admin\n"
-          "  keys, and its rules for this host's environment, before running anything.\n",
+          "  keys, and its rules for this host's environment, before running anything.\n"
+          "  --trust-logs: keys that may read workload output (the logs action) and do\n"
+          "  nothing else; for a registry whose dashboard shows log tails\n"
+          "  (ferry-registry --http-logs-key).\n",
           f);
 }
 
@@ -128,6 +132,9 @@ int main(int argc, char **argv)
     cfg.trust = &trust;
     static struct trust admins; /* --trust-admin (governance) */
     trust_init(&admins);
+    static struct trust trust_logs; /* --trust-logs */
+    trust_init(&trust_logs);
+    cfg.trust_logs = &trust_logs;
     static char hostname[72];
     static struct key_public registry_key;
     uint8_t *token = NULL;
@@ -178,6 +185,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--trust-registry") == 0) {
             if ((rc = key_load_public(val, &registry_key)) == 0)
                 cfg.trust_registry = &registry_key;
+        } else if (strcmp(a, "--trust-logs") == 0) {
+            rc = trust_add_file(&trust_logs, val);
         } else if (strcmp(a, "--trust-admin") == 0) {
             rc = trust_add_file(&admins, val);
             cfg.admins = &admins;

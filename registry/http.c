@@ -3,6 +3,7 @@
 #include "http.h"
 #include "http_page.h"
 #include "http_stream.h"
+#include "http_logs.h"
 #include "error.h"
 #include "fsutil.h"
 
@@ -26,6 +27,7 @@ static const struct http_route *const route_tables[] = {
     /* the page, its assets and the stream (http_page.c) go below. */
     http_page_routes,
     http_stream_routes,
+    http_logs_routes,
 
     NULL,
 };
@@ -50,10 +52,12 @@ struct http_server {
     unsigned n_readers;
     struct http_page *page;     /* http_page.c */
     struct http_stream *stream; /* http_stream.c */
+    struct http_logs *logs;     /* http_logs.c, NULL without --http-logs-key */
 };
 
 struct http_page *http_server_page(const struct http_server *s) { return s->page; }
 struct http_stream *http_server_stream(const struct http_server *s) { return s->stream; }
+struct http_logs *http_server_logs(const struct http_server *s) { return s->logs; }
 
 int http_parse_listen(const char *listen, char *addr, size_t cap, int *port)
 {
@@ -150,6 +154,8 @@ int http_config_check(const struct http_config *cfg, int *off)
             return rc;
         http_page_close(p);
     }
+    if (cfg->logs_key && (rc = http_logs_check_key(cfg->logs_key)) < 0)
+        return rc;
     if (cfg->token_file) {
         unsigned char h[crypto_generichash_BYTES];
         return token_load(cfg->token_file, h);
@@ -378,6 +384,8 @@ int http_start(const struct http_config *cfg, struct registry *reg, struct http_
         goto fail;
     if ((rc = http_stream_open(cfg->data_dir, reg, cfg->host_ttl_ms, &s->stream)) < 0)
         goto fail;
+    if ((rc = http_logs_open(cfg->logs_key, reg, &s->logs)) < 0)
+        goto fail;
     struct httpd_config hc = {
         .addr = addr,
         .port = port,
@@ -400,6 +408,7 @@ int http_start(const struct http_config *cfg, struct registry *reg, struct http_
     *out = s;
     return 0;
 fail:
+    http_logs_close(s->logs);
     http_stream_close(s->stream);
     http_page_close(s->page);
     readers_close(s);
@@ -421,7 +430,9 @@ void http_stop(struct http_server *s)
     /* The stream first: it answers its parked waiters, which httpd_stop
      * would otherwise free under it. */
     http_stream_stop(s->stream);
+    http_logs_stop(s->logs);
     httpd_stop(s->httpd);
+    http_logs_close(s->logs);
     http_stream_close(s->stream);
     http_page_close(s->page);
     readers_close(s);

@@ -41,6 +41,7 @@ struct http_config {
     unsigned threads;       /* 0: 2 */
     const char *assets_dir; /* --http-assets DIR; NULL: beside the binary (http_page.h) */
     int host_ttl_ms;        /* when a host counts as offline, for the stream (http_stream.h) */
+    const char *logs_key;   /* --http-logs-key FILE: the log tail (http_logs.h); NULL: off */
 };
 
 /* One request as a route's handler sees it. */
@@ -79,9 +80,11 @@ struct http_route {
 extern const struct http_route http_api_routes[]; /* http_api.c */
 extern const struct http_route http_page_routes[];   /* http_page.c: / and /assets/ */
 extern const struct http_route http_stream_routes[]; /* http_stream.c: /api/v1/stream */
+extern const struct http_route http_logs_routes[];   /* http_logs.c: /api/v1/logs/NAME */
 /* The page's assets and the stream's state, for their handlers. */
 struct http_page *http_server_page(const struct http_server *s);
 struct http_stream *http_server_stream(const struct http_server *s);
+struct http_logs *http_server_logs(const struct http_server *s);
 
 /* Checks cfg (address, loopback or token) without binding anything: the
  * registry calls it before it opens its stores so a bad --http fails with

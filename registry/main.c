@@ -29,7 +29,8 @@ static void usage(FILE *f)
             "                      [--desired-ttl DURATION]\n"
             "                      [--policy FILE [--trust-admin FILE.pub ...]]\n"
             "                      [--http ADDR:PORT|off] [--http-token FILE]\n"
-            "                      [--http-assets DIR] [--version]\n"
+            "                      [--http-assets DIR] [--http-logs-key FILE]\n"
+            "                      [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -52,7 +53,9 @@ static void usage(FILE *f)
             "    loopback needs --http-token FILE (one line); requests must then carry\n"
             "    Authorization: Bearer TOKEN.\n"
             "  --http-assets: the dashboard's files (index.html and its assets); default:\n"
-            "    web/ beside this binary, else ../share/ferry/web from it.\n",
+            "    web/ beside this binary, else ../share/ferry/web from it.\n"
+            "  --http-logs-key: a key the agents take for logs actions only (their\n"
+            "    --trust-logs); the dashboard then shows log tails (docs/dashboard.md).\n",
             SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
             SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000, HTTP_DEFAULT_LISTEN);
 }
@@ -118,7 +121,8 @@ int main(int argc, char **argv)
     trust_init(&trust);
     trust_init(&admins);
     const char *policy = NULL;
-    const char *http_listen = HTTP_DEFAULT_LISTEN, *http_token = NULL, *http_assets = NULL;
+    const char *http_listen = HTTP_DEFAULT_LISTEN, *http_token = NULL, *http_assets = NULL,
+               *http_logs_key = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -172,6 +176,8 @@ int main(int argc, char **argv)
             http_listen = val;
         } else if (strcmp(a, "--http-token") == 0) {
             http_token = val;
+        } else if (strcmp(a, "--http-logs-key") == 0) {
+            http_logs_key = val;
         } else if (strcmp(a, "--http-assets") == 0) {
             http_assets = val;
         } else if (strcmp(a, "--policy") == 0) {
@@ -227,6 +233,7 @@ int main(int argc, char **argv)
         .http_listen = http_listen,
         .http_token_file = http_token,
         .http_assets = http_assets,
+        .http_logs_key = http_logs_key,
     };
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);

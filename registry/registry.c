@@ -131,6 +131,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         .token_file = cfg->http_token_file,
         .data_dir = cfg->data_dir,
         .assets_dir = cfg->http_assets,
+        .logs_key = cfg->http_logs_key,
         .host_ttl_ms = cfg->host_ttl_ms > 0 ? cfg->host_ttl_ms : REGISTRY_DEFAULT_HOST_TTL_MS,
     };
     int http_off = 1;

@@ -29,6 +29,7 @@ struct registry_config {
     const struct trust *admin_anchors; /* --trust-admin; NULL: trust anchors the policy */
     const char *http_listen;     /* --http ADDR:PORT; NULL or "off": no HTTP side (registry/http.h) */
     const char *http_token_file; /* --http-token FILE; required off loopback */
+    const char *http_logs_key;   /* --http-logs-key FILE: the page's log tail (http_logs.h); NULL: off */
     const char *http_assets;     /* --http-assets DIR: the page (http_page.h); NULL: beside the binary */
 };
 

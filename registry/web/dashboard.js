@@ -719,16 +719,31 @@
     ]));
   }
 
+  /* The log tail of the first host running name: stdout and stderr, read
+   * by the registry through the logs action (--http-logs-key); without it
+   * the registry answers 404 and the section says how to read them. */
   function loadLogs(name) {
     var w = model.workloads.filter(function (x) { return x.name === name; })[0];
-    var q = w ? "?host=" + encodeURIComponent(w.host) + "&lines=100" : "?lines=100";
-    getJSON("/api/v1/logs/" + encodeURIComponent(name) + q, 20000).then(function (doc) {
+    if (!w) { logsHowTo(name, name + " runs on no host now."); return; }
+    var base = "/api/v1/logs/" + encodeURIComponent(name) + "?host=" + encodeURIComponent(w.host) + "&lines=100&stream=";
+    Promise.all(["stdout", "stderr"].map(function (st) {
+      return getJSON(base + st, 20000).then(function (d) { return { ok: d }; }, function (e) { return { err: e }; });
+    })).then(function (r) {
+      if (route.name !== name) return;
+      var errs = r.filter(function (x) { return x.err; });
+      if (errs.length === 2) {
+        var e = errs[0].err;
+        logsHowTo(name, e.status === 404 ? "This registry does not read logs for the page." : "The log tail failed: " + e.message + ".");
+        return;
+      }
       var box = clear($("detail-logs"));
-      var text = doc && (doc.text !== undefined ? doc.text : (doc.lines || []).join("\n"));
-      box.appendChild(el("pre", { class: "logs", text: text || "(empty)" }));
-      if (doc && doc.host) box.appendChild(el("p", { class: "reason", text: "from " + doc.host + ", newest last" }));
-    }).catch(function (e) {
-      logsHowTo(name, e.status === 404 || e.status === 403 || e.status === 501 ? "This registry does not fetch logs for the page." : "The log tail failed: " + e.message + ".");
+      ["stdout", "stderr"].forEach(function (st, i) {
+        var x = r[i];
+        box.appendChild(el("h4", { text: st + " on " + w.host + (x.ok && x.ok.truncated ? " (older lines skipped)" : "") }));
+        if (x.err) box.appendChild(el("p", { class: "note", text: "failed: " + x.err.message }));
+        else box.appendChild(el("pre", { class: "logs", "data-stream": st, text: x.ok.text || "(empty)" }));
+      });
+      box.appendChild(el("p", { class: "reason", text: "the last 100 lines, newest last; ferry logs " + name + " --follow streams them" }));
     });
   }
 

@@ -12,6 +12,7 @@
 //   DASH_MODEL    NAME@VERSION of the model that must show running
 //   DASH_DEPLOY   a JSON array: the command that deploys the app's next version
 //   DASH_NEXT     that version
+//   DASH_LOGS     1 when the registry reads log tails (--http-logs-key)
 // Every wait has a deadline; the first failed check exits 1 with one line.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -146,8 +147,13 @@ const origin = new URL(url).origin;
     await page.locator("#detail-logs .note, #detail-logs pre").first().waitFor({ timeout: 20000 })
       .catch(() => fail("the detail view shows neither a log tail nor how to get one"));
     const logs = await page.locator("#detail-logs").innerText();
-    if (!logs.includes(`ferry logs ${modelName}`) && !(await page.locator("#detail-logs pre").count()))
+    if (process.env.DASH_LOGS === "1") {
+      // The registry has a logs key: the tail itself, stdout and stderr.
+      await page.locator('#detail-logs pre[data-stream="stderr"]').waitFor({ timeout: 20000 })
+        .catch(() => fail(`the log section shows no log tail: '${logs}'`));
+    } else if (!logs.includes(`ferry logs ${modelName}`)) {
       fail(`the log section says '${logs}'`);
+    }
     await page.locator('#detail-charts .chart[data-chart="latency"]').waitFor({ timeout: 15000 })
       .catch(() => fail("the detail view has no latency chart"));
     pass("the model's detail view shows its versions, the log tail section and larger charts");

@@ -22,7 +22,12 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 make_key ops
-start_registry reg "$T/reg" --trust "$T/ops.pub"
+# The key the registry signs logs actions with for the page; agents take it
+# for logs only (--trust-logs). The registry trusts it too, so that an
+# action of another verb signed with it reaches the agent, which must
+# refuse it.
+make_key logs
+start_registry reg "$T/reg" --trust "$T/ops.pub" --trust "$T/logs.pub" --http-logs-key "$T/logs.key"
 export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
 [ -n "$REG_HTTP" ] || fail "the registry has no HTTP side"
 H=$REG_HTTP
@@ -62,7 +67,7 @@ start_registry reg2 "$T/reg2" --http-assets "$WEB"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$REG_HTTP/assets/planted.js")" = 404 ] || fail "a symlinked asset was served"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$REG_HTTP/assets/dashboard.js")" = 200 ] || fail "--http-assets: dashboard.js"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$REG_HTTP/")" = 405 ] || fail "POST / is not refused"
-kill "$REG_PID"
+REG2_HTTP=$REG_HTTP
 REG_URL=$MAIN_URL REG_PID=$MAIN_PID REG_HTTP=$H
 pass "no asset name leaves the directory: dot-dot, encoded slashes, hidden files and symlinks get 404"
 
@@ -71,7 +76,14 @@ mkdir -p "$T/empty"
 expect_fail "^ferry-registry: --http-assets $T/empty: no index.html there" \
   "$FERRY_REGISTRY_BIN" --data "$T/reg3" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --http-assets "$T/empty"
 [ ! -e "$T/reg3/registry.db" ] || fail "a refused --http-assets left a database behind"
-pass "--http-assets without an index.html is one line, exit 1, nothing created"
+cp "$T/logs.key" "$T/loose.key"
+chmod 644 "$T/loose.key"
+expect_fail "^ferry-registry: --http-logs-key $T/loose.key: " \
+  "$FERRY_REGISTRY_BIN" --data "$T/reg4" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --http-logs-key "$T/loose.key"
+expect_fail "^ferry-registry: --http-logs-key $T/nosuch.key: " \
+  "$FERRY_REGISTRY_BIN" --data "$T/reg4" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --http-logs-key "$T/nosuch.key"
+[ ! -e "$T/reg4/registry.db" ] || fail "a refused --http-logs-key left a database behind"
+pass "--http-assets without an index.html, and an unusable --http-logs-key, are one line, exit 1, nothing created"
 
 # --- the stream: seq at once, a wait bounded by its timeout, refusals
 seq0=$(curl -fsS "$H/api/v1/stream" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["changed"] is False; print(d["seq"])')
@@ -90,7 +102,7 @@ done
 pass "GET /api/v1/stream answers its seq, waits at most timeout, and refuses bad since/timeout with 400"
 
 # --- a host, an app and a model
-start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub" --metrics-interval 1s
+start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub" --trust-logs "$T/logs.pub" --metrics-interval 1s
 # A wait parked before a change is answered by it (the host coming online).
 curl -fsS --max-time 30 "$H/api/v1/stream?since=$seq0&timeout=20" > "$T/woke.json" || fail "the stream wait failed"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["changed"] and d["seq"] > int(sys.argv[2]), d' \
@@ -102,6 +114,9 @@ make_web_app "$T/web2" web 2.0
 "$FERRY" publish "$T/web1" >/dev/null
 "$FERRY" publish "$T/web2" >/dev/null
 "$FERRY" deploy web@1.0 --to env=test >/dev/null
+# h2 runs web too, but takes no logs-only key.
+start_agent h2 "$T/h2" --label env=other --trust "$T/ops.pub"
+"$FERRY" deploy web@1.0 --to env=other >/dev/null
 
 mkdir -p "$T/iris"
 "$PY" - "$T/iris" "$T" <<'PY'
@@ -158,13 +173,43 @@ for i in 1 2 3; do
 done
 pass "web@1.0 runs, iris@1.0.0 serves and its metrics are stored"
 
+# --- the log tail through the logs action, with the logs-only key
+"$FERRY" status --wait web@1.0 --to env=other --timeout 60 >/dev/null || fail "web@1.0 is not running on h2"
+logs_json() { curl -sS -o "$T/logs.json" -w '%{http_code}' "$H/api/v1/logs/$1"; }
+code=$(logs_json "web?host=h1&stream=stderr&lines=20")
+[ "$code" = 200 ] || fail "logs of web on h1 answered $code: $(cat "$T/logs.json")"
+python3 - "$T/logs.json" <<'PY' || fail "logs of web on h1: $(cat "$T/logs.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["host"] == "h1" and d["name"] == "web" and d["stream"] == "stderr" and d["lines"] == 20, d
+assert '"GET / HTTP/1.1" 200' in d["text"], d["text"]  # the health probes python logs
+assert len(d["text"].splitlines()) <= 20, len(d["text"].splitlines())
+PY
+code=$(logs_json "web?host=h2&stream=stderr")
+[ "$code" = 502 ] || fail "logs of web on h2 (no --trust-logs) answered $code: $(cat "$T/logs.json")"
+grep -q 'not trusted' "$T/logs.json" || fail "h2's refusal: $(cat "$T/logs.json")"
+for q in "web" "web?host=" "web?host=h1&lines=0" "web?host=h1&lines=1001" "web?host=h1&lines=x" \
+         "web?host=h1&stream=both" "Bad%20Name?host=h1" "web?host=Bad%20Host"; do
+  code=$(logs_json "$q")
+  [ "$code" = 400 ] || fail "logs/$q answered $code, want 400: $(cat "$T/logs.json")"
+done
+code=$(logs_json "nosuch?host=h1")
+[ "$code" = 502 ] || fail "logs of an unknown workload answered $code: $(cat "$T/logs.json")"
+# The key reads logs and nothing else: another verb signed with it is refused by the agent.
+expect_fail "may sign logs actions only" "$FERRY" action web ping --host h1 --key "$T/logs.key" --timeout 10
+"$FERRY" logs web --host h1 --stderr --tail 3 --key "$T/logs.key" >/dev/null || fail "ferry logs with the logs key"
+# Without --http-logs-key the route says how to get logs.
+code=$(curl -sS -o "$T/nologs.json" -w '%{http_code}' "$REG2_HTTP/api/v1/logs/web?host=h1")
+[ "$code" = 404 ] && grep -q 'ferry logs web' "$T/nologs.json" || fail "logs without a key: $code $(cat "$T/nologs.json")"
+pass "the log tail: read through the logs action with the logs-only key; refused by a host without --trust-logs, for other verbs, and for bad parameters"
+
 # --- the browser, with the model kept busy meanwhile (bounded: 600 requests)
 ( for i in $(seq 600); do "$FERRY" predict iris --json "$T/rows.json" >/dev/null 2>&1 || true; sleep 0.3; done ) &
 PIDS+=($!)
 mkdir -p "$T/profile"
 set +e
 (cd "$T" && DASH_URL="$H" DASH_OUT="$OUT" DASH_PROFILE="$T/profile" DASH_HOST=h1 \
-   DASH_APP=web@1.0 DASH_MODEL=iris@1.0.0 DASH_NEXT=2.0 \
+   DASH_APP=web@1.0 DASH_LOGS=1 DASH_MODEL=iris@1.0.0 DASH_NEXT=2.0 \
    DASH_DEPLOY="[\"$FERRY\", \"deploy\", \"web@2.0\", \"--to\", \"env=test\"]" \
    NODE_PATH="$BROWSER_DIR/node_modules" timeout 240 node "$BROWSER_DIR/dashboard.test.js")
 rc=$?
