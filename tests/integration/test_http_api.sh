@@ -245,7 +245,10 @@ expect_fail "^ferry-registry: --http-token .*short.token: must be one line of 16
   "$FERRY_REGISTRY_BIN" --data "$T/reg-open" --http 0.0.0.0:0 --http-token "$T/short.token"
 expect_fail "^ferry-registry: --http-token: .*missing" \
   "$FERRY_REGISTRY_BIN" --data "$T/reg-open" --http 0.0.0.0:0 --http-token "$T/missing"
-pass "a non-loopback --http without a (good) token refuses to start, one line each"
+busy=${REG_HTTP##*:}
+expect_fail "^ferry-registry: --http 127\.0\.0\.1:$busy: httpd: cannot listen on 127\.0\.0\.1 port $busy: Address already in use$" \
+  "$FERRY_REGISTRY_BIN" --data "$T/reg-busy" --listen tcp://127.0.0.1:0 --http "127.0.0.1:$busy"
+pass "a non-loopback --http without a (good) token, or a port in use, refuses to start, one line each"
 
 head -c 24 /dev/urandom | base64 | tr '+/' '-_' > "$T/http.token"
 tok=$(cat "$T/http.token")
