@@ -111,8 +111,11 @@ static int token_load(const char *path, unsigned char hash[crypto_generichash_BY
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = fs_read_file(path, HTTP_TOKEN_MAX + 2, &data, &len);
-    if (rc < 0)
-        return err_set(rc, "--http-token: %s", err_message(rc));
+    if (rc < 0) {
+        char why[512]; /* err_message points into the buffer err_set writes */
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        return err_set(rc, "--http-token: %s", why);
+    }
     size_t n = 0;
     while (n < len && data[n] != '\n' && data[n] != '\r')
         n++;
@@ -399,7 +402,9 @@ int http_start(const struct http_config *cfg, struct registry *reg, struct http_
         .ctx = s,
     };
     if ((rc = httpd_start(&hc, &s->httpd)) < 0) {
-        rc = err_set(rc, "--http %s: %s", cfg->listen, err_message(rc));
+        char why[512]; /* err_message points into the buffer err_set writes */
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        rc = err_set(rc, "--http %s: %s", cfg->listen, why);
         goto fail;
     }
     int v6 = strchr(addr, ':') != NULL;
