@@ -586,6 +586,8 @@
       holder.nowEl.textContent = "p50 " + fmtSecs(panel.latencyNow.p50) + " · p99 " + fmtSecs(panel.latencyNow.p99);
     if (holder.nowEl && panel.now === "histogram") holder.nowEl.title = "p50 and p99 since the model server started, from its newest histogram";
     var plotBox = holder.plotBox;
+    /* How many values the first line has (tests and screenshots wait on it). */
+    plotBox.setAttribute("data-points", String(series.length ? series[0].points.filter(function (p) { return p[1] !== null; }).length : 0));
     if (!series.length || typeof uPlot === "undefined") {
       if (existing && existing.plot) { existing.plot.destroy(); existing.plot = null; }
       clear(plotBox).appendChild(el("div", { class: "nodata", text: typeof uPlot === "undefined" ? "charts unavailable" : "no data in the last hour" }));

@@ -126,7 +126,8 @@ const origin = new URL(url).origin;
     if (mode !== "live") fail(`the page is not on the live stream but '${mode}'`);
 
     // With traffic flowing (the shell keeps predicting), the request rate
-    // gets a value once two 10 s buckets are stored: then the screenshot.
+    // gets a value once two 10 s buckets are stored, a line with three;
+    // then, with the new version running, the screenshot.
     await page.waitForFunction(
       (m) => {
         const now = document.querySelector(`#models .card[data-workload="${m}"] .mini[data-chart="rps"] .now`);
@@ -134,6 +135,14 @@ const origin = new URL(url).origin;
       }, modelName, { timeout: 60000, polling: 250 })
       .catch(() => fail("the requests-per-second chart got no value within 60 s"));
     pass("the model's request rate shows on its card");
+    await page.waitForFunction(
+      ([m, a, h, v]) => {
+        const plot = document.querySelector(`#models .card[data-workload="${m}"] .mini[data-chart="rps"] .plot`);
+        const rows = document.querySelectorAll(`#apps tr[data-workload="${a}"][data-host="${h}"]`);
+        return plot && Number(plot.getAttribute("data-points")) >= 2 && rows.length === 1 &&
+          rows[0].querySelector('.state[data-state="running"]') && rows[0].querySelector(".version").textContent === v;
+      }, [modelName, app, host, next], { timeout: 40000, polling: 250 })
+      .catch(() => fail(`no request-rate line, or ${app}@${next} alone and running on ${host}, within 40 s`));
     await page.screenshot({ path: path.join(out, "dashboard.png"), fullPage: true });
 
     // The model's detail view: versions, deployments, events, the log tail note, large charts.
