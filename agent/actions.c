@@ -461,6 +461,8 @@ void agent_actions_receive(struct agent_actions *aa, const Ferry__Wire__SignedAc
             b = NULL;
         } else if (rc2 == 0) {
             rc = 0;
+        } else if (rc2 != FERRY_E_UNTRUSTED) {
+            rc = rc2; /* a logs key's action, but tampered, expired or malformed */
         } else {
             rc = err_set(FERRY_E_UNTRUSTED, "%s", detail);
         }
