@@ -29,6 +29,14 @@ function fail(msg) {
   console.error(`FAIL: ${msg}`);
   process.exit(1);
 }
+// A failed wait: what the page showed then goes to failure.png first.
+let currentPage = null;
+async function dead(msg) {
+  if (currentPage)
+    await currentPage.screenshot({ path: path.join(process.env.DASH_OUT || ".", "failure.png"), fullPage: true, timeout: 5000 })
+      .catch(() => {});
+  fail(msg);
+}
 function pass(msg) {
   console.log(`ok - ${msg}`);
 }
@@ -58,6 +66,7 @@ const origin = new URL(url).origin;
   let exitCode = 0;
   try {
     const page = ctx.pages()[0] || (await ctx.newPage());
+    currentPage = page;
     // Every request the page makes, to check none leaves the registry.
     const requests = [];
     page.on("request", (r) => requests.push(r.url()));
@@ -81,14 +90,14 @@ const origin = new URL(url).origin;
     // The host, online (the word, not only a colour).
     const hostRow = page.locator(`#hosts tr[data-host="${host}"]`);
     await hostRow.locator('.state[data-state="online"]').waitFor({ timeout: 15000 })
-      .catch(() => fail(`host ${host} does not show online`));
+      .catch(() => dead(`host ${host} does not show online`));
     if (!/online/.test(await hostRow.innerText())) fail(`host row has no word "online"`);
     pass(`the page shows host ${host} online`);
 
     // The app with its version and state.
     const appRow = page.locator(`#apps tr[data-workload="${app}"][data-host="${host}"]`);
     await appRow.locator('.state[data-state="running"]').waitFor({ timeout: 15000 })
-      .catch(() => fail(`app ${app} does not show running`));
+      .catch(() => dead(`app ${app} does not show running`));
     const appText = await appRow.innerText();
     if (!appText.includes(appVersion)) fail(`app row '${appText}' lacks version ${appVersion}`);
     if (!/running/.test(appText)) fail(`app row has no word "running"`);
@@ -97,15 +106,15 @@ const origin = new URL(url).origin;
     // The model's card, its state and its charts.
     const card = page.locator(`#models .card[data-workload="${modelName}"][data-host="${host}"]`);
     await card.locator('.state[data-state="running"]').waitFor({ timeout: 15000 })
-      .catch(() => fail(`model ${modelName} does not show running`));
+      .catch(() => dead(`model ${modelName} does not show running`));
     const cardText = await card.innerText();
     if (!cardText.includes(modelVersion)) fail(`model card '${cardText}' lacks version ${modelVersion}`);
     for (const k of ["rps", "latency", "errors", "drift"])
       await card.locator(`.mini[data-chart="${k}"]`).waitFor({ timeout: 15000 })
-        .catch(() => fail(`model card has no ${k} chart`));
+        .catch(() => dead(`model card has no ${k} chart`));
     // At least one chart drawn by uPlot from the stored series.
     await card.locator(".mini .uplot").first().waitFor({ timeout: 20000 })
-      .catch(() => fail("no model chart was drawn (no series from /api/v1/metrics?)"));
+      .catch(() => dead("no model chart was drawn (no series from /api/v1/metrics?)"));
     pass(`the page shows model ${modelName}@${modelVersion} running, with its four charts`);
 
     // Live: the next version shows without a reload, within 5 s of the deploy.
@@ -118,7 +127,7 @@ const origin = new URL(url).origin;
         return row && row.querySelector(".version") && row.querySelector(".version").textContent === v;
       },
       [app, host, next], { timeout: 5000, polling: 100 })
-      .catch(() => fail(`version ${next} of ${app} did not show within 5 s of the deploy`));
+      .catch(() => dead(`version ${next} of ${app} did not show within 5 s of the deploy`));
     const took = Date.now() - t0;
     if ((await page.evaluate(() => window.__noReload)) !== "still here") fail("the page reloaded");
     const mode = await page.locator("#live").getAttribute("data-mode");
@@ -133,7 +142,7 @@ const origin = new URL(url).origin;
         const now = document.querySelector(`#models .card[data-workload="${m}"] .mini[data-chart="rps"] .now`);
         return now && now.textContent !== "–" && parseFloat(now.textContent) > 0;
       }, modelName, { timeout: 60000, polling: 250 })
-      .catch(() => fail("the requests-per-second chart got no value within 60 s"));
+      .catch(() => dead("the requests-per-second chart got no value within 60 s"));
     pass("the model's request rate shows on its card");
     await page.waitForFunction(
       ([m, a, h, v]) => {
@@ -142,29 +151,29 @@ const origin = new URL(url).origin;
         return plot && Number(plot.getAttribute("data-points")) >= 2 && rows.length === 1 &&
           rows[0].querySelector('.state[data-state="running"]') && rows[0].querySelector(".version").textContent === v;
       }, [modelName, app, host, next], { timeout: 40000, polling: 250 })
-      .catch(() => fail(`no request-rate line, or ${app}@${next} alone and running on ${host}, within 40 s`));
+      .catch(() => dead(`no request-rate line, or ${app}@${next} alone and running on ${host}, within 40 s`));
     await page.screenshot({ path: path.join(out, "dashboard.png"), fullPage: true });
 
     // The model's detail view: versions, deployments, events, the log tail note, large charts.
     await card.locator(`a[data-workload="${modelName}"]`).first().click();
     await page.locator("#detail:not([hidden])").waitFor({ timeout: 5000 })
-      .catch(() => fail("the detail view did not open"));
+      .catch(() => dead("the detail view did not open"));
     await page.locator("#detail-versions tbody tr td.version").first().waitFor({ timeout: 10000 })
-      .catch(() => fail("the detail view lists no version"));
+      .catch(() => dead("the detail view lists no version"));
     const versions = await page.locator("#detail-versions tbody").innerText();
     if (!versions.includes(modelVersion)) fail(`detail versions '${versions}' lack ${modelVersion}`);
     await page.locator("#detail-logs .note, #detail-logs pre").first().waitFor({ timeout: 20000 })
-      .catch(() => fail("the detail view shows neither a log tail nor how to get one"));
+      .catch(() => dead("the detail view shows neither a log tail nor how to get one"));
     const logs = await page.locator("#detail-logs").innerText();
     if (process.env.DASH_LOGS === "1") {
       // The registry has a logs key: the tail itself, stdout and stderr.
       await page.locator('#detail-logs pre[data-stream="stderr"]').waitFor({ timeout: 20000 })
-        .catch(() => fail(`the log section shows no log tail: '${logs}'`));
+        .catch(() => dead(`the log section shows no log tail: '${logs}'`));
     } else if (!logs.includes(`ferry logs ${modelName}`)) {
       fail(`the log section says '${logs}'`);
     }
     await page.locator('#detail-charts .chart[data-chart="latency"]').waitFor({ timeout: 15000 })
-      .catch(() => fail("the detail view has no latency chart"));
+      .catch(() => dead("the detail view has no latency chart"));
     pass("the model's detail view shows its versions, the log tail section and larger charts");
     await page.screenshot({ path: path.join(out, "detail.png"), fullPage: true });
 

@@ -101,6 +101,36 @@ for q in "since=abc" "since=-1" "since=1x" "timeout=0" "timeout=61" "timeout=" "
 done
 pass "GET /api/v1/stream answers its seq, waits at most timeout, and refuses bad since/timeout with 400"
 
+# --- at most 32 waits at once: of 33 sent together, one is refused at once
+# and 32 are answered when their time is up (nothing changes meanwhile)
+waiters=()
+for i in $(seq 33); do
+  curl -sS --max-time 30 -o "$T/wait$i.json" -w '%{http_code} %{time_total}' \
+    "$H/api/v1/stream?since=$seq0&timeout=6" > "$T/wait$i.code" &
+  waiters+=($!)
+done
+for p in "${waiters[@]}"; do wait "$p" || fail "a stream wait failed"; done
+python3 - "$T" "$seq0" <<'PY' || fail "33 stream waits at once"
+import json, sys
+t, seq = sys.argv[1], int(sys.argv[2])
+refused, waited = [], []
+for i in range(1, 34):
+    code, secs = open(f"{t}/wait{i}.code").read().split()
+    body = json.load(open(f"{t}/wait{i}.json"))
+    if code == "503":
+        assert body["error"].startswith("32 streams are waiting already"), body
+        assert float(secs) < 3, f"the refusal took {secs} s"
+        refused.append(i)
+    else:
+        assert code == "200" and body == {"seq": seq, "changed": False}, (code, body)
+        assert float(secs) >= 5.5, f"a wait ended after {secs} s"
+        waited.append(i)
+assert len(refused) == 1 and len(waited) == 32, (refused, len(waited))
+PY
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$H/api/v1/stream?since=$seq0&timeout=1")" = 200 ] ||
+  fail "a wait after the others ended was refused"
+pass "at most 32 stream waits at once: of 33, one gets 503 at once with a one-line error, 32 end at their timeout"
+
 # --- a host, an app and a model
 start_agent h1 "$T/h1" --label env=test --trust "$T/ops.pub" --trust-logs "$T/logs.pub" --metrics-interval 1s
 # A wait parked before a change is answered by it (the host coming online).
@@ -111,6 +141,10 @@ pass "a parked stream wait is answered when a host comes online"
 
 make_web_app "$T/web1" web 1.0
 make_web_app "$T/web2" web 2.0
+# python's http.server may take more than make_web_app's 4 s to listen on a
+# loaded machine: a rollback is not what this test is about.
+sed -i 's/^  deadline: 4s$/  deadline: 60s/' "$T/web1/ferry.yaml" "$T/web2/ferry.yaml"
+grep -q '^  deadline: 60s$' "$T/web2/ferry.yaml" || fail "make_web_app's health deadline moved"
 "$FERRY" publish "$T/web1" >/dev/null
 "$FERRY" publish "$T/web2" >/dev/null
 "$FERRY" deploy web@1.0 --to env=test >/dev/null
