@@ -433,10 +433,16 @@
   /* Every series as {metric, labels, host, version, points: [[t_ms, v], ...]}. */
   function normSeries(doc) {
     var out = [];
+    /* Points are buckets, stamped with their start: a counter's value is
+     * its last sample in the bucket, taken near the bucket's end (or now,
+     * for the bucket still filling), so a rate is computed at that time; a
+     * gauge's mean stands at the bucket's middle. */
+    var res = doc && doc.resolution_s ? doc.resolution_s * 1000 : 0, now = Date.now();
     listOf(doc, "series").forEach(function (s) {
+      var shift = s.type === "gauge" ? res / 2 : res;
       var named = typeof s.series === "string" ? parseSeriesName(s.series) : { metric: s.metric || s.name, labels: s.labels || {} };
       var points = (s.points || []).map(function (p) {
-        if (Array.isArray(p)) return [Number(p[0]), p[1] === null ? null : Number(p[1])];
+        if (Array.isArray(p)) return [Math.min(Number(p[0]) + shift, now), p[1] === null ? null : Number(p[1])];
         return [asMs(p.t_ms || p.t), Number(p.v !== undefined ? p.v : p.value)];
       }).filter(function (p) { return p[0] && p[1] !== null && !isNaN(p[1]); });
       points.sort(function (a, b) { return a[0] - b[0]; });
