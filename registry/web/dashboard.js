@@ -741,7 +741,7 @@
       var errs = r.filter(function (x) { return x.err; });
       if (errs.length === 2) {
         var e = errs[0].err;
-        logsHowTo(name, e.status === 404 ? "This registry does not read logs for the page." : "The log tail failed: " + e.message + ".");
+        logsHowTo(name, /--http-logs-key/.test(e.message) ? "This registry does not read logs for the page." : "The log tail failed: " + e.message + ".");
         return;
       }
       var box = clear($("detail-logs"));
