@@ -11,6 +11,7 @@
 //   DASH_APP      NAME@VERSION of the app that must show running
 //   DASH_MODEL    NAME@VERSION of the model that must show running
 //   DASH_DEPLOY   a JSON array: the command that deploys the app's next version
+//   DASH_DEPLOY_BACK  the command that deploys the app's first version again
 //   DASH_NEXT     that version
 //   DASH_LOGS     1 when the registry reads log tails (--http-logs-key)
 // Every wait has a deadline; the first failed check exits 1 with one line.
@@ -37,6 +38,11 @@ async function dead(msg) {
       .catch(() => {});
   fail(msg);
 }
+// In the page: a row of app a on host h shows version v.
+function shows([a, h, v]) {
+  return [...document.querySelectorAll(`#apps tr[data-workload="${a}"][data-host="${h}"]`)]
+    .some((row) => row.querySelector(".version") && row.querySelector(".version").textContent === v);
+}
 function pass(msg) {
   console.log(`ok - ${msg}`);
 }
@@ -48,6 +54,8 @@ const host = env("DASH_HOST");
 const [app, appVersion] = env("DASH_APP").split("@");
 const [modelName, modelVersion] = env("DASH_MODEL").split("@");
 const deploy = JSON.parse(env("DASH_DEPLOY"));
+const deployBack = JSON.parse(env("DASH_DEPLOY_BACK"));
+const run = (cmd) => execFileSync(cmd[0], cmd.slice(1), { stdio: ["ignore", "ignore", "inherit"] });
 const next = env("DASH_NEXT");
 const origin = new URL(url).origin;
 
@@ -120,13 +128,8 @@ const origin = new URL(url).origin;
     // Live: the next version shows without a reload, within 5 s of the deploy.
     await page.evaluate(() => { window.__noReload = "still here"; });
     const t0 = Date.now();
-    execFileSync(deploy[0], deploy.slice(1), { stdio: ["ignore", "ignore", "inherit"] });
-    await page.waitForFunction(
-      ([a, h, v]) => {
-        const row = document.querySelector(`#apps tr[data-workload="${a}"][data-host="${h}"]`);
-        return row && row.querySelector(".version") && row.querySelector(".version").textContent === v;
-      },
-      [app, host, next], { timeout: 5000, polling: 100 })
+    run(deploy);
+    await page.waitForFunction(shows, [app, host, next], { timeout: 5000, polling: 100 })
       .catch(() => dead(`version ${next} of ${app} did not show within 5 s of the deploy`));
     const took = Date.now() - t0;
     if ((await page.evaluate(() => window.__noReload)) !== "still here") fail("the page reloaded");
@@ -153,6 +156,27 @@ const origin = new URL(url).origin;
       }, [modelName, app, host, next], { timeout: 40000, polling: 250 })
       .catch(() => dead(`no request-rate line, or ${app}@${next} alone and running on ${host}, within 40 s`));
     await page.screenshot({ path: path.join(out, "dashboard.png"), fullPage: true });
+
+    // The stream drops (the browser refuses it): the page polls, and still
+    // shows a change within 5 s; once the stream is back it returns to it.
+    await page.route("**/api/v1/stream*", (r) => r.abort());
+    run(deployBack); // answers the wait in flight; the next one fails
+    await page.waitForFunction(() => document.querySelector("#live").getAttribute("data-mode") === "polling",
+      null, { timeout: 15000, polling: 100 })
+      .catch(() => dead("the page did not fall back to polling when the stream failed"));
+    await page.waitForFunction(shows, [app, host, appVersion], { timeout: 10000, polling: 100 })
+      .catch(() => dead(`version ${appVersion} of ${app} did not show while polling`));
+    const t1 = Date.now();
+    run(deploy);
+    await page.waitForFunction(shows, [app, host, next], { timeout: 5000, polling: 100 })
+      .catch(() => dead(`while polling, version ${next} of ${app} did not show within 5 s of the deploy`));
+    if ((await page.evaluate(() => window.__noReload)) !== "still here") dead("the page reloaded");
+    pass(`with the stream refused the page polls and showed ${app}@${next} ${Date.now() - t1} ms after the deploy`);
+    await page.unroute("**/api/v1/stream*");
+    await page.waitForFunction(() => document.querySelector("#live").getAttribute("data-mode") === "live",
+      null, { timeout: 30000, polling: 250 })
+      .catch(() => dead("the page did not go back to the stream"));
+    pass("the page goes back to the stream once it answers again");
 
     // The model's detail view: versions, deployments, events, the log tail note, large charts.
     await card.locator(`a[data-workload="${modelName}"]`).first().click();

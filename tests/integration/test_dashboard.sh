@@ -71,6 +71,20 @@ REG2_HTTP=$REG_HTTP
 REG_URL=$MAIN_URL REG_PID=$MAIN_PID REG_HTTP=$H
 pass "no asset name leaves the directory: dot-dot, encoded slashes, hidden files and symlinks get 404"
 
+# --- installed: the assets under share/ferry/web, found from bin/
+cmake --install "$FERRY_BIN" --prefix "$T/inst" >/dev/null || fail "cmake --install"
+[ -f "$T/inst/share/ferry/web/index.html" ] && [ -f "$T/inst/share/ferry/web/uPlot.iife.min.js" ] ||
+  fail "the page is not installed under share/ferry/web: $(ls -R "$T/inst/share" 2>&1 | head)"
+FERRY_REGISTRY_BIN_BUILD=$FERRY_REGISTRY_BIN
+FERRY_REGISTRY_BIN="$T/inst/bin/ferry-registry"
+start_registry installed "$T/reg-installed"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$REG_HTTP/")" = 200 ] || fail "the installed registry serves no page"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$REG_HTTP/assets/uPlot.min.css")" = 200 ] || fail "installed: uPlot.min.css"
+kill "$REG_PID"
+FERRY_REGISTRY_BIN=$FERRY_REGISTRY_BIN_BUILD
+REG_URL=$MAIN_URL REG_PID=$MAIN_PID REG_HTTP=$H
+pass "make install puts the page under share/ferry/web, where the installed registry finds it"
+
 # --- --http-assets must name a page
 mkdir -p "$T/empty"
 expect_fail "^ferry-registry: --http-assets $T/empty: no index.html there" \
@@ -245,6 +259,7 @@ set +e
 (cd "$T" && DASH_URL="$H" DASH_OUT="$OUT" DASH_PROFILE="$T/profile" DASH_HOST=h1 \
    DASH_APP=web@1.0 DASH_LOGS=1 DASH_MODEL=iris@1.0.0 DASH_NEXT=2.0 \
    DASH_DEPLOY="[\"$FERRY\", \"deploy\", \"web@2.0\", \"--to\", \"env=test\"]" \
+   DASH_DEPLOY_BACK="[\"$FERRY\", \"deploy\", \"web@1.0\", \"--to\", \"env=test\"]" \
    NODE_PATH="$BROWSER_DIR/node_modules" timeout 240 node "$BROWSER_DIR/dashboard.test.js")
 rc=$?
 set -e
