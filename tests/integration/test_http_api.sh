@@ -164,6 +164,8 @@ for m in POST PUT DELETE PATCH; do
   [ "$code" = 405 ] || fail "$m /api/v1/hosts: $code"
   grep -q '"error"' "$T/405.json" || fail "$m: no error body"
 done
+hdrs=$(curl -s -D - -o /dev/null -X POST "$REG_HTTP/api/v1/hosts")
+grep -qi '^Allow: GET, HEAD' <<<"$hdrs" || fail "405 without Allow: $hdrs"
 pass "POST, PUT, DELETE, PATCH: 405"
 
 # Hostile requests: each answered (or the connection closed), and the
@@ -260,6 +262,8 @@ url="http://127.0.0.1:${REG_HTTP##*:}"
 [ "$(status_of "$url/api/v1/hosts" "Bearer ${tok}x")" = 401 ] || fail "longer token: not 401"
 [ "$(status_of "$url/api/v1/hosts" "Basic $tok")" = 401 ] || fail "not Bearer: not 401"
 [ "$(status_of "$url/api/v1/hosts" "Bearer $tok")" = 200 ] || fail "right token: not 200"
+hdrs=$(curl -s -D - -o /dev/null "$url/api/v1/hosts")
+grep -qi '^WWW-Authenticate: Bearer' <<<"$hdrs" || fail "401 without WWW-Authenticate: $hdrs"
 body=$(http_get "$url/api/v1/hosts")
 grep -q '"error"' <<<"$body" || fail "401 without an error body: $body"
 pass "with --http-token: no, wrong or other token 401, the right one 200"
