@@ -15,13 +15,16 @@ grep -q "ferry-registry: http listening on http://127.0.0.1:[0-9]*$" "$T/reg.log
 start_agent h1 "$T/h1" --label env=test --label zone=a --trust "$T/ops.pub" --metrics-interval 1s
 start_agent h2 "$T/h2" --label env=test --label zone=b --trust "$T/ops.pub" --metrics-interval 1s
 
+# python3's http.server can take more than make_web_app's 4 s to listen on
+# a loaded machine (or under ASan): a longer health deadline here.
 make_web_app "$T/web" web 1.0
-"$FERRY" publish "$T/web" >/dev/null
 make_web_app "$T/web2" web 1.1
+sed -i 's/^  deadline: 4s$/  deadline: 30s/' "$T/web/ferry.yaml" "$T/web2/ferry.yaml"
+"$FERRY" publish "$T/web" >/dev/null
 "$FERRY" publish "$T/web2" >/dev/null
 "$FERRY" deploy web@1.0 --to env=test >/dev/null
-wait_until 30 workload_state_is h1 web 1.0 running || fail "web@1.0 not running on h1"
-wait_until 30 workload_state_is h2 web 1.0 running || fail "web@1.0 not running on h2"
+wait_until 60 workload_state_is h1 web 1.0 running || fail "web@1.0 not running on h1"
+wait_until 60 workload_state_is h2 web 1.0 running || fail "web@1.0 not running on h2"
 
 # http_get URL [HEADER]: prints the status, then the body; never fails.
 http_get() {
@@ -58,7 +61,7 @@ sys.exit(0 if hosts == {'h1', 'h2'} else 1)"
 }
 wait_until 30 have_history || fail "no metric history: $(http_get "$REG_HTTP/api/v1/metrics/web")"
 "$FERRY" deploy web@1.1 --to zone=b >/dev/null
-wait_until 30 workload_state_is h2 web 1.1 running || fail "web@1.1 not running on h2"
+wait_until 60 workload_state_is h2 web 1.1 running || fail "web@1.1 not running on h2"
 
 # Every endpoint's shape; the answers are kept as docs/api.md's examples.
 mkdir -p "$T/examples"
