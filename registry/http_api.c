@@ -55,13 +55,14 @@ json_t *api_workload_json(const Ferry__Wire__WorkloadReport *w)
 
 /* ---- a per-request cache of artifact kinds ---- */
 
-struct kinds {
-    struct {
-        char name[72];
-        struct db_version *v;
-        size_t n;
-    } e[64];
+struct kind_entry {
+    char name[72];
+    struct db_version *v;
     size_t n;
+};
+struct kinds {
+    struct kind_entry *e;
+    size_t n, cap;
 };
 
 static const char *kind_of(struct db *db, struct kinds *k, const char *name, const char *version)
@@ -71,16 +72,22 @@ static const char *kind_of(struct db *db, struct kinds *k, const char *name, con
         if (strcmp(k->e[i].name, name) == 0)
             break;
     if (i == k->n) {
-        if (k->n == sizeof k->e / sizeof k->e[0])
-            return "";
-        snprintf(k->e[i].name, sizeof k->e[i].name, "%s", name);
-        k->e[i].v = NULL;
-        k->e[i].n = 0;
-        if (db_list_versions(db, name, &k->e[i].v, &k->e[i].n) < 0) {
-            k->e[i].v = NULL;
-            k->e[i].n = 0;
+        if (k->n == k->cap) {
+            size_t nc = k->cap ? k->cap * 2 : 32;
+            struct kind_entry *g = realloc(k->e, nc * sizeof *g);
+            if (!g)
+                return "";
+            k->e = g;
+            k->cap = nc;
         }
-        k->n++;
+        struct kind_entry *e = &k->e[k->n++];
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->v = NULL;
+        e->n = 0;
+        if (db_list_versions(db, name, &e->v, &e->n) < 0) {
+            e->v = NULL;
+            e->n = 0;
+        }
     }
     const char *kind = "";
     for (size_t j = 0; j < k->e[i].n; j++) {
@@ -95,6 +102,7 @@ static void kinds_free(struct kinds *k)
 {
     for (size_t i = 0; i < k->n; i++)
         free(k->e[i].v);
+    free(k->e);
 }
 
 /* ---- /api/v1 ---- */
@@ -209,13 +217,14 @@ static int api_hosts(const struct http_call *c, struct http_reply *out)
 
 /* The newest metrics of name's runs, per host (db_metrics_list), cached per
  * request by name. */
-struct mcache {
-    struct {
-        char name[72];
-        struct db_metrics_row *rows;
-        size_t n;
-    } e[64];
+struct mcache_entry {
+    char name[72];
+    struct db_metrics_row *rows;
     size_t n;
+};
+struct mcache {
+    struct mcache_entry *e;
+    size_t n, cap;
 };
 
 static json_t *newest_metrics(struct db *db, struct mcache *m, const char *host, const char *name,
@@ -226,16 +235,22 @@ static json_t *newest_metrics(struct db *db, struct mcache *m, const char *host,
         if (strcmp(m->e[i].name, name) == 0)
             break;
     if (i == m->n) {
-        if (m->n == sizeof m->e / sizeof m->e[0])
-            return json_null();
-        snprintf(m->e[i].name, sizeof m->e[i].name, "%s", name);
-        m->e[i].rows = NULL;
-        m->e[i].n = 0;
-        if (db_metrics_list(db, name, &m->e[i].rows, &m->e[i].n) < 0) {
-            m->e[i].rows = NULL;
-            m->e[i].n = 0;
+        if (m->n == m->cap) {
+            size_t nc = m->cap ? m->cap * 2 : 32;
+            struct mcache_entry *g = realloc(m->e, nc * sizeof *g);
+            if (!g)
+                return json_null();
+            m->e = g;
+            m->cap = nc;
         }
-        m->n++;
+        struct mcache_entry *e = &m->e[m->n++];
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->rows = NULL;
+        e->n = 0;
+        if (db_metrics_list(db, name, &e->rows, &e->n) < 0) {
+            e->rows = NULL;
+            e->n = 0;
+        }
     }
     for (size_t j = 0; j < m->e[i].n; j++) {
         const struct db_metrics_row *r = &m->e[i].rows[j];
@@ -252,6 +267,13 @@ static json_t *newest_metrics(struct db *db, struct mcache *m, const char *host,
         return o ? o : json_null();
     }
     return json_null();
+}
+
+static void mcache_free(struct mcache *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        db_metrics_free(m->e[i].rows, m->e[i].n);
+    free(m->e);
 }
 
 static int api_workloads(const struct http_call *c, struct http_reply *out)
@@ -274,10 +296,10 @@ static int api_workloads(const struct http_call *c, struct http_reply *out)
     }
     liveness_overlay(&c->reg->live, hosts, n);
     int64_t now = (int64_t)clock_unix_ms();
-    struct kinds *kinds = calloc(1, sizeof *kinds);
-    struct mcache *mc = calloc(1, sizeof *mc);
+    struct kinds kinds = {0};
+    struct mcache mc = {0};
     json_t *arr = json_array();
-    if (!kinds || !mc || !arr)
+    if (!arr)
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const struct db_host *h = &hosts[i];
@@ -289,7 +311,7 @@ static int api_workloads(const struct http_call *c, struct http_reply *out)
             const Ferry__Wire__WorkloadReport *wr = b->workloads[w];
             if (!wr->name || !spec_name_ok(wr->name))
                 continue;
-            const char *kind = kind_of(db, kinds, wr->name, wr->version);
+            const char *kind = kind_of(db, &kinds, wr->name, wr->version);
             if (want_kind && strcmp(want_kind, kind) != 0)
                 continue;
             json_t *o = api_workload_json(wr);
@@ -299,19 +321,15 @@ static int api_workloads(const struct http_call *c, struct http_reply *out)
             json_object_set_new(o, "host_online", json_boolean(online));
             json_object_set_new(o, "kind", json_string(kind));
             json_object_set_new(o, "metrics",
-                                newest_metrics(db, mc, h->name, wr->name,
+                                newest_metrics(db, &mc, h->name, wr->name,
                                                wr->version ? wr->version : ""));
             json_array_append_new(arr, o);
         }
         if (b)
             ferry__wire__report_body__free_unpacked(b, NULL);
     }
-    if (kinds)
-        kinds_free(kinds);
-    for (size_t i = 0; mc && i < mc->n; i++)
-        db_metrics_free(mc->e[i].rows, mc->e[i].n);
-    free(kinds);
-    free(mc);
+    kinds_free(&kinds);
+    mcache_free(&mc);
     db_host_list_free(hosts, n);
     http_reader_put(c->srv, db);
     if (rc < 0) {

@@ -15,36 +15,38 @@ grep -q "ferry-registry: http listening on http://127.0.0.1:[0-9]*$" "$T/reg.log
 start_agent h1 "$T/h1" --label env=test --label zone=a --trust "$T/ops.pub" --metrics-interval 1s
 start_agent h2 "$T/h2" --label env=test --label zone=b --trust "$T/ops.pub" --metrics-interval 1s
 
+# python3's http.server can take more than make_web_app's 4 s to listen on
+# a loaded machine (or under ASan): a longer health deadline here.
 make_web_app "$T/web" web 1.0
-"$FERRY" publish "$T/web" >/dev/null
 make_web_app "$T/web2" web 1.1
+sed -i 's/^  deadline: 4s$/  deadline: 30s/' "$T/web/ferry.yaml" "$T/web2/ferry.yaml"
+"$FERRY" publish "$T/web" >/dev/null
 "$FERRY" publish "$T/web2" >/dev/null
 "$FERRY" deploy web@1.0 --to env=test >/dev/null
-wait_until 30 workload_state_is h1 web 1.0 running || fail "web@1.0 not running on h1"
-wait_until 30 workload_state_is h2 web 1.0 running || fail "web@1.0 not running on h2"
+wait_until 60 workload_state_is h1 web 1.0 running || fail "web@1.0 not running on h1"
+wait_until 60 workload_state_is h2 web 1.0 running || fail "web@1.0 not running on h2"
 
-# http_get URL [HEADER]: prints the status, then the body; never fails.
+# http_get URL [AUTHORIZATION]: prints the status, then the body; never
+# fails. (curl: a python3 per request costs a second on a loaded machine.)
 http_get() {
-  python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
-req = urllib.request.Request(sys.argv[1], method="GET")
-if len(sys.argv) > 2: req.add_header("Authorization", sys.argv[2])
-try:
-    with urllib.request.urlopen(req, timeout=10) as r:
-        print(r.status); print(r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code); print(e.read().decode())
-PY
+  local hdr=() code
+  [ $# -gt 1 ] && hdr=(-H "Authorization: $2")
+  code=$(curl -s -o "$T/.body" -w '%{http_code}' --max-time 10 "${hdr[@]}" "$1") || true
+  echo "$code"
+  cat "$T/.body" 2>/dev/null || true
+  echo
 }
-status_of() { http_get "$@" | head -n 1; }
-# expect_status CODE PATH [PATTERN]: the status, and the error line matching PATTERN.
+status_of() { local o; o=$(http_get "$@"); echo "${o%%$'\n'*}"; }
+# expect_status CODE PATH [PATTERN]: the status, and a body that is only
+# {"error": MESSAGE} with MESSAGE matching PATTERN.
 expect_status() {
-  local want=$1 path=$2 pattern=${3:-} out
+  local want=$1 path=$2 pattern=${3:-} out body
   out=$(http_get "$REG_HTTP$path")
   [ "$(head -n 1 <<<"$out")" = "$want" ] || fail "GET $path: $(head -c 300 <<<"$out"), expected $want"
+  body=$(sed -n 2p <<<"$out")
+  [[ $body =~ ^\{\"error\":\"(.*)\"\}$ ]] || fail "GET $path: body $body is not {\"error\": ...}"
   if [ -n "$pattern" ]; then
-    python3 -c "import json,sys,re; d=json.loads(sys.argv[1]); assert set(d)=={'error'} and re.search(sys.argv[2], d['error']), d" \
-      "$(tail -n +2 <<<"$out")" "$pattern" || fail "GET $path: error body $(tail -n +2 <<<"$out"), expected /$pattern/"
+    grep -Eq -- "$pattern" <<<"${BASH_REMATCH[1]}" || fail "GET $path: error '${BASH_REMATCH[1]}', expected /$pattern/"
   fi
 }
 
@@ -58,7 +60,7 @@ sys.exit(0 if hosts == {'h1', 'h2'} else 1)"
 }
 wait_until 30 have_history || fail "no metric history: $(http_get "$REG_HTTP/api/v1/metrics/web")"
 "$FERRY" deploy web@1.1 --to zone=b >/dev/null
-wait_until 30 workload_state_is h2 web 1.1 running || fail "web@1.1 not running on h2"
+wait_until 60 workload_state_is h2 web 1.1 running || fail "web@1.1 not running on h2"
 
 # Every endpoint's shape; the answers are kept as docs/api.md's examples.
 mkdir -p "$T/examples"
@@ -164,6 +166,8 @@ for m in POST PUT DELETE PATCH; do
   [ "$code" = 405 ] || fail "$m /api/v1/hosts: $code"
   grep -q '"error"' "$T/405.json" || fail "$m: no error body"
 done
+hdrs=$(curl -s -D - -o /dev/null -X POST "$REG_HTTP/api/v1/hosts")
+grep -qi '^Allow: GET, HEAD' <<<"$hdrs" || fail "405 without Allow: $hdrs"
 pass "POST, PUT, DELETE, PATCH: 405"
 
 # Hostile requests: each answered (or the connection closed), and the
@@ -260,6 +264,8 @@ url="http://127.0.0.1:${REG_HTTP##*:}"
 [ "$(status_of "$url/api/v1/hosts" "Bearer ${tok}x")" = 401 ] || fail "longer token: not 401"
 [ "$(status_of "$url/api/v1/hosts" "Basic $tok")" = 401 ] || fail "not Bearer: not 401"
 [ "$(status_of "$url/api/v1/hosts" "Bearer $tok")" = 200 ] || fail "right token: not 200"
+hdrs=$(curl -s -D - -o /dev/null "$url/api/v1/hosts")
+grep -qi '^WWW-Authenticate: Bearer' <<<"$hdrs" || fail "401 without WWW-Authenticate: $hdrs"
 body=$(http_get "$url/api/v1/hosts")
 grep -q '"error"' <<<"$body" || fail "401 without an error body: $body"
 pass "with --http-token: no, wrong or other token 401, the right one 200"
