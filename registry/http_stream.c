@@ -38,6 +38,7 @@ struct http_stream {
     uint64_t seq;
     unsigned char fp[crypto_generichash_BYTES];
     int have_fp;
+    int fresh; /* fp is being kept current by the watcher's ticks */
     int64_t last_request_ms;
     struct waiter w[HTTP_STREAM_MAX_WAITERS];
     size_t n;
@@ -141,6 +142,7 @@ static void refresh_locked(struct http_stream *s)
         s->seq++;
     memcpy(s->fp, fp, sizeof fp);
     s->have_fp = 1;
+    s->fresh = 1;
 }
 
 static void respond_seq(struct httpd_request *req, int head, uint64_t seq, int changed)
@@ -177,9 +179,9 @@ static void *watcher(void *arg)
         int idle = s->n == 0 && mono_ms() - s->last_request_ms > HTTP_STREAM_IDLE_MS;
         if (idle) {
             /* Nobody watches: stop hashing. The next request hashes once
-             * before it answers, so no change is missed across the gap
-             * (a waiter's since is compared with a fresh seq). */
-            s->have_fp = 0;
+             * before it answers, against the hash kept from before the
+             * gap, so a change made meanwhile still moves seq. */
+            s->fresh = 0;
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
@@ -269,7 +271,7 @@ void http_stream_close(struct http_stream *s)
 uint64_t http_stream_seq(struct http_stream *s)
 {
     pthread_mutex_lock(&s->mu);
-    if (!s->have_fp)
+    if (!s->fresh)
         refresh_locked(s);
     uint64_t v = s->seq;
     pthread_mutex_unlock(&s->mu);
@@ -314,7 +316,7 @@ static int route_stream(const struct http_call *c, struct http_reply *out)
     int head = strcmp(c->method, "HEAD") == 0;
     pthread_mutex_lock(&s->mu);
     s->last_request_ms = mono_ms();
-    if (!s->have_fp)
+    if (!s->fresh)
         refresh_locked(s);
     if (!has_since || since != s->seq) {
         uint64_t seq = s->seq;
