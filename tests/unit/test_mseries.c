@@ -15,6 +15,7 @@
 #include "db.h"
 #include "error.h"
 #include "mseries.h"
+#include "rmetrics.h"
 #include "scratch.h"
 
 #define MIN_MS 60000LL
@@ -342,6 +343,47 @@ static void test_events_after(void **state)
     db_events_free(ev, n);
 }
 
+/* Two reports through rmetrics_store_report: the second one's histogram
+ * quantiles come from the differences with the first, stored beside the
+ * newest metrics. */
+static void test_report_quantiles(void **state)
+{
+    struct fixture *f = *state;
+    struct hist h;
+    Ferry__Wire__Metric *mp[] = {&h.m};
+    Ferry__Wire__WorkloadMetrics w = FERRY__WIRE__WORKLOAD_METRICS__INIT;
+    Ferry__Wire__WorkloadMetrics *wp[] = {&w};
+    w.name = "app";
+    w.version = "1.0";
+    w.metrics = mp;
+    w.n_metrics = 1;
+    Ferry__Wire__ReportBody body = FERRY__WIRE__REPORT_BODY__INIT;
+    body.host = "h1";
+    body.metrics = wp;
+    body.n_metrics = 1;
+    hist_init(&h, 10, 20, 30, 30);
+    w.collected_ms = (uint64_t)NOW;
+    assert_int_equal(rmetrics_store_report(&f->db, "h1", &body, NOW), 0);
+    hist_init(&h, 10, 70, 130, 130);
+    w.collected_ms = (uint64_t)NOW + 10000;
+    assert_int_equal(rmetrics_store_report(&f->db, "h1", &body, NOW + 10000), 0);
+    struct db_series_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(db_series_query(&f->db, "app", "h1", "latency_seconds:p50", 10, 0, 100, &rows, &n), 0);
+    assert_int_equal(n, 1); /* none from the first report: nothing to compare with */
+    assert_int_equal(rows[0].bucket_ms, NOW + 10000);
+    assert_true(rows[0].last > 0.4999 && rows[0].last < 0.5001);
+    free(rows);
+    assert_int_equal(db_series_query(&f->db, "app", "h1", "latency_seconds:p99", 10, 0, 100, &rows, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(rows[0].last > 0.9899 && rows[0].last < 0.9901);
+    free(rows);
+    assert_int_equal(db_series_query(&f->db, "app", "h1", "latency_seconds_count", 10, 0, 100, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(rows[1].last == 130);
+    free(rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune_on_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopen_and_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_quantiles, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
