@@ -204,6 +204,8 @@ static int api_hosts(const struct http_call *c, struct http_reply *out)
             (json_int_t)(b ? b->envelope_version : 0), "envelope_expires_ms",
             (json_int_t)(b ? b->envelope_expires_ms : 0), "verifies_policy",
             b ? (int)b->verifies_policy : 0);
+        if (o)
+            json_object_set_new(o, "agent_rss_bytes", json_integer((json_int_t)(b ? b->agent_rss_bytes : 0)));
         if (b)
             ferry__wire__report_body__free_unpacked(b, NULL);
         json_array_append_new(arr, o);

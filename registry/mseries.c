@@ -50,17 +50,59 @@ static void series_name(const Ferry__Wire__Metric *m, const char *suffix, char *
 }
 
 static void add(struct db_series_run *r, const Ferry__Wire__Metric *m, const char *suffix,
-                double v)
+                int type, double v)
 {
     if (r->n >= MSERIES_MAX_PER_RUN)
         return;
     struct db_series_point *p = &r->points[r->n++];
     series_name(m, suffix, p->series, sizeof p->series);
-    p->type = (int)m->type;
+    p->type = type;
     p->value = v;
 }
 
-int mseries_points(const Ferry__Wire__WorkloadMetrics *w, int64_t t_ms, struct db_series_run *out)
+/* Same metric: name and labels (in the same order, as one plugin sends them). */
+static int same_metric(const Ferry__Wire__Metric *a, const Ferry__Wire__Metric *b)
+{
+    if (strcmp(a->name, b->name) != 0 || a->type != b->type || a->n_labels != b->n_labels)
+        return 0;
+    for (size_t i = 0; i < a->n_labels; i++)
+        if (strcmp(a->labels[i]->key, b->labels[i]->key) != 0 ||
+            strcmp(a->labels[i]->value, b->labels[i]->value) != 0)
+            return 0;
+    return 1;
+}
+
+int mseries_quantile(const Ferry__Wire__Metric *cur, const Ferry__Wire__Metric *prev, double q,
+                     double *out)
+{
+    if (cur->n_buckets == 0 || cur->count <= prev->count || cur->n_buckets != prev->n_buckets)
+        return -1;
+    for (size_t i = 0; i < cur->n_buckets; i++)
+        if (cur->buckets[i]->le != prev->buckets[i]->le ||
+            cur->buckets[i]->count < prev->buckets[i]->count)
+            return -1; /* other bounds, or a reset: no interval to speak of */
+    double total = (double)(cur->count - prev->count);
+    double rank = q * total;
+    double below = 0, lower = 0;
+    for (size_t i = 0; i < cur->n_buckets; i++) {
+        double upto = (double)(cur->buckets[i]->count - prev->buckets[i]->count);
+        double le = cur->buckets[i]->le;
+        if (upto >= rank && upto > below) {
+            /* Linear within the bucket, as Prometheus's histogram_quantile;
+             * the first bucket starts at 0 when its bound is positive. */
+            double lo = i == 0 ? (le > 0 ? 0 : le) : lower;
+            *out = lo + (le - lo) * (rank - below) / (upto - below);
+            return 0;
+        }
+        below = upto;
+        lower = le;
+    }
+    *out = cur->buckets[cur->n_buckets - 1]->le; /* past the largest bound */
+    return 0;
+}
+
+int mseries_points(const Ferry__Wire__WorkloadMetrics *w, const Ferry__Wire__WorkloadMetrics *prev,
+                   int64_t t_ms, struct db_series_run *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", w->name ? w->name : "");
@@ -73,11 +115,23 @@ int mseries_points(const Ferry__Wire__WorkloadMetrics *w, int64_t t_ms, struct d
         const Ferry__Wire__Metric *m = w->metrics[i];
         if (metric_check(m) != 0)
             continue;
-        if (m->type == FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM) {
-            add(out, m, "_sum", m->value);
-            add(out, m, "_count", (double)m->count);
-        } else {
-            add(out, m, "", m->value);
+        if (m->type != FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM) {
+            add(out, m, "", m->type, m->value);
+            continue;
+        }
+        add(out, m, "_sum", m->type, m->value);
+        add(out, m, "_count", m->type, (double)m->count);
+        /* p50 and p99 of what was observed since the previous report. */
+        for (size_t j = 0; prev && j < prev->n_metrics; j++) {
+            const Ferry__Wire__Metric *p = prev->metrics[j];
+            double v;
+            if (!same_metric(m, p) || metric_check(p) != 0)
+                continue;
+            if (mseries_quantile(m, p, 0.5, &v) == 0)
+                add(out, m, ":p50", FERRY__WIRE__METRIC_TYPE__METRIC_GAUGE, v);
+            if (mseries_quantile(m, p, 0.99, &v) == 0)
+                add(out, m, ":p99", FERRY__WIRE__METRIC_TYPE__METRIC_GAUGE, v);
+            break;
         }
     }
     return 0;

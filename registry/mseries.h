@@ -4,7 +4,8 @@
  * tier (10 s buckets kept 6 hours, 1 min buckets kept 7 days); a bucket
  * keeps the last, smallest, largest and summed value and the count, and
  * the buckets of a run past a tier's age are deleted as new samples come
- * in. Only the first MSERIES_MAX_PER_RUN series of a run are kept. */
+ * in. Only the first MSERIES_MAX_PER_RUN series of a run are kept; a
+ * histogram's p50 and p99 between two reports are kept as gauges. */
 #ifndef FERRY_REGISTRY_MSERIES_H
 #define FERRY_REGISTRY_MSERIES_H
 
@@ -44,9 +45,20 @@ struct db_series_run {
     struct db_series_point *points;
     size_t n;
 };
-/* A run's samples (metric_check'd ones only; a histogram gives two series)
- * at t_ms; at most MSERIES_MAX_PER_RUN. out->points is malloc'd. */
-int mseries_points(const Ferry__Wire__WorkloadMetrics *w, int64_t t_ms, struct db_series_run *out);
+/* A run's samples (metric_check'd ones only) at t_ms; at most
+ * MSERIES_MAX_PER_RUN. A histogram gives NAME_sum and NAME_count and, when
+ * prev (the run's previously stored metrics, or NULL) has the same
+ * histogram with the same bounds and fewer observations, the gauges
+ * NAME:p50 and NAME:p99 of the observations in between. out->points is
+ * malloc'd. */
+int mseries_points(const Ferry__Wire__WorkloadMetrics *w, const Ferry__Wire__WorkloadMetrics *prev,
+                   int64_t t_ms, struct db_series_run *out);
+/* The q-quantile (0..1) of the observations cur has that prev had not,
+ * interpolated linearly within a bucket (the first from 0), the largest
+ * bound when it lies past it. -1 when there is no such interval (no new
+ * observations, other bounds, a reset). */
+int mseries_quantile(const Ferry__Wire__Metric *cur, const Ferry__Wire__Metric *prev, double q,
+                     double *out);
 void mseries_run_free(struct db_series_run *r);
 
 /* A stored bucket. */

@@ -59,6 +59,32 @@ static int clean_encode(Ferry__Wire__WorkloadMetrics *w, uint32_t *refused, uint
     return rc;
 }
 
+static int has_histogram(const Ferry__Wire__WorkloadMetrics *w)
+{
+    for (size_t i = 0; i < w->n_metrics; i++)
+        if (w->metrics[i]->type == FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM)
+            return 1;
+    return 0;
+}
+
+/* What host reported for w's run before this report (its histograms'
+ * quantiles are computed over the observations in between), or NULL. */
+static Ferry__Wire__WorkloadMetrics *previous(struct db *db, const char *host,
+                                              const Ferry__Wire__WorkloadMetrics *w)
+{
+    struct db_metrics_row *rows = NULL;
+    size_t n = 0;
+    Ferry__Wire__WorkloadMetrics *prev = NULL;
+    if (db_metrics_list(db, w->name, &rows, &n) < 0)
+        return NULL;
+    for (size_t i = 0; !prev && i < n; i++)
+        if (strcmp(rows[i].host, host) == 0 && strcmp(rows[i].version, w->version) == 0 &&
+            rows[i].collected_ms < (int64_t)w->collected_ms)
+            prev = ferry__wire__workload_metrics__unpack(NULL, rows[i].len, rows[i].body);
+    db_metrics_free(rows, n);
+    return prev;
+}
+
 int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__ReportBody *body, int64_t now_ms)
 {
     size_t n = body->n_metrics;
@@ -100,8 +126,11 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
             int64_t t = r->collected_ms;
             if (t < now_ms - (int64_t)HOSTS_CLOCK_WINDOW_MS || t > now_ms + (int64_t)HOSTS_CLOCK_WINDOW_MS)
                 t = now_ms;
-            if (mseries_points(w, t, &runs[k]) < 0)
+            Ferry__Wire__WorkloadMetrics *prev = has_histogram(w) ? previous(db, host, w) : NULL;
+            if (mseries_points(w, prev, t, &runs[k]) < 0)
                 rc = -ENOMEM;
+            if (prev)
+                ferry__wire__workload_metrics__free_unpacked(prev, NULL);
             k++;
         }
     }

@@ -85,7 +85,7 @@ assert sorted(h["name"] for h in hosts) == ["h1", "h2"], hosts
 for h in hosts:
     has(h, ["name", "status", "online", "last_seen_ms", "key_id", "labels", "plugins", "workloads",
             "states", "desired", "desired_state", "envelope_version", "envelope_expires_ms",
-            "verifies_policy"], "host")
+            "verifies_policy", "agent_rss_bytes"], "host")
     assert h["online"] is True and h["status"] == "enrolled", h
     assert h["labels"]["env"] == "test", h
     assert any(p["name"] == "exec" for p in h["plugins"]), h

@@ -15,6 +15,7 @@
 #include "db.h"
 #include "error.h"
 #include "mseries.h"
+#include "rmetrics.h"
 #include "scratch.h"
 
 #define MIN_MS 60000LL
@@ -93,7 +94,7 @@ static void test_points_from_metrics(void **state)
     w.metrics = ms;
     w.n_metrics = 3;
     struct db_series_run r;
-    assert_int_equal(mseries_points(&w, NOW, &r), 0);
+    assert_int_equal(mseries_points(&w, NULL, NOW, &r), 0);
     assert_int_equal(r.n, 3); /* the malformed one is left out; a histogram is two */
     assert_string_equal(r.points[0].series, "drift{input=\"x\"}");
     assert_string_equal(r.points[1].series, "latency_seconds_sum");
@@ -114,8 +115,94 @@ static void test_points_from_metrics(void **state)
     }
     w.metrics = mp;
     w.n_metrics = 40;
-    assert_int_equal(mseries_points(&w, NOW, &r), 0);
+    assert_int_equal(mseries_points(&w, NULL, NOW, &r), 0);
     assert_int_equal(r.n, MSERIES_MAX_PER_RUN);
+    mseries_run_free(&r);
+}
+
+/* A histogram with bounds 0.1, 0.5, 1 and these cumulative counts. */
+struct hist {
+    Ferry__Wire__Metric m;
+    Ferry__Wire__MetricBucket b[3];
+    Ferry__Wire__MetricBucket *bp[3];
+};
+
+static void hist_init(struct hist *h, uint64_t c0, uint64_t c1, uint64_t c2, uint64_t count)
+{
+    static const double le[3] = {0.1, 0.5, 1.0};
+    const uint64_t c[3] = {c0, c1, c2};
+    ferry__wire__metric__init(&h->m);
+    h->m.name = "latency_seconds";
+    h->m.type = FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM;
+    h->m.count = count;
+    for (int i = 0; i < 3; i++) {
+        ferry__wire__metric_bucket__init(&h->b[i]);
+        h->b[i].le = le[i];
+        h->b[i].count = c[i];
+        h->bp[i] = &h->b[i];
+    }
+    h->m.buckets = h->bp;
+    h->m.n_buckets = 3;
+}
+
+static void test_quantiles_between_reports(void **state)
+{
+    (void)state;
+    struct hist prev, cur;
+    hist_init(&prev, 10, 20, 30, 30);
+    hist_init(&cur, 10, 70, 130, 130); /* since prev: 0, 50, 50 in the three buckets */
+    double v = -1;
+    assert_int_equal(mseries_quantile(&cur.m, &prev.m, 0.5, &v), 0);
+    assert_true(v > 0.4999 && v < 0.5001);
+    assert_int_equal(mseries_quantile(&cur.m, &prev.m, 0.99, &v), 0);
+    assert_true(v > 0.9899 && v < 0.9901);
+    assert_int_equal(mseries_quantile(&cur.m, &prev.m, 0.25, &v), 0);
+    assert_true(v > 0.2999 && v < 0.3001); /* a quarter: halfway into (0.1, 0.5] */
+    /* Observations past the largest bound: that bound. */
+    hist_init(&cur, 10, 70, 130, 230);
+    assert_int_equal(mseries_quantile(&cur.m, &prev.m, 0.99, &v), 0);
+    assert_true(v == 1.0);
+    /* Nothing new, a reset, other bounds: no quantile. */
+    assert_int_equal(mseries_quantile(&prev.m, &prev.m, 0.5, &v), -1);
+    hist_init(&cur, 1, 2, 3, 3);
+    assert_int_equal(mseries_quantile(&cur.m, &prev.m, 0.5, &v), -1);
+    hist_init(&cur, 10, 70, 130, 130);
+    cur.b[1].le = 0.6;
+    assert_int_equal(mseries_quantile(&cur.m, &prev.m, 0.5, &v), -1);
+
+    /* Through mseries_points: NAME:p50 and NAME:p99 gauges with the labels. */
+    Ferry__Wire__Label lab = FERRY__WIRE__LABEL__INIT;
+    lab.key = "protocol";
+    lab.value = "v2";
+    Ferry__Wire__Label *labs[] = {&lab};
+    hist_init(&cur, 10, 70, 130, 130);
+    cur.m.labels = prev.m.labels = labs;
+    cur.m.n_labels = prev.m.n_labels = 1;
+    Ferry__Wire__Metric *mc[] = {&cur.m}, *mp[] = {&prev.m};
+    Ferry__Wire__WorkloadMetrics w = FERRY__WIRE__WORKLOAD_METRICS__INIT, pw = FERRY__WIRE__WORKLOAD_METRICS__INIT;
+    w.name = pw.name = "m";
+    w.version = pw.version = "1";
+    w.metrics = mc;
+    w.n_metrics = 1;
+    pw.metrics = mp;
+    pw.n_metrics = 1;
+    struct db_series_run r;
+    assert_int_equal(mseries_points(&w, &pw, NOW, &r), 0);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.points[0].series, "latency_seconds_sum{protocol=\"v2\"}");
+    assert_string_equal(r.points[2].series, "latency_seconds:p50{protocol=\"v2\"}");
+    assert_int_equal(r.points[2].type, FERRY__WIRE__METRIC_TYPE__METRIC_GAUGE);
+    assert_true(r.points[2].value > 0.4999 && r.points[2].value < 0.5001);
+    assert_string_equal(r.points[3].series, "latency_seconds:p99{protocol=\"v2\"}");
+    mseries_run_free(&r);
+    /* Other labels are another histogram: no quantiles from it. */
+    Ferry__Wire__Label other = FERRY__WIRE__LABEL__INIT;
+    other.key = "protocol";
+    other.value = "mlflow";
+    Ferry__Wire__Label *olabs[] = {&other};
+    prev.m.labels = olabs;
+    assert_int_equal(mseries_points(&w, &pw, NOW, &r), 0);
+    assert_int_equal(r.n, 2);
     mseries_run_free(&r);
 }
 
@@ -256,15 +343,58 @@ static void test_events_after(void **state)
     db_events_free(ev, n);
 }
 
+/* Two reports through rmetrics_store_report: the second one's histogram
+ * quantiles come from the differences with the first, stored beside the
+ * newest metrics. */
+static void test_report_quantiles(void **state)
+{
+    struct fixture *f = *state;
+    struct hist h;
+    Ferry__Wire__Metric *mp[] = {&h.m};
+    Ferry__Wire__WorkloadMetrics w = FERRY__WIRE__WORKLOAD_METRICS__INIT;
+    Ferry__Wire__WorkloadMetrics *wp[] = {&w};
+    w.name = "app";
+    w.version = "1.0";
+    w.metrics = mp;
+    w.n_metrics = 1;
+    Ferry__Wire__ReportBody body = FERRY__WIRE__REPORT_BODY__INIT;
+    body.host = "h1";
+    body.metrics = wp;
+    body.n_metrics = 1;
+    hist_init(&h, 10, 20, 30, 30);
+    w.collected_ms = (uint64_t)NOW;
+    assert_int_equal(rmetrics_store_report(&f->db, "h1", &body, NOW), 0);
+    hist_init(&h, 10, 70, 130, 130);
+    w.collected_ms = (uint64_t)NOW + 10000;
+    assert_int_equal(rmetrics_store_report(&f->db, "h1", &body, NOW + 10000), 0);
+    struct db_series_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(db_series_query(&f->db, "app", "h1", "latency_seconds:p50", 10, 0, 100, &rows, &n), 0);
+    assert_int_equal(n, 1); /* none from the first report: nothing to compare with */
+    assert_int_equal(rows[0].bucket_ms, NOW + 10000);
+    assert_true(rows[0].last > 0.4999 && rows[0].last < 0.5001);
+    free(rows);
+    assert_int_equal(db_series_query(&f->db, "app", "h1", "latency_seconds:p99", 10, 0, 100, &rows, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(rows[0].last > 0.9899 && rows[0].last < 0.9901);
+    free(rows);
+    assert_int_equal(db_series_query(&f->db, "app", "h1", "latency_seconds_count", 10, 0, 100, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(rows[1].last == 130);
+    free(rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buckets_and_tiers),
         cmocka_unit_test(test_points_from_metrics),
+        cmocka_unit_test(test_quantiles_between_reports),
         cmocka_unit_test_setup_teardown(test_aggregate_and_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_on_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopen_and_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_quantiles, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
