@@ -532,7 +532,7 @@
     var p50 = of(lat + ":p50"), p99 = of(lat + ":p99");
     if (p50.length || p99.length) {
       latency = { title: "latency p50 / p99", series: [
-        { label: "p50", points: maxByTime(p50) }, { label: "p99", points: maxByTime(p99) }] };
+        { label: "p50", points: maxByTime(p50) }, { label: "p99", points: maxByTime(p99) }], now: "quantiles" };
     } else {
       /* The registry keeps a histogram's _sum and _count only: the mean over
        * each interval is what history allows; p50/p99 come from the newest
@@ -543,14 +543,14 @@
         var c = cnt.filter(function (x) { return x[0] === p[0]; })[0];
         mean.push([p[0], c && c[1] > 0 && p[1] !== null ? p[1] / c[1] : null]);
       });
-      latency = { title: "latency (mean)", series: [{ label: "mean", points: mean }], extra: true };
+      latency = { title: "latency (mean)", series: [{ label: "mean", points: mean }], now: "histogram" };
     }
     var drift = of("ferry_model_drift_psi").map(function (s) {
       return { label: s.labels.input || "input", points: s.points };
     });
     return [
       { key: "rps", title: "requests / s", fmt: function (v) { return fmtNum(v, 1); }, series: [{ label: "req/s", points: rps }] },
-      { key: "latency", title: latency.title, fmt: fmtSecs, series: latency.series, now: latency.extra ? "histogram" : null },
+      { key: "latency", title: latency.title, fmt: fmtSecs, series: latency.series, now: latency.now },
       { key: "errors", title: "error rate", fmt: fmtPct, unitMax: 0.01, series: [{ label: "errors", points: errRate }] },
       { key: "drift", title: "drift (PSI) per input", fmt: function (v) { return fmtNum(v, 3); }, unitMax: 0.25, series: drift },
     ];
@@ -591,6 +591,11 @@
     if (holder.nowEl && panel.now === "histogram" && panel.latencyNow)
       holder.nowEl.textContent = "p50 " + fmtSecs(panel.latencyNow.p50) + " · p99 " + fmtSecs(panel.latencyNow.p99);
     if (holder.nowEl && panel.now === "histogram") holder.nowEl.title = "p50 and p99 since the model server started, from its newest histogram";
+    if (holder.nowEl && panel.now === "quantiles") {
+      var lastOf = function (s) { for (var i = s.points.length - 1; i >= 0; i--) if (s.points[i][1] !== null) return s.points[i][1]; return null; };
+      holder.nowEl.textContent = "p50 " + fmtSecs(lastOf(panel.series[0])) + " · p99 " + fmtSecs(lastOf(panel.series[1]));
+      holder.nowEl.title = "between the model's two newest reports";
+    }
     var plotBox = holder.plotBox;
     /* How many values the first line has (tests and screenshots wait on it). */
     plotBox.setAttribute("data-points", String(series.length ? series[0].points.filter(function (p) { return p[1] !== null; }).length : 0));
