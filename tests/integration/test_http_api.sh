@@ -245,6 +245,7 @@ expect_fail "^ferry-registry: --http 'localhost:80': 'localhost' is not a numeri
 expect_fail "^ferry-registry: --http '127.0.0.1:70000': port" \
   "$FERRY_REGISTRY_BIN" --data "$T/reg-open" --http 127.0.0.1:70000
 printf 'short\n' > "$T/short.token"
+chmod 600 "$T/short.token"
 expect_fail "^ferry-registry: --http-token .*short.token: must be one line of 16" \
   "$FERRY_REGISTRY_BIN" --data "$T/reg-open" --http 0.0.0.0:0 --http-token "$T/short.token"
 expect_fail "^ferry-registry: --http-token: .*missing" \
@@ -255,6 +256,10 @@ expect_fail "^ferry-registry: --http 127\.0\.0\.1:$busy: httpd: cannot listen on
 pass "a non-loopback --http without a (good) token, or a port in use, refuses to start, one line each"
 
 head -c 24 /dev/urandom | base64 | tr '+/' '-_' > "$T/http.token"
+chmod 644 "$T/http.token"
+expect_fail "^ferry-registry: --http-token .*http.token: accessible by group or others \(mode 644\); run chmod 600 on it$" \
+  "$FERRY_REGISTRY_BIN" --data "$T/reg-open" --http 0.0.0.0:0 --http-token "$T/http.token"
+chmod 600 "$T/http.token"
 tok=$(cat "$T/http.token")
 start_registry tok "$T/reg-tok" --http 0.0.0.0:0 --http-token "$T/http.token"
 grep -q 'http listening on http://0.0.0.0:[0-9]* (bearer token required)' "$T/tok.log" || fail "token log: $(cat "$T/tok.log")"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -63,6 +64,7 @@ static void write_file(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
 }
 
 static void test_config_check(void **state)
@@ -91,6 +93,11 @@ static void test_config_check(void **state)
                         "--http 0.0.0.0:0: not a loopback address, so --http-token FILE is required");
     c.token_file = tok;
     assert_int_equal(http_config_check(&c, &off), 0);
+    /* A secret: refused when the group or others may read it. */
+    assert_int_equal(chmod(tok, 0640), 0);
+    assert_int_equal(http_config_check(&c, &off), FERRY_E_KEYPERM);
+    assert_non_null(strstr(err_detail(), "accessible by group or others (mode 640)"));
+    assert_int_equal(chmod(tok, 0600), 0);
     const char *bads[] = {"short\n", "has a space in the middle\n", "0123456789abcdef\n\nmore\n", ""};
     for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
         write_file(bad, bads[i]);
