@@ -470,6 +470,25 @@ void agent_actions_receive(struct agent_actions *aa, const Ferry__Wire__SignedAc
     Ferry__Wire__ActionBody *b = NULL;
     char signer[KEY_ID_LEN + 1] = "";
     int rc = action_verify(sa, aa->cfg.trust, now, &b, signer);
+    if (rc == FERRY_E_UNTRUSTED && aa->cfg.trust_logs && aa->cfg.trust_logs->n) {
+        /* Not an operator's: a logs-only key may still have signed it. */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", err_detail());
+        int rc2 = action_verify(sa, aa->cfg.trust_logs, now, &b, signer);
+        if (rc2 == 0 && strcmp(b->verb, "logs") != 0) {
+            rc = err_set(FERRY_E_UNTRUSTED,
+                         "action %s for %s on %s refused: key %s may sign logs actions only",
+                         b->verb, b->workload, b->host, signer);
+            action_body_free(b);
+            b = NULL;
+        } else if (rc2 == 0) {
+            rc = 0;
+        } else if (rc2 != FERRY_E_UNTRUSTED) {
+            rc = rc2; /* a logs key's action, but tampered, expired or malformed */
+        } else {
+            rc = err_set(FERRY_E_UNTRUSTED, "%s", detail);
+        }
+    }
     if (rc == 0 && strcmp(b->verb, "logs") != 0)
         rc = add_requester(aa, b, signer);
     if (rc == 0 && strcmp(b->host, aa->host) != 0)

@@ -45,6 +45,10 @@ typedef int (*agent_actions_verb_fn)(void *arg, struct agent_actions *aa,
 struct agent_actions_config {
     const char *host;
     const struct trust *trust;
+    /* Keys whose signature is taken on a logs action and on nothing else
+     * (--trust-logs: a dashboard's registry reads output with one, and can
+     * sign no other verb nor a deploy); NULL or empty: none. */
+    const struct trust *trust_logs;
     agent_actions_lookup_fn lookup;
     void *lookup_arg;
     agent_actions_verb_fn other_verb;  /* may be NULL: only logs is served */

@@ -322,7 +322,7 @@ int agent_run(const struct agent_config *cfg)
         .heartbeat_ms = cfg->heartbeat_ms,
         .join_token = cfg->join_token, .join_token_len = cfg->join_token_len,
         .plugins = &a->plugins,
-        .trust = cfg->trust, .action_lookup = action_lookup, .action_lookup_arg = a,
+        .trust = cfg->trust, .trust_logs = cfg->trust_logs, .action_lookup = action_lookup, .action_lookup_arg = a,
         .action_verb = run_action_start, .action_verb_arg = a,
         .operators = cfg->operators, .admins = cfg->admins, .policy_cache = policy_cache,
     };

@@ -19,6 +19,7 @@ struct agent_config {
     /* --operator: without a policy, the keys that may act on what another
      * key started through a plugin (a kernel); NULL: none. */
     const struct trust *operators;
+    const struct trust *trust_logs; /* --trust-logs: keys that may sign logs actions and nothing else */
     uint32_t poll_wait_ms;       /* 0: default */
     uint32_t heartbeat_ms;       /* 0: default */
     uint64_t log_cap_bytes;      /* per stream; 0: default 1 MiB */

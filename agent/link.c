@@ -522,6 +522,7 @@ int link_start(uv_loop_t *loop, const struct link_config *cfg, link_desired_fn o
         struct agent_actions_config ac = {
             .host = cfg->host,
             .trust = cfg->trust,
+            .trust_logs = cfg->trust_logs,
             .lookup = cfg->action_lookup,
             .lookup_arg = cfg->action_lookup_arg,
             .other_verb = cfg->action_verb,

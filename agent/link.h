@@ -29,6 +29,7 @@ struct link_config {
      * with poll answers; their replies leave on the report channel. Without
      * a lookup, actions are not served. */
     const struct trust *trust;               /* operator keys that may sign actions */
+    const struct trust *trust_logs;          /* keys that may sign logs actions only; may be NULL */
     agent_actions_lookup_fn action_lookup;   /* called on the loop thread */
     void *action_lookup_arg;
     agent_actions_verb_fn action_verb;       /* other verbs (plugins); may be NULL */

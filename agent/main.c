@@ -95,6 +95,7 @@ static void usage(FILE *f)
     fputs("usage: ferry-agent --registry URL --state DIR [--name NAME] [--label KEY=VALUE ...]\n"
           "                   [--trust FILE.pub ...] [--trust-admin FILE.pub ...]\n"
           "                   [--operator FILE.pub ...]\n"
+          "                   [--trust-logs FILE.pub ...]\n"
           "                   [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
           "                   [--trust-registry FILE.pub]\n"
@@ -110,7 +111,10 @@ static void usage(FILE *f)
           "  --trust-admin: verify the registry's governance policy against these admin\n"
           "  keys, and its rules for this host's environment, before running anything.\n"
           "  --operator: without a policy, a key that may act on kernels other keys\n"
-          "  started (with a policy: its operators that are not limited to kinds).\n",
+          "  started (with a policy: its operators that are not limited to kinds).\n"
+          "  --trust-logs: keys that may read workload output (the logs action) and do\n"
+          "  nothing else; for a registry whose dashboard shows log tails\n"
+          "  (ferry-registry --http-logs-key).\n",
           f);
 }
 
@@ -133,6 +137,9 @@ int main(int argc, char **argv)
     trust_init(&admins);
     static struct trust operators; /* --operator (plugin verbs, without a policy) */
     trust_init(&operators);
+    static struct trust trust_logs; /* --trust-logs */
+    trust_init(&trust_logs);
+    cfg.trust_logs = &trust_logs;
     static char hostname[72];
     static struct key_public registry_key;
     uint8_t *token = NULL;
@@ -186,6 +193,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--operator") == 0) {
             rc = trust_add_file(&operators, val);
             cfg.operators = &operators;
+        } else if (strcmp(a, "--trust-logs") == 0) {
+            rc = trust_add_file(&trust_logs, val);
         } else if (strcmp(a, "--trust-admin") == 0) {
             rc = trust_add_file(&admins, val);
             cfg.admins = &admins;

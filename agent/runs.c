@@ -93,6 +93,7 @@ void publish_snapshot(struct agent *a)
     body.envelope_version = a->gate.held.version;
     body.envelope_expires_ms = a->gate.held.expires_ms;
     body.verifies_policy = a->cfg->admins != NULL;
+    body.agent_rss_bytes = proc_rss((int)getpid());
     metrics_fill_body(a->metrics, &body); /* borrowed: packed before the loop goes on */
     size_t len = ferry__wire__report_body__get_packed_size(&body);
     uint8_t *buf = malloc(len ? len : 1);

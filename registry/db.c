@@ -27,7 +27,7 @@ int db_ops_check(const struct db_ops *ops)
         int present;
     } req[] = {
 #define OP(f) {#f, ops->f != NULL}
-        OP(open),           OP(close),          OP(add_version),     OP(get_version),
+        OP(open),           OP(open_reader),    OP(close),          OP(add_version),     OP(get_version),
         OP(list_versions),  OP(host_get),        OP(host_touch),
         OP(host_enroll),    OP(pending_put),    OP(pending_for),     OP(host_labels),
         OP(host_list),      OP(deployment_put), OP(deployment_list), OP(events_add),
@@ -36,6 +36,7 @@ int db_ops_check(const struct db_ops *ops)
         OP(audit_append),   OP(audit_list),     OP(envelope_current),
         OP(version_set_sigs), OP(channel_set),  OP(channel_list),    OP(revoke_put),
         OP(revoke_list),    OP(run_put),        OP(run_list),
+        OP(series_add),     OP(series_query),   OP(artifact_names),  OP(events_after),
 #undef OP
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -86,6 +87,17 @@ int db_open_store(struct db *db, const char *store, const char *location)
 }
 
 int db_open(struct db *db, const char *path) { return db_open_store(db, "sqlite", path); }
+
+int db_open_reader(struct db *db, const char *path)
+{
+    void *impl = NULL;
+    int rc = db_sqlite_ops.open_reader(path, &impl);
+    if (rc < 0)
+        return rc;
+    db->ops = &db_sqlite_ops;
+    db->impl = impl;
+    return 0;
+}
 
 void db_close(struct db *db)
 {
@@ -312,4 +324,30 @@ int db_run_list(struct db *db, const char *name, const char *id, size_t limit,
                 struct db_run **out, size_t *n)
 {
     return db->ops->run_list(db->impl, name, id, limit, out, n);
+}
+
+/* ---- the HTTP side's reads and metric series ---- */
+
+int db_artifact_names(struct db *db, struct db_name **out, size_t *n)
+{
+    return db->ops->artifact_names(db->impl, out, n);
+}
+
+int db_events_after(struct db *db, uint64_t after_seq, size_t limit, struct db_event **out,
+                    size_t *n)
+{
+    return db->ops->events_after(db->impl, after_seq, limit, out, n);
+}
+
+int db_series_add(struct db *db, const char *host, const struct db_series_run *runs, size_t n,
+                  int64_t now_ms)
+{
+    return db->ops->series_add(db->impl, host, runs, n, now_ms);
+}
+
+int db_series_query(struct db *db, const char *name, const char *host, const char *series,
+                    int res_s, int64_t since_ms, size_t limit, struct db_series_row **out,
+                    size_t *n)
+{
+    return db->ops->series_query(db->impl, name, host, series, res_s, since_ms, limit, out, n);
 }

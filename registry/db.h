@@ -30,6 +30,10 @@ struct db_version {
 
 /* Opens the default (SQLite) store at path. */
 int db_open(struct db *db, const char *path);
+/* A second, read-only connection to the default store at path (opened by
+ * db_open first), for readers on other threads: the HTTP side's handlers
+ * (registry/http.c) read through their own, never through the registry's. */
+int db_open_reader(struct db *db, const char *path);
 void db_close(struct db *db);
 
 /* Record name@version. FERRY_E_EXISTS (detail names it) when the version is
@@ -137,6 +141,7 @@ struct db_event {
     char host[72];
     uint8_t *change; /* encoded WorkloadReport, malloc'd */
     size_t len;
+    uint64_t seq;    /* its place in the log (db_events_after only) */
 };
 int db_events_add(struct db *db, const char *host, const uint8_t *const *changes,
                   const size_t *lens, size_t n);
@@ -243,6 +248,29 @@ int db_run_put(struct db *db, const struct db_run *r, int *kept);
  * called id (FERRY_E_NOTFOUND, without detail, when unknown). */
 int db_run_list(struct db *db, const char *name, const char *id, size_t limit,
                 struct db_run **out, size_t *n);
+/* ---- the HTTP side's reads and metric series (registry/http_api.c, mseries.h) ---- */
+
+struct db_name {
+    char name[72];
+};
+/* Every artifact name, sorted; *out malloc'd. */
+int db_artifact_names(struct db *db, struct db_name **out, size_t *n);
+/* At most limit events with seq > after_seq (UINT64_MAX: the newest
+ * limit), oldest first, seq set. */
+int db_events_after(struct db *db, uint64_t after_seq, size_t limit, struct db_event **out,
+                    size_t *n);
+struct db_series_run;
+struct db_series_row;
+/* A report's runs into every tier's buckets (mseries.h), one transaction;
+ * a run not newer than the one stored for host adds nothing; buckets past
+ * a tier's age are deleted. */
+int db_series_add(struct db *db, const char *host, const struct db_series_run *runs, size_t n,
+                  int64_t now_ms);
+/* name's buckets of the res_s tier from since_ms on (host, series NULL:
+ * all), by host, version, series, time; at most limit; *out malloc'd. */
+int db_series_query(struct db *db, const char *name, const char *host, const char *series,
+                    int res_s, int64_t since_ms, size_t limit, struct db_series_row **out,
+                    size_t *n);
 
 /* ---- stores --------------------------------------------------------------- */
 
@@ -253,6 +281,7 @@ int db_run_list(struct db *db, const char *name, const char *id, size_t limit,
 struct db_ops {
     const char *name; /* "sqlite", "postgres", ...: chosen by db_open_store */
     int (*open)(const char *location, void **self);
+    int (*open_reader)(const char *location, void **self); /* read-only, no migration */
     void (*close)(void *self);
     int (*add_version)(void *self, const char *name, const char *version, const char *kind,
                        const struct digest *manifest_digest, const char *publisher,
@@ -306,6 +335,15 @@ struct db_ops {
     int (*run_put)(void *self, const struct db_run *r, int *kept);
     int (*run_list)(void *self, const char *name, const char *id, size_t limit,
                     struct db_run **out, size_t *n);
+    /* the HTTP side's reads and metric series (db_sqlite_series.c) */
+    int (*series_add)(void *self, const char *host, const struct db_series_run *runs, size_t n,
+                      int64_t now_ms);
+    int (*series_query)(void *self, const char *name, const char *host, const char *series,
+                        int res_s, int64_t since_ms, size_t limit, struct db_series_row **out,
+                        size_t *n);
+    int (*artifact_names)(void *self, struct db_name **out, size_t *n);
+    int (*events_after)(void *self, uint64_t after_seq, size_t limit, struct db_event **out,
+                        size_t *n);
 };
 
 /* The SQLite store, registered from the start. */

@@ -193,7 +193,8 @@ static int sq_open_into(struct sqlite_db *db, const char *path)
             return rc;
         }
     }
-    if (sq_gov_migrate(db) < 0 || sq_policy_migrate(db) < 0 || sq_runs_migrate(db) < 0) {
+    if (sq_gov_migrate(db) < 0 || sq_policy_migrate(db) < 0 || sq_runs_migrate(db) < 0 ||
+        sq_series_migrate(db) < 0) {
         int rc = err_set(FERRY_E_STORE, "%s: %s", path, err_detail());
         sqlite3_close(db->h);
         return rc;
@@ -212,6 +213,33 @@ static int sq_open(const char *path, void **out)
         free(db);
         return rc;
     }
+    *out = db;
+    return 0;
+}
+
+/* Read-only: the writer (sq_open) made the schema and WAL mode, so readers
+ * here never block it nor are blocked by it. query_only refuses any write
+ * that might slip through. */
+static int sq_open_reader(const char *path, void **out)
+{
+    struct sqlite_db *db = calloc(1, sizeof *db);
+    if (!db)
+        return -ENOMEM;
+    int rv = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rv != SQLITE_OK) {
+        int rc = err_set(FERRY_E_STORE, "%s: %s", path, sqlite3_errstr(rv));
+        sqlite3_close(db->h);
+        free(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db->h, 5000);
+    if (sqlite3_exec(db->h, "PRAGMA query_only=1;", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = err_set(FERRY_E_STORE, "%s: %s", path, sqlite3_errmsg(db->h));
+        sqlite3_close(db->h);
+        free(db);
+        return rc;
+    }
+    pthread_mutex_init(&db->lock, NULL);
     *out = db;
     return 0;
 }
@@ -1019,6 +1047,7 @@ const struct db_ops db_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,
+    .open_reader = sq_open_reader,
     .add_version = sq_add_version,
     .get_version = sq_get_version,
     .list_versions = sq_list_versions,
@@ -1050,4 +1079,8 @@ const struct db_ops db_sqlite_ops = {
     .revoke_list = sq_revoke_list,
     .run_put = sq_run_put,
     .run_list = sq_run_list,
+    .series_add = sq_series_add,
+    .series_query = sq_series_query,
+    .artifact_names = sq_artifact_names,
+    .events_after = sq_events_after,
 };

@@ -42,5 +42,15 @@ int sq_runs_migrate(struct sqlite_db *db);
 int sq_run_put(void *self, const struct db_run *r, int *kept);
 int sq_run_list(void *self, const char *name, const char *id, size_t limit, struct db_run **out,
                 size_t *n);
+/* db_sqlite_series.c: metric time series, artifact names, events by seq. */
+struct db_series_run;
+struct db_series_row;
+int sq_series_migrate(struct sqlite_db *db);
+int sq_series_add(void *self, const char *host, const struct db_series_run *runs, size_t n,
+                  int64_t now_ms);
+int sq_series_query(void *self, const char *name, const char *host, const char *series, int res_s,
+                    int64_t since_ms, size_t limit, struct db_series_row **out, size_t *n);
+int sq_artifact_names(void *self, struct db_name **out, size_t *n);
+int sq_events_after(void *self, uint64_t after_seq, size_t limit, struct db_event **out, size_t *n);
 
 #endif

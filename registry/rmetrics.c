@@ -1,7 +1,9 @@
 #include "rmetrics.h"
 #include "error.h"
 #include "metricwire.h"
+#include "mseries.h"
 #include "spec.h"
+#include "hosts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -57,12 +59,42 @@ static int clean_encode(Ferry__Wire__WorkloadMetrics *w, uint32_t *refused, uint
     return rc;
 }
 
+static int has_histogram(const Ferry__Wire__WorkloadMetrics *w)
+{
+    for (size_t i = 0; i < w->n_metrics; i++)
+        if (w->metrics[i]->type == FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM)
+            return 1;
+    return 0;
+}
+
+/* What host reported for w's run before this report (its histograms'
+ * quantiles are computed over the observations in between), or NULL. */
+static Ferry__Wire__WorkloadMetrics *previous(struct db *db, const char *host,
+                                              const Ferry__Wire__WorkloadMetrics *w)
+{
+    struct db_metrics_row *rows = NULL;
+    size_t n = 0;
+    Ferry__Wire__WorkloadMetrics *prev = NULL;
+    if (db_metrics_list(db, w->name, &rows, &n) < 0)
+        return NULL;
+    for (size_t i = 0; !prev && i < n; i++)
+        if (strcmp(rows[i].host, host) == 0 && strcmp(rows[i].version, w->version) == 0 &&
+            rows[i].collected_ms < (int64_t)w->collected_ms)
+            prev = ferry__wire__workload_metrics__unpack(NULL, rows[i].len, rows[i].body);
+    db_metrics_free(rows, n);
+    return prev;
+}
+
 int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__ReportBody *body, int64_t now_ms)
 {
     size_t n = body->n_metrics;
     struct db_metrics_row *rows = calloc(n ? n : 1, sizeof *rows);
-    if (!rows)
+    struct db_series_run *runs = calloc(n ? n : 1, sizeof *runs);
+    if (!rows || !runs) {
+        free(rows);
+        free(runs);
         return -ENOMEM;
+    }
     size_t k = 0, skipped = 0;
     uint32_t refused_total = 0;
     int rc = 0;
@@ -89,18 +121,35 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
             rc = erc;
         else {
             refused_total += r->refused;
+            /* The agent's collection time places the samples, unless its
+             * clock is off; then the registry's. */
+            int64_t t = r->collected_ms;
+            if (t < now_ms - (int64_t)HOSTS_CLOCK_WINDOW_MS || t > now_ms + (int64_t)HOSTS_CLOCK_WINDOW_MS)
+                t = now_ms;
+            Ferry__Wire__WorkloadMetrics *prev = has_histogram(w) ? previous(db, host, w) : NULL;
+            if (mseries_points(w, prev, t, &runs[k]) < 0)
+                rc = -ENOMEM;
+            if (prev)
+                ferry__wire__workload_metrics__free_unpacked(prev, NULL);
             k++;
         }
     }
     int same = rc == 0 && db_metrics_same(db, host, rows, k);
     if (rc == 0 && !same)
         rc = db_metrics_replace(db, host, rows, k);
+    /* History is kept on a best-effort basis: a failure to add to it is
+     * said, never held against the report. */
+    if (rc == 0 && !same && db_series_add(db, host, runs, k, now_ms) < 0)
+        logf_("metrics from %s: history not stored: %s", host, err_detail());
     if (rc == 0 && !same && (skipped || refused_total || body->metrics_dropped))
         logf_("metrics from %s: %zu runs skipped, %u samples refused, %u runs left out by the agent", host,
               skipped, refused_total, body->metrics_dropped);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(rows[i].body);
+        mseries_run_free(&runs[i]);
+    }
     free(rows);
+    free(runs);
     return rc;
 }
 

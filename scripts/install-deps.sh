@@ -33,15 +33,33 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# npm comes with nodesource's nodejs where that is installed; Debian's
+# nodejs needs Debian's npm beside it. Add it only when no npm command exists.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
 fi
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=(sudo)
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -q
-"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The dashboard's npm packages (docs/dashboard.md): uPlot, vendored into the
+# page's assets at build time, and playwright-core, which drives Debian's
+# chromium in the browser test. Exactly what tests/browser/package-lock.json
+# pins, installed with npm ci only when node_modules is missing or was
+# installed from another lock (its hash is kept in node_modules).
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+lock_hash=$(sha256sum "$browser_dir/package-lock.json" | cut -d' ' -f1)
+stamp="$browser_dir/node_modules/.ferry-lock.sha256"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+  echo "install-deps: npm ci in tests/browser" >&2
+  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  echo "$lock_hash" > "$stamp"
+fi

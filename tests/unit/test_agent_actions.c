@@ -189,9 +189,9 @@ static void test_follow(void **state)
 struct fixture {
     uv_loop_t loop;
     struct agent_actions *aa;
-    struct key_secret ops, stranger;
-    struct key_public trusted[1];
-    struct trust trust;
+    struct key_secret ops, stranger, viewer;
+    struct key_public trusted[1], logs_only[1];
+    struct trust trust, trust_logs; /* trust_logs: --trust-logs, the viewer's key */
     const char *dir;
     int ready;
 };
@@ -271,10 +271,14 @@ static void fixture_init(struct fixture *f, const char *dir)
     make_key(&f->stranger, "stranger");
     f->trusted[0] = f->ops.pub;
     f->trust = (struct trust){f->trusted, 1};
+    make_key(&f->viewer, "viewer");
+    f->logs_only[0] = f->viewer.pub;
+    f->trust_logs = (struct trust){f->logs_only, 1};
     f->dir = dir;
     uv_loop_init(&f->loop);
     struct agent_actions_config cfg = {
-        .host = "h1", .trust = &f->trust, .lookup = lookup, .lookup_arg = f,
+        .host = "h1", .trust = &f->trust, .trust_logs = &f->trust_logs,
+        .lookup = lookup, .lookup_arg = f,
         .reply_ready = on_ready, .reply_arg = f,
         .other_verb = other_verb, .other_verb_arg = f,
     };
@@ -422,6 +426,49 @@ static void test_receive(void **state)
     fixture_fini(&f);
 }
 
+/* A --trust-logs key (a dashboard's registry) reads logs and nothing else. */
+static void test_logs_only_key(void **state)
+{
+    const char *dir = *state;
+    write_file(dir, "stdout.log", "one\ntwo\n", "w");
+    struct fixture f;
+    fixture_init(&f, dir);
+    uint64_t now = clock_unix_ms();
+    Ferry__Wire__SignedAction *sa = sign(&f.viewer, "h1", "web", "logs", now, 60000);
+    Ferry__Wire__ActionReplyBody *b = exchange(&f, sa);
+    assert_int_equal(b->code, FERRY__WIRE__CODE__OK);
+    assert_int_equal(b->data.len, 4);
+    assert_memory_equal(b->data.data, "two\n", 4);
+    ferry__wire__action_reply_body__free_unpacked(b, NULL);
+    action_signed_free(sa);
+    /* Any other verb, served or not, is refused before it reaches a plugin. */
+    const char *verbs[] = {"echo", "kernel-start", "whoami"};
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        sa = sign(&f.viewer, "h1", "web", verbs[i], now, 60000);
+        expect_refusal(&f, sa, FERRY__WIRE__CODE__UNTRUSTED, "may sign logs actions only");
+        action_signed_free(sa);
+    }
+    /* Its tampered or expired logs actions are refused for that reason. */
+    sa = sign(&f.viewer, "h1", "web", "logs", now, 60000);
+    sa->body.data[sa->body.len - 1] ^= 1;
+    expect_refusal(&f, sa, FERRY__WIRE__CODE__SIGNATURE, "does not verify");
+    action_signed_free(sa);
+    sa = sign(&f.viewer, "h1", "web", "logs", now - 120000, 60000);
+    expect_refusal(&f, sa, FERRY__WIRE__CODE__INVALID, "expired");
+    action_signed_free(sa);
+    /* A key in neither list is still not trusted; an operator key still
+     * runs other verbs. */
+    sa = sign(&f.stranger, "h1", "web", "logs", now, 60000);
+    expect_refusal(&f, sa, FERRY__WIRE__CODE__UNTRUSTED, "which is not trusted");
+    action_signed_free(sa);
+    sa = sign(&f.ops, "h1", "web", "echo", now, 60000);
+    b = exchange(&f, sa);
+    assert_int_equal(b->code, FERRY__WIRE__CODE__OK);
+    ferry__wire__action_reply_body__free_unpacked(b, NULL);
+    action_signed_free(sa);
+    fixture_fini(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +478,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tail_across_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_only_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

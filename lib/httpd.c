@@ -1,4 +1,5 @@
-/* httpd on GNU libmicrohttpd (chosen by measurement: docs/http-server.md).
+/* httpd on GNU libmicrohttpd (chosen by measurement: docs/http-server.md),
+ * shared by the model server and the registry (lib/CMakeLists.txt: ferry_httpd).
  *
  * The daemon runs a pool of epoll threads (MHD_USE_INTERNAL_POLLING_THREAD
  * with MHD_OPTION_THREAD_POOL_SIZE), each owning its connections. A
@@ -300,6 +301,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 int httpd_respond(struct httpd_request *req, int status, const char *content_type,
                   const char *body, size_t len)
 {
+    return httpd_respond_with(req, status, content_type, NULL, NULL, body, len);
+}
+
+int httpd_respond_with(struct httpd_request *req, int status, const char *content_type,
+                       const char *header, const char *value, const char *body, size_t len)
+{
     if (!req)
         return err_set(FERRY_E_INVALID, "httpd: respond without a request");
     struct hreq *r = (struct hreq *)req;
@@ -308,6 +315,10 @@ int httpd_respond(struct httpd_request *req, int status, const char *content_typ
         status = 500;
     /* Build outside the lock: copying a large body should not stall others. */
     struct MHD_Response *resp = make_response(content_type, body, len);
+    if (resp && header && value && MHD_add_response_header(resp, header, value) != MHD_YES) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
     pthread_mutex_lock(&h->mu);
     if (r->state != H_HANDLING && r->state != H_PARKED) {
         pthread_mutex_unlock(&h->mu);
@@ -368,6 +379,19 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out)
         threads = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
     }
 
+    /* Only the caps the caller set; the rest keep the library's defaults. */
+    struct MHD_OptionItem caps[4];
+    size_t nc = 0;
+    if (cfg->max_conns)
+        caps[nc++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns, NULL};
+    if (cfg->max_conns_per_ip)
+        caps[nc++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                             cfg->max_conns_per_ip, NULL};
+    if (cfg->conn_memory)
+        caps[nc++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                             (intptr_t)cfg->conn_memory, NULL};
+    caps[nc] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
     struct httpd *h = calloc(1, sizeof *h);
     if (!h)
         return err_set(-ENOMEM, "httpd: out of memory");
@@ -382,7 +406,9 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out)
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_THREAD_POOL_SIZE, threads,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_TIMEOUT,
+                            cfg->idle_timeout_s ? cfg->idle_timeout_s : (unsigned)IDLE_TIMEOUT_S,
+                            MHD_OPTION_ARRAY, caps,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_END);
     if (!h->d) {
@@ -396,6 +422,22 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out)
     h->port = di ? di->port : cfg->port;
     *out = h;
     return 0;
+}
+
+const char *httpd_header(const struct httpd_request *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    const struct hreq *r = (const struct hreq *)req;
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *httpd_arg(const struct httpd_request *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    const struct hreq *r = (const struct hreq *)req;
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 int httpd_port(const struct httpd *h)
