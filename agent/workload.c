@@ -3,6 +3,7 @@
 #include "specjson.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,62 @@ int workload_job(const Ferry__Spec *spec, struct run_job *job)
     return 0;
 }
 
+/* runtime oci: the section as the signed manifest resolved it at publish
+ * (the layers, as files of the tree with their sha256, and the config)
+ * over what ferry.yaml wrote, plus `resources:` in numbers, so the plugin
+ * reads one object and parses no sizes. */
+static int oci_resolved(const Ferry__Spec *spec, char **kj)
+{
+    const Ferry__OciSpec *o = spec->oci;
+    json_error_t e;
+    json_t *obj = json_loads(*kj ? *kj : "{}", 0, &e);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        obj = json_object();
+    }
+    json_t *layers = json_array();
+    for (size_t i = 0; i < o->n_layers; i++)
+        json_array_append_new(layers, json_pack("{s:s,s:s,s:s,s:I}", "file", o->layers[i]->file,
+                                                "digest", o->layers[i]->digest, "media_type",
+                                                o->layers[i]->media_type,
+                                                (json_int_t)o->layers[i]->size));
+    json_object_set_new(obj, "layers", layers);
+    json_object_set_new(obj, "config_file", json_string(o->config_file));
+    json_object_set_new(obj, "config_digest", json_string(o->config_digest));
+    if (o->n_command > 0) {
+        json_t *cmd = json_array();
+        for (size_t i = 0; i < o->n_command; i++)
+            json_array_append_new(cmd, json_string(o->command[i]));
+        json_object_set_new(obj, "command", cmd);
+    }
+    if (o->n_env > 0) {
+        json_t *env = json_object();
+        for (size_t i = 0; i < o->n_env; i++)
+            json_object_set_new(env, o->env[i]->name, json_string(o->env[i]->value));
+        json_object_set_new(obj, "env", env);
+    }
+    if (o->workdir && *o->workdir)
+        json_object_set_new(obj, "workdir", json_string(o->workdir));
+    if (o->user && *o->user)
+        json_object_set_new(obj, "user", json_string(o->user));
+    if (o->network && *o->network)
+        json_object_set_new(obj, "network", json_string(o->network));
+    json_object_set_new(obj, "readonly_rootfs", json_boolean(o->readonly_rootfs));
+    if (spec->resources)
+        json_object_set_new(obj, "resources",
+                            json_pack("{s:I,s:I,s:I}", "memory_bytes",
+                                      (json_int_t)spec->resources->memory_bytes, "pids",
+                                      (json_int_t)spec->resources->pids, "cpu_millis",
+                                      (json_int_t)spec->resources->cpu_millis));
+    char *out = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    if (!out)
+        return -ENOMEM;
+    free(*kj);
+    *kj = out;
+    return 0;
+}
+
 int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m)
 {
     char *sj = NULL, *kj = NULL;
@@ -129,6 +186,9 @@ int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m)
         kj = strdup("{}");
         rc = sj && kj ? 0 : -ENOMEM;
     }
+    if (rc == 0 && m && m->spec && m->spec->oci && m->spec->runtime &&
+        strcmp(m->spec->runtime, "oci") == 0)
+        rc = oci_resolved(m->spec, &kj);
     if (rc < 0) {
         free(sj);
         free(kj);

@@ -87,6 +87,13 @@ struct ferry_run {
      * not secret storage: the local database is readable by the agent's
      * user. */
     char plugin_state[FERRY_PLUGIN_STATE_MAX];
+    /* ---- ABI 2, appended (check struct_size before writing it) ---- */
+    /* exited() may say why the run ended when it knows better than the
+     * exit status ("killed: out of memory (limit 64Mi)" for a container
+     * whose cgroup counted the kill): the host clears it before the call
+     * and, when it is not empty afterwards, reports it as the exit's
+     * reason. */
+    char exit_reason[256];
 };
 
 struct ferry_health {
