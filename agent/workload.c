@@ -1,6 +1,7 @@
 #include "workload.h"
 #include "error.h"
 #include "specjson.h"
+#include "ociimage.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -118,10 +119,10 @@ int workload_job(const Ferry__Spec *spec, struct run_job *job)
     return 0;
 }
 
-/* runtime oci: the section as the signed manifest resolved it at publish
- * (the layers, as files of the tree with their sha256, and the config)
- * over what ferry.yaml wrote, plus `resources:` in numbers, so the plugin
- * reads one object and parses no sizes. */
+/* runtime oci, after oci_kind_json added the layers and the config: the
+ * overrides as the signed Spec.oci holds them (over what ferry.yaml wrote)
+ * and `resources:` in numbers, so the plugin reads one object and parses
+ * no sizes. */
 static int oci_resolved(const Ferry__Spec *spec, char **kj)
 {
     const Ferry__OciSpec *o = spec->oci;
@@ -131,15 +132,6 @@ static int oci_resolved(const Ferry__Spec *spec, char **kj)
         json_decref(obj);
         obj = json_object();
     }
-    json_t *layers = json_array();
-    for (size_t i = 0; i < o->n_layers; i++)
-        json_array_append_new(layers, json_pack("{s:s,s:s,s:s,s:I}", "file", o->layers[i]->file,
-                                                "digest", o->layers[i]->digest, "media_type",
-                                                o->layers[i]->media_type,
-                                                (json_int_t)o->layers[i]->size));
-    json_object_set_new(obj, "layers", layers);
-    json_object_set_new(obj, "config_file", json_string(o->config_file));
-    json_object_set_new(obj, "config_digest", json_string(o->config_digest));
     if (o->n_command > 0) {
         json_t *cmd = json_array();
         for (size_t i = 0; i < o->n_command; i++)
@@ -186,9 +178,15 @@ int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m)
         kj = strdup("{}");
         rc = sj && kj ? 0 : -ENOMEM;
     }
-    if (rc == 0 && m && m->spec && m->spec->oci && m->spec->runtime &&
-        strcmp(m->spec->runtime, "oci") == 0)
-        rc = oci_resolved(m->spec, &kj);
+    if (rc == 0 && m && m->spec && m->spec->oci) {
+        /* runtime oci: the layers publish resolved travel in the signed Spec. */
+        char *full = NULL;
+        rc = oci_kind_json(m->spec->oci, kj, &full);
+        free(kj);
+        kj = full;
+        if (rc == 0)
+            rc = oci_resolved(m->spec, &kj);
+    }
     if (rc < 0) {
         free(sj);
         free(kj);

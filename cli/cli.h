@@ -128,6 +128,8 @@ int cli_keys(int argc, char **argv);
 /* The version channel of name points at (and its digest). */
 int cli_channel_version(struct cli_opts *o, const char *name, const char *channel,
                         char *version, size_t cap, uint8_t digest[32]);
+/* ferry inspect NAME@VERSION [--trust P] [--json] (cli/inspect.c). */
+int cli_inspect(int argc, char **argv);
 /* ferry metrics NAME [--host H] [--json] (cli/metrics.c). */
 int cli_metrics(int argc, char **argv);
 /* audit.c */

@@ -658,6 +658,7 @@ static const struct verb verbs[] = {
     {"audit", cli_audit},
     {"policy", cli_policy},   {"approve", cli_approve},   {"promote", cli_promote},
     {"channels", cli_channels}, {"keys", cli_keys},
+    {"inspect", cli_inspect},
 };
 
 int main(int argc, char **argv)

@@ -22,6 +22,8 @@ static const struct usage usages[] = {
     {"export", "  export NAME@VERSION -o FILE.tar [--trust P]  write an air-gap bundle\n", NULL},
     {"import", "  import FILE.tar [--trust P] [-v]           verify a bundle and upload it\n", NULL},
     {"versions", "  versions NAME [--json]                     list published versions\n", NULL},
+    {"inspect", "  inspect NAME@VERSION [--trust P]... [--json]  what an artifact holds (an image's layers)\n",
+     "  With trusted keys (--trust or FERRY_TRUST) the signature is checked first.\n"},
     {"stats", "  stats [--json]                             registry counters\n", NULL},
     {"deploy",
      "  deploy NAME@VERSION --to K=V[,K=V] [--key K] [--wait [--timeout D]]  run it on matching hosts\n"

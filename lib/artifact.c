@@ -5,6 +5,7 @@
 #include "filewriter.h"
 #include "fsutil.h"
 #include "manifest.h"
+#include "ociimage.h"
 #include "spec.h"
 
 #include <errno.h>
@@ -175,12 +176,18 @@ int artifact_upload_signed(struct client *c, const uint8_t *mbytes, size_t mlen,
 
 struct dir_locator {
     const char *dir;
+    const struct oci_image *img; /* files from outside dir, or NULL */
 };
 
 static int locate_in_dir(void *arg, const Ferry__Manifest *m, const struct digest *d, char *path,
                          size_t cap)
 {
     const struct dir_locator *l = arg;
+    for (size_t i = 0; l->img && i < l->img->n_blobs; i++)
+        if (digest_equal(&l->img->blobs[i].blake, d)) {
+            snprintf(path, cap, "%s", l->img->blobs[i].src);
+            return 0;
+        }
     for (size_t i = 0; i < m->n_files; i++)
         if (memcmp(m->files[i]->digest.data, d->b, DIGEST_LEN) == 0) {
             snprintf(path, cap, "%s/%s", l->dir, m->files[i]->path);
@@ -223,7 +230,8 @@ int artifact_publish_ex(struct client *c, const char *dir, const struct key_secr
     uint8_t *mbytes = NULL;
     size_t mlen = 0;
     Ferry__SignatureList *sigs = NULL;
-    int rc = manifest_build(dir, &m);
+    struct oci_image img;
+    int rc = manifest_build_ex(dir, &m, &img);
     if (rc == 0)
         rc = manifest_encode(m, &mbytes, &mlen);
     if (rc == 0)
@@ -231,13 +239,14 @@ int artifact_publish_ex(struct client *c, const char *dir, const struct key_secr
     if (rc == 0 && provenance)
         rc = add_provenance(sigs, mbytes, mlen, k, provenance);
     if (rc == 0) {
-        struct dir_locator loc = {dir};
+        struct dir_locator loc = {dir, &img};
         memset(out, 0, sizeof *out);
         rc = artifact_upload_signed(c, mbytes, mlen, sigs, m, locate_in_dir, &loc, show_progress, out);
     }
     signatures_free(sigs);
     free(mbytes);
     manifest_free(m);
+    oci_image_free(&img);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 #include "manifest.h"
 #include "error.h"
 #include "fsutil.h"
+#include "ociimage.h"
 #include "pathsafe.h"
 #include "spec.h"
 
@@ -36,8 +37,9 @@ static void file_free(Ferry__File *f)
     ferry__file__free_unpacked(f, NULL);
 }
 
-/* Recursively add regular files under root/rel. */
-static int walk(const char *root, const char *rel, struct file_list *out)
+/* Recursively add regular files under root/rel, except skip (an OCI image
+ * inside the artifact: publish carries its layers, not the image). */
+static int walk(const char *root, const char *rel, const char *skip, struct file_list *out)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
@@ -58,13 +60,15 @@ static int walk(const char *root, const char *rel, struct file_list *out)
             break;
         }
         snprintf(child, sizeof child, "%s/%s", root, child_rel);
+        if (skip && strcmp(child_rel, skip) == 0)
+            continue;
         struct stat st;
         if (lstat(child, &st) < 0) {
             rc = err_set(-errno, "%s: %s", child, strerror(errno));
             break;
         }
         if (S_ISDIR(st.st_mode)) {
-            rc = walk(root, child_rel, out);
+            rc = walk(root, child_rel, skip, out);
             continue;
         }
         if (S_ISLNK(st.st_mode)) {
@@ -194,8 +198,54 @@ static int cmp_file(const void *a, const void *b)
     return strcmp(fa->path, fb->path);
 }
 
+/* runtime oci: the artifact's own files (the image itself left out when it
+ * lies inside the artifact) and the image's config and layers. */
+static int add_oci_image(const char *dir, Ferry__OciSpec *oci, struct oci_image *img,
+                         struct file_list *files)
+{
+    char skip[PATH_REL_MAX + 1];
+    snprintf(skip, sizeof skip, "%s", oci->image);
+    size_t n = strlen(skip);
+    while (n > 1 && skip[n - 1] == '/')
+        skip[--n] = '\0';
+    const char *inside = skip;
+    while (inside[0] == '.' && inside[1] == '/')
+        inside += 2;
+    err_clear();
+    int rc = walk(dir, "", path_check(inside) == 0 ? inside : NULL, files);
+    if (rc == 0)
+        rc = oci_image_resolve(dir, oci, img);
+    for (size_t i = 0; rc == 0 && i < img->n_blobs; i++) {
+        Ferry__File *f = malloc(sizeof *f);
+        if (!f)
+            return -ENOMEM;
+        ferry__file__init(f);
+        f->path = strdup(img->blobs[i].rel);
+        f->digest.data = malloc(DIGEST_LEN);
+        if (f->digest.data) {
+            memcpy(f->digest.data, img->blobs[i].blake.b, DIGEST_LEN);
+            f->digest.len = DIGEST_LEN;
+        }
+        f->size = img->blobs[i].size;
+        if (!f->path || !f->digest.data || (rc = list_push(files, f)) < 0) {
+            if (!f->path)
+                f->path = (char *)protobuf_c_empty_string;
+            file_free(f);
+            return -ENOMEM;
+        }
+    }
+    return rc;
+}
+
 int manifest_build(const char *dir, Ferry__Manifest **out)
 {
+    return manifest_build_ex(dir, out, NULL);
+}
+
+int manifest_build_ex(const char *dir, Ferry__Manifest **out, struct oci_image *img)
+{
+    if (img)
+        memset(img, 0, sizeof *img);
     char spec_path[4096];
     snprintf(spec_path, sizeof spec_path, "%s/ferry.yaml", dir);
     struct stat st;
@@ -221,7 +271,10 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
     }
 
     struct file_list files = {0};
-    rc = walk(dir, "", &files);
+    struct oci_image own = {0}, *oci_img = img ? img : &own;
+    rc = spec->oci ? add_oci_image(dir, spec->oci, oci_img, &files) : walk(dir, "", NULL, &files);
+    if (oci_img == &own)
+        oci_image_free(&own);
     if (rc == 0 && spec->model)
         rc = require_model_files(spec_path, spec->model, &files);
     if (rc == 0 && spec->notebook)
@@ -232,6 +285,8 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
         free(files.v);
         spec_free(spec);
         free(yaml);
+        if (img)
+            oci_image_free(img);
         return rc;
     }
     if (files.n > 1)
@@ -243,11 +298,15 @@ int manifest_build(const char *dir, Ferry__Manifest **out)
         free(files.v);
         spec_free(spec);
         free(yaml);
+        if (img)
+            oci_image_free(img);
         return rc;
     }
 
     Ferry__Manifest *m = malloc(sizeof *m);
     if (!m) {
+        if (img)
+            oci_image_free(img);
         for (size_t i = 0; i < files.n; i++)
             file_free(files.v[i]);
         free(files.v);
@@ -282,6 +341,34 @@ int manifest_encode(const Ferry__Manifest *m, uint8_t **buf, size_t *len)
     return 0;
 }
 
+static int cmp_path_key(const void *key, const void *elem)
+{
+    return strcmp(key, (*(Ferry__File *const *)elem)->path);
+}
+
+/* runtime oci: every layer and the config are files of this artifact, each
+ * named by a sha256 the plugin checks again, so a host never looks for a
+ * layer the manifest does not carry. */
+static int check_oci_files(const Ferry__Manifest *m)
+{
+    const Ferry__OciSpec *o = m->spec->oci;
+    if (o->n_layers > OCI_LAYERS_MAX)
+        return err_set(FERRY_E_LIMIT, "manifest: more than %u image layers", OCI_LAYERS_MAX);
+    for (size_t i = 0; i <= o->n_layers; i++) {
+        const char *file = i < o->n_layers ? o->layers[i]->file : o->config_file;
+        const char *dg = i < o->n_layers ? o->layers[i]->digest : o->config_digest;
+        if (i == o->n_layers && !*file && !*dg)
+            break; /* no config: the spec as parsed, before publish */
+        if (!bsearch(file, m->files, m->n_files, sizeof *m->files, cmp_path_key))
+            return err_set(FERRY_E_INVALID, "manifest: image file '%.200s' is not in the artifact",
+                           file);
+        if (!oci_digest_ok(dg))
+            return err_set(FERRY_E_INVALID, "manifest: image file '%.200s' has no sha256 digest",
+                           file);
+    }
+    return 0;
+}
+
 int manifest_decode(const uint8_t *buf, size_t len, Ferry__Manifest **out)
 {
     if (len > MANIFEST_MAX_BYTES)
@@ -312,6 +399,8 @@ int manifest_decode(const uint8_t *buf, size_t len, Ferry__Manifest **out)
     }
     if (rc == 0)
         rc = check_tree_paths(m->files, m->n_files);
+    if (rc == 0 && m->spec->oci)
+        rc = check_oci_files(m);
     if (rc < 0) {
         ferry__manifest__free_unpacked(m, NULL);
         return rc;

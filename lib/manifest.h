@@ -17,6 +17,11 @@
  * dir/ferry.yaml. Result sorted by path; caller frees with manifest_free.
  * ferry.yaml itself is carried as spec_yaml, not as a file entry. */
 int manifest_build(const char *dir, Ferry__Manifest **out);
+/* The same, keeping what an OCI image (runtime oci) brought along: img gets
+ * the image's files and where their bytes are (a tar image's staging dir
+ * lives until oci_image_free). img may be NULL. On failure img is empty. */
+struct oci_image;
+int manifest_build_ex(const char *dir, Ferry__Manifest **out, struct oci_image *img);
 int manifest_encode(const Ferry__Manifest *m, uint8_t **buf, size_t *len);
 /* Decode and validate untrusted bytes: spec present and well-formed, every
  * path safe, paths sorted and unique, digests 32 bytes. */

@@ -11,6 +11,7 @@
  * malloc/free, so ferry__spec__free_unpacked() releases a half-built Spec on
  * any error path, and spec_free() releases a finished one. */
 #include "spec.h"
+#include "spec_internal.h"
 #include "error.h"
 #include "fsutil.h"
 #include "pathsafe.h"
@@ -36,17 +37,11 @@
  * cheap and no real artifact comes close. */
 #define MAP_ENTRIES_MAX 1024
 #define HTTP_PATH_MAX 1024
-#define KEYPATH_MAX 256
 #define KEY_SHOWN_MAX 64
 /* The schema nests four levels deep. libyaml's scanner does work in the
  * nesting depth for every token, so a megabyte of '[' would take minutes;
  * stopping at a small depth in the first pass keeps that linear. */
 #define NESTING_MAX 16
-
-struct ctx {
-    yaml_document_t *doc;
-    const char *file;
-};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -106,6 +101,17 @@ static size_t line_of(const yaml_node_t *n) { return n->start_mark.line + 1; }
 
 #define fail(c, node, path, ...) fail_at((c), FERRY_E_SPEC, line_of(node), (path), __VA_ARGS__)
 
+int spec_fail(const struct ctx *c, const yaml_node_t *node, const char *path, const char *fmt,
+              ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    return fail(c, node, path, "%s", reason);
+}
+
 /* The value node of key in a mapping (for the line of a cross-key rule). */
 static const yaml_node_t *value_of(const struct ctx *c, const yaml_node_t *map, const char *key)
 {
@@ -117,6 +123,11 @@ static const yaml_node_t *value_of(const struct ctx *c, const yaml_node_t *map, 
             return yaml_document_get_node(c->doc, p->value);
     }
     return NULL;
+}
+
+const yaml_node_t *spec_value_of(const struct ctx *c, const yaml_node_t *map, const char *key)
+{
+    return value_of(c, map, key);
 }
 
 static int no_memory(void) { return err_set(-ENOMEM, "out of memory reading ferry.yaml"); }
@@ -271,8 +282,6 @@ static char *dup_text(const yaml_node_t *n)
 
 /* ---- value rules -------------------------------------------------------- */
 
-/* A rule returns NULL when the text is fine, else the reason. */
-typedef const char *(*rule_fn)(const char *s);
 
 static const char *rule_name(const char *s)
 {
@@ -498,54 +507,6 @@ static const char *parse_cpu(const char *s, uint32_t *millis)
 
 /* ---- schema ------------------------------------------------------------- */
 
-enum ftype {
-    F_STRING,   /* char *, checked by `rule` */
-    F_CHOICE,   /* char *, one of `choices` */
-    F_STRLIST,  /* n_ + char **, items non-empty */
-    F_STRMAP,   /* n_ + Ferry__EnvVar **, names checked by `rule` */
-    F_BOOL,     /* protobuf_c_boolean */
-    F_UINT,     /* uint32_t in [min, max] */
-    F_DURATION, /* uint32_t milliseconds in [min, 24h] */
-    F_MAPPING,  /* a nested message described by `sub` */
-    F_SIZE,     /* uint64_t bytes */
-    F_CPU,      /* uint32_t thousandths of a core */
-    F_OPAQUE,   /* a mapping ferry has no schema for: checked, not stored */
-    F_MSGLIST,  /* n_ + sub-message **: a list of mappings described by `sub` */
-    F_INTLIST,  /* n_ + int64_t *: dimensions, each -1 or 0..INT32_MAX */
-    F_NUMBER,   /* double, finite and greater than zero */
-    F_MICROS,   /* uint32_t microseconds: a duration, or digits and "us" */
-    F_NUMMAP,   /* model.metrics: n_metrics + metrics entries, name -> number */
-};
-
-struct schema;
-
-struct field {
-    const char *key;
-    enum ftype type;
-    bool required;
-    bool nonempty;       /* F_STRLIST, F_MSGLIST, F_INTLIST: at least one item */
-    size_t offset;       /* the member in the message */
-    size_t count_offset; /* F_STRLIST, F_STRMAP: the n_ member */
-    rule_fn rule;
-    const char *const *choices; /* NULL-terminated */
-    uint32_t min, max;   /* F_UINT, F_DURATION: the value; lists: max items */
-    const struct schema *sub;
-};
-
-struct schema {
-    const struct field *fields;
-    size_t n_fields;
-    size_t size;             /* of the message */
-    void (*init)(void *msg); /* protobuf-c init plus ferry's defaults */
-    /* Rules across keys, run once every key of the mapping is read. */
-    int (*finish)(const struct ctx *c, const yaml_node_t *map, const char *path, void *msg);
-};
-
-#define MEMBER(type, m) offsetof(type, m)
-#define COUNT(type, m) offsetof(type, n_##m)
-#define FIELDS(a) (a), sizeof(a) / sizeof *(a)
-/* Keys seen in a mapping are tracked in a 32-bit mask. */
-#define FITS(a) _Static_assert(sizeof(a) / sizeof *(a) <= 32, #a " has too many keys")
 
 static const char *const kinds[] = {"app", "model", "notebook", NULL};
 static const char *const runtimes[] = {"exec", "oci", "model", "notebook", NULL};
@@ -920,20 +881,23 @@ static void spec_init(void *m) { ferry__spec__init(m); }
  * accepted as any mapping, carried in the signed ferry.yaml, and handed to
  * the plugin as JSON (ABI 2 kind_json). A new runtime's section is one
  * entry here and in spec_fields, and no ABI change. */
-static const char *const opaque_sections[] = {"oci", NULL};
+static const char *const opaque_sections[] = {NULL};
 
 /* An app is a process ferry starts, so it must say how. A schedule starts
  * runs that end, so only a job has one. */
 static int spec_finish(const struct ctx *c, const yaml_node_t *map, const char *path, void *msg)
 {
     const Ferry__Spec *s = msg;
-    if (strcmp(s->kind, "app") == 0 && !s->run)
+    /* An image carries its own command. */
+    if (strcmp(s->kind, "app") == 0 && !s->run && strcmp(s->runtime, "oci") != 0)
         return fail(c, map, "run", "required key is missing (kind app needs a run command)");
     const yaml_node_t *v = value_of(c, map, "schedule");
     if (v && !(s->run && strcmp(s->run->mode, "job") == 0))
         return fail(c, v, "schedule", "a schedule needs run.mode: job (a service runs all the "
                                       "time)");
     int rc = model_rules(c, map, s);
+    if (rc == 0)
+        rc = spec_oci_rules(c, map, s);
     if (rc < 0)
         return rc;
     /* A section without a schema is the plugin's: only the one for this
@@ -972,7 +936,8 @@ static const struct field spec_fields[] = {
      .rule = rule_schedule},
     {.key = "resources", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, resources),
      .sub = &resources_schema},
-    {.key = "oci", .type = F_OPAQUE},
+    {.key = "oci", .type = F_MAPPING, .offset = MEMBER(Ferry__Spec, oci),
+     .sub = &spec_oci_schema},
 };
 FITS(spec_fields);
 static const struct schema spec_schema = {FIELDS(spec_fields), sizeof(Ferry__Spec), spec_init,

@@ -26,6 +26,8 @@ static const char *const text_paths[] = {
     "model.reference", "model.inputs.[].name", "model.inputs.[].datatype",
     "model.outputs.[].name", "model.outputs.[].datatype", "model.batching.max_delay", "model.max_body",
     "notebook.kernel", "notebook.notebook", "notebook.schedule",
+    "oci.image", "oci.command.[]", "oci.env.*", "oci.workdir", "oci.user", "oci.ports.[]",
+    "oci.network",
 };
 
 struct walk {

@@ -4,6 +4,7 @@
 # 0/1/3), rollback, history and deployments with key ids, hosts rm, the
 # plugins hosts report, workload addresses, and the agent's URL check.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ociimage.sh"
 
 # --- --version of every program, from CMake's project version
 want=$(sed -n 's/^project(ferry VERSION \([0-9.]*\).*/\1/p' "$FERRY_SRC/CMakeLists.txt")
@@ -205,7 +206,8 @@ pass "a rolled-back version goes from status once a healthy version is re-deploy
 
 # --- the plugin warning: published anyway, deploy warns
 mkdir -p "$T/odd"
-printf 'name: odd\nversion: "1"\nkind: app\nruntime: oci\nrun:\n  command: ["./x"]\n' > "$T/odd/ferry.yaml"
+printf 'name: odd\nversion: "1"\nkind: app\nruntime: oci\noci:\n  image: img\n' > "$T/odd/ferry.yaml"
+oci_busybox_layout "$T/odd/img"
 printf '#!/bin/sh\n' > "$T/odd/x"; chmod +x "$T/odd/x"
 "$FERRY" publish "$T/odd" >/dev/null 2>"$T/err" || fail "publish of a runtime no plugin serves: $(cat "$T/err")"
 "$FERRY" deploy odd@1 --to env=test >/dev/null 2>"$T/err" || fail "deploy odd@1"

@@ -9,6 +9,7 @@
 # docs/plugins.md: workload_attach_json, localdb_run_state_put,
 # pluginhost_exited, pluginhost_adopt, metrics_start/metrics_fill_body.)
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ociimage.sh"
 
 ABI="$FERRY_BIN/test-plugins-abi"
 for so in abi1 abi2 abi2short; do [ -f "$ABI/$so.so" ] || fail "no test plugin $ABI/$so.so"; done
@@ -54,10 +55,10 @@ runtime: oci
 run:
   command: ["./run.sh"]
 oci:
-  image: registry.example/new:1.0
-  replicas: 2
-  read_only: true
+  image: img
+  readonly_rootfs: true
 YAML
+oci_busybox_layout "$T/new/img"
 for d in old new; do
   printf '#!/bin/sh\nexec sleep 600\n' > "$T/$d/run.sh"
   chmod 755 "$T/$d/run.sh"
@@ -68,7 +69,7 @@ done
 "$FERRY" status --wait new@1.0 --timeout 30 >/dev/null || fail "new@1.0 (ABI-2 plugin) is not running"
 pass "an ABI-1 and an ABI-2 plugin each run a workload in one agent"
 
-grep -qF 'start new kind={"image":"registry.example/new:1.0","replicas":2,"read_only":true} spec_has_name=1' "$JOURNAL" \
+grep -q 'start new kind={"image":"img","readonly_rootfs":true,"layers":\[{"file":"oci/blobs/sha256/[0-9a-f]*","digest":"sha256:[0-9a-f]*",.*"config_file":"oci/blobs/sha256/[0-9a-f]*","config_digest":"sha256:[0-9a-f]*"} spec_has_name=1' "$JOURNAL" \
   || fail "the ABI-2 plugin did not get the oci: section as JSON: $(cat "$JOURNAL")"
 pass "the ABI-2 plugin gets the spec and its oci: section as JSON"
 

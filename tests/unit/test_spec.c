@@ -443,7 +443,7 @@ static void test_version_scalars(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char text[256];
         snprintf(text, sizeof text,
-                 "name: v\nversion: %s\nkind: app\nruntime: oci\nrun: {command: [x]}\n",
+                 "name: v\nversion: %s\nkind: app\nruntime: exec\nrun: {command: [x]}\n",
                  cases[i].yaml);
         Ferry__Spec *s = parse_ok(text);
         assert_string_equal(s->version, cases[i].want);
