@@ -128,13 +128,16 @@ int spawn_now(struct run *r)
         else
             r->frun.port = port;
     }
+    r->frun.exit_reason[0] = '\0';
     if (rc == 0)
         rc = r->plugin->p.start(r->plugin->state, &r->wl, &r->frun);
     if (rc == 0) /* ABI 2: what start() kept in plugin_state outlives the agent */
         localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
     if (rc < 0) {
-        char detail[200];
-        snprintf(detail, sizeof detail, "could not start: %s", err_message(rc));
+        char detail[300];
+        /* A plugin's own detail (its errors are not the host's) first. */
+        snprintf(detail, sizeof detail, "could not start: %s",
+                 r->frun.exit_reason[0] ? r->frun.exit_reason : err_message(rc));
         sup_feed(r, SUP_EV_EXITED, detail, -1);
         return rc;
     }

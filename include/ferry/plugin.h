@@ -88,11 +88,12 @@ struct ferry_run {
      * user. */
     char plugin_state[FERRY_PLUGIN_STATE_MAX];
     /* ---- ABI 2, appended (check struct_size before writing it) ---- */
-    /* exited() may say why the run ended when it knows better than the
-     * exit status ("killed: out of memory (limit 64Mi)" for a container
-     * whose cgroup counted the kill): the host clears it before the call
-     * and, when it is not empty afterwards, reports it as the exit's
-     * reason. */
+    /* One line the plugin may write to say why, when it knows better than
+     * the host: start() why it could not start (its error details are its
+     * own, not the host's), exited() why the run ended ("killed: out of
+     * memory (limit 64Mi)" for a container whose cgroup counted the kill).
+     * The host clears it before either call and reports it, when set, as
+     * the reason. */
     char exit_reason[256];
 };
 

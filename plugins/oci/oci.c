@@ -654,8 +654,12 @@ static int oci_start(void *state, const struct ferry_workload *w, struct ferry_r
         return -EINVAL;
     err_clear();
     if (access(s->runtime, X_OK) < 0) {
+        int e = errno;
         h->log(h->ctx, FERRY_LOG_ERROR, "oci %s@%s: runtime %s: %s", w->name, w->version, s->runtime,
-               strerror(errno));
+               strerror(e));
+        if (run->struct_size >= NEED(struct ferry_run, exit_reason))
+            snprintf(run->exit_reason, sizeof run->exit_reason,
+                     "the OCI runtime %.160s: %s (ferry-agent --oci-runtime)", s->runtime, strerror(e));
         return -ENOENT;
     }
     char stem[ID_MAX], id[ID_MAX + 24];
@@ -669,6 +673,8 @@ static int oci_start(void *state, const struct ferry_workload *w, struct ferry_r
     int rc = prepare_bundle(s, w, run, id, bundle, sizeof bundle);
     if (rc < 0) {
         h->log(h->ctx, FERRY_LOG_ERROR, "oci %s@%s: %s", w->name, w->version, err_message(rc));
+        if (run->struct_size >= NEED(struct ferry_run, exit_reason))
+            snprintf(run->exit_reason, sizeof run->exit_reason, "%s", err_message(rc));
         return rc;
     }
     char dir[PATH_MAX];
