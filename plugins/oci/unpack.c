@@ -500,9 +500,10 @@ static int do_entry(struct layer_ctx *c, struct archive *a, struct archive_entry
     int pfd = open_parent(c->rootfd, work, &leaf);
     if (pfd < 0)
         return refuse(c, FERRY_E_UNSAFE_PATH, raw,
-                      pfd == -ELOOP ? "its folder is a symlink (this kernel has no openat2)"
-                                    : pfd == -ENOTDIR ? "its folder is not a folder"
-                                                      : strerror(-pfd));
+                      pfd == -ELOOP    ? "its folder is a symlink (this kernel has no openat2)"
+                      : pfd == -ENOTDIR ? "its folder is not a folder"
+                      : pfd == -ENOENT  ? "its folder is not in the rootfs (symlinks resolve inside it)"
+                                        : strerror(-pfd));
     if (strncmp(leaf, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
         rc = do_whiteout(c, pfd, rel, leaf);
         close(pfd);

@@ -179,28 +179,33 @@ oci_busybox_layout "$T/sleeper" /bin/sleep 300 || fail "could not build the slee
 # start, the reason names the layer and the entry, nothing is outside.
 raw_layer_image "$T/sleeper" "$T/dotdot-img" 'member(t, "../../../canary/escaped", data=b"pwned")'
 raw_layer_image "$T/sleeper" "$T/hard-img" 'member(t, "stolen", "hard", link=T + "/canary/secret")'
-oci_app "$T/dotdot" dotdot "$T/dotdot-img" 'health: {settle: 1s}'
-oci_app "$T/hard" hard "$T/hard-img" 'health: {settle: 1s}'
-"$FERRY" deploy dotdot@1 --to role=main >/dev/null
-"$FERRY" deploy hard@1 --to role=main >/dev/null
+raw_layer_image "$T/sleeper" "$T/abs-img" 'member(t, "esc", "sym", link=T + "/canary")
+member(t, "esc/evil", data=b"pwned")'
+for n in dotdot hard abs; do
+  oci_app "$T/$n" $n "$T/$n-img" 'health: {settle: 1s}'
+  "$FERRY" deploy $n@1 --to role=main >/dev/null
+done
 refused_with() { workload_field "$AGENT" "$1" 1 reason 2>/dev/null | grep -q -- "$2"; }
 wait_until 30 refused_with dotdot "layer 2 (sha256:[0-9a-f]*): entry '../../../canary/escaped': '.' or '..' component" \
   || fail "dotdot: $(workload_field "$AGENT" dotdot 1 state): $(workload_field "$AGENT" dotdot 1 reason)"
 wait_until 30 refused_with hard "entry 'stolen': hard link to a file not in the image" \
   || fail "hard: $(workload_field "$AGENT" hard 1 state): $(workload_field "$AGENT" hard 1 reason)"
-[ -z "$(container_of dotdot)$(container_of hard)" ] || fail "a refused image got a container: $(runc_ids)"
-for n in dotdot hard; do
+wait_until 30 refused_with abs "entry 'esc/evil': its folder is not in the rootfs" \
+  || fail "abs: $(workload_field "$AGENT" abs 1 state): $(workload_field "$AGENT" abs 1 reason)"
+[ -z "$(container_of dotdot)$(container_of hard)$(container_of abs)" ] || fail "a refused image got a container: $(runc_ids)"
+for n in dotdot hard abs; do
   [ ! -e "$T/h1/workloads/$n/1/.ferry/oci/rootfs" ] && [ ! -e "$T/h1/workloads/$n/1/.ferry/oci/rootfs.partial" ] \
     || fail "$n left a partial rootfs"
 done
 canary_intact || fail "the canary changed: $(ls -la "$T/canary")"
-pass "a '..' entry and a hard link to a host file are refused with the layer and the entry named; no rootfs is left"
+pass "a '..' entry, a hard link to a host file and a file through an absolute symlink to a host folder are refused, the layer and the entry named; no rootfs is left"
 
-# Neutralised: an absolute symlink and a file through it, a symlink
+# Neutralised: an absolute symlink (to /bin: the image's) and a file
+# through it, a symlink
 # climbing out and a file and a whiteout through it, a device node.
 raw_layer_image "$T/sleeper" "$T/neutral-img" '
-member(t, "esc", "sym", link=T + "/canary")
-member(t, "esc/evil", data=b"pwned")
+member(t, "esc", "sym", link="/bin")
+member(t, "esc/planted", data=b"inside")
 member(t, "up", "sym", link="../../../../../../../../..")
 member(t, "up" + T + "/canary/evil2", data=b"pwned")
 member(t, "up" + T + "/canary/.wh.secret")
@@ -212,7 +217,7 @@ wait_until 60 workload_state_is "$AGENT" neutral 1 running \
   || fail "neutral is $(workload_field "$AGENT" neutral 1 state): $(workload_field "$AGENT" neutral 1 reason)"
 canary_intact || fail "the canary changed: $(ls -la "$T/canary")"
 R="$T/h1/workloads/neutral/1/.ferry/oci/rootfs"
-[ "$(cat "$R$T/canary/evil")" = pwned ] || fail "the file through the absolute symlink is not inside the rootfs"
+[ "$(cat "$R/bin/planted")" = inside ] || fail "the file through the absolute symlink is not inside the rootfs"
 [ "$(cat "$R$T/canary/evil2")" = pwned ] || fail "the file through the climbing symlink is not inside the rootfs"
 [ ! -e "$R/dev/mem" ] || fail "the device node was created"
 [ "$(stat -c %a "$R/bin/suid")" = 755 ] || fail "the setuid bit was kept: $(stat -c %a "$R/bin/suid")"
