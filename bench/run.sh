@@ -96,3 +96,5 @@ bash "$(dirname "${BASH_SOURCE[0]}")/model.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/gov.sh" "$BUILD"
 # Governance: the agent's policy evaluation per deploy (bench/policy.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"
+# Containers: deploy to running and container start against podman (bench/oci.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/oci.sh" "$BUILD"

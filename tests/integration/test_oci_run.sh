@@ -211,7 +211,12 @@ member(t, "up" + T + "/canary/evil2", data=b"pwned")
 member(t, "up" + T + "/canary/.wh.secret")
 member(t, "dev/mem", "chr")
 member(t, "bin/suid", data=b"#!/bin/sh\n", mode=0o4755)'
-oci_app "$T/neutral" neutral "$T/neutral-img" 'health: {settle: 1s}'
+# Its health command runs inside the container (runc exec): the file it
+# looks for exists only in the rootfs.
+oci_app "$T/neutral" neutral "$T/neutral-img" 'health:
+  command: [/bin/sh, -c, "test -e /bin/planted && test \"$FERRY_WORKLOAD\" = neutral"]
+  interval: 300ms
+  deadline: 20s'
 "$FERRY" deploy neutral@1 --to role=main >/dev/null
 wait_until 60 workload_state_is "$AGENT" neutral 1 running \
   || fail "neutral is $(workload_field "$AGENT" neutral 1 state): $(workload_field "$AGENT" neutral 1 reason)"
@@ -222,7 +227,7 @@ R="$T/h1/workloads/neutral/1/.ferry/oci/rootfs"
 [ ! -e "$R/dev/mem" ] || fail "the device node was created"
 [ "$(stat -c %a "$R/bin/suid")" = 755 ] || fail "the setuid bit was kept: $(stat -c %a "$R/bin/suid")"
 grep -q "1 device node skipped, 1 setuid/setgid bit dropped" "$T/agent-$AGENT.log" || fail "the unpack summary: $(grep unpacked "$T/agent-$AGENT.log")"
-pass "symlinks out of the rootfs are followed inside it, a whiteout through one removes nothing outside, device nodes are skipped, setuid bits dropped"
+pass "symlinks out of the rootfs are followed inside it, a whiteout through one removes nothing outside, device nodes are skipped, setuid bits dropped; the health command ran inside the container"
 
 canary_intact || fail "the canary changed"
 runc_cleanup
