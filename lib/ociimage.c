@@ -398,10 +398,11 @@ static int read_blob(const char *path, const char *what, uint64_t cap, int keep,
     crypto_hash_sha256_init(&sh);
     struct hasher bh;
     hasher_init(&bh);
-    static _Thread_local uint8_t buf[1 << 20];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
+    enum { BUF = 1 << 20 };
+    uint8_t *buf = malloc(BUF);
+    int rc = buf ? 0 : -ENOMEM;
+    while (rc == 0) {
+        ssize_t n = read(fd, buf, BUF);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -424,6 +425,7 @@ static int read_blob(const char *path, const char *what, uint64_t cap, int keep,
         hasher_update(&bh, buf, (size_t)n);
         r->size += (uint64_t)n;
     }
+    free(buf);
     close(fd);
     if (rc < 0) {
         free(r->data);
@@ -734,7 +736,7 @@ static int extract_tar(const char *tar, const char *staging)
     }
     uint64_t entries = 0, total = 0;
     struct archive_entry *e;
-    static _Thread_local uint8_t buf[1 << 16];
+    uint8_t buf[1 << 16];
     while (rc == 0) {
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF)

@@ -242,6 +242,27 @@ int main(int argc, char **argv)
         "    channel: prod\n"
         "    provenance: {builder: \"https://ci.example/builder\"}\n";
     put("policy", "example.yaml", policy, sizeof policy - 1);
+    /* OCI image JSON (target_ociimage.c): the first byte picks the reader,
+     * 0 index, 1 manifest, 2 config, 3 docker save's manifest.json. */
+#define OCI_HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    static const char *const oci_docs[] = {
+        "\x00{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"digest\":\"sha256:" OCI_HEX "\",\"size\":349,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"},"
+        "\"annotations\":{\"org.opencontainers.image.ref.name\":\"latest\"}}]}",
+        "\x01{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":"
+        "{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:" OCI_HEX "\",\"size\":421},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:" OCI_HEX "\","
+        "\"size\":1084096},{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"sha256:" OCI_HEX "\",\"size\":7}]}",
+        "\x02{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/bin\"],\"Cmd\":[\"/bin/sh\"]},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:" OCI_HEX "\"]}}",
+        "\x03[{\"Config\":\"" OCI_HEX ".json\",\"RepoTags\":[\"busybox:latest\"],\"Layers\":[\"0/layer.tar\",\"1/layer.tar\"]}]",
+    };
+    for (size_t i = 0; i < sizeof oci_docs / sizeof *oci_docs; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "doc-%zu.json", i);
+        /* the first byte is 0 for the index: count it in explicitly */
+        put("ociimage", name, oci_docs[i], strlen(oci_docs[i] + 1) + 1);
+    }
     /* Model endpoint bodies (target_infer.c): the first byte picks the
      * protocol (bit 1: MLflow) and the signature (bit 0: one 2-D input). */
     static const char *const infer_bodies[] = {
