@@ -229,6 +229,19 @@ R="$T/h1/workloads/neutral/1/.ferry/oci/rootfs"
 grep -q "1 device node skipped, 1 setuid/setgid bit dropped" "$T/agent-$AGENT.log" || fail "the unpack summary: $(grep unpacked "$T/agent-$AGENT.log")"
 pass "symlinks out of the rootfs are followed inside it, a whiteout through one removes nothing outside, device nodes are skipped, setuid bits dropped; the health command ran inside the container"
 
+# --- bad configuration: one line at start, or the reason of the run
+expect_fail "ferry-agent: --oci-root 'relative/dir': must be an absolute path" \
+  "$FERRY_AGENT_BIN" --registry "$REG_URL" --state "$T/h3" --oci-root relative/dir
+start_agent norunc "$T/h2" --label role=norunc --trust "$T/ops.pub" --oci-root "$T/runc2" \
+  --oci-runtime "$T/no-such-runc"
+grep -q "oci: runtime '$T/no-such-runc' not found (--oci-runtime)" "$T/agent-norunc.log" \
+  || fail "no warning for a missing runtime: $(cat "$T/agent-norunc.log")"
+"$FERRY" deploy neutral@1 --to role=norunc >/dev/null
+no_runtime() { workload_field norunc neutral 1 reason 2>/dev/null | grep -q "could not start: the OCI runtime $T/no-such-runc: No such file or directory (ferry-agent --oci-runtime)"; }
+wait_until 30 no_runtime || fail "norunc: $(workload_field norunc neutral 1 reason)"
+[ ! -e "$T/h2/workloads/neutral/1/.ferry/oci/rootfs" ] || fail "a rootfs was unpacked for a host without a runtime"
+pass "a relative --oci-root stops the agent with one line; a missing runtime is the run's reason"
+
 canary_intact || fail "the canary changed"
 runc_cleanup
 [ -z "$(runc_ids)" ] || fail "containers left: $(runc_ids)"
