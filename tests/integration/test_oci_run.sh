@@ -194,6 +194,8 @@ wait_until 30 refused_with abs "entry 'esc/evil': its folder is not in the rootf
   || fail "abs: $(workload_field "$AGENT" abs 1 state): $(workload_field "$AGENT" abs 1 reason)"
 [ -z "$(container_of dotdot)$(container_of hard)$(container_of abs)" ] || fail "a refused image got a container: $(runc_ids)"
 for n in dotdot hard abs; do
+  # Each retry unpacks again: look once the crash loop has given up.
+  wait_until 60 workload_state_is "$AGENT" $n 1 failed || fail "$n is $(workload_field "$AGENT" $n 1 state)"
   [ ! -e "$T/h1/workloads/$n/1/.ferry/oci/rootfs" ] && [ ! -e "$T/h1/workloads/$n/1/.ferry/oci/rootfs.partial" ] \
     || fail "$n left a partial rootfs"
 done
