@@ -429,9 +429,10 @@ int ocispec_build(const struct ocispec_in *in, char **json_out)
     json_t *oci = json_loads(in->oci_json ? in->oci_json : "{}", 0, &jerr);
     const char *network = str_or(oci, "network", "host");
     if (strcmp(network, "host") != 0 && strcmp(network, "none") != 0) {
+        rc = err_set(FERRY_E_SPEC, "oci.network '%.64s': must be host or none", network);
         json_decref(oci);
         ocispec_process_free(&p);
-        return err_set(FERRY_E_SPEC, "oci.network '%s': must be host or none", network);
+        return rc;
     }
     bool ro = json_is_true(json_object_get(oci, "readonly_rootfs"));
     json_t *caps = str_array(ocispec_caps);
