@@ -132,25 +132,28 @@ static int oci_resolved(const Ferry__Spec *spec, char **kj)
         json_decref(obj);
         obj = json_object();
     }
-    if (o->n_command > 0) {
+    /* What ferry.yaml wrote stays as written; Spec.oci fills in only what
+     * it lacks (it is the same values, parsed). */
+    if (o->n_command > 0 && !json_object_get(obj, "command")) {
         json_t *cmd = json_array();
         for (size_t i = 0; i < o->n_command; i++)
             json_array_append_new(cmd, json_string(o->command[i]));
         json_object_set_new(obj, "command", cmd);
     }
-    if (o->n_env > 0) {
+    if (o->n_env > 0 && !json_object_get(obj, "env")) {
         json_t *env = json_object();
         for (size_t i = 0; i < o->n_env; i++)
             json_object_set_new(env, o->env[i]->name, json_string(o->env[i]->value));
         json_object_set_new(obj, "env", env);
     }
-    if (o->workdir && *o->workdir)
+    if (o->workdir && *o->workdir && !json_object_get(obj, "workdir"))
         json_object_set_new(obj, "workdir", json_string(o->workdir));
-    if (o->user && *o->user)
+    if (o->user && *o->user && !json_object_get(obj, "user"))
         json_object_set_new(obj, "user", json_string(o->user));
-    if (o->network && *o->network)
+    if (o->network && strcmp(o->network, "none") == 0 && !json_object_get(obj, "network"))
         json_object_set_new(obj, "network", json_string(o->network));
-    json_object_set_new(obj, "readonly_rootfs", json_boolean(o->readonly_rootfs));
+    if (o->readonly_rootfs && !json_object_get(obj, "readonly_rootfs"))
+        json_object_set_new(obj, "readonly_rootfs", json_true());
     if (spec->resources)
         json_object_set_new(obj, "resources",
                             json_pack("{s:I,s:I,s:I}", "memory_bytes",
