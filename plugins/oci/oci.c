@@ -314,6 +314,19 @@ static void id_stem(const struct ferry_workload *w, char *out, size_t cap)
     out[i] = '\0';
 }
 
+/* 1 when id is stem followed by a run's number (hex) and nothing else:
+ * "ferry-web-1-" must not match web-1@x's "ferry-web-1-x-1a2b". */
+static int is_run_of(const char *id, const char *stem)
+{
+    size_t n = strlen(stem);
+    if (strncmp(id, stem, n) != 0 || !id[n])
+        return 0;
+    for (const char *p = id + n; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
+}
+
 /* Containers of this name@version that an earlier run left (an agent that
  * was not there when one ended): deleted before a new one starts. */
 static void sweep(const struct oci_state *s, const char *stem)
@@ -331,7 +344,7 @@ static void sweep(const struct oci_state *s, const char *stem)
     json_t *c;
     json_array_foreach(list, i, c) {
         const char *id = json_string_value(json_object_get(c, "id"));
-        if (id && strncmp(id, stem, strlen(stem)) == 0) {
+        if (id && is_run_of(id, stem)) {
             const char *del[] = {"delete", "--force", id, NULL};
             runtime(s, s->root, del, NULL, NULL, 0);
             s->host->log(s->host->ctx, FERRY_LOG_INFO, "oci: deleted container %s left by an earlier run", id);
@@ -637,7 +650,7 @@ static void remove_old_bundles(const char *dir, const char *stem, const char *ke
     if (!d)
         return;
     for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, stem, strlen(stem)) != 0 || strcmp(e->d_name, keep) == 0)
+        if (!is_run_of(e->d_name, stem) || strcmp(e->d_name, keep) == 0)
             continue;
         char p[PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", base, e->d_name);
