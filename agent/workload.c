@@ -1,7 +1,7 @@
 #include "workload.h"
 #include "error.h"
 #include "specjson.h"
-#include "ociimage.h"
+#include "ocijson.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -282,7 +282,6 @@ static char *dup_text(const yaml_node_t *n)
 
 /* ---- value rules -------------------------------------------------------- */
 
-
 static const char *rule_name(const char *s)
 {
     return spec_name_ok(s) ? NULL

@@ -77,6 +77,7 @@ static int oci_finish(const struct ctx *c, const yaml_node_t *map, const char *p
 static const struct field oci_fields[] = {
     {.key = "image", .type = F_STRING, .required = true, .offset = MEMBER(Ferry__OciSpec, image),
      .rule = rule_image},
+    {.key = "tag", .type = F_STRING, .offset = MEMBER(Ferry__OciSpec, tag), .rule = rule_image},
     {.key = "command", .type = F_STRLIST, .nonempty = true,
      .offset = MEMBER(Ferry__OciSpec, command), .count_offset = COUNT(Ferry__OciSpec, command)},
     {.key = "env", .type = F_STRMAP, .offset = MEMBER(Ferry__OciSpec, env),

@@ -27,7 +27,7 @@ static const char *const text_paths[] = {
     "model.outputs.[].name", "model.outputs.[].datatype", "model.batching.max_delay", "model.max_body",
     "notebook.kernel", "notebook.notebook", "notebook.schedule",
     "oci.image", "oci.command.[]", "oci.env.*", "oci.workdir", "oci.user", "oci.ports.[]",
-    "oci.network",
+    "oci.network", "oci.tag",
 };
 
 struct walk {

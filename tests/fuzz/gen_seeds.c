@@ -242,7 +242,7 @@ int main(int argc, char **argv)
         "    channel: prod\n"
         "    provenance: {builder: \"https://ci.example/builder\"}\n";
     put("policy", "example.yaml", policy, sizeof policy - 1);
-    /* OCI image JSON (target_ociimage.c): the first byte picks the reader,
+    /* OCI image JSON (target_ocijson.c): the first byte picks the reader,
      * 0 index, 1 manifest, 2 config, 3 docker save's manifest.json. */
 #define OCI_HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
     static const char *const oci_docs[] = {
@@ -261,7 +261,7 @@ int main(int argc, char **argv)
         char name[32];
         snprintf(name, sizeof name, "doc-%zu.json", i);
         /* the first byte is 0 for the index: count it in explicitly */
-        put("ociimage", name, oci_docs[i], strlen(oci_docs[i] + 1) + 1);
+        put("ocijson", name, oci_docs[i], strlen(oci_docs[i] + 1) + 1);
     }
     /* Model endpoint bodies (target_infer.c): the first byte picks the
      * protocol (bit 1: MLflow) and the signature (bit 0: one 2-D input). */

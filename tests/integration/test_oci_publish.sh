@@ -94,6 +94,17 @@ oci_docker_save "$T/two" "$T/app3/image.tar"
   || fail "docker layers: $("$FERRY" inspect legacy@1)"
 pass "a docker save archive is accepted"
 
+# --- a layout with two tags: oci.tag picks one
+cp -a "$T/two" "$T/tagged"
+umoci tag --image "$T/tagged:latest" v2 >/dev/null
+oci_app "$T/tagged-app" tagged 1 ../tagged
+expect_fail "^ferry: oci.image '../tagged': index: 2 manifests and none for linux/amd64 \(oci.tag picks one by name\)$" \
+  "$FERRY" publish "$T/tagged-app"
+printf '  tag: v2\n' >> "$T/tagged-app/ferry.yaml"
+"$FERRY" publish "$T/tagged-app" >/dev/null 2>"$T/err" || fail "publish with oci.tag: $(cat "$T/err")"
+[ "$(inspect_field tagged@1 "len(j['oci']['layers'])")" = 2 ] || fail "tagged@1 has not two layers"
+pass "in a layout with several tags, oci.tag picks the image"
+
 # --- bad images: one line naming the image and the reason, nothing published
 before="$(stat_counter blob_bytes_received) $(stat_counter publishes)"
 refused() { # refused NAME PATTERN: the artifact in $T/NAME is refused, nothing published

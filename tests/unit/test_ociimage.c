@@ -410,6 +410,43 @@ static void test_index_platforms(void **state)
     expect_refused(state, "multi", "oci.image 'multi': index: 2 manifests and none for linux/amd64");
 }
 
+/* A layout with several tags (umoci's image:tag): oci.tag picks one. */
+static void test_tags(void **state)
+{
+    char dir[4200], text[2048];
+    path_in(dir, sizeof dir, state, "tags");
+    static const int comps[] = {COMP_GZIP};
+    struct image v1, v2;
+    make_manifest(dir, comps, 1, NULL, "v1", &v1);
+    make_manifest(dir, comps, 1, NULL, "v2", &v2);
+    const char *mt = "application/vnd.oci.image.manifest.v1+json";
+    snprintf(text, sizeof text,
+             "{\"schemaVersion\":2,\"manifests\":["
+             "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}},"
+             "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu,\"annotations\":{\"org.opencontainers.image.ref.name\":\"v2\"}}]}",
+             mt, v1.manifest, v1.manifest_size, mt, v2.manifest, v2.manifest_size);
+    put_text(dir, "index.json", text);
+    put_text(dir, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
+    expect_refused(state, "tags", "index: 2 manifests and none for linux/amd64");
+    Ferry__OciSpec oci;
+    struct oci_image img;
+    ferry__oci_spec__init(&oci);
+    oci.image = strdup("tags");
+    oci.tag = strdup("v2");
+    assert_int_equal(oci_image_resolve((char *)*state, &oci, &img), 0);
+    assert_string_equal(oci.layers[0]->digest, v2.layer[0]);
+    oci_image_free(&img);
+    free(oci.tag);
+    oci_done(&oci);
+    ferry__oci_spec__init(&oci);
+    oci.image = strdup("tags");
+    oci.tag = strdup("v3");
+    assert_true(oci_image_resolve((char *)*state, &oci, &img) < 0);
+    assert_string_equal(err_detail(), "oci.image 'tags': index: no manifest tagged 'v3'");
+    free(oci.tag);
+    oci_done(&oci);
+}
+
 static void test_refusals(void **state)
 {
     char dir[4200], path[4400], text[4096];
@@ -593,49 +630,6 @@ static void test_manifest_build(void **state)
     assert_string_equal(err_detail(), want);
 }
 
-/* The JSON readers alone (as the fuzz target drives them). */
-static void test_parsers(void **state)
-{
-    (void)state;
-    struct oci_desc d;
-    int nested = 0;
-    const char *ix = "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-                     "\"digest\":\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"size\":5}]}";
-    assert_int_equal(oci_parse_index((const uint8_t *)ix, strlen(ix), &d, &nested), 0);
-    assert_true(nested);
-    const char *dup = "{\"schemaVersion\":2,\"schemaVersion\":2}";
-    assert_int_equal(oci_parse_index((const uint8_t *)dup, strlen(dup), &d, &nested), FERRY_E_INVALID);
-    const char *arr = "[1]";
-    struct oci_manifest m;
-    assert_int_equal(oci_parse_manifest((const uint8_t *)arr, 3, &m), FERRY_E_INVALID);
-    assert_string_equal(err_detail(), "manifest: expected a JSON object");
-    const char *win = "{\"os\":\"windows\"}";
-    assert_int_equal(oci_parse_config((const uint8_t *)win, strlen(win), 0, NULL), FERRY_E_INVALID);
-    assert_string_equal(err_detail(), "config: os is 'windows'; only linux images run");
-    assert_true(oci_digest_ok("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
-    assert_false(oci_digest_ok("sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
-    assert_false(oci_digest_ok("sha256:0123"));
-    /* the plugin's kind section: as written plus the resolved image */
-    Ferry__OciSpec oci;
-    ferry__oci_spec__init(&oci);
-    Ferry__OciLayer l, *lv[1] = {&l};
-    ferry__oci_layer__init(&l);
-    l.file = "oci/blobs/sha256/ab";
-    l.digest = "sha256:ab";
-    l.media_type = "application/vnd.oci.image.layer.v1.tar";
-    l.size = 7;
-    oci.layers = lv;
-    oci.n_layers = 1;
-    oci.config_file = "oci/blobs/sha256/cd";
-    oci.config_digest = "sha256:cd";
-    char *out = NULL;
-    assert_int_equal(oci_kind_json(&oci, "{\"image\":\"x\"}", &out), 0);
-    assert_string_equal(out, "{\"image\":\"x\",\"layers\":[{\"file\":\"oci/blobs/sha256/ab\","
-                             "\"digest\":\"sha256:ab\",\"media_type\":\"application/vnd.oci.image.layer.v1.tar\","
-                             "\"size\":7}],\"config_file\":\"oci/blobs/sha256/cd\",\"config_digest\":\"sha256:cd\"}");
-    free(out);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,10 +637,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_layout_tar, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_docker_save, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_index_platforms, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_tags, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_refusals, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_hostile_tar, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_manifest_build, setup_tmp, teardown_tmp),
-        cmocka_unit_test(test_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /* The JSON of an OCI image as `ferry publish` reads it from an author's
- * image (lib/ociimage.c): index.json, the image manifest, the config and
+ * image (lib/ocijson.c): index.json, the image manifest, the config and
  * docker save's manifest.json. Input: one byte picking the reader (mod 4),
  * then the document. */
-#include "ociimage.h"
+#include "ocijson.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 0: {
         struct oci_desc d;
         int nested = 0;
-        if (oci_parse_index(doc, len, &d, &nested) == 0 && !oci_digest_ok(d.digest))
+        if (oci_parse_index(doc, len, len % 2 ? "latest" : NULL, &d, &nested) == 0 &&
+            !oci_digest_ok(d.digest))
             abort();
         break;
     }
