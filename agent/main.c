@@ -99,6 +99,7 @@ static void usage(FILE *f)
           "                   [--plugins DIR] [--join-token FILE]\n"
           "                   [--advertise ADDR] [--metrics-interval DURATION] [--verbose]\n"
           "                   [--trust-registry FILE.pub]\n"
+          "                   [--oci-runtime PATH] [--oci-root DIR]\n"
           "                   [--version]\n"
           "  Runs in the foreground; SIGTERM or SIGINT stop the agent and leave the\n"
           "  workloads running. --plugins defaults to " FERRY_PLUGIN_DIR ".\n"
@@ -114,7 +115,9 @@ static void usage(FILE *f)
           "  started (with a policy: its operators that are not limited to kinds).\n"
           "  --trust-logs: keys that may read workload output (the logs action) and do\n"
           "  nothing else; for a registry whose dashboard shows log tails\n"
-          "  (ferry-registry --http-logs-key).\n",
+          "  (ferry-registry --http-logs-key).\n"
+          "  --oci-runtime: the OCI runtime containers run under (default runc on PATH).\n"
+          "  --oci-root: its state folder (runc --root; default STATE/oci, absolute).\n",
           f);
 }
 
@@ -183,6 +186,15 @@ int main(int argc, char **argv)
             /* Plugins that open ports themselves (notebook kernels) read it. */
             setenv("FERRY_ADVERTISE", val, 1);
         }
+        else if (strcmp(a, "--oci-runtime") == 0)
+            setenv("FERRY_OCI_RUNTIME", val, 1); /* read by the oci plugin */
+        else if (strcmp(a, "--oci-root") == 0) {
+            if (val[0] != '/') {
+                fprintf(stderr, "ferry-agent: --oci-root '%s': must be an absolute path\n", val);
+                return 2;
+            }
+            setenv("FERRY_OCI_ROOT", val, 1);
+        }
         else if (strcmp(a, "--label") == 0)
             rc = labels_add(&cfg.labels, val);
         else if (strcmp(a, "--trust") == 0)
@@ -236,6 +248,17 @@ int main(int argc, char **argv)
         trust_fini(&trust);
         free(token);
         return 2;
+    }
+    /* The oci plugin's runtime state lives with the agent's by default, so
+     * an agent finds its containers again after a restart and never
+     * touches another's. */
+    if (!getenv("FERRY_OCI_ROOT") || !getenv("FERRY_OCI_ROOT")[0]) {
+        char cwd[4096] = "", oci_root[8400];
+        if (cfg.state_dir[0] == '/' || getcwd(cwd, sizeof cwd)) {
+            snprintf(oci_root, sizeof oci_root, "%s%s%s/oci", cfg.state_dir[0] == '/' ? "" : cwd,
+                     cfg.state_dir[0] == '/' ? "" : "/", cfg.state_dir);
+            setenv("FERRY_OCI_ROOT", oci_root, 1);
+        }
     }
     if (!cfg.name) {
         if (gethostname(hostname, sizeof hostname - 1) < 0)

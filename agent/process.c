@@ -29,7 +29,7 @@
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 {
     struct run *r = p->data;
-    char detail[192];
+    char detail[256];
     if (sig)
         snprintf(detail, sizeof detail, "killed by signal %d", sig);
     else
@@ -42,13 +42,19 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
         snprintf(detail, sizeof detail, "%s", why);
     /* A run with resources: its cgroup goes, and an out-of-memory kill is
      * named in the detail. */
-    cg_run_exited(r->a->cfg->name, r->name, r->version, status, sig, detail, sizeof detail);
     r->proc_active = 0;
     close_run_handle(r, (uv_handle_t *)p);
-    if (!r->closing) {
-        /* ABI 2: the plugin hears of the exit (shell-style status for a
-         * signal) and may update its state before a restart is decided. */
+    /* ABI 2: the plugin hears of the exit (shell-style status for a
+     * signal) first, so that what it made below the run's cgroup (a
+     * container's) is gone before the host removes that cgroup, and it may
+     * name the reason. */
+    r->frun.exit_reason[0] = '\0';
+    if (!r->closing)
         pluginhost_exited(r->plugin, &r->frun, sig ? 128 + sig : (int)status);
+    cg_run_exited(r->a->cfg->name, r->name, r->version, status, sig, detail, sizeof detail);
+    if (r->frun.exit_reason[0])
+        snprintf(detail, sizeof detail, "%s", r->frun.exit_reason);
+    if (!r->closing) {
         localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
         sup_feed(r, SUP_EV_EXITED, detail, sig ? -1 : (int)status);
     }
@@ -64,10 +70,14 @@ static void on_pidfd(uv_poll_t *p, int status, int events)
     close_run_handle(r, (uv_handle_t *)p);
     close(r->pidfd);
     r->pidfd = -1;
-    char detail[96] = "exited (adopted process; status unknown)";
-    cg_run_exited(r->a->cfg->name, r->name, r->version, -1, 0, detail, sizeof detail);
-    if (!r->closing) {
+    char detail[256] = "exited (adopted process; status unknown)";
+    r->frun.exit_reason[0] = '\0';
+    if (!r->closing)
         pluginhost_exited(r->plugin, &r->frun, -1); /* -1: the status is unknown */
+    cg_run_exited(r->a->cfg->name, r->name, r->version, -1, 0, detail, sizeof detail);
+    if (r->frun.exit_reason[0])
+        snprintf(detail, sizeof detail, "%s", r->frun.exit_reason);
+    if (!r->closing) {
         localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
         sup_feed(r, SUP_EV_EXITED, detail, -1);
     }
@@ -118,13 +128,16 @@ int spawn_now(struct run *r)
         else
             r->frun.port = port;
     }
+    r->frun.exit_reason[0] = '\0';
     if (rc == 0)
         rc = r->plugin->p.start(r->plugin->state, &r->wl, &r->frun);
     if (rc == 0) /* ABI 2: what start() kept in plugin_state outlives the agent */
         localdb_run_state_put(&r->a->db, r->name, r->version, r->frun.plugin_state);
     if (rc < 0) {
-        char detail[200];
-        snprintf(detail, sizeof detail, "could not start: %s", err_message(rc));
+        char detail[300];
+        /* A plugin's own detail (its errors are not the host's) first. */
+        snprintf(detail, sizeof detail, "could not start: %s",
+                 r->frun.exit_reason[0] ? r->frun.exit_reason : err_message(rc));
         sup_feed(r, SUP_EV_EXITED, detail, -1);
         return rc;
     }

@@ -4,6 +4,7 @@
 #include "ocijson.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,56 @@ int workload_job(const Ferry__Spec *spec, struct run_job *job)
     return 0;
 }
 
+/* runtime oci, after oci_kind_json added the layers and the config: the
+ * overrides as the signed Spec.oci holds them (over what ferry.yaml wrote)
+ * and `resources:` in numbers, so the plugin reads one object and parses
+ * no sizes. */
+static int oci_resolved(const Ferry__Spec *spec, char **kj)
+{
+    const Ferry__OciSpec *o = spec->oci;
+    json_error_t e;
+    json_t *obj = json_loads(*kj ? *kj : "{}", 0, &e);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        obj = json_object();
+    }
+    /* What ferry.yaml wrote stays as written; Spec.oci fills in only what
+     * it lacks (it is the same values, parsed). */
+    if (o->n_command > 0 && !json_object_get(obj, "command")) {
+        json_t *cmd = json_array();
+        for (size_t i = 0; i < o->n_command; i++)
+            json_array_append_new(cmd, json_string(o->command[i]));
+        json_object_set_new(obj, "command", cmd);
+    }
+    if (o->n_env > 0 && !json_object_get(obj, "env")) {
+        json_t *env = json_object();
+        for (size_t i = 0; i < o->n_env; i++)
+            json_object_set_new(env, o->env[i]->name, json_string(o->env[i]->value));
+        json_object_set_new(obj, "env", env);
+    }
+    if (o->workdir && *o->workdir && !json_object_get(obj, "workdir"))
+        json_object_set_new(obj, "workdir", json_string(o->workdir));
+    if (o->user && *o->user && !json_object_get(obj, "user"))
+        json_object_set_new(obj, "user", json_string(o->user));
+    if (o->network && strcmp(o->network, "none") == 0 && !json_object_get(obj, "network"))
+        json_object_set_new(obj, "network", json_string(o->network));
+    if (o->readonly_rootfs && !json_object_get(obj, "readonly_rootfs"))
+        json_object_set_new(obj, "readonly_rootfs", json_true());
+    if (spec->resources)
+        json_object_set_new(obj, "resources",
+                            json_pack("{s:I,s:I,s:I}", "memory_bytes",
+                                      (json_int_t)spec->resources->memory_bytes, "pids",
+                                      (json_int_t)spec->resources->pids, "cpu_millis",
+                                      (json_int_t)spec->resources->cpu_millis));
+    char *out = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    if (!out)
+        return -ENOMEM;
+    free(*kj);
+    *kj = out;
+    return 0;
+}
+
 int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m)
 {
     char *sj = NULL, *kj = NULL;
@@ -153,6 +204,8 @@ int workload_attach_json(struct ferry_workload *w, const Ferry__Manifest *m)
         rc = oci_kind_json(m->spec->oci, kj, &full);
         free(kj);
         kj = full;
+        if (rc == 0)
+            rc = oci_resolved(m->spec, &kj);
     }
     if (rc < 0) {
         free(sj);

@@ -99,3 +99,5 @@ bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"
 # Notebooks: ferry kernel start vs a local kernel, a scheduled run vs
 # nbclient directly (bench/notebook.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/notebook.sh" "$BUILD"
+# Containers: deploy to running and container start against podman (bench/oci.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/oci.sh" "$BUILD"

@@ -87,6 +87,14 @@ struct ferry_run {
      * not secret storage: the local database is readable by the agent's
      * user. */
     char plugin_state[FERRY_PLUGIN_STATE_MAX];
+    /* ---- ABI 2, appended (check struct_size before writing it) ---- */
+    /* One line the plugin may write to say why, when it knows better than
+     * the host: start() why it could not start (its error details are its
+     * own, not the host's), exited() why the run ended ("killed: out of
+     * memory (limit 64Mi)" for a container whose cgroup counted the kill).
+     * The host clears it before either call and reports it, when set, as
+     * the reason. */
+    char exit_reason[256];
 };
 
 struct ferry_health {
