@@ -3,8 +3,10 @@
 # their data under demo-data/; every example is published and verified back
 # out; hello and churn-model (trained here first by its train.py when its
 # model.joblib is missing) are deployed to the agent and queried
-# (churn-notebook, a daily scheduled run, is published only); then status,
-# and everything stops on Ctrl-C.
+# along with hello-container (an OCI image built offline from busybox-static,
+# run under runc) and churn-notebook (a daily scheduled notebook, also run
+# once on demand); then status, the dashboard's address, and everything stops
+# on Ctrl-C.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +17,7 @@ AGENT="$BUILD/agent/ferry-agent"
 DATA="$ROOT/demo-data"
 PORT=${FERRY_DEMO_PORT:-7400}
 URL="tcp://127.0.0.1:$PORT"
+HTTP=${FERRY_DEMO_HTTP:-127.0.0.1:7480}
 
 mkdir -p "$DATA/keys" "$DATA/pulled"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -23,7 +26,14 @@ stop_all() {
   say "stopping the agent, its workloads and the registry"
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  # The agent leaves workloads running on purpose; the demo cleans them up.
+  # The agent leaves workloads running on purpose; the demo cleans them up:
+  # containers through runc (their processes live in the image's root), the
+  # rest by their working folder.
+  if [ -d "$DATA/agent/oci" ] && command -v runc >/dev/null; then
+    for id in $(runc --root "$DATA/agent/oci" list -q 2>/dev/null); do
+      runc --root "$DATA/agent/oci" delete --force "$id" >/dev/null 2>&1 || true
+    done
+  fi
   for d in /proc/[0-9]*; do
     case "$(readlink "$d/cwd" 2>/dev/null)" in
       "$DATA"/agent/*) kill -TERM "${d#/proc/}" 2>/dev/null || true ;;
@@ -50,7 +60,7 @@ fi
 
 say "starting ferry-registry on $URL (data in demo-data/registry)"
 "$REGISTRY" --data "$DATA/registry" --listen "$URL" --trust "$DATA/keys/demo.pub" \
-  2>"$DATA/registry.log" &
+  --http "$HTTP" 2>"$DATA/registry.log" &
 PIDS+=($!)
 wait_for_line "$DATA/registry.log" 'listening on'
 
@@ -71,6 +81,17 @@ CHURN="$ROOT/examples/churn-model"
 if [ ! -f "$CHURN/model.joblib" ] || [ ! -f "$CHURN/reference.csv" ]; then
   say "training examples/churn-model (scikit-learn, synthetic data, fixed seed)"
   "$PY" "$CHURN/train.py"
+fi
+
+# The container example's image: an OCI layout built offline (no registry,
+# no network) from Debian's busybox-static, as the tests build theirs.
+IMAGE="$ROOT/examples/hello-container/image"
+if [ ! -f "$IMAGE/index.json" ]; then
+  say "building examples/hello-container/image (OCI layout: busybox-static, umoci)"
+  rm -rf "$IMAGE"
+  # shellcheck source=../tests/integration/ociimage.sh
+  source "$ROOT/tests/integration/ociimage.sh"
+  oci_busybox_layout "$IMAGE" /bin/sh
 fi
 
 export FERRY_REGISTRY="$URL" FERRY_KEY="$DATA/keys/demo.key" FERRY_TRUST="$DATA/keys/demo.pub"
@@ -110,6 +131,21 @@ say "the same through MLflow's scoring protocol: ferry predict churn-model --mlf
 echo '{"dataframe_split": {"columns": ["tenure_months", "monthly_spend", "support_tickets"], "data": [[3, 120.5, 4]]}}' |
   "$FERRY" predict churn-model --mlflow --json -
 
+say "deploying hello-container@1.0.0 (an OCI image, run under runc) and waiting until it answers"
+"$FERRY" deploy hello-container@1.0.0 --to env=demo --wait --timeout 120
+cport=$("$FERRY" status --json | python3 -c "
+import json, sys
+for h in json.load(sys.stdin)['hosts']:
+    for w in h['workloads']:
+        if w['name'] == 'hello-container' and w['state'] == 'running':
+            print(w['port'])")
+curl -fsS "http://127.0.0.1:$cport/index.html"
+
+say "deploying churn-notebook@0.1.0 (scheduled daily) and running it once now"
+"$FERRY" deploy churn-notebook@0.1.0 --to env=demo --wait --timeout 60
+"$FERRY" run churn-notebook@0.1.0 --to env=demo --wait --timeout 120
+"$FERRY" runs churn-notebook
+
 say "status"
 "$FERRY" hosts
 "$FERRY" status
@@ -117,6 +153,7 @@ say "status"
 say "hello answers on http://127.0.0.1:$port/"
 curl -fsS "http://127.0.0.1:$port/" || true
 echo
+echo "Dashboard: http://$HTTP/ (apps, models and notebooks on one page; JSON under /api/v1/, Prometheus at /metrics)"
 echo "Try:  FERRY_REGISTRY=$URL $FERRY status --json"
 echo "Logs: demo-data/registry.log, demo-data/agent.log"
 if [ -t 0 ] && [ "${CI:-}" != true ]; then

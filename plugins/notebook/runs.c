@@ -53,7 +53,7 @@ struct run_plan {
     char timeout[32];
     char homev[PATH_MAX + 64], jrt[PATH_MAX + 64];
     char *params;             /* JSON object */
-    const char *argv[14];
+    const char *argv[15];     /* NULL-terminated */
     const char **env;
 };
 
@@ -260,7 +260,8 @@ static int plan_run(struct run_plan *p, const char *dir, const json_t *sec, cons
         p->env[e++] = wenv[i];
     const char *argv[] = {nb_python(), p->runner, "--notebook", nb, "--output", p->out,
                           "--parameters", p->params, "--timeout", p->timeout, "--id", p->id,
-                          kernel && *kernel ? "--kernel" : NULL, kernel};
+                          kernel && *kernel ? "--kernel" : NULL, kernel, NULL};
+    _Static_assert(sizeof argv == sizeof p->argv, "the runner's argv and its NULL end");
     memcpy(p->argv, argv, sizeof argv);
     uint64_t now = (uint64_t)tv.tv_sec * 1000 + (uint64_t)ms;
     return record_running(p, now);

@@ -53,7 +53,8 @@ at_least_runs() { [ "$(nruns_with "$1" "$2")" -ge "$3" ]; }
 # --- ferry run --param --wait: succeeded, listed with the documented keys,
 # and the executed notebook (from the registry) shows the parameters.
 make_notebook "$T/hello" hello 'print("hello", greeting * repeat, type(flag).__name__)' \
-  '  parameters: {greeting: ferry, repeat: 1}
+  '  kernel: python3
+  parameters: {greeting: ferry, repeat: 1}
   timeout: 2m'
 "$FERRY" publish "$T/hello" >/dev/null
 "$FERRY" deploy hello@1 --to env=test >/dev/null
