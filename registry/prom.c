@@ -52,17 +52,6 @@ static void puts_(struct prom_buf *b, const char *s) { put(b, s, strlen(s)); }
 
 static void putc_(struct prom_buf *b, char c) { put(b, &c, 1); }
 
-static void put_u64(struct prom_buf *b, uint64_t v)
-{
-    char t[24];
-    size_t i = sizeof t;
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(b, t + i, sizeof t - i);
-}
-
 void prom_double(char out[32], double v)
 {
     /* Whole numbers (counts, bytes, most gauges) print without an exponent. */
@@ -73,13 +62,6 @@ void prom_double(char out[32], double v)
     snprintf(out, 32, "%.15g", v);
     if (strtod(out, NULL) != v)
         snprintf(out, 32, "%.17g", v);
-}
-
-static void put_double(struct prom_buf *b, double v)
-{
-    char t[32];
-    prom_double(t, v);
-    puts_(b, t);
 }
 
 void prom_escape(struct prom_buf *b, const char *v)
