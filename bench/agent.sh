@@ -84,7 +84,7 @@ wait_until() {
 # start_registry NAME: sets URL and REG_PID
 start_registry() {
   local log="$W/$1.log"
-  "$REGISTRY" --data "$W/$1" --listen tcp://127.0.0.1:0 --trust "$W/ops.pub" 2>"$log" &
+  "$REGISTRY" --data "$W/$1" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --trust "$W/ops.pub" 2>"$log" &
   REG_PID=$!
   PIDS+=("$REG_PID")
   wait_until 10 grep -q 'listening on' "$log" || die "registry did not start: $(cat "$log")"

@@ -56,7 +56,7 @@ head -c $((32 * 1048576)) /dev/urandom > "$W/app/weights.bin"
 # Hosts enroll with a join token signed by an operator key the registry trusts.
 "$FERRY" keygen enroll --dir "$W" >/dev/null
 "$FERRY" hosts token --key "$W/enroll.key" --ttl 12h -o "$W/join.token" 2>/dev/null
-"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --trust "$W/bench.pub" \
+"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --trust "$W/bench.pub" \
   --trust "$W/enroll.pub" 2>"$W/reg.log" &
 PIDS+=($!)
 for _ in $(seq 500); do grep -q 'listening on' "$W/reg.log" && break; sleep 0.01; done

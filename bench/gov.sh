@@ -39,7 +39,7 @@ echo
 echo "== ferry audit --verify on $N entries"
 mkdir -p "$W/reg"
 "$GOVBENCH" auditfill "$W/reg" "$N"
-"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 2>"$W/reg.log" &
+"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 2>"$W/reg.log" &
 REG_PID=$!
 for _ in $(seq 500); do grep -q 'listening on' "$W/reg.log" && break; sleep 0.01; done
 URL=$(grep -o 'tcp://[0-9.]*:[0-9]*' "$W/reg.log" | head -n 1)

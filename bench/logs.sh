@@ -58,7 +58,7 @@ timed() { # timed FILE CMD...: append CMD's wall time in ms
 
 "$FERRY" keygen ops --dir "$W" >/dev/null
 "$FERRY" hosts token --key "$W/ops.key" --ttl 1d -o "$W/join.token" 2>/dev/null
-"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --trust "$W/ops.pub" 2>"$W/reg.log" &
+"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --trust "$W/ops.pub" 2>"$W/reg.log" &
 PIDS+=("$!")
 wait_until 10 grep -q 'listening on' "$W/reg.log" || die "registry did not start"
 URL=$(grep -o 'tcp://[0-9.]*:[0-9]*' "$W/reg.log" | head -n 1)

@@ -55,7 +55,7 @@ echo small > "$W/app/file"
 "$FERRY" keygen bench --dir "$W" >/dev/null
 "$FERRY" keygen enroll --dir "$W" >/dev/null
 "$FERRY" hosts token --key "$W/enroll.key" --ttl 12h -o "$W/join.token" 2>/dev/null
-"$BUILD/registry/ferry-registry" --data "$W/reg" --listen tcp://127.0.0.1:0 --trust "$W/bench.pub" \
+"$BUILD/registry/ferry-registry" --data "$W/reg" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --trust "$W/bench.pub" \
   --trust "$W/enroll.pub" 2>"$W/reg.log" &
 PIDS+=($!)
 for _ in $(seq 500); do grep -q 'listening on' "$W/reg.log" && break; sleep 0.01; done

@@ -36,7 +36,7 @@ printf 'name: bench\nversion: "1"\nkind: model\nruntime: model\n' > "$W/app/ferr
 head -c $((SIZE_MIB * 1048576)) /dev/urandom > "$W/app/model.bin"
 "$FERRY" keygen bench --dir "$W" >/dev/null
 
-"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --trust "$W/bench.pub" 2>"$W/reg.log" &
+"$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --trust "$W/bench.pub" 2>"$W/reg.log" &
 REG_PID=$!
 for _ in $(seq 500); do grep -q 'listening on' "$W/reg.log" && break; sleep 0.01; done
 URL=$(grep -o 'tcp://[0-9.]*:[0-9]*' "$W/reg.log" | head -n 1)

@@ -27,7 +27,7 @@ int db_ops_check(const struct db_ops *ops)
         int present;
     } req[] = {
 #define OP(f) {#f, ops->f != NULL}
-        OP(open),           OP(close),          OP(add_version),     OP(get_version),
+        OP(open),           OP(open_reader),    OP(close),          OP(add_version),     OP(get_version),
         OP(list_versions),  OP(host_get),        OP(host_touch),
         OP(host_enroll),    OP(pending_put),    OP(pending_for),     OP(host_labels),
         OP(host_list),      OP(deployment_put), OP(deployment_list), OP(events_add),
@@ -86,6 +86,17 @@ int db_open_store(struct db *db, const char *store, const char *location)
 }
 
 int db_open(struct db *db, const char *path) { return db_open_store(db, "sqlite", path); }
+
+int db_open_reader(struct db *db, const char *path)
+{
+    void *impl = NULL;
+    int rc = db_sqlite_ops.open_reader(path, &impl);
+    if (rc < 0)
+        return rc;
+    db->ops = &db_sqlite_ops;
+    db->impl = impl;
+    return 0;
+}
 
 void db_close(struct db *db)
 {

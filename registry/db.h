@@ -30,6 +30,10 @@ struct db_version {
 
 /* Opens the default (SQLite) store at path. */
 int db_open(struct db *db, const char *path);
+/* A second, read-only connection to the default store at path (opened by
+ * db_open first), for readers on other threads: the HTTP side's handlers
+ * (registry/http.c) read through their own, never through the registry's. */
+int db_open_reader(struct db *db, const char *path);
 void db_close(struct db *db);
 
 /* Record name@version. FERRY_E_EXISTS (detail names it) when the version is
@@ -235,6 +239,7 @@ void db_revoke_list_free(struct db_revocation *v, size_t n);
 struct db_ops {
     const char *name; /* "sqlite", "postgres", ...: chosen by db_open_store */
     int (*open)(const char *location, void **self);
+    int (*open_reader)(const char *location, void **self); /* read-only, no migration */
     void (*close)(void *self);
     int (*add_version)(void *self, const char *name, const char *version, const char *kind,
                        const struct digest *manifest_digest, const char *publisher,

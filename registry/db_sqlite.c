@@ -216,6 +216,33 @@ static int sq_open(const char *path, void **out)
     return 0;
 }
 
+/* Read-only: the writer (sq_open) made the schema and WAL mode, so readers
+ * here never block it nor are blocked by it. query_only refuses any write
+ * that might slip through. */
+static int sq_open_reader(const char *path, void **out)
+{
+    struct sqlite_db *db = calloc(1, sizeof *db);
+    if (!db)
+        return -ENOMEM;
+    int rv = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rv != SQLITE_OK) {
+        int rc = err_set(FERRY_E_STORE, "%s: %s", path, sqlite3_errstr(rv));
+        sqlite3_close(db->h);
+        free(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db->h, 5000);
+    if (sqlite3_exec(db->h, "PRAGMA query_only=1;", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = err_set(FERRY_E_STORE, "%s: %s", path, sqlite3_errmsg(db->h));
+        sqlite3_close(db->h);
+        free(db);
+        return rc;
+    }
+    pthread_mutex_init(&db->lock, NULL);
+    *out = db;
+    return 0;
+}
+
 static void sq_close(void *self)
 {
     struct sqlite_db *db = self;
@@ -1024,6 +1051,7 @@ const struct db_ops db_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,
+    .open_reader = sq_open_reader,
     .add_version = sq_add_version,
     .get_version = sq_get_version,
     .list_versions = sq_list_versions,

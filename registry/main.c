@@ -1,6 +1,7 @@
 /* ferry-registry: argument parsing and signals only; the engine is
  * registry.c. */
 #include "error.h"
+#include "http.h"
 #include "key.h"
 #include "numparse.h"
 #include "registry.h"
@@ -26,7 +27,8 @@ static void usage(FILE *f)
             "                      [--max-blob-size SIZE] [--max-conns N]\n"
             "                      [--max-conns-per-peer N] [--idle-timeout DURATION]\n"
             "                      [--desired-ttl DURATION]\n"
-            "                      [--policy FILE [--trust-admin FILE.pub ...]] [--version]\n"
+            "                      [--policy FILE [--trust-admin FILE.pub ...]]\n"
+            "                      [--http ADDR:PORT|off] [--http-token FILE] [--version]\n"
             "  Serves artifacts in the foreground until SIGTERM or SIGINT.\n"
             "  --listen defaults to tcp://127.0.0.1:7400; port 0 picks a free port.\n"
             "  --host-ttl: a host unheard of this long is shown offline (default 15s;\n"
@@ -43,9 +45,13 @@ static void usage(FILE *f)
             "  --policy: the governance policy (docs/governance.md); FILE.sig beside it\n"
             "    must be signed by a key the policy names as admin and that is one of\n"
             "    --trust-admin (or, without it, of --trust; with neither, the policy's\n"
-            "    own admins). Without --policy every trusted key may do everything.\n",
+            "    own admins). Without --policy every trusted key may do everything.\n"
+            "  --http: the read-only HTTP side (dashboard, /api/v1, /metrics; default\n"
+            "    %s; port 0 picks a free port; off: none). An address other than\n"
+            "    loopback needs --http-token FILE (one line); requests must then carry\n"
+            "    Authorization: Bearer TOKEN.\n",
             SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_PEER,
-            SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000);
+            SERVER_DEFAULT_IDLE_TIMEOUT_MS / 1000, HTTP_DEFAULT_LISTEN);
 }
 
 /* Last resort only: the stop is bounded by construction (server.c ends
@@ -109,6 +115,7 @@ int main(int argc, char **argv)
     trust_init(&trust);
     trust_init(&admins);
     const char *policy = NULL;
+    const char *http_listen = HTTP_DEFAULT_LISTEN, *http_token = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -158,6 +165,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "ferry-registry: %s\n", err_detail());
                 return 2;
             }
+        } else if (strcmp(a, "--http") == 0) {
+            http_listen = val;
+        } else if (strcmp(a, "--http-token") == 0) {
+            http_token = val;
         } else if (strcmp(a, "--policy") == 0) {
             policy = val;
         } else if (strcmp(a, "--trust-admin") == 0) {
@@ -208,6 +219,8 @@ int main(int argc, char **argv)
         .max_conns_per_peer = max_per_peer,
         .idle_timeout_ms = idle_ms,
         .desired_ttl_ms = (int64_t)desired_ttl_ms,
+        .http_listen = http_listen,
+        .http_token_file = http_token,
     };
     struct registry *reg = NULL;
     int rc = registry_start(&cfg, &reg);
@@ -222,6 +235,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < trust.n; i++)
         fprintf(stderr, "ferry-registry: trusting key %s %s\n", trust.keys[i].id,
                 trust.keys[i].name);
+    if (registry_http_url(reg))
+        fprintf(stderr, "ferry-registry: http listening on %s%s\n", registry_http_url(reg),
+                http_token ? " (bearer token required)" : "");
     fflush(stderr);
 
     int sig = 0;

@@ -6,6 +6,7 @@
 #include "registry_int.h"
 #include "dispatch.h"
 #include "envelope.h"
+#include "http.h"
 #include "error.h"
 #include "manifest.h"
 #include "offerlimits.h"
@@ -125,6 +126,15 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     int rc = dispatch_check();
     if (rc < 0)
         return rc;
+    /* A bad --http fails before anything is opened or bound. */
+    struct http_config hcfg = {
+        .listen = cfg->http_listen,
+        .token_file = cfg->http_token_file,
+        .data_dir = cfg->data_dir,
+    };
+    int http_off = 1;
+    if ((rc = http_config_check(&hcfg, &http_off)) < 0)
+        return rc;
     struct registry *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
@@ -208,6 +218,18 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         free(r);
         return rc;
     }
+    if (!http_off && (rc = http_start(&hcfg, r, &r->http)) < 0) {
+        server_stop(r->server);
+        liveness_stop(&r->live);
+        gov_free(r->gov);
+        db_close(&r->db);
+        store_close(&r->store);
+        pthread_mutex_destroy(&r->pending_lock);
+        actions_free(r->actions);
+        key_secret_wipe(&r->self_key);
+        free(r);
+        return rc;
+    }
     /* Said once serving, so a start that fails still fails with one line. */
     if (key_created)
         fprintf(stderr, "ferry-registry: created its own key %s (%s/registry.pub)\n",
@@ -217,6 +239,8 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
 }
 
 const char *registry_url(const struct registry *r) { return server_url(r->server); }
+
+const char *registry_http_url(const struct registry *r) { return r->http ? http_url(r->http) : NULL; }
 
 void registry_get_stats(struct registry *r, struct registry_stats *out)
 {
@@ -231,6 +255,7 @@ void registry_get_stats(struct registry *r, struct registry_stats *out)
 
 void registry_stop(struct registry *r)
 {
+    http_stop(r->http); /* first: its handlers read what the rest below frees */
     server_stop(r->server);
     publish_pending_clear(r);
     liveness_stop(&r->live); /* after the server: no poll moves a mark any more */

@@ -27,6 +27,8 @@ struct registry_config {
     int64_t desired_ttl_ms;      /* a desired-state envelope's lifetime; 0: 24 h */
     const char *policy_path;     /* --policy FILE (FILE.sig beside it), or NULL */
     const struct trust *admin_anchors; /* --trust-admin; NULL: trust anchors the policy */
+    const char *http_listen;     /* --http ADDR:PORT; NULL or "off": no HTTP side (registry/http.h) */
+    const char *http_token_file; /* --http-token FILE; required off loopback */
 };
 
 struct registry_stats {
@@ -39,6 +41,8 @@ struct registry;
 int registry_start(const struct registry_config *cfg, struct registry **out);
 /* The URL actually listened on (with the chosen port). */
 const char *registry_url(const struct registry *r);
+/* "http://ADDR:PORT" of the HTTP side, or NULL when it is off. */
+const char *registry_http_url(const struct registry *r);
 void registry_get_stats(struct registry *r, struct registry_stats *out);
 /* Stops serving, waits for the workers and frees r. */
 void registry_stop(struct registry *r);

@@ -27,8 +27,11 @@
 
 struct pending; /* an accepted publish awaiting its blobs (publish.c) */
 
+struct http_server;
+
 struct registry {
     struct server *server;
+    struct http_server *http; /* the HTTP side (http.h), NULL when off */
     const struct trust *trust;
     struct store store;
     struct db db;

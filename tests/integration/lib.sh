@@ -70,24 +70,41 @@ LIB_JOIN_TOKEN="$T/.lib/join.token"
 "$FERRY" hosts token --key "$LIB_ENROLL_KEY" --ttl 12h -o "$LIB_JOIN_TOKEN" 2>/dev/null
 LIB_TRUST=(--trust "$T/.lib/enroll.pub")
 
-# start_registry NAME DATA_DIR [extra args]: sets REG_URL and REG_PID.
+# The registry's HTTP side listens on 127.0.0.1:7480 unless told otherwise:
+# registries started here take a free port instead (a test's own --http,
+# given later, wins), so tests running side by side never collide on it.
+LIB_HTTP=(--http 127.0.0.1:0)
+
+# reg_http_url LOG: the newest "http listening on URL" of a registry's log.
+reg_http_url() {
+  grep -o 'http listening on http://[^ ]*' "$1" | tail -n 1 | sed 's/http listening on //'
+}
+
+# start_registry NAME DATA_DIR [extra args]: sets REG_URL, REG_PID and
+# REG_HTTP (the HTTP side's URL; empty with --http off).
 start_registry() {
   local name=$1 data=$2; shift 2
   local log="$T/$name.log"
   : > "$log"
-  "$FERRY_REGISTRY_BIN" --data "$data" --listen tcp://127.0.0.1:0 "${LIB_TRUST[@]}" "$@" 2>>"$log" &
+  "$FERRY_REGISTRY_BIN" --data "$data" --listen tcp://127.0.0.1:0 "${LIB_TRUST[@]}" "${LIB_HTTP[@]}" "$@" 2>>"$log" &
   REG_PID=$!
   PIDS+=("$REG_PID")
   wait_until 10 grep -q 'listening on' "$log" || fail "registry $name did not start: $(cat "$log")"
   REG_URL=$(grep -o 'listening on tcp://[0-9.]*:[0-9]*' "$log" | tail -n 1 | sed 's/listening on //')
   REG_PORT=${REG_URL##*:}
+  REG_HTTP=
+  case " $* " in
+    *" --http off "*) ;;
+    *) wait_until 10 grep -q 'http listening on' "$log" || fail "registry $name: no HTTP side: $(cat "$log")"
+       REG_HTTP=$(reg_http_url "$log") ;;
+  esac
 }
 
-# restart on the same port
+# restart on the same port (the HTTP side on a free one unless given)
 start_registry_at() {
   local name=$1 data=$2 url=$3; shift 3
   local log="$T/$name.log"
-  "$FERRY_REGISTRY_BIN" --data "$data" --listen "$url" "${LIB_TRUST[@]}" "$@" 2>>"$log" &
+  "$FERRY_REGISTRY_BIN" --data "$data" --listen "$url" "${LIB_TRUST[@]}" "${LIB_HTTP[@]}" "$@" 2>>"$log" &
   REG_PID=$!
   PIDS+=("$REG_PID")
   wait_until 10 "$FERRY_POKE" "$url" ping || fail "registry $name did not restart at $url"

@@ -14,7 +14,7 @@ cert impostor
 
 make_key ops
 log="$T/reg.log"
-"$FERRY_REGISTRY_BIN" --data "$T/reg" --listen tls+tcp://127.0.0.1:0 \
+"$FERRY_REGISTRY_BIN" --data "$T/reg" --listen tls+tcp://127.0.0.1:0 --http 127.0.0.1:0 \
   --tls-cert "$T/ferry-registry.server.pem" --trust "$T/ops.pub" "${LIB_TRUST[@]}" 2>>"$log" &
 REG_PID=$!
 PIDS+=("$REG_PID")

@@ -1,6 +1,7 @@
-/* httpd — the model server's HTTP front end, one small interface over the
- * HTTP server library ferry chose by measurement (docs/http-server.md).
- * Nothing outside httpd.c sees the library.
+/* httpd — ferry's HTTP server (the model server's front end and the
+ * registry's dashboard side), one small interface over the HTTP server
+ * library ferry chose by measurement (docs/http-server.md). Nothing outside
+ * httpd.c sees the library.
  *
  * Contract:
  *  - The handler is called once per complete request (headers and body
@@ -12,8 +13,8 @@
  *  - A body over max_body is not buffered: the handler is called with
  *    body_too_large set, body NULL, and must still answer (400).
  *  - Errors: 0 or a negative code (-errno or FERRY_E_*), err_set detail. */
-#ifndef FERRY_MODEL_HTTPD_H
-#define FERRY_MODEL_HTTPD_H
+#ifndef FERRY_HTTPD_H
+#define FERRY_HTTPD_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,11 @@ struct httpd_config {
     int port;                 /* 0: any free port (see httpd_port) */
     size_t max_body;          /* bytes */
     unsigned threads;         /* library worker threads; 0: the adapter's default */
+    unsigned max_conns;       /* connections at once; 0: the library's default */
+    unsigned max_conns_per_ip; /* connections at once from one address; 0: no limit */
+    size_t conn_memory;       /* per-connection buffer for the request line and
+                                 headers (a longer URL gets 414/431); 0: default */
+    unsigned idle_timeout_s;  /* idle connections closed after this; 0: 60 s */
     httpd_handler_fn handler;
     void *ctx;
 };
@@ -45,6 +51,12 @@ struct httpd_config {
 int httpd_start(const struct httpd_config *cfg, struct httpd **out);
 /* The port actually bound. */
 int httpd_port(const struct httpd *h);
+/* A request header (case-insensitive name), or NULL when absent. Only
+ * from inside the handler, before it answers or returns. */
+const char *httpd_header(const struct httpd_request *req, const char *name);
+/* A query argument, percent-decoded by the library, or NULL when absent
+ * (the first when given twice). Same lifetime rule as httpd_header. */
+const char *httpd_arg(const struct httpd_request *req, const char *name);
 /* Any thread, exactly once per request. body is copied; content_type
  * NULL means "application/json". */
 int httpd_respond(struct httpd_request *req, int status, const char *content_type,

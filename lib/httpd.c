@@ -1,4 +1,5 @@
-/* httpd on GNU libmicrohttpd (chosen by measurement: docs/http-server.md).
+/* httpd on GNU libmicrohttpd (chosen by measurement: docs/http-server.md),
+ * shared by the model server and the registry (lib/CMakeLists.txt: ferry_httpd).
  *
  * The daemon runs a pool of epoll threads (MHD_USE_INTERNAL_POLLING_THREAD
  * with MHD_OPTION_THREAD_POOL_SIZE), each owning its connections. A
@@ -368,6 +369,19 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out)
         threads = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
     }
 
+    /* Only the caps the caller set; the rest keep the library's defaults. */
+    struct MHD_OptionItem caps[4];
+    size_t nc = 0;
+    if (cfg->max_conns)
+        caps[nc++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns, NULL};
+    if (cfg->max_conns_per_ip)
+        caps[nc++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                             cfg->max_conns_per_ip, NULL};
+    if (cfg->conn_memory)
+        caps[nc++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                             (intptr_t)cfg->conn_memory, NULL};
+    caps[nc] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
     struct httpd *h = calloc(1, sizeof *h);
     if (!h)
         return err_set(-ENOMEM, "httpd: out of memory");
@@ -382,7 +396,9 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out)
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_THREAD_POOL_SIZE, threads,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_TIMEOUT,
+                            cfg->idle_timeout_s ? cfg->idle_timeout_s : (unsigned)IDLE_TIMEOUT_S,
+                            MHD_OPTION_ARRAY, caps,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_END);
     if (!h->d) {
@@ -396,6 +412,22 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out)
     h->port = di ? di->port : cfg->port;
     *out = h;
     return 0;
+}
+
+const char *httpd_header(const struct httpd_request *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    const struct hreq *r = (const struct hreq *)req;
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *httpd_arg(const struct httpd_request *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    const struct hreq *r = (const struct hreq *)req;
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 int httpd_port(const struct httpd *h)
