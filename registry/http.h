@@ -75,6 +75,7 @@ struct http_route {
 };
 /* Each table ends with an entry whose path is NULL. */
 extern const struct http_route http_api_routes[]; /* http_api.c */
+extern const struct http_route http_prom_routes[]; /* http_prom.c: /metrics */
 
 /* Checks cfg (address, loopback or token) without binding anything: the
  * registry calls it before it opens its stores so a bad --http fails with

@@ -4,6 +4,7 @@
  * poll marks laid over it, each host's newest report, and the metrics
  * table. */
 #include "http_prom.h"
+#include "http.h"
 #include "dispatch.h"
 #include "error.h"
 #include "prom.h"
@@ -79,7 +80,7 @@ static struct prom_kind *kind_find(struct prom_state *p, const char *key, int in
 /* The kind name@version was published as; "unknown" when the registry has
  * no such version (a host may report one published elsewhere). Called
  * with p->lock held. */
-static const char *kind_of(struct registry *r, const char *name, const char *version)
+static const char *kind_of(struct registry *r, struct db *db, const char *name, const char *version)
 {
     struct prom_state *p = &r->prom;
     char key[148];
@@ -89,7 +90,7 @@ static const char *kind_of(struct registry *r, const char *name, const char *ver
         return k->kind;
     struct db_version *v = NULL;
     size_t n = 0;
-    if (db_list_versions(&r->db, name, &v, &n) == 0) {
+    if (db_list_versions(db, name, &v, &n) == 0) {
         for (size_t i = 0; i < n; i++) {
             char vk[148];
             snprintf(vk, sizeof vk, "%s@%s", name, v[i].version);
@@ -179,10 +180,10 @@ static void registry_part(struct registry *r, struct gathered *g, struct prom_re
 }
 
 /* Fills s from the registry; called with r->prom.lock held. */
-static int gather(struct registry *r, struct gathered *g, struct prom_snapshot *s)
+static int gather(struct registry *r, struct db *db, struct gathered *g, struct prom_snapshot *s)
 {
     registry_part(r, g, &s->reg);
-    int rc = db_host_list(&r->db, &g->hosts, &g->n_hosts);
+    int rc = db_host_list(db, &g->hosts, &g->n_hosts);
     if (rc < 0)
         return rc;
     liveness_overlay(&r->live, g->hosts, g->n_hosts);
@@ -213,11 +214,11 @@ static int gather(struct registry *r, struct gathered *g, struct prom_snapshot *
             if (!w->name || !w->version || !w->state)
                 continue;
             g->pw[k++] = (struct prom_workload){g->hosts[i].name, w->name, w->version,
-                                                kind_of(r, w->name, w->version), w->state,
+                                                kind_of(r, db, w->name, w->version), w->state,
                                                 w->restarts};
         }
     }
-    if ((rc = db_metrics_list(&r->db, NULL, &g->rows, &g->n_rows)) < 0)
+    if ((rc = db_metrics_list(db, NULL, &g->rows, &g->n_rows)) < 0)
         return rc;
     size_t nr = g->n_rows ? g->n_rows : 1;
     g->unpacked = calloc(nr, sizeof *g->unpacked);
@@ -231,7 +232,7 @@ static int gather(struct registry *r, struct gathered *g, struct prom_snapshot *
         if (!g->unpacked[i])
             continue;
         g->pr[m++] = (struct prom_run){row->host, row->name, row->version,
-                                       kind_of(r, row->name, row->version), row->received_ms,
+                                       kind_of(r, db, row->name, row->version), row->received_ms,
                                        g->unpacked[i]};
     }
     s->hosts = g->ph;
@@ -250,7 +251,7 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int http_prom_text(struct registry *r, int cache_ms, char **text, size_t *len)
+int http_prom_text(struct registry *r, struct db *db, int cache_ms, char **text, size_t *len)
 {
     struct prom_state *p = &r->prom;
     pthread_mutex_lock(&p->lock);
@@ -263,7 +264,7 @@ int http_prom_text(struct registry *r, int cache_ms, char **text, size_t *len)
         struct prom_snapshot s;
         memset(&s, 0, sizeof s);
         struct prom_buf b = {0};
-        rc = gather(r, &g, &s);
+        rc = gather(r, db, &g, &s);
         if (rc == 0)
             rc = prom_render(&s, &b, NULL);
         gathered_free(&g);
@@ -289,3 +290,24 @@ int http_prom_text(struct registry *r, int cache_ms, char **text, size_t *len)
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
+
+/* GET /metrics. The text format's own content type; the reader is taken
+ * only for the rendering, so the metadata lock is never held. */
+static int on_metrics(const struct http_call *c, struct http_reply *out)
+{
+    struct db *db = http_reader_get(c->srv);
+    if (!db)
+        return -EBUSY;
+    int rc = http_prom_text(c->reg, db, HTTP_PROM_CACHE_MS, &out->body, &out->len);
+    http_reader_put(c->srv, db);
+    if (rc < 0)
+        return rc;
+    out->status = 200;
+    out->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return 0;
+}
+
+const struct http_route http_prom_routes[] = {
+    {"GET", "/metrics", 0, on_metrics},
+    {NULL, NULL, 0, NULL},
+};

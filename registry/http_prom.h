@@ -16,6 +16,7 @@
  * changes); emptied when full. */
 #define HTTP_PROM_KINDS 4096
 
+struct db;
 struct registry;
 struct prom_kind;
 
@@ -33,8 +34,9 @@ struct prom_state {
 int prom_state_init(struct prom_state *p);
 void prom_state_free(struct prom_state *p);
 
-/* The /metrics text as of at most HTTP_PROM_CACHE_MS ago (cache_ms 0:
- * rendered now), as a malloc'd copy. 0 or a negative code. */
-int http_prom_text(struct registry *r, int cache_ms, char **text, size_t *len);
+/* The /metrics text as of at most cache_ms ago (0: rendered now), read
+ * through db when it is rendered, as a malloc'd copy. 0 or a negative
+ * code. */
+int http_prom_text(struct registry *r, struct db *db, int cache_ms, char **text, size_t *len);
 
 #endif
