@@ -388,23 +388,6 @@ static int ends_with(const char *s, size_t n, const char *suf)
     return n > k && memcmp(s + n - k, suf, k) == 0;
 }
 
-/* Index of the first entry named name among e[0..n) (sorted), or n. */
-static size_t find_name(const struct ent *e, size_t n, const char *name, size_t len)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strncmp(e[mid].name, name, len);
-        if (c == 0 && e[mid].name[len] != '\0')
-            c = 1;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && strncmp(e[lo].name, name, len) == 0 && e[lo].name[len] == '\0' ? lo : n;
-}
-
 static int render_workload_metrics(struct prom_buf *b, const struct prom_snapshot *s,
                                    size_t *skipped)
 {
@@ -423,12 +406,21 @@ static int render_workload_metrics(struct prom_buf *b, const struct prom_snapsho
                 (*skipped)++;
                 continue;
             }
-            /* A counter's name ends in _total in Prometheus; one without it
-             * gets it, so the family lints clean. */
+            /* Names as Prometheus wants them, so every family lints clean:
+             * a counter's ends in _total (one without gets it), and only a
+             * histogram's series end in _bucket, _count or _sum (any other
+             * sample named so gets _value: process_count_value). */
             size_t len = strlen(m->name);
-            int add_total = m->type == FERRY__WIRE__METRIC_TYPE__METRIC_COUNTER &&
-                            !ends_with(m->name, len, "_total");
-            snprintf(e[n].name, sizeof e[n].name, "%s%s", m->name, add_total ? "_total" : "");
+            const char *suffix = "";
+            if (m->type == FERRY__WIRE__METRIC_TYPE__METRIC_COUNTER) {
+                if (!ends_with(m->name, len, "_total"))
+                    suffix = "_total";
+            } else if (m->type != FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM &&
+                       (ends_with(m->name, len, "_bucket") || ends_with(m->name, len, "_count") ||
+                        ends_with(m->name, len, "_sum"))) {
+                suffix = "_value";
+            }
+            snprintf(e[n].name, sizeof e[n].name, "%s%s", m->name, suffix);
             e[n].run = (uint32_t)r;
             e[n].idx = (uint32_t)i;
             e[n].type = (int)m->type;
@@ -447,25 +439,7 @@ static int render_workload_metrics(struct prom_buf *b, const struct prom_snapsho
         while (end < n && strcmp(e[end].name, e[g].name) == 0)
             end++;
         const char *name = e[g].name;
-        size_t nl = strlen(name);
         int type = e[g].type;
-        /* A non-histogram family named like a histogram's _bucket, _sum or
-         * _count series would be read as part of that histogram. */
-        if (type != FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM) {
-            static const char *const sufs[] = {"_bucket", "_sum", "_count"};
-            int clash = 0;
-            for (int k = 0; k < 3 && !clash; k++) {
-                if (!ends_with(name, nl, sufs[k]))
-                    continue;
-                size_t h = find_name(e, n, name, nl - strlen(sufs[k]));
-                clash = h < n && e[h].type == FERRY__WIRE__METRIC_TYPE__METRIC_HISTOGRAM;
-            }
-            if (clash) {
-                *skipped += end - g;
-                g = end;
-                continue;
-            }
-        }
         family(b, name, type_name(type), "Reported by workloads (docs/metrics.md).");
         size_t seen = 0;
         uint32_t run = UINT32_MAX;

@@ -214,7 +214,8 @@ static void hostile_runs(struct prom_run runs[3])
     bucket(&ra, h, 0.1, 3);
     bucket(&ra, h, 0.5, 8);
     bucket(&ra, h, 1, 9);
-    add(&ra, "latency_seconds_count", G, 1, NULL);                  /* a histogram's series name */
+    add(&ra, "latency_seconds_count", G, 1, NULL);                  /* gets _value */
+    add(&ra, "process_count", G, 2, NULL);                          /* gets _value */
 
     run_init(&rb, "churn", "3");
     add(&rb, "queue_depth", H, 1, NULL)->count = 1;                 /* other type: skipped */
@@ -239,8 +240,8 @@ static void test_workload_metrics(void **state)
                               .runs = runs, .n_runs = 3};
     size_t skipped = 99;
     char *t = render(&s, &skipped);
-    /* reserved x2, repeated series, type clash, histogram series name */
-    assert_int_equal(skipped, 5);
+    /* reserved x2, repeated series, type clash */
+    assert_int_equal(skipped, 4);
 
     const char *web1shop = "host=\"web1\",workload=\"shop\",version=\"1.2\",kind=\"app\"";
     char want[512];
@@ -284,6 +285,11 @@ static void test_workload_metrics(void **state)
     snprintf(want, sizeof want, "latency_seconds_count{%s,model=\"shop\"} 10", web1shop);
     has_line(t, want);
     lacks(t, "latency_seconds_count gauge");
+    snprintf(want, sizeof want, "latency_seconds_count_value{%s} 1", web1shop);
+    has_line(t, want);
+    snprintf(want, sizeof want, "process_count_value{%s} 2", web1shop);
+    has_line(t, want);
+    has_line(t, "# TYPE process_count_value gauge");
     /* the model's own version label repeats the workload's: dropped */
     has_line(t, "ferry_model_drift_psi{host=\"web1\",workload=\"churn\",version=\"3\","
                 "kind=\"model\",model=\"churn\",input=\"tenure\"} 0.31");
