@@ -70,8 +70,10 @@ wait_until() { # wait_until SECONDS CMD...: poll CMD every 100 ms until it succe
 "$FERRY" keygen ops --dir "$W" >/dev/null
 "$FERRY" hosts token --key "$W/ops.key" --ttl 1d -o "$W/join.token" 2>/dev/null
 mkdir -p "$W/agents"
+# Every agent here connects from 127.0.0.1: the per-address cap (256) is
+# raised so a fleet on one machine is not taken for a flood from one peer.
 "$REGISTRY" --data "$W/reg" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --trust "$W/ops.pub" \
-  2>"$W/reg.log" &
+  --max-conns 4000 --max-conns-per-peer 4000 2>"$W/reg.log" &
 REG_PID=$!
 PIDS+=("$REG_PID")
 wait_until 10 grep -q 'http listening on' "$W/reg.log" || die "registry did not start: $(cat "$W/reg.log")"
@@ -107,8 +109,9 @@ online() {
 online_is() { [ "$(online)" = "$1" ]; }
 running_is() { [ "$(running)" = "$1" ]; }
 wait_until 180 online_is "$N_AGENTS" || die "only $(online) of $N_AGENTS agents online"
+deploy() { "$FERRY" deploy "$1" --to fleet=bench --registry "$URL" --key "$W/ops.key"; }
 for i in $(seq -w 1 "$N_WORKLOADS"); do
-  "$FERRY" deploy "w$i@1" --to fleet=bench --registry "$URL" --key "$W/ops.key" >/dev/null
+  wait_until 60 deploy "w$i@1" || die "deploy w$i@1: $(deploy "w$i@1" 2>&1)"
 done
 total=$((N_AGENTS * N_WORKLOADS))
 wait_until 300 running_is "$total" || die "only $(running) of $total workloads running"
