@@ -301,6 +301,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 int httpd_respond(struct httpd_request *req, int status, const char *content_type,
                   const char *body, size_t len)
 {
+    return httpd_respond_with(req, status, content_type, NULL, NULL, body, len);
+}
+
+int httpd_respond_with(struct httpd_request *req, int status, const char *content_type,
+                       const char *header, const char *value, const char *body, size_t len)
+{
     if (!req)
         return err_set(FERRY_E_INVALID, "httpd: respond without a request");
     struct hreq *r = (struct hreq *)req;
@@ -309,6 +315,10 @@ int httpd_respond(struct httpd_request *req, int status, const char *content_typ
         status = 500;
     /* Build outside the lock: copying a large body should not stall others. */
     struct MHD_Response *resp = make_response(content_type, body, len);
+    if (resp && header && value && MHD_add_response_header(resp, header, value) != MHD_YES) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
     pthread_mutex_lock(&h->mu);
     if (r->state != H_HANDLING && r->state != H_PARKED) {
         pthread_mutex_unlock(&h->mu);

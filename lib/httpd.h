@@ -61,6 +61,10 @@ const char *httpd_arg(const struct httpd_request *req, const char *name);
  * NULL means "application/json". */
 int httpd_respond(struct httpd_request *req, int status, const char *content_type,
                   const char *body, size_t len);
+/* httpd_respond with one more header (name and value; NULL: none), e.g.
+ * Allow on a 405 or WWW-Authenticate on a 401. */
+int httpd_respond_with(struct httpd_request *req, int status, const char *content_type,
+                       const char *header, const char *value, const char *body, size_t len);
 /* Stop accepting, answer parked requests with 503, join the threads, free. */
 void httpd_stop(struct httpd *h);
 

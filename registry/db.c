@@ -36,6 +36,7 @@ int db_ops_check(const struct db_ops *ops)
         OP(audit_append),   OP(audit_list),     OP(envelope_current),
         OP(version_set_sigs), OP(channel_set),  OP(channel_list),    OP(revoke_put),
         OP(revoke_list),
+        OP(series_add),     OP(series_query),   OP(artifact_names),  OP(events_after),
 #undef OP
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -310,4 +311,30 @@ void db_revoke_list_free(struct db_revocation *v, size_t n)
     for (size_t i = 0; v && i < n; i++)
         free(v[i].stmt);
     free(v);
+}
+
+/* ---- the HTTP side's reads and metric series ---- */
+
+int db_artifact_names(struct db *db, struct db_name **out, size_t *n)
+{
+    return db->ops->artifact_names(db->impl, out, n);
+}
+
+int db_events_after(struct db *db, uint64_t after_seq, size_t limit, struct db_event **out,
+                    size_t *n)
+{
+    return db->ops->events_after(db->impl, after_seq, limit, out, n);
+}
+
+int db_series_add(struct db *db, const char *host, const struct db_series_run *runs, size_t n,
+                  int64_t now_ms)
+{
+    return db->ops->series_add(db->impl, host, runs, n, now_ms);
+}
+
+int db_series_query(struct db *db, const char *name, const char *host, const char *series,
+                    int res_s, int64_t since_ms, size_t limit, struct db_series_row **out,
+                    size_t *n)
+{
+    return db->ops->series_query(db->impl, name, host, series, res_s, since_ms, limit, out, n);
 }

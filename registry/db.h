@@ -141,6 +141,7 @@ struct db_event {
     char host[72];
     uint8_t *change; /* encoded WorkloadReport, malloc'd */
     size_t len;
+    uint64_t seq;    /* its place in the log (db_events_after only) */
 };
 int db_events_add(struct db *db, const char *host, const uint8_t *const *changes,
                   const size_t *lens, size_t n);
@@ -230,6 +231,30 @@ struct db_revocation {
 int db_revoke_list(struct db *db, struct db_revocation **out, size_t *n);
 void db_revoke_list_free(struct db_revocation *v, size_t n);
 
+/* ---- the HTTP side's reads and metric series (registry/http_api.c, mseries.h) ---- */
+
+struct db_name {
+    char name[72];
+};
+/* Every artifact name, sorted; *out malloc'd. */
+int db_artifact_names(struct db *db, struct db_name **out, size_t *n);
+/* At most limit events with seq > after_seq (UINT64_MAX: the newest
+ * limit), oldest first, seq set. */
+int db_events_after(struct db *db, uint64_t after_seq, size_t limit, struct db_event **out,
+                    size_t *n);
+struct db_series_run;
+struct db_series_row;
+/* A report's runs into every tier's buckets (mseries.h), one transaction;
+ * a run not newer than the one stored for host adds nothing; buckets past
+ * a tier's age are deleted. */
+int db_series_add(struct db *db, const char *host, const struct db_series_run *runs, size_t n,
+                  int64_t now_ms);
+/* name's buckets of the res_s tier from since_ms on (host, series NULL:
+ * all), by host, version, series, time; at most limit; *out malloc'd. */
+int db_series_query(struct db *db, const char *name, const char *host, const char *series,
+                    int res_s, int64_t since_ms, size_t limit, struct db_series_row **out,
+                    size_t *n);
+
 /* ---- stores --------------------------------------------------------------- */
 
 /* One metadata store implementation. Every operation is required: each
@@ -289,6 +314,15 @@ struct db_ops {
     int (*channel_list)(void *self, const char *name, struct db_channel **out, size_t *n);
     int (*revoke_put)(void *self, const char *key_id, const uint8_t *stmt, size_t len);
     int (*revoke_list)(void *self, struct db_revocation **out, size_t *n);
+    /* the HTTP side's reads and metric series (db_sqlite_series.c) */
+    int (*series_add)(void *self, const char *host, const struct db_series_run *runs, size_t n,
+                      int64_t now_ms);
+    int (*series_query)(void *self, const char *name, const char *host, const char *series,
+                        int res_s, int64_t since_ms, size_t limit, struct db_series_row **out,
+                        size_t *n);
+    int (*artifact_names)(void *self, struct db_name **out, size_t *n);
+    int (*events_after)(void *self, uint64_t after_seq, size_t limit, struct db_event **out,
+                        size_t *n);
 };
 
 /* The SQLite store, registered from the start. */

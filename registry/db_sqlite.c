@@ -193,7 +193,7 @@ static int sq_open_into(struct sqlite_db *db, const char *path)
             return rc;
         }
     }
-    if (sq_gov_migrate(db) < 0 || sq_policy_migrate(db) < 0) {
+    if (sq_gov_migrate(db) < 0 || sq_policy_migrate(db) < 0 || sq_series_migrate(db) < 0) {
         int rc = err_set(FERRY_E_STORE, "%s: %s", path, err_detail());
         sqlite3_close(db->h);
         return rc;
@@ -1081,4 +1081,8 @@ const struct db_ops db_sqlite_ops = {
     .channel_list = sq_channel_list,
     .revoke_put = sq_revoke_put,
     .revoke_list = sq_revoke_list,
+    .series_add = sq_series_add,
+    .series_query = sq_series_query,
+    .artifact_names = sq_artifact_names,
+    .events_after = sq_events_after,
 };

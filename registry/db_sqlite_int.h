@@ -37,4 +37,15 @@ int sq_channel_list(void *self, const char *name, struct db_channel **out, size_
 int sq_revoke_put(void *self, const char *key_id, const uint8_t *stmt, size_t len);
 int sq_revoke_list(void *self, struct db_revocation **out, size_t *n);
 
+/* db_sqlite_series.c: metric time series, artifact names, events by seq. */
+struct db_series_run;
+struct db_series_row;
+int sq_series_migrate(struct sqlite_db *db);
+int sq_series_add(void *self, const char *host, const struct db_series_run *runs, size_t n,
+                  int64_t now_ms);
+int sq_series_query(void *self, const char *name, const char *host, const char *series, int res_s,
+                    int64_t since_ms, size_t limit, struct db_series_row **out, size_t *n);
+int sq_artifact_names(void *self, struct db_name **out, size_t *n);
+int sq_events_after(void *self, uint64_t after_seq, size_t limit, struct db_event **out, size_t *n);
+
 #endif

@@ -59,6 +59,10 @@ int http_parse_listen(const char *listen, char *addr, size_t cap, int *port)
             return err_set(FERRY_E_INVALID, "--http '%.100s': not [ADDR]:PORT", listen);
         a++;
         alen -= 2;
+    } else if (memchr(a, ':', alen)) {
+        /* "::1:80" could be read two ways: an IPv6 address takes brackets. */
+        return err_set(FERRY_E_INVALID, "--http '%.100s': an IPv6 address goes in brackets, [ADDR]:PORT",
+                       listen);
     }
     if (alen >= cap)
         return err_set(FERRY_E_INVALID, "--http '%.100s': address too long", listen);
@@ -99,8 +103,11 @@ static int token_load(const char *path, unsigned char hash[crypto_generichash_BY
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = fs_read_file(path, HTTP_TOKEN_MAX + 2, &data, &len);
-    if (rc < 0)
-        return err_set(rc, "--http-token: %s", err_message(rc));
+    if (rc < 0) {
+        char why[512]; /* err_message points into the buffer err_set writes */
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        return err_set(rc, "--http-token: %s", why);
+    }
     size_t n = 0;
     while (n < len && data[n] != '\n' && data[n] != '\r')
         n++;
@@ -215,13 +222,18 @@ static void answer(struct httpd_request *req, int status, const char *ctype, con
 
 static void answer_error(struct httpd_request *req, int status, const char *msg, int head)
 {
+    (void)head;
     json_t *v = json_pack("{s:s}", "error", msg);
     char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(v);
+    /* What RFC 9110 asks of these two: the methods there are, the scheme
+     * that is wanted. */
+    const char *hn = status == 405 ? "Allow" : status == 401 ? "WWW-Authenticate" : NULL;
+    const char *hv = status == 405 ? "GET, HEAD" : "Bearer realm=\"ferry\"";
     if (text)
-        answer(req, status, "application/json", text, strlen(text), head);
+        httpd_respond_with(req, status, "application/json", hn, hv, text, strlen(text));
     else
-        answer(req, 500, "application/json", "{\"error\":\"out of memory\"}", 25, head);
+        httpd_respond(req, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
     free(text);
 }
 
@@ -373,7 +385,9 @@ int http_start(const struct http_config *cfg, struct registry *reg, struct http_
         .ctx = s,
     };
     if ((rc = httpd_start(&hc, &s->httpd)) < 0) {
-        rc = err_set(rc, "--http %s: %s", cfg->listen, err_message(rc));
+        char why[512]; /* err_message points into the buffer err_set writes */
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        rc = err_set(rc, "--http %s: %s", cfg->listen, why);
         goto fail;
     }
     int v6 = strchr(addr, ':') != NULL;

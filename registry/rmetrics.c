@@ -1,7 +1,9 @@
 #include "rmetrics.h"
 #include "error.h"
 #include "metricwire.h"
+#include "mseries.h"
 #include "spec.h"
+#include "hosts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -61,8 +63,12 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
 {
     size_t n = body->n_metrics;
     struct db_metrics_row *rows = calloc(n ? n : 1, sizeof *rows);
-    if (!rows)
+    struct db_series_run *runs = calloc(n ? n : 1, sizeof *runs);
+    if (!rows || !runs) {
+        free(rows);
+        free(runs);
         return -ENOMEM;
+    }
     size_t k = 0, skipped = 0;
     uint32_t refused_total = 0;
     int rc = 0;
@@ -89,18 +95,32 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
             rc = erc;
         else {
             refused_total += r->refused;
+            /* The agent's collection time places the samples, unless its
+             * clock is off; then the registry's. */
+            int64_t t = r->collected_ms;
+            if (t < now_ms - (int64_t)HOSTS_CLOCK_WINDOW_MS || t > now_ms + (int64_t)HOSTS_CLOCK_WINDOW_MS)
+                t = now_ms;
+            if (mseries_points(w, t, &runs[k]) < 0)
+                rc = -ENOMEM;
             k++;
         }
     }
     int same = rc == 0 && db_metrics_same(db, host, rows, k);
     if (rc == 0 && !same)
         rc = db_metrics_replace(db, host, rows, k);
+    /* History is kept on a best-effort basis: a failure to add to it is
+     * said, never held against the report. */
+    if (rc == 0 && !same && db_series_add(db, host, runs, k, now_ms) < 0)
+        logf_("metrics from %s: history not stored: %s", host, err_detail());
     if (rc == 0 && !same && (skipped || refused_total || body->metrics_dropped))
         logf_("metrics from %s: %zu runs skipped, %u samples refused, %u runs left out by the agent", host,
               skipped, refused_total, body->metrics_dropped);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(rows[i].body);
+        mseries_run_free(&runs[i]);
+    }
     free(rows);
+    free(runs);
     return rc;
 }
 
