@@ -158,6 +158,7 @@ static void registry_part(struct registry *r, struct gathered *g, struct prom_re
     out->publishes_refused = r->publishes_refused;
     out->resident_bytes = resident_bytes();
     out->last_render_s = r->prom.last_render_s;
+    out->last_render_cpu_s = r->prom.last_render_cpu_s;
     size_t n = 0;
     /* Every request type with its ok count (0 too, so rates start from a
      * series), then each other outcome that happened. */
@@ -244,10 +245,10 @@ static int gather(struct registry *r, struct db *db, struct gathered *g, struct 
     return 0;
 }
 
-static double mono_s(void)
+static double clock_s(clockid_t c)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(c, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -258,7 +259,7 @@ int http_prom_text(struct registry *r, struct db *db, int cache_ms, char **text,
     uint64_t now = clock_mono_ms();
     int rc = 0;
     if (!p->text || cache_ms <= 0 || now - p->at_mono_ms >= (uint64_t)cache_ms) {
-        double t0 = mono_s();
+        double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
         struct gathered g;
         memset(&g, 0, sizeof g);
         struct prom_snapshot s;
@@ -273,7 +274,8 @@ int http_prom_text(struct registry *r, struct db *db, int cache_ms, char **text,
             p->text = b.p;
             p->len = b.len;
             p->at_mono_ms = now;
-            p->last_render_s = mono_s() - t0;
+            p->last_render_s = clock_s(CLOCK_MONOTONIC) - t0;
+            p->last_render_cpu_s = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
         } else {
             prom_buf_free(&b);
         }

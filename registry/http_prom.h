@@ -25,7 +25,7 @@ struct prom_state {
     char *text;          /* the last rendering, NUL-terminated */
     size_t len;
     uint64_t at_mono_ms; /* when it was rendered */
-    double last_render_s;
+    double last_render_s, last_render_cpu_s;
     struct prom_kind *kinds; /* HTTP_PROM_KINDS slots */
     size_t n_kinds;
     double start_time_s;

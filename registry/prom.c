@@ -176,6 +176,9 @@ static void render_registry(struct prom_buf *b, const struct prom_registry *r)
     family(b, "ferry_registry_metrics_render_seconds", "gauge",
            "How long rendering the previous /metrics text took.");
     line_double(b, "ferry_registry_metrics_render_seconds", NULL, r->last_render_s);
+    family(b, "ferry_registry_metrics_render_cpu_seconds", "gauge",
+           "CPU time the previous /metrics rendering took.");
+    line_double(b, "ferry_registry_metrics_render_cpu_seconds", NULL, r->last_render_cpu_s);
 }
 
 struct kind_state {

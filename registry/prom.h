@@ -35,6 +35,7 @@ struct prom_registry {
         publishes_refused, deploys, deploys_refused;
     uint64_t resident_bytes;  /* 0: not known, the family is left out */
     double last_render_s;     /* how long the previous rendering took */
+    double last_render_cpu_s; /* and the CPU time it took (its thread's) */
     const struct prom_request_count *requests;
     size_t n_requests;
 };
