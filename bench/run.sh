@@ -96,3 +96,6 @@ bash "$(dirname "${BASH_SOURCE[0]}")/model.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/gov.sh" "$BUILD"
 # Governance: the agent's policy evaluation per deploy (bench/policy.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"
+# The registry's HTTP side with 100 agents x 10 workloads: /metrics and
+# /api/v1/workloads under wrk against /api/v1 (bench/dashboard.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/dashboard.sh" "$BUILD"
