@@ -21,9 +21,20 @@
 #include <unistd.h>
 
 struct prom_kind {
-    char key[148]; /* name@version; "" for a free slot */
-    char kind[16];
+    char key[148];    /* name@version; "" for a free slot */
+    const char *kind; /* interned (kind_intern): stays valid when the table is emptied */
 };
+
+/* The kinds a manifest may have (lib/spec.c), as static strings, so what a
+ * snapshot points at never moves. */
+static const char *kind_intern(const char *k)
+{
+    static const char *const known[] = {"app", "model", "notebook"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(k, known[i]) == 0)
+            return known[i];
+    return *k ? "other" : "app";
+}
 
 int prom_state_init(struct prom_state *p)
 {
@@ -90,18 +101,20 @@ static const char *kind_of(struct registry *r, struct db *db, const char *name, 
         return k->kind;
     struct db_version *v = NULL;
     size_t n = 0;
+    const char *found = NULL;
     if (db_list_versions(db, name, &v, &n) == 0) {
         for (size_t i = 0; i < n; i++) {
             char vk[148];
             snprintf(vk, sizeof vk, "%s@%s", name, v[i].version);
             struct prom_kind *slot = kind_find(p, vk, 1);
             if (slot)
-                snprintf(slot->kind, sizeof slot->kind, "%s", v[i].kind[0] ? v[i].kind : "app");
+                slot->kind = kind_intern(v[i].kind);
+            if (strcmp(v[i].version, version) == 0)
+                found = kind_intern(v[i].kind);
         }
         free(v);
     }
-    k = kind_find(p, key, 0);
-    return k ? k->kind : "unknown";
+    return found ? found : "unknown";
 }
 
 static uint64_t resident_bytes(void)
