@@ -101,3 +101,6 @@ bash "$(dirname "${BASH_SOURCE[0]}")/policy.sh" "$BUILD"
 bash "$(dirname "${BASH_SOURCE[0]}")/notebook.sh" "$BUILD"
 # Containers: deploy to running and container start against podman (bench/oci.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/oci.sh" "$BUILD"
+# The registry's HTTP side with 100 agents x 10 workloads: /metrics and
+# /api/v1/workloads under wrk against /api/v1 (bench/dashboard.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/dashboard.sh" "$BUILD"

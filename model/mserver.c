@@ -41,7 +41,8 @@ struct mserver {
     int inputs_pending;
 
     struct mm *mm;
-    struct mm_family *requests, *duration, *queue, *compute, *batch, *restarts, *ready, *psi, *psi_rows;
+    struct mm_family *requests, *duration, *queue, *compute, *batch, *restarts, *ready, *psi, *psi_rows,
+        *psi_alert, *psi_window;
     pthread_mutex_t pull_mu; /* the restarts counter's last reading */
     uint64_t restarts_seen;
 };
@@ -222,8 +223,13 @@ static void pull_metrics(struct mserver *s)
     }
     pthread_mutex_unlock(&s->pull_mu);
     /* drift is set by mserver_load before loaded, and read only after. */
-    if (up && s->drift)
+    if (up && s->drift) {
         mm_set(s->psi_rows, lv, (double)drift_rows(s->drift));
+        /* The model's own threshold and window beside the PSI, so an
+         * alerting rule compares with them instead of a fixed number. */
+        mm_set(s->psi_alert, lv, s->cfg.drift_alert);
+        mm_set(s->psi_window, lv, (double)s->cfg.drift_window);
+    }
     if (up && s->drift)
         for (size_t i = 0; i < drift_features(s->drift); i++) {
             const char *pv[] = {s->cfg.name, s->cfg.version, drift_feature_name(s->drift, i)};
@@ -415,7 +421,13 @@ static int families(struct mserver *s)
                         MM_GAUGE, mvi, NULL, 0, &s->psi)) < 0 ||
         (rc = mm_family(s->mm, "ferry_model_drift_window_rows",
                         "Rows in the drift window now (the PSI is measured over these).",
-                        MM_GAUGE, mv, NULL, 0, &s->psi_rows)) < 0)
+                        MM_GAUGE, mv, NULL, 0, &s->psi_rows)) < 0 ||
+        (rc = mm_family(s->mm, "ferry_model_drift_alert",
+                        "The model's drift alert: a PSI above it is drift (drift.alert).",
+                        MM_GAUGE, mv, NULL, 0, &s->psi_alert)) < 0 ||
+        (rc = mm_family(s->mm, "ferry_model_drift_window_size",
+                        "Rows the drift window holds when full (drift.window).", MM_GAUGE, mv,
+                        NULL, 0, &s->psi_window)) < 0)
         return rc;
     /* Series that exist from the start, so a scrape before the first
      * request or restart shows zeros rather than nothing. */

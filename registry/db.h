@@ -176,7 +176,8 @@ int db_metrics_replace(struct db *db, const char *host, const struct db_metrics_
  * times: a report resending what the registry has (heartbeats do, between
  * collections) then costs a read, not a write. */
 int db_metrics_same(struct db *db, const char *host, const struct db_metrics_row *rows, size_t n);
-/* Every host's rows for name, by host then version. */
+/* Every host's rows for name, by host then version; name NULL: every
+ * row, by host, name and version. */
 int db_metrics_list(struct db *db, const char *name, struct db_metrics_row **out, size_t *n);
 void db_metrics_free(struct db_metrics_row *v, size_t n);
 

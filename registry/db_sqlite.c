@@ -1004,6 +1004,11 @@ static void metrics_partial(void *v, size_t n) { db_metrics_free(v, n); }
 static int sq_metrics_list(void *self, const char *name, struct db_metrics_row **out, size_t *n)
 {
     struct sqlite_db *db = self;
+    if (!name) /* every run's (the registry's /metrics) */
+        return select_rows(db,
+                           "SELECT host, name, version, received_ms, refused, body FROM metrics"
+                           " ORDER BY host, name, version",
+                           NULL, metrics_row, sizeof **out, metrics_partial, (void **)out, n);
     return select_rows(db,
                        "SELECT host, name, version, received_ms, refused, body FROM metrics WHERE name=?"
                        " ORDER BY host, version",

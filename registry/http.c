@@ -25,6 +25,7 @@
 static const struct http_route *const route_tables[] = {
     http_api_routes,
     /* /metrics (http_prom.c) goes below. */
+    http_prom_routes,
 
     /* the page, its assets and the stream (http_page.c) go below. */
     http_page_routes,

@@ -85,6 +85,7 @@ extern const struct http_route http_logs_routes[];   /* http_logs.c: /api/v1/log
 struct http_page *http_server_page(const struct http_server *s);
 struct http_stream *http_server_stream(const struct http_server *s);
 struct http_logs *http_server_logs(const struct http_server *s);
+extern const struct http_route http_prom_routes[]; /* http_prom.c: /metrics */
 
 /* Checks cfg (address, loopback or token) without binding anything: the
  * registry calls it before it opens its stores so a bad --http fails with

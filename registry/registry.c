@@ -61,6 +61,7 @@ static nng_msg *serve_one(void *arg, nng_msg *in, struct server_park *park)
         r->bad_requests++;
     } else {
         rc = dispatch(r, req, &resp, &rs);
+        reqstats_count(&r->reqstats, (int)req->body_case, rc);
     }
     if (rc == PARK) {
         snprintf(park->host, sizeof park->host, "%s", req->poll->host);
@@ -151,8 +152,14 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         return rc;
     }
 
+    if (prom_state_init(&r->prom) < 0) {
+        key_secret_wipe(&r->self_key);
+        free(r);
+        return -ENOMEM;
+    }
     pthread_mutex_init(&r->pending_lock, NULL);
     if (actions_new(wake_for_actions, r, &r->actions) < 0) {
+        prom_state_free(&r->prom);
         key_secret_wipe(&r->self_key);
         free(r);
         return -ENOMEM;
@@ -161,6 +168,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
 
     if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
         actions_free(r->actions);
+        prom_state_free(&r->prom);
         key_secret_wipe(&r->self_key);
         free(r);
         return rc;
@@ -169,6 +177,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     if ((rc = db_open(&r->db, path)) < 0) {
         store_close(&r->store);
         actions_free(r->actions);
+        prom_state_free(&r->prom);
         key_secret_wipe(&r->self_key);
         free(r);
         return rc;
@@ -177,6 +186,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         db_close(&r->db);
         store_close(&r->store);
         actions_free(r->actions);
+        prom_state_free(&r->prom);
         free(r);
         return rc;
     }
@@ -185,6 +195,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         db_close(&r->db);
         store_close(&r->store);
         actions_free(r->actions);
+        prom_state_free(&r->prom);
         key_secret_wipe(&r->self_key);
         free(r);
         return rc;
@@ -206,6 +217,7 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         store_close(&r->store);
         pthread_mutex_destroy(&r->pending_lock);
         actions_free(r->actions);
+        prom_state_free(&r->prom);
         key_secret_wipe(&r->self_key);
         free(r);
         return rc;
@@ -256,6 +268,7 @@ void registry_stop(struct registry *r)
     store_close(&r->store);
     pthread_mutex_destroy(&r->pending_lock);
     actions_free(r->actions);
+    prom_state_free(&r->prom);
     key_secret_wipe(&r->self_key);
     free(r);
 }

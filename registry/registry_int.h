@@ -10,9 +10,11 @@
 #include "fleet.h"
 #include "gov.h"
 #include "hosts.h"
+#include "http_prom.h"
 #include "key.h"
 #include "liveness.h"
 #include "queries.h"
+#include "reqstats.h"
 #include "rmetrics.h"
 #include "runs.h"
 #include "selector.h"
@@ -46,6 +48,8 @@ struct registry {
     uint64_t max_blob_size;
     _Atomic uint64_t requests, bad_requests, blobs_received, blob_bytes_received,
         chunks_served, publishes, publishes_refused;
+    struct reqstats reqstats; /* requests by type and outcome, for /metrics */
+    struct prom_state prom;   /* /metrics: the cached rendering (http_prom.c) */
 };
 
 /* Memory a response points into, freed after the response is packed. */
