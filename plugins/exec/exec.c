@@ -4,6 +4,7 @@
 #include <ferry/ferry.h>
 #include <ferry/plugin.h>
 
+#include "healthcheck.h"
 #include "procusage.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <unistd.h>
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
-#define HTTP_TIMEOUT_MAX_MS 2000
 #define COMMAND_TIMEOUT_DEFAULT_MS 5000
 
 /* How much of each host-owned struct this plugin reads or writes. */
@@ -239,55 +239,15 @@ static int exec_stop(void *state, struct ferry_run *run, int timeout_ms)
     return rc == -ESRCH ? 0 : rc;
 }
 
-/* Short words for the common probe failures, strerror for the rest. */
-static const char *why(int rc, char *buf, size_t sz)
-{
-    switch (rc) {
-    case -ECONNREFUSED: return "connection refused";
-    case -ETIMEDOUT: return "timed out";
-    case -ECONNRESET: return "connection reset";
-    case -ENOENT: return "not found";
-    default:
-        if (rc < 0 && rc > FERRY_E_BASE)
-            snprintf(buf, sz, "%s", strerror(-rc));
-        else
-            snprintf(buf, sz, "error %d", rc);
-        return buf;
-    }
-}
-
 static int exec_health(void *state, const struct ferry_workload *w, struct ferry_run *run, struct ferry_health *out)
 {
     struct exec_state *s = state;
     const struct ferry_host *h = s->host;
     if (!workload_ok(w) || !run_ok(run) || !out || out->struct_size < NEED(struct ferry_health, reason))
         return -EINVAL;
-    out->healthy = 0;
-    out->reason[0] = '\0';
+    if (health_alive_http(h, w, run, out))
+        return 0;
     char buf[128];
-
-    /* Whatever the check, a dead process is not healthy, even if something
-     * else now answers on its port. */
-    if (!h->alive(h->ctx, run)) {
-        snprintf(out->reason, sizeof out->reason, "process exited");
-        return 0;
-    }
-
-    if (w->health_http_path) {
-        int timeout = w->health_interval_ms && w->health_interval_ms < HTTP_TIMEOUT_MAX_MS
-                          ? (int)w->health_interval_ms
-                          : HTTP_TIMEOUT_MAX_MS;
-        int status = 0;
-        int rc = h->http_get(h->ctx, run->port, w->health_http_path, timeout, &status);
-        if (rc < 0)
-            snprintf(out->reason, sizeof out->reason, "GET %s: %s", w->health_http_path, why(rc, buf, sizeof buf));
-        else if (status != w->health_http_status)
-            snprintf(out->reason, sizeof out->reason, "GET %s: status %d, want %d", w->health_http_path, status,
-                     w->health_http_status);
-        else
-            out->healthy = 1;
-        return 0;
-    }
 
     if (w->health_command && w->health_command[0]) {
         int timeout = w->health_interval_ms ? (int)w->health_interval_ms : COMMAND_TIMEOUT_DEFAULT_MS;
@@ -302,7 +262,7 @@ static int exec_health(void *state, const struct ferry_workload *w, struct ferry
         if (rc == -ETIMEDOUT)
             snprintf(out->reason, sizeof out->reason, "health command timed out after %d ms", timeout);
         else if (rc < 0)
-            snprintf(out->reason, sizeof out->reason, "health command: %s", why(rc, buf, sizeof buf));
+            snprintf(out->reason, sizeof out->reason, "health command: %s", health_why(rc, buf, sizeof buf));
         else if (status != 0)
             snprintf(out->reason, sizeof out->reason, "health command exited %d", status);
         else

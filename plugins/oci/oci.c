@@ -22,6 +22,7 @@
 #include "error.h"
 #include "ocispec.h"
 #include "pathsafe.h"
+#include "healthcheck.h"
 #include "procusage.h"
 #include "unpack.h"
 
@@ -47,7 +48,6 @@ extern char **environ;
 #define NEED(type, last) (offsetof(type, last) + sizeof(((type *)0)->last))
 #define DEFAULT_ROOT "/run/ferry-oci"
 #define RUNTIME_TIMEOUT_MS 10000
-#define HTTP_TIMEOUT_MAX_MS 2000
 #define COMMAND_TIMEOUT_DEFAULT_MS 5000
 #define CONFIG_MAX (4u << 20)
 #define OUT_MAX 65536
@@ -795,19 +795,6 @@ static int oci_adopt(void *state, const struct ferry_workload *w, struct ferry_r
 
 /* ---- health and metrics ---- */
 
-static const char *why(int rc, char *buf, size_t sz)
-{
-    switch (rc) {
-    case -ECONNREFUSED: return "connection refused";
-    case -ETIMEDOUT: return "timed out";
-    case -ECONNRESET: return "connection reset";
-    case -ENOENT: return "not found";
-    default:
-        snprintf(buf, sz, "%s", rc < 0 && rc > FERRY_E_BASE ? strerror(-rc) : "error");
-        return buf;
-    }
-}
-
 static int ctr_pid(struct oci_state *s, struct ferry_run *run)
 {
     char id[ID_MAX], root[PATH_MAX], status[32];
@@ -825,28 +812,9 @@ static int oci_health(void *state, const struct ferry_workload *w, struct ferry_
     const struct ferry_host *h = s->host;
     if (!workload_ok(w) || !run_ok(run) || !out || out->struct_size < NEED(struct ferry_health, reason))
         return -EINVAL;
-    out->healthy = 0;
-    out->reason[0] = '\0';
+    if (health_alive_http(h, w, run, out))
+        return 0;
     char buf[128];
-    if (!h->alive(h->ctx, run)) {
-        snprintf(out->reason, sizeof out->reason, "process exited");
-        return 0;
-    }
-    if (w->health_http_path) {
-        int timeout = w->health_interval_ms && w->health_interval_ms < HTTP_TIMEOUT_MAX_MS
-                          ? (int)w->health_interval_ms
-                          : HTTP_TIMEOUT_MAX_MS;
-        int status = 0;
-        int rc = h->http_get(h->ctx, run->port, w->health_http_path, timeout, &status);
-        if (rc < 0)
-            snprintf(out->reason, sizeof out->reason, "GET %s: %s", w->health_http_path, why(rc, buf, sizeof buf));
-        else if (status != w->health_http_status)
-            snprintf(out->reason, sizeof out->reason, "GET %s: status %d, want %d", w->health_http_path,
-                     status, w->health_http_status);
-        else
-            out->healthy = 1;
-        return 0;
-    }
     if (w->health_command && w->health_command[0]) {
         /* Inside the container, with its environment (runc exec takes the
          * container's process settings). */
@@ -878,7 +846,7 @@ static int oci_health(void *state, const struct ferry_workload *w, struct ferry_
         if (rc == -ETIMEDOUT)
             snprintf(out->reason, sizeof out->reason, "health command timed out after %d ms", timeout);
         else if (rc < 0)
-            snprintf(out->reason, sizeof out->reason, "health command: %s", why(rc, buf, sizeof buf));
+            snprintf(out->reason, sizeof out->reason, "health command: %s", health_why(rc, buf, sizeof buf));
         else if (status != 0)
             snprintf(out->reason, sizeof out->reason, "health command exited %d", status);
         else
