@@ -52,3 +52,16 @@ int health_alive_http(const struct ferry_host *h, const struct ferry_workload *w
         out->healthy = 1;
     return 1;
 }
+
+void health_command_result(int rc, int status, int timeout_ms, struct ferry_health *out)
+{
+    char buf[128];
+    if (rc == -ETIMEDOUT)
+        snprintf(out->reason, sizeof out->reason, "health command timed out after %d ms", timeout_ms);
+    else if (rc < 0)
+        snprintf(out->reason, sizeof out->reason, "health command: %s", health_why(rc, buf, sizeof buf));
+    else if (status != 0)
+        snprintf(out->reason, sizeof out->reason, "health command exited %d", status);
+    else
+        out->healthy = 1;
+}

@@ -19,4 +19,8 @@ const char *health_why(int rc, char *buf, size_t sz);
 int health_alive_http(const struct ferry_host *h, const struct ferry_workload *w,
                       struct ferry_run *run, struct ferry_health *out);
 
+/* Fills out from a health command's outcome: rc from the host's
+ * run_command (-ETIMEDOUT after timeout_ms), status its exit status. */
+void health_command_result(int rc, int status, int timeout_ms, struct ferry_health *out);
+
 #endif

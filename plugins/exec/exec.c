@@ -247,7 +247,6 @@ static int exec_health(void *state, const struct ferry_workload *w, struct ferry
         return -EINVAL;
     if (health_alive_http(h, w, run, out))
         return 0;
-    char buf[128];
 
     if (w->health_command && w->health_command[0]) {
         int timeout = w->health_interval_ms ? (int)w->health_interval_ms : COMMAND_TIMEOUT_DEFAULT_MS;
@@ -259,14 +258,7 @@ static int exec_health(void *state, const struct ferry_workload *w, struct ferry
         int status = 0;
         rc = h->run_command(h->ctx, w->health_command, env.v, w->dir, timeout, &status);
         env_free(&env);
-        if (rc == -ETIMEDOUT)
-            snprintf(out->reason, sizeof out->reason, "health command timed out after %d ms", timeout);
-        else if (rc < 0)
-            snprintf(out->reason, sizeof out->reason, "health command: %s", health_why(rc, buf, sizeof buf));
-        else if (status != 0)
-            snprintf(out->reason, sizeof out->reason, "health command exited %d", status);
-        else
-            out->healthy = 1;
+        health_command_result(rc, status, timeout, out);
         return 0;
     }
 

@@ -814,7 +814,6 @@ static int oci_health(void *state, const struct ferry_workload *w, struct ferry_
         return -EINVAL;
     if (health_alive_http(h, w, run, out))
         return 0;
-    char buf[128];
     if (w->health_command && w->health_command[0]) {
         /* Inside the container, with its environment (runc exec takes the
          * container's process settings). */
@@ -843,14 +842,7 @@ static int oci_health(void *state, const struct ferry_workload *w, struct ferry_
         int status = 0;
         int rc = h->run_command(h->ctx, argv, env, "/", timeout, &status);
         free(argv);
-        if (rc == -ETIMEDOUT)
-            snprintf(out->reason, sizeof out->reason, "health command timed out after %d ms", timeout);
-        else if (rc < 0)
-            snprintf(out->reason, sizeof out->reason, "health command: %s", health_why(rc, buf, sizeof buf));
-        else if (status != 0)
-            snprintf(out->reason, sizeof out->reason, "health command exited %d", status);
-        else
-            out->healthy = 1;
+        health_command_result(rc, status, timeout, out);
         return 0;
     }
     uint64_t now = now_ms();

@@ -132,6 +132,27 @@ static void http_timeout_is_the_interval_capped_at_two_seconds(void **st)
     assert_int_equal(f.a.timeout_ms, 2000);
 }
 
+static void command_outcome_names_the_reason(void **st)
+{
+    (void)st;
+    struct ferry_health out;
+    memset(&out, 0, sizeof out);
+    health_command_result(0, 0, 5000, &out);
+    assert_int_equal(out.healthy, 1);
+    memset(&out, 0, sizeof out);
+    health_command_result(0, 3, 5000, &out);
+    assert_int_equal(out.healthy, 0);
+    assert_string_equal(out.reason, "health command exited 3");
+    memset(&out, 0, sizeof out);
+    health_command_result(-ETIMEDOUT, 0, 750, &out);
+    assert_int_equal(out.healthy, 0);
+    assert_string_equal(out.reason, "health command timed out after 750 ms");
+    memset(&out, 0, sizeof out);
+    health_command_result(-ENOENT, 0, 750, &out);
+    assert_int_equal(out.healthy, 0);
+    assert_string_equal(out.reason, "health command: not found");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +160,7 @@ int main(void)
         cmocka_unit_test(no_http_check_leaves_it_to_the_plugin),
         cmocka_unit_test(http_answer_decides),
         cmocka_unit_test(http_timeout_is_the_interval_capped_at_two_seconds),
+        cmocka_unit_test(command_outcome_names_the_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
