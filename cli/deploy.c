@@ -108,10 +108,12 @@ static void report_reach(struct cli_opts *o, const char *verb, const char *selec
                         "applies when one comes online\n",
                 selector, verb);
     if (runtime && runtime[0]) {
-        /* Any matching host, online or not: what plugins did it report? */
+        /* Any matching host, online or not: what plugins did it report?
+         * With no host matching at all, the warning above is the one line:
+         * there is no host to be missing a plugin. */
         struct label_set sel = {.n = 0};
         labels_parse(selector, &sel);
-        int served = 0;
+        int served = 0, matched = 0;
         for (size_t i = 0; i < r->hosts->n_hosts && !served; i++) {
             const Ferry__Wire__HostInfo *h = r->hosts->hosts[i];
             struct label_set have = {.n = 0};
@@ -120,9 +122,12 @@ static void report_reach(struct cli_opts *o, const char *verb, const char *selec
                 snprintf(kv, sizeof kv, "%s=%s", h->labels[l]->key, h->labels[l]->value);
                 labels_add(&have, kv);
             }
-            served = selector_matches(&sel, &have) && serves(h, runtime);
+            if (selector_matches(&sel, &have)) {
+                matched++;
+                served = serves(h, runtime);
+            }
         }
-        if (!served)
+        if (matched && !served)
             fprintf(stderr, "ferry: warning: no host matching %s reports a plugin for runtime "
                             "'%s': the plugin may be missing on hosts\n",
                     selector, runtime);

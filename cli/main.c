@@ -675,6 +675,13 @@ int main(int argc, char **argv)
         cli_help_all(stderr);
         return EXIT_USAGE;
     }
+    /* VERB --help (anywhere among its arguments): that verb's usage. Before
+     * anything else, so that `ferry version --help` is usage too. */
+    if (strcmp(argv[1], "help") != 0 && argv[1][0] != '-')
+        for (int i = 2; i < argc; i++)
+            if ((strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) &&
+                cli_help_verb(argv[1], stdout) == 0)
+                return 0;
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("ferry %s\n", FERRY_VERSION);
         return 0;
@@ -687,17 +694,16 @@ int main(int argc, char **argv)
         }
         if (argc > 3)
             return cli_usage("help", "expected at most one COMMAND");
-        if (cli_help_verb(argv[2], stdout) < 0) {
+        /* `ferry help --help`: the usage of help itself. */
+        const char *verb = strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0
+                               ? "help"
+                               : argv[2];
+        if (cli_help_verb(verb, stdout) < 0) {
             fprintf(stderr, "ferry: unknown command '%s' (see 'ferry help')\n", argv[2]);
             return EXIT_USAGE;
         }
         return 0;
     }
-    /* VERB --help (anywhere among its arguments): that verb's usage. */
-    for (int i = 2; i < argc; i++)
-        if ((strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) &&
-            cli_help_verb(argv[1], stdout) == 0)
-            return 0;
     /* Chunk buffers are about 1 MiB: keep them on the heap for reuse rather
      * than mapping and faulting in fresh pages for every chunk. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);

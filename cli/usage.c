@@ -115,6 +115,12 @@ static const struct usage usages[] = {
      "  entry's chained hash. --verify recomputes the chain from the entries and\n"
      "  exits 1 naming the first that does not match (0: verified, with the head\n"
      "  hash to keep). JSON: docs/governance.md, \"Audit log\".\n"},
+    /* help and version are verbs too: `ferry help help` and `ferry version
+     * --help` print usage like any other. */
+    {"help", "  help [COMMAND]                             every command, or one command's usage\n",
+     "  Also: ferry COMMAND --help (or -h) anywhere among its arguments.\n"},
+    {"version", "  version                                    print the version (also ferry --version)\n",
+     NULL},
 };
 
 static const char footer[] = "\n"

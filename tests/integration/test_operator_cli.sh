@@ -17,6 +17,9 @@ pass "--version prints $want for ferry, ferry-registry and ferry-agent"
 # --- help VERB and VERB --help, for every verb ferry help lists
 verbs=$("$FERRY" help | sed -n 's/^  \([a-z]*\) .*/\1/p' | sort -u)
 [ "$(echo "$verbs" | wc -l)" -ge 15 ] || fail "ferry help lists too few verbs: $verbs"
+for v in help version logs metrics rollback deployments history hosts status deploy; do
+  grep -qx "$v" <<<"$verbs" || fail "ferry help does not list $v: $verbs"
+done
 for v in $verbs; do
   out=$("$FERRY" help "$v") || fail "ferry help $v exited non-zero"
   grep -q "^  $v" <<<"$out" || fail "ferry help $v: $out"
@@ -24,6 +27,9 @@ for v in $verbs; do
   grep -q "^usage: ferry $v" <<<"$out" || fail "ferry $v --help: $out"
 done
 "$FERRY" deploy web@1 --to env=x --help | grep -q -- '--wait' || fail "deploy --help after arguments"
+[ "$("$FERRY" help --help | head -n 1)" = "usage: ferry help ..." ] || fail "ferry help --help"
+[ "$("$FERRY" version --help | head -n 1)" = "usage: ferry version ..." ] || fail "ferry version --help"
+"$FERRY" hosts rm h1 --help | grep -q '^  hosts rm NAME' || fail "hosts rm --help"
 rc=0; "$FERRY" help nosuchverb >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "ferry help nosuchverb exited $rc, want 2"
 pass "help VERB and VERB --help exit 0 for: $(echo $verbs)"
@@ -108,6 +114,7 @@ out=$("$FERRY" deploy web@1.0 --to env=nowhere 2>"$T/err") || fail "deploy to no
 grep -q '^0 online hosts match env=nowhere$' <<<"$out" || fail "deploy count: $out"
 grep -q '^ferry: warning: no online host matches env=nowhere; the deployment is recorded' "$T/err" \
   || fail "no-match warning: $(cat "$T/err")"
+[ "$(wc -l < "$T/err")" -eq 1 ] || fail "no matching host: more than the one warning line: $(cat "$T/err")"
 "$FERRY" deployments --json | python3 -c "
 import json, sys
 d = json.load(sys.stdin)['deployments']
@@ -177,19 +184,21 @@ ops_key_id=$("$FERRY" deployments --json | python3 -c "
 import json, sys
 d = [e for e in json.load(sys.stdin)['deployments'] if e['selector'] == 'env=test']
 assert len(d) == 1 and d[0]['name'] == 'web' and d[0]['version'] == '1.0', d
-assert set(d[0]) >= {'name', 'version', 'selector', 'key_id', 'time'}, d
+assert set(d[0]) == {'name', 'version', 'selector', 'key_id', 'time'}, d
 print(d[0]['key_id'])")
 [ "$ops_key_id" = "$ops_id" ] || fail "deployments key id '$ops_key_id' is not ops's ($ops_id)"
 "$FERRY" undeploy web --to env=nowhere >/dev/null
 "$FERRY" history web --json | python3 -c "
 import json, sys, re
-h = json.load(sys.stdin)['history']
+doc = json.load(sys.stdin)
+assert list(doc) == ['history'], doc
+h = doc['history']
 got = [(e['action'], e['version'], e['selector']) for e in h]
 want = [('deploy', '1.0', 'role=web'), ('deploy', '1.0', 'env=nowhere'), ('deploy', '2.0', 'env=test'),
         ('rollback', '1.0', 'env=test'), ('undeploy', '', 'env=nowhere')]
 assert got == want, got
 for e in h:
-    assert set(e) >= {'action', 'name', 'version', 'selector', 'key_id', 'time'}, e
+    assert set(e) == {'action', 'name', 'version', 'selector', 'key_id', 'time'}, e
     assert e['key_id'] == sys.argv[1] and e['name'] == 'web', e
     assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', e['time']), e
 " "$ops_key_id" || fail "history --json: $("$FERRY" history web --json)"
@@ -197,7 +206,11 @@ for e in h:
 "$FERRY" deployments | grep -q "^web  *1.0  *env=test  *$ops_key_id" || fail "deployments text: $("$FERRY" deployments)"
 "$FERRY" deployments --json | python3 -c "
 import json, sys
-assert not [e for e in json.load(sys.stdin)['deployments'] if e['selector'] == 'env=nowhere']" \
+doc = json.load(sys.stdin)
+assert list(doc) == ['deployments'], doc
+for e in doc['deployments']:
+    assert set(e) == {'name', 'version', 'selector', 'key_id', 'time'}, e
+assert not [e for e in doc['deployments'] if e['selector'] == 'env=nowhere']" \
   || fail "an undeployed selector is still listed as deployed"
 pass "history (oldest first, deploy/rollback/undeploy) and deployments name key $ops_key_id"
 

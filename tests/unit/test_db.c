@@ -279,6 +279,34 @@ static void test_ops_incomplete_refused(void **state)
     assert_non_null(strstr(err_detail(), "'sqlite' is already registered"));
 }
 
+/* Every operation in struct db_ops is required: taking away any one of
+ * them, whichever, is refused at registration. The table is a name followed
+ * by function pointers only (db.h), so each slot is reached by its offset;
+ * an op added to the struct but not to db_ops_check fails here. */
+static void test_ops_each_required(void **state)
+{
+    (void)state;
+    typedef void (*any_fn)(void);
+    const size_t first = offsetof(struct db_ops, open);
+    assert_int_equal(first % sizeof(any_fn), 0);
+    const size_t slots = (sizeof(struct db_ops) - first) / sizeof(any_fn);
+    assert_true(slots >= 38);
+    for (size_t i = 0; i < slots; i++) {
+        struct db_ops broken = db_sqlite_ops;
+        broken.name = "broken-slot";
+        unsigned char *slot = (unsigned char *)&broken + first + i * sizeof(any_fn);
+        any_fn was;
+        memcpy(&was, slot, sizeof was);
+        assert_non_null(was); /* the SQLite store fills every slot */
+        const any_fn none = NULL;
+        memcpy(slot, &none, sizeof none);
+        if (db_register(&broken) != FERRY_E_INVALID)
+            fail_msg("slot %zu of struct db_ops (offset %zu) is not checked by db_ops_check", i,
+                     first + i * sizeof(any_fn));
+        assert_non_null(strstr(err_detail(), "is missing"));
+    }
+}
+
 /* A complete table registers once, and db_* calls go through it. */
 static void test_ops_registered_store_used(void **state)
 {
@@ -320,6 +348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_remove_and_plugins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ops_incomplete_refused, setup, teardown),
+        cmocka_unit_test(test_ops_each_required),
         cmocka_unit_test_setup_teardown(test_ops_registered_store_used, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
