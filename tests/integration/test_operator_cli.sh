@@ -217,8 +217,14 @@ pass "history (oldest first, deploy/rollback/undeploy) and deployments name key 
 # --- a version superseded by a healthy re-deploy does not linger as rolled_back
 make_web_app "$T/web3" web 3.0 /healthz-that-does-not-exist
 "$FERRY" publish "$T/web3" >/dev/null
-"$FERRY" deploy web@3.0 --to env=test >/dev/null
-wait_until 30 workload_state_is h1 web 3.0 rolled_back || fail "web@3.0 was not rolled back"
+# deploy --wait and status --wait exit 1 once the host reports rolled_back
+rc=0; out=$("$FERRY" deploy web@3.0 --to env=test --wait --timeout 60 2>&1 >/dev/null) || rc=$?
+[ $rc -eq 1 ] || fail "deploy --wait of a version that is rolled back exited $rc: $out"
+grep -q '^ferry: host h1: web@3.0 rolled_back: ' <<<"$out" || fail "deploy --wait web@3.0 said: $out"
+workload_state_is h1 web 3.0 rolled_back || fail "web@3.0 was not rolled back"
+rc=0; out=$("$FERRY" status --wait web@3.0 --to env=test --timeout 60 2>&1 >/dev/null) || rc=$?
+[ $rc -eq 1 ] && grep -q '^ferry: host h1: web@3.0 rolled_back: ' <<<"$out" \
+  || fail "status --wait on a rolled-back version: exit $rc: $out"
 "$FERRY" deploy web@1.0 --to env=test --wait --timeout 30 >/dev/null || fail "re-deploy of web@1.0"
 wait_until 10 bash -c "! \"$FERRY\" status --json | grep -q '\"version\": \"3.0\"'" \
   || fail "web@3.0 lingers after a healthy re-deploy: $("$FERRY" status)"
