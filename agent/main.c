@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "numparse.h"
 
+#include <arpa/inet.h>
 #include <malloc.h>
 #include <nng/nng.h>
 #include <signal.h>
@@ -41,6 +42,51 @@ static const char *default_plugins_dir(void)
     return FERRY_PLUGIN_DIR;
 }
 
+/* The HOST of a registry URL: an IPv4 or IPv6 address, or a host name made
+ * of dot-separated labels (letters, digits, '-' and '_' inside, 1-63 bytes
+ * each, 253 in all) whose last label is not all digits, so that a mistyped
+ * address such as 999.1.1.1 is refused rather than looked up forever. */
+static int registry_host_ok(const char *h)
+{
+    char buf[256];
+    size_t n = strlen(h);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* nng may keep the brackets */
+        if (n - 2 >= sizeof buf)
+            return 0;
+        memcpy(buf, h + 1, n - 2);
+        buf[n - 2] = '\0';
+        h = buf;
+        n -= 2;
+    }
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, h, &a4) == 1 || inet_pton(AF_INET6, h, &a6) == 1)
+        return 1;
+    if (n == 0 || n > 253)
+        return 0;
+    size_t start = 0;
+    int all_digits = 1;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || h[i] == '.') {
+            size_t len = i - start;
+            if (len == 0 || len > 63 || h[start] == '-' || h[i - 1] == '-')
+                return 0;
+            if (i == n && all_digits)
+                return 0;
+            start = i + 1;
+            all_digits = 1;
+            continue;
+        }
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+        if (c < '0' || c > '9')
+            all_digits = 0;
+    }
+    return 1;
+}
+
 /* A registry URL the agent can dial: tcp://HOST:PORT, tls+tcp://HOST:PORT
  * (tcp4/tcp6 variants too) or ipc://PATH. Checked at start so a typo stops
  * the agent with one line instead of retrying forever. */
@@ -68,6 +114,9 @@ static int registry_url_check(const char *url)
         if (!u->u_hostname || !*u->u_hostname)
             rc = err_set(FERRY_E_INVALID, "'%s': no host (expected %s://HOST:PORT)", url,
                          u->u_scheme);
+        else if (!registry_host_ok(u->u_hostname))
+            rc = err_set(FERRY_E_INVALID, "'%s': '%s' is not a host name or an IP address", url,
+                         u->u_hostname);
         else if (port == 0 || port > 65535 || (end && *end) ||
                  (u->u_path && *u->u_path && strcmp(u->u_path, "/") != 0))
             rc = err_set(FERRY_E_INVALID, "'%s': expected %s://HOST:PORT with a port 1-65535",

@@ -47,6 +47,10 @@ agent_url_fails "^ferry-agent: --registry 'localhost:7400': " localhost:7400
 agent_url_fails "^ferry-agent: --registry 'tcp://127.0.0.1': expected tcp://HOST:PORT" tcp://127.0.0.1
 agent_url_fails "^ferry-agent: --registry 'tcp://127.0.0.1:99999': expected" tcp://127.0.0.1:99999
 agent_url_fails "^ferry-agent: --registry 'tcp://:7400': no host" tcp://:7400
+agent_url_fails "^ferry-agent: --registry 'tcp://999.1.1.1:7400': '999.1.1.1' is not a host name or an IP address$" tcp://999.1.1.1:7400
+agent_url_fails "^ferry-agent: --registry 'tcp://reg host:7400': 'reg host' is not a host name or an IP address$" "tcp://reg host:7400"
+agent_url_fails "^ferry-agent: --registry 'tcp://reg..example:7400': 'reg..example' is not a host name" tcp://reg..example:7400
+agent_url_fails "^ferry-agent: --registry 'tls\+tcp://-reg:7400': '-reg' is not a host name" tls+tcp://-reg:7400
 rc=0; out=$("$FERRY_AGENT_BIN" --registry tcp://127.0.0.1:1 --state "$T/never" --advertise 'a b' 2>&1) || rc=$?
 [ $rc -eq 2 ] && [ "$out" = "ferry-agent: --advertise 'a b': expected a host name or an IP address" ] \
   || fail "--advertise 'a b': exit $rc: $out"
@@ -58,7 +62,8 @@ dead_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 REG_URL_SAVED=${REG_URL:-}
 REG_URL="tcp://127.0.0.1:$dead_port" start_agent_unenrolled lonely "$T/lonely" --trust "$T/.lib/enroll.pub"
 lonely_pid=$AGENT_PID
-REG_URL="tcp://127.0.0.1:$dead_port" start_agent_unenrolled chatty "$T/chatty" --trust "$T/.lib/enroll.pub" --verbose
+# chatty names the registry by host name: a well-formed name is accepted.
+REG_URL="tcp://localhost:$dead_port" start_agent_unenrolled chatty "$T/chatty" --trust "$T/.lib/enroll.pub" --verbose
 chatty_pid=$AGENT_PID
 wait_until 10 grep -q 'warn: registry tcp://127.0.0.1:'"$dead_port"' unreachable; workloads keep running: Connection refused' "$T/agent-lonely.log" \
   || fail "no outage line at the default level: $(cat "$T/agent-lonely.log")"
