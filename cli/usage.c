@@ -63,7 +63,7 @@ static const struct usage usages[] = {
      "  --wait exits 0 when it runs (a job: succeeded) on every online host that\n"
      "  matches --to (without --to: every online host meant to run it), 1 as soon\n"
      "  as one reports failed or rolled_back, or at once when no online host\n"
-     "  matches, 3 at the timeout (default 300s).\n"},
+     "  matches (without --to: no host is online), 3 at the timeout (default 300s).\n"},
     {"events", "  events [--host H] [--limit N] [--json]     workload state changes, newest last\n",
      NULL},
     {"logs", "  logs NAME [--host H] [--tail N] [--stderr] [--follow]  a workload's output\n", NULL},

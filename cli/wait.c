@@ -55,31 +55,39 @@ static const Ferry__Wire__WorkloadReport *report_of(const Ferry__Wire__HostInfo 
 
 enum { W_WAIT, W_DONE, W_FAILED, W_NONE };
 
-/* One look at the fleet. pending: the hosts still waited for, "h1 (fetching), ...". */
+/* One look at the fleet. pending: the hosts still waited for, "h1 (fetching), ...";
+ * *undesired: no --to, hosts are online, but none is meant to run it (yet). */
 static int check(const Ferry__Wire__HostList *hl, const char *name, const char *version,
-                 const char *selector, char *pending, size_t pcap)
+                 const char *selector, char *pending, size_t pcap, int *undesired)
 {
     static const Ferry__Wire__HostInfo *scope[WAIT_SCOPE_MAX];
     size_t n = 0;
+    *undesired = 0;
+    pending[0] = '\0';
     if (selector) {
         n = (size_t)cli_hosts_matching(hl, selector, scope, WAIT_SCOPE_MAX);
+        if (n == 0) {
+            err_set(FERRY_E_NOTFOUND, "no online host matches %s: nothing to wait for",
+                    selector[0] ? selector : "(any)");
+            return W_NONE;
+        }
     } else {
-        /* Without a selector: every online host whose desired state has it. */
+        /* Without a selector the scope is every online host: none online
+         * ends the wait at once. Of those, the hosts whose desired state has
+         * it are waited for; while there are none (not deployed, or not
+         * yet), the wait goes on to the timeout. */
         size_t all = (size_t)cli_hosts_matching(hl, "", scope, WAIT_SCOPE_MAX);
+        if (all == 0) {
+            err_set(FERRY_E_NOTFOUND, "no online host: nothing to wait for");
+            return W_NONE;
+        }
         for (size_t i = 0; i < all; i++)
             if (desires(scope[i], name, version))
                 scope[n++] = scope[i];
-    }
-    pending[0] = '\0';
-    if (n == 0) {
-        if (selector)
-            err_set(FERRY_E_NOTFOUND, "no online host matches %s: nothing to wait for",
-                    selector[0] ? selector : "(any)");
-        else
-            err_set(FERRY_E_NOTFOUND,
-                    "no online host has %s@%s as its desired state: nothing to wait for", name,
-                    version);
-        return W_NONE;
+        if (n == 0) {
+            *undesired = 1;
+            return W_WAIT;
+        }
     }
     size_t used = 0, waiting = 0;
     for (size_t i = 0; i < n; i++) {
@@ -123,6 +131,7 @@ int cli_wait(struct cli_opts *o, const char *name, const char *version, const ch
     /* Progress only for a person watching: nothing extra in logs or pipes. */
     int tty = isatty(STDERR_FILENO);
     char pending[1024] = "", shown_line[1024] = "";
+    int undesired = 0;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -130,7 +139,11 @@ int cli_wait(struct cli_opts *o, const char *name, const char *version, const ch
         /* A registry that is briefly unreachable is waited for too. */
         int rc = fetch_hosts(o, &r);
         if (rc == 0) {
-            int st = check(r->hosts, name, version, selector, pending, sizeof pending);
+            int st = check(r->hosts, name, version, selector, pending, sizeof pending,
+                           &undesired);
+            if (undesired)
+                snprintf(pending, sizeof pending,
+                         "no online host has %.80s@%.80s as its desired state", name, version);
             if (st != W_WAIT) {
                 if (tty && shown_line[0])
                     fputs("\r\033[K", stderr);
@@ -144,11 +157,13 @@ int cli_wait(struct cli_opts *o, const char *name, const char *version, const ch
             }
             client_response_free(r);
         } else {
+            undesired = 0;
             snprintf(pending, sizeof pending, "%s", err_message(rc));
         }
         uint64_t waited = since_ms(&start);
         if (tty && strcmp(pending, shown_line) != 0) {
-            fprintf(stderr, "\r\033[Kwaiting for %s@%s on %.200s", name, version, pending);
+            fprintf(stderr, "\r\033[Kwaiting for %s@%s%s%.200s", name, version,
+                    undesired ? ": " : " on ", pending);
             fflush(stderr);
             snprintf(shown_line, sizeof shown_line, "%s", pending);
         }
@@ -160,8 +175,8 @@ int cli_wait(struct cli_opts *o, const char *name, const char *version, const ch
                 snprintf(shown, sizeof shown, "%llus", (unsigned long long)(timeout_ms / 1000));
             else
                 snprintf(shown, sizeof shown, "%llums", (unsigned long long)timeout_ms);
-            fprintf(stderr, "ferry: timed out after %s waiting for %s@%s: still waiting for %s\n",
-                    shown, name, version, pending);
+            fprintf(stderr, "ferry: timed out after %s waiting for %s@%s: %s%s\n", shown, name,
+                    version, undesired ? "" : "still waiting for ", pending);
             return EXIT_TIMEOUT;
         }
         struct timespec pause = {0, 100 * 1000000};

@@ -81,6 +81,10 @@ make_key nobody
 export FERRY_AGENT_HEARTBEAT_MS=200
 start_registry reg "$T/reg" --trust "$T/ops.pub" --host-ttl 1s
 export FERRY_REGISTRY="$REG_URL" FERRY_KEY="$T/ops.key"
+# No host online at all: status --wait without --to has nothing to wait for, exit 1 at once.
+start=$(date +%s%N)
+expect_fail '^ferry: no online host: nothing to wait for$' "$FERRY" status --wait web@1.0 --timeout 60
+[ $(( ($(date +%s%N) - start) / 1000000 )) -lt 5000 ] || fail "status --wait with no host online did not fail at once"
 # The plugin warning below needs a runtime no host serves: these hosts load
 # every plugin ferry builds but oci.
 mkdir -p "$T/plugins"
@@ -154,6 +158,11 @@ rc=0; out=$("$FERRY" status --wait web@9.9 --to env=test --timeout 300ms 2>&1 >/
 grep -q '^ferry: timed out after 300ms waiting for web@9.9: still waiting for h1 (pending)' <<<"$out" \
   || fail "timeout said: $out"
 [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "without a terminal, more than the outcome: $out"
+# without --to, online hosts but none meant to run it: waited for until the timeout (3)
+rc=0; out=$("$FERRY" status --wait web@9.9 --timeout 300ms 2>&1 >/dev/null) || rc=$?
+[ $rc -eq 3 ] || fail "status --wait of a version no host has exited $rc, want 3 ($out)"
+[ "$out" = "ferry: timed out after 300ms waiting for web@9.9: no online host has web@9.9 as its desired state" ] \
+  || fail "status --wait of a version no host has said: $out"
 # on a terminal, the hosts still waited for are shown while waiting
 rc=0; script -qec "$FERRY status --wait web@9.9 --to env=test --timeout 1s" /dev/null > "$T/tty.out" 2>&1 || rc=$?
 grep -q 'waiting for web@9.9 on h1 (pending)' "$T/tty.out" || fail "no progress on a terminal: $(cat -v "$T/tty.out")"
