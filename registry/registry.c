@@ -182,7 +182,9 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         free(r);
         return rc;
     }
-    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors ? cfg->admin_anchors : cfg->trust)) < 0) {
+    /* Only --trust-admin anchors the policy's admins: --trust says who may
+     * publish, and a key listed there for that is no admin. */
+    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors)) < 0) {
         db_close(&r->db);
         store_close(&r->store);
         actions_free(r->actions);
