@@ -53,6 +53,19 @@ wait_until 20 grep -q 'desired state refused: signed by registry key .*, not the
 ! workload_field h2 app 1.0 state >/dev/null 2>&1 || fail "h2 runs app@1.0 from an untrusted envelope"
 pass "an agent with --trust-registry refuses an envelope signed by another key"
 
+# --- --trust-registry with the registry's own key: taken, and nothing pinned
+start_agent h3 "$T/h3" --label env=other --trust "$T/ops.pub" --trust-registry "$T/reg/registry.pub"
+H3_PID=$AGENT_PID
+h3_fresh() { "$FERRY" hosts --json | python3 -c "
+import json, sys
+h = [h for h in json.load(sys.stdin)['hosts'] if h['name'] == 'h3'][0]
+assert h['desired_state'] == 'fresh' and h['envelope_version'] > 0, h"; }
+wait_until 20 h3_fresh || fail "h3 did not apply an envelope signed by the key it was given: $(tail -3 "$T/agent-h3.log")"
+[ ! -e "$T/h3/registry.pub" ] && ! grep -q 'pinned registry key' "$T/agent-h3.log" \
+  || fail "h3 pinned a key although --trust-registry was given"
+kill -TERM "$H3_PID"; wait "$H3_PID" 2>/dev/null || true
+pass "an agent with --trust-registry REGISTRY.pub applies the registry's envelopes and pins nothing"
+
 # --- capture h1's current envelope, then move on to app@2.0
 # (retried: a poll h1 itself sends in the same millisecond makes the
 # registry refuse the capture's as not newer)

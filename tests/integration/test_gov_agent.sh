@@ -51,6 +51,15 @@ wait_until 30 policy_col || fail "ferry hosts --json: $("$FERRY" hosts --json)"
 "$FERRY" hosts | grep -Eq "^h0 .* not verified$" || fail "ferry hosts: $("$FERRY" hosts)"
 pass "ferry hosts says which hosts verify the policy themselves"
 
+# The registry runs with the default --desired-ttl: h1's envelope runs for 24 h.
+ttl_left() { "$FERRY" hosts --json | python3 -c "
+import json, sys, time
+h = [h for h in json.load(sys.stdin)['hosts'] if h['name'] == 'h1'][0]
+left = h['envelope_expires_ms'] - time.time() * 1000
+assert 23 * 3600e3 < left <= 24 * 3600e3 + 60e3, left"; }
+wait_until 20 ttl_left || fail "h1's envelope does not run for the default 24 h: $("$FERRY" hosts --json | grep envelope)"
+pass "without --desired-ttl a host's desired state is valid for 24 h"
+
 make_model() { # DIR VERSION CARD_HEADINGS...
   local dir=$1 v=$2; shift 2
   mkdir -p "$dir"
