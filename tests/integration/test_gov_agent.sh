@@ -83,6 +83,10 @@ make_model "$T/m1" 1.0.0 "Intended use" "Limitations"
 make_model "$T/m2" 1.1.0 "Intended use" "Limitations"
 make_model "$T/m3" 1.2.0 "Intended use"
 for d in m1 m2 m3; do "$FERRY" publish "$T/$d" >/dev/null; done
+# The issue's own example, word for word (exit 1, one line).
+rc=0; out=$("$FERRY" promote iris@1.2.0 --channel prod 2>&1) || rc=$?
+[ $rc -eq 1 ] && [ "$out" = "ferry: promote iris@1.2.0 to prod refused: needs 1 more approval; model card lacks 'Limitations'; pii: true needs a privacy review" ] \
+  || fail "promote of the unapproved iris@1.2.0 (exit $rc): $out"
 for v in 1.0.0 1.2.0; do
   "$FERRY" approve iris@$v --key "$T/reviewer.key" >/dev/null
   "$FERRY" approve iris@$v --role privacy --key "$T/dpo.key" >/dev/null

@@ -259,7 +259,11 @@ kill -9 "$AGENT_PID"
 hy_status() { "$FERRY" hosts --json | python3 -c '
 import json,sys; print([h["status"] for h in json.load(sys.stdin)["hosts"] if h["name"]=="hy"])'; }
 [ "$(hy_status)" = "['pending']" ] || fail "hy enrolled with a revoked operator's token: $(hy_status)"
-pass "a revoked operator is refused at once: hosts accept, hosts rm, actions, deploys and its join tokens"
+# A revoked publisher: its next publish is refused.
+make_model "$T/iris3" 1.3.0 0.95 "Intended use" "Limitations"
+"$FERRY" keys revoke "$(id_of ds)" --key "$T/admin.key" >/dev/null || fail "revoke ds"
+expect_fail "publish refused: key $(id_of ds) \(ds\) is revoked" "$FERRY" publish "$T/iris3" --key "$T/ds.key"
+pass "a revoked operator or publisher is refused at once: hosts accept, hosts rm, actions, deploys, join tokens, publishes"
 # The revocation outlives a restart.
 stop_and_wait "$REG_PID" 30 "the registry" || true
 start_registry_at reg2 "$T/reg" "$REG_URL" --trust-admin "$T/admin.pub" --policy "$T/policy.yaml"
@@ -290,6 +294,7 @@ has('promote', ci, 'operator', 'iris@1.0.0 to prod')
 has('deploy', ci, 'operator', 'iris@1.0.0 to env=prod')
 has('revoke', admin, 'admin', 'key %s (reviewer2)' % rid)
 has('revoke', admin, 'admin', 'key %s (ops2)' % oid)
+has('revoke', admin, 'admin', 'key %s (ds)' % ds)
 assert any(e['what'] == 'accept-host' and e['key_id'] == ci and e['detail'].startswith('hx key ') for e in es), es
 for e in es:
     assert e['time_unix'] > 0 and e['time'].endswith('Z') and len(e['hash']) == 64, e
