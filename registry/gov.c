@@ -69,13 +69,16 @@ static int apply_stored_revocations(struct registry *r, struct regpolicy *g,
     return 0;
 }
 
-int gov_start(struct registry *r, const char *path, const struct trust *anchors)
+/* The file, its signature and its key files, into *out; nothing else is
+ * touched. signer receives the admin key id whose signature counts. */
+static int load(const char *path, const struct trust *anchors, struct regpolicy **out,
+                char signer[KEY_ID_LEN + 1])
 {
     struct regpolicy *g = calloc(1, sizeof *g);
     if (!g)
         return -ENOMEM;
     int rc = policy_load_file(path, &g->pol, &g->text, &g->len);
-    char sigpath[4200], signer[KEY_ID_LEN + 1] = "";
+    char sigpath[4200];
     snprintf(sigpath, sizeof sigpath, "%s.sig", path);
     uint8_t *sig = NULL;
     size_t slen = 0;
@@ -119,9 +122,31 @@ int gov_start(struct registry *r, const char *path, const struct trust *anchors)
         }
         free(t);
     }
-    if (rc == 0)
-        rc = apply_stored_revocations(r, g, anchors);
-    if (rc == 0)
+    if (rc < 0) {
+        gov_free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+int gov_check(const char *path, const struct trust *anchors)
+{
+    struct regpolicy *g = NULL;
+    char signer[KEY_ID_LEN + 1] = "";
+    int rc = load(path, anchors, &g, signer);
+    gov_free(g);
+    return rc;
+}
+
+int gov_start(struct registry *r, const char *path, const struct trust *anchors)
+{
+    struct regpolicy *g = NULL;
+    char signer[KEY_ID_LEN + 1] = "";
+    int rc = load(path, anchors, &g, signer);
+    if (rc < 0)
+        return rc;
+    if ((rc = apply_stored_revocations(r, g, anchors)) == 0)
         rc = policy_trust(&g->pol, &g->trust);
     if (rc < 0) {
         gov_free(g);

@@ -19,6 +19,9 @@ struct regpolicy;
  * and (when anchors holds keys: --trust-admin) one of anchors. Refused with the
  * reason otherwise; r->trust becomes the policy's keys. */
 int gov_start(struct registry *r, const char *path, const struct trust *anchors);
+/* gov_start's checks alone, so a policy that will be refused is refused
+ * before anything is created in the data directory. */
+int gov_check(const char *path, const struct trust *anchors);
 void gov_free(struct regpolicy *g);
 
 /* The keys that may enroll, accept and remove hosts and send actions: a

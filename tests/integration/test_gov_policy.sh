@@ -48,8 +48,11 @@ reg_refused() { # PATTERN POLICY
         "${LIB_TRUST[@]}" --trust-admin "$T/admin.pub" --policy "$2" 2>&1) || rc=$?
   [ $rc -ne 0 ] || fail "registry started with $2"
   grep -Eq -- "$1" <<<"$out" || fail "registry with $2 said: $out"
+  [ "$(wc -l <<<"$out")" -eq 1 ] || fail "registry with $2 said more than one line: $out"
+  [ ! -e "$T/refused" ] || fail "a refused policy left $T/refused behind: $(ls "$T/refused")"
 }
 reg_refused "policy .*policy.yaml is not signed" "$T/policy.yaml"
+reg_refused "$T/nope.yaml: No such file or directory" "$T/nope.yaml"
 out=$("$FERRY" policy sign "$T/policy.yaml" --key "$T/ci.key" 2>&1) || fail "policy sign with ci: $out"
 grep -q "warning: key .* is not an admin key" <<<"$out" || fail "no warning signing with ci: $out"
 reg_refused "policy signed by key [0-9a-f]{16} \(ci\), which the policy does not name as admin" "$T/policy.yaml"
