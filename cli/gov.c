@@ -104,6 +104,9 @@ static int policy_sign_file(const char *file, struct cli_opts *o)
     }
     if (rc == 0)
         rc = policy_sign(p, &k, sig, sizeof sig);
+    /* The id outlives the wipe of the secret: the line below names it. */
+    char signer[KEY_ID_LEN + 1];
+    snprintf(signer, sizeof signer, "%s", k.pub.id);
     key_secret_wipe(&k);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s.sig", file);
@@ -124,7 +127,7 @@ static int policy_sign_file(const char *file, struct cli_opts *o)
         char hex[DIGEST_HEX_LEN + 1];
         digest_hex(&p->digest, hex);
         printf("signed %s (digest %.16s, %zu keys) with key %s: wrote %s\n", file, hex,
-               p->n_keys, k.pub.id, path);
+               p->n_keys, signer, path);
     }
     free(p);
     return rc < 0 ? cli_fail(rc) : 0;
@@ -472,7 +475,17 @@ int cli_channels(int argc, char **argv)
         json_t *ch = json_object();
         for (size_t i = 0; i < g->n_channels; i++)
             json_object_set_new(ch, g->channels[i]->channel, json_string(g->channels[i]->version));
-        cli_print_json(json_pack("{s:o}", "channels", ch));
+        /* One line, as docs/governance.md shows it ({"channels": {"prod":
+         * "1.2.0"}}): a pointer map is small, and a script can compare it. */
+        json_t *doc = json_pack("{s:o}", "channels", ch);
+        char *text = doc ? json_dumps(doc, 0) : NULL;
+        json_decref(doc);
+        if (!text) {
+            client_response_free(r);
+            return cli_fail(-ENOMEM);
+        }
+        puts(text);
+        free(text);
     } else if (g->n_channels == 0) {
         printf("%s: no channel points at a version\n", name);
     } else {

@@ -6,7 +6,15 @@
 int on_action_submit(struct registry *r, const Ferry__Wire__Request *req,
                      Ferry__Wire__Response *resp, struct request_scratch *rs)
 {
-    return actions_submit(r->actions, &r->db, gov_operators(r), req->action_submit, resp, &rs->action);
+    const Ferry__Wire__ActionSubmit *as = req->action_submit;
+    struct trust ops = {NULL, 0};
+    int rc = gov_operator_gate(r, as->action ? as->action->key_id : NULL, "action");
+    if (rc == 0)
+        rc = gov_operators_now(r, &ops);
+    if (rc == 0)
+        rc = actions_submit(r->actions, &r->db, &ops, as, resp, &rs->action);
+    trust_fini(&ops);
+    return rc;
 }
 
 int on_action_await(struct registry *r, const Ferry__Wire__Request *req,

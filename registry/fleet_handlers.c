@@ -136,7 +136,13 @@ int on_register(struct registry *r, const Ferry__Wire__Request *req,
 {
     (void)resp;
     (void)rs;
-    return hosts_register(&r->db, gov_operators(r), req->register_);
+    /* Join tokens count only while their operator key is not revoked. */
+    struct trust ops = {NULL, 0};
+    int rc = gov_operators_now(r, &ops);
+    if (rc == 0)
+        rc = hosts_register(&r->db, &ops, req->register_);
+    trust_fini(&ops);
+    return rc;
 }
 
 int on_report(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__Response *resp,
@@ -150,7 +156,14 @@ int on_report(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__
 int on_accept_host(struct registry *r, const Ferry__Wire__Request *req,
                    Ferry__Wire__Response *resp, struct request_scratch *rs)
 {
-    return hosts_accept(&r->db, &r->live, gov_operators(r), req->accept_host, resp, &rs->accept);
+    struct trust ops = {NULL, 0};
+    int rc = gov_operator_gate(r, req->accept_host->signer, "hosts accept");
+    if (rc == 0)
+        rc = gov_operators_now(r, &ops);
+    if (rc == 0)
+        rc = hosts_accept(&r->db, &r->live, &ops, req->accept_host, resp, &rs->accept);
+    trust_fini(&ops);
+    return rc;
 }
 
 int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
@@ -158,7 +171,14 @@ int on_remove_host(struct registry *r, const Ferry__Wire__Request *req,
 {
     (void)resp;
     (void)rs;
-    return hosts_remove(&r->db, &r->live, gov_operators(r), r->host_ttl_ms, req->remove_host);
+    struct trust ops = {NULL, 0};
+    int rc = gov_operator_gate(r, req->remove_host->signer, "hosts rm");
+    if (rc == 0)
+        rc = gov_operators_now(r, &ops);
+    if (rc == 0)
+        rc = hosts_remove(&r->db, &r->live, &ops, r->host_ttl_ms, req->remove_host);
+    trust_fini(&ops);
+    return rc;
 }
 
 /* PARK when nothing changed for a poll that may wait: the transport keeps

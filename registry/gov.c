@@ -25,7 +25,6 @@ struct regpolicy {
     char sig[300];
     char key_text[POLICY_KEYS_MAX][160]; /* each key file's line, as served */
     struct trust trust;             /* every key the policy names */
-    struct trust operators;         /* those with the operator role (hosts accept, rm) */
     pthread_mutex_t approve_lock;   /* one read-modify-write of a signature list at a time */
 };
 
@@ -70,7 +69,10 @@ static int apply_stored_revocations(struct registry *r, struct regpolicy *g,
     return 0;
 }
 
-int gov_start(struct registry *r, const char *path, const struct trust *anchors)
+/* The file, its signature and its key files, into *out; nothing else is
+ * touched. signer receives the admin key id whose signature counts. */
+static int load(const char *path, const struct trust *anchors, struct regpolicy **out,
+                char signer[KEY_ID_LEN + 1])
 {
     struct regpolicy *g = calloc(1, sizeof *g);
     if (!g)
@@ -89,7 +91,7 @@ int gov_start(struct registry *r, const char *path, const struct trust *anchors)
     if (rc == 0) {
         memcpy(g->sig, sig, slen);
         g->sig[slen] = '\0';
-        rc = policy_verify(&g->pol, g->sig, anchors && anchors->n ? anchors : NULL, NULL);
+        rc = policy_verify(&g->pol, g->sig, anchors && anchors->n ? anchors : NULL, signer);
         if (rc < 0) {
             char why[600];
             snprintf(why, sizeof why, "%s", err_detail());
@@ -120,16 +122,32 @@ int gov_start(struct registry *r, const char *path, const struct trust *anchors)
         }
         free(t);
     }
-    if (rc == 0)
-        rc = apply_stored_revocations(r, g, anchors);
-    if (rc == 0)
+    if (rc < 0) {
+        gov_free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+int gov_check(const char *path, const struct trust *anchors)
+{
+    struct regpolicy *g = NULL;
+    char signer[KEY_ID_LEN + 1] = "";
+    int rc = load(path, anchors, &g, signer);
+    gov_free(g);
+    return rc;
+}
+
+int gov_start(struct registry *r, const char *path, const struct trust *anchors)
+{
+    struct regpolicy *g = NULL;
+    char signer[KEY_ID_LEN + 1] = "";
+    int rc = load(path, anchors, &g, signer);
+    if (rc < 0)
+        return rc;
+    if ((rc = apply_stored_revocations(r, g, anchors)) == 0)
         rc = policy_trust(&g->pol, &g->trust);
-    trust_init(&g->operators);
-    if (rc == 0 && !(g->operators.keys = calloc(g->pol.n_keys + 1, sizeof *g->operators.keys)))
-        rc = -ENOMEM;
-    for (size_t i = 0; rc == 0 && i < g->pol.n_keys; i++)
-        if ((g->pol.keys[i].roles & ROLE_OPERATOR) && !g->pol.keys[i].revoked)
-            g->operators.keys[g->operators.n++] = g->pol.keys[i].pub;
     if (rc < 0) {
         gov_free(g);
         return rc;
@@ -142,7 +160,12 @@ int gov_start(struct registry *r, const char *path, const struct trust *anchors)
     digest_hex(&g->pol.digest, hex);
     logf_("policy %s (digest %.16s): %zu keys, %zu channels, %zu environments, %zu rules", path,
           hex, g->pol.n_keys, g->pol.n_channels, g->pol.n_envs, g->pol.n_rules);
-    audit_append(&r->db, "", AUDIT_ROLE_ADMIN, "policy", hex);
+    if (!anchors || !anchors->n)
+        logf_("policy %s: signed by its own admin key %s; no --trust-admin anchors it (give "
+              "--trust-admin ADMIN.pub so an edited policy with another admin is refused)",
+              path, signer);
+    /* The entry names the admin key whose signature made the policy count. */
+    audit_append(&r->db, signer, AUDIT_ROLE_ADMIN, "policy", hex);
     return 0;
 }
 
@@ -152,15 +175,44 @@ void gov_free(struct regpolicy *g)
         return;
     free(g->text);
     trust_fini(&g->trust);
-    trust_fini(&g->operators);
     free(g);
 }
 
 /* ---- checks ----------------------------------------------------------------- */
 
-const struct trust *gov_operators(struct registry *r)
+int gov_operators_now(struct registry *r, struct trust *out)
 {
-    return r->gov ? &r->gov->operators : r->trust;
+    struct regpolicy *g = r->gov;
+    trust_init(out);
+    size_t cap = g ? g->pol.n_keys : r->trust ? r->trust->n : 0;
+    if (!(out->keys = calloc(cap ? cap : 1, sizeof *out->keys)))
+        return -ENOMEM;
+    if (!g) {
+        for (size_t i = 0; i < cap; i++)
+            out->keys[out->n++] = r->trust->keys[i];
+        return 0;
+    }
+    /* Read under the lock handle_revoke writes under: what was revoked a
+     * moment ago is not in the copy. */
+    pthread_rwlock_rdlock(&g->lock);
+    for (size_t i = 0; i < g->pol.n_keys; i++)
+        if ((g->pol.keys[i].roles & ROLE_OPERATOR) && !g->pol.keys[i].revoked)
+            out->keys[out->n++] = g->pol.keys[i].pub;
+    pthread_rwlock_unlock(&g->lock);
+    return 0;
+}
+
+int gov_operator_gate(struct registry *r, const char *signer, const char *what)
+{
+    struct regpolicy *g = r->gov;
+    if (!g || !signer)
+        return 0;
+    pthread_rwlock_rdlock(&g->lock);
+    int rc = policy_key_find(&g->pol, signer)
+                 ? policy_allows(&g->pol, signer, ROLE_OPERATOR, NULL, what)
+                 : 0;
+    pthread_rwlock_unlock(&g->lock);
+    return rc;
 }
 
 int gov_allows(struct registry *r, const char *key_id, unsigned role, const char *kind,

@@ -16,14 +16,24 @@ struct registry;
 struct regpolicy;
 
 /* Load path, check path.sig: signed by a key the policy names as admin,
- * and (when anchors holds keys: --trust) one of anchors. Refused with the
+ * and (when anchors holds keys: --trust-admin) one of anchors. Refused with the
  * reason otherwise; r->trust becomes the policy's keys. */
 int gov_start(struct registry *r, const char *path, const struct trust *anchors);
+/* gov_start's checks alone, so a policy that will be refused is refused
+ * before anything is created in the data directory. */
+int gov_check(const char *path, const struct trust *anchors);
 void gov_free(struct regpolicy *g);
 
-/* Keys that may accept and remove hosts: the policy's operators (as
- * loaded at start), or every trusted key without a policy. */
-const struct trust *gov_operators(struct registry *r);
+/* The keys that may enroll, accept and remove hosts and send actions: a
+ * copy, taken now, of the policy's operators that are not revoked (a
+ * revocation counts from the moment it is stored, not from the next
+ * start), or of every trusted key without a policy. trust_fini it. */
+int gov_operators_now(struct registry *r, struct trust *out);
+/* With a policy, 0 when signer is not one of its keys (the caller's trust
+ * check refuses it as untrusted) or holds the operator role and is not
+ * revoked; else the refusal naming why ("WHAT refused: key ID (NAME) is
+ * revoked"). 0 without a policy. */
+int gov_operator_gate(struct registry *r, const char *signer, const char *what);
 /* 0 without a policy; else policy_allows under the lock. */
 int gov_allows(struct registry *r, const char *key_id, unsigned role, const char *kind,
                const char *what);

@@ -139,6 +139,9 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     int http_off = 1;
     if ((rc = http_config_check(&hcfg, &http_off)) < 0)
         return rc;
+    /* Likewise a policy that will be refused: no data directory, no key. */
+    if (cfg->policy_path && (rc = gov_check(cfg->policy_path, cfg->admin_anchors)) < 0)
+        return rc;
     struct registry *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
@@ -182,7 +185,9 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         free(r);
         return rc;
     }
-    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors ? cfg->admin_anchors : cfg->trust)) < 0) {
+    /* Only --trust-admin anchors the policy's admins: --trust says who may
+     * publish, and a key listed there for that is no admin. */
+    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors)) < 0) {
         db_close(&r->db);
         store_close(&r->store);
         actions_free(r->actions);

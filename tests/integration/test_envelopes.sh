@@ -2,7 +2,8 @@
 # Desired state in signed envelopes: the registry's own key, pinning on
 # first sight, a replayed older envelope refused, an expired one refused
 # and the freeze (workloads keep running, "desired state expired" logged and
-# reported), a key other than the pinned one refused.
+# reported), fresh envelopes well before expiry, a key other than the pinned
+# one refused.
 source "$(dirname "$0")/lib.sh"
 FERRY_REPLAY="$FERRY_BIN/tests/ferry-replay"
 
@@ -52,6 +53,19 @@ wait_until 20 grep -q 'desired state refused: signed by registry key .*, not the
 ! workload_field h2 app 1.0 state >/dev/null 2>&1 || fail "h2 runs app@1.0 from an untrusted envelope"
 pass "an agent with --trust-registry refuses an envelope signed by another key"
 
+# --- --trust-registry with the registry's own key: taken, and nothing pinned
+start_agent h3 "$T/h3" --label env=other --trust "$T/ops.pub" --trust-registry "$T/reg/registry.pub"
+H3_PID=$AGENT_PID
+h3_fresh() { "$FERRY" hosts --json | python3 -c "
+import json, sys
+h = [h for h in json.load(sys.stdin)['hosts'] if h['name'] == 'h3'][0]
+assert h['desired_state'] == 'fresh' and h['envelope_version'] > 0, h"; }
+wait_until 20 h3_fresh || fail "h3 did not apply an envelope signed by the key it was given: $(tail -3 "$T/agent-h3.log")"
+[ ! -e "$T/h3/registry.pub" ] && ! grep -q 'pinned registry key' "$T/agent-h3.log" \
+  || fail "h3 pinned a key although --trust-registry was given"
+kill -TERM "$H3_PID"; wait "$H3_PID" 2>/dev/null || true
+pass "an agent with --trust-registry REGISTRY.pub applies the registry's envelopes and pins nothing"
+
 # --- capture h1's current envelope, then move on to app@2.0
 # (retried: a poll h1 itself sends in the same millisecond makes the
 # registry refuse the capture's as not newer)
@@ -61,6 +75,28 @@ wait_until 30 workload_state_is h1 app 2.0 running || fail "app@2.0 does not run
 run_pid() { sqlite3 -readonly "$T/h1/agent.db" "SELECT pid FROM runs WHERE name='app' AND version='$1'"; }
 pid2=$(run_pid 2.0)
 [ -n "$pid2" ] && kill -0 "$pid2" || fail "no live pid for app@2.0"
+
+# --- refreshed well before expiry: with nothing changed, the connected host
+# is sent new envelope versions, each before the one it holds runs out (6 s,
+# reissued after 3 s), so over more than a lifetime it never freezes
+env_of() { "$FERRY" hosts --json | python3 -c "
+import json, sys
+h = [h for h in json.load(sys.stdin)['hosts'] if h['name'] == 'h1'][0]
+print(h['envelope_version'], h['envelope_expires_ms'], h['desired_state'])"; }
+read -r v0 e0 s0 <<<"$(env_of)"
+[ "$s0" = fresh ] || fail "h1's desired state is $s0 before the refresh check"
+seen=0 last=$v0 states=fresh
+refreshed_twice() { # (runs in this shell: wait_until calls it directly)
+  local v e st; read -r v e st <<<"$(env_of)"
+  [ "$st" = fresh ] || states="$states $st"
+  if [ "$v" -gt "$last" ]; then seen=$((seen + 1)); last=$v; fi
+  [ "$seen" -ge 2 ] && [ "$e" -gt "$e0" ]
+}
+wait_until 30 refreshed_twice || fail "h1 was not sent two fresh envelopes within 30 s (versions $v0 -> $last)"
+[ "$states" = fresh ] || fail "h1's desired state was not fresh throughout: $states"
+! grep -q 'desired state expired' "$T/agent-h1.log" || fail "h1 froze while connected: $(grep 'desired state expired' "$T/agent-h1.log")"
+[ "$(run_pid 2.0)" = "$pid2" ] || fail "a refresh restarted app@2.0"
+pass "a connected host gets fresh envelopes before its own run out, and never freezes"
 
 # --- mix-and-match: the registry's database points app@3.0 at app@1.0's
 # manifest and signatures; the envelope and record name that digest, and

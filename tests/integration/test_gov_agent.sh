@@ -4,8 +4,10 @@
 # at one whose card lacks a heading the rule asks for) cannot make a prod
 # host run it; the host refuses it with what is missing named and keeps the
 # approved version running. A policy signed by an admin key the agent does
-# not trust is refused, and nothing runs. ferry hosts says which hosts
-# verify policy; hosts follow the channel they were deployed with.
+# not trust is refused, and nothing runs, as is one signed by a key the
+# policy does not name as admin (served by a replaying registry). ferry
+# hosts says which hosts verify policy; hosts follow the channel they were
+# deployed with.
 source "$(dirname "$0")/lib.sh"
 
 for k in admin admin2 ci reviewer dpo; do make_key $k; done
@@ -49,6 +51,15 @@ wait_until 30 policy_col || fail "ferry hosts --json: $("$FERRY" hosts --json)"
 "$FERRY" hosts | grep -Eq "^h0 .* not verified$" || fail "ferry hosts: $("$FERRY" hosts)"
 pass "ferry hosts says which hosts verify the policy themselves"
 
+# The registry runs with the default --desired-ttl: h1's envelope runs for 24 h.
+ttl_left() { "$FERRY" hosts --json | python3 -c "
+import json, sys, time
+h = [h for h in json.load(sys.stdin)['hosts'] if h['name'] == 'h1'][0]
+left = h['envelope_expires_ms'] - time.time() * 1000
+assert 23 * 3600e3 < left <= 24 * 3600e3 + 60e3, left"; }
+wait_until 20 ttl_left || fail "h1's envelope does not run for the default 24 h: $("$FERRY" hosts --json | grep envelope)"
+pass "without --desired-ttl a host's desired state is valid for 24 h"
+
 make_model() { # DIR VERSION CARD_HEADINGS...
   local dir=$1 v=$2; shift 2
   mkdir -p "$dir"
@@ -72,6 +83,10 @@ make_model "$T/m1" 1.0.0 "Intended use" "Limitations"
 make_model "$T/m2" 1.1.0 "Intended use" "Limitations"
 make_model "$T/m3" 1.2.0 "Intended use"
 for d in m1 m2 m3; do "$FERRY" publish "$T/$d" >/dev/null; done
+# The issue's own example, word for word (exit 1, one line).
+rc=0; out=$("$FERRY" promote iris@1.2.0 --channel prod 2>&1) || rc=$?
+[ $rc -eq 1 ] && [ "$out" = "ferry: promote iris@1.2.0 to prod refused: needs 1 more approval; model card lacks 'Limitations'; pii: true needs a privacy review" ] \
+  || fail "promote of the unapproved iris@1.2.0 (exit $rc): $out"
 for v in 1.0.0 1.2.0; do
   "$FERRY" approve iris@$v --key "$T/reviewer.key" >/dev/null
   "$FERRY" approve iris@$v --role privacy --key "$T/dpo.key" >/dev/null
@@ -147,3 +162,34 @@ why='policy not verified: policy signed by key [0-9a-f]{16} \(admin2\), which is
 wait_until 60 workload_state_is h2 web 1 failed || fail "h2 ran web under an unverified policy"
 workload_field h2 web 1 reason | grep -Eq "^$why$" || fail "reason: $(workload_field h2 web 1 reason)"
 pass "an agent refuses a policy signed by an admin key it does not trust, and runs nothing under it"
+
+# --- a registry that serves a policy signed by a key the policy does not
+# name as admin (a real registry refuses such a policy at start, so this one
+# is played by ferry-replay: the real answers, captured, with the policy's
+# signature line replaced by ci's). The agent refuses it, although it takes
+# ci.pub as an admin key too, and fetches nothing.
+stop_and_wait "$REG_PID" 30 "the registry" || true
+start_registry reg3 "$T/reg3" --trust-admin "$T/admin.pub" --policy "$T/policy.yaml"
+export FERRY_REGISTRY="$REG_URL"
+start_agent h4 "$T/h4" --label zone=q --trust "$T/ci.pub" --trust-admin "$T/admin.pub" --trust-admin "$T/ci.pub"
+H4_PID=$AGENT_PID
+wait_until 20 test -f "$T/h4/registry.pub" || fail "h4 got no envelope from reg3"
+kill -TERM "$H4_PID"; wait "$H4_PID" 2>/dev/null || true
+"$FERRY" publish "$T/web" >/dev/null
+"$FERRY" deploy web@1 --to zone=q >/dev/null
+FERRY_REPLAY="$FERRY_BIN/tests/ferry-replay"
+wait_until 10 "$FERRY_REPLAY" capture "$REG_URL" h4 "$T/h4/host.key" "$T/h4-poll.bin" || fail "capture failed"
+cp "$T/policy.yaml" "$T/evil.yaml"
+"$FERRY" policy sign "$T/evil.yaml" --key "$T/ci.key" >/dev/null 2>&1
+"$FERRY_REPLAY" policy "$REG_URL" "$T/evil.yaml.sig" "$T/evil-policy.bin" || fail "policy capture failed"
+stop_and_wait "$REG_PID" 30 "the registry" || true
+"$FERRY_REPLAY" serve "$REG_URL" "$T/h4-poll.bin" "$T/evil-policy.bin" 2>"$T/replay.log" &
+PIDS+=("$!")
+wait_until 10 grep -q 'serving on' "$T/replay.log" || fail "replay did not start: $(cat "$T/replay.log")"
+start_agent h4 "$T/h4" --label zone=q --trust "$T/ci.pub" --trust-admin "$T/admin.pub" --trust-admin "$T/ci.pub"
+ci_id=$(cut -d' ' -f2 "$T/evil.yaml.sig")
+why="policy not verified: policy signed by key $ci_id \\(ci\\), which the policy does not name as admin"
+wait_until 30 grep -Eq "web@1.*$why" "$T/agent-h4.log" \
+  || fail "h4 did not refuse a policy signed by a non-admin key: $(tail -5 "$T/agent-h4.log")"
+[ ! -e "$T/h4/workloads/web/1" ] || fail "h4 materialized web@1 under a policy signed by a non-admin key"
+pass "a policy signed by a key the policy does not name as admin is refused by the agent, which fetches nothing"

@@ -5,11 +5,13 @@
 # with one key counting once, privacy review for pii: true, card headings,
 # metric thresholds, provenance builder) refused with its reason named and
 # allowed once met; channels; policy check/show; a revoked key's approval no
-# longer counting.
+# longer counting; a revoked operator refused at once on every operator path
+# (hosts accept/rm, actions, join tokens, deploys); every change kind of the
+# policy half in the audit log.
 source "$(dirname "$0")/lib.sh"
 
 declare -A KID
-for k in admin ci ds reviewer reviewer2 dpo other; do
+for k in admin ci ds reviewer reviewer2 dpo ops2 other; do
   KID[$k]=$("$FERRY" keygen $k --dir "$T" | awk '{print $2}')
 done
 id_of() { echo "${KID[$1]}"; }
@@ -21,6 +23,7 @@ keys:
   - {name: reviewer,  pub: reviewer.pub,  roles: [approver]}
   - {name: reviewer2, pub: reviewer2.pub, roles: [approver]}
   - {name: dpo,       pub: dpo.pub,       roles: [privacy]}
+  - {name: ops2,      pub: ops2.pub,      roles: [operator]}
   - {name: enroll,    pub: $T/.lib/enroll.pub, roles: [operator]}
 channels: [dev, staging, prod]
 environments:
@@ -45,13 +48,17 @@ reg_refused() { # PATTERN POLICY
         "${LIB_TRUST[@]}" --trust-admin "$T/admin.pub" --policy "$2" 2>&1) || rc=$?
   [ $rc -ne 0 ] || fail "registry started with $2"
   grep -Eq -- "$1" <<<"$out" || fail "registry with $2 said: $out"
+  [ "$(wc -l <<<"$out")" -eq 1 ] || fail "registry with $2 said more than one line: $out"
+  [ ! -e "$T/refused" ] || fail "a refused policy left $T/refused behind: $(ls "$T/refused")"
 }
 reg_refused "policy .*policy.yaml is not signed" "$T/policy.yaml"
+reg_refused "$T/nope.yaml: No such file or directory" "$T/nope.yaml"
 out=$("$FERRY" policy sign "$T/policy.yaml" --key "$T/ci.key" 2>&1) || fail "policy sign with ci: $out"
 grep -q "warning: key .* is not an admin key" <<<"$out" || fail "no warning signing with ci: $out"
 reg_refused "policy signed by key [0-9a-f]{16} \(ci\), which the policy does not name as admin" "$T/policy.yaml"
 out=$("$FERRY" policy sign "$T/policy.yaml" --key "$T/admin.key") || fail "policy sign"
-grep -q "wrote $T/policy.yaml.sig" <<<"$out" || fail "policy sign said: $out"
+[ "$out" = "signed $T/policy.yaml (digest $(cut -c1-16 <<<"${out#*digest }"), 8 keys) with key $(id_of admin): wrote $T/policy.yaml.sig" ] \
+  || fail "policy sign said: $out"
 # Signed by an admin the registry does not anchor.
 cp "$T/policy.yaml" "$T/policy2.yaml"
 sed -i 's/{name: admin,     pub: admin.pub,     roles: \[admin\]}/{name: admin, pub: admin.pub, roles: [admin]}\n  - {name: other, pub: other.pub, roles: [admin]}/' "$T/policy2.yaml"
@@ -69,9 +76,17 @@ expect_fail "policy5.yaml:2: key 'keys\[0\]\.roles': 'boss' is not one of admin,
   "$FERRY" policy sign "$T/policy5.yaml" --key "$T/admin.key"
 pass "registry refuses an unsigned policy, one signed by a non-admin or an unanchored admin, an edited one, and unknown keys (file:line)"
 
+# --- --trust names publishers, not admins: without --trust-admin, a policy
+# its own admin signed is loaded (and the registry says nothing anchors it)
+start_registry loose "$T/loose" --trust "$T/ci.pub" --policy "$T/policy.yaml"
+grep -q "policy $T/policy.yaml: signed by its own admin key $(id_of admin); no --trust-admin anchors it" "$T/loose.log" \
+  || fail "no line about the missing anchor: $(cat "$T/loose.log")"
+stop_and_wait "$REG_PID" 30 "the registry" || true
+pass "ferry-registry --trust KEY --policy FILE loads a policy signed by the policy's admin"
+
 start_registry reg "$T/reg" --trust-admin "$T/admin.pub" --policy "$T/policy.yaml"
 export FERRY_REGISTRY="$REG_URL"
-grep -q "policy $T/policy.yaml (digest [0-9a-f]*): 7 keys, 3 channels, 2 environments, 2 rules" "$T/reg.log" \
+grep -q "policy $T/policy.yaml (digest [0-9a-f]*): 8 keys, 3 channels, 2 environments, 2 rules" "$T/reg.log" \
   || fail "registry did not log the policy: $(cat "$T/reg.log")"
 
 # --- artifacts
@@ -167,6 +182,8 @@ pass "approvals: distinct keys counted, the same key twice once, roles checked; 
 "$FERRY" channels iris --json | python3 -c '
 import json,sys; d=json.load(sys.stdin); assert d=={"channels":{"dev":"1.1.0","prod":"1.0.0"}}, d' \
   || fail "channels --json: $("$FERRY" channels iris --json)"
+[ "$("$FERRY" channels iris --json)" = '{"channels": {"dev": "1.1.0", "prod": "1.0.0"}}' ] \
+  || fail "channels --json is not the documented line: $("$FERRY" channels iris --json)"
 "$FERRY" channels iris | grep -Eq "^prod +1.0.0 " || fail "channels: $("$FERRY" channels iris)"
 pass "promote moves the channel once every rule is met; a channel without a rule takes anything signed"
 
@@ -192,6 +209,9 @@ wait_until 20 grep -q "pending: host hx (key [0-9a-f]*): join token: signed by k
 [ "$(host_status)" = "['pending']" ] || fail "hx enrolled with a reviewer's token: $(host_status)"
 kill -9 "$AGENT_PID"
 pass "a join token signed by a key without the operator role does not enroll a host"
+# ops2, an operator, signs a join token now; it is revoked below.
+"$FERRY" hosts token --key "$T/ops2.key" --ttl 10m -o "$T/ops2.token" 2>/dev/null
+"$FERRY" deploy web@1 --to env=dev --key "$T/ops2.key" >/dev/null || fail "ops2 deploys before its revocation"
 
 # --- provenance builder
 expect_fail "promote web@1 to prod refused: needs provenance from builder https://ci.example/builder" \
@@ -223,12 +243,67 @@ out=$("$FERRY" policy check iris@1.0.0 --channel prod) && fail "a revoked approv
 expect_fail "approve iris@1.1.0 as approver refused: key $rid \(reviewer2\) is revoked" \
   "$FERRY" approve iris@1.1.0 --key "$T/reviewer2.key"
 "$FERRY" policy show | grep -Eq "^  reviewer2 +$rid  approver  REVOKED$" || fail "policy show lacks the revocation"
+# A revoked operator, at once (no restart): every operator request is refused
+# with the reason, and a host presenting the join token it signed stays pending.
+oid=$(id_of ops2)
+"$FERRY" keys revoke "$oid" --key "$T/admin.key" | grep -q "^revoked key $oid (ops2)" || fail "revoke ops2"
+expect_fail "hosts accept refused: key $oid \(ops2\) is revoked" "$FERRY" hosts accept hx --key "$T/ops2.key"
+# A key that is not revoked still may; then hx is enrolled, and only the
+# revocation stands between ops2 and an action for it or its removal.
+"$FERRY" hosts accept hx --key "$T/ci.key" >/dev/null || fail "ci could not accept hx"
+expect_fail "action refused: key $oid \(ops2\) is revoked" \
+  "$FERRY_BIN/tests/ferry-actforge" "$REG_URL" flood hx web "$T/ops2.key" 1
+expect_fail "hosts rm refused: key $oid \(ops2\) is revoked" "$FERRY" hosts rm hx --key "$T/ops2.key"
+expect_fail "refused: key $oid \(ops2\) is revoked" "$FERRY" deploy web@1 --to env=dev --key "$T/ops2.key"
+START_AGENT_ENROLL=0 start_agent hy "$T/hy" --label env=dev --trust "$T/ci.pub" --join-token "$T/ops2.token"
+wait_until 20 grep -q "pending: host hy (key [0-9a-f]*): join token: signed by key $oid, which is not trusted" "$T/reg.log" \
+  || fail "the revoked operator's join token was not refused: $(tail -3 "$T/reg.log")"
+kill -9 "$AGENT_PID"
+hy_status() { "$FERRY" hosts --json | python3 -c '
+import json,sys; print([h["status"] for h in json.load(sys.stdin)["hosts"] if h["name"]=="hy"])'; }
+[ "$(hy_status)" = "['pending']" ] || fail "hy enrolled with a revoked operator's token: $(hy_status)"
+# A revoked publisher: its next publish is refused.
+make_model "$T/iris3" 1.3.0 0.95 "Intended use" "Limitations"
+"$FERRY" keys revoke "$(id_of ds)" --key "$T/admin.key" >/dev/null || fail "revoke ds"
+expect_fail "publish refused: key $(id_of ds) \(ds\) is revoked" "$FERRY" publish "$T/iris3" --key "$T/ds.key"
+pass "a revoked operator or publisher is refused at once: hosts accept, hosts rm, actions, deploys, join tokens, publishes"
 # The revocation outlives a restart.
 stop_and_wait "$REG_PID" 30 "the registry" || true
 start_registry_at reg2 "$T/reg" "$REG_URL" --trust-admin "$T/admin.pub" --policy "$T/policy.yaml"
 out=$("$FERRY" policy check iris@1.0.0 --channel prod) && fail "revocation lost on restart"
 [ "$out" = "iris@1.0.0 may not go to prod: needs 1 more approval" ] || fail "check after restart: $out"
+expect_fail "hosts rm refused: key $oid \(ops2\) is revoked" "$FERRY" hosts rm hx --key "$T/ops2.key"
 pass "keys revoke: admin only; a revoked key's approval no longer counts and its requests are refused, across restarts"
+
+# --- the audit log: every change of the policy half, with key id and role
+"$FERRY" audit --json > "$T/audit.json"
+python3 - "$T/audit.json" "$(id_of admin)" "$(id_of ci)" "$(id_of ds)" "$(id_of reviewer)" "$(id_of dpo)" "$rid" "$oid" <<'PY' \
+  || fail "audit --json: $(cat "$T/audit.json")"
+import json, sys
+admin, ci, ds, reviewer, dpo, rid, oid = sys.argv[2:]
+es = json.load(open(sys.argv[1]))['entries']
+def has(what, key, role, detail):
+    assert any(e['what'] == what and e['key_id'] == key and e['role'] == role and e['detail'] == detail
+               for e in es), (what, key, role, detail, es)
+pol = [e for e in es if e['what'] == 'policy']
+assert len(pol) == 2 and all(e['key_id'] == admin and e['role'] == 'admin' and len(e['detail']) == 64
+                             for e in pol), pol  # loaded at each of the two starts
+has('publish', ds, 'publisher', 'iris@1.0.0')
+has('approve', reviewer, 'approver', 'iris@1.0.0 (approver)')
+has('approve', dpo, 'privacy', 'iris@1.0.0 (privacy)')
+assert len([e for e in es if e['what'] == 'approve' and e['key_id'] == reviewer
+            and e['detail'] == 'iris@1.0.0 (approver)']) == 1, es  # the second approval is no change
+has('promote', ci, 'operator', 'iris@1.0.0 to prod')
+has('deploy', ci, 'operator', 'iris@1.0.0 to env=prod')
+has('revoke', admin, 'admin', 'key %s (reviewer2)' % rid)
+has('revoke', admin, 'admin', 'key %s (ops2)' % oid)
+has('revoke', admin, 'admin', 'key %s (ds)' % ds)
+assert any(e['what'] == 'accept-host' and e['key_id'] == ci and e['detail'].startswith('hx key ') for e in es), es
+for e in es:
+    assert e['time_unix'] > 0 and e['time'].endswith('Z') and len(e['hash']) == 64, e
+PY
+"$FERRY" audit --verify | grep -q "^audit log verified: [0-9]* entries" || fail "audit --verify: $("$FERRY" audit --verify 2>&1)"
+pass "policy, publish, approve, promote, deploy, revoke and host accept are chained audit entries with key id and role"
 
 # --- without --policy: every trusted key may do everything, as before
 start_registry plain "$T/plain" --trust "$T/ds.pub"

@@ -219,6 +219,17 @@ static void policy_from_the_cache(void **state)
     assert_int_equal(govcheck_policy(NULL, &other, cache, &vp), FERRY_E_UNTRUSTED);
     assert_non_null(strstr(err_detail(), "policy not verified: policy signed by key"));
     assert_non_null(strstr(err_detail(), "(admin), which is not a trusted admin key"));
+    /* Signed by a key the policy does not name as admin (ci, a publisher):
+     * refused even by an agent that takes ci.pub as an admin key. */
+    struct trust ci_as_admin = {&gt_keys[1].pub, 1};
+    char bad[300];
+    assert_int_equal(policy_sign(P, &gt_keys[1], bad, sizeof bad), 0);
+    write_cache(cache, bad, NULL);
+    assert_int_equal(govcheck_policy(NULL, &ci_as_admin, cache, &vp), FERRY_E_UNTRUSTED);
+    assert_non_null(strstr(err_detail(), "policy not verified: policy signed by key"));
+    assert_non_null(strstr(err_detail(), "(ci), which the policy does not name as admin"));
+    assert_int_equal(govcheck_policy(NULL, &admins, cache, &vp), FERRY_E_UNTRUSTED);
+    write_cache(cache, sig, NULL);
     /* A revocation signed by the trusted admin is applied; one signed by
      * an admin this agent does not trust is not. */
     uint8_t body[200], rsig[crypto_sign_BYTES];
