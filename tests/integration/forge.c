@@ -13,8 +13,10 @@
  *       a report signed by FILE.key: N workloads, N events, a reason of BYTES;
  *       --metrics: N gauges m_0.. for forged-0@1.0; --hostile-metrics adds
  *       five bad samples to them and run entries a registry must skip
- *   ferry-forge URL offer DIR FILE.key SIZE
- *       the manifest of DIR, its first file's size claimed to be SIZE, signed */
+ *   ferry-forge URL offer DIR FILE.key SIZE [--path FROM TO]...
+ *       the manifest of DIR, its first file's size claimed to be SIZE (- for
+ *       its real size), signed; --path renames file FROM to TO in it first,
+ *       for paths no filesystem can hold (a beside a/b, ferry.yaml/x) */
 #include "clock.h"
 #include "error.h"
 #include "jointoken.h"
@@ -301,7 +303,13 @@ static int mode_report(const char *host, const char *keyfile, int argc, char **a
     return rc;
 }
 
-static int mode_offer(const char *dir, const char *keyfile, const char *size)
+static int by_path(const void *a, const void *b)
+{
+    return strcmp((*(Ferry__File *const *)a)->path, (*(Ferry__File *const *)b)->path);
+}
+
+static int mode_offer(const char *dir, const char *keyfile, const char *size, int argc,
+                      char **argv)
 {
     struct key_secret k;
     if (load_key(keyfile, &k) < 0)
@@ -312,7 +320,21 @@ static int mode_offer(const char *dir, const char *keyfile, const char *size)
         fprintf(stderr, "forge: %s: %s\n", dir, rc < 0 ? err_message(rc) : "no files");
         return 1;
     }
-    m->files[0]->size = strtoull(size, NULL, 10);
+    if (strcmp(size, "-") != 0)
+        m->files[0]->size = strtoull(size, NULL, 10);
+    for (int i = 0; i + 2 < argc && strcmp(argv[i], "--path") == 0; i += 3) {
+        size_t j = 0;
+        while (j < m->n_files && strcmp(m->files[j]->path, argv[i + 1]) != 0)
+            j++;
+        if (j == m->n_files) {
+            fprintf(stderr, "forge: %s: no file %s\n", dir, argv[i + 1]);
+            return 2;
+        }
+        free(m->files[j]->path);
+        m->files[j]->path = strdup(argv[i + 2]);
+    }
+    /* Manifests list their files in path order. */
+    qsort(m->files, m->n_files, sizeof *m->files, by_path);
     uint8_t *buf = NULL;
     size_t len = 0;
     Ferry__SignatureList *sigs = NULL;
@@ -355,7 +377,7 @@ static int run(int argc, char **argv)
     if (strcmp(mode, "report") == 0 && argc >= 5)
         return mode_report(argv[3], argv[4], argc - 5, argv + 5);
     if (strcmp(mode, "offer") == 0 && argc >= 6)
-        return mode_offer(argv[3], argv[4], argv[5]);
+        return mode_offer(argv[3], argv[4], argv[5], argc - 6, argv + 6);
     fprintf(stderr, "forge: unknown or incomplete mode %s\n", mode);
     return 2;
 }
