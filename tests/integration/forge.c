@@ -16,9 +16,13 @@
  *   ferry-forge URL offer DIR FILE.key SIZE [--path FROM TO]...
  *       the manifest of DIR, its first file's size claimed to be SIZE (- for
  *       its real size), signed; --path renames file FROM to TO in it first,
- *       for paths no filesystem can hold (a beside a/b, ferry.yaml/x) */
+ *       for paths no filesystem can hold (a beside a/b, ferry.yaml/x);
+ *       --write PREFIX writes PREFIX.manifest and PREFIX.sigs instead of
+ *       sending them and prints the manifest's digest (for a registry
+ *       database edited behind its back) */
 #include "clock.h"
 #include "error.h"
+#include "hash.h"
 #include "jointoken.h"
 #include "key.h"
 #include "manifest.h"
@@ -303,6 +307,35 @@ static int mode_report(const char *host, const char *keyfile, int argc, char **a
     return rc;
 }
 
+static int write_bytes(const char *prefix, const char *ext, const uint8_t *b, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s", prefix, ext);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "forge: %s: cannot write\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+static int write_forged(const char *prefix, const uint8_t *mb, size_t ml,
+                        const Ferry__SignatureList *sigs)
+{
+    uint8_t *sb = NULL;
+    size_t sl = 0;
+    if (signatures_encode(sigs, &sb, &sl) < 0 || write_bytes(prefix, "manifest", mb, ml) ||
+        write_bytes(prefix, "sigs", sb, sl))
+        return 1;
+    struct digest d;
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_of(mb, ml, &d);
+    digest_hex(&d, hex);
+    printf("%s\n", hex);
+    free(sb);
+    return 0;
+}
+
 static int by_path(const void *a, const void *b)
 {
     return strcmp((*(Ferry__File *const *)a)->path, (*(Ferry__File *const *)b)->path);
@@ -322,16 +355,26 @@ static int mode_offer(const char *dir, const char *keyfile, const char *size, in
     }
     if (strcmp(size, "-") != 0)
         m->files[0]->size = strtoull(size, NULL, 10);
-    for (int i = 0; i + 2 < argc && strcmp(argv[i], "--path") == 0; i += 3) {
+    const char *write_to = NULL;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--write") == 0) {
+            write_to = argv[i + 1];
+            continue;
+        }
+        if (strcmp(argv[i], "--path") != 0 || i + 2 >= argc) {
+            fprintf(stderr, "forge: offer: unknown or incomplete option %s\n", argv[i]);
+            return 2;
+        }
+        const char *from = argv[++i], *to = argv[i + 1];
         size_t j = 0;
-        while (j < m->n_files && strcmp(m->files[j]->path, argv[i + 1]) != 0)
+        while (j < m->n_files && strcmp(m->files[j]->path, from) != 0)
             j++;
         if (j == m->n_files) {
-            fprintf(stderr, "forge: %s: no file %s\n", dir, argv[i + 1]);
+            fprintf(stderr, "forge: %s: no file %s\n", dir, from);
             return 2;
         }
         free(m->files[j]->path);
-        m->files[j]->path = strdup(argv[i + 2]);
+        m->files[j]->path = strdup(to);
     }
     /* Manifests list their files in path order. */
     qsort(m->files, m->n_files, sizeof *m->files, by_path);
@@ -340,6 +383,8 @@ static int mode_offer(const char *dir, const char *keyfile, const char *size, in
     Ferry__SignatureList *sigs = NULL;
     if (manifest_encode(m, &buf, &len) < 0 || manifest_sign(buf, len, &k, &sigs) < 0)
         return 1;
+    if (write_to)
+        return write_forged(write_to, buf, len, sigs);
     Ferry__Wire__Offer offer;
     ferry__wire__offer__init(&offer);
     offer.manifest = (ProtobufCBinaryData){len, buf};

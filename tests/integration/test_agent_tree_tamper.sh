@@ -128,6 +128,39 @@ expect_fail "'.ferry/x'.*inside the agent's own folder .ferry/" \
 ! "$FERRY" versions forged 2>/dev/null | grep -q '^1' || fail "forged@1 was published"
 pass "signed offers with 'a' beside 'a/b', 'ferry.yaml/x' or '.ferry/x' are refused by the registry, naming the path"
 
+# ...and so does the agent at fetch: a validly signed manifest with 'a'
+# beside 'a/b', put into the registry's store behind its back and deployed,
+# is refused by the agent, naming the path, and nothing is materialized.
+simple_app "$T/coll" coll 1 "#!/bin/sh
+echo pwned >> '$T/pwned'
+exec sleep 1000
+"
+echo a > "$T/coll/a"
+echo b > "$T/coll/b"
+"$FERRY" publish "$T/coll" >/dev/null
+hex=$("$FERRY_FORGE" "$REG_URL" offer "$T/coll" "$T/ops.key" - --path b a/b --write "$T/coll-forged") \
+  || fail "could not forge the manifest"
+url=$REG_URL
+stop_and_wait "$REG_PID" 30 "the registry" || true
+mkdir -p "$T/reg/blobs/${hex:0:2}"
+cp "$T/coll-forged.manifest" "$T/reg/blobs/${hex:0:2}/$hex"
+python3 - "$T/reg/registry.db" "$hex" "$T/coll-forged.sigs" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE artifacts SET manifest_digest=?, signatures=? WHERE name='coll' AND version='1'",
+               (bytes.fromhex(sys.argv[2]), open(sys.argv[3], 'rb').read())).rowcount
+db.commit()
+sys.exit(0 if n == 1 else 1)
+PY
+start_registry_at reg2 "$T/reg" "$url" --trust "$T/ops.pub"
+"$FERRY" deploy coll@1 --to env=prod >/dev/null || fail "deploy coll@1"
+wait_until 30 workload_state_is h1 coll 1 failed || fail "coll@1 is not shown failed: $(workload_field h1 coll 1 state)"
+workload_field h1 coll 1 reason | grep -q "path 'a/b' is under 'a', which is a file" \
+  || fail "coll@1's reason does not name the path: $(workload_field h1 coll 1 reason)"
+[ ! -e "$T/h1/workloads/coll/1" ] || fail "the colliding manifest was materialized"
+no_marker "with a manifest whose paths collide"
+pass "a signed manifest with 'a' beside 'a/b' served by an edited registry is refused by the agent at fetch, naming the path"
+
 # --- the runtime spec is the signed manifest's: a ferry.yaml edited in the tree never runs
 spec_evil="name: svc
 version: \"1\"
