@@ -43,7 +43,7 @@ int http_logs_check_key(const char *key_file)
     int rc = key_load_secret(key_file, &k);
     key_secret_wipe(&k);
     if (rc < 0)
-        return err_set(rc, "--http-logs-key: %s", err_message(rc));
+        return err_set(rc, "--http-logs-key %s: %s", key_file, err_message(rc));
     return 0;
 }
 
@@ -180,7 +180,7 @@ int http_logs_open(const char *key_file, struct registry *reg, struct http_logs 
         return -ENOMEM;
     int rc = key_load_secret(key_file, &l->key);
     if (rc < 0) {
-        rc = err_set(rc, "--http-logs-key: %s", err_message(rc));
+        rc = err_set(rc, "--http-logs-key %s: %s", key_file, err_message(rc));
         free(l);
         return rc;
     }

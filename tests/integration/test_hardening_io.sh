@@ -65,7 +65,7 @@ refused_fast "/dev/zero: not a regular file \(a character device\)" \
   "$FERRY" publish "$T/app" --registry "$REG_URL" --key /dev/zero
 refused_fast "^ferry-registry: .*pipe\.pub: $fifo" \
   "$FERRY_REGISTRY_BIN" --data "$T/reg2" --listen tcp://127.0.0.1:0 --trust "$T/pipe.pub"
-refused_fast "^ferry-registry: --http-logs-key: $T/pipe\.key: $fifo$" \
+refused_fast "^ferry-registry: --http-logs-key $T/pipe\.key: $T/pipe\.key: $fifo$" \
   "$FERRY_REGISTRY_BIN" --data "$T/reg2" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 --http-logs-key "$T/pipe.key"
 refused_fast "^ferry-agent: .*pipe\.pub: $fifo" \
   "$FERRY_AGENT_BIN" --registry "$REG_URL" --state "$T/a0" --trust "$T/pipe.pub"
