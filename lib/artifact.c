@@ -379,23 +379,28 @@ static void add_to_cache(const char *cache_dir, const struct digest *d, const ch
 
 /* seed: whether an empty staging file may start from the cache. Either way
  * a verified file fetched from the registry goes into the cache, replacing
- * a damaged entry. */
+ * a damaged entry. Failures name the file where it is going (out_dir/PATH),
+ * not its staging copy: that is the path the user asked for, and the
+ * staging folder is removed after most failures anyway. */
 static int pull_file(struct client *c, struct file_writer *writer, const char *staging,
-                     const Ferry__File *f, struct progress *prog, const char *cache_dir,
-                     int seed)
+                     const char *out_dir, const Ferry__File *f, struct progress *prog,
+                     const char *cache_dir, int seed)
 {
-    char path[8192];
-    if (snprintf(path, sizeof path, "%s/%s", staging, f->path) >= (int)sizeof path)
+    char path[8192], shown[8192];
+    if (snprintf(path, sizeof path, "%s/%s", staging, f->path) >= (int)sizeof path ||
+        snprintf(shown, sizeof shown, "%s/%s", out_dir, f->path) >= (int)sizeof shown)
         return err_set(-ENAMETOOLONG, "file '%s': path too long", f->path);
     char *slash = strrchr(path, '/');
     *slash = '\0';
     int rc = fs_mkdir_p(path, 0755);
-    if (rc < 0)
-        return err_set(rc, "creating %s: %s", path, strerror(-rc));
+    if (rc < 0) {
+        *strrchr(shown, '/') = '\0';
+        return err_set(rc, "creating %s: %s", shown, strerror(-rc));
+    }
     *slash = '/';
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
-        return err_set(-errno, "writing %s: %s", path, strerror(errno));
+        return err_set(-errno, "writing %s: %s", shown, strerror(errno));
     struct stat st;
     struct hasher h;
     hasher_init(&h);
@@ -403,13 +408,13 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size <= f->size)
         have = (uint64_t)st.st_size;
     else if (ftruncate(fd, 0) < 0)
-        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+        rc = err_set(-errno, "writing %s: %s", shown, strerror(errno));
     struct digest d;
     digest_from_bytes(f->digest.data, f->digest.len, &d);
     if (rc == 0 && have == 0 && cache_dir && seed && f->size > 0)
         have = seed_from_cache(cache_dir, &d, fd, f->size);
     if (rc == 0 && have > 0 && (rc = hasher_update_fd(&h, fd, have)) < 0)
-        rc = err_set(rc, "reading %s: %s", path, strerror(-rc));
+        rc = err_set(rc, "reading %s: %s", shown, strerror(-rc));
     if (prog)
         progress_add(prog, have);
     int from_cache = have == f->size && have > 0;
@@ -420,14 +425,14 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         int dfd = -1;
         if (f->size - have >= DIRECT_MIN_BYTES)
             dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
-        struct file_sink sink = {path, fd, dfd, have, &h, writer};
+        struct file_sink sink = {shown, fd, dfd, have, &h, writer};
         rc = client_fetch_blob(c, &d, f->size, have, sink_to_file, &sink, prog);
         int wrc = file_writer_flush(writer);
         if (dfd >= 0)
             close(dfd);
         /* A failed write is the reason, whatever the transfer said after. */
         if (wrc < 0)
-            rc = err_set(wrc, "writing %s: %s", path, strerror(-wrc));
+            rc = err_set(wrc, "writing %s: %s", shown, strerror(-wrc));
     }
     if (rc == 0) {
         struct digest got;
@@ -437,7 +442,7 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
              * bytes then replace the cache entry. */
             close(fd);
             unlink(path);
-            return pull_file(c, writer, staging, f, prog, cache_dir, 0);
+            return pull_file(c, writer, staging, out_dir, f, prog, cache_dir, 0);
         }
         if (!digest_equal(&got, &d)) {
             char want_hex[DIGEST_HEX_LEN + 1], got_hex[DIGEST_HEX_LEN + 1];
@@ -449,20 +454,20 @@ static int pull_file(struct client *c, struct file_writer *writer, const char *s
         }
     }
     if (rc == 0 && fchmod(fd, f->executable ? 0755 : 0644) < 0)
-        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+        rc = err_set(-errno, "writing %s: %s", shown, strerror(errno));
     /* fsync and close report a write-back failure (a full disk on NFS or
      * with delayed allocation) that no write() did. */
     if (rc == 0 && fsync(fd) < 0)
-        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+        rc = err_set(-errno, "writing %s: %s", shown, strerror(errno));
     if (close(fd) < 0 && rc == 0 && errno != EINTR)
-        rc = err_set(-errno, "writing %s: %s", path, strerror(errno));
+        rc = err_set(-errno, "writing %s: %s", shown, strerror(errno));
     if (rc == 0 && cache_dir && !from_cache && f->size > 0)
         add_to_cache(cache_dir, &d, path);
     return rc;
 }
 
 /* ferry.yaml comes out of the verified manifest itself. */
-static int write_spec_file(const char *staging, const Ferry__Manifest *m)
+static int write_spec_file(const char *staging, const char *out_dir, const Ferry__Manifest *m)
 {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", staging, MANIFEST_SPEC_FILE);
@@ -470,7 +475,8 @@ static int write_spec_file(const char *staging, const Ferry__Manifest *m)
                                   m->spec_yaml_executable ? 0755 : 0644);
     if (rc == 0 && chmod(path, m->spec_yaml_executable ? 0755 : 0644) < 0)
         rc = -errno;
-    return rc < 0 ? err_set(rc, "writing %s: %s", path, strerror(-rc)) : 0;
+    return rc < 0 ? err_set(rc, "writing %s/%s: %s", out_dir, MANIFEST_SPEC_FILE, strerror(-rc))
+                  : 0;
 }
 
 static int materialize(struct client *c, const Ferry__Manifest *m, const char *out_dir,
@@ -542,11 +548,11 @@ static int materialize(struct client *c, const Ferry__Manifest *m, const char *o
     struct file_writer *writer = NULL;
     rc = file_writer_new(&writer);
     for (size_t i = 0; rc == 0 && i < m->n_files; i++)
-        rc = pull_file(c, writer, staging, m->files[i], &prog, po->cache_dir, 1);
+        rc = pull_file(c, writer, staging, out_dir, m->files[i], &prog, po->cache_dir, 1);
     file_writer_free(writer);
     progress_finish(&prog);
     if (rc == 0)
-        rc = write_spec_file(staging, m);
+        rc = write_spec_file(staging, out_dir, m);
 
     if (rc == FERRY_E_DIGEST) {
         /* Bad bytes are never worth resuming from. */

@@ -8,10 +8,15 @@ static _Thread_local char detail[1024];
 
 int err_set(int code, const char *fmt, ...)
 {
+    /* Formatted apart, then copied: callers may pass err_detail() (or
+     * err_message()) as an argument to prefix it, and vsnprintf into the
+     * buffer it reads from is undefined. */
+    char buf[sizeof detail];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(detail, buf, sizeof detail);
     return code;
 }
 

@@ -13,10 +13,16 @@
  *       a report signed by FILE.key: N workloads, N events, a reason of BYTES;
  *       --metrics: N gauges m_0.. for forged-0@1.0; --hostile-metrics adds
  *       five bad samples to them and run entries a registry must skip
- *   ferry-forge URL offer DIR FILE.key SIZE
- *       the manifest of DIR, its first file's size claimed to be SIZE, signed */
+ *   ferry-forge URL offer DIR FILE.key SIZE [--path FROM TO]...
+ *       the manifest of DIR, its first file's size claimed to be SIZE (- for
+ *       its real size), signed; --path renames file FROM to TO in it first,
+ *       for paths no filesystem can hold (a beside a/b, ferry.yaml/x);
+ *       --write PREFIX writes PREFIX.manifest and PREFIX.sigs instead of
+ *       sending them and prints the manifest's digest (for a registry
+ *       database edited behind its back) */
 #include "clock.h"
 #include "error.h"
+#include "hash.h"
 #include "jointoken.h"
 #include "key.h"
 #include "manifest.h"
@@ -301,7 +307,42 @@ static int mode_report(const char *host, const char *keyfile, int argc, char **a
     return rc;
 }
 
-static int mode_offer(const char *dir, const char *keyfile, const char *size)
+static int write_bytes(const char *prefix, const char *ext, const uint8_t *b, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s", prefix, ext);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "forge: %s: cannot write\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+static int write_forged(const char *prefix, const uint8_t *mb, size_t ml,
+                        const Ferry__SignatureList *sigs)
+{
+    uint8_t *sb = NULL;
+    size_t sl = 0;
+    if (signatures_encode(sigs, &sb, &sl) < 0 || write_bytes(prefix, "manifest", mb, ml) ||
+        write_bytes(prefix, "sigs", sb, sl))
+        return 1;
+    struct digest d;
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_of(mb, ml, &d);
+    digest_hex(&d, hex);
+    printf("%s\n", hex);
+    free(sb);
+    return 0;
+}
+
+static int by_path(const void *a, const void *b)
+{
+    return strcmp((*(Ferry__File *const *)a)->path, (*(Ferry__File *const *)b)->path);
+}
+
+static int mode_offer(const char *dir, const char *keyfile, const char *size, int argc,
+                      char **argv)
 {
     struct key_secret k;
     if (load_key(keyfile, &k) < 0)
@@ -312,12 +353,38 @@ static int mode_offer(const char *dir, const char *keyfile, const char *size)
         fprintf(stderr, "forge: %s: %s\n", dir, rc < 0 ? err_message(rc) : "no files");
         return 1;
     }
-    m->files[0]->size = strtoull(size, NULL, 10);
+    if (strcmp(size, "-") != 0)
+        m->files[0]->size = strtoull(size, NULL, 10);
+    const char *write_to = NULL;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--write") == 0) {
+            write_to = argv[i + 1];
+            continue;
+        }
+        if (strcmp(argv[i], "--path") != 0 || i + 2 >= argc) {
+            fprintf(stderr, "forge: offer: unknown or incomplete option %s\n", argv[i]);
+            return 2;
+        }
+        const char *from = argv[++i], *to = argv[i + 1];
+        size_t j = 0;
+        while (j < m->n_files && strcmp(m->files[j]->path, from) != 0)
+            j++;
+        if (j == m->n_files) {
+            fprintf(stderr, "forge: %s: no file %s\n", dir, from);
+            return 2;
+        }
+        free(m->files[j]->path);
+        m->files[j]->path = strdup(to);
+    }
+    /* Manifests list their files in path order. */
+    qsort(m->files, m->n_files, sizeof *m->files, by_path);
     uint8_t *buf = NULL;
     size_t len = 0;
     Ferry__SignatureList *sigs = NULL;
     if (manifest_encode(m, &buf, &len) < 0 || manifest_sign(buf, len, &k, &sigs) < 0)
         return 1;
+    if (write_to)
+        return write_forged(write_to, buf, len, sigs);
     Ferry__Wire__Offer offer;
     ferry__wire__offer__init(&offer);
     offer.manifest = (ProtobufCBinaryData){len, buf};
@@ -355,7 +422,7 @@ static int run(int argc, char **argv)
     if (strcmp(mode, "report") == 0 && argc >= 5)
         return mode_report(argv[3], argv[4], argc - 5, argv + 5);
     if (strcmp(mode, "offer") == 0 && argc >= 6)
-        return mode_offer(argv[3], argv[4], argv[5]);
+        return mode_offer(argv[3], argv[4], argv[5], argc - 6, argv + 6);
     fprintf(stderr, "forge: unknown or incomplete mode %s\n", mode);
     return 2;
 }

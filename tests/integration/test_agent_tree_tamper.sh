@@ -109,3 +109,73 @@ expect_fail "path '.ferry/stdout.log': inside the agent's own folder .ferry/" "$
 ! "$FERRY" versions sneaky 2>/dev/null | grep -q '^1' || fail "sneaky@1 was published"
 "$FERRY_POKE" "$REG_URL" ping >/dev/null || fail "registry stopped answering"
 pass "publishing a tree with the agent's .ferry/ folder in it is refused, naming the path"
+
+# The registry holds the same rule: a signed offer naming paths no directory
+# could hold (so the CLI never builds one) is refused at offer, with the path.
+simple_app "$T/forged" forged 1 "#!/bin/sh
+exec sleep 1000
+"
+echo a > "$T/forged/a"
+echo b > "$T/forged/b"
+expect_fail "path 'a/b' is under 'a', which is a file" \
+  "$FERRY_FORGE" "$REG_URL" offer "$T/forged" "$T/ops.key" - --path b a/b
+expect_fail "'ferry.yaml/x'.*collides with the spec file" \
+  "$FERRY_FORGE" "$REG_URL" offer "$T/forged" "$T/ops.key" - --path b ferry.yaml/x
+expect_fail "'.ferry/x'.*inside the agent's own folder .ferry/" \
+  "$FERRY_FORGE" "$REG_URL" offer "$T/forged" "$T/ops.key" - --path b .ferry/x
+"$FERRY_FORGE" "$REG_URL" offer "$T/forged" "$T/ops.key" - --path b c \
+  || fail "the control offer (b renamed to c) was refused, so the refusals above prove nothing"
+! "$FERRY" versions forged 2>/dev/null | grep -q '^1' || fail "forged@1 was published"
+pass "signed offers with 'a' beside 'a/b', 'ferry.yaml/x' or '.ferry/x' are refused by the registry, naming the path"
+
+# ...and so does the agent at fetch: a validly signed manifest with 'a'
+# beside 'a/b', put into the registry's store behind its back and deployed,
+# is refused by the agent, naming the path, and nothing is materialized.
+simple_app "$T/coll" coll 1 "#!/bin/sh
+echo pwned >> '$T/pwned'
+exec sleep 1000
+"
+echo a > "$T/coll/a"
+echo b > "$T/coll/b"
+"$FERRY" publish "$T/coll" >/dev/null
+hex=$("$FERRY_FORGE" "$REG_URL" offer "$T/coll" "$T/ops.key" - --path b a/b --write "$T/coll-forged") \
+  || fail "could not forge the manifest"
+url=$REG_URL
+stop_and_wait "$REG_PID" 30 "the registry" || true
+mkdir -p "$T/reg/blobs/${hex:0:2}"
+cp "$T/coll-forged.manifest" "$T/reg/blobs/${hex:0:2}/$hex"
+python3 - "$T/reg/registry.db" "$hex" "$T/coll-forged.sigs" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE artifacts SET manifest_digest=?, signatures=? WHERE name='coll' AND version='1'",
+               (bytes.fromhex(sys.argv[2]), open(sys.argv[3], 'rb').read())).rowcount
+db.commit()
+sys.exit(0 if n == 1 else 1)
+PY
+start_registry_at reg2 "$T/reg" "$url" --trust "$T/ops.pub"
+"$FERRY" deploy coll@1 --to env=prod >/dev/null || fail "deploy coll@1"
+wait_until 30 workload_state_is h1 coll 1 failed || fail "coll@1 is not shown failed: $(workload_field h1 coll 1 state)"
+workload_field h1 coll 1 reason | grep -q "path 'a/b' is under 'a', which is a file" \
+  || fail "coll@1's reason does not name the path: $(workload_field h1 coll 1 reason)"
+[ ! -e "$T/h1/workloads/coll/1" ] || fail "the colliding manifest was materialized"
+no_marker "with a manifest whose paths collide"
+pass "a signed manifest with 'a' beside 'a/b' served by an edited registry is refused by the agent at fetch, naming the path"
+
+# --- the runtime spec is the signed manifest's: a ferry.yaml edited in the tree never runs
+spec_evil="name: svc
+version: \"1\"
+kind: app
+runtime: exec
+run:
+  command: [\"/bin/sh\", \"-c\", \"echo pwned >> '$T/pwned'; exec sleep 1000\"]
+"
+pid=$(workload_field h1 svc 1 pid)
+n=$(grep -c "svc@1: tree differs from its manifest: 'ferry.yaml'" "$T/agent-h1.log" || true)
+printf '%s' "$spec_evil" > "$svc/ferry.yaml"
+kill -9 "$pid"
+wait_until 20 bash -c "[ \$(grep -c \"svc@1: tree differs from its manifest: 'ferry.yaml'\" '$T/agent-h1.log') -gt $n ]" \
+  || fail "an edited ferry.yaml in the tree was not noticed"
+wait_until 30 restarted || fail "svc@1 was not restarted after the ferry.yaml edit"
+cmp -s "$T/svc/ferry.yaml" "$svc/ferry.yaml" || fail "the tree's ferry.yaml was not written afresh from the manifest"
+no_marker "with the tree's ferry.yaml edited"
+pass "a ferry.yaml edited in the tree is replaced from the signed manifest; its command never runs"
