@@ -12,7 +12,11 @@
 #include <string.h>
 #include <time.h>
 
-enum { E_FREE, E_QUEUED, E_DELIVERED, E_ANSWERED };
+/* E_SPENT: the answer left with its requester. The id stays until the
+ * action's own expiry so a replay of it is still refused here, whenever it
+ * comes; a spent entry holds no bytes and yields its slot when the table
+ * is otherwise full (the agent keeps its own record of ids it ran). */
+enum { E_FREE, E_QUEUED, E_DELIVERED, E_ANSWERED, E_SPENT };
 
 struct entry {
     int state;
@@ -94,6 +98,17 @@ static void expire(struct actions *a, uint64_t now_ms)
             entry_clear(a, &a->v[i]);
 }
 
+/* Caller holds lock. The answer has been taken: keep only the id. */
+static void spend(struct actions *a, struct entry *e)
+{
+    free(e->action);
+    free(e->reply);
+    a->reply_bytes -= e->reply_len;
+    e->action = e->reply = NULL;
+    e->action_len = e->reply_len = 0;
+    e->state = E_SPENT;
+}
+
 static struct entry *find(struct actions *a, const uint8_t id[ACTION_ID_LEN])
 {
     for (size_t i = 0; i < ACTIONS_MAX; i++)
@@ -106,7 +121,8 @@ static size_t count_locked(struct actions *a, const char *host)
 {
     size_t n = 0;
     for (size_t i = 0; i < ACTIONS_MAX; i++)
-        if (a->v[i].state != E_FREE && (!host || strcmp(a->v[i].host, host) == 0))
+        if (a->v[i].state != E_FREE && a->v[i].state != E_SPENT &&
+            (!host || strcmp(a->v[i].host, host) == 0))
             n++;
     return n;
 }
@@ -135,6 +151,11 @@ int actions_queue_at(struct actions *a, const char *host, const uint8_t id[ACTIO
     for (size_t i = 0; rc == 0 && !slot && i < ACTIONS_MAX; i++)
         if (a->v[i].state == E_FREE)
             slot = &a->v[i];
+    for (size_t i = 0; rc == 0 && !slot && i < ACTIONS_MAX; i++)
+        if (a->v[i].state == E_SPENT)
+            slot = &a->v[i];
+    if (slot && slot->state == E_SPENT)
+        memset(slot, 0, sizeof *slot);
     if (rc == 0 && !slot)
         rc = err_set(FERRY_E_LIMIT, "action for %s refused: the registry holds %d actions already",
                      host, ACTIONS_MAX);
@@ -216,7 +237,7 @@ int actions_answer_at(struct actions *a, const char *host, const uint8_t id[ACTI
     if (!e || strcmp(e->host, host) != 0 || e->state == E_QUEUED)
         rc = err_set(FERRY_E_NOTFOUND, "action reply from %s: no such action is waiting for it",
                      host);
-    else if (e->state == E_ANSWERED)
+    else if (e->state == E_ANSWERED || e->state == E_SPENT)
         rc = err_set(FERRY_E_EXISTS, "action reply from %s: answered already", host);
     else if (a->reply_bytes + len > ACTIONS_REPLY_BYTES_MAX)
         rc = err_set(FERRY_E_LIMIT,
@@ -244,13 +265,15 @@ int actions_result_at(struct actions *a, const uint8_t id[ACTION_ID_LEN], uint64
     int rc = 1;
     if (!e) {
         rc = err_set(FERRY_E_NOTFOUND, "action: unknown, or expired before its host answered");
+    } else if (e->state == E_SPENT) {
+        rc = err_set(FERRY_E_NOTFOUND, "action: its answer was collected already");
     } else if (e->state == E_ANSWERED) {
         *reply = e->reply;
         *len = e->reply_len;
         a->reply_bytes -= e->reply_len;
         e->reply = NULL;
         e->reply_len = 0;
-        entry_clear(a, e);
+        spend(a, e);
         rc = 0;
     }
     pthread_mutex_unlock(&a->lock);
@@ -287,7 +310,7 @@ static void wait_answer(struct actions *a, const uint8_t id[ACTION_ID_LEN], uint
         a->waiters++;
         for (;;) {
             struct entry *e = find(a, id);
-            if (!e || e->state == E_ANSWERED)
+            if (!e || e->state == E_ANSWERED || e->state == E_SPENT)
                 break;
             if (pthread_cond_timedwait(&a->answered, &a->lock, &ts) != 0)
                 break;

@@ -155,56 +155,24 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
         return rc;
     }
 
-    if (prom_state_init(&r->prom) < 0) {
-        key_secret_wipe(&r->self_key);
-        free(r);
-        return -ENOMEM;
-    }
+    /* Each step that fails undoes the ones before it, in reverse order. */
+    if ((rc = prom_state_init(&r->prom)) < 0)
+        goto fail_key;
     pthread_mutex_init(&r->pending_lock, NULL);
-    if (actions_new(wake_for_actions, r, &r->actions) < 0) {
-        prom_state_free(&r->prom);
-        key_secret_wipe(&r->self_key);
-        free(r);
-        return -ENOMEM;
-    }
+    if ((rc = actions_new(wake_for_actions, r, &r->actions)) < 0)
+        goto fail_prom;
+    if ((rc = store_open(&r->store, cfg->data_dir)) < 0)
+        goto fail_actions;
     char path[4096];
-
-    if ((rc = store_open(&r->store, cfg->data_dir)) < 0) {
-        actions_free(r->actions);
-        prom_state_free(&r->prom);
-        key_secret_wipe(&r->self_key);
-        free(r);
-        return rc;
-    }
     snprintf(path, sizeof path, "%s/registry.db", cfg->data_dir);
-    if ((rc = db_open(&r->db, path)) < 0) {
-        store_close(&r->store);
-        actions_free(r->actions);
-        prom_state_free(&r->prom);
-        key_secret_wipe(&r->self_key);
-        free(r);
-        return rc;
-    }
+    if ((rc = db_open(&r->db, path)) < 0)
+        goto fail_store;
     /* Only --trust-admin anchors the policy's admins: --trust says who may
      * publish, and a key listed there for that is no admin. */
-    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors)) < 0) {
-        db_close(&r->db);
-        store_close(&r->store);
-        actions_free(r->actions);
-        prom_state_free(&r->prom);
-        free(r);
-        return rc;
-    }
-    if ((rc = liveness_start(&r->live, &r->db)) < 0) {
-        gov_free(r->gov);
-        db_close(&r->db);
-        store_close(&r->store);
-        actions_free(r->actions);
-        prom_state_free(&r->prom);
-        key_secret_wipe(&r->self_key);
-        free(r);
-        return rc;
-    }
+    if (cfg->policy_path && (rc = gov_start(r, cfg->policy_path, cfg->admin_anchors)) < 0)
+        goto fail_db;
+    if ((rc = liveness_start(&r->live, &r->db)) < 0)
+        goto fail_gov;
     struct server_config sc = {
         .listen_url = cfg->listen_url,
         .tls_cert_key = cfg->tls_cert_key,
@@ -216,35 +184,36 @@ int registry_start(const struct registry_config *cfg, struct registry **out)
     struct server_handler h = {.arg = r, .serve = serve_one, .desired = poll_answer};
     if ((rc = server_start(&sc, &h, &r->server)) < 0) {
         r->server = NULL;
-        liveness_stop(&r->live);
-        gov_free(r->gov);
-        db_close(&r->db);
-        store_close(&r->store);
-        pthread_mutex_destroy(&r->pending_lock);
-        actions_free(r->actions);
-        prom_state_free(&r->prom);
-        key_secret_wipe(&r->self_key);
-        free(r);
-        return rc;
+        goto fail_liveness;
     }
-    if (!http_off && (rc = http_start(&hcfg, r, &r->http)) < 0) {
-        server_stop(r->server);
-        liveness_stop(&r->live);
-        gov_free(r->gov);
-        db_close(&r->db);
-        store_close(&r->store);
-        pthread_mutex_destroy(&r->pending_lock);
-        actions_free(r->actions);
-        key_secret_wipe(&r->self_key);
-        free(r);
-        return rc;
-    }
+    if (!http_off && (rc = http_start(&hcfg, r, &r->http)) < 0)
+        goto fail_server;
     /* Said once serving, so a start that fails still fails with one line. */
     if (key_created)
         fprintf(stderr, "ferry-registry: created its own key %s (%s/registry.pub)\n",
                 r->self_key.pub.id, cfg->data_dir);
     *out = r;
     return 0;
+
+fail_server:
+    server_stop(r->server);
+fail_liveness:
+    liveness_stop(&r->live);
+fail_gov:
+    gov_free(r->gov);
+fail_db:
+    db_close(&r->db);
+fail_store:
+    store_close(&r->store);
+fail_actions:
+    actions_free(r->actions);
+fail_prom:
+    pthread_mutex_destroy(&r->pending_lock);
+    prom_state_free(&r->prom);
+fail_key:
+    key_secret_wipe(&r->self_key);
+    free(r);
+    return rc;
 }
 
 const char *registry_url(const struct registry *r) { return server_url(r->server); }

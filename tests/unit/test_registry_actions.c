@@ -129,9 +129,54 @@ static void test_take_answer_result(void **state)
     assert_int_equal(len, 5);
     assert_memory_equal(reply, "reply", 5);
     free(reply);
-    /* Collected: it has left the table. */
+    /* Collected: its answer has left the table... */
     assert_int_equal(actions_result_at(a, id1, 10, &reply, &len), FERRY_E_NOTFOUND);
+    assert_non_null(strstr(err_detail(), "collected already"));
     assert_int_equal(actions_count(a, "h1"), 1);
+    /* ...but its id has not: a replay after the answer is still refused,
+     * and the host cannot answer it twice. */
+    assert_int_equal(queue(a, "h1", 1, 5000, 20), FERRY_E_EXISTS);
+    assert_non_null(strstr(err_detail(), "used already"));
+    assert_int_equal(actions_answer_at(a, "h1", id1, (const uint8_t *)"r", 1, 20),
+                     FERRY_E_EXISTS);
+    /* At the action's own expiry the id goes too. */
+    assert_int_equal(queue(a, "h1", 1, 9000, 5000), 0);
+    actions_free(a);
+}
+
+/* A spent id holds no bytes and no per-host place, and gives up its slot
+ * when the table is otherwise full. */
+static void test_spent_ids_yield(void **state)
+{
+    (void)state;
+    struct actions *a;
+    assert_int_equal(actions_new(NULL, NULL, &a), 0);
+    Ferry__Wire__SignedAction *out[ACTIONS_PER_HOST];
+    uint8_t id[ACTION_ID_LEN], *reply;
+    size_t len;
+    for (unsigned i = 0; i < ACTIONS_PER_HOST; i++) {
+        assert_int_equal(queue(a, "h1", i, 10000, 0), 0);
+        assert_int_equal(actions_take_at(a, "h1", 0, out, ACTIONS_PER_HOST), 1);
+        ferry__wire__signed_action__free_unpacked(out[0], NULL);
+        make_id(id, i);
+        assert_int_equal(actions_answer_at(a, "h1", id, (const uint8_t *)"r", 1, 0), 0);
+        assert_int_equal(actions_result_at(a, id, 0, &reply, &len), 0);
+        free(reply);
+    }
+    /* Sixteen spent ids do not fill h1's queue. */
+    assert_int_equal(actions_count(a, "h1"), 0);
+    assert_int_equal(queue(a, "h1", 1000, 10000, 0), 0);
+    /* Fill every other slot; new actions then take the spent slots. */
+    unsigned n = ACTIONS_PER_HOST + 1;
+    char host[32];
+    for (unsigned h = 0; n < ACTIONS_MAX; h++)
+        for (unsigned i = 0; i < ACTIONS_PER_HOST && n < ACTIONS_MAX; i++, n++) {
+            snprintf(host, sizeof host, "x%u", h);
+            assert_int_equal(queue(a, host, 2000 + n, 10000, 0), 0);
+        }
+    for (unsigned i = 0; i < ACTIONS_PER_HOST; i++)
+        assert_int_equal(queue(a, "fresh", 5000 + i, 10000, 0), 0);
+    assert_int_equal(queue(a, "fresh2", 6000, 10000, 0), FERRY_E_LIMIT);
     actions_free(a);
 }
 
@@ -198,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_per_host_bound),
         cmocka_unit_test(test_total_bound),
         cmocka_unit_test(test_take_answer_result),
+        cmocka_unit_test(test_spent_ids_yield),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_reply_bytes_bound),
     };
