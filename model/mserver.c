@@ -449,7 +449,7 @@ int mserver_start(const struct mserver_opts *o, struct mserver **out)
     int rc = model_cfg_parse(o->spec_json, &s->cfg);
     if (rc < 0)
         goto fail;
-    s->inputs_pending = s->cfg.n_inputs == 0;
+    s->inputs_pending = s->cfg.n_inputs == 0 && s->cfg.format == MODEL_SKLEARN;
     s->dir = strdup(o->dir);
     s->python = strdup(o->python);
     s->worker_py = strdup(o->worker_py);

@@ -326,9 +326,18 @@ static void test_model_refusals(void **state)
         assert_string_equal(sp->model->method, "predict");
         spec_free(sp);
     }
-    EXPECT_SPEC_ERROR(MBASE "  format: python\n  entry: serve.py:Model\n",
-                      "t.yaml:6: key 'model.inputs': required key is missing (format python: the "
-                      "server checks requests against the declared inputs)");
+    {
+        /* Only format and entry are required for python too: the server
+         * then takes the inputs each request names. */
+        const char *min = MBASE "  format: python\n  entry: serve.py:Model\n";
+        Ferry__Spec *sp = NULL;
+        assert_int_equal(spec_parse("t.yaml", min, strlen(min), &sp), 0);
+        assert_int_equal(sp->model->n_inputs, 0);
+        spec_free(sp);
+    }
+    EXPECT_SPEC_ERROR(MBASE "  format: python\n  entry: serve.py:Model\n  reference: r.csv\n",
+                      "t.yaml:8: key 'model.reference': needs model.inputs with format python "
+                      "(drift is measured per declared input)");
     EXPECT_SPEC_ERROR(MBASE SK0 "  inputs:\n    - {name: a, datatype: FP64, shape: [-1]}\n"
                       "    - {name: b, datatype: FP64, shape: [-1, 2]}\n",
                       "t.yaml:9: key 'model.inputs': format sklearn takes 1-D inputs (one per "
