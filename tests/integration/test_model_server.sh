@@ -107,7 +107,7 @@ call GET "$C/v2"
 [ "$STATUS" = 200 ] && json_check 'r["name"] == "ferry" and r["extensions"] == [] and r["version"]' ||
   fail "GET /v2: $STATUS $(cat "$T/resp")"
 call GET "$C/v2/models/iris"
-[ "$STATUS" = 200 ] && json_check 'r["name"] == "iris" and r["versions"] == ["1.0.0"] and
+[ "$STATUS" = 200 ] && json_check 'r["name"] == "iris" and r["versions"] == ["1.0.0"] and r["platform"] == "sklearn_joblib" and
   [i["name"] for i in r["inputs"]] == ["sepal_length","sepal_width","petal_length","petal_width"]
   and r["inputs"][0]["datatype"] == "FP64" and r["inputs"][0]["shape"] == [-1]
   and r["outputs"] == [{"name": "species", "datatype": "INT64", "shape": [-1]}]' ||
@@ -348,6 +348,129 @@ total=$(grep -E '^ferry_model_batch_size_count\{model="echo",version="1"\}' "$T/
 [ -n "$ones" ] && [ -n "$total" ] && [ "$total" -gt "$ones" ] ||
   fail "no batch above 1 row under concurrent load ($ones of $total in batches of 1)"
 pass "concurrent requests are batched ($((total - ones)) of $total rode in batches above 1 row), each gets its own answer"
+
+# --- every V2 datatype, flat and nested, through a python model that
+# returns its inputs; the outputs filter and parameters; FP32 and FP16 come
+# back as the numbers sent
+cat > "$M/ident.py" <<'PYEOF'
+class Model:
+    def predict(self, inputs):
+        return {"o_" + k: v for k, v in inputs.items()}
+PYEOF
+"$PY" - "$M" <<'EOF'
+import json, sys
+d = sys.argv[1]
+vals = {"BOOL": [True, False, False, True], "UINT8": [0, 255, 1, 2], "UINT16": [0, 65535, 1, 2],
+        "UINT32": [0, 4294967295, 1, 2], "UINT64": [0, 9223372036854775807, 1, 2],
+        "INT8": [-128, 127, 0, 1], "INT16": [-32768, 32767, 0, 1],
+        "INT32": [-2147483648, 2147483647, 0, 1],
+        "INT64": [-9223372036854775808, 9223372036854775807, 0, 1],
+        "FP16": [1.5, -2.25, 0.1, 3.14], "FP32": [0.1, -2.25, 3.4e38, 1e-07],
+        "FP64": [0.1, -2.25, 1e300, 5e-324], "BYTES": ["a", "h\u00e9llo", "", "x y"]}
+spec = {"name": "ident", "version": "7", "kind": "model", "runtime": "model",
+        "model": {"format": "python", "entry": "ident.py:Model",
+                  "inputs": [{"name": t.lower(), "datatype": t, "shape": [-1, 2]} for t in vals],
+                  "outputs": [{"name": "o_" + t.lower(), "datatype": t, "shape": [-1, 2]} for t in vals]}}
+open(d + "/ident.spec", "w").write(json.dumps(spec))
+json.dump(vals, open(d + "/ident.vals", "w"))
+flat = [{"name": t.lower(), "datatype": t, "shape": [2, 2], "data": v} for t, v in vals.items()]
+nested = [{"name": t.lower(), "datatype": t, "shape": [2, 2], "data": [v[:2], v[2:]],
+           "parameters": {"content_type": "np"}} for t, v in vals.items()]
+open(d + "/ident_flat.json", "w").write(json.dumps({"id": "all", "inputs": flat}))
+open(d + "/ident_nested.json", "w").write(json.dumps(
+    {"inputs": nested, "parameters": {"priority": 1, "note": "x", "fast": True},
+     "outputs": [{"name": "o_fp32"}, {"name": "o_bytes", "parameters": {"binary_data": False}}]}))
+EOF
+start_server ident "$(cat "$M/ident.spec")"
+I="http://127.0.0.1:$PORT_ident"
+same_vals() {
+  "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1])); vals = json.load(open(sys.argv[2]))
+want = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else set("o_" + t.lower() for t in vals)
+got = {o["name"]: o for o in r["outputs"]}
+assert set(got) == want, (sorted(got), sorted(want))
+for t, v in vals.items():
+    o = got.get("o_" + t.lower())
+    if o is None: continue
+    assert o["datatype"] == t and o["shape"] == [2, 2], o
+    assert o["data"] == v, (t, o["data"], v)
+' "$T/resp" "$M/ident.vals" "$@"
+}
+call POST "$I/v2/models/ident/infer" application/json "$M/ident_flat.json"
+[ "$STATUS" = 200 ] && same_vals && json_check 'r["id"] == "all"' ||
+  fail "every datatype, flat data: $STATUS $(cat "$T/resp")"
+call POST "$I/v2/models/ident/versions/7/infer" application/json "$M/ident_nested.json"
+[ "$STATUS" = 200 ] && same_vals o_fp32,o_bytes && json_check '"id" not in r' ||
+  fail "every datatype, nested data, outputs filter, parameters: $STATUS $(cat "$T/resp")"
+pass "every V2 datatype (BOOL, UINT8-64, INT8-64, FP16, FP32, FP64, BYTES) in and out, flat and nested; outputs and parameters"
+
+# --- a python model that declares no inputs takes each request's own
+cat > "$M/free.py" <<'PYEOF'
+import numpy as np
+class Model:
+    def predict(self, inputs):
+        names = sorted(inputs)
+        rows = len(inputs[names[0]])
+        return {"names": np.array([",".join(names)] * rows, dtype=object),
+                "total": sum(np.asarray(inputs[k], dtype=np.float64).reshape(rows, -1).sum(axis=1)
+                             for k in names if inputs[k].dtype != object)}
+PYEOF
+start_server free '{"name":"free","version":"1","kind":"model","runtime":"model","model":{"format":"python","entry":"free.py:Model","workers":1,"batching":{"max_batch":8,"max_delay":"5ms"}}}'
+F="http://127.0.0.1:$PORT_free"
+call GET "$F/v2/models/free"
+[ "$STATUS" = 200 ] && json_check 'r["inputs"] == [] and r["platform"] == "python_ferry"' ||
+  fail "metadata of a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"inputs":[{"name":"a","shape":[2],"datatype":"FP64","data":[1,2]},{"name":"m","shape":[2,2],"datatype":"INT32","data":[[1,1],[2,2]]}]}' > "$T/free1.json"
+call POST "$F/v2/models/free/infer" application/json "$T/free1.json"
+[ "$STATUS" = 200 ] && json_check '{o["name"]: o["data"] for o in r["outputs"]} == {"names": ["a,m", "a,m"], "total": [3.0, 6.0]}' ||
+  fail "V2 on a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"dataframe_records":[{"x":1,"y":2},{"x":3,"y":4}]}' > "$T/free2.json"
+call POST "$F/invocations" application/json "$T/free2.json"
+[ "$STATUS" = 200 ] && json_check 'r == {"predictions": {"names": ["x,y", "x,y"], "total": [3.0, 7.0]}}' ||
+  fail "MLflow records on a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"dataframe_split":{"columns":["p"],"data":[[5],[6]]}}' > "$T/free3.json"
+call POST "$F/invocations" "application/json; charset=utf-8" "$T/free3.json"
+[ "$STATUS" = 200 ] && json_check 'r["predictions"]["total"] == [5.0, 6.0]' ||
+  fail "MLflow split on a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"inputs":[{"name":"a","shape":[2],"datatype":"FP64","data":[1]}]}' > "$T/free4.json"
+call POST "$F/v2/models/free/infer" application/json "$T/free4.json"
+[ "$STATUS" = 400 ] && grep -q "input 'a': data has 1 elements, shape \[2\] needs 2" "$T/resp" ||
+  fail "a request that disagrees with itself: $STATUS $(cat "$T/resp")"
+# Requests naming different inputs (of the same datatype and shape), at
+# once: never batched together.
+fpids=()
+for i in $(seq 1 12); do
+  if [ $((i % 2)) = 0 ]; then
+    printf '{"inputs":[{"name":"a","shape":[1],"datatype":"FP64","data":[%d]}]}' "$i" > "$T/f$i.json"
+  else
+    printf '{"inputs":[{"name":"b","shape":[1],"datatype":"FP64","data":[%d]}]}' "$i" > "$T/f$i.json"
+  fi
+  curl -sS --max-time 20 -o "$T/f$i.out" -H 'Content-Type: application/json' \
+    --data-binary "@$T/f$i.json" "$F/v2/models/free/infer" &
+  fpids+=($!)
+done
+for p in "${fpids[@]}"; do wait "$p" || fail "a concurrent request to free failed"; done
+for i in $(seq 1 12); do
+  "$PY" -c '
+import json, sys
+i = int(sys.argv[2]); r = json.load(open(sys.argv[1]))
+got = {o["name"]: o["data"] for o in r["outputs"]}
+want = {"names": ["a"] if i % 2 == 0 else ["b"], "total": [float(i)]}
+assert got == want, (got, want)' "$T/f$i.out" "$i" || fail "request $i to free: $(cat "$T/f$i.out")"
+done
+pass "a python model without declared inputs takes each request's own (V2, MLflow), checks them against themselves, and never batches different ones together"
+
+# --- the default body cap is 16 MiB (irismx declares no max_body)
+"$PY" -c 'import sys; sys.stdout.write("{\"inputs\":[" + " " * (16 * 1024 * 1024) + "]}")' > "$T/big16.json"
+call POST "$X/v2/models/irismx/infer" $J "$T/big16.json"
+[ "$STATUS" = 400 ] && grep -q "over the 16777216-byte cap" "$T/resp" || fail "16 MiB cap (V2): $STATUS $(cat "$T/resp")"
+call POST "$X/invocations" $J "$T/big16.json"
+[ "$STATUS" = 400 ] && grep -q "over the 16777216-byte cap" "$T/resp" || fail "16 MiB cap (MLflow): $STATUS $(cat "$T/resp")"
+call POST "$X/v2/models/irismx/infer" application/json "$M/v2_matrix_nested.json"
+[ "$STATUS" = 200 ] && json_check 'r["outputs"][0]["data"] == e' || fail "irismx after the cap: $STATUS"
+rm -f "$T/big16.json"
+pass "a body over the default 16 MiB cap is a 400 naming the cap, on both protocols; the server answers after"
 
 # --- configurations it cannot serve: one line, exit 2
 expect_fail '^ferry-model-server: error: version: required' \
