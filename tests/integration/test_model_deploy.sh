@@ -222,13 +222,17 @@ workload_state_is h1 iris 1.0.0 running || fail "a drifting model is not running
 wait_until 20 psi_above petal_length 0.2 || fail "drift gauge $(psi_of petal_length 2>&1) is not above the alert"
 "$FERRY" metrics iris | grep -E 'ferry_model_drift_psi +gauge .*input=petal_length' >/dev/null ||
   fail "ferry metrics does not show the drift gauge"
+metrics_warn() { "$FERRY" metrics iris | grep -Eq '^h1 +1\.0\.0 +warning: drift: petal_length psi [0-9.]+ > 0\.2$'; }
+wait_until 20 metrics_warn || fail "ferry metrics does not show the drift warning: $("$FERRY" metrics iris | grep -i drift)"
 "$FERRY" metrics iris | grep -q 'process_resident_memory_bytes' || fail "no process metrics"
-pass "no warning before a window is served; reference inputs keep PSI under 0.1; shifted ones warn in ferry status and show in ferry metrics"
+pass "no warning before a window is served; reference inputs keep PSI under 0.1; shifted ones warn in ferry status and in ferry metrics (the gauge and the warning line)"
 
 # --- back to the reference: the warning clears
 "$FERRY" predict iris --json "$T/ref.json" >/dev/null || fail "reference rows again"
 cleared() { [ "$(workload_field h1 iris 1.0.0 reason)" = healthy ]; }
 wait_until 20 cleared || fail "the warning stayed: $(workload_field h1 iris 1.0.0 reason)"
+metrics_clear() { ! "$FERRY" metrics iris | grep -q 'warning: drift'; }
+wait_until 20 metrics_clear || fail "ferry metrics still warns: $("$FERRY" metrics iris | grep warning)"
 pass "the drift warning clears once the window is back to the reference"
 
 # --- undeploy stops the server and its workers
