@@ -47,6 +47,8 @@ dump("rows-flat.json", rows2d(False))
 dump("rows-nested.json", rows2d(True))
 dump("split.json", {"dataframe_split": {"columns": names, "data": rows.tolist()}})
 dump("records.json", {"dataframe_records": [dict(zip(names, map(float, r))) for r in rows]})
+dump("instances.json", {"instances": [dict(zip(names, map(float, r))) for r in rows]})
+dump("instances-rows.json", {"instances": rows.tolist()})
 dump("expected.json", [int(p) for p in model.predict(rows)])
 # Drift: the reference itself (its PSI is ~0), then the same rows with
 # petal_length moved far outside the training range.
@@ -129,7 +131,15 @@ same_species "$("$FERRY" predict iris-rows --json "$T/rows-flat.json")" || fail 
 same_species "$("$FERRY" predict iris-rows --host h1 --json - < "$T/rows-nested.json")" || fail "ferry predict (2-D, nested data, stdin)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/split.json")" || fail "ferry predict --mlflow (dataframe_split)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/records.json")" || fail "ferry predict --mlflow (dataframe_records)"
-pass "ferry predict gives the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow split and records)"
+same_predictions "$("$FERRY" predict iris --mlflow --json "$T/instances.json")" || fail "ferry predict --mlflow (instances of records)"
+same_predictions "$("$FERRY" predict iris-rows --mlflow --json "$T/instances-rows.json")" || fail "ferry predict --mlflow (instances of rows)"
+# Any HTTP client at the address ferry status shows: the same answers.
+raddr=$(workload_field h1 iris-rows 1.0.0 address)
+same_species "$(curl -fsS -H 'Content-Type: application/json' --data-binary "@$T/rows-nested.json" "$raddr/v2/models/iris-rows/versions/1.0.0/infer")" ||
+  fail "curl V2 nested at $raddr"
+same_predictions "$(curl -fsS -H 'Content-Type: application/json; charset=utf-8' --data-binary "@$T/split.json" "$addr/invocations")" ||
+  fail "curl /invocations at $addr"
+pass "ferry predict and curl at the status address give the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow dataframe_split, dataframe_records, instances)"
 
 # --- refusals: one line, the right exit status
 rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
