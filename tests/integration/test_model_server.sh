@@ -294,6 +294,9 @@ class Model:
             raise ValueError("marker 666 refused")
         if (x == 999).any():
             os._exit(3)
+        if (x == 777).any():
+            import ctypes
+            ctypes.string_at(0)    # SIGSEGV
         if (x >= 100).any():
             # Slow enough that concurrent requests queue while both workers
             # are busy, however slowly the test's clients start.
@@ -318,15 +321,28 @@ good_py "a raise"
 xbody 999
 call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
 [ "$STATUS" = 500 ] || fail "dying model: $STATUS $(cat "$T/resp")"
+# The other worker keeps the endpoint ready while this one restarts.
+call GET "$Y/v2/health/ready"
+[ "$STATUS" = 200 ] || fail "not ready with one of two workers dead: $STATUS"
 good_py "a worker died"
+both_ready() {
+  curl -fsS --max-time 2 "$Y/metrics" | grep -Eq '^ferry_model_workers_ready\{model="echo",version="1"\} 2$'
+}
+wait_until 30 both_ready || fail "the dead worker did not come back: $(curl -s "$Y/metrics" | grep workers_ready)"
+xbody 777
+call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
+[ "$STATUS" = 500 ] && json_check 'isinstance(r["error"], str)' || fail "segfaulting model: $STATUS $(cat "$T/resp")"
+call GET "$Y/v2/health/ready"
+[ "$STATUS" = 200 ] || fail "not ready after a segfault: $STATUS"
+good_py "a worker segfaulted"
 restarted() {
   curl -fsS --max-time 2 "$Y/metrics" |
-    grep -Eq '^ferry_model_worker_restarts_total\{model="echo",version="1"\} [1-9]'
+    grep -Eq '^ferry_model_worker_restarts_total\{model="echo",version="1"\} ([2-9]|[1-9][0-9]+)$'
 }
 wait_until 30 restarted || fail "restart not counted: $(curl -s "$Y/metrics" | grep restarts)"
 wait_until 30 curl -fsS --max-time 2 "$Y/v2/health/ready" || fail "not ready after a restart"
 good_py "the restart"
-pass "a python model that raises: 500 with its text; one that dies: 500, restarted, counted, served after"
+pass "a python model that raises: 500 with its text; one that dies (os._exit, SIGSEGV): 500, ready on the other worker, restarted, both restarts counted, served after"
 
 N=24
 cpids=()
