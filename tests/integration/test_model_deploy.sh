@@ -141,6 +141,44 @@ same_predictions "$(curl -fsS -H 'Content-Type: application/json; charset=utf-8'
   fail "curl /invocations at $addr"
 pass "ferry predict and curl at the status address give the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow dataframe_split, dataframe_records, instances)"
 
+# --- the issue's ferry.yaml example exactly as written (file, entry and
+# method side by side, with their comments): the format says what is read
+mkdir -p "$T/iris-example"
+cp "$T/iris/model.joblib" "$T/iris/reference.csv" "$T/iris/CARD.md" "$T/iris-example/"
+cat > "$T/iris-example/ferry.yaml" <<'YAML'
+name: iris
+version: 1.0.0
+kind: model
+runtime: model
+model:
+  format: sklearn            # sklearn: a joblib/pickle file; python: your own class
+  file: model.joblib         # sklearn: the estimator file
+  entry: serve.py:Model      # python: FILE:CLASS with load(dir) and predict(inputs: dict of numpy arrays) -> dict
+  method: predict            # sklearn: predict (default) or predict_proba
+  inputs:                    # V2 tensors; for sklearn, 1-D inputs are the feature columns, in order
+    - {name: sepal_length, datatype: FP64, shape: [-1]}
+    - {name: sepal_width,  datatype: FP64, shape: [-1]}
+    - {name: petal_length, datatype: FP64, shape: [-1]}
+    - {name: petal_width,  datatype: FP64, shape: [-1]}
+  outputs:
+    - {name: species, datatype: INT64, shape: [-1]}
+  card: CARD.md
+  pii: false
+  reference: reference.csv   # training inputs (a header row of input names) for drift
+  workers: 2                 # worker processes
+  batching: {max_batch: 32, max_delay: 2ms}
+  drift: {window: 1000, alert: 0.2}
+YAML
+sed -i 's/^name: iris$/name: iris-example/' "$T/iris-example/ferry.yaml"
+"$FERRY" publish "$T/iris-example" >/dev/null || fail "the issue's example does not publish"
+"$FERRY" deploy iris-example@1.0.0 --to env=test >/dev/null
+"$FERRY" status --wait iris-example@1.0.0 --timeout 60 >/dev/null ||
+  fail "iris-example did not become ready: $(workload_field h1 iris-example 1.0.0 reason 2>&1)"
+same_species "$("$FERRY" predict iris-example --json "$T/flat.json" | sed 's/"iris-example"/"iris"/')" ||
+  fail "ferry predict iris-example"
+"$FERRY" undeploy iris-example --to env=test >/dev/null
+pass "the issue's ferry.yaml example, as written, publishes, deploys and serves"
+
 # --- refusals: one line, the right exit status
 rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "predict without --json exited $rc, want 2"
