@@ -44,6 +44,9 @@ bodies = {
     "ml_records": json.dumps({"dataframe_records": [dict(zip(cols, r)) for r in rows.tolist()]}),
     "ml_instances": json.dumps({"instances": [dict(zip(cols, r)) for r in rows.tolist()]}),
     "ml_instances_rows": json.dumps({"instances": rows.tolist()}),
+    "ml_inputs_cols": json.dumps({"inputs": {c: flat(j) for j, c in enumerate(cols)}}),
+    "ml_inputs_records": json.dumps({"inputs": [dict(zip(cols, r)) for r in rows.tolist()]}),
+    "ml_inputs_rows": json.dumps({"inputs": rows.tolist()}),
 }
 # Fitted on a DataFrame: the estimator knows its column names.
 import pandas
@@ -139,7 +142,7 @@ for body in v2_matrix_flat v2_matrix_nested; do
     fail "$body: $STATUS $(cat "$T/resp")"
 done
 pass "V2 infer (one 2-D input, flat and nested data) gives the in-process predictions"
-for body in ml_split ml_records ml_instances ml_instances_rows; do
+for body in ml_split ml_records ml_instances ml_instances_rows ml_inputs_cols ml_inputs_records ml_inputs_rows; do
   call POST "$C/invocations" application/json "$M/$body.json"
   [ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "$body: $STATUS $(cat "$T/resp")"
 done
@@ -147,7 +150,7 @@ call POST "$C/invocations" "application/json; charset=utf-8" "$M/ml_split.json"
 [ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "charset=utf-8: $STATUS"
 call POST "$X/invocations" application/json "$M/ml_split.json"
 [ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "split on the 2-D model: $STATUS"
-pass "/invocations (dataframe_split, dataframe_records, instances) gives the in-process predictions"
+pass "/invocations (dataframe_split, dataframe_records, instances, inputs) gives the in-process predictions"
 
 # --- no declared inputs: the fitted estimator names what it takes
 start_server min '{"name":"irismin","version":"1","kind":"model","runtime":"model","model":{"format":"sklearn","file":"model.joblib"}}'
