@@ -453,6 +453,14 @@ call POST "$F/invocations" "application/json; charset=utf-8" "$T/free3.json"
 [ "$STATUS" = 200 ] && json_check 'r["predictions"]["total"] == [5.0, 6.0]' ||
   fail "MLflow split on a model without inputs: $STATUS $(cat "$T/resp")"
 printf '%s' '{"inputs":[{"name":"a","shape":[2],"datatype":"FP64","data":[1]}]}' > "$T/free4.json"
+printf '%s' '{"inputs":[{"name":"a","shape":[1],"datatype":"FP64","data":[1]}],"outputs":[{"name":"total"}]}' > "$T/free5.json"
+call POST "$F/v2/models/free/infer" application/json "$T/free5.json"
+[ "$STATUS" = 200 ] && json_check '[o["name"] for o in r["outputs"]] == ["total"]' ||
+  fail "outputs filter on undeclared outputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"inputs":[{"name":"a","shape":[1],"datatype":"FP64","data":[1]}],"outputs":[{"name":"proba"}]}' > "$T/free6.json"
+call POST "$F/v2/models/free/infer" application/json "$T/free6.json"
+[ "$STATUS" = 400 ] && grep -q "output 'proba': the model gave no such output (it gave names, total)" "$T/resp" ||
+  fail "an output the model does not give: $STATUS $(cat "$T/resp")"
 call POST "$F/v2/models/free/infer" application/json "$T/free4.json"
 [ "$STATUS" = 400 ] && grep -q "input 'a': data has 1 elements, shape \[2\] needs 2" "$T/resp" ||
   fail "a request that disagrees with itself: $STATUS $(cat "$T/resp")"
