@@ -276,7 +276,9 @@ for fam in ferry_model_request_duration_seconds_count ferry_model_queue_seconds_
            ferry_model_compute_seconds_count ferry_model_batch_size_count; do
   grep -Eq "^$fam\{.*\} [1-9]" "$T/metrics.txt" || fail "$fam missing or zero"
 done
-grep -Eq '^ferry_model_workers_ready\{model="iris",version="1.0.0"\} 2$' "$T/metrics.txt" || fail "workers_ready is not 2"
+# Ready with the first worker; the second loads after it.
+cols_both() { curl -fsS --max-time 2 "$C/metrics" | grep -Eq '^ferry_model_workers_ready\{model="iris",version="1.0.0"\} 2$'; }
+wait_until 30 cols_both || fail "workers_ready is not 2: $(curl -s "$C/metrics" | grep workers_ready)"
 grep -Eq '^ferry_model_worker_restarts_total\{model="iris",version="1.0.0"\} 0$' "$T/metrics.txt" || fail "restarts not 0"
 call GET "$C/metrics?format=json"
 [ "$STATUS" = 200 ] && json_check 'any(f["name"] == "ferry_model_requests_total" for f in r["families"])' ||
@@ -317,6 +319,10 @@ good_py() {
     fail "echo after $1: $STATUS $(cat "$T/resp")"
 }
 good_py start
+both_ready() {
+  curl -fsS --max-time 2 "$Y/metrics" | grep -Eq '^ferry_model_workers_ready\{model="echo",version="1"\} 2$'
+}
+wait_until 30 both_ready || fail "the second worker did not load: $(curl -s "$Y/metrics" | grep workers_ready)"
 xbody 666
 call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
 [ "$STATUS" = 500 ] && grep -q "marker 666 refused" "$T/resp" || fail "raising model: $STATUS $(cat "$T/resp")"
@@ -328,9 +334,6 @@ call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
 call GET "$Y/v2/health/ready"
 [ "$STATUS" = 200 ] || fail "not ready with one of two workers dead: $STATUS"
 good_py "a worker died"
-both_ready() {
-  curl -fsS --max-time 2 "$Y/metrics" | grep -Eq '^ferry_model_workers_ready\{model="echo",version="1"\} 2$'
-}
 wait_until 30 both_ready || fail "the dead worker did not come back: $(curl -s "$Y/metrics" | grep workers_ready)"
 xbody 777
 call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "pool.h"
@@ -62,6 +63,17 @@ static void test_acquire_and_release(void **state)
     int rc = pool_start(&o, &p);
     if (rc < 0)
         fail_msg("pool_start: %s", err_message(rc));
+    /* Ready once the first worker loaded; the second loads after it. */
+    assert_true(pool_ready(p) >= 1);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (pool_ready(p) < 2) {
+        struct timespec now, nap = {0, 10 * 1000 * 1000};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 30)
+            fail_msg("the second worker did not load within 30 s");
+        nanosleep(&nap, NULL);
+    }
     assert_int_equal(pool_ready(p), 2);
     struct pool_worker *a = pool_acquire(p), *b = pool_try_acquire(p);
     assert_non_null(a);
