@@ -15,7 +15,9 @@
 #    answers 200, scikit-learn model, median of N (what the model plugin
 #    waits for after a deploy), next to one python3 loading the same model
 #    (the import floor every worker pays).
-# The server binary is started directly (as the model plugin would start
+# 4. Deploy to ready through a real registry and agent (bench/model_deploy.sh):
+#    ferry deploy until ferry status --wait says ready, median of 10.
+# 1-3 start the server binary directly (as the model plugin would start
 # it), not through an agent. Prints figures, asserts nothing.
 # Knobs: FERRY_BENCH_MODEL_SECONDS (5) per run, FERRY_BENCH_MODEL_ROUNDS (3),
 # FERRY_BENCH_MODEL_WORKERS (2), FERRY_BENCH_MODEL_STARTS (10),
@@ -246,3 +248,6 @@ printf '\nstart to ready (%s workers, sklearn), median of %s: %s ms (min %s, max
 printf 'baseline: python3 loading the model alone, median of %s: %s ms (min %s, max %s)\n' "$STARTS" \
   "$(median < "$W/loads")" "$(sort -g "$W/loads" | head -n 1)" "$(sort -g "$W/loads" | tail -n 1)"
 echo "target: under 2000 ms"
+
+# 4. Deploy to ready through a registry and an agent (bench/model_deploy.sh).
+bash "$HERE/model_deploy.sh" "$BUILD"

@@ -60,6 +60,44 @@ static void value_of(const Ferry__Wire__Metric *m, char *out, size_t cap)
     }
 }
 
+static const char *label(const Ferry__Wire__Metric *m, const char *key)
+{
+    for (size_t i = 0; i < m->n_labels; i++)
+        if (m->labels[i]->key && strcmp(m->labels[i]->key, key) == 0)
+            return m->labels[i]->value;
+    return NULL;
+}
+
+/* A model's drift warning, as ferry status carries it (the model plugin's
+ * rule, plugins/model/model.c): once the server has served a whole window,
+ * every input whose PSI is over the model's alert. From the server's own
+ * gauges, so it needs nothing the metrics do not say. */
+static void print_drift(const Ferry__Wire__HostMetrics *e)
+{
+    const Ferry__Wire__WorkloadMetrics *w = e->workload;
+    double rows = 0, window = -1, alert = -1;
+    for (size_t k = 0; k < w->n_metrics; k++) {
+        const Ferry__Wire__Metric *m = w->metrics[k];
+        if (strcmp(m->name, "ferry_model_drift_window_rows") == 0 && m->value > rows)
+            rows = m->value;
+        else if (strcmp(m->name, "ferry_model_drift_window_size") == 0)
+            window = m->value;
+        else if (strcmp(m->name, "ferry_model_drift_alert") == 0)
+            alert = m->value;
+    }
+    if (window <= 0 || alert <= 0 || rows < window)
+        return;
+    for (size_t k = 0; k < w->n_metrics; k++) {
+        const Ferry__Wire__Metric *m = w->metrics[k];
+        const char *input = label(m, "input");
+        if (strcmp(m->name, "ferry_model_drift_psi") != 0 || !input || !isfinite(m->value) ||
+            m->value <= alert)
+            continue;
+        printf("%-16s %-12s warning: drift: %.64s psi %.2f > %g\n", e->host, w->version, input,
+               m->value, alert);
+    }
+}
+
 static void print_text(const Ferry__Wire__MetricsList *l)
 {
     printf("%-16s %-12s %-36s %-9s %-16s %s\n", "HOST", "VERSION", "METRIC", "TYPE", "VALUE", "LABELS");
@@ -78,6 +116,7 @@ static void print_text(const Ferry__Wire__MetricsList *l)
         }
         if (w->n_metrics == 0)
             printf("%-16s %-12s %-36s %-9s %-16s %s\n", e->host, w->version, "(none)", "-", "-", "-");
+        print_drift(e);
         char when[40];
         iso_ms(w->collected_ms, when, sizeof when);
         if (w->dropped || e->refused)

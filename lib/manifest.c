@@ -140,12 +140,15 @@ static int require_file(const char *spec_path, const char *key, const char *rel,
 static int require_model_files(const char *spec_path, const Ferry__ModelSpec *m,
                                const struct file_list *files)
 {
+    /* Only the file the format loads: the other format's key is not read. */
+    int sklearn = m->format && strcmp(m->format, "sklearn") == 0;
+    int python = m->format && strcmp(m->format, "python") == 0;
     int rc = require_file(spec_path, "model.card", m->card, files);
-    if (rc == 0)
+    if (rc == 0 && (sklearn || !python))
         rc = require_file(spec_path, "model.file", m->file, files);
     if (rc == 0)
         rc = require_file(spec_path, "model.reference", m->reference, files);
-    if (rc == 0 && m->entry && *m->entry) {
+    if (rc == 0 && m->entry && *m->entry && (python || !sklearn)) {
         char file[1100];
         const char *colon = strrchr(m->entry, ':');
         size_t n = colon ? (size_t)(colon - m->entry) : strlen(m->entry);

@@ -776,24 +776,21 @@ static int model_rules(const struct ctx *c, const yaml_node_t *root, const Ferry
     if (sk && !file)
         return fail(c, mnode, "model.file", "required key is missing (format sklearn loads "
                                             "an estimator file)");
-    if (sk && entry)
-        return fail(c, entry, "model.entry", "applies to format python only");
+    /* The other format's keys (the issue's example carries file, entry
+     * and method side by side) are checked for form and otherwise not
+     * read: the format says which one the server loads. */
+    (void)method;
     if (!sk && !entry)
         return fail(c, mnode, "model.entry", "required key is missing (format python needs "
                                              "FILE:CLASS)");
-    if (!sk && file)
-        return fail(c, file, "model.file", "applies to format sklearn only (format python "
-                                           "loads its own files)");
-    if (!sk && method)
-        return fail(c, method, "model.method", "applies to format sklearn only (a python "
-                                               "model has one predict)");
     /* Requests are checked against the signature before they reach the
-     * model. A python model declares its inputs; a sklearn estimator may
-     * leave them to the fitted estimator, which names them once loaded. */
-    if (!m->n_inputs && !sk)
-        return fail(c, mnode, "model.inputs", "required key is missing (format python: the "
-                                              "server checks requests against the declared "
-                                              "inputs)");
+     * model. A sklearn estimator may leave it to the fitted estimator,
+     * which names it once loaded; a python model that declares none takes
+     * the inputs each request names, so drift has nothing to bin. */
+    if (!m->n_inputs && !sk && m->reference && *m->reference)
+        return fail(c, value_of(c, mnode, "reference"), "model.reference",
+                    "needs model.inputs with format python (drift is measured per declared "
+                    "input)");
     const yaml_node_t *inputs = value_of(c, mnode, "inputs");
     bool columns = true;
     for (size_t i = 0; i < m->n_inputs; i++)

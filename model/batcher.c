@@ -292,7 +292,9 @@ static int compatible(const struct infer_req *a, const struct infer_req *c)
         return 0;
     for (size_t i = 0; i < a->n_inputs; i++) {
         const struct tensor *x = &a->inputs[i], *y = &c->inputs[i];
-        if (x->dtype != y->dtype || x->rank != y->rank)
+        /* Names too: a model without declared inputs takes each
+         * request's own, in the request's order. */
+        if (x->dtype != y->dtype || x->rank != y->rank || strcmp(x->name, y->name) != 0)
             return 0;
         for (int d = 1; d < x->rank; d++)
             if (x->shape[d] != y->shape[d])

@@ -28,8 +28,9 @@ typedef void (*batcher_done_fn)(void *arg, int status, struct infer_result *res,
 
 /* Start cfg->workers Python workers for the model in dir (python: the
  * interpreter, e.g. /usr/bin/python3 or $FERRY_PYTHON; worker_py: the path
- * of worker.py). Returns once every worker has loaded the model, or an
- * error naming why one could not (the model's own traceback's last line). */
+ * of worker.py). Returns once the first worker has loaded the model (the
+ * others load after it: pool.h), or an error naming why it could not (the
+ * model's own traceback's last line). */
 int batcher_start(const struct model_cfg *cfg, const char *dir, const char *python,
                   const char *worker_py, struct batcher **out);
 /* Any thread. req stays the caller's and must live until done runs. 0, or

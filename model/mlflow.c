@@ -1,5 +1,6 @@
 #include "mlflow.h"
 
+#include "opensig.h"
 #include "tjson.h"
 
 #include <ctype.h>
@@ -413,7 +414,7 @@ static int to_tensors(const struct model_cfg *c, enum sigform f, struct cols *k,
     return 0;
 }
 
-int mlflow_parse(const struct model_cfg *c, const char *content_type, const char *body,
+static int parse(const struct model_cfg *c, const char *content_type, const char *body,
                  size_t len, struct infer_req *out, char *errbuf, size_t errcap)
 {
     memset(out, 0, sizeof *out);
@@ -498,6 +499,28 @@ out:
         infer_req_fini(out);
         out->protocol = PROTO_MLFLOW;
     }
+    return rc;
+}
+
+int mlflow_parse(const struct model_cfg *c, const char *content_type, const char *body,
+                 size_t len, struct infer_req *out, char *errbuf, size_t errcap)
+{
+    if (!opensig_open(c))
+        return parse(c, content_type, body, len, out, errbuf, errcap);
+    /* No declared inputs: the columns the body names, checked against
+     * themselves (a content type is refused before anything is read). */
+    memset(out, 0, sizeof *out);
+    out->protocol = PROTO_MLFLOW;
+    int rc = check_content_type(content_type, errbuf, errcap);
+    if (rc)
+        return rc;
+    struct model_cfg *sig = malloc(sizeof *sig);
+    if (!sig)
+        return refuse(errbuf, errcap, "out of memory");
+    rc = opensig_mlflow(c, body, len, sig, errbuf, errcap);
+    if (rc == 0)
+        rc = parse(sig, content_type, body, len, out, errbuf, errcap);
+    free(sig);
     return rc;
 }
 

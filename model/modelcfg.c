@@ -245,16 +245,17 @@ static int parse_model(const json_t *m, struct model_cfg *c)
     if ((rc = parse_io(json_object_get(m, "outputs"), "outputs", c->outputs, &c->n_outputs)) < 0)
         return rc;
     /* Requests are checked against the inputs before they reach the model.
-     * A python model must declare them; a sklearn estimator that was not
-     * told them says itself what it takes once loaded (model_cfg_set_inputs). */
-    if (c->n_inputs == 0 && c->format == MODEL_PYTHON)
-        return bad("inputs", "required for format python: the signature requests are checked "
-                             "against");
+     * A sklearn estimator that was not told them says itself what it takes
+     * once loaded (model_cfg_set_inputs); a python model that was not takes
+     * the inputs each request names (opensig.h). */
     if ((rc = sklearn_inputs_ok(c)) < 0)
         return rc;
 
     if ((rc = get_string(m, "reference", "reference", c->reference, sizeof c->reference, 0)) < 0)
         return rc;
+    if (c->reference[0] && c->format == MODEL_PYTHON && c->n_inputs == 0)
+        return bad("reference", "needs model.inputs with format python (drift is measured per "
+                                "declared input)");
 
     uint64_t v = 1;
     if ((rc = get_uint(m, "workers", "workers", 1, WORKERS_MAX, &v)) < 0)

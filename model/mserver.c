@@ -124,7 +124,29 @@ static void job_done(void *arg, int status, struct infer_result *res, const char
             mm_observe(s->batch, lv, (double)t->batch_rows);
         }
     }
-    if (status == 200 && res) {
+    /* Outputs asked for by name are checked against the declared ones
+     * before the model runs; without declared outputs, only now. */
+    char missing[TENSOR_NAME_MAX + 256] = "";
+    if (status == 200 && res && j->req.protocol == PROTO_V2)
+        for (size_t k = 0; k < j->req.n_requested && !missing[0]; k++) {
+            size_t o = 0;
+            while (o < res->n_outputs && strcmp(res->outputs[o].name, j->req.requested[k]) != 0)
+                o++;
+            if (o == res->n_outputs) {
+                char gave[160] = "";
+                size_t w = 0;
+                for (o = 0; o < res->n_outputs && w < sizeof gave; o++)
+                    w += (size_t)snprintf(gave + w, sizeof gave - w, "%s%s", o ? ", " : "",
+                                          res->outputs[o].name);
+                snprintf(missing, sizeof missing,
+                         "output '%s': the model gave no such output (it gave %s)",
+                         j->req.requested[k], gave);
+            }
+        }
+    if (missing[0]) {
+        infer_result_fini(res);
+        refuse(s, j->http, j->req.protocol, 400, missing);
+    } else if (status == 200 && res) {
         char *text = j->req.protocol == PROTO_MLFLOW ? mlflow_render(&s->cfg, &j->req, res)
                                                      : v2_render_infer(&s->cfg, &j->req, res);
         infer_result_fini(res);
@@ -449,7 +471,7 @@ int mserver_start(const struct mserver_opts *o, struct mserver **out)
     int rc = model_cfg_parse(o->spec_json, &s->cfg);
     if (rc < 0)
         goto fail;
-    s->inputs_pending = s->cfg.n_inputs == 0;
+    s->inputs_pending = s->cfg.n_inputs == 0 && s->cfg.format == MODEL_SKLEARN;
     s->dir = strdup(o->dir);
     s->python = strdup(o->python);
     s->worker_py = strdup(o->worker_py);

@@ -45,7 +45,7 @@ struct pool {
     pthread_cond_t cv;
     int stopping;
     uint64_t restarts;
-    unsigned loaded;        /* workers that loaded the model at start */
+    unsigned loaded;        /* 1 once the first worker loaded the model */
     int start_failed;
     char start_err[512];
     unsigned threads_done;
@@ -239,7 +239,27 @@ static void *worker_main(void *arg)
 {
     struct pool_worker *w = arg;
     struct pool *p = w->pool;
-    int first = 1;
+    /* The first worker loads the model alone, and the others once it has:
+     * importing numpy and scikit-learn is CPU-bound, so N workers loading
+     * at once on few cores each take about N times as long, and the
+     * endpoint (ready with one worker) would wait for all of them. A
+     * model that cannot load fails in the first; the others then never
+     * start. A later worker that fails to load is restarted as after a
+     * crash. */
+    int first = w == &p->w[0];
+    if (!first) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stopping && !p->start_failed && p->loaded == 0)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stopping || p->start_failed) {
+            w->state = W_DONE;
+            p->threads_done++;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
     unsigned quick = 0;
     for (;;) {
         char why[512] = "";
@@ -426,7 +446,7 @@ int pool_start(const struct pool_opts *o, struct pool **out)
         started++;
     }
     pthread_mutex_lock(&p->mu);
-    while (!p->start_failed && p->loaded < p->n)
+    while (!p->start_failed && p->loaded == 0)
         pthread_cond_wait(&p->cv, &p->mu);
     int failed = p->start_failed;
     char msg[sizeof p->start_err];

@@ -45,9 +45,11 @@ struct pool_input {
  * stopping. Called once, on the worker's thread. */
 typedef void (*pool_answer_fn)(void *arg, int status, struct infer_result *out, const char *msg);
 
-/* Start the workers and wait until every one has loaded the model. On a
- * failure, an error whose detail is the worker's reason (worker.py's
- * last line), nothing left running. */
+/* Start the workers and wait until the first has loaded the model (the
+ * others start loading then, one CPU-bound import not competing with the
+ * rest; pool_ready counts them as they come). On a failure of the first,
+ * an error whose detail is the worker's reason (worker.py's last line),
+ * nothing left running. */
 int pool_start(const struct pool_opts *o, struct pool **out);
 /* Claim an idle worker, waiting for one. NULL when the pool stops, or when
  * no worker is serving or starting (all are in their restart backoff). */

@@ -338,6 +338,27 @@ struct cursor {
     size_t i, off;
 };
 
+/* An FP32 or FP16 value as the shortest decimal that reads back as the
+ * same value of its datatype: 0.1 sent as FP32 comes back as 0.1, not as
+ * the double nearest to the float (0.10000000149011612), so a client
+ * comparing with what it sent, or with what numpy prints, sees the same
+ * number. */
+static json_t *narrow_real(double x, int half)
+{
+    if (!isfinite(x))
+        return json_null();
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, x);
+        double back = strtod(buf, NULL);
+        /* half_from saturates: a decimal past FP16's range is not it */
+        if (half ? fabs(back) <= FP16_MAX && half_from(back) == half_from(x)
+                 : (double)(float)back == x)
+            return json_real(back);
+    }
+    return json_real(x);
+}
+
 static json_t *next_elem(struct cursor *c)
 {
     const struct tensor *t = c->t;
@@ -377,8 +398,8 @@ static json_t *next_elem(struct cursor *c)
         /* jansson's integers are signed: beyond that, the nearest double. */
         return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
     }
-    case DT_FP16: { uint16_t v; memcpy(&v, p, 2); x = half_to(v); break; }
-    case DT_FP32: { float v; memcpy(&v, p, 4); x = v; break; }
+    case DT_FP16: { uint16_t v; memcpy(&v, p, 2); return narrow_real(half_to(v), 1); }
+    case DT_FP32: { float v; memcpy(&v, p, 4); return narrow_real(v, 0); }
     default: memcpy(&x, p, 8); break;
     }
     return isfinite(x) ? json_real(x) : json_null();

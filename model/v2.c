@@ -1,5 +1,6 @@
 #include "v2.h"
 
+#include "opensig.h"
 #include "tjson.h"
 
 #include <inttypes.h>
@@ -203,8 +204,8 @@ static int parse_outputs(const struct model_cfg *c, const json_t *outs, struct i
     return 0;
 }
 
-int v2_parse_infer(const struct model_cfg *c, const char *body, size_t len,
-                   struct infer_req *out, char *errbuf, size_t errcap)
+static int parse_infer(const struct model_cfg *c, const char *body, size_t len,
+                       struct infer_req *out, char *errbuf, size_t errcap)
 {
     memset(out, 0, sizeof *out);
     out->protocol = PROTO_V2;
@@ -269,6 +270,24 @@ out:
         infer_req_fini(out);
         out->protocol = PROTO_V2;
     }
+    return rc;
+}
+
+int v2_parse_infer(const struct model_cfg *c, const char *body, size_t len,
+                   struct infer_req *out, char *errbuf, size_t errcap)
+{
+    if (!opensig_open(c))
+        return parse_infer(c, body, len, out, errbuf, errcap);
+    /* No declared inputs: the request's own, checked against themselves. */
+    memset(out, 0, sizeof *out);
+    out->protocol = PROTO_V2;
+    struct model_cfg *sig = malloc(sizeof *sig);
+    if (!sig)
+        return refuse(errbuf, errcap, "out of memory");
+    int rc = opensig_v2(c, body, len, sig, errbuf, errcap);
+    if (rc == 0)
+        rc = parse_infer(sig, body, len, out, errbuf, errcap);
+    free(sig);
     return rc;
 }
 

@@ -47,6 +47,8 @@ dump("rows-flat.json", rows2d(False))
 dump("rows-nested.json", rows2d(True))
 dump("split.json", {"dataframe_split": {"columns": names, "data": rows.tolist()}})
 dump("records.json", {"dataframe_records": [dict(zip(names, map(float, r))) for r in rows]})
+dump("instances.json", {"instances": [dict(zip(names, map(float, r))) for r in rows]})
+dump("instances-rows.json", {"instances": rows.tolist()})
 dump("expected.json", [int(p) for p in model.predict(rows)])
 # Drift: the reference itself (its PSI is ~0), then the same rows with
 # petal_length moved far outside the training range.
@@ -129,7 +131,53 @@ same_species "$("$FERRY" predict iris-rows --json "$T/rows-flat.json")" || fail 
 same_species "$("$FERRY" predict iris-rows --host h1 --json - < "$T/rows-nested.json")" || fail "ferry predict (2-D, nested data, stdin)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/split.json")" || fail "ferry predict --mlflow (dataframe_split)"
 same_predictions "$("$FERRY" predict iris --mlflow --json "$T/records.json")" || fail "ferry predict --mlflow (dataframe_records)"
-pass "ferry predict gives the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow split and records)"
+same_predictions "$("$FERRY" predict iris --mlflow --json "$T/instances.json")" || fail "ferry predict --mlflow (instances of records)"
+same_predictions "$("$FERRY" predict iris-rows --mlflow --json "$T/instances-rows.json")" || fail "ferry predict --mlflow (instances of rows)"
+# Any HTTP client at the address ferry status shows: the same answers.
+raddr=$(workload_field h1 iris-rows 1.0.0 address)
+same_species "$(curl -fsS -H 'Content-Type: application/json' --data-binary "@$T/rows-nested.json" "$raddr/v2/models/iris-rows/versions/1.0.0/infer")" ||
+  fail "curl V2 nested at $raddr"
+same_predictions "$(curl -fsS -H 'Content-Type: application/json; charset=utf-8' --data-binary "@$T/split.json" "$addr/invocations")" ||
+  fail "curl /invocations at $addr"
+pass "ferry predict and curl at the status address give the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow dataframe_split, dataframe_records, instances)"
+
+# --- the issue's ferry.yaml example exactly as written (file, entry and
+# method side by side, with their comments): the format says what is read
+mkdir -p "$T/iris-example"
+cp "$T/iris/model.joblib" "$T/iris/reference.csv" "$T/iris/CARD.md" "$T/iris-example/"
+cat > "$T/iris-example/ferry.yaml" <<'YAML'
+name: iris
+version: 1.0.0
+kind: model
+runtime: model
+model:
+  format: sklearn            # sklearn: a joblib/pickle file; python: your own class
+  file: model.joblib         # sklearn: the estimator file
+  entry: serve.py:Model      # python: FILE:CLASS with load(dir) and predict(inputs: dict of numpy arrays) -> dict
+  method: predict            # sklearn: predict (default) or predict_proba
+  inputs:                    # V2 tensors; for sklearn, 1-D inputs are the feature columns, in order
+    - {name: sepal_length, datatype: FP64, shape: [-1]}
+    - {name: sepal_width,  datatype: FP64, shape: [-1]}
+    - {name: petal_length, datatype: FP64, shape: [-1]}
+    - {name: petal_width,  datatype: FP64, shape: [-1]}
+  outputs:
+    - {name: species, datatype: INT64, shape: [-1]}
+  card: CARD.md
+  pii: false
+  reference: reference.csv   # training inputs (a header row of input names) for drift
+  workers: 2                 # worker processes
+  batching: {max_batch: 32, max_delay: 2ms}
+  drift: {window: 1000, alert: 0.2}
+YAML
+sed -i 's/^name: iris$/name: iris-example/' "$T/iris-example/ferry.yaml"
+"$FERRY" publish "$T/iris-example" >/dev/null || fail "the issue's example does not publish"
+"$FERRY" deploy iris-example@1.0.0 --to env=test >/dev/null
+"$FERRY" status --wait iris-example@1.0.0 --timeout 60 >/dev/null ||
+  fail "iris-example did not become ready: $(workload_field h1 iris-example 1.0.0 reason 2>&1)"
+same_species "$("$FERRY" predict iris-example --json "$T/flat.json" | sed 's/"iris-example"/"iris"/')" ||
+  fail "ferry predict iris-example"
+"$FERRY" undeploy iris-example --to env=test >/dev/null
+pass "the issue's ferry.yaml example, as written, publishes, deploys and serves"
 
 # --- refusals: one line, the right exit status
 rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
@@ -222,13 +270,17 @@ workload_state_is h1 iris 1.0.0 running || fail "a drifting model is not running
 wait_until 20 psi_above petal_length 0.2 || fail "drift gauge $(psi_of petal_length 2>&1) is not above the alert"
 "$FERRY" metrics iris | grep -E 'ferry_model_drift_psi +gauge .*input=petal_length' >/dev/null ||
   fail "ferry metrics does not show the drift gauge"
+metrics_warn() { "$FERRY" metrics iris | grep -Eq '^h1 +1\.0\.0 +warning: drift: petal_length psi [0-9.]+ > 0\.2$'; }
+wait_until 20 metrics_warn || fail "ferry metrics does not show the drift warning: $("$FERRY" metrics iris | grep -i drift)"
 "$FERRY" metrics iris | grep -q 'process_resident_memory_bytes' || fail "no process metrics"
-pass "no warning before a window is served; reference inputs keep PSI under 0.1; shifted ones warn in ferry status and show in ferry metrics"
+pass "no warning before a window is served; reference inputs keep PSI under 0.1; shifted ones warn in ferry status and in ferry metrics (the gauge and the warning line)"
 
 # --- back to the reference: the warning clears
 "$FERRY" predict iris --json "$T/ref.json" >/dev/null || fail "reference rows again"
 cleared() { [ "$(workload_field h1 iris 1.0.0 reason)" = healthy ]; }
 wait_until 20 cleared || fail "the warning stayed: $(workload_field h1 iris 1.0.0 reason)"
+metrics_clear() { ! "$FERRY" metrics iris | grep -q 'warning: drift'; }
+wait_until 20 metrics_clear || fail "ferry metrics still warns: $("$FERRY" metrics iris | grep warning)"
 pass "the drift warning clears once the window is back to the reference"
 
 # --- undeploy stops the server and its workers

@@ -44,6 +44,9 @@ bodies = {
     "ml_records": json.dumps({"dataframe_records": [dict(zip(cols, r)) for r in rows.tolist()]}),
     "ml_instances": json.dumps({"instances": [dict(zip(cols, r)) for r in rows.tolist()]}),
     "ml_instances_rows": json.dumps({"instances": rows.tolist()}),
+    "ml_inputs_cols": json.dumps({"inputs": {c: flat(j) for j, c in enumerate(cols)}}),
+    "ml_inputs_records": json.dumps({"inputs": [dict(zip(cols, r)) for r in rows.tolist()]}),
+    "ml_inputs_rows": json.dumps({"inputs": rows.tolist()}),
 }
 # Fitted on a DataFrame: the estimator knows its column names.
 import pandas
@@ -107,7 +110,7 @@ call GET "$C/v2"
 [ "$STATUS" = 200 ] && json_check 'r["name"] == "ferry" and r["extensions"] == [] and r["version"]' ||
   fail "GET /v2: $STATUS $(cat "$T/resp")"
 call GET "$C/v2/models/iris"
-[ "$STATUS" = 200 ] && json_check 'r["name"] == "iris" and r["versions"] == ["1.0.0"] and
+[ "$STATUS" = 200 ] && json_check 'r["name"] == "iris" and r["versions"] == ["1.0.0"] and r["platform"] == "sklearn_joblib" and
   [i["name"] for i in r["inputs"]] == ["sepal_length","sepal_width","petal_length","petal_width"]
   and r["inputs"][0]["datatype"] == "FP64" and r["inputs"][0]["shape"] == [-1]
   and r["outputs"] == [{"name": "species", "datatype": "INT64", "shape": [-1]}]' ||
@@ -139,7 +142,7 @@ for body in v2_matrix_flat v2_matrix_nested; do
     fail "$body: $STATUS $(cat "$T/resp")"
 done
 pass "V2 infer (one 2-D input, flat and nested data) gives the in-process predictions"
-for body in ml_split ml_records ml_instances ml_instances_rows; do
+for body in ml_split ml_records ml_instances ml_instances_rows ml_inputs_cols ml_inputs_records ml_inputs_rows; do
   call POST "$C/invocations" application/json "$M/$body.json"
   [ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "$body: $STATUS $(cat "$T/resp")"
 done
@@ -147,7 +150,7 @@ call POST "$C/invocations" "application/json; charset=utf-8" "$M/ml_split.json"
 [ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "charset=utf-8: $STATUS"
 call POST "$X/invocations" application/json "$M/ml_split.json"
 [ "$STATUS" = 200 ] && json_check 'r == {"predictions": e}' || fail "split on the 2-D model: $STATUS"
-pass "/invocations (dataframe_split, dataframe_records, instances) gives the in-process predictions"
+pass "/invocations (dataframe_split, dataframe_records, instances, inputs) gives the in-process predictions"
 
 # --- no declared inputs: the fitted estimator names what it takes
 start_server min '{"name":"irismin","version":"1","kind":"model","runtime":"model","model":{"format":"sklearn","file":"model.joblib"}}'
@@ -273,7 +276,9 @@ for fam in ferry_model_request_duration_seconds_count ferry_model_queue_seconds_
            ferry_model_compute_seconds_count ferry_model_batch_size_count; do
   grep -Eq "^$fam\{.*\} [1-9]" "$T/metrics.txt" || fail "$fam missing or zero"
 done
-grep -Eq '^ferry_model_workers_ready\{model="iris",version="1.0.0"\} 2$' "$T/metrics.txt" || fail "workers_ready is not 2"
+# Ready with the first worker; the second loads after it.
+cols_both() { curl -fsS --max-time 2 "$C/metrics" | grep -Eq '^ferry_model_workers_ready\{model="iris",version="1.0.0"\} 2$'; }
+wait_until 30 cols_both || fail "workers_ready is not 2: $(curl -s "$C/metrics" | grep workers_ready)"
 grep -Eq '^ferry_model_worker_restarts_total\{model="iris",version="1.0.0"\} 0$' "$T/metrics.txt" || fail "restarts not 0"
 call GET "$C/metrics?format=json"
 [ "$STATUS" = 200 ] && json_check 'any(f["name"] == "ferry_model_requests_total" for f in r["families"])' ||
@@ -294,6 +299,9 @@ class Model:
             raise ValueError("marker 666 refused")
         if (x == 999).any():
             os._exit(3)
+        if (x == 777).any():
+            import ctypes
+            ctypes.string_at(0)    # SIGSEGV
         if (x >= 100).any():
             # Slow enough that concurrent requests queue while both workers
             # are busy, however slowly the test's clients start.
@@ -311,6 +319,10 @@ good_py() {
     fail "echo after $1: $STATUS $(cat "$T/resp")"
 }
 good_py start
+both_ready() {
+  curl -fsS --max-time 2 "$Y/metrics" | grep -Eq '^ferry_model_workers_ready\{model="echo",version="1"\} 2$'
+}
+wait_until 30 both_ready || fail "the second worker did not load: $(curl -s "$Y/metrics" | grep workers_ready)"
 xbody 666
 call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
 [ "$STATUS" = 500 ] && grep -q "marker 666 refused" "$T/resp" || fail "raising model: $STATUS $(cat "$T/resp")"
@@ -318,15 +330,25 @@ good_py "a raise"
 xbody 999
 call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
 [ "$STATUS" = 500 ] || fail "dying model: $STATUS $(cat "$T/resp")"
+# The other worker keeps the endpoint ready while this one restarts.
+call GET "$Y/v2/health/ready"
+[ "$STATUS" = 200 ] || fail "not ready with one of two workers dead: $STATUS"
 good_py "a worker died"
+wait_until 30 both_ready || fail "the dead worker did not come back: $(curl -s "$Y/metrics" | grep workers_ready)"
+xbody 777
+call POST "$Y/v2/models/echo/infer" application/json "$T/x.json"
+[ "$STATUS" = 500 ] && json_check 'isinstance(r["error"], str)' || fail "segfaulting model: $STATUS $(cat "$T/resp")"
+call GET "$Y/v2/health/ready"
+[ "$STATUS" = 200 ] || fail "not ready after a segfault: $STATUS"
+good_py "a worker segfaulted"
 restarted() {
   curl -fsS --max-time 2 "$Y/metrics" |
-    grep -Eq '^ferry_model_worker_restarts_total\{model="echo",version="1"\} [1-9]'
+    grep -Eq '^ferry_model_worker_restarts_total\{model="echo",version="1"\} ([2-9]|[1-9][0-9]+)$'
 }
 wait_until 30 restarted || fail "restart not counted: $(curl -s "$Y/metrics" | grep restarts)"
 wait_until 30 curl -fsS --max-time 2 "$Y/v2/health/ready" || fail "not ready after a restart"
 good_py "the restart"
-pass "a python model that raises: 500 with its text; one that dies: 500, restarted, counted, served after"
+pass "a python model that raises: 500 with its text; one that dies (os._exit, SIGSEGV): 500, ready on the other worker, restarted, both restarts counted, served after"
 
 N=24
 cpids=()
@@ -348,6 +370,137 @@ total=$(grep -E '^ferry_model_batch_size_count\{model="echo",version="1"\}' "$T/
 [ -n "$ones" ] && [ -n "$total" ] && [ "$total" -gt "$ones" ] ||
   fail "no batch above 1 row under concurrent load ($ones of $total in batches of 1)"
 pass "concurrent requests are batched ($((total - ones)) of $total rode in batches above 1 row), each gets its own answer"
+
+# --- every V2 datatype, flat and nested, through a python model that
+# returns its inputs; the outputs filter and parameters; FP32 and FP16 come
+# back as the numbers sent
+cat > "$M/ident.py" <<'PYEOF'
+class Model:
+    def predict(self, inputs):
+        return {"o_" + k: v for k, v in inputs.items()}
+PYEOF
+"$PY" - "$M" <<'EOF'
+import json, sys
+d = sys.argv[1]
+vals = {"BOOL": [True, False, False, True], "UINT8": [0, 255, 1, 2], "UINT16": [0, 65535, 1, 2],
+        "UINT32": [0, 4294967295, 1, 2], "UINT64": [0, 9223372036854775807, 1, 2],
+        "INT8": [-128, 127, 0, 1], "INT16": [-32768, 32767, 0, 1],
+        "INT32": [-2147483648, 2147483647, 0, 1],
+        "INT64": [-9223372036854775808, 9223372036854775807, 0, 1],
+        "FP16": [1.5, -2.25, 0.1, 3.14], "FP32": [0.1, -2.25, 3.4e38, 1e-07],
+        "FP64": [0.1, -2.25, 1e300, 5e-324], "BYTES": ["a", "h\u00e9llo", "", "x y"]}
+spec = {"name": "ident", "version": "7", "kind": "model", "runtime": "model",
+        "model": {"format": "python", "entry": "ident.py:Model",
+                  "inputs": [{"name": t.lower(), "datatype": t, "shape": [-1, 2]} for t in vals],
+                  "outputs": [{"name": "o_" + t.lower(), "datatype": t, "shape": [-1, 2]} for t in vals]}}
+open(d + "/ident.spec", "w").write(json.dumps(spec))
+json.dump(vals, open(d + "/ident.vals", "w"))
+flat = [{"name": t.lower(), "datatype": t, "shape": [2, 2], "data": v} for t, v in vals.items()]
+nested = [{"name": t.lower(), "datatype": t, "shape": [2, 2], "data": [v[:2], v[2:]],
+           "parameters": {"content_type": "np"}} for t, v in vals.items()]
+open(d + "/ident_flat.json", "w").write(json.dumps({"id": "all", "inputs": flat}))
+open(d + "/ident_nested.json", "w").write(json.dumps(
+    {"inputs": nested, "parameters": {"priority": 1, "note": "x", "fast": True},
+     "outputs": [{"name": "o_fp32"}, {"name": "o_bytes", "parameters": {"binary_data": False}}]}))
+EOF
+start_server ident "$(cat "$M/ident.spec")"
+I="http://127.0.0.1:$PORT_ident"
+same_vals() {
+  "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1])); vals = json.load(open(sys.argv[2]))
+want = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else set("o_" + t.lower() for t in vals)
+got = {o["name"]: o for o in r["outputs"]}
+assert set(got) == want, (sorted(got), sorted(want))
+for t, v in vals.items():
+    o = got.get("o_" + t.lower())
+    if o is None: continue
+    assert o["datatype"] == t and o["shape"] == [2, 2], o
+    assert o["data"] == v, (t, o["data"], v)
+' "$T/resp" "$M/ident.vals" "$@"
+}
+call POST "$I/v2/models/ident/infer" application/json "$M/ident_flat.json"
+[ "$STATUS" = 200 ] && same_vals && json_check 'r["id"] == "all"' ||
+  fail "every datatype, flat data: $STATUS $(cat "$T/resp")"
+call POST "$I/v2/models/ident/versions/7/infer" application/json "$M/ident_nested.json"
+[ "$STATUS" = 200 ] && same_vals o_fp32,o_bytes && json_check '"id" not in r' ||
+  fail "every datatype, nested data, outputs filter, parameters: $STATUS $(cat "$T/resp")"
+pass "every V2 datatype (BOOL, UINT8-64, INT8-64, FP16, FP32, FP64, BYTES) in and out, flat and nested; outputs and parameters"
+
+# --- a python model that declares no inputs takes each request's own
+cat > "$M/free.py" <<'PYEOF'
+import numpy as np
+class Model:
+    def predict(self, inputs):
+        names = sorted(inputs)
+        rows = len(inputs[names[0]])
+        return {"names": np.array([",".join(names)] * rows, dtype=object),
+                "total": sum(np.asarray(inputs[k], dtype=np.float64).reshape(rows, -1).sum(axis=1)
+                             for k in names if inputs[k].dtype != object)}
+PYEOF
+start_server free '{"name":"free","version":"1","kind":"model","runtime":"model","model":{"format":"python","entry":"free.py:Model","workers":1,"batching":{"max_batch":8,"max_delay":"5ms"}}}'
+F="http://127.0.0.1:$PORT_free"
+call GET "$F/v2/models/free"
+[ "$STATUS" = 200 ] && json_check 'r["inputs"] == [] and r["platform"] == "python_ferry"' ||
+  fail "metadata of a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"inputs":[{"name":"a","shape":[2],"datatype":"FP64","data":[1,2]},{"name":"m","shape":[2,2],"datatype":"INT32","data":[[1,1],[2,2]]}]}' > "$T/free1.json"
+call POST "$F/v2/models/free/infer" application/json "$T/free1.json"
+[ "$STATUS" = 200 ] && json_check '{o["name"]: o["data"] for o in r["outputs"]} == {"names": ["a,m", "a,m"], "total": [3.0, 6.0]}' ||
+  fail "V2 on a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"dataframe_records":[{"x":1,"y":2},{"x":3,"y":4}]}' > "$T/free2.json"
+call POST "$F/invocations" application/json "$T/free2.json"
+[ "$STATUS" = 200 ] && json_check 'r == {"predictions": {"names": ["x,y", "x,y"], "total": [3.0, 7.0]}}' ||
+  fail "MLflow records on a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"dataframe_split":{"columns":["p"],"data":[[5],[6]]}}' > "$T/free3.json"
+call POST "$F/invocations" "application/json; charset=utf-8" "$T/free3.json"
+[ "$STATUS" = 200 ] && json_check 'r["predictions"]["total"] == [5.0, 6.0]' ||
+  fail "MLflow split on a model without inputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"inputs":[{"name":"a","shape":[2],"datatype":"FP64","data":[1]}]}' > "$T/free4.json"
+printf '%s' '{"inputs":[{"name":"a","shape":[1],"datatype":"FP64","data":[1]}],"outputs":[{"name":"total"}]}' > "$T/free5.json"
+call POST "$F/v2/models/free/infer" application/json "$T/free5.json"
+[ "$STATUS" = 200 ] && json_check '[o["name"] for o in r["outputs"]] == ["total"]' ||
+  fail "outputs filter on undeclared outputs: $STATUS $(cat "$T/resp")"
+printf '%s' '{"inputs":[{"name":"a","shape":[1],"datatype":"FP64","data":[1]}],"outputs":[{"name":"proba"}]}' > "$T/free6.json"
+call POST "$F/v2/models/free/infer" application/json "$T/free6.json"
+[ "$STATUS" = 400 ] && grep -q "output 'proba': the model gave no such output (it gave names, total)" "$T/resp" ||
+  fail "an output the model does not give: $STATUS $(cat "$T/resp")"
+call POST "$F/v2/models/free/infer" application/json "$T/free4.json"
+[ "$STATUS" = 400 ] && grep -q "input 'a': data has 1 elements, shape \[2\] needs 2" "$T/resp" ||
+  fail "a request that disagrees with itself: $STATUS $(cat "$T/resp")"
+# Requests naming different inputs (of the same datatype and shape), at
+# once: never batched together.
+fpids=()
+for i in $(seq 1 12); do
+  if [ $((i % 2)) = 0 ]; then
+    printf '{"inputs":[{"name":"a","shape":[1],"datatype":"FP64","data":[%d]}]}' "$i" > "$T/f$i.json"
+  else
+    printf '{"inputs":[{"name":"b","shape":[1],"datatype":"FP64","data":[%d]}]}' "$i" > "$T/f$i.json"
+  fi
+  curl -sS --max-time 20 -o "$T/f$i.out" -H 'Content-Type: application/json' \
+    --data-binary "@$T/f$i.json" "$F/v2/models/free/infer" &
+  fpids+=($!)
+done
+for p in "${fpids[@]}"; do wait "$p" || fail "a concurrent request to free failed"; done
+for i in $(seq 1 12); do
+  "$PY" -c '
+import json, sys
+i = int(sys.argv[2]); r = json.load(open(sys.argv[1]))
+got = {o["name"]: o["data"] for o in r["outputs"]}
+want = {"names": ["a"] if i % 2 == 0 else ["b"], "total": [float(i)]}
+assert got == want, (got, want)' "$T/f$i.out" "$i" || fail "request $i to free: $(cat "$T/f$i.out")"
+done
+pass "a python model without declared inputs takes each request's own (V2, MLflow), checks them against themselves, and never batches different ones together"
+
+# --- the default body cap is 16 MiB (irismx declares no max_body)
+"$PY" -c 'import sys; sys.stdout.write("{\"inputs\":[" + " " * (16 * 1024 * 1024) + "]}")' > "$T/big16.json"
+call POST "$X/v2/models/irismx/infer" $J "$T/big16.json"
+[ "$STATUS" = 400 ] && grep -q "over the 16777216-byte cap" "$T/resp" || fail "16 MiB cap (V2): $STATUS $(cat "$T/resp")"
+call POST "$X/invocations" $J "$T/big16.json"
+[ "$STATUS" = 400 ] && grep -q "over the 16777216-byte cap" "$T/resp" || fail "16 MiB cap (MLflow): $STATUS $(cat "$T/resp")"
+call POST "$X/v2/models/irismx/infer" application/json "$M/v2_matrix_nested.json"
+[ "$STATUS" = 200 ] && json_check 'r["outputs"][0]["data"] == e' || fail "irismx after the cap: $STATUS"
+rm -f "$T/big16.json"
+pass "a body over the default 16 MiB cap is a 400 naming the cap, on both protocols; the server answers after"
 
 # --- configurations it cannot serve: one line, exit 2
 expect_fail '^ferry-model-server: error: version: required' \

@@ -144,7 +144,14 @@ static void test_refusals(void **state)
     refused("\"format\":\"python\",\"file\":\"m\"", "model.entry: required");
     refused("\"format\":\"python\",\"entry\":\"serve.py\"", "model.entry: 'serve.py' is not FILE:CLASS");
     refused("\"format\":\"sklearn\",\"file\":\"\"", "model.file: must not be empty");
-    refused("\"format\":\"python\",\"entry\":\"serve.py:Model\"", "model.inputs: required for format python");
+    /* python without inputs: served with each request's own; no drift. */
+    {
+        struct model_cfg c;
+        assert_int_equal(parse_model("\"format\":\"python\",\"entry\":\"serve.py:Model\"", &c), 0);
+        assert_int_equal(c.n_inputs, 0);
+    }
+    refused("\"format\":\"python\",\"entry\":\"serve.py:Model\",\"reference\":\"r.csv\"",
+            "model.reference: needs model.inputs with format python");
     /* sklearn without inputs: the loaded estimator names them. */
     {
         struct model_cfg c;

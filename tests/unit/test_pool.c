@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "pool.h"
@@ -47,6 +49,21 @@ static int setup(void **state)
     write_file(dir, "chatty.py", "import sys\nsys.stdout.write('x' * (2 << 20))\n");
     write_file(dir, "fails.py", "import sys\nprint('{\"error\": \"no\"}')\nsys.exit(4)\n");
     write_file(dir, "killed.py", "import os\nos.kill(os.getpid(), 9)\n");
+    /* A slow load that logs when it begins and ends (O_APPEND: one write
+     * per line, whole). */
+    write_file(dir, "slow.py",
+               "import os, time\n"
+               "class Model:\n"
+               "    def _log(self, d, what):\n"
+               "        fd = os.open(os.path.join(d, 'loads.log'), os.O_WRONLY | os.O_APPEND | os.O_CREAT)\n"
+               "        os.write(fd, ('%s %d\\n' % (what, os.getpid())).encode())\n"
+               "        os.close(fd)\n"
+               "    def load(self, d):\n"
+               "        self._log(d, 'begin')\n"
+               "        time.sleep(0.3)\n"
+               "        self._log(d, 'end')\n"
+               "    def predict(self, inputs):\n"
+               "        return inputs\n");
     return 0;
 }
 
@@ -62,6 +79,17 @@ static void test_acquire_and_release(void **state)
     int rc = pool_start(&o, &p);
     if (rc < 0)
         fail_msg("pool_start: %s", err_message(rc));
+    /* Ready once the first worker loaded; the second loads after it. */
+    assert_true(pool_ready(p) >= 1);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (pool_ready(p) < 2) {
+        struct timespec now, nap = {0, 10 * 1000 * 1000};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 30)
+            fail_msg("the second worker did not load within 30 s");
+        nanosleep(&nap, NULL);
+    }
     assert_int_equal(pool_ready(p), 2);
     struct pool_worker *a = pool_acquire(p), *b = pool_try_acquire(p);
     assert_non_null(a);
@@ -114,6 +142,50 @@ static void test_run_once_limits_and_failures(void **state)
     assert_non_null(strstr(err_message(rc), "/nonexistent/python3"));
 }
 
+/* The first worker loads alone: pool_start returns once it has, and the
+ * others begin loading only then, one after the first's end. */
+static void test_first_worker_loads_alone(void **state)
+{
+    const char *dir = *state;
+    char log[4096];
+    snprintf(log, sizeof log, "%s/loads.log", dir);
+    unlink(log);
+    static const char cfg[] = "{\"format\":\"python\",\"entry\":\"slow.py:Model\","
+                              "\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP64\","
+                              "\"shape\":[-1]}],\"outputs\":[]}";
+    struct pool_opts o = {python(), FERRY_MODEL_WORKER_PY, dir, cfg, 3};
+    struct pool *p;
+    int rc = pool_start(&o, &p);
+    if (rc < 0)
+        fail_msg("pool_start: %s", err_message(rc));
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (pool_ready(p) < 3) {
+        struct timespec now, nap = {0, 10 * 1000 * 1000};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 30)
+            fail_msg("the other workers did not load within 30 s");
+        nanosleep(&nap, NULL);
+    }
+    pool_cancel(p);
+    pool_stop(p);
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[128], what[6][16];
+    int pid[6], n = 0;
+    while (n < 6 && fgets(line, sizeof line, f))
+        if (sscanf(line, "%15s %d", what[n], &pid[n]) == 2)
+            n++;
+    fclose(f);
+    assert_int_equal(n, 6);
+    /* The first load ends before any other begins. */
+    assert_string_equal(what[0], "begin");
+    assert_string_equal(what[1], "end");
+    assert_int_equal(pid[0], pid[1]);
+    for (int i = 2; i < 6; i++)
+        assert_int_not_equal(pid[i], pid[0]);
+}
+
 /* Bad options are refused before anything starts. */
 static void test_start_refuses_bad_options(void **state)
 {
@@ -133,6 +205,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_acquire_and_release),
+        cmocka_unit_test(test_first_worker_loads_alone),
         cmocka_unit_test(test_run_once_limits_and_failures),
         cmocka_unit_test(test_start_refuses_bad_options),
     };

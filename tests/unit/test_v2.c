@@ -405,6 +405,50 @@ static void test_render(void **state)
     json_decref(j);
 }
 
+/* FP32 and FP16 outputs are written as the shortest decimal that reads
+ * back as the same value: 0.1 comes back as 0.1, not 0.10000000149011612. */
+static void test_render_narrow(void **state)
+{
+    (void)state;
+    struct infer_req req;
+    memset(&req, 0, sizeof req);
+    struct infer_result res;
+    memset(&res, 0, sizeof res);
+    res.n_outputs = 2;
+    struct tensor *f = &res.outputs[0];
+    snprintf(f->name, sizeof f->name, "f");
+    f->dtype = DT_FP32;
+    f->rank = 1;
+    f->shape[0] = 4;
+    f->n = 4;
+    const float fv[] = {0.1f, 1e-7f, 3.4e38f, -2.25f};
+    f->nbytes = sizeof fv;
+    f->data = malloc(sizeof fv);
+    memcpy(f->data, fv, sizeof fv);
+    struct tensor *h = &res.outputs[1];
+    snprintf(h->name, sizeof h->name, "h");
+    h->dtype = DT_FP16;
+    h->rank = 1;
+    h->shape[0] = 2;
+    h->n = 2;
+    const uint16_t hv[] = {0x2E66 /* nearest to 0.1 */, 0x7BFF /* 65504 */};
+    h->nbytes = sizeof hv;
+    h->data = malloc(sizeof hv);
+    memcpy(h->data, hv, sizeof hv);
+    json_t *j = render(v2_render_infer(&iris, &req, &res));
+    json_t *fd = json_object_get(json_array_get(json_object_get(j, "outputs"), 0), "data");
+    assert_true(json_real_value(json_array_get(fd, 0)) == 0.1);
+    assert_true(json_real_value(json_array_get(fd, 1)) == 1e-7);
+    assert_true(json_real_value(json_array_get(fd, 2)) == 3.4e38);
+    assert_true(json_real_value(json_array_get(fd, 3)) == -2.25);
+    json_t *hd = json_object_get(json_array_get(json_object_get(j, "outputs"), 1), "data");
+    assert_true(json_real_value(json_array_get(hd, 0)) == 0.1);
+    /* 65500 reads back as FP16's 65504 (numpy prints float16(65504) so). */
+    assert_true(json_real_value(json_array_get(hd, 1)) == 65500.0);
+    json_decref(j);
+    infer_result_fini(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_datatypes),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_render_narrow),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
