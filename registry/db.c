@@ -37,6 +37,7 @@ int db_ops_check(const struct db_ops *ops)
         OP(version_set_sigs), OP(channel_set),  OP(channel_list),    OP(revoke_put),
         OP(revoke_list),    OP(run_put),        OP(run_list),
         OP(series_add),     OP(series_query),   OP(artifact_names),  OP(events_after),
+        OP(audit_last),
 #undef OP
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -270,6 +271,11 @@ int db_audit_list(struct db *db, uint64_t after_seq, size_t limit, struct audit_
                   size_t *n)
 {
     return db->ops->audit_list(db->impl, after_seq, limit, out, n);
+}
+
+int db_audit_last(struct db *db, const char *what, struct audit_entry *out)
+{
+    return db->ops->audit_last(db->impl, what, out);
 }
 
 int db_envelope_current(struct db *db, const char *host, const struct digest *content,

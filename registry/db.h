@@ -190,6 +190,8 @@ int db_audit_append(struct db *db, const char *key_id, const char *role, const c
 /* At most limit entries with seq > after_seq, oldest first; *out malloc'd. */
 int db_audit_list(struct db *db, uint64_t after_seq, size_t limit, struct audit_entry **out,
                   size_t *n);
+/* The newest entry whose what is what; FERRY_E_NOTFOUND when there is none. */
+int db_audit_last(struct db *db, const char *what, struct audit_entry *out);
 /* The envelope a host's desired state goes out in (registry/envelope.c). */
 struct db_envelope {
     uint64_t version;            /* per host; only grows, across restarts */
@@ -345,6 +347,7 @@ struct db_ops {
     int (*artifact_names)(void *self, struct db_name **out, size_t *n);
     int (*events_after)(void *self, uint64_t after_seq, size_t limit, struct db_event **out,
                         size_t *n);
+    int (*audit_last)(void *self, const char *what, struct audit_entry *out);
 };
 
 /* The SQLite store, registered from the start. */

@@ -1088,4 +1088,5 @@ const struct db_ops db_sqlite_ops = {
     .series_query = sq_series_query,
     .artifact_names = sq_artifact_names,
     .events_after = sq_events_after,
+    .audit_last = sq_audit_last,
 };

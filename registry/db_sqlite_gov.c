@@ -112,6 +112,48 @@ static void digest_col(sqlite3_stmt *st, int col, struct digest *d)
                                                                : DIGEST_LEN);
 }
 
+#define AUDIT_COLUMNS "seq, time_unix, actor, role, action, subject, prev_hash, hash, format"
+
+static void audit_row(sqlite3_stmt *st, struct audit_entry *e)
+{
+    e->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    e->time_unix = sqlite3_column_int64(st, 1);
+    text_col(st, 2, e->key_id, sizeof e->key_id);
+    text_col(st, 3, e->role, sizeof e->role);
+    text_col(st, 4, e->what, sizeof e->what);
+    text_col(st, 5, e->detail, sizeof e->detail);
+    digest_col(st, 6, &e->prev_hash);
+    digest_col(st, 7, &e->hash);
+    e->format = sqlite3_column_int(st, 8);
+}
+
+int sq_audit_last(void *self, const char *what, struct audit_entry *out)
+{
+    struct sqlite_db *db = self;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&db->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = FERRY_E_NOTFOUND;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT " AUDIT_COLUMNS " FROM audit WHERE action = ?"
+                           " ORDER BY seq DESC LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "audit");
+    } else {
+        sqlite3_bind_text(st, 1, what, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            audit_row(st, out);
+            rc = 0;
+        } else if (step != SQLITE_DONE) {
+            rc = db_fail(db, "audit");
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
 int sq_audit_list(void *self, uint64_t after_seq, size_t limit, struct audit_entry **out,
                   size_t *n)
 {
@@ -128,26 +170,15 @@ int sq_audit_list(void *self, uint64_t after_seq, size_t limit, struct audit_ent
     size_t count = 0;
     int rc = 0, step = SQLITE_DONE;
     if (sqlite3_prepare_v2(db->h,
-                           "SELECT seq, time_unix, actor, role, action, subject, prev_hash, hash,"
-                           " format FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                           "SELECT " AUDIT_COLUMNS " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, "audit");
         goto out;
     }
     sqlite3_bind_int64(st, 1, (sqlite3_int64)after_seq);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    while (count < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        struct audit_entry *e = &v[count++];
-        e->seq = (uint64_t)sqlite3_column_int64(st, 0);
-        e->time_unix = sqlite3_column_int64(st, 1);
-        text_col(st, 2, e->key_id, sizeof e->key_id);
-        text_col(st, 3, e->role, sizeof e->role);
-        text_col(st, 4, e->what, sizeof e->what);
-        text_col(st, 5, e->detail, sizeof e->detail);
-        digest_col(st, 6, &e->prev_hash);
-        digest_col(st, 7, &e->hash);
-        e->format = sqlite3_column_int(st, 8);
-    }
+    while (count < limit && (step = sqlite3_step(st)) == SQLITE_ROW)
+        audit_row(st, &v[count++]);
     if (count < limit && step != SQLITE_DONE)
         rc = db_fail(db, "audit");
 out:

@@ -23,6 +23,7 @@ int finish_tx(struct sqlite_db *db, sqlite3_stmt *st, int rc);
 int sq_gov_migrate(struct sqlite_db *db);
 int sq_audit_append(void *self, const char *key_id, const char *role, const char *what,
                     const char *detail);
+int sq_audit_last(void *self, const char *what, struct audit_entry *out);
 int sq_audit_list(void *self, uint64_t after_seq, size_t limit, struct audit_entry **out,
                   size_t *n);
 int sq_envelope_current(void *self, const char *host, const struct digest *content,

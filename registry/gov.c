@@ -164,8 +164,12 @@ int gov_start(struct registry *r, const char *path, const struct trust *anchors)
         logf_("policy %s: signed by its own admin key %s; no --trust-admin anchors it (give "
               "--trust-admin ADMIN.pub so an edited policy with another admin is refused)",
               path, signer);
-    /* The entry names the admin key whose signature made the policy count. */
-    audit_append(&r->db, signer, AUDIT_ROLE_ADMIN, "policy", hex);
+    /* The entry names the admin key whose signature made the policy count.
+     * A restart with the same policy is no change: only a policy whose
+     * digest differs from the last one logged gets an entry. */
+    struct audit_entry last;
+    if (db_audit_last(&r->db, "policy", &last) != 0 || strcmp(last.detail, hex) != 0)
+        audit_append(&r->db, signer, AUDIT_ROLE_ADMIN, "policy", hex);
     return 0;
 }
 
