@@ -29,6 +29,10 @@ struct infer_result {
 };
 
 void infer_req_fini(struct infer_req *r);
+/* A request the parsers refuse: the reason into errbuf, and 400 (the HTTP
+ * status every such refusal gets). */
+int infer_refuse(char *errbuf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void infer_result_fini(struct infer_result *r);
 
 #endif

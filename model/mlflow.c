@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,17 +19,6 @@ enum sigform {
 };
 
 static const char *FORMS = "dataframe_split, dataframe_records, instances or inputs";
-
-static int refuse(char *errbuf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(char *errbuf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, cap, fmt, ap);
-    va_end(ap);
-    return 400;
-}
 
 static enum sigform sig_form(const struct model_cfg *c)
 {
@@ -66,7 +54,7 @@ static int unknown_column(const struct model_cfg *c, const char *where, const ch
 {
     char names[512];
     input_names(c, names, sizeof names);
-    return refuse(errbuf, cap, "%scolumn '%.64s': unknown column (the model takes %s)", where,
+    return infer_refuse(errbuf, cap, "%scolumn '%.64s': unknown column (the model takes %s)", where,
                   name, names);
 }
 
@@ -139,7 +127,7 @@ static void cols_fini(struct cols *k)
 static int append(struct cols *k, size_t i, json_t *v, char *errbuf, size_t cap)
 {
     if (json_array_append(k->rows[i], v) < 0)
-        return refuse(errbuf, cap, "out of memory");
+        return infer_refuse(errbuf, cap, "out of memory");
     return 0;
 }
 
@@ -155,10 +143,10 @@ static int rows_by_position(const struct model_cfg *c, enum sigform f, const jso
         if (f == SIG_MATRIX) {
             int64_t n = c->inputs[0].shape[1];
             if (!json_is_array(row))
-                return refuse(errbuf, cap, "%s[%zu] is not a list of values", where, r);
+                return infer_refuse(errbuf, cap, "%s[%zu] is not a list of values", where, r);
             if ((n != -1 && (int64_t)json_array_size(row) != n) ||
                 (ncols && json_array_size(row) != ncols))
-                return refuse(errbuf, cap, "%s[%zu]: %zu values, the model takes %" PRId64,
+                return infer_refuse(errbuf, cap, "%s[%zu]: %zu values, the model takes %" PRId64,
                               where, r, json_array_size(row),
                               n != -1 ? n : (int64_t)ncols);
             if (append(k, 0, (json_t *)row, errbuf, cap))
@@ -166,7 +154,7 @@ static int rows_by_position(const struct model_cfg *c, enum sigform f, const jso
             continue;
         }
         if (!json_is_array(row) || json_array_size(row) != ncols)
-            return refuse(errbuf, cap, "%s[%zu]: %s, the model takes %zu columns", where, r,
+            return infer_refuse(errbuf, cap, "%s[%zu]: %s, the model takes %zu columns", where, r,
                           json_is_array(row) ? "wrong number of values" : "not a list of values",
                           ncols);
         for (size_t j = 0; j < ncols; j++)
@@ -185,7 +173,7 @@ static int rows_by_name(const struct model_cfg *c, enum sigform f, const json_t 
     const json_t *first = json_array_get(rows, 0);
     json_array_foreach(rows, r, rec) {
         if (!json_is_object(rec))
-            return refuse(errbuf, cap, "%s[%zu] is not an object {column: value}", where, r);
+            return infer_refuse(errbuf, cap, "%s[%zu] is not an object {column: value}", where, r);
         char at[64];
         snprintf(at, sizeof at, "%s[%zu]: ", where, r);
         if (f == SIG_MATRIX) {
@@ -193,10 +181,10 @@ static int rows_by_name(const struct model_cfg *c, enum sigform f, const json_t 
             int64_t n = c->inputs[0].shape[1];
             size_t nk = json_object_size(first);
             if (json_object_size(rec) != nk)
-                return refuse(errbuf, cap, "%s%zu columns, %s[0] has %zu", at,
+                return infer_refuse(errbuf, cap, "%s%zu columns, %s[0] has %zu", at,
                               json_object_size(rec), where, nk);
             if (n != -1 && (int64_t)nk != n)
-                return refuse(errbuf, cap, "%s%zu columns, the model takes %" PRId64, at, nk, n);
+                return infer_refuse(errbuf, cap, "%s%zu columns, the model takes %" PRId64, at, nk, n);
             json_t *row = json_array();
             const char *key;
             const json_t *v0;
@@ -204,7 +192,7 @@ static int rows_by_name(const struct model_cfg *c, enum sigform f, const json_t 
                 const json_t *v = json_object_get(rec, key);
                 if (!v) {
                     json_decref(row);
-                    return refuse(errbuf, cap, "%scolumn '%.64s' is missing", at, key);
+                    return infer_refuse(errbuf, cap, "%scolumn '%.64s' is missing", at, key);
                 }
                 json_array_append(row, (json_t *)v);
             }
@@ -223,7 +211,7 @@ static int rows_by_name(const struct model_cfg *c, enum sigform f, const json_t 
         for (size_t i = 0; i < c->n_inputs; i++) {
             const json_t *val = json_object_get(rec, c->inputs[i].name);
             if (!val)
-                return refuse(errbuf, cap, "%s%s '%s' is missing", at,
+                return infer_refuse(errbuf, cap, "%s%s '%s' is missing", at,
                               f == SIG_COLUMNS ? "column" : "input", c->inputs[i].name);
             if (append(k, i, (json_t *)val, errbuf, cap))
                 return 400;
@@ -236,7 +224,7 @@ static int tabular_only(enum sigform f, const char *form, char *errbuf, size_t c
 {
     if (f != SIG_TENSORS)
         return 0;
-    return refuse(errbuf, cap,
+    return infer_refuse(errbuf, cap,
                   "%s needs a tabular model (1-D inputs or one 2-D input): send "
                   "{\"inputs\": {name: rows}}",
                   form);
@@ -248,48 +236,48 @@ static int form_split(const struct model_cfg *c, enum sigform f, const json_t *v
     if (tabular_only(f, "dataframe_split", errbuf, cap))
         return 400;
     if (!json_is_object(v))
-        return refuse(errbuf, cap, "dataframe_split is not an object {columns, data}");
+        return infer_refuse(errbuf, cap, "dataframe_split is not an object {columns, data}");
     const char *key;
     const json_t *x;
     json_object_foreach((json_t *)v, key, x) {
         if (strcmp(key, "columns") && strcmp(key, "data") && strcmp(key, "index"))
-            return refuse(errbuf, cap, "dataframe_split: unknown key '%.64s' (columns, data, index)",
+            return infer_refuse(errbuf, cap, "dataframe_split: unknown key '%.64s' (columns, data, index)",
                           key);
     }
     const json_t *columns = json_object_get(v, "columns");
     const json_t *data = json_object_get(v, "data");
     if (!json_is_array(data))
-        return refuse(errbuf, cap, "dataframe_split.data is %s",
+        return infer_refuse(errbuf, cap, "dataframe_split.data is %s",
                       data ? "not a list of rows" : "missing");
     int colmap[MODEL_IO_MAX];
     size_t ncols = 0;
     if (columns && !json_is_array(columns))
-        return refuse(errbuf, cap, "dataframe_split.columns is not a list of names");
+        return infer_refuse(errbuf, cap, "dataframe_split.columns is not a list of names");
     if (f == SIG_COLUMNS) {
         if (columns) {
             int seen[MODEL_IO_MAX] = {0};
             if (json_array_size(columns) > MODEL_IO_MAX)
-                return refuse(errbuf, cap, "dataframe_split.columns: more than %d columns",
+                return infer_refuse(errbuf, cap, "dataframe_split.columns: more than %d columns",
                               MODEL_IO_MAX);
             size_t j;
             const json_t *name;
             json_array_foreach(columns, j, name) {
                 if (!json_is_string(name))
-                    return refuse(errbuf, cap, "dataframe_split.columns[%zu] is not a string",
+                    return infer_refuse(errbuf, cap, "dataframe_split.columns[%zu] is not a string",
                                   j);
                 int i = find_input(c, json_string_value(name));
                 if (i < 0)
                     return unknown_column(c, "dataframe_split: ", json_string_value(name),
                                           errbuf, cap);
                 if (seen[i])
-                    return refuse(errbuf, cap, "dataframe_split: column '%s' given twice",
+                    return infer_refuse(errbuf, cap, "dataframe_split: column '%s' given twice",
                                   c->inputs[i].name);
                 seen[i] = 1;
                 colmap[ncols++] = i;
             }
             for (size_t i = 0; i < c->n_inputs; i++)
                 if (!seen[i])
-                    return refuse(errbuf, cap, "dataframe_split: column '%s' is missing",
+                    return infer_refuse(errbuf, cap, "dataframe_split: column '%s' is missing",
                                   c->inputs[i].name);
         } else {
             for (size_t i = 0; i < c->n_inputs; i++)
@@ -300,12 +288,12 @@ static int form_split(const struct model_cfg *c, enum sigform f, const json_t *v
         const json_t *name;
         json_array_foreach(columns, j, name) {
             if (!json_is_string(name))
-                return refuse(errbuf, cap, "dataframe_split.columns[%zu] is not a string", j);
+                return infer_refuse(errbuf, cap, "dataframe_split.columns[%zu] is not a string", j);
         }
         ncols = json_array_size(columns);
         int64_t n = c->inputs[0].shape[1];
         if (n != -1 && (int64_t)ncols != n)
-            return refuse(errbuf, cap,
+            return infer_refuse(errbuf, cap,
                           "dataframe_split: %zu columns, the model's input '%s' takes %" PRId64,
                           ncols, c->inputs[0].name, n);
     }
@@ -329,11 +317,11 @@ static int form_list(const struct model_cfg *c, enum sigform f, const char *form
     }
     if (c->n_inputs == 1) {
         if (json_array_extend(k->rows[0], (json_t *)v) < 0)
-            return refuse(errbuf, cap, "out of memory");
+            return infer_refuse(errbuf, cap, "out of memory");
         return 0;
     }
     if (f != SIG_COLUMNS)
-        return refuse(errbuf, cap,
+        return infer_refuse(errbuf, cap,
                       "%s as a list of rows needs a model with one input or 1-D inputs: send "
                       "{\"inputs\": {name: rows}}",
                       form);
@@ -349,25 +337,25 @@ static int form_inputs(const struct model_cfg *c, enum sigform f, const json_t *
     if (json_is_array(v))
         return form_list(c, f, "inputs", v, k, errbuf, cap);
     if (!json_is_object(v))
-        return refuse(errbuf, cap, "inputs is not an object {name: rows} or a list of rows");
+        return infer_refuse(errbuf, cap, "inputs is not an object {name: rows} or a list of rows");
     const char *key;
     const json_t *x;
     json_object_foreach((json_t *)v, key, x) {
         if (find_input(c, key) < 0) {
             char names[512];
             input_names(c, names, sizeof names);
-            return refuse(errbuf, cap, "input '%.64s': unknown input (the model takes %s)", key,
+            return infer_refuse(errbuf, cap, "input '%.64s': unknown input (the model takes %s)", key,
                           names);
         }
     }
     for (size_t i = 0; i < c->n_inputs; i++) {
         const json_t *rows = json_object_get(v, c->inputs[i].name);
         if (!rows)
-            return refuse(errbuf, cap, "input '%s': missing", c->inputs[i].name);
+            return infer_refuse(errbuf, cap, "input '%s': missing", c->inputs[i].name);
         if (!json_is_array(rows))
-            return refuse(errbuf, cap, "input '%s': not a list of rows", c->inputs[i].name);
+            return infer_refuse(errbuf, cap, "input '%s': not a list of rows", c->inputs[i].name);
         if (json_array_extend(k->rows[i], (json_t *)rows) < 0)
-            return refuse(errbuf, cap, "out of memory");
+            return infer_refuse(errbuf, cap, "out of memory");
     }
     return 0;
 }
@@ -383,9 +371,9 @@ static int to_tensors(const struct model_cfg *c, enum sigform f, struct cols *k,
         const json_t *rows = k->rows[i];
         size_t n_rows = json_array_size(rows);
         if (n_rows == 0)
-            return refuse(errbuf, cap, "%s '%s': no rows", what, sig->name);
+            return infer_refuse(errbuf, cap, "%s '%s': no rows", what, sig->name);
         if (i > 0 && n_rows != out->rows)
-            return refuse(errbuf, cap, "%s '%s': %zu rows, %s '%s' has %zu", what, sig->name,
+            return infer_refuse(errbuf, cap, "%s '%s': %zu rows, %s '%s' has %zu", what, sig->name,
                           n_rows, what, c->inputs[0].name, out->rows);
         out->rows = n_rows;
         struct tensor *t = &out->inputs[i];
@@ -397,18 +385,18 @@ static int to_tensors(const struct model_cfg *c, enum sigform f, struct cols *k,
         const json_t *probe = json_array_get(rows, 0);
         for (int d = 1; d < sig->rank; d++) {
             if (!json_is_array(probe) || json_array_size(probe) == 0)
-                return refuse(errbuf, cap, "%s '%s': row 0 is not a list as the shape needs",
+                return infer_refuse(errbuf, cap, "%s '%s': row 0 is not a list as the shape needs",
                               what, sig->name);
             t->shape[d] = sig->shape[d] != -1 ? sig->shape[d] : (int64_t)json_array_size(probe);
             probe = json_array_get(probe, 0);
             if (n > (1ull << 40) / (uint64_t)t->shape[d])
-                return refuse(errbuf, cap, "%s '%s': too large", what, sig->name);
+                return infer_refuse(errbuf, cap, "%s '%s': too large", what, sig->name);
             n *= (uint64_t)t->shape[d];
         }
         t->n = (size_t)n;
         char why[320];
         if (tjson_fill(t, rows, TJSON_NULL_NAN, why, sizeof why) < 0)
-            return refuse(errbuf, cap, "%s '%s': %s", what, sig->name, why);
+            return infer_refuse(errbuf, cap, "%s '%s': %s", what, sig->name, why);
     }
     out->n_inputs = c->n_inputs;
     return 0;
@@ -423,23 +411,23 @@ static int parse(const struct model_cfg *c, const char *content_type, const char
     if (rc)
         return rc;
     if (!body || len == 0)
-        return refuse(errbuf, errcap, "the request body is empty (one of %s)", FORMS);
+        return infer_refuse(errbuf, errcap, "the request body is empty (one of %s)", FORMS);
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return refuse(errbuf, errcap, "malformed JSON at line %d column %d: %s", jerr.line,
+        return infer_refuse(errbuf, errcap, "malformed JSON at line %d column %d: %s", jerr.line,
                       jerr.column, jerr.text);
     struct cols k;
     if (cols_init(&k, c->n_inputs) < 0) {
         json_decref(root);
         cols_fini(&k);
-        return refuse(errbuf, errcap, "out of memory");
+        return infer_refuse(errbuf, errcap, "out of memory");
     }
     enum sigform f = sig_form(c);
     const char *form = NULL;
     const json_t *val = NULL;
     if (!json_is_object(root)) {
-        rc = refuse(errbuf, errcap, "the request body is not a JSON object (one of %s)", FORMS);
+        rc = infer_refuse(errbuf, errcap, "the request body is not a JSON object (one of %s)", FORMS);
         goto out;
     }
     const char *key;
@@ -449,19 +437,19 @@ static int parse(const struct model_cfg *c, const char *content_type, const char
             /* MLflow passes params to a model that declares them; ours
              * declare none, so they are checked for form and ignored. */
             if (!json_is_object(x)) {
-                rc = refuse(errbuf, errcap, "params is not an object");
+                rc = infer_refuse(errbuf, errcap, "params is not an object");
                 goto out;
             }
             continue;
         }
         if (strcmp(key, "dataframe_split") && strcmp(key, "dataframe_records") &&
             strcmp(key, "instances") && strcmp(key, "inputs")) {
-            rc = refuse(errbuf, errcap, "unknown key '%.64s' (the body has one of %s)", key,
+            rc = infer_refuse(errbuf, errcap, "unknown key '%.64s' (the body has one of %s)", key,
                         FORMS);
             goto out;
         }
         if (form) {
-            rc = refuse(errbuf, errcap, "both %s and %s: give exactly one of %s", form, key,
+            rc = infer_refuse(errbuf, errcap, "both %s and %s: give exactly one of %s", form, key,
                         FORMS);
             goto out;
         }
@@ -469,7 +457,7 @@ static int parse(const struct model_cfg *c, const char *content_type, const char
         val = x;
     }
     if (!form) {
-        rc = refuse(errbuf, errcap, "the body has none of %s", FORMS);
+        rc = infer_refuse(errbuf, errcap, "the body has none of %s", FORMS);
         goto out;
     }
     if (strcmp(form, "dataframe_split") == 0) {
@@ -477,15 +465,15 @@ static int parse(const struct model_cfg *c, const char *content_type, const char
     } else if (strcmp(form, "dataframe_records") == 0) {
         if (!(rc = tabular_only(f, form, errbuf, errcap))) {
             if (!json_is_array(val))
-                rc = refuse(errbuf, errcap, "dataframe_records is not a list of objects");
+                rc = infer_refuse(errbuf, errcap, "dataframe_records is not a list of objects");
             else if (json_array_size(val) > 0 && !json_is_object(json_array_get(val, 0)))
-                rc = refuse(errbuf, errcap, "dataframe_records[0] is not an object {column: value}");
+                rc = infer_refuse(errbuf, errcap, "dataframe_records[0] is not an object {column: value}");
             else
                 rc = rows_by_name(c, f, val, form, &k, errbuf, errcap);
         }
     } else if (strcmp(form, "instances") == 0) {
         rc = json_is_array(val) ? form_list(c, f, form, val, &k, errbuf, errcap)
-                                : refuse(errbuf, errcap, "instances is not a list");
+                                : infer_refuse(errbuf, errcap, "instances is not a list");
     } else {
         rc = form_inputs(c, f, val, &k, errbuf, errcap);
     }
@@ -516,7 +504,7 @@ int mlflow_parse(const struct model_cfg *c, const char *content_type, const char
         return rc;
     struct model_cfg *sig = malloc(sizeof *sig);
     if (!sig)
-        return refuse(errbuf, errcap, "out of memory");
+        return infer_refuse(errbuf, errcap, "out of memory");
     rc = opensig_mlflow(c, body, len, sig, errbuf, errcap);
     if (rc == 0)
         rc = parse(sig, content_type, body, len, out, errbuf, errcap);

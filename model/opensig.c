@@ -1,20 +1,10 @@
 #include "opensig.h"
 
+#include "infer.h"
+
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static int refuse(char *errbuf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(char *errbuf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, cap, fmt, ap);
-    va_end(ap);
-    return 400;
-}
 
 int opensig_open(const struct model_cfg *c)
 {
@@ -35,12 +25,12 @@ static int add(struct model_cfg *c, const char *name, enum dtype dt, int rank,
                const int64_t *shape, char *errbuf, size_t cap)
 {
     if (strlen(name) >= TENSOR_NAME_MAX)
-        return refuse(errbuf, cap, "input '%.32s...': a name is at most %d bytes", name,
+        return infer_refuse(errbuf, cap, "input '%.32s...': a name is at most %d bytes", name,
                       TENSOR_NAME_MAX - 1);
     if (find(c, name))
         return 0;
     if (c->n_inputs >= MODEL_IO_MAX)
-        return refuse(errbuf, cap, "more than %d inputs", MODEL_IO_MAX);
+        return infer_refuse(errbuf, cap, "more than %d inputs", MODEL_IO_MAX);
     struct model_io *io = &c->inputs[c->n_inputs++];
     memset(io, 0, sizeof *io);
     snprintf(io->name, sizeof io->name, "%s", name);
@@ -68,7 +58,7 @@ int opensig_v2(const struct model_cfg *c, const char *body, size_t len, struct m
     const json_t *inputs = json_object_get(root, "inputs");
     int rc = 0;
     if (json_is_array(inputs) && json_array_size(inputs) == 0)
-        rc = refuse(errbuf, cap, "'inputs' is empty (the model takes the inputs a request names)");
+        rc = infer_refuse(errbuf, cap, "'inputs' is empty (the model takes the inputs a request names)");
     size_t i;
     const json_t *in;
     json_array_foreach(inputs, i, in) {
@@ -100,11 +90,11 @@ int opensig_v2(const struct model_cfg *c, const char *body, size_t len, struct m
             for (int d = 0; d < rank; d++)
                 shape[d] = -1;
             if (json_array_size(js) == 0) {
-                rc = refuse(errbuf, cap, "input '%.64s': shape [] has no rows",
+                rc = infer_refuse(errbuf, cap, "input '%.64s': shape [] has no rows",
                             json_string_value(jn));
                 break;
             }
-            rc = refuse(errbuf, cap, "input '%.64s': shape has %zu dimensions, at most %d",
+            rc = infer_refuse(errbuf, cap, "input '%.64s': shape has %zu dimensions, at most %d",
                         json_string_value(jn), json_array_size(js), TENSOR_RANK_MAX);
             break;
         } else {
@@ -207,7 +197,7 @@ int opensig_mlflow(const struct model_cfg *c, const char *body, size_t len,
     if (!rc && root && json_is_object(root) && out->n_inputs == 0 &&
         (json_object_get(root, "dataframe_split") || json_object_get(root, "dataframe_records") ||
          json_object_get(root, "instances") || json_object_get(root, "inputs")))
-        rc = refuse(errbuf, cap, "no rows to take the model's inputs from");
+        rc = infer_refuse(errbuf, cap, "no rows to take the model's inputs from");
     json_decref(root);
     return rc;
 }

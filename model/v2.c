@@ -5,7 +5,6 @@
 
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +17,6 @@
  * hold (each element is at least two bytes of JSON), so this only stops a
  * shape product from overflowing before the data length is compared. */
 #define V2_ELEMENTS_MAX (1ull << 40)
-
-static int refuse(char *errbuf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(char *errbuf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, cap, fmt, ap);
-    va_end(ap);
-    return 400;
-}
 
 static void shape_text(int rank, const int64_t *shape, char *buf, size_t cap)
 {
@@ -63,12 +51,12 @@ static int check_parameters(const json_t *p, const char *where, char *errbuf, si
     if (!p)
         return 0;
     if (!json_is_object(p))
-        return refuse(errbuf, cap, "%s'parameters' is not an object", where);
+        return infer_refuse(errbuf, cap, "%s'parameters' is not an object", where);
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)p, k, v) {
         if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
-            return refuse(errbuf, cap, "%sparameter '%s' is not a string, number or boolean",
+            return infer_refuse(errbuf, cap, "%sparameter '%s' is not a string, number or boolean",
                           where, k);
     }
     return 0;
@@ -79,42 +67,42 @@ static int parse_input(const struct model_cfg *c, const json_t *in, size_t pos,
                        struct infer_req *out, int *seen, char *errbuf, size_t cap)
 {
     if (!json_is_object(in))
-        return refuse(errbuf, cap, "inputs[%zu] is not an object", pos);
+        return infer_refuse(errbuf, cap, "inputs[%zu] is not an object", pos);
     const json_t *jname = json_object_get(in, "name");
     if (!json_is_string(jname))
-        return refuse(errbuf, cap, "inputs[%zu]: 'name' is missing or not a string", pos);
+        return infer_refuse(errbuf, cap, "inputs[%zu]: 'name' is missing or not a string", pos);
     const char *name = json_string_value(jname);
     int k = find_input(c, name);
     if (k < 0) {
         char names[512];
         input_names(c, names, sizeof names);
-        return refuse(errbuf, cap, "input '%.64s': unknown input (the model takes %s)", name,
+        return infer_refuse(errbuf, cap, "input '%.64s': unknown input (the model takes %s)", name,
                       names);
     }
     if (seen[k])
-        return refuse(errbuf, cap, "input '%s': given twice", name);
+        return infer_refuse(errbuf, cap, "input '%s': given twice", name);
     seen[k] = 1;
     const struct model_io *sig = &c->inputs[k];
 
     const json_t *jdt = json_object_get(in, "datatype");
     if (!json_is_string(jdt))
-        return refuse(errbuf, cap, "input '%s': 'datatype' is missing or not a string", name);
+        return infer_refuse(errbuf, cap, "input '%s': 'datatype' is missing or not a string", name);
     enum dtype dt;
     if (dtype_parse(json_string_value(jdt), &dt) < 0)
-        return refuse(errbuf, cap, "input '%s': unknown datatype '%.32s'", name,
+        return infer_refuse(errbuf, cap, "input '%s': unknown datatype '%.32s'", name,
                       json_string_value(jdt));
     if (dt != sig->dtype)
-        return refuse(errbuf, cap, "input '%s': datatype %s, the model takes %s", name,
+        return infer_refuse(errbuf, cap, "input '%s': datatype %s, the model takes %s", name,
                       dtype_name(dt), dtype_name(sig->dtype));
 
     const json_t *jshape = json_object_get(in, "shape");
     if (!json_is_array(jshape))
-        return refuse(errbuf, cap, "input '%s': 'shape' is missing or not a list", name);
+        return infer_refuse(errbuf, cap, "input '%s': 'shape' is missing or not a list", name);
     char want[160], got[160];
     shape_text(sig->rank, sig->shape, want, sizeof want);
     size_t rank = json_array_size(jshape);
     if (rank != (size_t)sig->rank)
-        return refuse(errbuf, cap, "input '%s': shape has %zu dimensions, the model takes %s",
+        return infer_refuse(errbuf, cap, "input '%s': shape has %zu dimensions, the model takes %s",
                       name, rank, want);
     struct tensor *t = &out->inputs[k];
     memset(t, 0, sizeof *t);
@@ -125,35 +113,35 @@ static int parse_input(const struct model_cfg *c, const json_t *in, size_t pos,
     for (size_t d = 0; d < rank; d++) {
         const json_t *dim = json_array_get(jshape, d);
         if (!json_is_integer(dim) || json_integer_value(dim) < 0)
-            return refuse(errbuf, cap, "input '%s': shape dimension %zu is not a whole number",
+            return infer_refuse(errbuf, cap, "input '%s': shape dimension %zu is not a whole number",
                           name, d);
         t->shape[d] = (int64_t)json_integer_value(dim);
     }
     shape_text(t->rank, t->shape, got, sizeof got);
     for (size_t d = 0; d < rank; d++) {
         if (sig->shape[d] != -1 && t->shape[d] != sig->shape[d])
-            return refuse(errbuf, cap, "input '%s': shape %s does not match the model's %s",
+            return infer_refuse(errbuf, cap, "input '%s': shape %s does not match the model's %s",
                           name, got, want);
         if (t->shape[d] != 0 && n > V2_ELEMENTS_MAX / (uint64_t)t->shape[d])
-            return refuse(errbuf, cap, "input '%s': shape %s is too large", name, got);
+            return infer_refuse(errbuf, cap, "input '%s': shape %s is too large", name, got);
         n *= (uint64_t)t->shape[d];
     }
     if (t->shape[0] == 0)
-        return refuse(errbuf, cap, "input '%s': shape %s has no rows", name, got);
+        return infer_refuse(errbuf, cap, "input '%s': shape %s has no rows", name, got);
     t->n = (size_t)n;
 
     int rc = check_parameters(json_object_get(in, "parameters"), "", errbuf, cap);
     if (rc) {
         char inner[256];
         snprintf(inner, sizeof inner, "%s", errbuf);
-        return refuse(errbuf, cap, "input '%s': %s", name, inner);
+        return infer_refuse(errbuf, cap, "input '%s': %s", name, inner);
     }
     const json_t *data = json_object_get(in, "data");
     if (!data)
-        return refuse(errbuf, cap, "input '%s': 'data' is missing", name);
+        return infer_refuse(errbuf, cap, "input '%s': 'data' is missing", name);
     char why[320];
     if (tjson_fill(t, data, 0, why, sizeof why) < 0)
-        return refuse(errbuf, cap, "input '%s': %s", name, why);
+        return infer_refuse(errbuf, cap, "input '%s': %s", name, why);
     return 0;
 }
 
@@ -163,18 +151,18 @@ static int parse_outputs(const struct model_cfg *c, const json_t *outs, struct i
     if (!outs)
         return 0;
     if (!json_is_array(outs))
-        return refuse(errbuf, cap, "'outputs' is not a list");
+        return infer_refuse(errbuf, cap, "'outputs' is not a list");
     if (json_array_size(outs) > MODEL_IO_MAX)
-        return refuse(errbuf, cap, "'outputs' asks for more than %d outputs", MODEL_IO_MAX);
+        return infer_refuse(errbuf, cap, "'outputs' asks for more than %d outputs", MODEL_IO_MAX);
     size_t i;
     const json_t *o;
     json_array_foreach(outs, i, o) {
         const json_t *jn = json_is_object(o) ? json_object_get(o, "name") : NULL;
         if (!json_is_string(jn))
-            return refuse(errbuf, cap, "outputs[%zu]: 'name' is missing or not a string", i);
+            return infer_refuse(errbuf, cap, "outputs[%zu]: 'name' is missing or not a string", i);
         const char *name = json_string_value(jn);
         if (json_string_length(jn) >= TENSOR_NAME_MAX)
-            return refuse(errbuf, cap, "output '%.64s...': unknown output", name);
+            return infer_refuse(errbuf, cap, "output '%.64s...': unknown output", name);
         if (c->n_outputs) {
             size_t k;
             for (k = 0; k < c->n_outputs; k++)
@@ -187,13 +175,13 @@ static int parse_outputs(const struct model_cfg *c, const json_t *outs, struct i
                 for (size_t j = 0; j < c->n_outputs && w < sizeof names; j++)
                     w += (size_t)snprintf(names + w, sizeof names - w, "%s%s", j ? ", " : "",
                                           c->outputs[j].name);
-                return refuse(errbuf, cap, "output '%s': unknown output (the model gives %s)",
+                return infer_refuse(errbuf, cap, "output '%s': unknown output (the model gives %s)",
                               name, names);
             }
         }
         for (size_t j = 0; j < out->n_requested; j++)
             if (strcmp(out->requested[j], name) == 0)
-                return refuse(errbuf, cap, "output '%s': asked for twice", name);
+                return infer_refuse(errbuf, cap, "output '%s': asked for twice", name);
         char where[TENSOR_NAME_MAX + 16];
         snprintf(where, sizeof where, "output '%s': ", name);
         int rc = check_parameters(json_object_get(o, "parameters"), where, errbuf, cap);
@@ -210,28 +198,28 @@ static int parse_infer(const struct model_cfg *c, const char *body, size_t len,
     memset(out, 0, sizeof *out);
     out->protocol = PROTO_V2;
     if (!body || len == 0)
-        return refuse(errbuf, errcap, "the request body is empty (an inference request object)");
+        return infer_refuse(errbuf, errcap, "the request body is empty (an inference request object)");
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return refuse(errbuf, errcap, "malformed JSON at line %d column %d: %s", jerr.line,
+        return infer_refuse(errbuf, errcap, "malformed JSON at line %d column %d: %s", jerr.line,
                       jerr.column, jerr.text);
     int rc = 0;
     int seen[MODEL_IO_MAX] = {0};
     if (!json_is_object(root)) {
-        rc = refuse(errbuf, errcap, "the request body is not a JSON object");
+        rc = infer_refuse(errbuf, errcap, "the request body is not a JSON object");
         goto out;
     }
     const json_t *id = json_object_get(root, "id");
     if (id && !json_is_string(id)) {
-        rc = refuse(errbuf, errcap, "'id' is not a string");
+        rc = infer_refuse(errbuf, errcap, "'id' is not a string");
         goto out;
     }
     if ((rc = check_parameters(json_object_get(root, "parameters"), "", errbuf, errcap)))
         goto out;
     const json_t *inputs = json_object_get(root, "inputs");
     if (!json_is_array(inputs)) {
-        rc = refuse(errbuf, errcap, inputs ? "'inputs' is not a list" : "'inputs' is missing");
+        rc = infer_refuse(errbuf, errcap, inputs ? "'inputs' is not a list" : "'inputs' is missing");
         goto out;
     }
     size_t i;
@@ -243,14 +231,14 @@ static int parse_infer(const struct model_cfg *c, const char *body, size_t len,
     out->n_inputs = c->n_inputs;
     for (size_t k = 0; k < c->n_inputs; k++)
         if (!seen[k]) {
-            rc = refuse(errbuf, errcap, "input '%s': missing (%s, shape [...], data)",
+            rc = infer_refuse(errbuf, errcap, "input '%s': missing (%s, shape [...], data)",
                         c->inputs[k].name, dtype_name(c->inputs[k].dtype));
             goto out;
         }
     out->rows = (size_t)out->inputs[0].shape[0];
     for (size_t k = 1; k < c->n_inputs; k++)
         if ((size_t)out->inputs[k].shape[0] != out->rows) {
-            rc = refuse(errbuf, errcap,
+            rc = infer_refuse(errbuf, errcap,
                         "input '%s': %" PRId64 " rows (first dimension), input '%s' has %zu",
                         c->inputs[k].name, out->inputs[k].shape[0], c->inputs[0].name,
                         out->rows);
@@ -259,7 +247,7 @@ static int parse_infer(const struct model_cfg *c, const char *body, size_t len,
     if ((rc = parse_outputs(c, json_object_get(root, "outputs"), out, errbuf, errcap)))
         goto out;
     if (id && !(out->id = strdup(json_string_value(id)))) {
-        rc = refuse(errbuf, errcap, "out of memory");
+        rc = infer_refuse(errbuf, errcap, "out of memory");
         goto out;
     }
 out:
@@ -283,7 +271,7 @@ int v2_parse_infer(const struct model_cfg *c, const char *body, size_t len,
     out->protocol = PROTO_V2;
     struct model_cfg *sig = malloc(sizeof *sig);
     if (!sig)
-        return refuse(errbuf, errcap, "out of memory");
+        return infer_refuse(errbuf, errcap, "out of memory");
     int rc = opensig_v2(c, body, len, sig, errbuf, errcap);
     if (rc == 0)
         rc = parse_infer(sig, body, len, out, errbuf, errcap);
