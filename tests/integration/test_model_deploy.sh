@@ -179,6 +179,47 @@ same_species "$("$FERRY" predict iris-example --json "$T/flat.json" | sed 's/"ir
 "$FERRY" undeploy iris-example --to env=test >/dev/null
 pass "the issue's ferry.yaml example, as written, publishes, deploys and serves"
 
+# --- make demo's model: examples/churn-model as shipped, trained by its own
+# train.py (into a copy, as the demo does in place), published, deployed and
+# asked with the demo's own V2 and MLflow bodies (scripts/demo.sh)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$T/churn"
+cp "$ROOT/examples/churn-model/ferry.yaml" "$ROOT/examples/churn-model/CARD.md" \
+  "$ROOT/examples/churn-model/train.py" "$T/churn/"
+"$PY" "$T/churn/train.py" "$T/churn" >/dev/null || fail "examples/churn-model/train.py failed"
+churn_version=$(sed -n 's/^version: *//p' "$T/churn/ferry.yaml")
+"$FERRY" publish "$T/churn" >/dev/null || fail "examples/churn-model does not publish"
+"$FERRY" deploy "churn-model@$churn_version" --to env=test >/dev/null
+"$FERRY" status --wait "churn-model@$churn_version" --timeout 60 >/dev/null ||
+  fail "churn-model did not become ready: $(workload_field h1 churn-model "$churn_version" reason 2>&1)"
+sed -n "/^cat > \"\$DATA\/churn-request.json\" <<'JSON'$/,/^JSON$/p" "$ROOT/scripts/demo.sh" |
+  sed '1d;$d' > "$T/churn-request.json"
+[ -s "$T/churn-request.json" ] || fail "no churn request body in scripts/demo.sh"
+churn_mlflow=$(grep -o "'{\"dataframe_split\".*}'" "$ROOT/scripts/demo.sh" | tr -d "'")
+[ -n "$churn_mlflow" ] || fail "no MLflow body in scripts/demo.sh"
+v2_out=$("$FERRY" predict churn-model --json "$T/churn-request.json") || fail "ferry predict churn-model: $v2_out"
+ml_out=$(echo "$churn_mlflow" | "$FERRY" predict churn-model --mlflow --json -) ||
+  fail "ferry predict churn-model --mlflow: $ml_out"
+"$PY" - "$T/churn" "$T/churn-request.json" "$churn_mlflow" "$v2_out" "$ml_out" <<'PY' || fail "churn-model answers differ from the in-process model"
+import json, sys
+import joblib, numpy as np
+d, req, ml_req, v2_out, ml_out = sys.argv[1:]
+model = joblib.load(d + "/model.joblib")
+cols = ["tenure_months", "monthly_spend", "support_tickets"]
+body = {i["name"]: i["data"] for i in json.load(open(req))["inputs"]}
+want = model.predict_proba(np.column_stack([body[c] for c in cols]))
+out = json.loads(v2_out)["outputs"][0]
+assert out["name"] == "churn_probability" and out["shape"] == list(want.shape), out
+assert np.allclose(out["data"], want.ravel(), rtol=0, atol=1e-12), (out, want)
+split = json.loads(ml_req)["dataframe_split"]
+assert split["columns"] == cols, split
+want = model.predict_proba(np.array(split["data"], dtype=float))
+got = json.loads(ml_out)["predictions"]
+assert np.allclose(got, want, rtol=0, atol=1e-12), (got, want)
+PY
+"$FERRY" undeploy churn-model --to env=test >/dev/null
+pass "examples/churn-model: its train.py, publish, deploy and the demo's V2 and MLflow requests give the in-process probabilities"
+
 # --- refusals: one line, the right exit status
 rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "predict without --json exited $rc, want 2"
