@@ -347,7 +347,8 @@ static int model_health(void *state, const struct ferry_workload *w, struct ferr
     }
     if (status != 200) {
         snprintf(out->reason, sizeof out->reason,
-                 status == 503 ? "GET " READY_PATH ": 503, no worker has loaded the model yet"
+                 status == 503 ? "GET " READY_PATH
+                                 ": 503, no model worker is ready (loading, or restarting after a crash)"
                                : "GET " READY_PATH ": status %d, want 200",
                  status);
         return 0;

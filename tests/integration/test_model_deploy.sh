@@ -275,6 +275,40 @@ expect_fail "ferry: predict echo on h1: HTTP 500: .*unlucky input 13" "$FERRY" p
 "$FERRY" undeploy echo --to env=test >/dev/null
 pass "a format: python model serves through ferry predict; its exception is HTTP 500 with the text, exit 1"
 
+# --- a model whose only worker dies and cannot come back: the failed probes
+# say why in the run's reason (a model that loaded once is not "loading")
+mkdir -p "$T/crashy"
+cat > "$T/crashy/serve.py" <<PY
+import os
+
+class Model:
+    def load(self, dir):
+        if os.path.exists("$T/crash.mark"):
+            os._exit(3)
+
+    def predict(self, inputs):
+        if (inputs["x"] == 13).any():
+            os._exit(3)
+        return {"y": inputs["x"]}
+PY
+sed 's/^name: echo$/name: crashy/' "$T/echo/ferry.yaml" > "$T/crashy/ferry.yaml"
+"$FERRY" publish "$T/crashy" >/dev/null
+"$FERRY" deploy crashy@1 --to env=test >/dev/null
+"$FERRY" status --wait crashy@1 --timeout 60 >/dev/null || fail "crashy did not become ready: $(workload_field h1 crashy 1 reason 2>&1)"
+touch "$T/crash.mark"
+expect_fail "ferry: predict crashy on h1: HTTP 500: worker exited \(status 3\)" "$FERRY" predict crashy --json "$T/echo-13.json"
+crash_reason() {
+  "$FERRY" events --host h1 --limit 50 --json | python3 -c "
+import json, sys
+sys.exit(not any(e['name'] == 'crashy' and e['state'] == 'unhealthy' and
+                 e['reason'].endswith('GET /v2/health/ready: 503, no model worker is ready (loading, or restarting after a crash)')
+                 for e in json.load(sys.stdin)['events']))"
+}
+wait_until 30 crash_reason || fail "no unhealthy event naming the restarting worker: $("$FERRY" events --host h1 --limit 10 2>&1)"
+rm -f "$T/crash.mark"
+"$FERRY" undeploy crashy --to env=test >/dev/null
+pass "a worker that dies and cannot load again: unhealthy, the probe's reason says no worker is ready (restarting after a crash)"
+
 # --- drift: a window not yet full warns of nothing, the reference keeps
 # the run healthy, shifted inputs warn
 psi_of() { # INPUT: the newest ferry_model_drift_psi the registry has for it
