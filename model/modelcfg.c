@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "numparse.h"
+#include "spec.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -303,12 +304,15 @@ static int parse_model(const json_t *m, struct model_cfg *c)
             if ((rc = get_uint(m, "max_body", "max_body", 1024, BODY_MAX_MAX, &bytes)) < 0)
                 return rc;
         } else if (json_is_string(mb)) {
-            if (num_parse_size("model.max_body", json_string_value(mb), 1024, BODY_MAX_MAX,
-                               &bytes) < 0)
-                return bad("max_body", "'%s' is not a size from 1KiB to 1GiB (16MiB)",
-                           json_string_value(mb));
+            /* As ferry.yaml writes it (the plugin passes the YAML's text:
+             * 16Mi, 1Gi, 500M = 500000000), else the flags' form (16MiB). */
+            const char *text = json_string_value(mb);
+            if ((spec_size_parse(text, &bytes) != NULL &&
+                 num_parse_size("model.max_body", text, 0, UINT64_MAX, &bytes) < 0) ||
+                bytes < 1024 || bytes > BODY_MAX_MAX)
+                return bad("max_body", "'%s' is not a size from 1Ki to 1Gi (like 16Mi)", text);
         } else {
-            return bad("max_body", "must be a size such as 16MiB");
+            return bad("max_body", "must be a size such as 16Mi");
         }
         c->max_body = (size_t)bytes;
     }

@@ -93,6 +93,7 @@ model:
   file: model.joblib
   inputs: [{name: rows, datatype: FP64, shape: [-1, 4]}]
   outputs: [{name: species, datatype: INT64, shape: [-1]}]
+  max_body: 1Mi
 YAML
 "$FERRY" publish "$T/iris" >/dev/null
 "$FERRY" publish "$T/iris-rows" >/dev/null
@@ -140,6 +141,15 @@ same_species "$(curl -fsS -H 'Content-Type: application/json' --data-binary "@$T
 same_predictions "$(curl -fsS -H 'Content-Type: application/json; charset=utf-8' --data-binary "@$T/split.json" "$addr/invocations")" ||
   fail "curl /invocations at $addr"
 pass "ferry predict and curl at the status address give the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow dataframe_split, dataframe_records, instances)"
+
+# --- max_body as ferry.yaml writes it (1Mi): one byte over is a 400, the cap is served
+head -c $(( (1 << 20) + 1 )) /dev/zero | tr '\0' ' ' > "$T/over-1mi.json"
+code=$(curl -sS -o "$T/over.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "@$T/over-1mi.json" "$raddr/v2/models/iris-rows/infer")
+[ "$code" = 400 ] && grep -q '"error":"the request body is over the 1048576-byte cap (model.max_body)"' "$T/over.out" ||
+  fail "a body over max_body 1Mi: $code $(cat "$T/over.out")"
+same_species "$("$FERRY" predict iris-rows --json "$T/rows-flat.json")" || fail "iris-rows after an oversized body"
+pass "model.max_body: 1Mi in ferry.yaml caps the endpoint's bodies at 1 MiB"
 
 # --- the issue's ferry.yaml example exactly as written (file, entry and
 # method side by side, with their comments): the format says what is read

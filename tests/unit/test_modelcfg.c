@@ -110,6 +110,20 @@ static void test_full(void **state)
              iris_inputs);
     assert_int_equal(parse_model(m, &c), 0);
     assert_int_equal(c.max_body, 4096);
+    /* max_body as ferry.yaml writes it (docs/manifest.md: 1Mi to 1Gi), the
+     * text the model plugin passes on; and the flags' 16MiB form. */
+    const struct {
+        const char *text;
+        size_t bytes;
+    } sizes[] = {{"\"1Mi\"", 1u << 20}, {"\"16Mi\"", 16u << 20}, {"\"1Gi\"", 1u << 30},
+                 {"\"2048Ki\"", 2u << 20}, {"\"500M\"", 500000000u}, {"\"3000000\"", 3000000u},
+                 {"\"16MiB\"", 16u << 20}, {"\"64K\"", 64000u}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        snprintf(m, sizeof m, "\"format\":\"sklearn\",\"file\":\"m\",%s,\"max_body\":%s",
+                 iris_inputs, sizes[i].text);
+        assert_int_equal(parse_model(m, &c), 0);
+        assert_int_equal(c.max_body, sizes[i].bytes);
+    }
 }
 
 static void test_python_and_matrix(void **state)
@@ -214,6 +228,9 @@ static void test_refusals(void **state)
         {"\"drift\":{\"alert\":\"high\"}", "model.drift.alert: must be a number above 0"},
         {"\"max_body\":\"lots\"", "model.max_body: 'lots' is not a size"},
         {"\"max_body\":10", "model.max_body: 10 is not from 1024"},
+        {"\"max_body\":\"2Gi\"", "model.max_body: '2Gi' is not a size from 1Ki to 1Gi"},
+        {"\"max_body\":\"1k\"", "model.max_body: '1k' is not a size"},
+        {"\"max_body\":\"16 Mi\"", "model.max_body: '16 Mi' is not a size"},
         {"\"reference\":5", "model.reference: must be a string"},
     };
     for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) {
