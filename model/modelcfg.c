@@ -12,7 +12,7 @@
 
 /* Bounds the server enforces on what the schema lets through: one line
  * each, naming the key, so a bad spec never gets as far as a worker. */
-#define WORKERS_MAX 64
+#define WORKERS_MAX 256 /* as the manifest allows (lib/spec.c) */
 #define MAX_BATCH_MAX 65536
 #define MAX_DELAY_US_MAX (10ull * 1000 * 1000)
 #define DRIFT_WINDOW_MAX 10000000u
@@ -71,8 +71,9 @@ static int get_uint(const json_t *obj, const char *jkey, const char *key, uint64
     return 0;
 }
 
-/* "500us", "2ms", "1s" (as the YAML author wrote it) or a bare number of
- * milliseconds, into microseconds. */
+/* "500us", "2ms", "1s" or bare digits of seconds (text as the YAML author
+ * wrote it, read as ferry.yaml reads it), or a JSON number of milliseconds,
+ * into microseconds. */
 static int get_duration_us(const json_t *obj, const char *jkey, const char *key, uint64_t *out)
 {
     const json_t *v = json_object_get(obj, jkey);
@@ -99,7 +100,7 @@ static int get_duration_us(const json_t *obj, const char *jkey, const char *key,
             rc = num_parse_u64(qkey, digits, 0, MAX_DELAY_US_MAX, &us);
         } else {
             uint64_t ms;
-            rc = num_parse_duration_ms(qkey, s, 1, 0, MAX_DELAY_US_MAX / 1000, &ms);
+            rc = num_parse_duration_ms(qkey, s, 1000, 0, MAX_DELAY_US_MAX / 1000, &ms);
             us = ms * 1000;
         }
         if (rc < 0)

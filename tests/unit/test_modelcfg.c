@@ -92,11 +92,14 @@ static void test_full(void **state)
     assert_true(c.drift_alert == 0.3);
     assert_int_equal(c.max_body, 1u << 20);
 
-    /* Microseconds, seconds, and a bare number read as milliseconds. */
+    /* Microseconds, seconds, and a JSON number read as milliseconds; bare
+     * digits in the text ferry.yaml gave (max_delay: 5) are seconds, as
+     * ferry publish read them. */
     const struct {
         const char *delay;
         uint64_t us;
-    } delays[] = {{"\"500us\"", 500}, {"\"1s\"", 1000000}, {"5", 5000}, {"\"0ms\"", 0}};
+    } delays[] = {{"\"500us\"", 500}, {"\"1s\"", 1000000}, {"5", 5000}, {"\"0ms\"", 0},
+                  {"\"5\"", 5000000}, {"\"10\"", 10000000}, {"\"0\"", 0}};
     for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
         snprintf(m, sizeof m,
                  "\"format\":\"sklearn\",\"file\":\"m\",%s,"
@@ -105,6 +108,10 @@ static void test_full(void **state)
         assert_int_equal(parse_model(m, &c), 0);
         assert_int_equal(c.max_delay_us, delays[i].us);
     }
+    /* As many workers as ferry.yaml allows. */
+    snprintf(m, sizeof m, "\"format\":\"sklearn\",\"file\":\"m\",%s,\"workers\":256", iris_inputs);
+    assert_int_equal(parse_model(m, &c), 0);
+    assert_int_equal(c.workers, 256);
     /* max_body as a plain number of bytes. */
     snprintf(m, sizeof m, "\"format\":\"sklearn\",\"file\":\"m\",%s,\"max_body\":4096",
              iris_inputs);
@@ -213,7 +220,9 @@ static void test_refusals(void **state)
             "model.outputs[0].shape: required");
 
     const char *tail[][2] = {
-        {"\"workers\":0", "model.workers: 0 is not from 1 to 64"},
+        {"\"workers\":0", "model.workers: 0 is not from 1 to 256"},
+        {"\"workers\":257", "model.workers: 257 is not from 1 to 256"},
+        {"\"batching\":{\"max_batch\":4,\"max_delay\":\"11\"}", "model.batching.max_delay: '11' is not"},
         {"\"workers\":\"2\"", "model.workers: must be a whole number"},
         {"\"workers\":1.5", "model.workers: must be a whole number"},
         {"\"batching\":[]", "model.batching: must be a mapping"},
