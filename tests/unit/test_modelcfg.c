@@ -222,7 +222,8 @@ static void test_refusals(void **state)
     const char *tail[][2] = {
         {"\"workers\":0", "model.workers: 0 is not from 1 to 256"},
         {"\"workers\":257", "model.workers: 257 is not from 1 to 256"},
-        {"\"batching\":{\"max_batch\":4,\"max_delay\":\"11\"}", "model.batching.max_delay: '11' is not"},
+        {"\"batching\":{\"max_batch\":4,\"max_delay\":\"11\"}",
+         "model.batching.max_delay: '11' is not"},
         {"\"workers\":\"2\"", "model.workers: must be a whole number"},
         {"\"workers\":1.5", "model.workers: must be a whole number"},
         {"\"batching\":[]", "model.batching: must be a mapping"},
