@@ -450,6 +450,14 @@ static const char *rule_user(const char *s)
  * fractions, no "MB", no lower-case "m" (which Kubernetes reads as milli). */
 static const char *parse_size(const char *s, uint64_t *out)
 {
+    const char *why = spec_size_parse(s, out);
+    if (!why && *out < SIZE_MIN_BYTES)
+        return "must be at least 1Mi";
+    return why;
+}
+
+const char *spec_size_parse(const char *s, uint64_t *out)
+{
     static const char *const bad = "expected a size like 256Mi, 1Gi, 500M or a number of bytes";
     static const struct {
         const char *unit;
@@ -471,8 +479,6 @@ static const char *parse_size(const char *s, uint64_t *out)
             if (v > SIZE_MAX_BYTES / units[u].mul)
                 return "must be at most 1Ti";
             v *= units[u].mul;
-            if (v < SIZE_MIN_BYTES)
-                return "must be at least 1Mi";
             *out = v;
             return NULL;
         }

@@ -15,6 +15,11 @@ int spec_parse(const char *display_path, const char *text, size_t len, Ferry__Sp
 int spec_parse_file(const char *path, Ferry__Spec **out);
 void spec_free(Ferry__Spec *spec);
 
+/* A size as ferry.yaml writes one (`256Mi`, `1Gi`, `500M`, bytes; at most
+ * 1Ti): NULL and *out in bytes, or why not. The model server reads
+ * `model.max_body` with it, as the YAML gave it. */
+const char *spec_size_parse(const char *text, uint64_t *out);
+
 /* Name and version rules shared by spec, CLI and registry. */
 int spec_name_ok(const char *name);
 int spec_version_ok(const char *version);

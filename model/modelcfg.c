@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "numparse.h"
+#include "spec.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -11,7 +12,7 @@
 
 /* Bounds the server enforces on what the schema lets through: one line
  * each, naming the key, so a bad spec never gets as far as a worker. */
-#define WORKERS_MAX 64
+#define WORKERS_MAX 256 /* as the manifest allows (lib/spec.c) */
 #define MAX_BATCH_MAX 65536
 #define MAX_DELAY_US_MAX (10ull * 1000 * 1000)
 #define DRIFT_WINDOW_MAX 10000000u
@@ -70,8 +71,9 @@ static int get_uint(const json_t *obj, const char *jkey, const char *key, uint64
     return 0;
 }
 
-/* "500us", "2ms", "1s" (as the YAML author wrote it) or a bare number of
- * milliseconds, into microseconds. */
+/* "500us", "2ms", "1s" or bare digits of seconds (text as the YAML author
+ * wrote it, read as ferry.yaml reads it), or a JSON number of milliseconds,
+ * into microseconds. */
 static int get_duration_us(const json_t *obj, const char *jkey, const char *key, uint64_t *out)
 {
     const json_t *v = json_object_get(obj, jkey);
@@ -98,7 +100,7 @@ static int get_duration_us(const json_t *obj, const char *jkey, const char *key,
             rc = num_parse_u64(qkey, digits, 0, MAX_DELAY_US_MAX, &us);
         } else {
             uint64_t ms;
-            rc = num_parse_duration_ms(qkey, s, 1, 0, MAX_DELAY_US_MAX / 1000, &ms);
+            rc = num_parse_duration_ms(qkey, s, 1000, 0, MAX_DELAY_US_MAX / 1000, &ms);
             us = ms * 1000;
         }
         if (rc < 0)
@@ -303,12 +305,15 @@ static int parse_model(const json_t *m, struct model_cfg *c)
             if ((rc = get_uint(m, "max_body", "max_body", 1024, BODY_MAX_MAX, &bytes)) < 0)
                 return rc;
         } else if (json_is_string(mb)) {
-            if (num_parse_size("model.max_body", json_string_value(mb), 1024, BODY_MAX_MAX,
-                               &bytes) < 0)
-                return bad("max_body", "'%s' is not a size from 1KiB to 1GiB (16MiB)",
-                           json_string_value(mb));
+            /* As ferry.yaml writes it (the plugin passes the YAML's text:
+             * 16Mi, 1Gi, 500M = 500000000), else the flags' form (16MiB). */
+            const char *text = json_string_value(mb);
+            if ((spec_size_parse(text, &bytes) != NULL &&
+                 num_parse_size("model.max_body", text, 0, UINT64_MAX, &bytes) < 0) ||
+                bytes < 1024 || bytes > BODY_MAX_MAX)
+                return bad("max_body", "'%s' is not a size from 1Ki to 1Gi (like 16Mi)", text);
         } else {
-            return bad("max_body", "must be a size such as 16MiB");
+            return bad("max_body", "must be a size such as 16Mi");
         }
         c->max_body = (size_t)bytes;
     }

@@ -346,10 +346,13 @@ static int model_health(void *state, const struct ferry_workload *w, struct ferr
         return 0;
     }
     if (status != 200) {
-        snprintf(out->reason, sizeof out->reason,
-                 status == 503 ? "GET " READY_PATH ": 503, no worker has loaded the model yet"
-                               : "GET " READY_PATH ": status %d, want 200",
-                 status);
+        if (status == 503)
+            snprintf(out->reason, sizeof out->reason,
+                     "GET " READY_PATH ": 503, no model worker is ready (loading, or "
+                     "restarting after a crash)");
+        else
+            snprintf(out->reason, sizeof out->reason, "GET " READY_PATH ": status %d, want 200",
+                     status);
         return 0;
     }
     out->healthy = 1;

@@ -93,6 +93,7 @@ model:
   file: model.joblib
   inputs: [{name: rows, datatype: FP64, shape: [-1, 4]}]
   outputs: [{name: species, datatype: INT64, shape: [-1]}]
+  max_body: 1Mi
 YAML
 "$FERRY" publish "$T/iris" >/dev/null
 "$FERRY" publish "$T/iris-rows" >/dev/null
@@ -141,6 +142,15 @@ same_predictions "$(curl -fsS -H 'Content-Type: application/json; charset=utf-8'
   fail "curl /invocations at $addr"
 pass "ferry predict and curl at the status address give the in-process predictions (V2 1-D columns, 2-D flat and nested; MLflow dataframe_split, dataframe_records, instances)"
 
+# --- max_body as ferry.yaml writes it (1Mi): one byte over is a 400, the cap is served
+head -c $(( (1 << 20) + 1 )) /dev/zero | tr '\0' ' ' > "$T/over-1mi.json"
+code=$(curl -sS -o "$T/over.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "@$T/over-1mi.json" "$raddr/v2/models/iris-rows/infer")
+[ "$code" = 400 ] && grep -q '"error":"the request body is over the 1048576-byte cap (model.max_body)"' "$T/over.out" ||
+  fail "a body over max_body 1Mi: $code $(cat "$T/over.out")"
+same_species "$("$FERRY" predict iris-rows --json "$T/rows-flat.json")" || fail "iris-rows after an oversized body"
+pass "model.max_body: 1Mi in ferry.yaml caps the endpoint's bodies at 1 MiB"
+
 # --- the issue's ferry.yaml example exactly as written (file, entry and
 # method side by side, with their comments): the format says what is read
 mkdir -p "$T/iris-example"
@@ -178,6 +188,47 @@ same_species "$("$FERRY" predict iris-example --json "$T/flat.json" | sed 's/"ir
   fail "ferry predict iris-example"
 "$FERRY" undeploy iris-example --to env=test >/dev/null
 pass "the issue's ferry.yaml example, as written, publishes, deploys and serves"
+
+# --- make demo's model: examples/churn-model as shipped, trained by its own
+# train.py (into a copy, as the demo does in place), published, deployed and
+# asked with the demo's own V2 and MLflow bodies (scripts/demo.sh)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$T/churn"
+cp "$ROOT/examples/churn-model/ferry.yaml" "$ROOT/examples/churn-model/CARD.md" \
+  "$ROOT/examples/churn-model/train.py" "$T/churn/"
+"$PY" "$T/churn/train.py" "$T/churn" >/dev/null || fail "examples/churn-model/train.py failed"
+churn_version=$(sed -n 's/^version: *//p' "$T/churn/ferry.yaml")
+"$FERRY" publish "$T/churn" >/dev/null || fail "examples/churn-model does not publish"
+"$FERRY" deploy "churn-model@$churn_version" --to env=test >/dev/null
+"$FERRY" status --wait "churn-model@$churn_version" --timeout 60 >/dev/null ||
+  fail "churn-model did not become ready: $(workload_field h1 churn-model "$churn_version" reason 2>&1)"
+sed -n "/^cat > \"\$DATA\/churn-request.json\" <<'JSON'$/,/^JSON$/p" "$ROOT/scripts/demo.sh" |
+  sed '1d;$d' > "$T/churn-request.json"
+[ -s "$T/churn-request.json" ] || fail "no churn request body in scripts/demo.sh"
+churn_mlflow=$(grep -o "'{\"dataframe_split\".*}'" "$ROOT/scripts/demo.sh" | tr -d "'")
+[ -n "$churn_mlflow" ] || fail "no MLflow body in scripts/demo.sh"
+v2_out=$("$FERRY" predict churn-model --json "$T/churn-request.json") || fail "ferry predict churn-model: $v2_out"
+ml_out=$(echo "$churn_mlflow" | "$FERRY" predict churn-model --mlflow --json -) ||
+  fail "ferry predict churn-model --mlflow: $ml_out"
+"$PY" - "$T/churn" "$T/churn-request.json" "$churn_mlflow" "$v2_out" "$ml_out" <<'PY' || fail "churn-model answers differ from the in-process model"
+import json, sys
+import joblib, numpy as np
+d, req, ml_req, v2_out, ml_out = sys.argv[1:]
+model = joblib.load(d + "/model.joblib")
+cols = ["tenure_months", "monthly_spend", "support_tickets"]
+body = {i["name"]: i["data"] for i in json.load(open(req))["inputs"]}
+want = model.predict_proba(np.column_stack([body[c] for c in cols]))
+out = json.loads(v2_out)["outputs"][0]
+assert out["name"] == "churn_probability" and out["shape"] == list(want.shape), out
+assert np.allclose(out["data"], want.ravel(), rtol=0, atol=1e-12), (out, want)
+split = json.loads(ml_req)["dataframe_split"]
+assert split["columns"] == cols, split
+want = model.predict_proba(np.array(split["data"], dtype=float))
+got = json.loads(ml_out)["predictions"]
+assert np.allclose(got, want, rtol=0, atol=1e-12), (got, want)
+PY
+"$FERRY" undeploy churn-model --to env=test >/dev/null
+pass "examples/churn-model: its train.py, publish, deploy and the demo's V2 and MLflow requests give the in-process probabilities"
 
 # --- refusals: one line, the right exit status
 rc=0; "$FERRY" predict iris >/dev/null 2>&1 || rc=$?
@@ -233,6 +284,40 @@ expect_fail "ferry: predict echo on h1: HTTP 500: .*unlucky input 13" "$FERRY" p
 "$FERRY" predict echo --json "$T/echo-ok.json" >/dev/null || fail "echo after the exception"
 "$FERRY" undeploy echo --to env=test >/dev/null
 pass "a format: python model serves through ferry predict; its exception is HTTP 500 with the text, exit 1"
+
+# --- a model whose only worker dies and cannot come back: the failed probes
+# say why in the run's reason (a model that loaded once is not "loading")
+mkdir -p "$T/crashy"
+cat > "$T/crashy/serve.py" <<PY
+import os
+
+class Model:
+    def load(self, dir):
+        if os.path.exists("$T/crash.mark"):
+            os._exit(3)
+
+    def predict(self, inputs):
+        if (inputs["x"] == 13).any():
+            os._exit(3)
+        return {"y": inputs["x"]}
+PY
+sed 's/^name: echo$/name: crashy/' "$T/echo/ferry.yaml" > "$T/crashy/ferry.yaml"
+"$FERRY" publish "$T/crashy" >/dev/null
+"$FERRY" deploy crashy@1 --to env=test >/dev/null
+"$FERRY" status --wait crashy@1 --timeout 60 >/dev/null || fail "crashy did not become ready: $(workload_field h1 crashy 1 reason 2>&1)"
+touch "$T/crash.mark"
+expect_fail "ferry: predict crashy on h1: HTTP 500: worker exited \(status 3\)" "$FERRY" predict crashy --json "$T/echo-13.json"
+crash_reason() {
+  "$FERRY" events --host h1 --limit 50 --json | python3 -c "
+import json, sys
+sys.exit(not any(e['name'] == 'crashy' and e['state'] == 'unhealthy' and
+                 e['reason'].endswith('GET /v2/health/ready: 503, no model worker is ready (loading, or restarting after a crash)')
+                 for e in json.load(sys.stdin)['events']))"
+}
+wait_until 30 crash_reason || fail "no unhealthy event naming the restarting worker: $("$FERRY" events --host h1 --limit 10 2>&1)"
+rm -f "$T/crash.mark"
+"$FERRY" undeploy crashy --to env=test >/dev/null
+pass "a worker that dies and cannot load again: unhealthy, the probe's reason says no worker is ready (restarting after a crash)"
 
 # --- drift: a window not yet full warns of nothing, the reference keeps
 # the run healthy, shifted inputs warn

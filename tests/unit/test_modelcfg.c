@@ -92,11 +92,14 @@ static void test_full(void **state)
     assert_true(c.drift_alert == 0.3);
     assert_int_equal(c.max_body, 1u << 20);
 
-    /* Microseconds, seconds, and a bare number read as milliseconds. */
+    /* Microseconds, seconds, and a JSON number read as milliseconds; bare
+     * digits in the text ferry.yaml gave (max_delay: 5) are seconds, as
+     * ferry publish read them. */
     const struct {
         const char *delay;
         uint64_t us;
-    } delays[] = {{"\"500us\"", 500}, {"\"1s\"", 1000000}, {"5", 5000}, {"\"0ms\"", 0}};
+    } delays[] = {{"\"500us\"", 500}, {"\"1s\"", 1000000}, {"5", 5000}, {"\"0ms\"", 0},
+                  {"\"5\"", 5000000}, {"\"10\"", 10000000}, {"\"0\"", 0}};
     for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
         snprintf(m, sizeof m,
                  "\"format\":\"sklearn\",\"file\":\"m\",%s,"
@@ -105,11 +108,29 @@ static void test_full(void **state)
         assert_int_equal(parse_model(m, &c), 0);
         assert_int_equal(c.max_delay_us, delays[i].us);
     }
+    /* As many workers as ferry.yaml allows. */
+    snprintf(m, sizeof m, "\"format\":\"sklearn\",\"file\":\"m\",%s,\"workers\":256", iris_inputs);
+    assert_int_equal(parse_model(m, &c), 0);
+    assert_int_equal(c.workers, 256);
     /* max_body as a plain number of bytes. */
     snprintf(m, sizeof m, "\"format\":\"sklearn\",\"file\":\"m\",%s,\"max_body\":4096",
              iris_inputs);
     assert_int_equal(parse_model(m, &c), 0);
     assert_int_equal(c.max_body, 4096);
+    /* max_body as ferry.yaml writes it (docs/manifest.md: 1Mi to 1Gi), the
+     * text the model plugin passes on; and the flags' 16MiB form. */
+    const struct {
+        const char *text;
+        size_t bytes;
+    } sizes[] = {{"\"1Mi\"", 1u << 20}, {"\"16Mi\"", 16u << 20}, {"\"1Gi\"", 1u << 30},
+                 {"\"2048Ki\"", 2u << 20}, {"\"500M\"", 500000000u}, {"\"3000000\"", 3000000u},
+                 {"\"16MiB\"", 16u << 20}, {"\"64K\"", 64000u}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        snprintf(m, sizeof m, "\"format\":\"sklearn\",\"file\":\"m\",%s,\"max_body\":%s",
+                 iris_inputs, sizes[i].text);
+        assert_int_equal(parse_model(m, &c), 0);
+        assert_int_equal(c.max_body, sizes[i].bytes);
+    }
 }
 
 static void test_python_and_matrix(void **state)
@@ -199,7 +220,10 @@ static void test_refusals(void **state)
             "model.outputs[0].shape: required");
 
     const char *tail[][2] = {
-        {"\"workers\":0", "model.workers: 0 is not from 1 to 64"},
+        {"\"workers\":0", "model.workers: 0 is not from 1 to 256"},
+        {"\"workers\":257", "model.workers: 257 is not from 1 to 256"},
+        {"\"batching\":{\"max_batch\":4,\"max_delay\":\"11\"}",
+         "model.batching.max_delay: '11' is not"},
         {"\"workers\":\"2\"", "model.workers: must be a whole number"},
         {"\"workers\":1.5", "model.workers: must be a whole number"},
         {"\"batching\":[]", "model.batching: must be a mapping"},
@@ -214,6 +238,9 @@ static void test_refusals(void **state)
         {"\"drift\":{\"alert\":\"high\"}", "model.drift.alert: must be a number above 0"},
         {"\"max_body\":\"lots\"", "model.max_body: 'lots' is not a size"},
         {"\"max_body\":10", "model.max_body: 10 is not from 1024"},
+        {"\"max_body\":\"2Gi\"", "model.max_body: '2Gi' is not a size from 1Ki to 1Gi"},
+        {"\"max_body\":\"1k\"", "model.max_body: '1k' is not a size"},
+        {"\"max_body\":\"16 Mi\"", "model.max_body: '16 Mi' is not a size"},
         {"\"reference\":5", "model.reference: must be a string"},
     };
     for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) {
