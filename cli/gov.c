@@ -144,6 +144,19 @@ static void roles_text(unsigned roles, char *out, size_t cap)
                      policy_role_name(all[i]));
 }
 
+/* The kinds a publisher key is limited to ("model,notebook"), "" when the
+ * policy gives it none (it may publish every kind). */
+static const char *const kind_list[] = {"app", "model", "notebook"};
+
+static void kinds_text(unsigned kinds, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < 3; i++)
+        if (kinds & policy_kind_bit(kind_list[i]))
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "," : "",
+                     kind_list[i]);
+}
+
 static int policy_show(struct cli_opts *o)
 {
     Ferry__Wire__Response *r = NULL;
@@ -190,9 +203,18 @@ static int policy_show(struct cli_opts *o)
         for (size_t i = 0; i < p->n_keys; i++) {
             char roles[100];
             roles_text(p->keys[i].roles, roles, sizeof roles);
-            json_array_append_new(keys, json_pack("{s:s,s:s,s:s,s:b}", "name", p->keys[i].name,
-                                                  "key_id", p->keys[i].pub.id, "roles", roles,
-                                                  "revoked", p->keys[i].revoked));
+            json_t *k = json_pack("{s:s,s:s,s:s,s:b}", "name", p->keys[i].name, "key_id",
+                                  p->keys[i].pub.id, "roles", roles, "revoked",
+                                  p->keys[i].revoked);
+            /* Only a key the policy limits carries "kinds", as in the YAML. */
+            if (p->keys[i].kinds) {
+                json_t *kl = json_array();
+                for (size_t j = 0; j < 3; j++)
+                    if (p->keys[i].kinds & policy_kind_bit(kind_list[j]))
+                        json_array_append_new(kl, json_string(kind_list[j]));
+                json_object_set_new(k, "kinds", kl);
+            }
+            json_array_append_new(keys, k);
         }
         for (size_t i = 0; i < p->n_channels; i++)
             json_array_append_new(chans, json_string(p->channels[i]));
@@ -222,8 +244,11 @@ static int policy_show(struct cli_opts *o)
         printf("keys:\n");
         for (size_t i = 0; i < p->n_keys; i++) {
             char roles[100];
+            char kinds[40];
             roles_text(p->keys[i].roles, roles, sizeof roles);
-            printf("  %-12s %s  %s%s\n", p->keys[i].name, p->keys[i].pub.id, roles,
+            kinds_text(p->keys[i].kinds, kinds, sizeof kinds);
+            printf("  %-12s %s  %s%s%s%s%s\n", p->keys[i].name, p->keys[i].pub.id, roles,
+                   kinds[0] ? " (kinds " : "", kinds, kinds[0] ? ")" : "",
                    p->keys[i].revoked ? "  REVOKED" : "");
         }
         printf("channels:");

@@ -225,9 +225,12 @@ pass "provenance: missing and wrong builder refused, the right builder allowed"
 out=$("$FERRY" policy show) || fail "policy show"
 grep -q "signed by key $(id_of admin) (signature valid)" <<<"$out" || fail "policy show: $out"
 grep -Eq "^  reviewer2 +[0-9a-f]{16}  approver$" <<<"$out" || fail "policy show keys: $out"
+grep -Eq "^  ds +$(id_of ds)  publisher \(kinds model,notebook\)$" <<<"$out" || fail "policy show lacks ds's kinds: $out"
 "$FERRY" policy show --json | python3 -c '
 import json,sys; d=json.load(sys.stdin)
 assert d["policy"] and d["signature_valid"] and d["channels"]==["dev","staging","prod"], d
+k={x["name"]: x for x in d["keys"]}
+assert k["ds"]["kinds"]==["model","notebook"] and "kinds" not in k["ci"], d["keys"]
 assert d["rules"][0]["approvals"]==2 and d["rules"][1]["provenance_builder"]=="https://ci.example/builder", d' \
   || fail "policy show --json"
 pass "policy show prints the signed policy (text and --json)"
