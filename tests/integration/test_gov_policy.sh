@@ -241,6 +241,8 @@ expect_fail "revoke refused: key [0-9a-f]{16} \(ci\) does not hold the admin rol
   "$FERRY" keys revoke "$rid" --key "$T/ci.key"
 expect_fail "'abc': a key id is 16 hex characters" "$FERRY" keys revoke abc --key "$T/admin.key"
 "$FERRY" keys revoke "$rid" --key "$T/admin.key" | grep -q "^revoked key $rid (reviewer2)" || fail "revoke"
+out=$("$FERRY" keys revoke "$rid" --key "$T/admin.key") || fail "a second revoke of reviewer2 failed"
+[ "$out" = "already revoked key $rid (reviewer2)" ] || fail "a second revoke said: $out"
 out=$("$FERRY" policy check iris@1.0.0 --channel prod) && fail "a revoked approval still counts"
 [ "$out" = "iris@1.0.0 may not go to prod: needs 1 more approval" ] || fail "check after revoke: $out"
 expect_fail "approve iris@1.1.0 as approver refused: key $rid \(reviewer2\) is revoked" \
@@ -299,6 +301,7 @@ assert len([e for e in es if e['what'] == 'approve' and e['key_id'] == reviewer
 has('promote', ci, 'operator', 'iris@1.0.0 to prod')
 has('deploy', ci, 'operator', 'iris@1.0.0 to env=prod')
 has('revoke', admin, 'admin', 'key %s (reviewer2)' % rid)
+assert len([e for e in es if e['what'] == 'revoke' and e['detail'] == 'key %s (reviewer2)' % rid]) == 1, es  # the second revoke is no change
 has('revoke', admin, 'admin', 'key %s (ops2)' % oid)
 has('revoke', admin, 'admin', 'key %s (ds)' % ds)
 assert any(e['what'] == 'accept-host' and e['key_id'] == ci and e['detail'].startswith('hx key ') for e in es), es
