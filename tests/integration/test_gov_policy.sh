@@ -88,6 +88,8 @@ start_registry reg "$T/reg" --trust-admin "$T/admin.pub" --policy "$T/policy.yam
 export FERRY_REGISTRY="$REG_URL"
 grep -q "policy $T/policy.yaml (digest [0-9a-f]*): 8 keys, 3 channels, 2 environments, 2 rules" "$T/reg.log" \
   || fail "registry did not log the policy: $(cat "$T/reg.log")"
+grep -q "listening on tcp://.* (data .*, keys from policy $T/policy.yaml)$" "$T/reg.log" \
+  || fail "the listening line does not say the keys are the policy's: $(cat "$T/reg.log")"
 
 # --- artifacts
 make_model() { # DIR VERSION ACCURACY CARD_HEADINGS... (pii: true, runs as exec)
