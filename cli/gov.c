@@ -29,6 +29,15 @@ static int need_key(const char *verb, struct cli_opts *o, struct key_secret *k)
     return rc < 0 ? cli_fail(rc) : 0;
 }
 
+/* NAME@VERSION given on the command line: a malformed one is a bad argument,
+ * so a usage error (exit 2), as docs/cli.md says for every governance verb. */
+static int ref_arg(const char *verb, const char *ref, char *name, size_t ncap, char *version,
+                   size_t vcap)
+{
+    int rc = artifact_ref_parse(ref, name, ncap, version, vcap);
+    return rc < 0 ? cli_usage(verb, err_message(rc)) : 0;
+}
+
 static int call_gov(struct cli_opts *o, Ferry__Wire__Request *req, Ferry__Wire__Response **r)
 {
     return cli_call(o, req, r, FERRY__WIRE__RESPONSE__BODY_GOV);
@@ -283,9 +292,9 @@ static int policy_show(struct cli_opts *o)
 static int policy_check(struct cli_opts *o, const char *ref)
 {
     char name[72], version[72];
-    int rc = artifact_ref_parse(ref, name, sizeof name, version, sizeof version);
-    if (rc < 0)
-        return cli_fail(rc);
+    int rc = ref_arg("policy check", ref, name, sizeof name, version, sizeof version);
+    if (rc)
+        return rc;
     if (!o->channel)
         return cli_usage("policy check", "--channel CH is required");
     Ferry__Wire__Response *r = NULL;
@@ -388,8 +397,8 @@ int cli_approve(int argc, char **argv)
     if (strcmp(role, "approver") != 0 && strcmp(role, "privacy") != 0)
         return cli_usage("approve", "--role is approver or privacy");
     char name[72], version[72];
-    if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version, sizeof version)) < 0)
-        return cli_fail(rc);
+    if ((rc = ref_arg("approve", argv[optind], name, sizeof name, version, sizeof version)))
+        return rc;
     struct key_secret k;
     if ((rc = need_key("approve", &o, &k)))
         return rc;
@@ -431,11 +440,13 @@ int cli_promote(int argc, char **argv)
     if (!o.channel)
         return cli_usage("promote", "--channel CH is required");
     char name[72], version[72];
-    if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version, sizeof version)) < 0)
-        return cli_fail(rc);
-    if (!spec_name_ok(o.channel))
-        return cli_fail(err_set(FERRY_E_INVALID, "--channel '%s': invalid channel name",
-                                o.channel));
+    if ((rc = ref_arg("promote", argv[optind], name, sizeof name, version, sizeof version)))
+        return rc;
+    if (!spec_name_ok(o.channel)) {
+        char why[160];
+        snprintf(why, sizeof why, "--channel '%s': invalid channel name", o.channel);
+        return cli_usage("promote", why);
+    }
     struct key_secret k;
     if ((rc = need_key("promote", &o, &k)))
         return rc;
@@ -490,8 +501,11 @@ int cli_channels(int argc, char **argv)
     if (optind + 1 != argc)
         return cli_usage("channels", "expected exactly one NAME");
     const char *name = argv[optind];
-    if (!spec_name_ok(name))
-        return cli_fail(err_set(FERRY_E_INVALID, "'%s': invalid name", name));
+    if (!spec_name_ok(name)) {
+        char why[160];
+        snprintf(why, sizeof why, "'%.64s': invalid name", name);
+        return cli_usage("channels", why);
+    }
     Ferry__Wire__Response *r = NULL;
     if ((rc = query(&o, "channels", name, NULL, NULL, &r)) < 0)
         return cli_fail(rc);
@@ -540,9 +554,11 @@ int cli_keys(int argc, char **argv)
     if (optind + 1 != argc - 1)
         return cli_usage("keys revoke", "expected exactly one KEYID");
     const char *id = argv[1 + optind];
-    if (strlen(id) != KEY_ID_LEN || strspn(id, "0123456789abcdef") != KEY_ID_LEN)
-        return cli_fail(err_set(FERRY_E_INVALID, "'%s': a key id is %d hex characters", id,
-                                KEY_ID_LEN));
+    if (strlen(id) != KEY_ID_LEN || strspn(id, "0123456789abcdef") != KEY_ID_LEN) {
+        char why[160];
+        snprintf(why, sizeof why, "'%.64s': a key id is %d hex characters", id, KEY_ID_LEN);
+        return cli_usage("keys revoke", why);
+    }
     struct key_secret k;
     if ((rc = need_key("keys revoke", &o, &k)))
         return rc;

@@ -91,6 +91,23 @@ grep -q "policy $T/policy.yaml (digest [0-9a-f]*): 8 keys, 3 channels, 2 environ
 grep -q "listening on tcp://.* (data .*, keys from policy $T/policy.yaml)$" "$T/reg.log" \
   || fail "the listening line does not say the keys are the policy's: $(cat "$T/reg.log")"
 
+# --- a malformed argument to a governance verb is a usage error (exit 2), one line
+usage2() { # PATTERN CMD...
+  local pattern=$1; shift
+  local out rc=0
+  out=$("$@" 2>&1 >/dev/null) || rc=$?
+  [ $rc -eq 2 ] || fail "exit $rc (want 2) from: $* ($out)"
+  grep -Eq -- "$pattern" <<<"$out" || fail "error for '$*' was '$out', expected /$pattern/"
+  [ "$(wc -l <<<"$out")" -eq 1 ] || fail "error for '$*' is not one line: $out"
+}
+usage2 "^ferry approve: 'iris': expected NAME@VERSION" "$FERRY" approve iris --key "$T/reviewer.key"
+usage2 "^ferry promote: 'iris@': expected NAME@VERSION" "$FERRY" promote iris@ --channel prod --key "$T/ci.key"
+usage2 "^ferry promote: --channel 'a b': invalid channel name" "$FERRY" promote iris@1 --channel 'a b' --key "$T/ci.key"
+usage2 "^ferry policy check: '@1': expected NAME@VERSION" "$FERRY" policy check @1 --channel prod
+usage2 "^ferry channels: 'a b': invalid name" "$FERRY" channels 'a b'
+usage2 "^ferry keys revoke: 'abc': a key id is 16 hex characters" "$FERRY" keys revoke abc --key "$T/admin.key"
+pass "a malformed NAME@VERSION, channel, name or key id is a usage error (exit 2)"
+
 # --- artifacts
 make_model() { # DIR VERSION ACCURACY CARD_HEADINGS... (pii: true, runs as exec)
   local dir=$1 v=$2 acc=$3; shift 3
