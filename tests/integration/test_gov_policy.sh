@@ -240,6 +240,20 @@ expect_fail "promote web@2 to prod refused: provenance builder is https://other.
 "$FERRY" promote web@3 --channel prod --key "$T/ci.key" >/dev/null || fail "promote with the right builder"
 pass "provenance: missing and wrong builder refused, the right builder allowed"
 
+# --- ferry inspect shows the signature list: the publisher's, approvals, provenance
+out=$("$FERRY" inspect iris@1.0.0) || fail "inspect iris@1.0.0"
+grep -qx "signature $(id_of ds) publisher" <<<"$out" || fail "inspect lacks the publisher: $out"
+grep -qx "signature $(id_of reviewer) approver" <<<"$out" || fail "inspect lacks the approval: $out"
+grep -qx "signature $(id_of dpo) privacy" <<<"$out" || fail "inspect lacks the privacy review: $out"
+"$FERRY" inspect web@3 | grep -qx "signature $(id_of ci) provenance builder=https://ci.example/builder,commit=0123abc,repo=https://git.example/web" \
+  || fail "inspect lacks the provenance statement: $("$FERRY" inspect web@3)"
+"$FERRY" inspect web@3 --json | python3 -c '
+import json,sys; s=json.load(sys.stdin)["signatures"]
+assert [x["role"] for x in s]==["publisher","provenance"] and all(x["valid"] for x in s), s
+assert s[1]["statement"].startswith("builder=https://ci.example/builder,") and "statement" not in s[0], s' \
+  || fail "inspect --json signatures: $("$FERRY" inspect web@3 --json)"
+pass "ferry inspect lists the signatures: publisher, approvals, provenance with its statement"
+
 # --- policy show
 out=$("$FERRY" policy show) || fail "policy show"
 grep -q "signed by key $(id_of admin) (signature valid)" <<<"$out" || fail "policy show: $out"
