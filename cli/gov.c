@@ -153,10 +153,10 @@ static void roles_text(unsigned roles, char *out, size_t cap)
                      policy_role_name(all[i]));
 }
 
-/* The kinds a publisher key is limited to ("model,notebook"), "" when the
- * policy gives it none (it may publish every kind). */
 static const char *const kind_list[] = {"app", "model", "notebook"};
 
+/* The kinds a publisher key is limited to ("model,notebook"), "" when the
+ * policy gives it none (it may publish every kind). */
 static void kinds_text(unsigned kinds, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -444,7 +444,7 @@ int cli_promote(int argc, char **argv)
         return rc;
     if (!spec_name_ok(o.channel)) {
         char why[160];
-        snprintf(why, sizeof why, "--channel '%s': invalid channel name", o.channel);
+        snprintf(why, sizeof why, "--channel '%.64s': invalid channel name", o.channel);
         return cli_usage("promote", why);
     }
     struct key_secret k;
