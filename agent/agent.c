@@ -13,6 +13,7 @@
 #include "record.h"
 #include "reconcile.h"
 #include "runlog.h"
+#include "statelock.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -270,6 +271,12 @@ int agent_run(const struct agent_config *cfg)
         free(a);
         return err_set(-errno, "%s: %s", cfg->state_dir, strerror(errno));
     }
+    /* Before anything in the state is read or written. */
+    int lock_fd = statelock_take(state);
+    if (lock_fd < 0) {
+        free(a);
+        return lock_fd;
+    }
     snprintf(a->workloads_dir, sizeof a->workloads_dir, "%s/workloads", state);
     snprintf(a->cache_dir, sizeof a->cache_dir, "%s/blobs", state);
     fs_mkdir_p(a->workloads_dir, 0755);
@@ -277,16 +284,19 @@ int agent_run(const struct agent_config *cfg)
     char dbpath[4200];
     snprintf(dbpath, sizeof dbpath, "%s/agent.db", cfg->state_dir);
     if ((rc = localdb_open(&a->db, dbpath)) < 0) {
+        close(lock_fd);
         free(a);
         return rc;
     }
     if ((rc = envgate_open(&a->gate, &a->db, state, cfg->trust_registry)) < 0) {
         localdb_close(&a->db);
+        close(lock_fd);
         free(a);
         return rc;
     }
     if ((rc = load_host_key(a)) < 0) {
         localdb_close(&a->db);
+        close(lock_fd);
         free(a);
         return rc;
     }
@@ -355,6 +365,7 @@ int agent_run(const struct agent_config *cfg)
     uv_loop_close(&a->loop);
     pluginhost_unload_all(&a->plugins);
     localdb_close(&a->db);
+    close(lock_fd);
     key_secret_wipe(&a->host_key);
     free(a);
     return 0;

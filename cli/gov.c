@@ -29,6 +29,15 @@ static int need_key(const char *verb, struct cli_opts *o, struct key_secret *k)
     return rc < 0 ? cli_fail(rc) : 0;
 }
 
+/* NAME@VERSION given on the command line: a malformed one is a bad argument,
+ * so a usage error (exit 2), as docs/cli.md says for every governance verb. */
+static int ref_arg(const char *verb, const char *ref, char *name, size_t ncap, char *version,
+                   size_t vcap)
+{
+    int rc = artifact_ref_parse(ref, name, ncap, version, vcap);
+    return rc < 0 ? cli_usage(verb, err_message(rc)) : 0;
+}
+
 static int call_gov(struct cli_opts *o, Ferry__Wire__Request *req, Ferry__Wire__Response **r)
 {
     return cli_call(o, req, r, FERRY__WIRE__RESPONSE__BODY_GOV);
@@ -144,6 +153,19 @@ static void roles_text(unsigned roles, char *out, size_t cap)
                      policy_role_name(all[i]));
 }
 
+static const char *const kind_list[] = {"app", "model", "notebook"};
+
+/* The kinds a publisher key is limited to ("model,notebook"), "" when the
+ * policy gives it none (it may publish every kind). */
+static void kinds_text(unsigned kinds, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < 3; i++)
+        if (kinds & policy_kind_bit(kind_list[i]))
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "," : "",
+                     kind_list[i]);
+}
+
 static int policy_show(struct cli_opts *o)
 {
     Ferry__Wire__Response *r = NULL;
@@ -190,9 +212,18 @@ static int policy_show(struct cli_opts *o)
         for (size_t i = 0; i < p->n_keys; i++) {
             char roles[100];
             roles_text(p->keys[i].roles, roles, sizeof roles);
-            json_array_append_new(keys, json_pack("{s:s,s:s,s:s,s:b}", "name", p->keys[i].name,
-                                                  "key_id", p->keys[i].pub.id, "roles", roles,
-                                                  "revoked", p->keys[i].revoked));
+            json_t *k = json_pack("{s:s,s:s,s:s,s:b}", "name", p->keys[i].name, "key_id",
+                                  p->keys[i].pub.id, "roles", roles, "revoked",
+                                  p->keys[i].revoked);
+            /* Only a key the policy limits carries "kinds", as in the YAML. */
+            if (p->keys[i].kinds) {
+                json_t *kl = json_array();
+                for (size_t j = 0; j < 3; j++)
+                    if (p->keys[i].kinds & policy_kind_bit(kind_list[j]))
+                        json_array_append_new(kl, json_string(kind_list[j]));
+                json_object_set_new(k, "kinds", kl);
+            }
+            json_array_append_new(keys, k);
         }
         for (size_t i = 0; i < p->n_channels; i++)
             json_array_append_new(chans, json_string(p->channels[i]));
@@ -222,8 +253,11 @@ static int policy_show(struct cli_opts *o)
         printf("keys:\n");
         for (size_t i = 0; i < p->n_keys; i++) {
             char roles[100];
+            char kinds[40];
             roles_text(p->keys[i].roles, roles, sizeof roles);
-            printf("  %-12s %s  %s%s\n", p->keys[i].name, p->keys[i].pub.id, roles,
+            kinds_text(p->keys[i].kinds, kinds, sizeof kinds);
+            printf("  %-12s %s  %s%s%s%s%s\n", p->keys[i].name, p->keys[i].pub.id, roles,
+                   kinds[0] ? " (kinds " : "", kinds, kinds[0] ? ")" : "",
                    p->keys[i].revoked ? "  REVOKED" : "");
         }
         printf("channels:");
@@ -258,9 +292,9 @@ static int policy_show(struct cli_opts *o)
 static int policy_check(struct cli_opts *o, const char *ref)
 {
     char name[72], version[72];
-    int rc = artifact_ref_parse(ref, name, sizeof name, version, sizeof version);
-    if (rc < 0)
-        return cli_fail(rc);
+    int rc = ref_arg("policy check", ref, name, sizeof name, version, sizeof version);
+    if (rc)
+        return rc;
     if (!o->channel)
         return cli_usage("policy check", "--channel CH is required");
     Ferry__Wire__Response *r = NULL;
@@ -363,8 +397,8 @@ int cli_approve(int argc, char **argv)
     if (strcmp(role, "approver") != 0 && strcmp(role, "privacy") != 0)
         return cli_usage("approve", "--role is approver or privacy");
     char name[72], version[72];
-    if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version, sizeof version)) < 0)
-        return cli_fail(rc);
+    if ((rc = ref_arg("approve", argv[optind], name, sizeof name, version, sizeof version)))
+        return rc;
     struct key_secret k;
     if ((rc = need_key("approve", &o, &k)))
         return rc;
@@ -406,11 +440,13 @@ int cli_promote(int argc, char **argv)
     if (!o.channel)
         return cli_usage("promote", "--channel CH is required");
     char name[72], version[72];
-    if ((rc = artifact_ref_parse(argv[optind], name, sizeof name, version, sizeof version)) < 0)
-        return cli_fail(rc);
-    if (!spec_name_ok(o.channel))
-        return cli_fail(err_set(FERRY_E_INVALID, "--channel '%s': invalid channel name",
-                                o.channel));
+    if ((rc = ref_arg("promote", argv[optind], name, sizeof name, version, sizeof version)))
+        return rc;
+    if (!spec_name_ok(o.channel)) {
+        char why[160];
+        snprintf(why, sizeof why, "--channel '%.64s': invalid channel name", o.channel);
+        return cli_usage("promote", why);
+    }
     struct key_secret k;
     if ((rc = need_key("promote", &o, &k)))
         return rc;
@@ -465,8 +501,11 @@ int cli_channels(int argc, char **argv)
     if (optind + 1 != argc)
         return cli_usage("channels", "expected exactly one NAME");
     const char *name = argv[optind];
-    if (!spec_name_ok(name))
-        return cli_fail(err_set(FERRY_E_INVALID, "'%s': invalid name", name));
+    if (!spec_name_ok(name)) {
+        char why[160];
+        snprintf(why, sizeof why, "'%.64s': invalid name", name);
+        return cli_usage("channels", why);
+    }
     Ferry__Wire__Response *r = NULL;
     if ((rc = query(&o, "channels", name, NULL, NULL, &r)) < 0)
         return cli_fail(rc);
@@ -515,9 +554,11 @@ int cli_keys(int argc, char **argv)
     if (optind + 1 != argc - 1)
         return cli_usage("keys revoke", "expected exactly one KEYID");
     const char *id = argv[1 + optind];
-    if (strlen(id) != KEY_ID_LEN || strspn(id, "0123456789abcdef") != KEY_ID_LEN)
-        return cli_fail(err_set(FERRY_E_INVALID, "'%s': a key id is %d hex characters", id,
-                                KEY_ID_LEN));
+    if (strlen(id) != KEY_ID_LEN || strspn(id, "0123456789abcdef") != KEY_ID_LEN) {
+        char why[160];
+        snprintf(why, sizeof why, "'%.64s': a key id is %d hex characters", id, KEY_ID_LEN);
+        return cli_usage("keys revoke", why);
+    }
     struct key_secret k;
     if ((rc = need_key("keys revoke", &o, &k)))
         return rc;

@@ -1,16 +1,20 @@
 /* ferry inspect NAME@VERSION [--trust P]... [--json]: what a published
  * artifact is, read from its manifest: name, version, kind, runtime, the
  * files, and for runtime oci the image's layers and config as publish
- * resolved them. With trusted keys (--trust or FERRY_TRUST) the signature
- * is checked first. */
+ * resolved them, and the signature list as the registry has it (the
+ * publisher's, approvals, provenance statements). With trusted keys (--trust
+ * or FERRY_TRUST) the publisher's signature is checked first. */
 #include "artifact.h"
 #include "artifact_internal.h"
 #include "cli.h"
 #include "error.h"
+#include "govrules.h"
+#include "key.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static json_t *oci_json(const Ferry__OciSpec *o)
 {
@@ -22,6 +26,28 @@ static json_t *oci_json(const Ferry__OciSpec *o)
                                             o->layers[i]->file));
     return json_pack("{s:s, s:s, s:s, s:o}", "image", o->image, "config_digest", o->config_digest,
                      "config_file", o->config_file, "layers", ls);
+}
+
+/* Whether one signature of the list verifies: the publisher's over the
+ * manifest bytes, an approval or provenance over the digest and its role
+ * (govrules). Whether its key is trusted or holds the role is not judged
+ * here: that is --trust's and the policy's (ferry policy check). */
+static int sig_valid(const Ferry__Signature *sg, const struct fetched *f)
+{
+    if (sg->role && sg->role[0])
+        return gov_verify_extra(sg, &f->digest) == 0;
+    char id[KEY_ID_LEN + 1];
+    if (!sg->key_id || sg->public_key.len != crypto_sign_PUBLICKEYBYTES)
+        return 0;
+    key_id_of(sg->public_key.data, id);
+    return strcmp(id, sg->key_id) == 0 &&
+           key_verify(sg->public_key.data, f->mbytes, f->mlen, sg->signature.data,
+                      sg->signature.len) == 0;
+}
+
+static const char *sig_role(const Ferry__Signature *sg)
+{
+    return sg->role && sg->role[0] ? sg->role : "publisher";
 }
 
 int cli_inspect(int argc, char **argv)
@@ -62,6 +88,17 @@ int cli_inspect(int argc, char **argv)
                                 "bytes", (json_int_t)manifest_total_bytes(m), "files", files);
         if (s->oci)
             json_object_set_new(obj, "oci", oci_json(s->oci));
+        json_t *sigs = json_array();
+        const Ferry__SignatureList *sl = f.resp->manifest->signatures;
+        for (size_t i = 0; sl && i < sl->n_signatures; i++) {
+            const Ferry__Signature *sg = sl->signatures[i];
+            json_t *one = json_pack("{s:s, s:s, s:b}", "key_id", sg->key_id ? sg->key_id : "",
+                                    "role", sig_role(sg), "valid", sig_valid(sg, &f));
+            if (sg->statement && sg->statement[0])
+                json_object_set_new(one, "statement", json_string(sg->statement));
+            json_array_append_new(sigs, one);
+        }
+        json_object_set_new(obj, "signatures", sigs);
         char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(text);
         free(text);
@@ -74,6 +111,13 @@ int cli_inspect(int argc, char **argv)
             for (size_t i = 0; i < s->oci->n_layers; i++)
                 printf("layer %zu %s %llu %s\n", i, s->oci->layers[i]->digest,
                        (unsigned long long)s->oci->layers[i]->size, s->oci->layers[i]->media_type);
+        }
+        const Ferry__SignatureList *sl = f.resp->manifest->signatures;
+        for (size_t i = 0; sl && i < sl->n_signatures; i++) {
+            const Ferry__Signature *sg = sl->signatures[i];
+            int st = sg->statement && sg->statement[0];
+            printf("signature %s %s%s%s%s\n", sg->key_id ? sg->key_id : "?", sig_role(sg),
+                   st ? " " : "", st ? sg->statement : "", sig_valid(sg, &f) ? "" : " INVALID");
         }
     }
     fetched_free(&f);

@@ -58,6 +58,23 @@ int num_parse_u64(const char *what, const char *text, uint64_t min, uint64_t max
     return rc;
 }
 
+/* A bound as the flag takes it, in the largest unit it is a whole number of
+ * (2000 -> "2s", 31622400000 -> "366d"), so the line says the range the
+ * docs give rather than a count of milliseconds. */
+static void duration_text(uint64_t ms, char *out, size_t cap)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms && ms % units[i].ms == 0) {
+            snprintf(out, cap, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].suffix);
+            return;
+        }
+    snprintf(out, cap, "%llums", (unsigned long long)ms);
+}
+
 int num_parse_duration_ms(const char *what, const char *text, uint64_t unit_ms,
                           uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms)
 {
@@ -84,8 +101,10 @@ int num_parse_duration_ms(const char *what, const char *text, uint64_t unit_ms,
     v *= mul;
     char why[160];
     if (v < min_ms || v > max_ms) {
-        snprintf(why, sizeof why, "must be from %llums to %llums", (unsigned long long)min_ms,
-                 (unsigned long long)max_ms);
+        char lo[32], hi[32];
+        duration_text(min_ms, lo, sizeof lo);
+        duration_text(max_ms, hi, sizeof hi);
+        snprintf(why, sizeof why, "must be from %s to %s", lo, hi);
         return bad(what, text, why);
     }
     *out_ms = v;

@@ -507,6 +507,18 @@ static int handle_revoke(struct registry *r, const Ferry__Wire__SignedGov *sg,
     if (!b->key_id || !policy_key_find(&g->pol, b->key_id))
         return err_set(FERRY_E_NOTFOUND, "revoke: key %s is not in the policy",
                        b->key_id ? b->key_id : "?");
+    /* A key revoked before stays revoked by that first statement (the store
+     * keeps it): a second revoke changes nothing, so it is answered as such
+     * and is no audit entry, as a second approval by one key is not. */
+    pthread_rwlock_rdlock(&g->lock);
+    const struct policy_key *was = policy_key_find(&g->pol, b->key_id);
+    int already = was && was->revoked;
+    if (already)
+        snprintf(s->summary, sizeof s->summary, "already revoked key %s (%s)", b->key_id,
+                 was->name);
+    pthread_rwlock_unlock(&g->lock);
+    if (already)
+        return 0;
     size_t len = ferry__wire__signed_gov__get_packed_size(sg);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)

@@ -243,8 +243,15 @@ int main(int argc, char **argv)
         trust_fini(&admins);
         return 1;
     }
-    fprintf(stderr, "ferry-registry: listening on %s (data %s, %zu trusted key%s)\n",
-            registry_url(reg), data, trust.n, trust.n == 1 ? "" : "s");
+    /* With a policy the keys that may act are the policy's (its own line
+     * above counts them); --trust then only anchors its admin, so "0 trusted
+     * keys" would read as a registry that refuses everything. */
+    if (policy)
+        fprintf(stderr, "ferry-registry: listening on %s (data %s, keys from policy %s)\n",
+                registry_url(reg), data, policy);
+    else
+        fprintf(stderr, "ferry-registry: listening on %s (data %s, %zu trusted key%s)\n",
+                registry_url(reg), data, trust.n, trust.n == 1 ? "" : "s");
     for (size_t i = 0; i < trust.n; i++)
         fprintf(stderr, "ferry-registry: trusting key %s %s\n", trust.keys[i].id,
                 trust.keys[i].name);

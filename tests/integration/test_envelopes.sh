@@ -17,7 +17,7 @@ grep -q "created its own key" "$T/reg.log" || fail "the registry did not say it 
 [ -f "$T/reg/registry.key" ] && [ -f "$T/reg/registry.pub" ] || fail "no DATA/registry.key and .pub"
 [ "$(stat -c %a "$T/reg/registry.key")" = 600 ] || fail "registry.key is not 0600"
 # Bad flags: one line, exit 2, nothing started.
-expect_fail "^ferry-registry: --desired-ttl '1s': " "$FERRY_REGISTRY_BIN" --data "$T/reg-bad" --desired-ttl 1s
+expect_fail "^ferry-registry: --desired-ttl '1s': must be from 2s to 366d$" "$FERRY_REGISTRY_BIN" --data "$T/reg-bad" --desired-ttl 1s
 expect_fail "^ferry-registry: --desired-ttl 'soon': " "$FERRY_REGISTRY_BIN" --data "$T/reg-bad" --desired-ttl soon
 [ ! -e "$T/reg-bad" ] || fail "a refused --desired-ttl created the data directory"
 expect_fail "^ferry-agent: --trust-registry $T/nope.pub: " "$FERRY_AGENT_BIN" --registry "$REG_URL" \

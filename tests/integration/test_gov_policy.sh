@@ -88,6 +88,25 @@ start_registry reg "$T/reg" --trust-admin "$T/admin.pub" --policy "$T/policy.yam
 export FERRY_REGISTRY="$REG_URL"
 grep -q "policy $T/policy.yaml (digest [0-9a-f]*): 8 keys, 3 channels, 2 environments, 2 rules" "$T/reg.log" \
   || fail "registry did not log the policy: $(cat "$T/reg.log")"
+grep -q "listening on tcp://.* (data .*, keys from policy $T/policy.yaml)$" "$T/reg.log" \
+  || fail "the listening line does not say the keys are the policy's: $(cat "$T/reg.log")"
+
+# --- a malformed argument to a governance verb is a usage error (exit 2), one line
+usage2() { # PATTERN CMD...
+  local pattern=$1; shift
+  local out rc=0
+  out=$("$@" 2>&1 >/dev/null) || rc=$?
+  [ $rc -eq 2 ] || fail "exit $rc (want 2) from: $* ($out)"
+  grep -Eq -- "$pattern" <<<"$out" || fail "error for '$*' was '$out', expected /$pattern/"
+  [ "$(wc -l <<<"$out")" -eq 1 ] || fail "error for '$*' is not one line: $out"
+}
+usage2 "^ferry approve: 'iris': expected NAME@VERSION" "$FERRY" approve iris --key "$T/reviewer.key"
+usage2 "^ferry promote: 'iris@': expected NAME@VERSION" "$FERRY" promote iris@ --channel prod --key "$T/ci.key"
+usage2 "^ferry promote: --channel 'a b': invalid channel name" "$FERRY" promote iris@1 --channel 'a b' --key "$T/ci.key"
+usage2 "^ferry policy check: '@1': expected NAME@VERSION" "$FERRY" policy check @1 --channel prod
+usage2 "^ferry channels: 'a b': invalid name" "$FERRY" channels 'a b'
+usage2 "^ferry keys revoke: 'abc': a key id is 16 hex characters" "$FERRY" keys revoke abc --key "$T/admin.key"
+pass "a malformed NAME@VERSION, channel, name or key id is a usage error (exit 2)"
 
 # --- artifacts
 make_model() { # DIR VERSION ACCURACY CARD_HEADINGS... (pii: true, runs as exec)
@@ -221,13 +240,30 @@ expect_fail "promote web@2 to prod refused: provenance builder is https://other.
 "$FERRY" promote web@3 --channel prod --key "$T/ci.key" >/dev/null || fail "promote with the right builder"
 pass "provenance: missing and wrong builder refused, the right builder allowed"
 
+# --- ferry inspect shows the signature list: the publisher's, approvals, provenance
+out=$("$FERRY" inspect iris@1.0.0) || fail "inspect iris@1.0.0"
+grep -qx "signature $(id_of ds) publisher" <<<"$out" || fail "inspect lacks the publisher: $out"
+grep -qx "signature $(id_of reviewer) approver" <<<"$out" || fail "inspect lacks the approval: $out"
+grep -qx "signature $(id_of dpo) privacy" <<<"$out" || fail "inspect lacks the privacy review: $out"
+"$FERRY" inspect web@3 | grep -qx "signature $(id_of ci) provenance builder=https://ci.example/builder,commit=0123abc,repo=https://git.example/web" \
+  || fail "inspect lacks the provenance statement: $("$FERRY" inspect web@3)"
+"$FERRY" inspect web@3 --json | python3 -c '
+import json,sys; s=json.load(sys.stdin)["signatures"]
+assert [x["role"] for x in s]==["publisher","provenance"] and all(x["valid"] for x in s), s
+assert s[1]["statement"].startswith("builder=https://ci.example/builder,") and "statement" not in s[0], s' \
+  || fail "inspect --json signatures: $("$FERRY" inspect web@3 --json)"
+pass "ferry inspect lists the signatures: publisher, approvals, provenance with its statement"
+
 # --- policy show
 out=$("$FERRY" policy show) || fail "policy show"
 grep -q "signed by key $(id_of admin) (signature valid)" <<<"$out" || fail "policy show: $out"
 grep -Eq "^  reviewer2 +[0-9a-f]{16}  approver$" <<<"$out" || fail "policy show keys: $out"
+grep -Eq "^  ds +$(id_of ds)  publisher \(kinds model,notebook\)$" <<<"$out" || fail "policy show lacks ds's kinds: $out"
 "$FERRY" policy show --json | python3 -c '
 import json,sys; d=json.load(sys.stdin)
 assert d["policy"] and d["signature_valid"] and d["channels"]==["dev","staging","prod"], d
+k={x["name"]: x for x in d["keys"]}
+assert k["ds"]["kinds"]==["model","notebook"] and "kinds" not in k["ci"], d["keys"]
 assert d["rules"][0]["approvals"]==2 and d["rules"][1]["provenance_builder"]=="https://ci.example/builder", d' \
   || fail "policy show --json"
 pass "policy show prints the signed policy (text and --json)"
@@ -238,6 +274,8 @@ expect_fail "revoke refused: key [0-9a-f]{16} \(ci\) does not hold the admin rol
   "$FERRY" keys revoke "$rid" --key "$T/ci.key"
 expect_fail "'abc': a key id is 16 hex characters" "$FERRY" keys revoke abc --key "$T/admin.key"
 "$FERRY" keys revoke "$rid" --key "$T/admin.key" | grep -q "^revoked key $rid (reviewer2)" || fail "revoke"
+out=$("$FERRY" keys revoke "$rid" --key "$T/admin.key") || fail "a second revoke of reviewer2 failed"
+[ "$out" = "already revoked key $rid (reviewer2)" ] || fail "a second revoke said: $out"
 out=$("$FERRY" policy check iris@1.0.0 --channel prod) && fail "a revoked approval still counts"
 [ "$out" = "iris@1.0.0 may not go to prod: needs 1 more approval" ] || fail "check after revoke: $out"
 expect_fail "approve iris@1.1.0 as approver refused: key $rid \(reviewer2\) is revoked" \
@@ -296,6 +334,7 @@ assert len([e for e in es if e['what'] == 'approve' and e['key_id'] == reviewer
 has('promote', ci, 'operator', 'iris@1.0.0 to prod')
 has('deploy', ci, 'operator', 'iris@1.0.0 to env=prod')
 has('revoke', admin, 'admin', 'key %s (reviewer2)' % rid)
+assert len([e for e in es if e['what'] == 'revoke' and e['detail'] == 'key %s (reviewer2)' % rid]) == 1, es  # the second revoke is no change
 has('revoke', admin, 'admin', 'key %s (ops2)' % oid)
 has('revoke', admin, 'admin', 'key %s (ds)' % ds)
 assert any(e['what'] == 'accept-host' and e['key_id'] == ci and e['detail'].startswith('hx key ') for e in es), es

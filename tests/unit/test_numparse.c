@@ -78,6 +78,12 @@ static void test_duration(void **state)
     }
     refused(num_parse_duration_ms("--ttl", "999ms", 1000, 1000, 5000, &ms), "--ttl", "999ms");
     refused(num_parse_duration_ms("--ttl", "6s", 1000, 1000, 5000, &ms), "--ttl", "6s");
+    /* The range is given in the units the flag takes, as the docs give it. */
+    refused(num_parse_duration_ms("--desired-ttl", "1s", 1000, 2000, 366ull * 86400000, &ms),
+            "--desired-ttl", "1s");
+    assert_string_equal(err_detail(), "--desired-ttl '1s': must be from 2s to 366d");
+    refused(num_parse_duration_ms("--t", "1ms", 1000, 1500, 90 * 60000, &ms), "--t", "1ms");
+    assert_string_equal(err_detail(), "--t '1ms': must be from 1500ms to 90m");
 }
 
 static void test_size(void **state)
