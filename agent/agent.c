@@ -300,6 +300,11 @@ int agent_run(const struct agent_config *cfg)
         free(a);
         return rc;
     }
+    /* Said once the state is ours: an agent refused at start says one line. */
+    if (!cfg->trust || cfg->trust->n == 0)
+        alog(FERRY_LOG_WARN, "no --trust keys: every deployment will be refused");
+    if (!cfg->admins)
+        alog(FERRY_LOG_INFO, "no --trust-admin: this host verifies no governance policy itself");
     uv_loop_init(&a->loop);
     agent_clock_loop = &a->loop;
     host_table_init(a);
