@@ -244,6 +244,14 @@ wait_until 10 bash -c "! \"$FERRY\" status --json | grep -q '\"version\": \"3.0\
   || fail "web@3.0 lingers after a healthy re-deploy: $("$FERRY" status)"
 pass "a rolled-back version goes from status once a healthy version is re-deployed"
 
+# --- rollback skips a version that never ran there: 3.0 was rolled back
+# (1.0 kept running, then was re-deployed), so the version that ran before
+# 1.0 is 2.0, not 3.0
+out=$("$FERRY" rollback web --to env=test) || fail "rollback after a failed rollout failed"
+grep -q '^rolled back web on env=test from 1.0 to 2.0' <<<"$out" || fail "rollback chose a version that never ran: $out"
+"$FERRY" status --wait web@2.0 --to env=test --timeout 30 >/dev/null || fail "web@2.0 did not come back"
+pass "rollback passes over a version the hosts reported rolled_back and never running"
+
 # --- the plugin warning: published anyway, deploy warns
 mkdir -p "$T/odd"
 printf 'name: odd\nversion: "1"\nkind: app\nruntime: oci\noci:\n  image: img\n' > "$T/odd/ferry.yaml"
