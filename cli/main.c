@@ -29,7 +29,10 @@ int cli_fail(int rc)
 
 int cli_usage(const char *verb, const char *msg)
 {
-    fprintf(stderr, "ferry %s: %s (see 'ferry help %s')\n", verb, msg, verb);
+    /* `ferry help` takes one COMMAND: for "hosts token" point at
+     * `ferry help hosts`, which has the subcommand's usage. */
+    int word = (int)strcspn(verb, " ");
+    fprintf(stderr, "ferry %s: %s (see 'ferry help %.*s')\n", verb, msg, word, verb);
     return EXIT_USAGE;
 }
 

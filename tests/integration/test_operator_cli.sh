@@ -30,6 +30,15 @@ done
 [ "$("$FERRY" help --help | head -n 1)" = "usage: ferry help ..." ] || fail "ferry help --help"
 [ "$("$FERRY" version --help | head -n 1)" = "usage: ferry version ..." ] || fail "ferry version --help"
 "$FERRY" hosts rm h1 --help | grep -q '^  hosts rm NAME' || fail "hosts rm --help"
+# a usage error's "see 'ferry help ...'" names a command that works, for
+# subcommands too
+for cmd in "hosts token --ttl 5abc" "hosts accept" "hosts rm" "kernel start" "keys revoke" "policy sign"; do
+  rc=0; out=$("$FERRY" $cmd 2>&1 >/dev/null) || rc=$?
+  [ $rc -eq 2 ] || fail "ferry $cmd exited $rc, want 2: $out"
+  hint=$(sed -n "s/.*(see '\(ferry help [a-z ]*\)')\$/\1/p" <<<"$out")
+  [ -n "$hint" ] || fail "ferry $cmd: no help hint in: $out"
+  "$FERRY" ${hint#ferry } >/dev/null 2>&1 || fail "ferry $cmd points at '$hint', which fails"
+done
 rc=0; "$FERRY" help nosuchverb >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "ferry help nosuchverb exited $rc, want 2"
 pass "help VERB and VERB --help exit 0 for: $(echo $verbs)"
