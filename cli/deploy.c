@@ -381,6 +381,8 @@ static int run(int argc0, char **argv0, enum kind kind)
             return cli_fail(rc);
         rec.manifest_digest = (ProtobufCBinaryData){DIGEST_LEN, digest};
     }
+    if (wait)
+        cli_wait_baseline(&o, name, version);
     if ((rc = send_record(&o, &rec)) < 0)
         return cli_fail(rc);
     if (kind == K_UNDEPLOY)
