@@ -39,6 +39,11 @@ for cmd in "hosts token --ttl 5abc" "hosts accept" "hosts rm" "kernel start" "ke
   [ -n "$hint" ] || fail "ferry $cmd: no help hint in: $out"
   "$FERRY" ${hint#ferry } >/dev/null 2>&1 || fail "ferry $cmd points at '$hint', which fails"
 done
+# an option the verb does not take is named itself, not the word after it
+# (which getopt took as its value)
+expect_fail "^ferry rollback: unknown or incomplete option '--wait'" "$FERRY" rollback web --wait --to env=x
+expect_fail "^ferry undeploy: unknown or incomplete option '--wait'" "$FERRY" undeploy web --to env=x --wait --key "$T/x.key"
+expect_fail "^ferry hosts accept: unknown or incomplete option '--label'" "$FERRY" hosts accept h1 --label a=b
 rc=0; "$FERRY" help nosuchverb >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "ferry help nosuchverb exited $rc, want 2"
 pass "help VERB and VERB --help exit 0 for: $(echo $verbs)"
