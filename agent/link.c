@@ -275,6 +275,9 @@ static void *poll_main(void *arg)
                 pthread_mutex_unlock(&l->lock);
                 alog(FERRY_LOG_INFO, "registered with %s as %s (host key %s)", l->url, l->host,
                      l->key.pub.id);
+                /* An accepted hello ends an outage: the next poll may be
+                 * parked for a whole resync (~20 s) before it answers. */
+                set_online(l, 1, NULL);
             }
         }
         Ferry__Wire__Response *r = NULL;

@@ -123,6 +123,10 @@ int cli_fetch_history(struct cli_opts *o, const char *name, Ferry__Wire__Respons
  * back or nothing to wait for, EXIT_TIMEOUT at timeout_ms. The outcome is
  * one line on stderr unless 0; on a terminal the hosts still waited for
  * are shown while waiting. show_status: print the status table at 0. */
+/* deploy --wait, before the record is sent: remember the ends hosts
+ * reported for name@version, so that the wait does not take them for the
+ * new deploy's outcome. */
+void cli_wait_baseline(struct cli_opts *o, const char *name, const char *version);
 int cli_wait(struct cli_opts *o, const char *name, const char *version, const char *selector,
              uint64_t timeout_ms, int show_status);
 /* Online enrolled hosts in hl whose labels match selector (canonical text). */

@@ -156,9 +156,10 @@ static char **strip_wait(int argc, char **argv, int *wait, int *out_argc)
 
 enum kind { K_DEPLOY, K_UNDEPLOY, K_ROLLBACK };
 
-/* The label sets of the enrolled hosts selector matches (online or not). */
+/* The label sets (and names, when names is not NULL) of the enrolled hosts
+ * selector matches (online or not). */
 static size_t hosts_under(struct cli_opts *o, const char *selector, struct label_set *out,
-                          size_t cap)
+                          char (*names)[LABEL_TEXT_MAX + 1], size_t cap)
 {
     Ferry__Wire__Response *r = NULL;
     if (fetch_hosts(o, &r) < 0)
@@ -176,8 +177,11 @@ static size_t hosts_under(struct cli_opts *o, const char *selector, struct label
             snprintf(kv, sizeof kv, "%s=%s", h->labels[l]->key, h->labels[l]->value);
             labels_add(&out[n], kv);
         }
-        if (selector_matches(&sel, &out[n]))
+        if (selector_matches(&sel, &out[n])) {
+            if (names)
+                snprintf(names[n], LABEL_TEXT_MAX + 1, "%s", h->name);
             n++;
+        }
     }
     client_response_free(r);
     return n;
@@ -197,6 +201,61 @@ static int reaches(const char *entry_sel, const char *selector, const struct lab
         if (selector_matches(&es, &hosts[i]))
             return 1;
     return 0;
+}
+
+/* The workload state changes the registry keeps for one host (the newest
+ * 1000), or NULL when it cannot say. */
+static Ferry__Wire__Response *host_events(struct cli_opts *o, const char *host)
+{
+    struct client c;
+    if (connect_registry(o, &c) < 0)
+        return NULL;
+    Ferry__Wire__Request req;
+    Ferry__Wire__ListEvents le;
+    ferry__wire__request__init(&req);
+    ferry__wire__list_events__init(&le);
+    le.host = (char *)host;
+    le.limit = 1000;
+    req.body_case = FERRY__WIRE__REQUEST__BODY_LIST_EVENTS;
+    req.list_events = &le;
+    Ferry__Wire__Response *r = NULL;
+    int rc = client_call(&c, &req, &r);
+    client_close(&c);
+    if (rc < 0)
+        return NULL;
+    if (r->body_case != FERRY__WIRE__RESPONSE__BODY_EVENTS) {
+        client_response_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* "The version that ran there before": a version the hosts in scope
+ * reported failed or rolled_back, and never running, succeeded or scheduled,
+ * never ran there (a failed rollout that a re-deploy of the current version
+ * followed), so rolling back to it would bring back a known failure. Without
+ * such evidence (no events for it, or pushed out of the 1000 kept per host)
+ * the history alone decides. */
+static int never_ran(Ferry__Wire__Response *const *ev, size_t nh, const char *name,
+                     const char *version)
+{
+    int failed = 0;
+    for (size_t h = 0; h < nh; h++) {
+        if (!ev[h])
+            continue;
+        const Ferry__Wire__EventList *el = ev[h]->events;
+        for (size_t i = 0; i < el->n_events; i++) {
+            const Ferry__Wire__WorkloadReport *w = el->events[i]->change;
+            if (!w || strcmp(w->name, name) != 0 || strcmp(w->version, version) != 0)
+                continue;
+            if (strcmp(w->state, "running") == 0 || strcmp(w->state, "succeeded") == 0 ||
+                strcmp(w->state, "scheduled") == 0)
+                return 0;
+            if (strcmp(w->state, "failed") == 0 || strcmp(w->state, "rolled_back") == 0)
+                failed = 1;
+        }
+    }
+    return failed;
 }
 
 /* The version to go back to: in name's history, before the current
@@ -231,13 +290,20 @@ static int pick_previous(struct cli_opts *o, const char *name, const char *selec
     snprintf(current, ccap, "%s", c->version);
     version[0] = '\0';
     static struct label_set hosts[256];
-    size_t nh = hosts_under(o, selector, hosts, sizeof hosts / sizeof hosts[0]);
+    static char names[256][LABEL_TEXT_MAX + 1];
+    static Ferry__Wire__Response *ev[256];
+    size_t nh = hosts_under(o, selector, hosts, names, sizeof hosts / sizeof hosts[0]);
+    for (size_t h = 0; h < nh; h++)
+        ev[h] = host_events(o, names[h]);
     for (ssize_t i = cur - 1; i >= 0 && !version[0]; i--) {
         const Ferry__Wire__DeploymentEntry *e = dl->entries[i];
         if (strcmp(e->action, "undeploy") != 0 && strcmp(e->version, c->version) != 0 &&
-            reaches(e->selector, selector, hosts, nh))
+            reaches(e->selector, selector, hosts, nh) && !never_ran(ev, nh, name, e->version))
             snprintf(version, cap, "%s", e->version);
     }
+    for (size_t h = 0; h < nh; h++)
+        if (ev[h])
+            client_response_free(ev[h]);
     client_response_free(r);
     if (!version[0])
         return err_set(FERRY_E_NOTFOUND,
@@ -315,6 +381,8 @@ static int run(int argc0, char **argv0, enum kind kind)
             return cli_fail(rc);
         rec.manifest_digest = (ProtobufCBinaryData){DIGEST_LEN, digest};
     }
+    if (wait)
+        cli_wait_baseline(&o, name, version);
     if ((rc = send_record(&o, &rec)) < 0)
         return cli_fail(rc);
     if (kind == K_UNDEPLOY)

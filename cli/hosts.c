@@ -49,8 +49,8 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
     o->ttl_ms = JOIN_TOKEN_DEFAULT_TTL_MS;
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+    int c, li = -1;
+    while ((c = getopt_long(argc, argv, "o:", opts, &li)) != -1) {
         if (c == 'o')
             c = H_OUT;
         int ok = 0;
@@ -58,9 +58,15 @@ static int parse(const char *verb, int argc, char **argv, const int *allowed, st
             ok |= *a == c;
         if (c == '?' || c == ':' || !ok) {
             char msg[200];
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
+            /* Name a known option this subcommand does not take, not the
+             * word it took as its value. */
+            if (c != '?' && c != ':' && li >= 0)
+                snprintf(msg, sizeof msg, "unknown or incomplete option '--%s'", opts[li].name);
+            else
+                snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
             return cli_usage(verb, msg);
         }
+        li = -1;
         switch (c) {
         case H_REGISTRY: o->registry = optarg; break;
         case H_JSON: o->json = 1; break;

@@ -29,7 +29,10 @@ int cli_fail(int rc)
 
 int cli_usage(const char *verb, const char *msg)
 {
-    fprintf(stderr, "ferry %s: %s (see 'ferry help %s')\n", verb, msg, verb);
+    /* `ferry help` takes one COMMAND: for "hosts token" point at
+     * `ferry help hosts`, which has the subcommand's usage. */
+    int word = (int)strcspn(verb, " ");
+    fprintf(stderr, "ferry %s: %s (see 'ferry help %.*s')\n", verb, msg, word, verb);
     return EXIT_USAGE;
 }
 
@@ -77,8 +80,8 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct cli_
     o->key = getenv("FERRY_KEY");
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "o:v", long_opts, NULL)) != -1) {
+    int c, li = -1;
+    while ((c = getopt_long(argc, argv, "o:v", long_opts, &li)) != -1) {
         if (c == 'o')
             c = OPT_OUT;
         if (c == 'v')
@@ -88,9 +91,17 @@ static int parse_opts_inner(const char *verb, int argc, char **argv, struct cli_
             ok |= (*a == c);
         if (c == '?' || c == ':' || !ok) {
             char msg[200];
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
+            /* A known option this verb does not take may have eaten the next
+             * word as its value (`rollback --wait --to`): name the option
+             * itself, not argv[optind - 1]. */
+            if (c != '?' && c != ':' && li >= 0)
+                snprintf(msg, sizeof msg, "unknown or incomplete option '--%s'",
+                         long_opts[li].name);
+            else
+                snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
             return cli_usage(verb, msg);
         }
+        li = -1;
         switch (c) {
         case OPT_REGISTRY: o->registry = optarg; break;
         case OPT_KEY: o->key = optarg; break;

@@ -55,6 +55,56 @@ static const Ferry__Wire__WorkloadReport *report_of(const Ferry__Wire__HostInfo 
 
 enum { W_WAIT, W_DONE, W_FAILED, W_NONE };
 
+/* deploy --wait: the ends (failed, rolled_back, succeeded) hosts reported
+ * for name@version before the new record was sent. The same end, with the
+ * same since, is what the host said about an earlier decision, not this
+ * one: a re-deploy of a job that succeeded, or of a version that failed,
+ * makes the host run it again, and the wait is for that run. */
+static struct {
+    char host[LABEL_TEXT_MAX + 1];
+    char state[16];
+    uint64_t since_ms;
+} before[WAIT_SCOPE_MAX];
+static size_t n_before;
+
+static int is_end(const char *st)
+{
+    return strcmp(st, "failed") == 0 || strcmp(st, "rolled_back") == 0 ||
+           strcmp(st, "succeeded") == 0;
+}
+
+void cli_wait_baseline(struct cli_opts *o, const char *name, const char *version)
+{
+    Ferry__Wire__Response *r = NULL;
+    n_before = 0;
+    if (fetch_hosts(o, &r) < 0)
+        return; /* nothing known: every report counts */
+    const Ferry__Wire__HostList *hl = r->hosts;
+    for (size_t i = 0; i < hl->n_hosts && n_before < WAIT_SCOPE_MAX; i++) {
+        const Ferry__Wire__HostInfo *h = hl->hosts[i];
+        for (size_t k = 0; k < h->n_workloads && n_before < WAIT_SCOPE_MAX; k++) {
+            const Ferry__Wire__WorkloadReport *w = h->workloads[k];
+            if (strcmp(w->name, name) != 0 || strcmp(w->version, version) != 0 ||
+                !is_end(w->state))
+                continue;
+            snprintf(before[n_before].host, sizeof before[n_before].host, "%s", h->name);
+            snprintf(before[n_before].state, sizeof before[n_before].state, "%s", w->state);
+            before[n_before].since_ms = w->since_ms;
+            n_before++;
+        }
+    }
+    client_response_free(r);
+}
+
+static int from_before(const char *host, const Ferry__Wire__WorkloadReport *w)
+{
+    for (size_t i = 0; i < n_before; i++)
+        if (before[i].since_ms == w->since_ms && strcmp(before[i].host, host) == 0 &&
+            strcmp(before[i].state, w->state) == 0)
+            return 1;
+    return 0;
+}
+
 /* One look at the fleet. pending: the hosts still waited for, "h1 (fetching), ...";
  * *undesired: no --to, hosts are online, but none is meant to run it (yet). */
 static int check(const Ferry__Wire__HostList *hl, const char *name, const char *version,
@@ -94,6 +144,17 @@ static int check(const Ferry__Wire__HostList *hl, const char *name, const char *
         const Ferry__Wire__HostInfo *h = scope[i];
         const Ferry__Wire__WorkloadReport *w = report_of(h, name, version);
         const char *st = w ? w->state : "pending";
+        if (w && from_before(h->name, w)) {
+            /* Not yet about this deploy: wait for the host to take it up. */
+            waiting++;
+            if (used < pcap) {
+                int k = snprintf(pending + used, pcap - used, "%s%s (%s before this deploy)",
+                                 used ? ", " : "", h->name, st);
+                if (k > 0)
+                    used += (size_t)k;
+            }
+            continue;
+        }
         if (strcmp(st, "failed") == 0 || strcmp(st, "rolled_back") == 0) {
             err_set(FERRY_E_REMOTE, "host %s: %s@%s %s: %s", h->name, name, version, st,
                     w->reason && *w->reason ? w->reason : "no reason");

@@ -5,7 +5,9 @@
  *
  * It joins each cgroup (writing its own pid), then takes the groups, gid and
  * uid, then execs EXE with the arguments (EXE is also argv[0]) and the
- * environment it was given. The order matters: cgroup.procs is writable by
+ * environment it was given. EXE without a '/' is looked up in that
+ * environment's PATH, as uv_spawn does for a workload spawned directly, so
+ * `command: [sh, -c, ...]` means the same with or without resources/run.user. The order matters: cgroup.procs is writable by
  * root only, and nothing of the workload runs before both are done. Any
  * failure is one line on stderr (the run's stderr.log) and exit 126, and the
  * workload never starts. Deliberately tiny: no ferry library, no allocation. */
@@ -109,7 +111,9 @@ int main(int argc, char **argv)
             0);
     if (user)
         become(user);
-    execve(argv[i], argv + i, environ);
+    /* execvp reads PATH from environ, the workload's environment; the lookup
+     * runs after the switch, with the workload's own permissions. */
+    execvp(argv[i], argv + i);
     die("cannot run", argv[i], errno);
     return 126;
 }

@@ -46,6 +46,13 @@ workload_state_is h1 ok 1 succeeded || fail "ok@1 is $(workload_field h1 ok 1 st
 [ "$(runs ok)" -eq 1 ] || fail "ok@1 ran $(runs ok) times"
 pass "a job that exits 0 is succeeded and status --wait returns 0"
 
+# --- deploy --wait of the same job again waits for the new run, not the
+# succeeded of the one before (a new signed decision runs a job again)
+"$FERRY" deploy ok@1 --to env=test --wait --timeout 30 >/dev/null || fail "deploy --wait ok@1 again"
+[ "$(runs ok)" -eq 2 ] || fail "deploy --wait ok@1 returned after $(runs ok) runs, before the new run ended"
+workload_state_is h1 ok 1 succeeded || fail "ok@1 is $(workload_field h1 ok 1 state) after the re-deploy"
+pass "deploy --wait of a job again returns once the new run succeeded"
+
 # --- exit 1 with retries: 2 runs three times, then failed with the status
 make_job "$T/bad" bad 1 "  retries: 2"
 "$FERRY" publish "$T/bad" >/dev/null
@@ -97,7 +104,7 @@ wait_until 20 ran_at_least tick $((n + 2)) \
   || fail "tick@1 did not keep its schedule after an agent restart ($(runs tick) runs, had $n)"
 grep -q 'tick@1 scheduled: next run at' "$T/agent-h1.log" || fail "no scheduled line in the agent log"
 workload_state_is h1 ok 1 succeeded || fail "ok@1 did not stay succeeded across the restart"
-[ "$(runs ok)" -eq 1 ] || fail "the restart ran ok@1 again"
+[ "$(runs ok)" -eq 2 ] || fail "the restart ran ok@1 again ($(runs ok) runs; 2 before it)"
 pass "the schedule survives an agent restart; an ended job is not re-run"
 
 # --- undeploy drops a scheduled job and its timer

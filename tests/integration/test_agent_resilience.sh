@@ -64,6 +64,10 @@ wait_until 20 running_again || fail "web was not restarted while the registry wa
 start_registry_at reg2 "$T/reg" "$url" --trust "$T/ops.pub" --host-ttl 3
 online() { "$FERRY" hosts --json | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['hosts'][0]['online'] else 1)"; }
 wait_until 20 online || fail "agent did not come back online"
+# The end of the outage is logged once the registry takes the agent's hello,
+# not only when a (parked) poll is answered.
+back() { [ "$(grep -c "registry $url reachable\$" "$T/agent-h1.log")" -ge 2 ]; }
+wait_until 3 back || fail "the end of the outage was not logged: $(grep reachable "$T/agent-h1.log")"
 caught_up() { [ "$(workload_field h1 web 1.0 restarts)" -ge 1 ] && [ "$(workload_field h1 web 1.0 pid)" != "$pid" ]; }
 wait_until 20 caught_up || fail "the restart during the outage was not reported"
 "$FERRY" events --host h1 --json | python3 -c "

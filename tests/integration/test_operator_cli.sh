@@ -30,6 +30,20 @@ done
 [ "$("$FERRY" help --help | head -n 1)" = "usage: ferry help ..." ] || fail "ferry help --help"
 [ "$("$FERRY" version --help | head -n 1)" = "usage: ferry version ..." ] || fail "ferry version --help"
 "$FERRY" hosts rm h1 --help | grep -q '^  hosts rm NAME' || fail "hosts rm --help"
+# a usage error's "see 'ferry help ...'" names a command that works, for
+# subcommands too
+for cmd in "hosts token --ttl 5abc" "hosts accept" "hosts rm" "kernel start" "keys revoke" "policy sign"; do
+  rc=0; out=$("$FERRY" $cmd 2>&1 >/dev/null) || rc=$?
+  [ $rc -eq 2 ] || fail "ferry $cmd exited $rc, want 2: $out"
+  hint=$(sed -n "s/.*(see '\(ferry help [a-z ]*\)')\$/\1/p" <<<"$out")
+  [ -n "$hint" ] || fail "ferry $cmd: no help hint in: $out"
+  "$FERRY" ${hint#ferry } >/dev/null 2>&1 || fail "ferry $cmd points at '$hint', which fails"
+done
+# an option the verb does not take is named itself, not the word after it
+# (which getopt took as its value)
+expect_fail "^ferry rollback: unknown or incomplete option '--wait'" "$FERRY" rollback web --wait --to env=x
+expect_fail "^ferry undeploy: unknown or incomplete option '--wait'" "$FERRY" undeploy web --to env=x --wait --key "$T/x.key"
+expect_fail "^ferry hosts accept: unknown or incomplete option '--label'" "$FERRY" hosts accept h1 --label a=b
 rc=0; "$FERRY" help nosuchverb >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "ferry help nosuchverb exited $rc, want 2"
 pass "help VERB and VERB --help exit 0 for: $(echo $verbs)"
@@ -243,6 +257,14 @@ rc=0; out=$("$FERRY" status --wait web@3.0 --to env=test --timeout 60 2>&1 >/dev
 wait_until 10 bash -c "! \"$FERRY\" status --json | grep -q '\"version\": \"3.0\"'" \
   || fail "web@3.0 lingers after a healthy re-deploy: $("$FERRY" status)"
 pass "a rolled-back version goes from status once a healthy version is re-deployed"
+
+# --- rollback skips a version that never ran there: 3.0 was rolled back
+# (1.0 kept running, then was re-deployed), so the version that ran before
+# 1.0 is 2.0, not 3.0
+out=$("$FERRY" rollback web --to env=test) || fail "rollback after a failed rollout failed"
+grep -q '^rolled back web on env=test from 1.0 to 2.0' <<<"$out" || fail "rollback chose a version that never ran: $out"
+"$FERRY" status --wait web@2.0 --to env=test --timeout 30 >/dev/null || fail "web@2.0 did not come back"
+pass "rollback passes over a version the hosts reported rolled_back and never running"
 
 # --- the plugin warning: published anyway, deploy warns
 mkdir -p "$T/odd"

@@ -196,6 +196,21 @@ awk '/^Uid:/ { exit !($2 == u && $3 == u && $4 == u) }' u="$nobody" "/proc/$pid/
 [ ! -e "$T/out/tree-writable" ] || fail "nobody could write into the workload's tree"
 pass "run.user: nobody runs as uid $nobody with its groups and cannot write its tree"
 
+# --- a command named without a path (sh, python3) is found on PATH through
+# the spawn helper too, as it is for a workload spawned directly
+mkdir -p "$T/bare"
+printf 'name: bare\nversion: "1"\nkind: app\nruntime: exec\nrun:\n  command: [sh, -c, "id -u > %s/out/bare-uid; exec sleep 120"]\n  user: nobody\nresources: {memory: 64Mi}\nhealth: {settle: 1s}\n' \
+  "$T" > "$T/bare/ferry.yaml"
+"$FERRY" publish "$T/bare" >/dev/null
+"$FERRY" deploy bare@1 --to role=main >/dev/null
+wait_until 30 workload_state_is "$AGENT" bare 1 running \
+  || fail "bare@1 is $(workload_field "$AGENT" bare 1 state): $(workload_field "$AGENT" bare 1 reason); $(tail -1 "$T/h1/workloads/bare/1/.ferry/stderr.log" 2>/dev/null)"
+wait_until 10 test -s "$T/out/bare-uid" || fail "bare@1 wrote no uid"
+[ "$(cat "$T/out/bare-uid")" = "$nobody" ] || fail "bare@1 ran as uid $(cat "$T/out/bare-uid")"
+"$FERRY" undeploy bare --to role=main >/dev/null
+wait_until 20 test ! -e "$(cg_dir memory bare@1)" || fail "bare's cgroup is left after undeploy"
+pass "command: [sh, -c, ...] with resources and run.user runs (sh found on PATH) as uid $nobody"
+
 # --- refusals: a missing user, and resources without cgroups
 app "$T/ghost" ghost 'health: {settle: 1s}' 'exec sleep 60' no-such-user-ferry
 "$FERRY" deploy ghost@1 --to role=main >/dev/null
