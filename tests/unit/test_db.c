@@ -13,36 +13,7 @@
 
 #include "db.h"
 #include "error.h"
-#include "scratch.h"
-
-struct fixture {
-    char *dir;
-    struct db db;
-};
-
-static int setup(void **state)
-{
-    void *dir = NULL;
-    if (scratch_setup(&dir, "test_db") < 0)
-        return -1;
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = dir;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/registry.db", f->dir);
-    if (db_open(&f->db, path) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    db_close(&f->db);
-    void *dir = f->dir;
-    free(f);
-    return scratch_teardown(&dir);
-}
+#include "dbscratch.h"
 
 static void key_of(uint8_t k[32], int n)
 {
@@ -53,7 +24,7 @@ static void key_of(uint8_t k[32], int n)
 
 static void test_enroll_touch(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     uint8_t a[32], b[32];
     key_of(a, 1);
     key_of(b, 2);
@@ -109,7 +80,7 @@ static void test_enroll_touch(void **state)
 
 static void test_pending_bounded(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     uint8_t k[32];
     int is_new = 0;
     for (int i = 0; i < DB_PENDING_MAX + 44; i++) {
@@ -148,7 +119,7 @@ static void test_pending_bounded(void **state)
 
 static void test_events_per_host(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     uint8_t one = 7;
     const uint8_t *bufs[256];
     size_t lens[256];
@@ -173,7 +144,7 @@ static void test_events_per_host(void **state)
  * refused (older) one in neither. */
 static void test_history(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     const uint8_t r1[] = "one", r2[] = "two", r3[] = "three";
     assert_int_equal(db_deployment_put(&f->db, "web", "env=a", 100, r1, 3), 0);
     assert_int_equal(db_deployment_put(&f->db, "web", "env=b", 150, r2, 3), 0);
@@ -202,7 +173,7 @@ static void test_history(void **state)
  * stored with the host and listed. */
 static void test_host_remove_and_plugins(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     uint8_t a[32], b[32];
     key_of(a, 1);
     key_of(b, 2);
@@ -239,7 +210,7 @@ static int counting_host_get(void *self, const char *name, struct db_host_auth *
  * and leaves nothing registered behind it. */
 static void test_ops_incomplete_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     char path[4200];
     snprintf(path, sizeof path, "%s/other.db", f->dir);
 
@@ -310,7 +281,7 @@ static void test_ops_each_required(void **state)
 /* A complete table registers once, and db_* calls go through it. */
 static void test_ops_registered_store_used(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     char path[4200];
     snprintf(path, sizeof path, "%s/counting.db", f->dir);
     static struct db_ops counting;
@@ -342,14 +313,14 @@ static void test_ops_registered_store_used(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_enroll_touch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pending_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events_per_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_host_remove_and_plugins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ops_incomplete_refused, setup, teardown),
+        DB_FIXTURE_TEST(test_enroll_touch),
+        DB_FIXTURE_TEST(test_pending_bounded),
+        DB_FIXTURE_TEST(test_events_per_host),
+        DB_FIXTURE_TEST(test_history),
+        DB_FIXTURE_TEST(test_host_remove_and_plugins),
+        DB_FIXTURE_TEST(test_ops_incomplete_refused),
         cmocka_unit_test(test_ops_each_required),
-        cmocka_unit_test_setup_teardown(test_ops_registered_store_used, setup, teardown),
+        DB_FIXTURE_TEST(test_ops_registered_store_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,36 +15,7 @@
 #include "audit.h"
 #include "db.h"
 #include "error.h"
-#include "scratch.h"
-
-struct fixture {
-    char *dir;
-    char path[4200];
-    struct db db;
-};
-
-static int setup(void **state)
-{
-    void *dir = NULL;
-    if (scratch_setup(&dir, "test_db_gov") < 0)
-        return -1;
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = dir;
-    snprintf(f->path, sizeof f->path, "%s/registry.db", f->dir);
-    if (db_open(&f->db, f->path) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    db_close(&f->db);
-    void *dir = f->dir;
-    free(f);
-    return scratch_teardown(&dir);
-}
+#include "dbscratch.h"
 
 static uint64_t verify_all(struct db *db, size_t page)
 {
@@ -69,7 +40,7 @@ static uint64_t verify_all(struct db *db, size_t page)
 
 static void test_append_list_verify(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     for (int i = 0; i < 25; i++) {
         char detail[64];
         snprintf(detail, sizeof detail, "app@%d.0 to env=prod", i);
@@ -91,7 +62,7 @@ static void test_append_list_verify(void **state)
  * the chain goes on from them. */
 static void test_legacy_rows(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     db_close(&f->db);
     char path[4300];
     snprintf(path, sizeof path, "%s/old.db", f->dir);
@@ -131,7 +102,7 @@ static void test_legacy_rows(void **state)
 
 static void test_envelope_versions(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     struct digest a = {{1}}, b = {{2}};
     struct db_envelope e1, e2, e3, e4;
     const int64_t t0 = 1000, ttl = 10000;
@@ -166,9 +137,9 @@ static void test_envelope_versions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_append_list_verify, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_legacy_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_envelope_versions, setup, teardown),
+        DB_FIXTURE_TEST(test_append_list_verify),
+        DB_FIXTURE_TEST(test_legacy_rows),
+        DB_FIXTURE_TEST(test_envelope_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,36 +13,7 @@
 
 #include "db.h"
 #include "error.h"
-#include "scratch.h"
-
-struct fixture {
-    char *dir;
-    struct db db;
-};
-
-static int setup(void **state)
-{
-    void *dir = NULL;
-    if (scratch_setup(&dir, "test_db_runs") < 0)
-        return -1;
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = dir;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/registry.db", f->dir);
-    if (db_open(&f->db, path) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    db_close(&f->db);
-    void *dir = f->dir;
-    free(f);
-    return scratch_teardown(&dir);
-}
+#include "dbscratch.h"
 
 static struct db_run row(const char *id, const char *host, const char *status, int64_t started)
 {
@@ -59,7 +30,7 @@ static struct db_run row(const char *id, const char *host, const char *status, i
 
 static void test_owner_and_final(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     int kept = 0;
     struct db_run r = row("00000000000000a1", "h1", "running", 100);
     assert_int_equal(db_run_put(&f->db, &r, &kept), 0);
@@ -96,7 +67,7 @@ static void test_owner_and_final(void **state)
 
 static void test_list_newest_first_bounded(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     int kept;
     for (int i = 0; i < 5; i++) {
         char id[24];
@@ -122,8 +93,8 @@ static void test_list_newest_first_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_owner_and_final, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_newest_first_bounded, setup, teardown),
+        DB_FIXTURE_TEST(test_owner_and_final),
+        DB_FIXTURE_TEST(test_list_newest_first_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,41 +16,12 @@
 #include "error.h"
 #include "mseries.h"
 #include "rmetrics.h"
-#include "scratch.h"
+#include "dbscratch.h"
 
 #define MIN_MS 60000LL
 #define HOUR_MS (60 * MIN_MS)
 /* A fixed "now", aligned to a minute, so the buckets are known. */
 #define NOW (1800000000000LL)
-
-struct fixture {
-    char *dir;
-    char path[4200];
-    struct db db;
-};
-
-static int setup(void **state)
-{
-    void *dir = NULL;
-    if (scratch_setup(&dir, "test_mseries") < 0)
-        return -1;
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = dir;
-    snprintf(f->path, sizeof f->path, "%s/registry.db", f->dir);
-    if (db_open(&f->db, f->path) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    db_close(&f->db);
-    void *dir = f->dir;
-    free(f);
-    return scratch_teardown(&dir);
-}
 
 static void test_buckets_and_tiers(void **state)
 {
@@ -226,7 +197,7 @@ static size_t query(struct db *db, int res, int64_t since, struct db_series_row 
 
 static void test_aggregate_and_dedupe(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     add_one(&f->db, "h1", NOW + 1000, 4, NOW + 1000);
     add_one(&f->db, "h1", NOW + 5000, 2, NOW + 5000);
     add_one(&f->db, "h1", NOW + 5000, 100, NOW + 6000); /* resent: not newer, ignored */
@@ -260,7 +231,7 @@ static void test_aggregate_and_dedupe(void **state)
 
 static void test_prune_on_insert(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     /* Each fresh when written (a run's samples only move forward). */
     int64_t older = NOW - 7 * 24 * HOUR_MS - 3 * HOUR_MS, old = NOW - 7 * HOUR_MS;
     add_one(&f->db, "h1", older, 1, older);
@@ -292,7 +263,7 @@ static void test_prune_on_insert(void **state)
 
 static void test_survives_reopen_and_reader(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     for (int i = 0; i < 30; i++)
         add_one(&f->db, "h1", NOW + i * 10000, i, NOW + i * 10000);
     db_close(&f->db);
@@ -321,7 +292,7 @@ static void test_survives_reopen_and_reader(void **state)
 
 static void test_events_after(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     const uint8_t a[] = {1}, b[] = {2}, c[] = {3};
     const uint8_t *ch[] = {a, b, c};
     size_t lens[] = {1, 1, 1};
@@ -348,7 +319,7 @@ static void test_events_after(void **state)
  * newest metrics. */
 static void test_report_quantiles(void **state)
 {
-    struct fixture *f = *state;
+    struct db_fixture *f = *state;
     struct hist h;
     Ferry__Wire__Metric *mp[] = {&h.m};
     Ferry__Wire__WorkloadMetrics w = FERRY__WIRE__WORKLOAD_METRICS__INIT;
@@ -390,11 +361,11 @@ int main(void)
         cmocka_unit_test(test_buckets_and_tiers),
         cmocka_unit_test(test_points_from_metrics),
         cmocka_unit_test(test_quantiles_between_reports),
-        cmocka_unit_test_setup_teardown(test_aggregate_and_dedupe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_on_insert, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_survives_reopen_and_reader, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events_after, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_report_quantiles, setup, teardown),
+        DB_FIXTURE_TEST(test_aggregate_and_dedupe),
+        DB_FIXTURE_TEST(test_prune_on_insert),
+        DB_FIXTURE_TEST(test_survives_reopen_and_reader),
+        DB_FIXTURE_TEST(test_events_after),
+        DB_FIXTURE_TEST(test_report_quantiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
