@@ -1,4 +1,5 @@
 #include "actions.h"
+#include "rlog.h"
 #include "clock.h"
 #include "error.h"
 #include "hosts.h"
@@ -6,7 +7,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +41,6 @@ struct actions {
     void (*wake)(void *);
     void *wake_arg;
 };
-
-static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 int actions_new(void (*wake)(void *arg), void *arg, struct actions **out)
 {
@@ -382,7 +371,7 @@ int actions_submit(struct actions *a, struct db *db, const struct trust *trust,
     char signer[KEY_ID_LEN + 1];
     int rc = action_verify(req->action, trust, now, &b, signer);
     if (rc < 0) {
-        logf_("%s", err_detail());
+        registry_log("%s", err_detail());
         return rc;
     }
     struct db_host_auth auth;
@@ -444,7 +433,7 @@ int actions_reply(struct actions *a, struct db *db, const Ferry__Wire__ActionRep
         rc = actions_answer_at(a, host, b->id.data, rep->body.data, rep->body.len,
                                clock_unix_ms());
     if (rc < 0)
-        logf_("%s", err_detail());
+        registry_log("%s", err_detail());
     ferry__wire__action_reply_body__free_unpacked(b, NULL);
     return rc;
 }

@@ -2,6 +2,7 @@
  * checked when a connection arrives, idle connections, and dropping the
  * ones that do not read without tripping nng 1.5.2 (see below). */
 #include "server_int.h"
+#include "rlog.h"
 #include "clock.h"
 
 #include <dirent.h>
@@ -21,10 +22,10 @@ void conn_note_locked(struct note *n, const char *what, const char *peer)
         return;
     }
     if (n->suppressed)
-        server_log("%s %s (and %u more in the last %lld ms)", what, peer, n->suppressed,
+        registry_log("%s %s (and %u more in the last %lld ms)", what, peer, n->suppressed,
               (long long)(now - n->last_ms));
     else
-        server_log("%s %s", what, peer);
+        registry_log("%s %s", what, peer);
     n->last_ms = now;
     n->suppressed = 0;
 }
@@ -186,7 +187,7 @@ void conns_forget_dead(struct server *srv)
     }
     srv->forgotten += forgot;
     if (forgot)
-        server_log("error: %d closed connection%s not released by nng (its pipe teardown is stuck); "
+        registry_log("error: %d closed connection%s not released by nng (its pipe teardown is stuck); "
               "no longer counted", forgot, forgot == 1 ? "" : "s");
     pthread_mutex_unlock(&srv->lock);
     free(k);

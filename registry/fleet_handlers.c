@@ -1,26 +1,15 @@
 /* Fleet requests: signed deploys, host hello/report/poll, and the
  * operator's accept and remove of hosts. */
 #include "registry_int.h"
+#include "rlog.h"
 #include "dispatch.h"
 #include "error.h"
 #include "record.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 static void wake_pollers(struct registry *r)
 {
@@ -74,7 +63,7 @@ static int handle_deploy(struct registry *r, const Ferry__Wire__Deploy *d)
         snprintf(subject, sizeof subject, "%s%s%s to %s", rec->name, rec->undeploy ? "" : "@",
                  rec->undeploy ? "" : rec->version, rec->selector);
         audit_append(&r->db, signer, AUDIT_ROLE_OPERATOR, queries_action(rec), subject);
-        logf_("%s %s by key %s", queries_action(rec), subject, signer);
+        registry_log("%s %s by key %s", queries_action(rec), subject, signer);
         wake_pollers(r);
     }
     free(bytes);

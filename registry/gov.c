@@ -1,5 +1,6 @@
 /* Governance in the registry (gov.h). */
 #include "gov.h"
+#include "rlog.h"
 #include "audit.h"
 #include "clock.h"
 #include "dispatch.h"
@@ -10,7 +11,6 @@
 #include "spec.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +27,6 @@ struct regpolicy {
     struct trust trust;             /* every key the policy names */
     pthread_mutex_t approve_lock;   /* one read-modify-write of a signature list at a time */
 };
-
-static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ---- start ------------------------------------------------------------------ */
 
@@ -158,10 +147,10 @@ int gov_start(struct registry *r, const char *path, const struct trust *anchors)
     r->trust = &g->trust;
     char hex[DIGEST_HEX_LEN + 1];
     digest_hex(&g->pol.digest, hex);
-    logf_("policy %s (digest %.16s): %zu keys, %zu channels, %zu environments, %zu rules", path,
+    registry_log("policy %s (digest %.16s): %zu keys, %zu channels, %zu environments, %zu rules", path,
           hex, g->pol.n_keys, g->pol.n_channels, g->pol.n_envs, g->pol.n_rules);
     if (!anchors || !anchors->n)
-        logf_("policy %s: signed by its own admin key %s; no --trust-admin anchors it (give "
+        registry_log("policy %s: signed by its own admin key %s; no --trust-admin anchors it (give "
               "--trust-admin ADMIN.pub so an edited policy with another admin is refused)",
               path, signer);
     /* The entry names the admin key whose signature made the policy count.
@@ -441,7 +430,7 @@ static int handle_approve(struct registry *r, const Ferry__Wire__Gov *g, struct 
         snprintf(s->summary, sizeof s->summary, "%s %s@%s as %s with key %s",
                  already ? "already approved" : "approved", g->name, g->version, a->role,
                  a->key_id);
-        logf_("%s", s->summary);
+        registry_log("%s", s->summary);
     }
     signatures_free(sl);
     free(sbytes);
@@ -487,7 +476,7 @@ static int handle_promote(struct registry *r, const Ferry__Wire__GovBody *b, con
     audit_append(&r->db, signer, AUDIT_ROLE_OPERATOR, "promote", detail);
     snprintf(s->summary, sizeof s->summary, "promoted %s@%s to %s", b->name, b->version,
              b->channel);
-    logf_("%s by key %s", s->summary, signer);
+    registry_log("%s by key %s", s->summary, signer);
     if (r->server)
         server_wake(r->server);
     return 0;
@@ -538,7 +527,7 @@ static int handle_revoke(struct registry *r, const Ferry__Wire__SignedGov *sg,
     snprintf(detail, sizeof detail, "key %s (%s)", b->key_id, name);
     audit_append(&r->db, signer, AUDIT_ROLE_ADMIN, "revoke", detail);
     snprintf(s->summary, sizeof s->summary, "revoked key %s (%s)", b->key_id, name);
-    logf_("%s by key %s", s->summary, signer);
+    registry_log("%s by key %s", s->summary, signer);
     if (r->server)
         server_wake(r->server);
     return 0;

@@ -1,4 +1,5 @@
 #include "hosts.h"
+#include "rlog.h"
 #include "audit.h"
 #include "rmetrics.h"
 #include "clock.h"
@@ -9,22 +10,10 @@
 #include "spec.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 static void iso(uint64_t ms, char *out, size_t cap)
 {
@@ -204,7 +193,7 @@ static int register_pending(struct db *db, const Ferry__Wire__HostHello *hello, 
     char why[600];
     snprintf(why, sizeof why, "%s", err_detail());
     if (db_pending_put(db, hello->name, hello->host_key.data, text, now, &is_new) == 0 && is_new)
-        logf_("pending: %s", why);
+        registry_log("pending: %s", why);
     return err_set(rc_in, "%s", why);
 }
 
@@ -283,14 +272,14 @@ int hosts_register(struct db *db, const struct trust *trust, const Ferry__Wire__
         char subject[160];
         snprintf(subject, sizeof subject, "%s key %s (join token)", hello->name, id);
         audit_append(db, claims.signer, AUDIT_ROLE_OPERATOR, "enroll-host", subject);
-        logf_("host %s (key %s) enrolled with a join token signed by key %s", hello->name, id,
+        registry_log("host %s (key %s) enrolled with a join token signed by key %s", hello->name, id,
               claims.signer);
     }
 out:
     if (rc == 0)
         rc = store_plugins(db, hello);
     if (rc == 0)
-        logf_("host %s registered (%s)", hello->name, text);
+        registry_log("host %s registered (%s)", hello->name, text);
     ferry__wire__host_hello__free_unpacked(hello, NULL);
     return rc;
 }
@@ -383,7 +372,7 @@ int hosts_report(struct db *db, const Ferry__Wire__Report *rep)
     if (rc == 0)
         rc = rmetrics_store_report(db, host, body, now);
     if (rc == 0 && body->events_dropped)
-        logf_("host %s dropped %u state changes while the registry was away", host,
+        registry_log("host %s dropped %u state changes while the registry was away", host,
               body->events_dropped);
     free(snap);
     ferry__wire__report_body__free_unpacked(body, NULL);
@@ -491,7 +480,7 @@ int hosts_accept(struct db *db, struct liveness *lv, const struct trust *trust,
         char subject[160];
         snprintf(subject, sizeof subject, "%s key %s%s", b->name, id, replaced ? " (re-keyed)" : "");
         audit_append(db, k->id, AUDIT_ROLE_OPERATOR, "accept-host", subject);
-        logf_("host %s (key %s) %s by key %s", b->name, id, replaced ? "re-keyed" : "accepted",
+        registry_log("host %s (key %s) %s by key %s", b->name, id, replaced ? "re-keyed" : "accepted",
               k->id);
         ferry__wire__accept_reply__init(&out->reply);
         snprintf(out->name, sizeof out->name, "%s", b->name);
@@ -551,7 +540,7 @@ int hosts_remove(struct db *db, struct liveness *lv, const struct trust *trust, 
         liveness_forget(lv, b->name);
     if (rc == 0) {
         audit_append(db, k->id, AUDIT_ROLE_OPERATOR, "remove-host", b->name);
-        logf_("host %s removed by key %s", b->name, k->id);
+        registry_log("host %s removed by key %s", b->name, k->id);
     }
     ferry__wire__remove_host_body__free_unpacked(b, NULL);
     return rc;

@@ -1,13 +1,13 @@
 /* Publishing: a signed manifest is offered, its missing blobs are uploaded
  * in chunks, and a commit records the version once every blob is stored. */
 #include "registry_int.h"
+#include "rlog.h"
 #include "dispatch.h"
 #include "error.h"
 #include "manifest.h"
 #include "offerlimits.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +28,6 @@ struct pending {
     uint64_t *sizes;
     struct pending *next;
 };
-
-static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ---- pending publishes --------------------------------------------------- */
 
@@ -311,7 +300,7 @@ static int handle_commit(struct registry *r, const Ferry__Wire__Commit *c)
         r->publishes++;
         char hex[DIGEST_HEX_LEN + 1];
         digest_hex(&md, hex);
-        logf_("published %s@%s %s by key %s", p->name, p->version, hex, p->signer);
+        registry_log("published %s@%s %s by key %s", p->name, p->version, hex, p->signer);
     }
     if (rc < 0)
         pending_add(r, p); /* the client may finish uploading and retry */
@@ -329,7 +318,7 @@ int on_offer(struct registry *r, const Ferry__Wire__Request *req, Ferry__Wire__R
     if (rc == FERRY_E_UNTRUSTED || rc == FERRY_E_SIGNATURE || rc == FERRY_E_EXISTS ||
         rc == FERRY_E_LIMIT) {
         r->publishes_refused++;
-        logf_("%s", err_detail());
+        registry_log("%s", err_detail());
     }
     return rc;
 }

@@ -1,4 +1,5 @@
 #include "rmetrics.h"
+#include "rlog.h"
 #include "error.h"
 #include "metricwire.h"
 #include "mseries.h"
@@ -6,21 +7,9 @@
 #include "hosts.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* A clean copy of w's encoding: only the samples within bounds, the rest
  * counted in *refused. */
@@ -140,9 +129,9 @@ int rmetrics_store_report(struct db *db, const char *host, const Ferry__Wire__Re
     /* History is kept on a best-effort basis: a failure to add to it is
      * said, never held against the report. */
     if (rc == 0 && !same && db_series_add(db, host, runs, k, now_ms) < 0)
-        logf_("metrics from %s: history not stored: %s", host, err_detail());
+        registry_log("metrics from %s: history not stored: %s", host, err_detail());
     if (rc == 0 && !same && (skipped || refused_total || body->metrics_dropped))
-        logf_("metrics from %s: %zu runs skipped, %u samples refused, %u runs left out by the agent", host,
+        registry_log("metrics from %s: %zu runs skipped, %u samples refused, %u runs left out by the agent", host,
               skipped, refused_total, body->metrics_dropped);
     for (size_t i = 0; i < n; i++) {
         free(rows[i].body);

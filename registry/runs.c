@@ -3,6 +3,7 @@
  * within bounds; the notebook bytes go into the content-addressed store
  * only after all of that, and only for a run this host owns. */
 #include "registry_int.h"
+#include "rlog.h"
 #include "dispatch.h"
 #include "clock.h"
 #include "error.h"
@@ -10,21 +11,9 @@
 #include "spec.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* The checks before anything is stored; *row gets the record to keep. */
 static int report_check(struct registry *r, const Ferry__Wire__RunReport *rep,
@@ -127,7 +116,7 @@ int on_run_report(struct registry *r, const Ferry__Wire__Request *req,
     if (rc == FERRY_E_EXISTS)
         rc = err_set(rc, "run report from %s: run %s belongs to another host", row->host, row->id);
     if (rc < 0)
-        logf_("%s", err_detail());
+        registry_log("%s", err_detail());
     free(row);
     ferry__wire__run_report_body__free_unpacked(b, NULL);
     return rc;

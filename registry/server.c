@@ -1,6 +1,7 @@
 /* The registry's transport: slots, workers, start and stop (see server.h;
  * the connection table is conns.c, parked polls poll.c). */
 #include "server_int.h"
+#include "rlog.h"
 #include "clock.h"
 #include "tls.h"
 #include "wire.h"
@@ -14,16 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-
-void server_log(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ferry-registry: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ---- slots ------------------------------------------------------------------- */
 
@@ -425,7 +416,7 @@ void server_stop(struct server *srv)
      * caller all the same). */
     int close_socket = left == 0 && stuck == 0;
     if (!close_socket)
-        server_log("stopping: %d connection%s still open in nng%s; leaving the socket to the exit",
+        registry_log("stopping: %d connection%s still open in nng%s; leaving the socket to the exit",
               left + stuck, left + stuck == 1 ? "" : "s",
               stuck ? " (a pipe teardown is stuck)" : "");
     else if (srv->listener_open)

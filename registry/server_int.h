@@ -105,7 +105,6 @@ struct server {
 };
 
 /* "ferry-registry: ..." on stderr. */
-void server_log(const char *fmt, ...) FY_PRINTF(1, 2);
 
 /* server.c. Callers of the _locked ones hold srv->lock. */
 void server_slot_put_locked(struct server *srv, struct slot *s);
